@@ -1,0 +1,1 @@
+"""The ``policyctl`` command line: wiring only; every decision is made in the layers."""
