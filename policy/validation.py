@@ -1,0 +1,265 @@
+"""NetworkPolicy validation, as the API server does it on create.
+
+Follows ``ValidateNetworkPolicy`` in kubernetes/kubernetes
+``pkg/apis/networking/validation/validation.go`` (and the helpers it calls), run on the
+already-defaulted object, plus the checks that happen earlier in the API server: decoding into
+the Go types (wrong JSON types) and strict field validation (unknown fields), which kubectl
+requests by default. Every problem is reported, never only the first.
+
+Rules, each paraphrasing the upstream code:
+
+* ``metadata.name`` is required and a DNS-1123 subdomain (``ValidateNetworkPolicyName`` ->
+  ``NameIsDNSSubdomain``); ``metadata.namespace``, when given, a DNS-1123 label
+  (``ValidateObjectMeta`` -> ``ValidateNamespaceName``); labels as ``ValidateLabels``;
+  annotation keys qualified names (``ValidateAnnotations``).
+* ``spec.podSelector`` and every peer selector: ``ValidateLabelSelector``.
+* ``ValidateNetworkPolicyPort``: protocol, if set, ``TCP``, ``UDP`` or ``SCTP``; a numeric
+  port ``IsValidPortNum`` (1-65535); a named port ``IsValidPortName``; ``endPort`` "must be
+  greater than or equal to `port`" and a valid port number, "may not be specified when `port`
+  is non-numeric" nor "when `port` is not specified".
+* ``ValidateNetworkPolicyPeer``: a peer "must specify a peer" (one of podSelector,
+  namespaceSelector, ipBlock) and "may not specify both ipBlock and another peer".
+* ``ValidateIPBlock``: ``cidr`` is required and a valid CIDR for a legacy field (sloppy
+  parsing, see :mod:`policy.addresses`); when it parses, each ``except`` is a valid CIDR and
+  "must be a strict subset of `cidr`" (inside it, with a longer prefix; another family never
+  is). When ``cidr`` does not parse, the excepts are not looked at, as upstream.
+* ``policyTypes``: "may not specify more than two policyTypes" (and then nothing more is
+  checked there), each ``Ingress`` or ``Egress``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from policyctl.policy.addresses import ParsedCIDR, parse_cidr_sloppy
+from policyctl.policy.diagnostics import Diagnostic
+from policyctl.policy.fields import FieldReader, Site
+from policyctl.policy.model import Direction, Protocol
+from policyctl.policy.names import (
+    dns1123_label_errors,
+    dns1123_subdomain_errors,
+    port_name_errors,
+    port_number_errors,
+    qualified_name_errors,
+)
+from policyctl.policy.selectors_parsing import read_label_selector, read_labels
+from policyctl.policy.yamlsource import Path
+
+NETWORK_POLICY_API_VERSION = "networking.k8s.io/v1"
+NETWORK_POLICY_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec"})
+OBJECT_META_FIELDS = frozenset({
+    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+    "annotations", "ownerReferences", "finalizers", "managedFields",
+})  # fmt: skip
+SPEC_FIELDS = frozenset({"podSelector", "ingress", "egress", "policyTypes"})
+PEER_FIELDS = frozenset({"podSelector", "namespaceSelector", "ipBlock"})
+PORT_FIELDS = frozenset({"protocol", "port", "endPort"})
+IPBLOCK_FIELDS = frozenset({"cidr", "except"})
+_RULE_FIELDS = {
+    Direction.INGRESS: ("ingress", "from", frozenset({"ports", "from"})),
+    Direction.EGRESS: ("egress", "to", frozenset({"ports", "to"})),
+}
+_PROTOCOLS = frozenset(p.value for p in Protocol)
+_POLICY_TYPES = frozenset(d.value for d in Direction)
+
+
+def check_object_name(reader: FieldReader, name: object, path: Path) -> str | None:
+    """``metadata.name`` of a namespaced object: required, a DNS-1123 subdomain."""
+    if name is None or name == "":
+        reader.error(path, "missing-name", "name is required")
+        return None
+    text = reader.string(name, path)
+    if text is None:
+        return None
+    for message in dns1123_subdomain_errors(text):
+        reader.error(path, "invalid-name", f'"{text}": {message}')
+    return text
+
+
+def check_namespace_name(reader: FieldReader, namespace: object, path: Path) -> str | None:
+    """``metadata.namespace`` (or a Namespace's name): a DNS-1123 label."""
+    text = reader.string(namespace, path)
+    if text is None:
+        return None
+    for message in dns1123_label_errors(text):
+        reader.error(path, "invalid-namespace", f'"{text}": {message}')
+    return text
+
+
+def check_metadata(reader: FieldReader, value: object) -> None:
+    """The parts of ``ValidateObjectMeta`` a manifest can get wrong: name, namespace, labels,
+    annotation keys; unknown ``metadata`` fields are strict-decoding errors."""
+    path: Path = ("metadata",)
+    if value is None:
+        reader.error(path, "missing-name", "metadata.name is required")
+        return
+    meta = reader.mapping(value, path, known=OBJECT_META_FIELDS)
+    if meta is None:
+        return
+    check_object_name(reader, meta.get("name"), (*path, "name"))
+    if meta.get("namespace"):
+        check_namespace_name(reader, meta["namespace"], (*path, "namespace"))
+    read_labels(reader, meta.get("labels"), (*path, "labels"))
+    if meta.get("annotations") is not None:
+        annotations = reader.string_map(meta["annotations"], (*path, "annotations"))
+        for key in sorted(annotations or {}):
+            for message in qualified_name_errors(key.lower()):
+                reader.error((*path, "annotations", key), "invalid-annotation-key",
+                             f'"{key}": {message}')  # fmt: skip
+
+
+def _check_port(reader: FieldReader, value: object, path: Path) -> None:
+    raw = reader.mapping(value, path, known=PORT_FIELDS)
+    if raw is None:
+        return
+    protocol = raw.get("protocol")
+    if protocol is not None:
+        text = reader.string(protocol, (*path, "protocol"))
+        if text is not None and text not in _PROTOCOLS:
+            reader.error((*path, "protocol"), "invalid-protocol",
+                         f'"{text}": supported values: "SCTP", "TCP", "UDP"')  # fmt: skip
+    port, end_port = raw.get("port"), raw.get("endPort")
+    end = None
+    if end_port is not None:
+        end = reader.integer(end_port, (*path, "endPort"))
+    if port is None:
+        if end_port is not None:
+            reader.error((*path, "endPort"), "invalid-end-port",
+                         "may not be specified when `port` is not specified")  # fmt: skip
+        return
+    if isinstance(port, str):
+        if end_port is not None:
+            reader.error((*path, "endPort"), "invalid-end-port",
+                         "may not be specified when `port` is non-numeric")  # fmt: skip
+        for message in port_name_errors(port):
+            hint = " (a port number is written without quotes)" if port.isdigit() else ""
+            reader.error((*path, "port"), "invalid-port-name", f'"{port}": {message}{hint}')
+        return
+    number = reader.integer(port, (*path, "port"), expected="a port number or name")
+    if number is None:
+        return
+    for message in port_number_errors(number):
+        reader.error((*path, "port"), "invalid-port", f"{number}: {message}")
+    if end is not None:
+        if end < number:
+            reader.error((*path, "endPort"), "invalid-end-port",
+                         f"{end}: must be greater than or equal to `port` ({number})")  # fmt: skip
+        for message in port_number_errors(end):
+            reader.error((*path, "endPort"), "invalid-end-port", f"{end}: {message}")
+
+
+def _check_cidr(reader: FieldReader, value: object, path: Path) -> ParsedCIDR | None:
+    text = reader.string(value, path)
+    if text is None:
+        return None
+    parsed = parse_cidr_sloppy(text)
+    if parsed is None:
+        reader.error(path, "invalid-cidr",
+                     f'"{text}": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)')
+    return parsed
+
+
+def _check_ip_block(reader: FieldReader, value: object, path: Path) -> None:
+    raw = reader.mapping(value, path, known=IPBLOCK_FIELDS)
+    if raw is None:
+        return
+    if not raw.get("cidr"):
+        reader.error((*path, "cidr"), "missing-cidr", "cidr is required")
+        return
+    cidr = _check_cidr(reader, raw["cidr"], (*path, "cidr"))
+    if cidr is None:
+        return
+    excepts = raw.get("except")
+    items = [] if excepts is None else reader.sequence(excepts, (*path, "except"))
+    for i, item in enumerate(items or []):
+        item_path = (*path, "except", i)
+        parsed = _check_cidr(reader, item, item_path)
+        if parsed is None:
+            continue
+        outer, inner = cidr.network, parsed.network
+        if (
+            outer.version != inner.version
+            or inner.network_address not in outer
+            or outer.prefixlen >= inner.prefixlen
+        ):
+            reader.error(item_path, "except-not-subset",
+                         f'"{item}": must be a strict subset of `cidr` ({raw["cidr"]})')  # fmt: skip
+
+
+def _check_peer(reader: FieldReader, value: object, path: Path) -> None:
+    raw = reader.mapping(value, path, known=PEER_FIELDS)
+    if raw is None:
+        return
+    present = [k for k in ("podSelector", "namespaceSelector", "ipBlock") if raw.get(k) is not None]
+    for key in ("podSelector", "namespaceSelector"):
+        if raw.get(key) is not None:
+            read_label_selector(reader, raw[key], (*path, key))
+    if raw.get("ipBlock") is not None:
+        _check_ip_block(reader, raw["ipBlock"], (*path, "ipBlock"))
+    if not present:
+        reader.error(path, "empty-peer",
+                     "must specify a peer: podSelector, namespaceSelector or ipBlock")  # fmt: skip
+    elif len(present) > 1 and "ipBlock" in present:
+        reader.error(path, "ipblock-with-selector",
+                     "may not specify both ipBlock and another peer")  # fmt: skip
+
+
+def _check_rules(reader: FieldReader, spec: Mapping[str, object], direction: Direction) -> None:
+    key, peers_key, known = _RULE_FIELDS[direction]
+    if spec.get(key) is None:
+        return
+    rules = reader.sequence(spec[key], ("spec", key))
+    for i, item in enumerate(rules or []):
+        rule_path: Path = ("spec", key, i)
+        rule = reader.mapping({} if item is None else item, rule_path, known=known)
+        if rule is None:
+            continue
+        if rule.get("ports") is not None:
+            ports = reader.sequence(rule["ports"], (*rule_path, "ports"))
+            for j, port in enumerate(ports or []):
+                _check_port(reader, {} if port is None else port, (*rule_path, "ports", j))
+        if rule.get(peers_key) is not None:
+            peers = reader.sequence(rule[peers_key], (*rule_path, peers_key))
+            for j, peer in enumerate(peers or []):
+                _check_peer(reader, {} if peer is None else peer, (*rule_path, peers_key, j))
+
+
+def _check_policy_types(reader: FieldReader, value: object) -> None:
+    path: Path = ("spec", "policyTypes")
+    items = reader.strings(value, path)
+    if items is None:
+        return
+    if len(items) > len(_POLICY_TYPES):
+        reader.error(path, "too-many-policy-types", "may not specify more than two policyTypes")
+        return
+    for i, item in enumerate(items):
+        if item not in _POLICY_TYPES:
+            reader.error((*path, i), "invalid-policy-type",
+                         f'"{item}": supported values: "Egress", "Ingress"')  # fmt: skip
+
+
+def validate_network_policy(value: object, *, site: Site) -> list[Diagnostic]:
+    """Every reason the API server would refuse this NetworkPolicy (empty when it would accept
+    it). ``value`` is the decoded manifest, ``site`` where it sits."""
+    reader = FieldReader(site)
+    raw = reader.mapping(value, (), known=NETWORK_POLICY_FIELDS)
+    if raw is None:
+        return reader.diagnostics
+    api_version = raw.get("apiVersion")
+    if api_version is not None and api_version != NETWORK_POLICY_API_VERSION:
+        reader.error(("apiVersion",), "unsupported-api-version",
+                     f"{api_version!r}: NetworkPolicy is served as {NETWORK_POLICY_API_VERSION}")
+    if raw.get("kind") is not None and raw.get("kind") != "NetworkPolicy":
+        reader.error(("kind",), "invalid-kind", f"{raw['kind']!r}: expected NetworkPolicy")
+    check_metadata(reader, raw.get("metadata"))
+    spec = reader.mapping({} if raw.get("spec") is None else raw["spec"], ("spec",),
+                          known=SPEC_FIELDS)  # fmt: skip
+    if spec is None:
+        return reader.diagnostics
+    read_label_selector(reader, spec.get("podSelector"), ("spec", "podSelector"))
+    _check_rules(reader, spec, Direction.INGRESS)
+    _check_rules(reader, spec, Direction.EGRESS)
+    if spec.get("policyTypes") is not None:
+        _check_policy_types(reader, spec["policyTypes"])
+    return reader.diagnostics
