@@ -1,0 +1,176 @@
+"""The reference semantics: does NetworkPolicy let a new connection through, and why.
+
+This is the oracle the compiler, the enforcer and the lab are tested against, so it follows
+the ``networking.k8s.io/v1`` API reference to the letter (``docs/semantics.md`` maps each rule
+to its function and test):
+
+* Isolation: "A pod is isolated for ingress [egress] if there is any NetworkPolicy that both
+  selects the pod and has "Ingress" ["Egress"] in its policyTypes". A pod that is not isolated
+  in a direction allows everything in it.
+* Union: "Traffic is allowed to a pod if there are no NetworkPolicies selecting the pod ... OR
+  if the traffic matches at least one ingress rule across all of the NetworkPolicy objects
+  whose podSelector matches the pod" - policies are additive and never conflict. Rules of a
+  direction a policy's policyTypes lacks are ignored.
+* A rule matches when the traffic "must match both ports and from" (``to`` for egress); an
+  empty or missing list matches everything.
+* Both halves: "both the egress policy on the source pod and the ingress policy on the
+  destination pod need to allow the connection".
+
+What the API leaves to the implementation is decided once, as :class:`Bypass` values (see
+``docs/semantics.md`` for the reasons): non-pod ends, hostNetwork pods, a pod reaching its own
+address, and ingress from the destination's own node.
+"""
+
+from __future__ import annotations
+
+from policyctl.policy.hints import find_hints
+from policyctl.policy.ipblocks import EndAddress, describe, end_address
+from policyctl.policy.model import Cluster, Direction, Node, NetworkPolicy, Pod, Rule
+from policyctl.policy.peers import match_peer
+from policyctl.policy.ports import match_port
+from policyctl.policy.verdicts import (
+    Bypass,
+    Connection,
+    DirectionVerdict,
+    Endpoint,
+    PolicyResult,
+    RuleResult,
+    Verdict,
+)
+
+
+def selecting_policies(cluster: Cluster, pod: Pod) -> tuple[NetworkPolicy, ...]:
+    """Every policy whose ``podSelector`` selects ``pod``, sorted by namespace/name.
+
+    ``podSelector`` "selects the pods to which this NetworkPolicy object applies ... An empty
+    podSelector selects all pods in this namespace": only policies of the pod's own namespace
+    can select it. A hostNetwork pod is never selected (decided in docs/semantics.md)."""
+    if pod.host_network:
+        return ()
+    found = (p for p in cluster.policies_in(pod.namespace) if p.pod_selector.matches(pod.labels))
+    return tuple(sorted(found, key=lambda p: p.ref))
+
+
+def is_isolated(cluster: Cluster, pod: Pod, direction: Direction) -> bool:
+    """Whether some policy selecting ``pod`` has ``direction`` in its policyTypes."""
+    return any(p.isolates(direction) for p in selecting_policies(cluster, pod))
+
+
+def _ends(connection: Connection, direction: Direction) -> tuple[Endpoint, Endpoint]:
+    """(the end whose policies decide this half, the other end)."""
+    if direction is Direction.EGRESS:
+        return connection.source, connection.destination
+    return connection.destination, connection.source
+
+
+def _match_rule(cluster: Cluster, rule: Rule, *, connection: Connection, other: Endpoint, address: EndAddress) -> RuleResult:
+    peers = tuple(match_peer(cluster, p, other=other, address=address, family=connection.family) for p in rule.peers)
+    ports = tuple(
+        match_port(p, protocol=connection.protocol, number=connection.port, destination=connection.destination) for p in rule.ports
+    )
+    matched = (not peers or any(p.matched for p in peers)) and (not ports or any(p.matched for p in ports))
+    return RuleResult(rule.direction, rule.index, matched, peers, ports, rule.provenance)
+
+
+def _policy_results(
+    cluster: Cluster, connection: Connection, *, applying: tuple[NetworkPolicy, ...], direction: Direction, other: Endpoint, address: EndAddress
+) -> tuple[PolicyResult, ...]:
+    results = []
+    for policy in applying:
+        rules = tuple(_match_rule(cluster, r, connection=connection, other=other, address=address) for r in policy.rules(direction))
+        results.append(PolicyResult(policy.ref, any(r.matched for r in rules), rules, policy.provenance, policy.defaults_applied))
+    return tuple(results)
+
+
+def _from_own_node(cluster: Cluster, source: Endpoint, destination: Pod) -> bool:
+    """Whether ``source`` is the destination's node: the node itself, a hostNetwork pod on it,
+    or one of the node's addresses."""
+    if destination.node is None:
+        return False
+    if isinstance(source, Node):
+        return source.name == destination.node
+    if isinstance(source, Pod):
+        return source.host_network and source.node == destination.node
+    node = cluster.node_by_name.get(destination.node)
+    return node is not None and source in node.addresses
+
+
+def _decide(cluster: Cluster, connection: Connection, direction: Direction, *, with_hints: bool) -> DirectionVerdict:
+    pod, other = _ends(connection, direction)
+    if not isinstance(pod, Pod):
+        note = f"{describe(pod)} is not a pod: no policy applies to it"
+        return DirectionVerdict(direction, True, None, False, bypass=Bypass.NOT_A_POD, note=note)
+    if pod.host_network:
+        note = f"{pod.key} is a hostNetwork pod: policies never select it"
+        return DirectionVerdict(direction, True, pod, False, bypass=Bypass.HOST_NETWORK, note=note)
+    selecting = selecting_policies(cluster, pod)
+    applying = tuple(p for p in selecting if p.isolates(direction))
+    shown = tuple(p.ref for p in selecting if not p.isolates(direction))
+    address = end_address(cluster, other, connection.family)
+    results = _policy_results(cluster, connection, applying=applying, direction=direction, other=other, address=address)
+    isolated = bool(applying)
+    verdict = DirectionVerdict(direction, True, pod, isolated, results, shown)
+    if isinstance(other, Pod) and other.key == pod.key and not connection.via_service:
+        note = f"{pod.key} reaches its own address: the connection never leaves its network namespace"
+        return _with(verdict, bypass=Bypass.SAME_POD, note=note)
+    if direction is Direction.INGRESS and _from_own_node(cluster, other, pod):
+        note = f"{describe(other)} is on {pod.key}'s own node {pod.node}: a node may always reach its pods"
+        return _with(verdict, bypass=Bypass.FROM_OWN_NODE, note=note)
+    if not isolated:
+        note = f"{pod.key} is not isolated for {direction.value}: no policy selecting it has {direction.value} in policyTypes"
+        return _with(verdict, note=note)
+    allowing = [str(r.policy) for r in results if r.allows]
+    if allowing:
+        return _with(verdict, note=f"allowed by {', '.join(allowing)}")
+    refs = ", ".join(str(r.policy) for r in results)
+    hints = ()
+    if with_hints:
+        hints = find_hints(
+            cluster,
+            connection,
+            direction=direction,
+            other=other,
+            address=address,
+            results=results,
+            recheck=lambda c, k: _decide(c, k, direction, with_hints=False).allowed,
+        )
+    note = f"{pod.key} is isolated for {direction.value} by {refs} and no rule matches"
+    return DirectionVerdict(direction, False, pod, True, results, shown, hints=hints, note=note)
+
+
+def _with(verdict: DirectionVerdict, *, note: str, bypass: Bypass | None = None) -> DirectionVerdict:
+    return DirectionVerdict(
+        verdict.direction, True, verdict.pod, verdict.isolated, verdict.policies, verdict.selecting, bypass, (), note
+    )
+
+
+def evaluate_direction(cluster: Cluster, connection: Connection, direction: Direction) -> DirectionVerdict:
+    """One half: egress decided for the source pod, ingress for the destination pod, with
+    every selecting policy, rule, peer and port and, when denied, hints."""
+    return _decide(cluster, connection, direction, with_hints=True)
+
+
+def evaluate(cluster: Cluster, connection: Connection) -> Verdict:
+    """The verdict on a new connection: allowed iff both halves allow it and the connection
+    can exist (every pod or node end has an address in ``connection.family``, or none known)."""
+    egress = evaluate_direction(cluster, connection, Direction.EGRESS)
+    ingress = evaluate_direction(cluster, connection, Direction.INGRESS)
+    source = end_address(cluster, connection.source, connection.family)
+    destination = end_address(cluster, connection.destination, connection.family)
+    impossible = [a.problem for a in (source, destination) if a.impossible]
+    unknown = [a.problem for a in (source, destination) if a.problem and not a.impossible]
+    if impossible:
+        note = f"no such connection: {'; '.join(impossible)}"
+    elif unknown:
+        note = f"{'; '.join(unknown)}: decided from labels and ports only, no ipBlock can match it"
+    else:
+        note = ""
+    return Verdict(
+        connection,
+        egress.allowed and ingress.allowed and not impossible,
+        egress,
+        ingress,
+        source.address,
+        destination.address,
+        note,
+    )
