@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol as TypingProtocol
 
+from policyctl.policy.diagnostics import PolicyctlError
 from policyctl.policy.model import Cluster, Family, Protocol
 
 
@@ -46,3 +47,8 @@ class Engine(TypingProtocol):
     def observe(self, cluster: Cluster, probe: Probe) -> Observation: ...
 
     def close(self) -> None: ...
+
+
+class EngineUnavailable(PolicyctlError):
+    """The engine cannot run here (e.g. the lab without root or network namespaces); the
+    message says why. ``policyctl probe`` reports it and exits 2."""

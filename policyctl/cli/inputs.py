@@ -1,0 +1,166 @@
+"""What every command shares: ``-f`` loading, common options, diagnostics, exit codes, consoles.
+
+Exit codes follow the convention of kubeconform/conftest: 0 success, 1 the answer is "no"
+(denied, mismatches; only when asked with ``--exit-code`` for ``explain``), 2 the input could
+not be used (and click's own usage errors are 2 too). Diagnostics go to stderr as
+``file:line: severity: field: message``, so editors and CI annotate the right line; a command
+never shows a traceback for bad input.
+
+Human output is rich; rich already drops colour when ``NO_COLOR`` is set or stdout is not a
+terminal. Machine output (JSON, YAML, CSV) never goes through rich.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+import yaml
+from rich.console import Console
+
+from policyctl.policy.diagnostics import Diagnostic, InputError, PolicyctlError, Severity
+from policyctl.policy.loader import load
+from policyctl.policy.model import Cluster, Family, Protocol
+
+EXIT_OK = 0
+EXIT_NO = 1
+EXIT_INPUT = 2
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def filename_option(function: F) -> F:
+    return click.option(
+        "-f",
+        "--filename",
+        "filenames",
+        multiple=True,
+        required=True,
+        metavar="PATH",
+        help="Manifest file, directory (read recursively, *.yaml/*.yml/*.json) or '-' for "
+        "stdin. Repeatable. Namespaces, Pods, workloads (Deployment, StatefulSet, DaemonSet, "
+        "...; each stands for one pod), Nodes and NetworkPolicies are read; other kinds are "
+        "counted and skipped.",
+    )(function)
+
+
+def namespace_option(function: F) -> F:
+    return click.option(
+        "-n",
+        "--namespace",
+        default="default",
+        show_default=True,
+        help="Namespace for objects without metadata.namespace and for pod names given "
+        "without 'namespace/'.",
+    )(function)
+
+
+def family_option(function: F) -> F:
+    return click.option(
+        "--family",
+        type=click.Choice([f.value for f in Family], case_sensitive=False),
+        default=None,
+        help="IP family of the connection (dual-stack policy is decided per family). "
+        "Default: IPv4, or IPv6 when the ends only have IPv6 addresses.",
+    )(function)
+
+
+def output_option(choices: Sequence[str]) -> Callable[[F], F]:
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Choice(list(choices)),
+        default=choices[0],
+        show_default=True,
+        help="Output format. "
+        + ("JSON/YAML are plain and sorted and carry a schema_version." if "json" in choices else ""),
+    )
+
+
+class PortType(click.ParamType):
+    """``80``, ``80/TCP``, ``53/udp``: a port number and a protocol (default TCP, as the API)."""
+
+    name = "PORT[/PROTOCOL]"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[int, Protocol]:
+        if isinstance(value, tuple):
+            return value
+        number, _, protocol = str(value).partition("/")
+        try:
+            port = int(number)
+        except ValueError:
+            self.fail(f"{value!r}: the port must be a number, e.g. 80/TCP", param, ctx)
+        if not 1 <= port <= 65535:
+            self.fail(f"{value!r}: the port must be 1-65535", param, ctx)
+        try:
+            return port, Protocol((protocol or "TCP").upper())
+        except ValueError:
+            self.fail(f"{value!r}: the protocol must be TCP, UDP or SCTP", param, ctx)
+
+
+def parse_family(value: str | None) -> Family | None:
+    if value is None:
+        return None
+    return next(f for f in Family if f.value.lower() == value.lower())
+
+
+def load_cluster(filenames: Sequence[str], *, namespace: str) -> Cluster:
+    """Load the manifests; warnings go to stderr, errors exit 2 after every one is printed."""
+    stdin = sys.stdin if "-" in filenames else None
+    result = load(list(filenames), stdin=stdin, default_namespace=namespace)
+    print_diagnostics(result.diagnostics)
+    if not result.ok:
+        raise click.exceptions.Exit(EXIT_INPUT)
+    return result.cluster
+
+
+def print_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
+    for diagnostic in sorted(diagnostics):
+        if diagnostic.severity is not Severity.INFO:
+            click.echo(str(diagnostic), err=True)
+
+
+def fail(message: str) -> click.exceptions.Exit:
+    """Print ``error: message`` to stderr; the caller raises the returned exit (code 2)."""
+    click.echo(f"error: {message}", err=True)
+    return click.exceptions.Exit(EXIT_INPUT)
+
+
+@contextmanager
+def input_errors() -> Iterator[None]:
+    """Turn the errors policyctl raises on purpose into messages and exit 2."""
+    try:
+        yield
+    except InputError as error:
+        print_diagnostics(error.diagnostics)
+        raise click.exceptions.Exit(EXIT_INPUT) from None
+    except PolicyctlError as error:
+        raise fail(str(error)) from None
+
+
+def console() -> Console:
+    """A console for human output. Colour only on a terminal and without ``NO_COLOR``; when
+    piped, lines are as wide as ``COLUMNS`` (default 120) instead of rich's 80."""
+    stream = sys.stdout
+    terminal = stream.isatty()
+    width = None if terminal else int(os.environ.get("COLUMNS", "120") or 120)
+    return Console(
+        file=stream,
+        width=width,
+        no_color=bool(os.environ.get("NO_COLOR")) or not terminal,
+        highlight=False,
+        soft_wrap=False,
+    )
+
+
+def emit_document(document: Any, output: str) -> None:
+    """JSON or YAML, sorted keys, newline-terminated: byte-stable for scripts and diffs."""
+    if output == "json":
+        click.echo(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        click.echo(yaml.safe_dump(document, sort_keys=True, allow_unicode=True), nl=False)

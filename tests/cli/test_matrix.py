@@ -1,0 +1,109 @@
+"""``policyctl matrix``: truth tables, grouping, formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from policyctl.cli.truthtable import Unit, group_units
+from tests.cli.conftest import WEBSHOP
+
+SHOP = str(WEBSHOP)
+
+
+@pytest.fixture
+def webshop_8080(run) -> dict:
+    result = run("matrix", "-f", SHOP, "--port", "8080/TCP", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize(
+    ("source", "destination", "allowed"),
+    [
+        pytest.param("ingress-nginx/ingress-nginx-controller", "shop/frontend", True, id="ingress-to-frontend-named-port"),
+        pytest.param("shop/frontend", "shop/cart", True, id="frontend-to-cart"),
+        pytest.param("shop/checkout", "shop/cart", True, id="checkout-to-cart"),
+        pytest.param("shop/cart", "shop/checkout", False, id="cart-not-to-checkout"),
+        pytest.param("shop/cart", "shop/frontend", False, id="frontend-only-from-ingress"),
+        pytest.param("shop/frontend", "kube-system/coredns", False, id="dns-only-on-53"),
+        pytest.param("kube-system/coredns", "ingress-nginx/ingress-nginx-controller", True, id="unisolated-namespaces"),
+    ],
+)
+def test_webshop_cells(webshop_8080, source, destination, allowed) -> None:
+    assert webshop_8080["allowed"][source][destination] is allowed
+
+
+def test_interchangeable_pods_are_grouped(webshop_8080) -> None:
+    groups = {tuple(g["members"]) for g in webshop_8080["groups"]}
+    assert ("shop/payments", "shop/postgres", "shop/redis") in groups
+    units = {u["name"]: u for u in webshop_8080["units"]}
+    assert units["monitoring/node-exporter"]["host_network"] is True
+    assert webshop_8080["schema_version"] == 1
+
+
+def test_table_lists_groups_and_host_network(run) -> None:
+    result = run("matrix", "-f", SHOP, "--port", "8080/TCP")
+    assert "shop/payments, shop/postgres, shop/redis" in result.stdout
+    assert "hostNetwork (never selected by policies): monitoring/node-exporter" in result.stdout
+
+
+def test_csv_is_the_full_table(run) -> None:
+    result = run("matrix", "-f", SHOP, "--port", "8080/TCP", "-o", "csv")
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0][0] == "from\\to" and len(rows) == len(rows[0]) == 10
+    header = rows[0]
+    frontend = next(r for r in rows if r[0] == "shop/frontend")
+    assert frontend[header.index("shop/cart")] == "true"
+    assert frontend[header.index("shop/payments")] == "false"
+
+
+def test_markdown_without_port_lists_allowed_ports(run) -> None:
+    result = run("matrix", "-f", SHOP, "-o", "markdown")
+    line = next(l for l in result.stdout.splitlines() if l.startswith("| shop/frontend |"))
+    assert "TCP 8443" in line and "TCP 53, UDP 53" in line
+
+
+def test_workloads_name_rows_by_kind(run) -> None:
+    document = json.loads(run("matrix", "-f", SHOP, "--port", "8080", "--workloads", "-o", "json").stdout)
+    names = [u["name"] for u in document["units"]]
+    assert "shop/deploy/frontend" in names and "shop/sts/postgres" in names and "monitoring/ds/node-exporter" in names
+
+
+def test_invalid_input_exits_2(run, tmp_path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nspec: {podSelector: 3}\n")
+    result = run("matrix", "-f", str(path))
+    assert result.exit_code == 2
+    assert f"{path}:4: error: spec.podSelector" in result.stderr
+
+
+def _units(*names: str) -> list[Unit]:
+    return [Unit(n, ()) for n in names]
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        pytest.param(
+            {"a": "TTF", "b": "TTF", "c": "FFT"}, [("a", "b"), ("c",)], id="equal-rows-and-columns-group"
+        ),
+        pytest.param(
+            {"a": "TFF", "b": "FTF", "c": "FFT"}, [("a", "b", "c")], id="isolated-pods-group-with-denied-inner-cells"
+        ),
+        pytest.param(
+            {"a": "TTF", "b": "FTF", "c": "FFT"}, [("a",), ("b",), ("c",)], id="asymmetric-pair-stays-apart"
+        ),
+        pytest.param(
+            {"a": "TTT", "b": "TTT", "c": "FFT"}, [("a", "b"), ("c",)], id="same-row-different-column-from-c"
+        ),
+    ],
+)
+def test_group_units(rows: dict[str, str], expected: list[tuple[str, ...]]) -> None:
+    names = list(rows)
+    cells = {s: {d: rows[s][i] == "T" for i, d in enumerate(names)} for s in names}
+    groups = group_units(_units(*names), cells)
+    assert [tuple(u.name for u in g.members) for g in groups] == expected
