@@ -1,0 +1,348 @@
+"""A packet-by-packet evaluator of libnftables JSON, for exactly what the compiler emits.
+
+It reads the JSON document (not the typed ruleset), so it checks the artifact the kernel gets.
+Kernel behaviour it reproduces: base chains of a hook run in priority order and an ``accept``
+ends only the base chain it happened in, while ``drop`` is final; a rule's statements run left
+to right and the first failing match ends the rule; ``jump`` returns to the rule after it,
+``goto`` does not return to the chain it left; falling off a regular chain or ``return`` goes
+back to the caller, off a base chain applies its policy; payload matches carry their implicit
+protocol dependency (``ip saddr`` never matches an IPv6 packet, ``icmpv6 type`` only ICMPv6);
+sets and verdict maps match an element when every field of the key lies in the element's
+value, prefix or range. ``limit`` is taken as not exceeded and ``log``/``counter`` are recorded.
+
+Anything else raises :class:`UnsupportedExpression`: the evaluator never guesses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from policyctl.policy.diagnostics import PolicyctlError
+from policyctl.policy.model import Family, IPAddress
+
+PROTOCOLS = {"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1, "ipv6-icmp": 58}
+PORT_PROTOCOLS = frozenset({6, 17, 132})
+ICMPV6_TYPES = {
+    "nd-router-solicit": 133,
+    "nd-router-advert": 134,
+    "nd-neighbor-solicit": 135,
+    "nd-neighbor-advert": 136,
+    "nd-redirect": 137,
+}
+CT_STATES = frozenset({"new", "established", "related", "invalid", "untracked"})
+MAX_JUMP_DEPTH = 16  # NFT_JUMP_STACK_SIZE
+
+
+class UnsupportedExpression(PolicyctlError):
+    """The JSON holds something this evaluator does not interpret."""
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """The headers a verdict can depend on. ``protocol`` is an IANA number; ``dport`` is set
+    for TCP, UDP and SCTP only; ``icmp_type`` for ICMP(v6)."""
+
+    saddr: IPAddress
+    daddr: IPAddress
+    protocol: int
+    dport: int | None = None
+    icmp_type: int | None = None
+    ct_state: str = "new"
+
+    @property
+    def family(self) -> Family:
+        return Family.of(self.saddr)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The verdict at one hook and how it was reached: ``(chain, rule index)`` of every rule
+    whose statements all ran or that ended evaluation, and the log prefixes written."""
+
+    accepted: bool
+    trace: tuple[tuple[str, int], ...] = ()
+    logs: tuple[str, ...] = ()
+
+
+_UNDEFINED = object()
+
+
+def _address(text: str) -> int:
+    return int(ipaddress.ip_address(text))
+
+
+def _scalar(kind: str, value: Any) -> tuple[int, int]:
+    """One field value of a set element or a match's right side as an inclusive range."""
+    if isinstance(value, dict):
+        if "prefix" in value:
+            net = ipaddress.ip_network(f"{value['prefix']['addr']}/{value['prefix']['len']}")
+            return int(net.network_address), int(net.broadcast_address)
+        if "range" in value:
+            low, high = value["range"]
+            return _scalar(kind, low)[0], _scalar(kind, high)[1]
+        raise UnsupportedExpression(f"set value {value!r}")
+    if kind in ("ipv4_addr", "ipv6_addr"):
+        if not isinstance(value, str):
+            raise UnsupportedExpression(f"{kind} value {value!r}")
+        number = _address(value)
+        return number, number
+    if kind == "inet_proto":
+        number = PROTOCOLS.get(value) if isinstance(value, str) else value
+    elif kind == "icmpv6_type":
+        number = ICMPV6_TYPES.get(value) if isinstance(value, str) else value
+    elif kind == "inet_service":
+        number = value
+    else:
+        raise UnsupportedExpression(f"data type {kind!r}")
+    if not isinstance(number, int) or isinstance(number, bool):
+        raise UnsupportedExpression(f"{kind} value {value!r}")
+    return number, number
+
+
+@dataclass
+class _Set:
+    types: tuple[str, ...]
+    exact: set[tuple[int, ...]] = field(default_factory=set)
+    ranges: list[tuple[tuple[int, int], ...]] = field(default_factory=list)
+    verdicts: dict[tuple[int, ...], Any] = field(default_factory=dict)
+    range_verdicts: list[tuple[tuple[tuple[int, int], ...], Any]] = field(default_factory=list)
+
+    def add(self, value: Any, verdict: Any = None, *, is_map: bool = False) -> None:
+        if isinstance(value, dict) and "elem" in value:
+            value = value["elem"]["val"]
+        parts = value["concat"] if isinstance(value, dict) and "concat" in value else [value]
+        if len(parts) != len(self.types):
+            raise UnsupportedExpression(f"element {value!r} does not fit type {self.types}")
+        fields = tuple(_scalar(t, v) for t, v in zip(self.types, parts))
+        if all(low == high for low, high in fields):
+            key = tuple(low for low, _ in fields)
+            if is_map:
+                self.verdicts[key] = verdict
+            else:
+                self.exact.add(key)
+        elif is_map:
+            self.range_verdicts.append((fields, verdict))
+        else:
+            self.ranges.append(fields)
+
+    def contains(self, key: tuple[int, ...]) -> bool:
+        if key in self.exact:
+            return True
+        return any(all(lo <= k <= hi for k, (lo, hi) in zip(key, f)) for f in self.ranges)
+
+    def lookup(self, key: tuple[int, ...]) -> Any:
+        if key in self.verdicts:
+            return self.verdicts[key]
+        for fields, verdict in self.range_verdicts:
+            if all(lo <= k <= hi for k, (lo, hi) in zip(key, fields)):
+                return verdict
+        return None
+
+
+@dataclass
+class _Chain:
+    name: str
+    rules: list[list[dict[str, Any]]] = field(default_factory=list)
+    hook: str | None = None
+    priority: int = 0
+    policy: str = "accept"
+
+
+def _types(value: Any) -> tuple[str, ...]:
+    return tuple(value) if isinstance(value, list) else (value,)
+
+
+class Evaluator:
+    """One table's JSON document, parsed once, evaluated for any number of packets."""
+
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        self.sets: dict[str, _Set] = {}
+        self.chains: dict[str, _Chain] = {}
+        for item in document.get("nftables", ()):
+            self._load(item)
+
+    def _load(self, item: Mapping[str, Any]) -> None:
+        if len(item) != 1:
+            raise UnsupportedExpression(f"object {item!r}")
+        (kind, body), = item.items()
+        if kind in ("metainfo", "table"):
+            if kind == "table" and body.get("family") != "inet":
+                raise UnsupportedExpression(f"table family {body.get('family')!r}")
+            return
+        if kind == "set":
+            flags = set(body.get("flags", ()))
+            if flags - {"interval"}:
+                raise UnsupportedExpression(f"set flags {sorted(flags)}")
+            s = _Set(_types(body["type"]))
+            for element in body.get("elem", ()):
+                s.add(element)
+            self.sets[body["name"]] = s
+        elif kind == "map":
+            if body.get("map") != "verdict":
+                raise UnsupportedExpression(f"map data {body.get('map')!r}")
+            m = _Set(_types(body["type"]))
+            for key, verdict in body.get("elem", ()):
+                m.add(key, verdict, is_map=True)
+            self.sets[body["name"]] = m
+        elif kind == "chain":
+            chain = _Chain(body["name"])
+            if "hook" in body:
+                if body.get("type") != "filter":
+                    raise UnsupportedExpression(f"chain type {body.get('type')!r}")
+                chain.hook, chain.priority, chain.policy = body["hook"], int(body["prio"]), body.get("policy", "accept")
+            self.chains[chain.name] = chain
+        elif kind == "rule":
+            self.chains[body["chain"]].rules.append(list(body["expr"]))
+        else:
+            raise UnsupportedExpression(f"object kind {kind!r}")
+
+    def evaluate(self, hook: str, packet: Packet) -> Outcome:
+        """Run every base chain of ``hook`` in priority order."""
+        run = _Run(self, packet)
+        base = sorted((c for c in self.chains.values() if c.hook == hook), key=lambda c: (c.priority, c.name))
+        for chain in base:
+            verdict = run.chain(chain, depth=0)
+            if verdict is None:
+                verdict = chain.policy
+            if verdict == "drop":
+                return Outcome(False, tuple(run.trace), tuple(run.logs))
+        return Outcome(True, tuple(run.trace), tuple(run.logs))
+
+
+class _Run:
+    """The state of one packet's traversal."""
+
+    def __init__(self, evaluator: Evaluator, packet: Packet) -> None:
+        self.evaluator = evaluator
+        self.packet = packet
+        self.trace: list[tuple[str, int]] = []
+        self.logs: list[str] = []
+
+    def chain(self, chain: _Chain, *, depth: int) -> str | None:
+        """``accept``/``drop`` when one was reached, None when the chain returned."""
+        if depth > MAX_JUMP_DEPTH:
+            raise UnsupportedExpression(f"jump depth over {MAX_JUMP_DEPTH} at {chain.name}")
+        for index, rule in enumerate(chain.rules):
+            outcome = self.rule(chain, index, rule, depth)
+            if outcome == "continue":
+                continue
+            if outcome == "return":
+                return None
+            return outcome
+        return None
+
+    def rule(self, chain: _Chain, index: int, rule: Sequence[dict[str, Any]], depth: int) -> str:
+        for statement in rule:
+            if len(statement) != 1:
+                raise UnsupportedExpression(f"statement {statement!r}")
+            (kind, body), = statement.items()
+            if kind == "match":
+                if not self.match(body):
+                    return "continue"
+            elif kind == "counter" or kind == "limit":
+                continue
+            elif kind == "log":
+                self.logs.append(body.get("prefix", "") if body else "")
+            elif kind == "vmap":
+                key = self.key(body["key"])
+                data = body["data"]
+                if key is _UNDEFINED:
+                    return "continue"
+                if not (isinstance(data, str) and data.startswith("@")):
+                    raise UnsupportedExpression(f"vmap data {data!r}")
+                verdict = self.evaluator.sets[data[1:]].lookup(key)
+                if verdict is None:
+                    return "continue"
+                self.trace.append((chain.name, index))
+                return self.verdict(verdict, depth)
+            elif kind in ("accept", "drop", "return", "jump", "goto"):
+                self.trace.append((chain.name, index))
+                return self.verdict(statement, depth)
+            else:
+                raise UnsupportedExpression(f"statement {kind!r}")
+        self.trace.append((chain.name, index))
+        return "continue"
+
+    def verdict(self, statement: Mapping[str, Any], depth: int) -> str:
+        (kind, body), = statement.items()
+        if kind in ("accept", "drop"):
+            return kind
+        if kind == "return":
+            return "return"
+        if kind in ("jump", "goto"):
+            target = self.evaluator.chains.get(body["target"])
+            if target is None or target.hook is not None:
+                raise UnsupportedExpression(f"{kind} to {body['target']!r}")
+            result = self.chain(target, depth=depth + 1)
+            if result is not None:
+                return result
+            return "continue" if kind == "jump" else "return"
+        raise UnsupportedExpression(f"verdict {kind!r}")
+
+    def key(self, expression: Mapping[str, Any]) -> Any:
+        """The key a lookup uses: a tuple of integers, or undefined when a field's protocol
+        dependency does not hold for this packet."""
+        parts = expression["concat"] if "concat" in expression else [expression]
+        values = [self.field(p) for p in parts]
+        if any(v is _UNDEFINED for v in values):
+            return _UNDEFINED
+        if {"payload": {"protocol": "th", "field": "dport"}} in parts and {"meta": {"key": "l4proto"}} not in parts:
+            raise UnsupportedExpression("th dport without meta l4proto in the same key")
+        return tuple(values)
+
+    def field(self, expression: Mapping[str, Any]) -> Any:
+        p = self.packet
+        if "payload" in expression:
+            protocol, name = expression["payload"].get("protocol"), expression["payload"].get("field")
+            if protocol in ("ip", "ip6") and name in ("saddr", "daddr"):
+                if (protocol == "ip") != (p.family is Family.IPV4):
+                    return _UNDEFINED
+                return int(p.saddr if name == "saddr" else p.daddr)
+            if protocol == "th" and name == "dport":
+                # The kernel reads two bytes at offset 2 of any transport header; compiled keys
+                # always pair it with meta l4proto, whose set values are TCP, UDP or SCTP.
+                return p.dport if p.protocol in PORT_PROTOCOLS and p.dport is not None else -1
+            if protocol == "icmpv6" and name == "type":
+                return p.icmp_type if p.protocol == 58 and p.icmp_type is not None else _UNDEFINED
+        if "meta" in expression and expression["meta"].get("key") == "l4proto":
+            return p.protocol
+        raise UnsupportedExpression(f"expression {expression!r}")
+
+    def match(self, body: Mapping[str, Any]) -> bool:
+        op, left, right = body.get("op"), body["left"], body["right"]
+        if left == {"ct": {"key": "state"}}:
+            states = right if isinstance(right, list) else [right]
+            if op not in ("in", "==") or not set(states) <= CT_STATES:
+                raise UnsupportedExpression(f"ct state match {body!r}")
+            return self.packet.ct_state in states
+        if op != "==":
+            raise UnsupportedExpression(f"match operator {op!r}")
+        key = self.key(left)
+        if key is _UNDEFINED:
+            return False
+        if isinstance(right, str) and right.startswith("@"):
+            found = self.evaluator.sets.get(right[1:])
+            if found is None:
+                raise UnsupportedExpression(f"unknown set {right!r}")
+            return found.contains(key)
+        if len(key) != 1:
+            raise UnsupportedExpression(f"concatenation against {right!r}")
+        kind = "icmpv6_type" if left == {"payload": {"protocol": "icmpv6", "field": "type"}} else _kind_of(left)
+        values = right["set"] if isinstance(right, dict) and "set" in right else [right]
+        return any(lo <= key[0] <= hi for lo, hi in (_scalar(kind, v) for v in values))
+
+
+def _kind_of(expression: Mapping[str, Any]) -> str:
+    payload = expression.get("payload", {})
+    if payload.get("protocol") == "ip":
+        return "ipv4_addr"
+    if payload.get("protocol") == "ip6":
+        return "ipv6_addr"
+    if payload.get("protocol") == "th":
+        return "inet_service"
+    if expression.get("meta", {}).get("key") == "l4proto":
+        return "inet_proto"
+    raise UnsupportedExpression(f"expression {expression!r}")

@@ -1,0 +1,183 @@
+"""Render a :class:`~ruleset.Ruleset` as libnftables JSON in the ``nft -j list table`` format.
+
+One format serves apply and readback: ``nft -j -f FILE`` adds every object that has no command
+around it, and ``nft -j list table inet NAME`` prints the same objects back (plus handles). Key
+order and value spellings follow what nft 1.0.6 lists (protocol names, prefixes for aligned
+address ranges, ``range`` pairs otherwise), so a readback differs only by handles and counter
+values.
+
+:func:`replace_batch` wraps the objects in commands for an atomic whole-table replace that
+touches no other table: ``add table`` (so that ``delete`` cannot fail), ``delete table``, then
+``add`` of every object, in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from policyctl.policy.model import Family
+
+from .intervals import Interval, as_address, as_prefix
+from .ruleset import (
+    Chain,
+    Counter,
+    CtStateIn,
+    Element,
+    FieldType,
+    Goto,
+    Icmpv6TypeRange,
+    Jump,
+    Key,
+    Limit,
+    Log,
+    Lookup,
+    Rule,
+    Ruleset,
+    Set,
+    Statement,
+    Verdict,
+    VerdictMap,
+    VmapLookup,
+)
+
+JSON_SCHEMA_VERSION = 1
+PROTOCOL_NAMES = {6: "tcp", 17: "udp", 132: "sctp"}
+ICMPV6_TYPE_NAMES = {
+    133: "nd-router-solicit",
+    134: "nd-router-advert",
+    135: "nd-neighbor-solicit",
+    136: "nd-neighbor-advert",
+    137: "nd-redirect",
+}
+KEY_EXPRESSIONS: dict[Key, dict[str, Any]] = {
+    Key.IP_SADDR: {"payload": {"protocol": "ip", "field": "saddr"}},
+    Key.IP_DADDR: {"payload": {"protocol": "ip", "field": "daddr"}},
+    Key.IP6_SADDR: {"payload": {"protocol": "ip6", "field": "saddr"}},
+    Key.IP6_DADDR: {"payload": {"protocol": "ip6", "field": "daddr"}},
+    Key.L4PROTO: {"meta": {"key": "l4proto"}},
+    Key.TH_DPORT: {"payload": {"protocol": "th", "field": "dport"}},
+}
+
+
+def field_value(kind: FieldType, value: Interval) -> Any:
+    """One field of an element: a single value, a prefix when the range is a CIDR, else a
+    range."""
+    if kind in (FieldType.IPV4, FieldType.IPV6):
+        family = Family.IPV4 if kind is FieldType.IPV4 else Family.IPV6
+        if value.is_single:
+            return str(as_address(value.low, family))
+        prefix = as_prefix(value, family)
+        if prefix is not None:
+            return {"prefix": {"addr": str(prefix.network_address), "len": prefix.prefixlen}}
+        return {"range": [str(as_address(value.low, family)), str(as_address(value.high, family))]}
+    if kind is FieldType.PROTO:
+        if not value.is_single:
+            raise ValueError("protocol ranges are never emitted")
+        return PROTOCOL_NAMES.get(value.low, value.low)
+    return value.low if value.is_single else {"range": [value.low, value.high]}
+
+
+def element_value(types: tuple[FieldType, ...], element: Element) -> Any:
+    fields = [field_value(t, v) for t, v in zip(types, element)]
+    return fields[0] if len(fields) == 1 else {"concat": fields}
+
+
+def _set(ruleset: Ruleset, s: Set) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "family": ruleset.family,
+        "name": s.name,
+        "table": ruleset.table,
+        "type": s.types[0].value if len(s.types) == 1 else [t.value for t in s.types],
+    }
+    if s.interval:
+        body["flags"] = ["interval"]
+    if s.elements:
+        body["elem"] = [element_value(s.types, e) for e in s.elements]
+    return {"set": body}
+
+
+def _verdict(v: Verdict | Jump | Goto) -> dict[str, Any]:
+    if isinstance(v, Jump):
+        return {"jump": {"target": v.target}}
+    if isinstance(v, Goto):
+        return {"goto": {"target": v.target}}
+    return {v.value: None}
+
+
+def _map(ruleset: Ruleset, m: VerdictMap) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "family": ruleset.family,
+        "name": m.name,
+        "table": ruleset.table,
+        "type": m.key.value,
+        "map": "verdict",
+    }
+    if m.elements:
+        body["elem"] = [[str(address), _verdict(target)] for address, target in m.elements]
+    return {"map": body}
+
+
+def _chain(ruleset: Ruleset, c: Chain) -> dict[str, Any]:
+    body: dict[str, Any] = {"family": ruleset.family, "table": ruleset.table, "name": c.name}
+    if c.is_base:
+        assert c.hook is not None and c.priority is not None and c.policy is not None
+        body.update({"type": "filter", "hook": c.hook.value, "prio": c.priority, "policy": c.policy.value})
+    return {"chain": body}
+
+
+def statement(s: Statement) -> dict[str, Any]:
+    if isinstance(s, CtStateIn):
+        return {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": list(s.states)}}
+    if isinstance(s, Icmpv6TypeRange):
+        right = {"range": [ICMPV6_TYPE_NAMES.get(s.low, s.low), ICMPV6_TYPE_NAMES.get(s.high, s.high)]}
+        return {"match": {"op": "==", "left": {"payload": {"protocol": "icmpv6", "field": "type"}}, "right": right}}
+    if isinstance(s, Lookup):
+        left = KEY_EXPRESSIONS[s.keys[0]] if len(s.keys) == 1 else {"concat": [KEY_EXPRESSIONS[k] for k in s.keys]}
+        return {"match": {"op": "==", "left": left, "right": f"@{s.set}"}}
+    if isinstance(s, VmapLookup):
+        return {"vmap": {"key": KEY_EXPRESSIONS[s.key], "data": f"@{s.map}"}}
+    if isinstance(s, Counter):
+        return {"counter": {"packets": 0, "bytes": 0}}
+    if isinstance(s, Limit):
+        return {"limit": {"rate": s.rate, "burst": s.burst, "per": s.per}}
+    if isinstance(s, Log):
+        return {"log": {"prefix": s.prefix}}
+    return _verdict(s)
+
+
+def _rule(ruleset: Ruleset, chain: Chain, r: Rule) -> dict[str, Any]:
+    body: dict[str, Any] = {"family": ruleset.family, "table": ruleset.table, "chain": chain.name}
+    if r.comment:
+        body["comment"] = r.comment
+    body["expr"] = [statement(s) for s in r.statements]
+    return {"rule": body}
+
+
+def objects(ruleset: Ruleset) -> list[dict[str, Any]]:
+    """The table's objects: table, sets, chains, verdict maps, then every rule. Maps come after
+    chains (``nft list`` prints them before) because a map element that jumps to a chain can
+    only be added once the chain exists."""
+    out: list[dict[str, Any]] = [{"table": {"family": ruleset.family, "name": ruleset.table}}]
+    out += [_set(ruleset, s) for s in ruleset.sets]
+    out += [_chain(ruleset, c) for c in ruleset.chains]
+    out += [_map(ruleset, m) for m in ruleset.maps]
+    out += [_rule(ruleset, c, r) for c in ruleset.chains for r in c.rules]
+    return out
+
+
+def to_document(ruleset: Ruleset) -> dict[str, Any]:
+    return {"nftables": [{"metainfo": {"json_schema_version": JSON_SCHEMA_VERSION}}, *objects(ruleset)]}
+
+
+def render_json(ruleset: Ruleset, *, indent: int | None = None) -> str:
+    """The JSON text; byte-identical for equal rulesets."""
+    return json.dumps(to_document(ruleset), indent=indent, sort_keys=False, ensure_ascii=True)
+
+
+def replace_batch(ruleset: Ruleset) -> dict[str, Any]:
+    """Commands that atomically replace this table (and only it) with ``ruleset``."""
+    table = {"table": {"family": ruleset.family, "name": ruleset.table}}
+    commands: list[dict[str, Any]] = [{"add": table}, {"delete": table}]
+    commands += [{"add": o} for o in objects(ruleset)]
+    return {"nftables": [{"metainfo": {"json_schema_version": JSON_SCHEMA_VERSION}}, *commands]}

@@ -1,0 +1,202 @@
+"""The typed nftables ruleset one node enforces: a table, its sets and verdict maps, its chains.
+
+This is what the compiler produces and what both renderers (:mod:`render_json` for libnftables,
+:mod:`render_text` for people) and the evaluator's tests read. It holds only the statement kinds
+the compiler emits, so every renderer and the evaluator can be exhaustive over them.
+
+Invariants: set elements are sorted and disjoint (see :mod:`intervals`); a set has
+``interval=True`` only when some element is a range or a CIDR; names of shared sets and chains
+are stable hashes of their content, so equal content gets one object.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Union
+
+from policyctl.policy.model import Family, IPAddress
+
+from .intervals import Interval
+
+
+class Mode(str, enum.Enum):
+    """What a denied new connection meets: ``enforce`` drops it after a rate-limited log;
+    ``audit`` logs and counts it and lets it through."""
+
+    ENFORCE = "enforce"
+    AUDIT = "audit"
+
+
+class Hook(str, enum.Enum):
+    POSTROUTING = "postrouting"
+    INPUT = "input"
+
+
+class FieldType(str, enum.Enum):
+    """nftables data types of set keys."""
+
+    IPV4 = "ipv4_addr"
+    IPV6 = "ipv6_addr"
+    PROTO = "inet_proto"
+    SERVICE = "inet_service"
+
+    @classmethod
+    def address(cls, family: Family) -> FieldType:
+        return cls.IPV4 if family is Family.IPV4 else cls.IPV6
+
+
+class Key(str, enum.Enum):
+    """Packet fields the compiler looks up (``ip saddr`` is only defined for IPv4 packets,
+    ``th dport`` only for TCP, UDP and SCTP)."""
+
+    IP_SADDR = "ip saddr"
+    IP_DADDR = "ip daddr"
+    IP6_SADDR = "ip6 saddr"
+    IP6_DADDR = "ip6 daddr"
+    L4PROTO = "meta l4proto"
+    TH_DPORT = "th dport"
+
+    @classmethod
+    def address(cls, family: Family, *, source: bool) -> Key:
+        if family is Family.IPV4:
+            return cls.IP_SADDR if source else cls.IP_DADDR
+        return cls.IP6_SADDR if source else cls.IP6_DADDR
+
+
+Element = tuple[Interval, ...]
+"""One set element: one inclusive interval per key field (a single value is ``low == high``;
+protocols are their IANA numbers)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Set:
+    name: str
+    types: tuple[FieldType, ...]
+    elements: tuple[Element, ...]
+    interval: bool
+    comment: str = ""
+    sources: tuple[str, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Jump:
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class Goto:
+    target: str
+
+
+class Verdict(str, enum.Enum):
+    ACCEPT = "accept"
+    DROP = "drop"
+    RETURN = "return"
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictMap:
+    """An address -> chain map: per-packet dispatch to a local pod's chain in one lookup."""
+
+    name: str
+    key: FieldType
+    elements: tuple[tuple[IPAddress, Jump], ...]
+    comment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CtStateIn:
+    states: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Icmpv6TypeRange:
+    """``icmpv6 type low-high`` (implies ``meta l4proto ipv6-icmp``)."""
+
+    low: int
+    high: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """``k1 . k2 ... @set``."""
+
+    keys: tuple[Key, ...]
+    set: str
+
+
+@dataclass(frozen=True, slots=True)
+class VmapLookup:
+    key: Key
+    map: str
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    rate: int
+    per: str
+    burst: int
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    prefix: str
+
+
+Statement = Union[CtStateIn, Icmpv6TypeRange, Lookup, VmapLookup, Counter, Limit, Log, Verdict, Jump, Goto]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    statements: tuple[Statement, ...]
+    comment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """A chain; ``hook``/``priority``/``policy`` only for base chains. ``comment`` is shown in
+    the text rendering only (libnftables 1.0.6 JSON does not carry chain comments)."""
+
+    name: str
+    rules: tuple[Rule, ...]
+    hook: Hook | None = None
+    priority: int | None = None
+    policy: Verdict | None = None
+    comment: str = ""
+
+    @property
+    def is_base(self) -> bool:
+        return self.hook is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Ruleset:
+    """The whole ``inet`` table for one node."""
+
+    table: str
+    node: str
+    mode: Mode
+    sets: tuple[Set, ...]
+    maps: tuple[VerdictMap, ...]
+    chains: tuple[Chain, ...]
+    family: str = "inet"
+
+    @property
+    def set_element_counts(self) -> dict[str, int]:
+        """Elements per set and per map, by name."""
+        counts = {s.name: len(s.elements) for s in self.sets}
+        counts.update({m.name: len(m.elements) for m in self.maps})
+        return dict(sorted(counts.items()))
+
+    @property
+    def element_count(self) -> int:
+        return sum(self.set_element_counts.values())
+
+    def chain(self, name: str) -> Chain:
+        return next(c for c in self.chains if c.name == name)

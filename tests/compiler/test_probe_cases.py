@@ -1,0 +1,25 @@
+"""Every probe case of the project and of ../shared passes on the compiled engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from policyctl.compiler.engine import CompiledEngine
+from policyctl.policy.probecases import load_probe_case
+from policyctl.policy.probing import run_case
+
+ROOT = Path(__file__).resolve().parents[2]
+CASES = sorted((ROOT.parent / "shared" / "cases").glob("*.yaml")) + sorted((ROOT / "tests" / "cases").rglob("*.yaml"))
+
+
+def test_there_are_cases_to_run() -> None:
+    assert len(CASES) >= 3
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_probe_case_passes_on_compiled_engine(path: Path) -> None:
+    result = run_case(load_probe_case(path), CompiledEngine())
+    mismatches = [m for step in result.steps for o in step for m in o.mismatches]
+    assert result.passed, mismatches[:5]
