@@ -1,0 +1,160 @@
+"""The enforcer: keep one nftables table equal to the compiler's desired ruleset.
+
+Every apply reads the table back from the kernel and sends only the difference, as one
+transaction (:mod:`policyctl.enforcer.diff`). The kernel is the only state: an enforcer that
+restarts, or a second one started by hand, continues from whatever the table holds, and the
+table is never flushed and re-created, so there is no instant without policy. A transaction
+the kernel rejects changes nothing; the error names the command that failed.
+
+The enforcer touches only its own table (``family``/``table``); ``cleanup`` deletes that table
+and nothing else.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from policyctl.enforcer.backend import NftBackend
+from policyctl.enforcer.diff import Transaction, plan
+from policyctl.enforcer.errors import NftApplyError, NftCommandError
+from policyctl.enforcer.tables import TableState, read_table
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyReport:
+    """What one apply did. ``applied`` is False for a dry run and when nothing differed;
+    ``transaction`` is what was (or, in a dry run, would have been) sent."""
+
+    transaction: Transaction
+    applied: bool
+    dry_run: bool
+    duration_seconds: float
+
+    @property
+    def transaction_id(self) -> str:
+        return self.transaction.transaction_id
+
+    @property
+    def changed(self) -> bool:
+        return not self.transaction.empty
+
+    def summary(self) -> dict[str, Any]:
+        """A plain, JSON-ready account (sorted keys by construction of the caller)."""
+        t = self.transaction
+        return {
+            "applied": self.applied,
+            "dry_run": self.dry_run,
+            "transaction_id": t.transaction_id if not t.empty else None,
+            "commands": len(t.commands),
+            "created_table": t.created_table,
+            "elements_added": t.elements_added,
+            "elements_removed": t.elements_removed,
+            "chains_added": list(t.chains_added),
+            "chains_replaced": list(t.chains_replaced),
+            "chains_deleted": list(t.chains_deleted),
+            "sets_added": list(t.sets_added),
+            "sets_recreated": list(t.sets_recreated),
+            "sets_deleted": list(t.sets_deleted),
+            "duration_seconds": round(self.duration_seconds, 6),
+        }
+
+
+class Enforcer:
+    """Applies desired rulesets to one table through an :class:`NftBackend`."""
+
+    def __init__(
+        self,
+        backend: NftBackend,
+        *,
+        table: str = "policyctl",
+        family: str = "inet",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.backend = backend
+        self.table = table
+        self.family = family
+        self._clock = clock
+
+    def current(self) -> TableState | None:
+        """Our table as the kernel holds it now, None when it does not exist."""
+        listing = self.backend.list_table(self.family, self.table)
+        if listing is None:
+            return None
+        return read_table(listing, family=self.family, table=self.table, source="<kernel>", strict=False)
+
+    def desired_state(self, desired: Mapping[str, Any], *, source: str = "<ruleset>") -> TableState:
+        return read_table(desired, family=self.family, table=self.table, source=source)
+
+    def plan(self, desired: Mapping[str, Any], *, source: str = "<ruleset>") -> Transaction:
+        """The transaction an apply would send now (reads the kernel, changes nothing)."""
+        return plan(self.current(), self.desired_state(desired, source=source))
+
+    def apply(self, desired: Mapping[str, Any], *, dry_run: bool = False, source: str = "<ruleset>") -> ApplyReport:
+        """Make our table equal to ``desired`` in one atomic transaction.
+
+        A dry run still asks the kernel to validate the transaction (nft's check mode), so a
+        ruleset that would be rejected is reported as :class:`NftApplyError` without changing
+        anything."""
+        started = self._clock()
+        wanted = self.desired_state(desired, source=source)
+        transaction = plan(self.current(), wanted)
+        if not transaction.empty:
+            self._send(transaction, dry_run=dry_run)
+        return ApplyReport(
+            transaction=transaction,
+            applied=not dry_run and not transaction.empty,
+            dry_run=dry_run,
+            duration_seconds=self._clock() - started,
+        )
+
+    def _send(self, transaction: Transaction, *, dry_run: bool) -> None:
+        payload = transaction.payload()
+        try:
+            if dry_run:
+                self.backend.check(payload)
+            else:
+                self.backend.run(payload)
+        except NftCommandError as exc:
+            index = self._culprit(transaction)
+            raise NftApplyError(
+                exc.nft_error,
+                transaction_id=transaction.transaction_id,
+                command=dict(transaction.commands[index]) if index is not None else None,
+                index=index,
+            ) from exc
+
+    def _culprit(self, transaction: Transaction) -> int | None:
+        """The first command whose prefix of the transaction the kernel rejects, found by
+        bisecting over dry runs (libnftables reports JSON errors without a location)."""
+        commands = transaction.payload()["nftables"]
+
+        def fails(length: int) -> bool:
+            try:
+                self.backend.check({"nftables": commands[:length]})
+            except NftCommandError:
+                return True
+            return False
+
+        if not fails(len(commands)):
+            return None
+        low, high = 1, len(commands)
+        while low < high:
+            middle = (low + high) // 2
+            if fails(middle):
+                high = middle
+            else:
+                low = middle + 1
+        return low - 1
+
+    def cleanup(self) -> bool:
+        """Delete our table (and with it everything we own). True if there was one."""
+        if self.backend.list_table(self.family, self.table) is None:
+            return False
+        try:
+            self.backend.run({"nftables": [{"delete": {"table": {"family": self.family, "name": self.table}}}]})
+        except NftCommandError as exc:
+            raise NftApplyError(exc.nft_error, transaction_id="cleanup") from exc
+        return True

@@ -1,0 +1,213 @@
+"""Revoked connections stop: after a change, forget the tracked connections the new ruleset
+would no longer let start.
+
+A NetworkPolicy allows *connections*, and the ruleset accepts every packet of a connection
+that conntrack already tracks (``ct state established,related accept``: "reply traffic for
+those connections will also be allowed"). Without this step a connection allowed yesterday
+keeps flowing after its policy is removed. So each tracked flow that involves a local pod is
+re-judged as if its original direction were a new connection; the entries of flows that are
+now denied are deleted, and the next packet of such a flow meets the ruleset as a new
+connection and is dropped.
+
+``parse_listing`` is pure; the side effects are behind :class:`ConntrackTable`
+(:class:`ConntrackTool` drives the ``conntrack`` command of conntrack-tools).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+import subprocess
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, Union
+
+from policyctl.enforcer.errors import ConntrackError
+
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+#: Transport protocols whose flows NetworkPolicy decides (by port).
+PORTED = ("tcp", "udp", "sctp")
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """The original-direction tuple of a tracked connection (who opened it, to what)."""
+
+    protocol: str
+    source: IPAddress
+    destination: IPAddress
+    source_port: int | None = None
+    destination_port: int | None = None
+    state: str = ""
+
+    @property
+    def family(self) -> str:
+        return "ipv4" if self.source.version == 4 else "ipv6"
+
+    def sort_key(self) -> tuple[int, str, int, int, int, int]:
+        """IPv4 before IPv6 (addresses of different versions do not compare)."""
+        return (
+            self.source.version,
+            self.protocol,
+            int(self.source),
+            int(self.destination),
+            self.destination_port or 0,
+            self.source_port or 0,
+        )
+
+    def __str__(self) -> str:
+        sport = f":{self.source_port}" if self.source_port is not None else ""
+        dport = f":{self.destination_port}" if self.destination_port is not None else ""
+        return f"{self.protocol} {self.source}{sport} -> {self.destination}{dport}"
+
+
+FlowJudge = Callable[[Flow], bool]
+"""True when the ruleset would let this flow's original direction start as a new connection."""
+
+
+def parse_listing(text: str) -> tuple[Flow, ...]:
+    """Flows from ``conntrack -L -o extended`` lines (``ipv4 2 tcp 6 431999 ESTABLISHED
+    src=.. dst=.. sport=.. dport=.. src=.. ...``); the first ``src/dst/sport/dport`` group is
+    the original direction. Lines that are not flows (the summary) are skipped; sorted."""
+    flows: set[Flow] = set()
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) < 5 or words[0] not in ("ipv4", "ipv6"):
+            continue
+        protocol = words[2]
+        fields: dict[str, str] = {}
+        state = ""
+        for word in words[5:]:
+            key, sep, value = word.partition("=")
+            if not sep:
+                if not fields and word.replace("_", "").isalpha() and word.isupper():
+                    state = word
+                continue
+            if key in fields:
+                break
+            fields[key] = value
+        if "src" not in fields or "dst" not in fields:
+            continue
+        try:
+            flows.add(
+                Flow(
+                    protocol=protocol,
+                    source=ipaddress.ip_address(fields["src"]),
+                    destination=ipaddress.ip_address(fields["dst"]),
+                    source_port=int(fields["sport"]) if "sport" in fields else None,
+                    destination_port=int(fields["dport"]) if "dport" in fields else None,
+                    state=state,
+                )
+            )
+        except ValueError:
+            continue
+    return tuple(sorted(flows, key=Flow.sort_key))
+
+
+class ConntrackTable(Protocol):
+    def flows(self) -> tuple[Flow, ...]: ...
+
+    def delete(self, flow: Flow) -> bool: ...
+
+
+class ConntrackTool:
+    """The ``conntrack`` command (conntrack-tools), optionally inside a named namespace."""
+
+    def __init__(self, *, binary: str = "conntrack", netns: str | None = None) -> None:
+        found = shutil.which(binary)
+        if found is None:
+            raise ConntrackError(f"the {binary} command (conntrack-tools) is not installed")
+        self._prefix = (["ip", "netns", "exec", netns] if netns else []) + [found]
+
+    def _run(self, args: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self._prefix + args, capture_output=True, text=True, check=False)
+
+    def flows(self) -> tuple[Flow, ...]:
+        found: list[Flow] = []
+        for family in ("ipv4", "ipv6"):
+            done = self._run(["-L", "-f", family, "-o", "extended"])
+            if done.returncode != 0:
+                raise ConntrackError(f"conntrack -L -f {family}: {done.stderr.strip()}")
+            found.extend(parse_listing(done.stdout))
+        return tuple(sorted(set(found), key=Flow.sort_key))
+
+    def delete(self, flow: Flow) -> bool:
+        """Delete the entry of this flow; False when it was already gone (conntrack exits 1
+        and reports 0 deleted entries)."""
+        args = ["-D", "-f", flow.family, "-p", flow.protocol, "-s", str(flow.source), "-d", str(flow.destination)]
+        if flow.source_port is not None:
+            args += ["--sport", str(flow.source_port)]
+        if flow.destination_port is not None:
+            args += ["--dport", str(flow.destination_port)]
+        done = self._run(args)
+        if done.returncode == 0:
+            return True
+        if "0 flow entries" in done.stderr:
+            return False
+        raise ConntrackError(f"conntrack {' '.join(args)}: {done.stderr.strip()}")
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeReport:
+    """Flows judged (those involving a local address) and those whose entries were deleted."""
+
+    judged: tuple[Flow, ...]
+    revoked: tuple[Flow, ...]
+
+
+def flows_to_revoke(
+    flows: Iterable[Flow], allows: FlowJudge, *, local: Collection[IPAddress] | None = None
+) -> tuple[tuple[Flow, ...], tuple[Flow, ...]]:
+    """(judged, denied): flows of ported protocols with a local address at either end (all
+    of them when ``local`` is None), and those of them the judge no longer allows. Pure."""
+    judged = tuple(
+        sorted(
+            (
+                f
+                for f in flows
+                if f.protocol in PORTED
+                and f.destination_port is not None
+                and (local is None or f.source in local or f.destination in local)
+            ),
+            key=Flow.sort_key,
+        )
+    )
+    return judged, tuple(f for f in judged if not allows(f))
+
+
+def revoke(
+    table: ConntrackTable, allows: FlowJudge, *, local: Collection[IPAddress] | None = None
+) -> RevokeReport:
+    """Delete the tracked entries of every local flow ``allows`` now denies."""
+    judged, denied = flows_to_revoke(table.flows(), allows, local=local)
+    revoked = tuple(f for f in denied if table.delete(f))
+    return RevokeReport(judged=judged, revoked=revoked)
+
+
+if TYPE_CHECKING:
+    _conforms: type[ConntrackTable] = ConntrackTool
+
+
+_PROTOCOL_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132}
+#: Hooks a new connection of a local pod meets on its node: postrouting for traffic the node
+#: forwards, input for traffic to the node itself. A flow is allowed when neither drops it.
+_HOOKS = ("postrouting", "input")
+
+
+def ruleset_judge(document: Mapping[str, Any]) -> FlowJudge:
+    """Judge flows with the compiler's evaluator of the very JSON the kernel was given: the
+    flow's original direction, as a packet of a new connection."""
+    from policyctl.compiler.evaluator import Evaluator, Packet
+
+    evaluator = Evaluator(document)
+
+    def allows(flow: Flow) -> bool:
+        packet = Packet(
+            saddr=flow.source,
+            daddr=flow.destination,
+            protocol=_PROTOCOL_NUMBERS[flow.protocol],
+            dport=flow.destination_port,
+        )
+        return all(evaluator.evaluate(hook, packet).accepted for hook in _HOOKS)
+
+    return allows

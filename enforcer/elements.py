@@ -1,0 +1,112 @@
+"""Canonical keys for set and map elements, so a listing and a desired ruleset compare equal
+when the kernel holds the same elements.
+
+The kernel does not hand elements back the way they were written: in an interval set a /32
+prefix lists as a plain address, a range that is exactly a prefix lists as ``prefix``, a
+protocol number lists by name, and elements of sets with counters or timeouts come wrapped in
+``{"elem": {"val": ...}}``. Each element is therefore reduced to the closed interval of values
+it covers, per field of a concatenation; two elements are the same element iff their keys are
+equal. The original representation is kept beside the key: deleting an element must name it
+exactly as the kernel holds it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Hashable
+from typing import Any
+
+ElementKey = Hashable
+
+#: ``inet_proto`` names as nft lists them (``/etc/protocols``), so ``6`` and ``"tcp"`` agree.
+PROTOCOL_NUMBERS = {
+    "icmp": 1,
+    "igmp": 2,
+    "tcp": 6,
+    "udp": 17,
+    "gre": 47,
+    "esp": 50,
+    "ah": 51,
+    "icmpv6": 58,
+    "ipv6-icmp": 58,
+    "sctp": 132,
+    "udplite": 136,
+}
+
+VERDICTS = ("accept", "drop", "continue", "return")
+
+
+def _address_range(text: str) -> tuple[str, int, int, int] | None:
+    try:
+        if "/" in text:
+            net = ipaddress.ip_network(text, strict=False)
+            return ("ip", net.version, int(net.network_address), int(net.broadcast_address))
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return ("ip", addr.version, int(addr), int(addr))
+
+
+def element_key(value: Any) -> ElementKey:
+    """The canonical key of one element value (a set element, or a map element's key)."""
+    if isinstance(value, dict) and set(value) == {"elem"} and isinstance(value["elem"], dict):
+        return element_key(value["elem"].get("val"))
+    if isinstance(value, bool):
+        return ("json", json.dumps(value))
+    if isinstance(value, int):
+        return ("n", value, value)
+    if isinstance(value, str):
+        address = _address_range(value)
+        if address is not None:
+            return address
+        if value in PROTOCOL_NUMBERS:
+            number = PROTOCOL_NUMBERS[value]
+            return ("n", number, number)
+        return ("s", value)
+    if isinstance(value, dict) and len(value) == 1:
+        (kind, body), = value.items()
+        if kind == "prefix" and isinstance(body, dict):
+            found = _address_range(f"{body.get('addr')}/{body.get('len')}")
+            if found is not None:
+                return found
+        if kind == "range" and isinstance(body, list) and len(body) == 2:
+            low, high = element_key(body[0]), element_key(body[1])
+            if (
+                isinstance(low, tuple)
+                and isinstance(high, tuple)
+                and low[0] == high[0]
+                and low[0] in ("ip", "n")
+                and low[:-2] == high[:-2]
+            ):
+                return (*low[:-1], high[-1])
+        if kind == "concat" and isinstance(body, list):
+            return ("concat", tuple(element_key(part) for part in body))
+    return ("json", json.dumps(value, sort_keys=True))
+
+
+def element_value(element: Any) -> Any:
+    """An element with any ``{"elem": {"val": ...}}`` wrapper (counters, timeouts,
+    comments) removed."""
+    if isinstance(element, dict) and set(element) == {"elem"} and isinstance(element["elem"], dict):
+        return element["elem"].get("val")
+    return element
+
+
+def split_map_element(element: Any) -> tuple[Any, Any] | None:
+    """A map element ``[key, value]`` (possibly wrapped) as its two halves, None when it is
+    not shaped like one."""
+    element = element_value(element)
+    if isinstance(element, list) and len(element) == 2:
+        return element[0], element[1]
+    return None
+
+
+def value_key(value: Any) -> ElementKey:
+    """The canonical key of a map element's value: verdicts written as ``"accept"`` and
+    listed as ``{"accept": null}`` agree; data values compare like element keys."""
+    if isinstance(value, str) and value in VERDICTS:
+        return ("verdict", json.dumps({value: None}))
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in (*VERDICTS, "jump", "goto"):
+        return ("verdict", json.dumps(value, sort_keys=True))
+    return element_key(value)

@@ -1,0 +1,55 @@
+"""Reading conntrack's listing and choosing which flows to cut (no kernel needed)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from policyctl.enforcer.conntrack import Flow, flows_to_revoke, parse_listing
+from policyctl.enforcer.stats import policies_named
+
+LISTING = """\
+ipv4     2 tcp      6 431999 ESTABLISHED src=10.77.1.2 dst=10.77.2.2 sport=40000 dport=81 src=10.77.2.2 dst=10.77.1.2 sport=81 dport=40000 [ASSURED] mark=0 use=1
+ipv4     2 udp      17 29 src=10.77.1.2 dst=10.77.9.9 sport=5353 dport=53 [UNREPLIED] src=10.77.9.9 dst=10.77.1.2 sport=53 dport=5353 mark=0 use=1
+ipv4     2 icmp     1 29 src=10.77.1.2 dst=10.77.2.2 type=8 code=0 id=7 src=10.77.2.2 dst=10.77.1.2 type=0 code=0 id=7 mark=0 use=1
+ipv6     10 tcp      6 60 SYN_SENT src=fd00::1 dst=fd00::2 sport=1 dport=443 [UNREPLIED] src=fd00::2 dst=fd00::1 sport=443 dport=1 mark=0 use=1
+conntrack v1.4.7 (conntrack-tools): 4 flow entries have been shown.
+"""
+ip = ipaddress.ip_address
+
+
+def test_the_original_direction_is_the_first_tuple() -> None:
+    flows = {(f.protocol, str(f.source), str(f.destination), f.destination_port, f.state) for f in parse_listing(LISTING)}
+    assert flows == {
+        ("tcp", "10.77.1.2", "10.77.2.2", 81, "ESTABLISHED"),
+        ("udp", "10.77.1.2", "10.77.9.9", 53, ""),
+        ("icmp", "10.77.1.2", "10.77.2.2", None, ""),
+        ("tcp", "fd00::1", "fd00::2", 443, "SYN_SENT"),
+    }
+
+
+def test_only_denied_ported_flows_of_local_pods_are_cut() -> None:
+    flows = parse_listing(LISTING)
+    judged, denied = flows_to_revoke(flows, lambda f: f.destination_port == 53, local={ip("10.77.2.2"), ip("10.77.9.9")})
+    assert [(f.protocol, f.destination_port) for f in judged] == [("tcp", 81), ("udp", 53)]
+    assert [(f.protocol, f.destination_port) for f in denied] == [("tcp", 81)]
+
+
+def test_without_local_addresses_every_ported_flow_is_judged() -> None:
+    judged, _ = flows_to_revoke(parse_listing(LISTING), lambda f: True)
+    assert all(f.protocol in ("tcp", "udp") for f in judged) and len(judged) == 3
+    assert str(Flow("tcp", ip("10.0.0.1"), ip("10.0.0.2"), 1, 80)) == "tcp 10.0.0.1:1 -> 10.0.0.2:80"
+
+
+@pytest.mark.parametrize(
+    ("comment", "policies"),
+    [
+        pytest.param("x/allow-a ingress[0] a.yaml:12", ("x/allow-a",), id="one-source"),
+        pytest.param("y/b egress[1]; x/a ingress[0] +2", ("x/a", "y/b"), id="several-sources-and-overflow"),
+        pytest.param("x/deny isolates ingress x.yaml:3", ("x/deny",), id="isolating-policy"),
+        pytest.param("replies of allowed connections", (), id="not-a-policy"),
+    ],
+)
+def test_a_rule_comment_names_its_policies(comment: str, policies: tuple[str, ...]) -> None:
+    assert policies_named(comment) == policies

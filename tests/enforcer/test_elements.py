@@ -1,0 +1,59 @@
+"""Element keys: the spellings nft lists an element in and the ones it was written in agree."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from policyctl.enforcer.elements import element_key, value_key
+
+
+@pytest.mark.parametrize(
+    ("written", "listed"),
+    [
+        pytest.param({"prefix": {"addr": "10.3.0.1", "len": 32}}, "10.3.0.1", id="host-prefix-lists-as-address"),
+        pytest.param({"range": ["10.1.0.0", "10.1.255.255"]}, {"prefix": {"addr": "10.1.0.0", "len": 16}}, id="aligned-range-lists-as-prefix"),
+        pytest.param(6, "tcp", id="protocol-number-lists-by-name"),
+        pytest.param({"range": [80, 80]}, 80, id="one-port-range-lists-as-port"),
+        pytest.param({"elem": {"val": "10.0.0.1", "counter": {"packets": 3, "bytes": 9}}}, "10.0.0.1", id="counter-wrapper"),
+        pytest.param(
+            {"concat": [{"prefix": {"addr": "10.0.0.5", "len": 32}}, 17, {"range": [53, 53]}]},
+            {"concat": ["10.0.0.5", "udp", 53]},
+            id="concatenation-field-by-field",
+        ),
+        pytest.param("fd00::1", {"prefix": {"addr": "fd00::1", "len": 128}}, id="ipv6-host"),
+    ],
+)
+def test_equivalent_spellings_have_one_key(written: object, listed: object) -> None:
+    assert element_key(written) == element_key(listed)
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        pytest.param("10.0.0.1", "10.0.0.2", id="different-addresses"),
+        pytest.param({"prefix": {"addr": "10.0.0.0", "len": 8}}, {"prefix": {"addr": "10.0.0.0", "len": 9}}, id="different-prefix-lengths"),
+        pytest.param("10.0.0.1", "::ffff:10.0.0.1", id="ipv4-is-not-mapped-ipv6"),
+        pytest.param("tcp", "udp", id="different-protocols"),
+        pytest.param({"concat": ["10.0.0.1", 80]}, {"concat": [80, "10.0.0.1"]}, id="field-order-matters"),
+    ],
+)
+def test_different_elements_have_different_keys(one: object, other: object) -> None:
+    assert element_key(one) != element_key(other)
+
+
+def test_a_verdict_written_as_a_word_matches_its_listing() -> None:
+    assert value_key("accept") == value_key({"accept": None})
+    assert value_key({"jump": {"target": "a"}}) != value_key({"goto": {"target": "a"}})
+
+
+@settings(max_examples=150)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 32))
+def test_a_prefix_and_the_range_it_covers_are_one_element(address: int, length: int) -> None:
+    network = ipaddress.ip_network((address, length), strict=False)
+    prefix = {"prefix": {"addr": str(network.network_address), "len": length}}
+    span = {"range": [str(network.network_address), str(network.broadcast_address)]}
+    assert element_key(prefix) == element_key(span)
