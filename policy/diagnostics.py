@@ -48,6 +48,8 @@ class Diagnostic:
     field: str = ""
     object: str = ""
     column: int = 0
+    hint: str = ""
+    """How to fix it, when there is a likely fix (lint findings carry one)."""
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}"
