@@ -6,6 +6,11 @@ not be used (and click's own usage errors are 2 too). Diagnostics go to stderr a
 ``file:line: severity: field: message``, so editors and CI annotate the right line; a command
 never shows a traceback for bad input.
 
+Without ``-f``, commands that take manifests read a live cluster instead, with kubectl's
+``--kubeconfig``, ``--context``, ``-n`` and ``-A`` (:func:`cluster_options`): each resource is
+listed once through ``kubeapi.snapshot``, the agent's own reading. The Kubernetes client is
+imported only then.
+
 Human output is rich; rich already drops colour when ``NO_COLOR`` is set or stdout is not a
 terminal. Machine output (JSON, YAML, CSV) never goes through rich.
 """
@@ -23,7 +28,7 @@ import click
 import yaml
 from rich.console import Console
 
-from policyctl.policy.diagnostics import Diagnostic, InputError, PolicyctlError, Severity
+from policyctl.policy.diagnostics import Diagnostic, InputError, PolicyctlError, Severity, has_errors
 from policyctl.policy.loader import load
 from policyctl.policy.model import Cluster, Family, Protocol
 
@@ -35,18 +40,61 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def filename_option(function: F) -> F:
+    """``-f`` and the flags that read a live cluster instead (:func:`cluster_options`)."""
+    function = cluster_options(function)
     return click.option(
         "-f",
         "--filename",
         "filenames",
         multiple=True,
-        required=True,
         metavar="PATH",
         help="Manifest file, directory (read recursively, *.yaml/*.yml/*.json) or '-' for "
         "stdin. Repeatable. Namespaces, Pods, workloads (Deployment, StatefulSet, DaemonSet, "
         "...; each stands for one pod), Nodes and NetworkPolicies are read; other kinds are "
-        "counted and skipped.",
+        "counted and skipped. Without -f, the objects are read from the cluster of the current "
+        "kubeconfig context (see --kubeconfig, --context, -n, -A).",
     )(function)
+
+
+_LIVE = "policyctl.live-cluster"
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta.setdefault(_LIVE, {})[param.name] = value
+    return value
+
+
+def cluster_options(function: F) -> F:
+    """``--kubeconfig``, ``--context`` and ``-A``, as kubectl spells them; their values are
+    kept on the click context for :func:`load_cluster`, so commands need no parameters."""
+    options = (
+        click.option("--kubeconfig", metavar="FILE", expose_value=False, is_eager=True, callback=_remember,
+                     help="Kubeconfig to read the cluster with (default: $KUBECONFIG, "
+                     "~/.kube/config, or the pod's service account)."),
+        click.option("--context", metavar="NAME", expose_value=False, is_eager=True, callback=_remember,
+                     help="Kubeconfig context (default: its current-context)."),
+        click.option("-A", "--all-namespaces", "all_namespaces", is_flag=True, expose_value=False,
+                     is_eager=True, callback=_remember,
+                     help="Read pods and policies of every namespace (default: those of -n, or "
+                     "of the context's namespace)."),
+    )  # fmt: skip
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _context_namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Without ``-n``, a command that reads a live cluster defaults to the context's namespace,
+    as kubectl does; with manifests the default stays ``default``."""
+    live = ctx.meta.get(_LIVE)
+    source = ctx.get_parameter_source(param.name or "")
+    if live is None or source is not click.core.ParameterSource.DEFAULT:
+        return value
+    if ctx.params.get("filenames") or ctx.params.get("paths") or "filenames" not in ctx.params:
+        return value
+    from policyctl.kubeapi.config import context_namespace
+
+    return context_namespace(kubeconfig=live.get("kubeconfig"), context=live.get("context")) or value
 
 
 def namespace_option(function: F) -> F:
@@ -54,9 +102,10 @@ def namespace_option(function: F) -> F:
         "-n",
         "--namespace",
         default="default",
-        show_default=True,
+        callback=_context_namespace,
         help="Namespace for objects without metadata.namespace and for pod names given "
-        "without 'namespace/'.",
+        "without 'namespace/'; reading a cluster, the namespace whose pods and policies are "
+        "read. Default: 'default', or the kubeconfig context's namespace when reading a cluster.",
     )(function)
 
 
@@ -110,13 +159,47 @@ def parse_family(value: str | None) -> Family | None:
 
 
 def load_cluster(filenames: Sequence[str], *, namespace: str) -> Cluster:
-    """Load the manifests; warnings go to stderr, errors exit 2 after every one is printed."""
+    """Load the manifests, or without any read the cluster (:func:`read_live_cluster`);
+    warnings go to stderr, errors exit 2 after every one is printed."""
+    ctx = click.get_current_context(silent=True)
+    live = dict(ctx.meta.get(_LIVE, {})) if ctx is not None else {}
+    if not filenames and live:
+        return read_live_cluster(
+            kubeconfig=live.get("kubeconfig"),
+            context=live.get("context"),
+            namespace=None if live.get("all_namespaces") else namespace,
+        )
+    if live.get("kubeconfig") or live.get("context") or live.get("all_namespaces"):
+        raise fail("--kubeconfig, --context and -A read a cluster; with -f the manifests are read")
+    if not filenames:
+        raise fail("no input: give manifests with -f PATH")
     stdin = sys.stdin if "-" in filenames else None
     result = load(list(filenames), stdin=stdin, default_namespace=namespace)
     print_diagnostics(result.diagnostics)
     if not result.ok:
         raise click.exceptions.Exit(EXIT_INPUT)
     return result.cluster
+
+
+def read_live_cluster(*, kubeconfig: str | None, context: str | None, namespace: str | None) -> Cluster:
+    """List the cluster once (``namespace`` None: all namespaces) through the same reading as
+    the agent's; a missing kubeconfig, a refused list or an unreachable server exits 2."""
+    from policyctl.kubeapi.config import available, connect
+    from policyctl.kubeapi.snapshot import read_cluster
+
+    if not available(kubeconfig, context):
+        raise fail("no input: give manifests with -f PATH, or a cluster with --kubeconfig/--context "
+                   "(or set KUBECONFIG, or create ~/.kube/config)")  # fmt: skip
+    with input_errors():
+        client = connect(kubeconfig=kubeconfig, context=context)
+        try:
+            snapshot = read_cluster(client.api, namespace=namespace)
+        finally:
+            client.api.close()
+    print_diagnostics(snapshot.diagnostics)
+    if has_errors(snapshot.diagnostics):
+        raise click.exceptions.Exit(EXIT_INPUT)
+    return snapshot.cluster
 
 
 def print_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:

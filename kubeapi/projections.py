@@ -1,0 +1,101 @@
+"""Slim projections of raw API objects into :mod:`policy.model` values.
+
+A reader keeps only what NetworkPolicy semantics needs, never whole objects: for a pod its
+namespace, name, uid, labels, ``status.podIPs``, ``spec.nodeName``, ``spec.hostNetwork``,
+``status.phase`` and named container ports; for a namespace its labels; for a node its
+addresses; a NetworkPolicy as the parsed, defaulted :class:`~policy.model.NetworkPolicy`.
+Parsing goes through the same functions as manifests (``policy.objects``,
+``policy.loader.parse_network_policy``), so defaults and validation are identical whether a
+policy came from a file or from the API server.
+
+Invariants:
+
+* A pod that is pending or has no addresses yet is kept: its labels already decide which
+  policies select it and which peers it matches; its addresses come with a later event.
+* A pod in a terminal phase (``Succeeded``, ``Failed``) is kept without addresses: the API
+  leaves ``status.podIPs`` on it, but the address is released and may already belong to
+  another pod.
+* Provenance names the object in the API (``cluster:networkpolicies/shop/deny``), since there
+  is no file and line.
+* An object the parser refuses (which the API server would not have stored, unless the two
+  disagree) yields ``None`` and the diagnostics saying why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Union
+
+from policyctl.kubeapi.resources import RESOURCES, Resource
+from policyctl.policy.diagnostics import Diagnostic
+from policyctl.policy.fields import Site
+from policyctl.policy.loader import parse_network_policy
+from policyctl.policy.model import Namespace, NetworkPolicy, Node, Pod
+from policyctl.policy.objects import parse_namespace, parse_node, parse_pod
+from policyctl.policy.yamlsource import Document
+
+ModelObject = Union[Pod, Namespace, Node, NetworkPolicy]
+
+TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """One object as a reader keeps it: its store key (``namespace/name``, or ``name`` for
+    cluster-scoped kinds), uid, resourceVersion, pod phase (empty for other kinds) and the
+    model value. Two projections with equal ``value`` mean the same to the semantics."""
+
+    key: str
+    uid: str
+    resource_version: str
+    value: ModelObject
+    phase: str = ""
+
+
+def object_key(resource: Resource, raw: Mapping[str, Any]) -> str:
+    """The store key of a raw object (also of the incomplete objects in DELETED events)."""
+    meta = raw.get("metadata") or {}
+    name = str(meta.get("name") or "")
+    if RESOURCES[resource].namespaced:
+        return f"{meta.get('namespace') or 'default'}/{name}"
+    return name
+
+
+def _slim(resource: Resource, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields the parsers read, with ``apiVersion``/``kind`` set (list items lack them)
+    and without what the API adds that manifests do not carry (``status`` of a policy)."""
+    info = RESOURCES[resource]
+    value: dict[str, Any] = {"apiVersion": info.api_version, "kind": info.kind,
+                             "metadata": raw.get("metadata") or {}}  # fmt: skip
+    for part in ("spec", "status") if resource is not Resource.NETWORK_POLICIES else ("spec",):
+        if raw.get(part) is not None:
+            value[part] = raw[part]
+    return value
+
+
+def project(resource: Resource, raw: Mapping[str, Any]) -> tuple[Projection | None, list[Diagnostic]]:
+    """The projection of one raw API object of ``resource``, and any diagnostics."""
+    key = object_key(resource, raw)
+    value = _slim(resource, raw)
+    document = Document(f"cluster:{resource.value}/{key}", 0, value)
+    site = Site(document, (), f"{RESOURCES[resource].kind} {key}")
+    parsed: tuple[ModelObject | None, list[Diagnostic]]
+    if resource is Resource.PODS:
+        parsed = parse_pod(value, site=site)
+    elif resource is Resource.NAMESPACES:
+        parsed = parse_namespace(value, site=site)
+    elif resource is Resource.NODES:
+        parsed = parse_node(value, site=site)
+    else:
+        parsed = parse_network_policy(value, document=document)
+    obj, diagnostics = parsed
+    if obj is None:
+        return None, diagnostics
+    meta = raw.get("metadata") or {}
+    status = raw.get("status") if isinstance(raw.get("status"), Mapping) else {}
+    phase = str(status.get("phase") or "") if resource is Resource.PODS else ""
+    if isinstance(obj, Pod) and phase in TERMINAL_PHASES:
+        obj = replace(obj, ips=())
+    return Projection(key, str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""),
+                      obj, phase), diagnostics  # fmt: skip
