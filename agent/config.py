@@ -1,0 +1,80 @@
+"""The agent's settings: one value with defaults, and a check that reports every problem.
+
+CLI flags map to fields one to one (``--min-interval`` -> ``min_interval``). Defaults follow
+the conventions the DaemonSet relies on: health on 127.0.0.1 (hostNetwork: nothing else may
+see it), a watch read timeout above the API server's bookmark interval (about a minute) so a
+quiet stream is not taken for a dead one, and a resync every minute to repair drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from policyctl.agent.runner import Intervals
+from policyctl.compiler.ruleset import Mode
+
+MODES = tuple(m.value for m in Mode)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """Everything ``policyctl agent`` can be told. Times in seconds; port 0 picks a free port
+    (tests), a negative port turns that server off."""
+
+    node: str
+    table: str = "policyctl"
+    mode: str = "enforce"
+    min_interval: float = 1.0
+    max_interval: float = 60.0
+    retry_interval: float = 5.0
+    metrics_address: str = "0.0.0.0"
+    metrics_port: int = 9180
+    health_address: str = "127.0.0.1"
+    health_port: int = 9181
+    read_timeout: float = 90.0
+    page_size: int = 500
+    keep_established: bool = False
+    log_level: str = "info"
+    netns: str | None = None
+    """Apply rules inside this named network namespace (``/run/netns/NAME``) while the API is
+    reached from the agent's own: how the lab runs one agent per node namespace."""
+    heartbeat_timeout: float = 60.0
+    """Liveness fails when the sync loop has not turned for this long."""
+    attempt_grace: float = 120.0
+    """Liveness fails when no sync was attempted for ``max_interval`` plus this long."""
+
+    @property
+    def intervals(self) -> Intervals:
+        return Intervals(self.min_interval, self.max_interval, self.retry_interval)
+
+    @property
+    def ruleset_mode(self) -> Mode:
+        return Mode(self.mode)
+
+    def validate(self) -> tuple[str, ...]:
+        """Every problem, in words naming the flag; empty when the settings can be used."""
+        problems: list[str] = []
+        if not self.node:
+            problems.append("--node (or the NODE_NAME variable, from the downward API) is required")
+        if not self.table or len(self.table) > 64:
+            problems.append(f"--table must be 1-64 characters (got {self.table!r})")
+        if self.mode not in MODES:
+            problems.append(f"--mode must be one of {', '.join(MODES)} (got {self.mode!r})")
+        problems.extend(f"--{p}" for p in _interval_problems(self.intervals))
+        for flag, port in (("--metrics-port", self.metrics_port), ("--health-port", self.health_port)):
+            if port > 65535:
+                problems.append(f"{flag} must be at most 65535 (got {port})")
+        if self.metrics_port > 0 and self.metrics_port == self.health_port:
+            problems.append(f"--metrics-port and --health-port must differ (both {self.metrics_port})")
+        if self.read_timeout <= 0:
+            problems.append(f"--read-timeout must be positive (got {self.read_timeout})")
+        if self.page_size <= 0:
+            problems.append(f"--page-size must be positive (got {self.page_size})")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            problems.append(f"--log-level must be debug, info, warning or error (got {self.log_level!r})")
+        return tuple(problems)
+
+
+def _interval_problems(intervals: Intervals) -> list[str]:
+    """The runner's own problems, with its words turned into flag names."""
+    return [p.replace(" interval", "-interval", 1) for p in intervals.validate()]

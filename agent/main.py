@@ -1,0 +1,228 @@
+"""The node agent, wired: reflectors -> store -> bounded-frequency runner -> sync -> kernel.
+
+Threads: one per watched resource (its :class:`~policyctl.kubeapi.reflector.Reflector`), one
+for the sync loop, and the two small HTTP servers (metrics, health). Reflectors only write the
+store and call :meth:`BoundedFrequencyRunner.request`; the single sync thread is the only one
+that touches nftables, so syncs never overlap.
+
+Start-up order matters for correctness: the first sync waits until every reflector has listed
+once. A ruleset compiled from a half-filled cache would drop allowed traffic (a peer pod not
+yet listed is a peer that matches nothing). Until then the table keeps whatever it holds
+(the previous agent's rules during a rolling update).
+
+Shutdown (SIGTERM, SIGINT, :meth:`Agent.stop`) stops the threads and leaves the table alone:
+the rules work without the agent, and a rolling update must not open a gap. Removing them is
+explicit: :func:`cleanup` (``policyctl agent --cleanup``, run by deploy/uninstall).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from types import FrameType
+from typing import Any
+
+from policyctl.agent.config import AgentConfig
+from policyctl.agent.health import HealthServer, HealthState, Verdict, liveness, readiness
+from policyctl.agent.logs import configure
+from policyctl.agent.metrics import AgentMetrics, ReflectorState
+from policyctl.agent.runner import BoundedFrequencyRunner
+from policyctl.agent.sync import NodeSync, RulesetApplier
+from policyctl.enforcer.apply import Enforcer
+from policyctl.enforcer.backend import NftBackend, default_backend
+from policyctl.enforcer.conntrack import ConntrackTable, ConntrackTool
+from policyctl.enforcer.errors import ConntrackError
+from policyctl.kubeapi.reflector import Reflector
+from policyctl.kubeapi.resources import Resource
+from policyctl.kubeapi.store import ChangeKind, ClusterStore
+
+#: How often the loops wake while idle, so heartbeats stay fresh.
+TICK = 1.0
+
+
+class Agent:
+    """One node's agent. ``api`` is an ``ApiClient`` of the official client; ``enforcer``
+    applies rulesets (an :class:`Enforcer` on ``backend``, by default the host's nftables;
+    :meth:`stop` closes the backend); ``reflector_options`` are passed to every reflector
+    (tests shorten timeouts)."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        api: Any,
+        enforcer: RulesetApplier | None = None,
+        backend: NftBackend | None = None,
+        conntrack: ConntrackTable | None = None,
+        metrics: AgentMetrics | None = None,
+        logger: logging.Logger | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        resources: Sequence[Resource] = tuple(Resource),
+        reflector_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        problems = config.validate()
+        if problems:
+            raise ValueError("; ".join(problems))
+        self.config = config
+        self.log = logger or logging.getLogger("policyctl.agent")
+        self.metrics = metrics or AgentMetrics()
+        self._clock = clock
+        self.store = ClusterStore()
+        if enforcer is None:
+            backend = backend if backend is not None else default_backend()
+            enforcer = Enforcer(backend, table=config.table)
+        self._backend = backend
+        self.sync = NodeSync(
+            self.store,
+            node=config.node,
+            enforcer=enforcer,
+            mode=config.ruleset_mode,
+            conntrack=None if config.keep_established else conntrack,
+            metrics=self.metrics,
+            logger=self.log,
+            clock=clock,
+        )
+        self.runner = BoundedFrequencyRunner(self.sync, config.intervals, clock=clock)
+        self.reflectors = tuple(
+            Reflector(
+                resource,
+                api=api,
+                store=self.store,
+                read_timeout=config.read_timeout,
+                page_size=config.page_size,
+                clock=clock,
+                on_change=self._changed,
+                **dict(reflector_options or {}),
+            )
+            for resource in resources
+        )
+        self.metrics.watch(self._reflector_states)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._waiting_heartbeat: float | None = None
+        self._loop_started = False
+        self.health_server: HealthServer | None = None
+        self.metrics_server: Any = None
+
+    def _changed(self, resource: Resource, key: str, kind: ChangeKind) -> None:
+        self.log.debug("cache changed", extra={"fields": {"resource": resource.value, "object": key, "change": kind.value}})
+        self.runner.request()
+
+    def _reflector_states(self) -> list[ReflectorState]:
+        return [ReflectorState(r.resource.value, r.synced, r.restarts) for r in self.reflectors]
+
+    def health_state(self) -> HealthState:
+        heartbeat = self.runner.heartbeat if self._loop_started else self._waiting_heartbeat
+        return HealthState(
+            synced={r.resource.value: r.synced for r in self.reflectors},
+            first_sync_at=self.sync.first_success_at,
+            heartbeat=heartbeat,
+            last_attempt=self.runner.schedule.last_run,
+        )
+
+    def readiness(self) -> Verdict:
+        return readiness(self.health_state())
+
+    def liveness(self) -> Verdict:
+        return liveness(
+            self.health_state(),
+            self._clock(),
+            heartbeat_timeout=self.config.heartbeat_timeout,
+            attempt_timeout=self.config.max_interval + self.config.attempt_grace,
+        )
+
+    def start(self) -> Agent:
+        """Start serving health and metrics, the reflectors and the sync loop; returns at once."""
+        c = self.config
+        if c.health_port >= 0:
+            self.health_server = HealthServer(live=self.liveness, ready=self.readiness, port=c.health_port,
+                                              address=c.health_address)
+        if c.metrics_port >= 0:
+            self.metrics_server = self.metrics.serve(port=c.metrics_port, address=c.metrics_address)
+        for reflector in self.reflectors:
+            thread = threading.Thread(target=reflector.run, args=(self._stop,), name=f"reflector-{reflector.resource.value}",
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        loop = threading.Thread(target=self._sync_loop, name="sync", daemon=True)
+        loop.start()
+        self._threads.append(loop)
+        self.log.info("agent started", extra={"fields": {
+            "table": c.table, "mode": c.mode, "min_interval": c.min_interval, "max_interval": c.max_interval,
+        }})
+        return self
+
+    def _sync_loop(self) -> None:
+        while not self._stop.is_set() and not all(r.synced for r in self.reflectors):
+            self._waiting_heartbeat = self._clock()
+            self._stop.wait(0.05)
+        if self._stop.is_set():
+            return
+        self.log.info("caches synced; first sync", extra={"fields": {"resources": sorted(r.resource.value for r in self.reflectors)}})
+        self._loop_started = True
+        self.runner.loop(self._stop, tick=TICK)
+
+    def wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.readiness().ok:
+                return True
+            time.sleep(0.02)
+        return self.readiness().ok
+
+    def stop(self, *, timeout: float = 5.0) -> None:
+        """Stop every thread and server. The ruleset stays in the kernel."""
+        self._stop.set()
+        self.runner.wake()
+        for thread in self._threads:
+            thread.join(timeout)
+        if self.health_server is not None:
+            self.health_server.close()
+            self.health_server = None
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server.server_close()
+            self.metrics_server = None
+        close = getattr(self._backend, "close", None)
+        if close is not None:
+            close()
+        self.log.info("agent stopped; the ruleset stays in force", extra={"fields": {"table": self.config.table}})
+
+
+def cleanup(*, table: str = "policyctl", backend: NftBackend | None = None) -> bool:
+    """Delete our table (every rule, set and chain policyctl owns) on this node; True if it
+    was there. Only the uninstall path calls this, never shutdown."""
+    return Enforcer(backend if backend is not None else default_backend(), table=table).cleanup()
+
+
+def run(config: AgentConfig, *, kubeconfig: str | None = None, context: str | None = None) -> int:
+    """``policyctl agent``: run until SIGTERM or SIGINT; exit status 0. Raises
+    :class:`~policyctl.policy.diagnostics.PolicyctlError` for a configuration it cannot use."""
+    from policyctl.kubeapi.config import connect
+
+    logger = configure(node=config.node, level=config.log_level)
+    client = connect(kubeconfig=kubeconfig, context=context)
+    conntrack: ConntrackTable | None = None
+    if not config.keep_established:
+        try:
+            conntrack = ConntrackTool(netns=config.netns)
+        except ConntrackError as error:
+            logger.warning("established connections will not be re-checked", extra={"fields": {"error": str(error)}})
+    backend = default_backend(netns=config.netns)
+    agent = Agent(config, api=client.api, backend=backend, conntrack=conntrack, logger=logger.getChild("agent"))
+    stop = threading.Event()
+
+    def on_signal(number: int, _frame: FrameType | None) -> None:
+        logger.info("signal received; stopping", extra={"fields": {"signal": signal.Signals(number).name}})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    agent.start()
+    while not stop.wait(TICK):
+        pass
+    agent.stop()
+    return 0

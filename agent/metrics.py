@@ -1,0 +1,132 @@
+"""The agent's Prometheus metrics: names, types and the one place they are updated.
+
+Names follow the Prometheus conventions (``policyctl_`` prefix, base units, ``_total`` on
+counters, ``_seconds`` on durations) and carry only low-cardinality labels: a sync ``result``,
+a watched ``resource`` and a restart ``reason``, never a pod or policy name.
+
+=============================================== ========= ==================================
+name                                            type      meaning
+=============================================== ========= ==================================
+policyctl_sync_duration_seconds                 histogram one sync: snapshot, compile, apply
+policyctl_syncs_total{result}                   counter   syncs by result: applied,
+                                                          unchanged, failed
+policyctl_compiles_total{outcome}               counter   compiled, or skipped because
+                                                          nothing this node enforces changed
+policyctl_last_successful_sync_timestamp_seconds gauge    Unix time of the last good sync
+policyctl_local_pods                            gauge     pods this node enforces for
+policyctl_active_local_policies                 gauge     policies selecting a local pod
+policyctl_nft_set_elements                      gauge     elements in our sets and maps
+policyctl_watch_restarts_total{resource,reason} counter   reflector relists/reconnects
+policyctl_cache_synced{resource}                gauge     1 once the reflector has listed
+policyctl_build_info{version}                   gauge     always 1
+=============================================== ========= ==================================
+
+The reflector figures are read from the reflectors at scrape time (:class:`ReflectorCollector`)
+rather than pushed, so they can never disagree with the reflectors' own state.
+
+Each agent has its own :class:`CollectorRegistry`: tests and several agents in one process
+(the lab) never share counters. The client library's ``*_created`` series (a timestamp per
+counter and histogram) are turned off: they double the series count and say nothing a
+restart counter does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from policyctl import __version__
+
+#: Sync durations span a no-op resync (milliseconds) to a large first apply (seconds).
+SYNC_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ReflectorState:
+    """What the metrics need of one reflector: whether it has listed, and its restarts by
+    reason (``expired`` for a 410, ``timeout``, ``error``, ...)."""
+
+    resource: str
+    synced: bool
+    restarts: Mapping[str, int]
+
+
+class ReflectorCollector(Collector):
+    """``policyctl_watch_restarts_total`` and ``policyctl_cache_synced``, read from the
+    reflectors at scrape time through ``states``."""
+
+    def __init__(self, states: Callable[[], Iterable[ReflectorState]]) -> None:
+        self._states = states
+
+    def collect(self) -> Iterator[Metric]:
+        restarts = CounterMetricFamily(
+            "policyctl_watch_restarts",
+            "Times a watch was restarted (relist or reconnect), by resource and reason.",
+            labels=["resource", "reason"],
+        )
+        synced = GaugeMetricFamily(
+            "policyctl_cache_synced",
+            "1 when the resource's cache has completed its initial list, else 0.",
+            labels=["resource"],
+        )
+        for state in sorted(self._states(), key=lambda s: s.resource):
+            synced.add_metric([state.resource], 1.0 if state.synced else 0.0)
+            for reason in sorted(state.restarts):
+                restarts.add_metric([state.resource, reason], float(state.restarts[reason]))
+        yield restarts
+        yield synced
+
+
+class AgentMetrics:
+    """The agent's metrics in their own registry."""
+
+    def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
+        disable_created_metrics()
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.sync_duration = Histogram(
+            "policyctl_sync_duration_seconds",
+            "Duration of one sync: snapshot, compile (unless skipped) and apply.",
+            buckets=SYNC_BUCKETS,
+            registry=r,
+        )
+        self.syncs = Counter(
+            "policyctl_syncs", "Syncs by result: applied, unchanged or failed.", ["result"], registry=r
+        )
+        self.compiles = Counter(
+            "policyctl_compiles",
+            "Ruleset compilations, and syncs that skipped compiling because nothing this node enforces changed.",
+            ["outcome"],
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "policyctl_last_successful_sync_timestamp_seconds",
+            "Unix time of the last sync that left the kernel equal to the desired ruleset.",
+            registry=r,
+        )
+        self.local_pods = Gauge("policyctl_local_pods", "Pods on this node that policy is enforced for.", registry=r)
+        self.active_policies = Gauge(
+            "policyctl_active_local_policies", "NetworkPolicies that select at least one local pod.", registry=r
+        )
+        self.set_elements = Gauge(
+            "policyctl_nft_set_elements", "Elements in the sets and maps of the applied ruleset.", registry=r
+        )
+        self.build_info = Gauge("policyctl_build_info", "Always 1; the version label says which build.", ["version"], registry=r)
+        self.build_info.labels(version=__version__).set(1)
+        for result in ("applied", "unchanged", "failed"):
+            self.syncs.labels(result=result)
+        for outcome in ("compiled", "skipped"):
+            self.compiles.labels(outcome=outcome)
+
+    def watch(self, states: Callable[[], Iterable[ReflectorState]]) -> None:
+        """Expose the reflectors' figures (call once, when the reflectors exist)."""
+        self.registry.register(ReflectorCollector(states))
+
+    def serve(self, *, port: int, address: str = "0.0.0.0") -> object:
+        """Serve ``/metrics`` from a daemon thread; returns the server (``shutdown()`` stops it)."""
+        server, _thread = start_http_server(port, addr=address, registry=self.registry)
+        return server

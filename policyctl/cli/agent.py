@@ -1,0 +1,99 @@
+"""``policyctl agent``: the node agent the DaemonSet runs (deploy/daemonset.yaml).
+
+Watches Pods, Namespaces, Nodes and NetworkPolicies and keeps this node's nftables table equal
+to the node's compiled ruleset (:mod:`policyctl.agent.main`). The node comes from ``--node``
+or ``$NODE_NAME`` (the downward API's ``spec.nodeName``); without one the agent refuses to
+start (exit 2) rather than guess. ``--cleanup`` deletes the table and exits: the uninstall
+path, since stopping the agent deliberately leaves the rules in force.
+
+Exit status: 0 after SIGTERM/SIGINT (or a cleanup), 2 unusable settings or client
+configuration.
+"""
+
+from __future__ import annotations
+
+import click
+
+from policyctl.cli.inputs import fail, input_errors
+
+
+@click.command()
+@click.option("--node", envvar="NODE_NAME", default="", help="This node's name (default: $NODE_NAME, from the downward API).")
+@click.option("--kubeconfig", default=None, metavar="FILE", help="Kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, or the pod's service account).")
+@click.option("--context", default=None, help="Kubeconfig context.")
+@click.option("--table", default="policyctl", show_default=True, help="The inet nftables table the agent owns.")
+@click.option("--mode", type=click.Choice(["enforce", "audit"]), default="enforce", show_default=True,
+              help="enforce: drop what policy denies; audit: count and log it, let it through.")
+@click.option("--min-interval", type=float, default=1.0, show_default=True, help="Seconds between syncs at least (bursts of events coalesce).")
+@click.option("--max-interval", type=float, default=60.0, show_default=True, help="Seconds between syncs at most (periodic resync repairs drift).")
+@click.option("--retry-interval", type=float, default=5.0, show_default=True, help="Seconds before retrying a failed sync.")
+@click.option("--metrics-address", default="0.0.0.0", show_default=True, help="Address to serve /metrics on.")
+@click.option("--metrics-port", type=int, default=9180, show_default=True, help="Port for /metrics (-1: off).")
+@click.option("--health-port", type=int, default=9181, show_default=True, help="Port for /healthz and /readyz on 127.0.0.1 (-1: off).")
+@click.option("--read-timeout", type=float, default=90.0, show_default=True, help="Seconds of silence after which a watch is taken for dead.")
+@click.option("--page-size", type=int, default=500, show_default=True, help="Objects per list page.")
+@click.option("--keep-established", is_flag=True, help="Do not cut tracked connections a new ruleset denies.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
+@click.option("--netns", default=None, metavar="NAME",
+              help="Apply rules inside this named network namespace; the API is reached from this one (the lab's nodes).")
+@click.option("--cleanup", is_flag=True, help="Delete the agent's table on this node and exit (uninstall).")
+def agent(
+    node: str,
+    kubeconfig: str | None,
+    context: str | None,
+    table: str,
+    mode: str,
+    min_interval: float,
+    max_interval: float,
+    retry_interval: float,
+    metrics_address: str,
+    metrics_port: int,
+    health_port: int,
+    read_timeout: float,
+    page_size: int,
+    keep_established: bool,
+    log_level: str,
+    netns: str | None,
+    cleanup: bool,
+) -> None:
+    """Enforce NetworkPolicy on this node, following the API server, until stopped.
+
+    \b
+    Examples:
+      NODE_NAME=node-1 policyctl agent --kubeconfig ~/.kube/config
+      policyctl agent --node node-1 --metrics-port 9180 --health-port 9181
+      policyctl agent --cleanup
+    """
+    from policyctl.agent.config import AgentConfig
+    from policyctl.agent.main import cleanup as remove_table
+    from policyctl.agent.main import run
+
+    with input_errors():
+        if cleanup:
+            from policyctl.enforcer.backend import default_backend
+
+            removed = remove_table(table=table, backend=default_backend(netns=netns))
+            click.echo(f"table inet {table} {'deleted' if removed else 'was not there'}")
+            return
+        config = AgentConfig(
+            node=node,
+            table=table,
+            mode=mode,
+            min_interval=min_interval,
+            max_interval=max_interval,
+            retry_interval=retry_interval,
+            metrics_address=metrics_address,
+            metrics_port=metrics_port,
+            health_port=health_port,
+            read_timeout=read_timeout,
+            page_size=page_size,
+            keep_established=keep_established,
+            log_level=log_level,
+            netns=netns,
+        )
+        problems = config.validate()
+        if problems:
+            for problem in problems[:-1]:
+                click.echo(f"error: {problem}", err=True)
+            raise fail(problems[-1])
+        raise click.exceptions.Exit(run(config, kubeconfig=kubeconfig, context=context))

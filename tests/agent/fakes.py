@@ -1,0 +1,60 @@
+"""Stand-ins for the kernel side of a sync: an enforcer that remembers what it was given and
+a conntrack table in memory."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from policyctl.enforcer.apply import ApplyReport
+from policyctl.enforcer.conntrack import Flow
+from policyctl.enforcer.diff import Transaction
+from policyctl.policy.model import Cluster
+
+
+class RecordingEnforcer:
+    """Holds the last applied document as "the kernel"; a different document is a change.
+    ``fail_next`` makes the next apply raise, as a rejected transaction does."""
+
+    def __init__(self, table: str = "policyctl") -> None:
+        self.table = table
+        self.kernel: Mapping[str, Any] | None = None
+        self.applies: list[Mapping[str, Any]] = []
+        self.fail_next = False
+
+    def apply(self, desired: Mapping[str, Any], *, dry_run: bool = False, source: str = "<ruleset>") -> ApplyReport:
+        if self.fail_next:
+            self.fail_next = False
+            raise RuntimeError("nft rejected the transaction")
+        self.applies.append(desired)
+        changed = json.dumps(desired, sort_keys=True) != json.dumps(self.kernel, sort_keys=True)
+        commands: tuple[Mapping[str, Any], ...] = ({"replace": {"table": self.table}},) if changed else ()
+        if not dry_run:
+            self.kernel = desired
+        return ApplyReport(Transaction(commands=commands), applied=changed and not dry_run, dry_run=dry_run, duration_seconds=0.0)
+
+
+class FixedSnapshots:
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def snapshot(self) -> Cluster:
+        return self.cluster
+
+
+class MemoryConntrack:
+    def __init__(self, *flows: Flow) -> None:
+        self.entries = list(flows)
+        self.broken = False
+
+    def flows(self) -> tuple[Flow, ...]:
+        if self.broken:
+            raise OSError("conntrack: netlink error")
+        return tuple(self.entries)
+
+    def delete(self, flow: Flow) -> bool:
+        if flow in self.entries:
+            self.entries.remove(flow)
+            return True
+        return False

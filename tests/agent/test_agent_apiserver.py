@@ -1,0 +1,144 @@
+"""The agent end to end against the fake API server, writing a real nftables table in a
+throwaway network namespace: after each scripted scenario the table equals ``compile_node``
+of the objects the server holds."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from policyctl.agent.main import Agent
+from policyctl.enforcer.apply import Enforcer
+from policyctl.enforcer.backend import LibnftablesBackend
+from tests.agent.conftest import READ_TIMEOUT, TABLE, expected_document, fast_config, seed
+from tests.apiserver import FakeApiServer
+from tests.kubeapi import objects as raw
+
+pytestmark = pytest.mark.kernel
+
+
+def converges(kernel: Enforcer, server: FakeApiServer, *, timeout: float = 10.0) -> bool:
+    """The table equals the compiled ruleset of what the server holds now (re-read while
+    waiting: the server may still be changing)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if kernel.current() is not None and kernel.plan(expected_document(server)).empty:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def running(apiserver: FakeApiServer, kernel: Enforcer, node_netns: str,
+            start_agent: Callable[..., Agent]) -> Agent:
+    seed(apiserver)
+    agent = start_agent(backend=LibnftablesBackend(netns=node_netns))
+    assert agent.wait_ready(10), agent.readiness().reasons
+    assert converges(kernel, apiserver)
+    return agent
+
+
+def restarts(agent: Agent, resource: str, reason: str) -> int:
+    return next(r.restarts[reason] for r in agent.reflectors if r.resource.value == resource)
+
+
+def test_410_mid_stream_with_deletions_in_the_gap(apiserver: FakeApiServer, kernel: Enforcer, running: Agent) -> None:
+    apiserver.go_silent()
+    apiserver.delete("Pod", "edge", "gw-1")
+    apiserver.delete("NetworkPolicy", "other", "deny-all")
+    apiserver.compact()
+    apiserver.expire_watches()
+    assert converges(kernel, apiserver)
+    assert restarts(running, "pods", "410") >= 1
+    table = str(kernel.backend.list_table("inet", TABLE))
+    assert "10.50.1.11" not in table, "the deleted peer is still allowed"
+    assert "10.50.0.11" not in table, "other/batch is still isolated by the deleted policy"
+
+
+def test_a_silent_dead_connection_is_noticed_and_changes_arrive(
+    apiserver: FakeApiServer, kernel: Enforcer, running: Agent
+) -> None:
+    apiserver.go_silent()
+    apiserver.update(raw.pod("edge/gw-2", {"role": "retired"}, ip="10.50.1.12", node="node-b"))
+    time.sleep(READ_TIMEOUT / 2)
+    assert not kernel.plan(expected_document(apiserver)).empty, "the change arrived before the stream was dropped"
+    assert converges(kernel, apiserver)
+    assert restarts(running, "pods", "timeout") >= 1
+
+
+def test_a_relabelled_namespace_brings_its_pods_into_a_peer(
+    apiserver: FakeApiServer, kernel: Enforcer, running: Agent
+) -> None:
+    before = kernel.backend.list_table("inet", TABLE)
+    apiserver.update(raw.namespace("other", team="edge"))
+    assert converges(kernel, apiserver)
+    after = kernel.backend.list_table("inet", TABLE)
+    assert "10.50.1.13" not in str(before) and "10.50.1.13" in str(after)
+
+
+def test_a_policy_deleted_while_disconnected(apiserver: FakeApiServer, kernel: Enforcer, running: Agent) -> None:
+    apiserver.refuse_watches(503)
+    apiserver.drop_watches()
+    apiserver.delete("NetworkPolicy", "shop", "web")
+    time.sleep(0.3)
+    apiserver.refuse_watches(None)
+    assert converges(kernel, apiserver)
+    assert "10.50.0.10" not in str(kernel.backend.list_table("inet", TABLE)), "web is still isolated"
+
+
+def test_a_deleted_table_is_restored_by_the_periodic_resync(
+    apiserver: FakeApiServer, kernel: Enforcer, node_netns: str, start_agent: Callable[..., Agent]
+) -> None:
+    seed(apiserver)
+    agent = start_agent(fast_config(max_interval=0.5), backend=LibnftablesBackend(netns=node_netns))
+    assert agent.wait_ready(10)
+    assert kernel.cleanup()
+    assert converges(kernel, apiserver, timeout=5)
+    assert agent.sync.compiles == 1, "a resync with nothing changed must not recompile"
+
+
+def test_a_burst_of_events_is_one_transaction(
+    apiserver: FakeApiServer, kernel: Enforcer, node_netns: str, start_agent: Callable[..., Agent]
+) -> None:
+    seed(apiserver)
+    agent = start_agent(fast_config(min_interval=1.0), backend=LibnftablesBackend(netns=node_netns))
+    assert agent.wait_ready(10)
+    syncs = agent.sync.syncs
+    for index in range(20):
+        apiserver.create(raw.pod(f"edge/burst-{index}", {"role": "gw"}, ip=f"10.50.2.{index + 10}", node="node-b"))
+    assert converges(kernel, apiserver)
+    assert agent.sync.syncs - syncs <= 2, agent.sync.syncs - syncs
+
+
+def test_events_for_other_nodes_do_not_recompile(
+    apiserver: FakeApiServer, kernel: Enforcer, running: Agent
+) -> None:
+    compiles = running.sync.compiles
+    syncs = running.sync.syncs
+    apiserver.create(raw.policy("shop/db-only", {"podSelector": {"matchLabels": {"app": "db"}}}))
+    apiserver.update(raw.pod("shop/db", {"app": "db", "version": "2"}, ip="10.50.1.10", node="node-b"))
+    deadline = time.monotonic() + 5
+    while running.sync.syncs == syncs and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert running.sync.syncs > syncs
+    assert converges(kernel, apiserver)
+    assert running.sync.compiles == compiles
+
+
+def test_metrics_report_the_reflectors(apiserver: FakeApiServer, kernel: Enforcer, running: Agent) -> None:
+    apiserver.go_silent("Namespace")
+    apiserver.compact()
+    apiserver.expire_watches("Namespace")
+    deadline = time.monotonic() + 5
+    value: Any = None
+    while time.monotonic() < deadline:
+        value = running.metrics.registry.get_sample_value(
+            "policyctl_watch_restarts_total", {"resource": "namespaces", "reason": "410"})
+        if value:
+            break
+        time.sleep(0.02)
+    assert value and value >= 1
+    assert running.metrics.registry.get_sample_value("policyctl_cache_synced", {"resource": "pods"}) == 1

@@ -1,0 +1,77 @@
+"""The agent's metrics as a Prometheus server scrapes them: names, types and labels, parsed
+from the text exposition served over HTTP."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from policyctl import __version__
+from policyctl.agent.metrics import AgentMetrics, ReflectorState
+
+EXPECTED_TYPES = {
+    "policyctl_sync_duration_seconds": "histogram",
+    "policyctl_syncs": "counter",
+    "policyctl_compiles": "counter",
+    "policyctl_last_successful_sync_timestamp_seconds": "gauge",
+    "policyctl_local_pods": "gauge",
+    "policyctl_active_local_policies": "gauge",
+    "policyctl_nft_set_elements": "gauge",
+    "policyctl_watch_restarts": "counter",
+    "policyctl_cache_synced": "gauge",
+    "policyctl_build_info": "gauge",
+}
+
+
+@pytest.fixture
+def scraped() -> dict[str, object]:
+    metrics = AgentMetrics()
+    metrics.watch(lambda: [
+        ReflectorState("pods", True, {"410": 2, "timeout": 0}),
+        ReflectorState("namespaces", False, {"dropped": 1}),
+    ])
+    metrics.syncs.labels(result="applied").inc()
+    metrics.sync_duration.observe(0.02)
+    server = metrics.serve(port=0, address="127.0.0.1")
+    try:
+        port = server.server_address[1]  # type: ignore[attr-defined]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    finally:
+        server.shutdown()  # type: ignore[attr-defined]
+        server.server_close()  # type: ignore[attr-defined]
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def test_every_metric_is_exposed_with_its_type(scraped: dict[str, object]) -> None:
+    types = {name: family.type for name, family in scraped.items() if name.startswith("policyctl_")}  # type: ignore[attr-defined]
+    assert types == EXPECTED_TYPES
+
+
+def _samples(scraped: dict[str, object], family: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for s in scraped[family].samples}  # type: ignore[attr-defined]
+
+
+def test_counters_end_in_total_and_carry_their_labels(scraped: dict[str, object]) -> None:
+    syncs = _samples(scraped, "policyctl_syncs")
+    assert syncs[("policyctl_syncs_total", (("result", "applied"),))] == 1
+    assert syncs[("policyctl_syncs_total", (("result", "failed"),))] == 0
+    restarts = _samples(scraped, "policyctl_watch_restarts")
+    assert restarts[("policyctl_watch_restarts_total", (("reason", "410"), ("resource", "pods")))] == 2
+    assert restarts[("policyctl_watch_restarts_total", (("reason", "dropped"), ("resource", "namespaces")))] == 1
+
+
+def test_cache_synced_and_build_info(scraped: dict[str, object]) -> None:
+    synced = _samples(scraped, "policyctl_cache_synced")
+    assert synced == {("policyctl_cache_synced", (("resource", "namespaces"),)): 0.0,
+                      ("policyctl_cache_synced", (("resource", "pods"),)): 1.0}
+    assert _samples(scraped, "policyctl_build_info") == {("policyctl_build_info", (("version", __version__),)): 1.0}
+
+
+def test_sync_duration_is_a_histogram_in_seconds(scraped: dict[str, object]) -> None:
+    samples = _samples(scraped, "policyctl_sync_duration_seconds")
+    assert samples[("policyctl_sync_duration_seconds_count", ())] == 1
+    assert samples[("policyctl_sync_duration_seconds_bucket", (("le", "0.025"),))] == 1
+    assert samples[("policyctl_sync_duration_seconds_bucket", (("le", "0.01"),))] == 0
