@@ -1,0 +1,125 @@
+"""``policyctl diff OLD NEW``: what a change to the manifests opens and closes, exactly.
+
+OLD and NEW are manifest paths (files or directories) or ``REV:PATH`` git revisions of a path
+in the repository of the current directory (``main:deploy/policies``). A revision is read with
+``git archive`` into a temporary directory here, at the edge; the verifier only ever sees two
+clusters.
+
+Exit status: 0 no flow changed, 1 flows changed (like ``diff``), 2 invalid input.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import click
+
+from policyctl.cli.inputs import EXIT_NO, EXIT_OK, emit_document, fail, load_cluster, namespace_option, output_option
+from policyctl.verifier.semdiff import FlowChange, FlowDiff, semantic_diff
+
+SCHEMA_VERSION = 1
+
+
+def _git(*args: str, cwd: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=120)
+
+
+def _regular(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """Plain files and directories inside the archive only (no links, no paths leaving it)."""
+    for member in tar.getmembers():
+        parts = member.name.split("/")
+        if (member.isfile() or member.isdir()) and not member.name.startswith("/") and ".." not in parts:
+            yield member
+
+
+@contextmanager
+def revision_path(spec: str) -> Iterator[str]:
+    """A local path for ``spec``: itself when it exists, else ``REV:PATH`` extracted from git."""
+    if os.path.exists(spec) or ":" not in spec:
+        yield spec
+        return
+    revision, _, path = spec.partition(":")
+    top = _git("rev-parse", "--show-toplevel", cwd=os.getcwd())
+    if top.returncode != 0:
+        raise fail(f"{spec}: not a path, and not in a git repository: {top.stderr.decode().strip()}")
+    root = top.stdout.decode().strip()
+    prefix = os.path.relpath(os.path.join(os.getcwd(), path or "."), root)
+    prefix = "" if prefix == "." else prefix
+    archive = _git("archive", "--format=tar", revision, *([prefix] if prefix else []), cwd=root)
+    if archive.returncode != 0:
+        raise fail(f"{spec}: {archive.stderr.decode().strip()}")
+    with tempfile.TemporaryDirectory(prefix="policyctl-diff-") as directory:
+        target = os.path.join(directory, "tree.tar")
+        with open(target, "wb") as handle:
+            handle.write(archive.stdout)
+        with tarfile.open(target) as tar:
+            tar.extractall(directory, members=_regular(tar))
+        os.remove(target)
+        yield os.path.join(directory, prefix) if prefix else directory
+
+
+def _change(change: FlowChange) -> dict[str, Any]:
+    return {
+        "from": change.source,
+        "to": change.destination,
+        "family": change.family.value,
+        "ports": [{"protocol": p.value, "first": low, "last": high} for p, low, high in change.ports.ranges()],
+        "example": {"from": change.example[0], "to": change.example[1]},
+    }
+
+
+def diff_document(found: FlowDiff) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "added": [_change(c) for c in found.added],
+        "removed": [_change(c) for c in found.removed],
+        "pods_added": list(found.pods_added),
+        "pods_removed": list(found.pods_removed),
+    }
+
+
+def diff_text(found: FlowDiff) -> str:
+    if found.empty:
+        return "no flow changed\n"
+    lines = []
+    for sign, title, changes in (("+", "added", found.added), ("-", "removed", found.removed)):
+        if changes:
+            lines.append(f"flows {title}:")
+            for c in changes:
+                example = f"  (e.g. {c.example[0]} -> {c.example[1]})" if c.example != (c.source, c.destination) else ""
+                lines.append(f"{sign} {c.source} -> {c.destination} {c.family.value}: {c.ports}{example}")
+    for title, pods in (("pods only in NEW", found.pods_added), ("pods only in OLD", found.pods_removed)):
+        if pods:
+            lines.append(f"{title}: {', '.join(pods)}")
+    return "\n".join(lines) + "\n"
+
+
+@click.command()
+@click.argument("old", metavar="OLD")
+@click.argument("new", metavar="NEW")
+@namespace_option
+@output_option(("text", "json", "yaml"))
+def diff(old: str, new: str, namespace: str, output: str) -> None:
+    """Flows NEW allows that OLD did not (added) and the reverse (removed), exactly: every
+    pod pair, port, protocol and family, and outside addresses, grouped by workload.
+
+    \b
+    OLD/NEW: a manifest file or directory, or REV:PATH for a git revision of a path, e.g.
+      policyctl diff main:examples/webshop examples/webshop
+    Exit status: 0 nothing changed, 1 flows changed, 2 invalid input.
+    """
+    with ExitStack() as stack:
+        old_path = stack.enter_context(revision_path(old))
+        new_path = stack.enter_context(revision_path(new))
+        found = semantic_diff(load_cluster([old_path], namespace=namespace), load_cluster([new_path], namespace=namespace))
+    if output == "text":
+        click.echo(diff_text(found), nl=False)
+    else:
+        emit_document(diff_document(found), output)
+    raise click.exceptions.Exit(EXIT_OK if found.empty else EXIT_NO)

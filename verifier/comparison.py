@@ -1,0 +1,141 @@
+"""Two allowed relations over the same pods, compared exactly: what one allows and the other not.
+
+Pods are grouped by joint source side (their row in both relations, see
+:class:`~verifier.relation.FamilyRelation`) and joint destination side, so each pair of a joint
+row and a joint column is compared once; the pod-pair bypasses (a pod and itself, a
+hostNetwork pod and a pod on its node) are compared pod by pod. Outside addresses are compared on the joint
+atoms: the address space cut at the ipBlock boundaries of both clusters, without the
+addresses of pods and nodes.
+
+Pods are matched by ``namespace/name``; pods present in one cluster only are not compared (a
+diff reports them apart). Invariants: differences are sorted by source, destination and family;
+every difference names one concrete witness pair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from policyctl.compiler.intervals import as_address
+from policyctl.policy.model import Cluster, Family, IPAddress, Pod
+
+from .portsets import PortSet
+from .relation import Relation, cluster_families
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """Ports ``source`` may open on ``destination`` under one relation and not the other.
+    ``sources``/``destinations`` are every end of the same joint class (the witness first)."""
+
+    source: Pod | IPAddress
+    destination: Pod | IPAddress
+    family: Family
+    ports: PortSet
+    sources: tuple[Pod | IPAddress, ...] = ()
+    destinations: tuple[Pod | IPAddress, ...] = ()
+
+
+def _name(end: Pod | IPAddress) -> str:
+    return end.key if isinstance(end, Pod) else str(end)
+
+
+def _joint_atoms(a: Relation, b: Relation, family: Family) -> tuple[IPAddress, ...]:
+    """One outside address per distinct (ipBlocks of ``a``, ipBlocks of ``b``) containing it.
+    Joint atoms are cut at the union of both clusters' cuts, and cluster addresses are
+    single-address atoms in both, so every joint atom starts where an atom of one starts."""
+    taken = a.cluster_addresses | b.cluster_addresses
+    points = [x for x in taken if Family.of(x) is family]
+    lows = {atom.low for r in (a, b) for atom in r.index.atoms(family, points=points)}
+    chosen: dict[tuple[frozenset[int], frozenset[int]], IPAddress] = {}
+    for low in sorted(lows):
+        address = as_address(low, family)
+        if address not in taken:
+            chosen.setdefault((a.index.blocks_of(address), b.index.blocks_of(address)), address)
+    return tuple(sorted(chosen.values()))
+
+
+Side = tuple[tuple[int, int], list[Pod]]
+
+
+def _sides(a: Relation, b: Relation, keys: list[str], family: Family) -> tuple[list[Side], list[Side]]:
+    """Pods grouped by joint row (their row in ``a`` and in ``b``) and by joint column."""
+    ca, cb = a.of(family), b.of(family)
+    rows: dict[tuple[int, int], list[Pod]] = {}
+    columns: dict[tuple[int, int], list[Pod]] = {}
+    for key in keys:
+        i, j = ca.class_of[key], cb.class_of[key]
+        pod = a.cluster.pod_by_key[key]
+        rows.setdefault((ca.row_of[i], cb.row_of[j]), []).append(pod)
+        columns.setdefault((ca.column_of[i], cb.column_of[j]), []).append(pod)
+    return sorted(rows.items(), key=lambda g: g[1][0].key), sorted(columns.items(), key=lambda g: g[1][0].key)
+
+
+def differences(a: Relation, b: Relation, *, families: tuple[Family, ...] | None = None) -> Iterator[Difference]:
+    """Every (joint row, joint column, family) where ``a`` allows ports ``b`` does not, then
+    the bypassed pod pairs, then outside addresses."""
+    keys = sorted(set(a.cluster.pod_by_key) & set(b.cluster.pod_by_key))
+    chosen = families or tuple(f for f in Family if f in set(a.families) | set(b.families))
+    for family in chosen:
+        rows, columns = _sides(a, b, keys, family)
+        cells_a, cells_b = a.of(family).cells, b.of(family).cells
+        minus: dict[tuple[PortSet, PortSet], PortSet] = {}
+        for (row_a, row_b), sources in rows:
+            for (column_a, column_b), destinations in columns:
+                key = (cells_a[row_a][column_a], cells_b[row_b][column_b])
+                extra = minus.get(key)
+                if extra is None:
+                    extra = minus[key] = key[0] - key[1]
+                pair = _ordinary_pair(a, b, sources, destinations, family) if extra else None
+                if pair is not None:
+                    yield Difference(pair[0], pair[1], family, extra, tuple(sources), tuple(destinations))
+        for s, d in a._bypass_pairs():
+            if d.key in b.cluster.pod_by_key and s.key in b.cluster.pod_by_key:
+                extra = a.ports(s, d, family=family) - b.ports(b.cluster.pod_by_key[s.key], b.cluster.pod_by_key[d.key], family=family)
+                if extra:
+                    yield Difference(s, d, family, extra, (s,), (d,))
+        outside = _joint_atoms(a, b, family)
+        for _, group in rows:
+            pod, other = group[0], b.cluster.pod_by_key[group[0].key]
+            for address in outside:
+                extra = a.to_address(pod, address) - b.to_address(other, address)
+                if extra:
+                    yield Difference(pod, address, family, extra, tuple(group), (address,))
+        for _, group in columns:
+            pod, other = group[0], b.cluster.pod_by_key[group[0].key]
+            for address in outside:
+                extra = a.from_address(address, pod) - b.from_address(address, other)
+                if extra:
+                    yield Difference(address, pod, family, extra, (address,), tuple(group))
+
+
+def _ordinary_pair(a: Relation, b: Relation, sources: list[Pod], destinations: list[Pod], family: Family) -> tuple[Pod, Pod] | None:
+    """A (source, destination) pair that no bypass applies to in either relation."""
+    return next(
+        (
+            (s, d)
+            for s in sources
+            for d in (destinations if s.host_network else destinations[:2])
+            if a.bypass(s, d, family) is None and b.bypass(b.cluster.pod_by_key[s.key], b.cluster.pod_by_key[d.key], family) is None
+        ),
+        None,
+    )
+
+
+def first_difference(a: Cluster | Relation, b: Cluster | Relation) -> Difference | None:
+    """A flow ``a`` allows and ``b`` does not, or None when ``b`` allows everything ``a`` does."""
+    ra = a if isinstance(a, Relation) else Relation(a, families=_families(a, b))
+    rb = b if isinstance(b, Relation) else Relation(b, families=_families(a, b))
+    return next(differences(ra, rb), None)
+
+
+def _families(a: Cluster | Relation, b: Cluster | Relation) -> tuple[Family, ...]:
+    ca = a.cluster if isinstance(a, Relation) else a
+    cb = b.cluster if isinstance(b, Relation) else b
+    found = set(cluster_families(ca)) | set(cluster_families(cb))
+    return tuple(f for f in Family if f in found)
+
+
+def describe(difference: Difference) -> str:
+    return f"{_name(difference.source)} -> {_name(difference.destination)} ({difference.family.value}): {difference.ports}"

@@ -1,0 +1,267 @@
+"""The exact allowed relation of a cluster: every pod pair, every port, every family, at once.
+
+Pods are grouped, per family, into classes of equal :class:`~verifier.index.View` (what every
+policy sees of them); the relation is one port set per ordered pair of classes, computed once
+by :class:`~verifier.decisions.Decider`. Two facts depend on which pods meet rather than on
+their views, and are applied per pod pair on top of the class matrix:
+
+* a pod reaching its own address is allowed (it never leaves its network namespace), when it
+  can have an address in the family at all;
+* ingress from the destination's own node is allowed ("agents on a node ... can communicate
+  with all pods on that node"): for a pod source that is a hostNetwork pod on that node, whose
+  egress half is bypassed too, so every port is allowed.
+
+Addresses outside the pod network (the Internet, nodes, a CIDR in an assertion) are described
+by address atoms (:meth:`PolicyIndex.atoms`) cut at every ipBlock boundary and at every pod and
+node address, so that "outside" atoms contain no cluster address.
+
+Cost: one port set per distinct (source side, destination side) pair, where a side is what
+the applying rules and the rules that could name it see (:class:`FamilyRelation`); nothing is enumerated per port or
+per address, and per-pod-pair work is limited to the two bypasses (hostNetwork pods times the
+pods of their node). :meth:`Relation.materialise` forces the whole relation and counts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+from policyctl.compiler.intervals import as_address
+from policyctl.policy.model import Cluster, Direction, Family, IPAddress, Pod
+
+from .decisions import Decider
+from .index import Atom, EndKind, PolicyIndex, View
+from .portsets import ALL, NONE, PortSet
+
+
+def cluster_families(cluster: Cluster) -> tuple[Family, ...]:
+    """Families any pod or node has an address in; IPv4 when none has one."""
+    found = {Family.of(a) for p in cluster.pods for a in p.ips} | {Family.of(a) for n in cluster.nodes for a in n.addresses}
+    return tuple(f for f in Family if f in found) or (Family.IPV4,)
+
+
+@dataclass(frozen=True, slots=True)
+class PairPorts:
+    """The ports ``source`` may open on ``destination`` in ``family`` (a listing row)."""
+
+    source: Pod
+    destination: Pod
+    family: Family
+    ports: PortSet
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalClass:
+    """Outside addresses every policy treats alike: ``atoms`` in order, ``view`` for all."""
+
+    family: Family
+    view: View
+    atoms: tuple[Atom, ...]
+
+    @property
+    def witness(self) -> IPAddress:
+        return as_address(self.atoms[0].low, self.family)
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyRelation:
+    """Classes of one family: ``views[i]`` shared by ``members[i]``. Ports between classes are
+    ``cells[row_of[i]][column_of[j]]`` (pod-pair bypasses not included): classes that agree on
+    everything the egress rules they apply and the ingress rules that could name them see
+    share a row, and likewise for columns, so the stored table is far smaller than
+    classes x classes."""
+
+    family: Family
+    views: tuple[View, ...]
+    members: tuple[tuple[Pod, ...], ...]
+    class_of: dict[str, int]
+    row_of: tuple[int, ...]
+    column_of: tuple[int, ...]
+    cells: tuple[tuple[PortSet, ...], ...]
+
+    def cell(self, source: int, destination: int) -> PortSet:
+        return self.cells[self.row_of[source]][self.column_of[destination]]
+
+
+class Relation:
+    """The allowed relation of one cluster (see the module docstring)."""
+
+    def __init__(self, cluster: Cluster, *, families: Sequence[Family] | None = None) -> None:
+        self.cluster = cluster
+        self.index = PolicyIndex(cluster)
+        self.decider = Decider(self.index)
+        self.families: tuple[Family, ...] = tuple(families) if families else cluster_families(cluster)
+        self._families: dict[Family, FamilyRelation] = {}
+        self.pods: tuple[Pod, ...] = tuple(sorted(cluster.pods, key=lambda p: p.key))
+
+    def of(self, family: Family) -> FamilyRelation:
+        """The class matrix of ``family``, computed on first use."""
+        found = self._families.get(family)
+        if found is None:
+            found = self._build(family)
+            self._families[family] = found
+        return found
+
+    def _build(self, family: Family) -> FamilyRelation:
+        grouped: dict[View, list[Pod]] = {}
+        for pod in self.pods:
+            grouped.setdefault(self.index.view_of_pod(pod, family), []).append(pod)
+        views = tuple(grouped)
+        members = tuple(tuple(grouped[v]) for v in views)
+        class_of = {p.key: i for i, group in enumerate(members) for p in group}
+        rows: dict[tuple[object, ...], int] = {}
+        columns: dict[tuple[object, ...], int] = {}
+        row_of = tuple(rows.setdefault(self._row_key(v), len(rows)) for v in views)
+        column_of = tuple(columns.setdefault(self._column_key(v), len(columns)) for v in views)
+        row_view = {r: views[i] for i, r in reversed(list(enumerate(row_of)))}
+        column_view = {c: views[i] for i, c in reversed(list(enumerate(column_of)))}
+        ports = self.decider.ports
+        cells = tuple(tuple(ports(row_view[r], column_view[c]) for c in range(len(columns))) for r in range(len(rows)))
+        return FamilyRelation(family, views, members, class_of, row_of, column_of, cells)
+
+    @cached_property
+    def _peer_ids(self) -> dict[Direction, tuple[frozenset[int], frozenset[int]]]:
+        """Per direction, the selector and ipBlock ids some rule of that direction names."""
+        found = {}
+        for direction in (Direction.INGRESS, Direction.EGRESS):
+            rules = [r for r in self.index.rules if r.direction is direction]
+            found[direction] = (
+                frozenset(s for r in rules for s in r.selectors),
+                frozenset(b for r in rules for b in r.blocks),
+            )
+        return found
+
+    def _seen(self, view: View, direction: Direction) -> tuple[frozenset[int], frozenset[int]]:
+        """What rules of ``direction`` can see of ``view`` as their peer."""
+        selectors, blocks = self._peer_ids[direction]
+        chosen = view.selectors & selectors if view.kind is EndKind.POD else frozenset()
+        return chosen, (view.blocks or frozenset()) & blocks
+
+    def _row_key(self, view: View) -> tuple[object, ...]:
+        """Everything the answer depends on from the source's side: the egress rules that
+        apply to it and what ingress rules can see of it."""
+        applying = self.index.applying(view.selectors, Direction.EGRESS) if view.kind is EndKind.POD else None
+        return (view.kind, view.impossible, applying, self._seen(view, Direction.INGRESS))
+
+    def _column_key(self, view: View) -> tuple[object, ...]:
+        """The destination's side: its ingress rules, its named ports and what egress rules
+        can see of it."""
+        applying = self.index.applying(view.selectors, Direction.INGRESS) if view.kind is EndKind.POD else None
+        return (view.kind, view.impossible, applying, view.named, self._seen(view, Direction.EGRESS))
+
+    # pods ---------------------------------------------------------------------------------
+
+    def view(self, pod: Pod, family: Family) -> View:
+        relation = self.of(family)
+        return relation.views[relation.class_of[pod.key]]
+
+    def bypass(self, source: Pod, destination: Pod, family: Family) -> PortSet | None:
+        """The answer when one of the pod-pair bypasses applies, else None."""
+        if source.key == destination.key:
+            return NONE if self.view(source, family).impossible else ALL
+        if source.host_network and destination.node is not None and source.node == destination.node:
+            possible = not (self.view(source, family).impossible or self.view(destination, family).impossible)
+            return ALL if possible else NONE
+        return None
+
+    def ports(self, source: Pod, destination: Pod, *, family: Family = Family.IPV4) -> PortSet:
+        """Every (protocol, port) on which ``source`` may open a new connection to
+        ``destination`` in ``family``."""
+        found = self.bypass(source, destination, family)
+        if found is not None:
+            return found
+        relation = self.of(family)
+        return relation.cell(relation.class_of[source.key], relation.class_of[destination.key])
+
+    def pairs(self, family: Family | None = None) -> Iterator[PairPorts]:
+        """Every ordered pod pair with at least one allowed port, sorted by source, destination
+        and family. Per pod pair: meant for listings, not for large clusters (use
+        :meth:`materialise` or :meth:`of` there)."""
+        families = (family,) if family else self.families
+        for source in self.pods:
+            for destination in self.pods:
+                for f in families:
+                    found = self.ports(source, destination, family=f)
+                    if found:
+                        yield PairPorts(source, destination, f, found)
+
+    def _bypass_pairs(self) -> Iterator[tuple[Pod, Pod]]:
+        by_node: dict[str, list[Pod]] = {}
+        for pod in self.pods:
+            if pod.node is not None:
+                by_node.setdefault(pod.node, []).append(pod)
+        for pod in self.pods:
+            yield pod, pod
+            if pod.host_network and pod.node is not None:
+                for other in by_node.get(pod.node, ()):
+                    if other.key != pod.key:
+                        yield pod, other
+
+    def count(self, family: Family) -> int:
+        """How many ordered pod pairs (a pod with itself included) may connect on some port in
+        ``family``: class sizes times the class matrix, corrected for the bypasses."""
+        relation = self.of(family)
+        row_sizes = [0] * len(relation.cells)
+        column_sizes = [0] * (len(relation.cells[0]) if relation.cells else 0)
+        for i, group in enumerate(relation.members):
+            row_sizes[relation.row_of[i]] += len(group)
+            column_sizes[relation.column_of[i]] += len(group)
+        total = 0
+        for r, row in enumerate(relation.cells):
+            total += row_sizes[r] * sum(column_sizes[c] for c, cell in enumerate(row) if cell)
+        for source, destination in self._bypass_pairs():
+            counted = bool(relation.cell(relation.class_of[source.key], relation.class_of[destination.key]))
+            actual = bool(self.bypass(source, destination, family))
+            total += int(actual) - int(counted)
+        return total
+
+    def materialise(self) -> int:
+        """Compute the whole relation for every family; the number of allowed (ordered pod
+        pair, family) combinations."""
+        return sum(self.count(f) for f in self.families)
+
+    # outside addresses --------------------------------------------------------------------
+
+    @cached_property
+    def cluster_addresses(self) -> frozenset[IPAddress]:
+        return frozenset(a for p in self.cluster.pods for a in p.ips) | frozenset(
+            a for n in self.cluster.nodes for a in n.addresses
+        )
+
+    def external(self, family: Family) -> tuple[ExternalClass, ...]:
+        """Addresses of ``family`` outside the cluster (no pod or node has them), grouped by
+        what policies see of them."""
+        grouped: dict[View, list[Atom]] = {}
+        points = sorted(a for a in self.cluster_addresses if Family.of(a) is family)
+        for atom in self.index.atoms(family, points=points):
+            if atom.low == atom.high and as_address(atom.low, family) in self.cluster_addresses:
+                continue
+            grouped.setdefault(self.index.view_of_atom(atom), []).append(atom)
+        return tuple(ExternalClass(family, v, tuple(atoms)) for v, atoms in grouped.items())
+
+    def to_address(self, source: Pod, address: IPAddress) -> PortSet:
+        """Ports ``source`` may open on an address that no pod has (an external address or a
+        node's): egress of the source; the far end has no policies."""
+        family = Family.of(address)
+        return self.decider.ports(self.index.view_of_pod(source, family), self.index.view_of_address(address))
+
+    def from_address(self, address: IPAddress, destination: Pod) -> PortSet:
+        """Ports an address that no pod has may open on ``destination``: its ingress, with the
+        own-node bypass when the address is one of the destination's node's."""
+        family = Family.of(address)
+        view = self.index.view_of_pod(destination, family)
+        node = self.cluster.node_by_name.get(destination.node) if destination.node else None
+        if node is not None and address in node.addresses:
+            return NONE if view.impossible else ALL
+        return self.decider.ports(self.index.view_of_address(address), view)
+
+    def is_node_address(self, address: IPAddress) -> bool:
+        return any(address in n.addresses for n in self.cluster.nodes)
+
+
+def connectivity(cluster: Cluster, *, families: Sequence[Family] | None = None) -> Relation:
+    """The allowed relation of ``cluster``; class matrices are built per family on first use
+    (``Relation.materialise()`` builds them all)."""
+    return Relation(cluster, families=families)
+
