@@ -1,0 +1,173 @@
+"""``policyctl check``: validation, lint and assertions over manifests, for CI and pre-commit.
+
+One run reads the manifests (files, directories, ``-``), reports what the API server would
+refuse (errors), lints what it would accept but a reader likely did not mean (warnings and
+info, :mod:`verifier.lint`), and checks ``--assert`` files (who must and must not reach whom).
+Findings in Helm output are moved back to the chart's template file and line through the
+``# Source:`` comments, so ``helm template ... | policyctl check -f -`` annotates the chart.
+
+Exit status: 2 when the input cannot be used (unreadable, malformed, refused by validation,
+bad assertion files; the report is still printed), else 1 when a finding is at or above
+``--fail-level``, else 0.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+import click
+
+from policyctl import __version__
+from policyctl.cli.inputs import EXIT_INPUT, EXIT_NO, EXIT_OK, namespace_option
+from policyctl.cli.render_check import at_or_above, to_github, to_json, to_junit, to_sarif, to_text
+from policyctl.policy.diagnostics import Diagnostic, Severity, has_errors
+from policyctl.policy.loader import MANIFEST_SUFFIXES, STDIN_SOURCE, load_documents
+from policyctl.policy.model import Cluster
+from policyctl.policy.yamlsource import Document, read_documents
+from policyctl.verifier.assertions import check_assertions, load_assertions
+from policyctl.verifier.lint import RULES, lint
+from policyctl.verifier.lint_sources import Manifests, through_source_comments
+
+FORMATS = ("text", "json", "sarif", "junit", "github")
+
+
+def _expand(paths: Sequence[str]) -> list[str]:
+    found: list[str] = []
+    for path in paths:
+        if path != "-" and os.path.isdir(path):
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                found.extend(os.path.join(root, f) for f in sorted(files) if f.endswith(MANIFEST_SUFFIXES))
+        else:
+            found.append(path)
+    return found
+
+
+def read_sources(paths: Sequence[str]) -> tuple[list[str], list[Document], list[Diagnostic]]:
+    """The files read (``<stdin>`` for ``-``), their documents and the reading diagnostics."""
+    files: list[str] = []
+    documents: list[Document] = []
+    diagnostics: list[Diagnostic] = []
+    for path in _expand(paths):
+        source = STDIN_SOURCE if path == "-" else path
+        files.append(source)
+        try:
+            if path == "-":
+                text = sys.stdin.read()
+            else:
+                with open(path, encoding="utf-8-sig") as handle:
+                    text = handle.read()
+        except FileNotFoundError:
+            diagnostics.append(Diagnostic(path, 0, Severity.ERROR, "unreadable-file", "no such file or directory"))
+            continue
+        except UnicodeDecodeError as error:
+            diagnostics.append(Diagnostic(
+                path, 0, Severity.ERROR, "unreadable-file", f"not UTF-8 text ({error.reason} at byte {error.start})"
+            ))  # fmt: skip
+            continue
+        except OSError as error:
+            diagnostics.append(Diagnostic(path, 0, Severity.ERROR, "unreadable-file", error.strerror or str(error)))
+            continue
+        read, found = read_documents(text, source=source)
+        documents.extend(read)
+        diagnostics.extend(found)
+    return files, documents, diagnostics
+
+
+def assertion_findings(cluster: Cluster, paths: Sequence[str]) -> tuple[list[Diagnostic], list[Diagnostic]]:
+    """(problems with the assertion files themselves, failed assertions)."""
+    problems: list[Diagnostic] = []
+    failed: list[Diagnostic] = []
+    for path in paths:
+        assertions, found = load_assertions(path)
+        problems.extend(found)
+        if has_errors(found):
+            continue
+        failed.extend(r.to_diagnostic() for r in check_assertions(cluster, assertions) if not r.passed)
+    return problems, failed
+
+
+def render(diagnostics: Sequence[Diagnostic], *, output: str, files: Sequence[str], fail_level: Severity) -> str:
+    if output == "json":
+        return to_json(diagnostics, files=files)
+    if output == "sarif":
+        return to_sarif(diagnostics, rules=RULES, version=__version__)
+    if output == "junit":
+        return to_junit(diagnostics, files=files, fail_level=fail_level)
+    if output == "github":
+        return to_github(diagnostics, files=len(files))
+    return to_text(diagnostics, files=len(files))
+
+
+@click.command()
+@click.argument("paths", nargs=-1, metavar="[PATH]...")
+@click.option(
+    "-f",
+    "--filename",
+    "filenames",
+    multiple=True,
+    metavar="PATH",
+    help="Manifest file, directory (recursively, *.yaml/*.yml/*.json) or '-' for stdin. "
+    "Repeatable; PATH arguments are the same (pre-commit passes files that way).",
+)
+@namespace_option
+@click.option(
+    "--assert",
+    "assertion_files",
+    multiple=True,
+    metavar="FILE",
+    help="Assertions to check (who must / must not reach whom). Repeatable.",
+)
+@click.option("-o", "--output", type=click.Choice(FORMATS), default="text", show_default=True, help="Report format.")
+@click.option(
+    "--fail-level",
+    type=click.Choice([s.value for s in Severity]),
+    default=Severity.WARNING.value,
+    show_default=True,
+    help="Exit 1 when a finding is at this severity or above.",
+)
+@click.option("--skip", multiple=True, metavar="CODE", help="Lint rule to leave out (its code). Repeatable.")
+def check(
+    paths: tuple[str, ...],
+    filenames: tuple[str, ...],
+    namespace: str,
+    assertion_files: tuple[str, ...],
+    output: str,
+    fail_level: str,
+    skip: tuple[str, ...],
+) -> None:
+    """Validate and lint NetworkPolicies (and check assertions) for CI.
+
+    \b
+    Examples:
+      policyctl check -f k8s/
+      policyctl check -f k8s/ --assert k8s/connectivity.yaml -o sarif > policyctl.sarif
+      helm template shop ./chart | policyctl check -f - -o github
+      kustomize build overlays/prod | policyctl check -f -
+
+    Exit status: 0 no finding at or above --fail-level, 1 findings, 2 unusable input
+    (the report is printed in every case).
+    """
+    sources = (*filenames, *paths)
+    if not sources:
+        raise click.UsageError("give at least one manifest: -f PATH (or PATH arguments, '-' for stdin)")
+    unknown = sorted(set(skip) - set(RULES))
+    if unknown:
+        raise click.BadParameter(f"unknown lint rule {', '.join(unknown)}; rules: {', '.join(RULES)}", param_hint="--skip")
+    files, documents, diagnostics = read_sources(sources)
+    loaded = load_documents(documents, default_namespace=namespace)
+    diagnostics.extend(loaded.diagnostics)
+    diagnostics.extend(lint(loaded.cluster, Manifests.index(documents, default_namespace=namespace), skip=skip))
+    bad_input = has_errors(diagnostics)
+    if assertion_files:
+        problems, failed = assertion_findings(loaded.cluster, assertion_files)
+        bad_input = bad_input or has_errors(problems)
+        diagnostics.extend(problems + failed)
+    level = Severity(fail_level)
+    shown = through_source_comments(diagnostics, documents)
+    click.echo(render(shown, output=output, files=sorted(set(files)), fail_level=level), nl=False)
+    if bad_input:
+        raise click.exceptions.Exit(EXIT_INPUT)
+    raise click.exceptions.Exit(EXIT_NO if any(at_or_above(d, level) for d in shown) else EXIT_OK)
