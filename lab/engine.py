@@ -7,8 +7,12 @@ port and protocol (the spec: "every pod serves every port and protocol that any 
 case uses"), then tries every ordered pair of pods at once (``lab.probes``).
 
 A pair whose ends lack an address in the probe's family is reported not allowed: there is no
-connection to make. ``via: service`` probes need a kube-proxy-like DNAT the lab does not build,
-so the engine refuses them (:class:`EngineUnavailable`, exit 2) rather than answer wrongly.
+connection to make. A ``via: service`` probe goes to the destination's ClusterIP, which every
+node DNATs to the pod as kube-proxy would (``lab.services``): the node's enforcer then sees
+the pod's address, and a pod reaching itself hairpins through its node.
+
+Probes are short and retried (``lab.probes``): a denied pair costs about
+``timeout * (1 + RETRY_FACTOR)``, an allowed one a round trip.
 
 The CNI style comes from the ``cni`` argument, or ``$POLICYCTL_LAB_CNI`` (``bridged`` by
 default) for engines made without arguments (``policyctl probe --engine lab``).
@@ -20,11 +24,13 @@ import os
 import secrets
 from collections.abc import Hashable
 
+from policyctl.compiler.ruleset import Mode
 from policyctl.lab import netns
 from policyctl.lab.lifecycle import LabError, sync
-from policyctl.lab.probes import DEFAULT_TIMEOUT, Attempt, method, pairs_matrix, run_probes
+from policyctl.lab.probes import DEFAULT_RETRIES, DEFAULT_TIMEOUT, Attempt, method, pairs_matrix, run_probes
 from policyctl.lab.rulesets import Applier, Compiler, apply_with_enforcer, compiler_for
-from policyctl.lab.servers import PodServers, pod_families
+from policyctl.lab.servers import PodServers, own_addresses, pod_families
+from policyctl.lab.services import cluster_ips
 from policyctl.lab.state import LabState, drop_lease, new_prefix, remove_state, save_state, take_lease
 from policyctl.lab.topology import Cni, PlanError, cluster_families, plan_lab
 from policyctl.policy.engines import EngineUnavailable, Observation, Probe
@@ -34,7 +40,8 @@ from policyctl.policy.model import Cluster, Family
 class LabEngine:
     """Decides probes with real packets between network namespaces. Call :meth:`close`
     (or use it as a context manager) to remove the lab; ``lab down --all`` also removes it
-    once this process is gone."""
+    once this process is gone. ``mode`` is the nodes' enforcement mode (audit lets denied
+    connections through and counts them)."""
 
     name = "lab"
 
@@ -43,6 +50,8 @@ class LabEngine:
         *,
         cni: Cni | str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        mode: Mode = Mode.ENFORCE,
         compiler: Compiler | None = None,
         applier: Applier | None = None,
         families: tuple[Family, ...] | None = None,
@@ -55,9 +64,10 @@ class LabEngine:
         except ValueError:
             raise EngineUnavailable(f"unknown CNI style {cni!r}: bridged or routed") from None
         prefix = new_prefix()
-        self._compiler = compiler or compiler_for(prefix)
+        self._compiler = compiler or compiler_for(prefix, mode=mode)
         self._applier = applier or apply_with_enforcer
         self._timeout = timeout
+        self._retries = retries
         self._families = families
         self._applied: dict[str, str] = {}
         self._state = LabState(name=f"engine-{prefix[4:-1]}-{secrets.token_hex(2)}", prefix=prefix,
@@ -96,24 +106,24 @@ class LabEngine:
         return self._state
 
     def observe(self, cluster: Cluster, probe: Probe) -> Observation:
-        if probe.via_service:
-            raise EngineUnavailable("the lab does not build Services: 'via: service' probes are unsupported")
         state = self.reconcile(cluster)
         plan = state.plan
         if plan is None:
             raise EngineUnavailable("the lab has no plan after reconciling")
         for pod in plan.pods:
             self._servers.serve(pod.netns, families=pod_families(pod.addresses),
-                                endpoints=[(probe.protocol, probe.port)])
+                                endpoints=[(probe.protocol, probe.port)], addresses=own_addresses(pod))
+        services = cluster_ips(plan)
         attempts = [
             Attempt((src.key, dst.key), src.netns, address)
             for src in plan.pods
             if src.address(probe.family) is not None
             for dst in plan.pods
-            if (address := dst.address(probe.family)) is not None
+            if (address := (services[dst.key].get(probe.family) if probe.via_service
+                            else dst.address(probe.family))) is not None
         ]
         result: dict[Hashable, bool] = run_probes(attempts, protocol=probe.protocol, port=probe.port,
-                                                  timeout=self._timeout)
+                                                  timeout=self._timeout, retries=self._retries)
         keys = sorted(p.key for p in cluster.pods)
         return Observation(pairs_matrix(result, keys), method(probe.protocol))
 

@@ -3,8 +3,10 @@
 ``sync`` is the one path from a cluster to a running lab, for ``lab up`` and for every step
 the :class:`~policyctl.lab.engine.LabEngine` observes: plan, make the namespaces match
 (``netns.apply_plan``), compile each node's ruleset for the cluster as the lab runs it and
-apply the ones that changed through the enforcer. Order matters for cleanup: the lab's
-description is saved before anything is created, so whatever a crash leaves behind is found.
+apply the ones that changed through the enforcer, then the nodes' Service tables
+(``lab.services``), so a Service never leads to a pod before its policy is in force. Order
+matters for cleanup too: the lab's description is saved before anything is created, so
+whatever a crash leaves behind is found.
 
 ``down_all`` removes every lab it can prove abandoned: those from ``lab up``, those whose
 owning process is gone, and namespaces under ``pcl-`` that no live lab claims.
@@ -19,10 +21,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from policyctl.lab import netns
 from policyctl.lab.rulesets import Applier, Compiler
+from policyctl.lab.services import apply_services, service_ruleset
 from policyctl.lab.state import (
     PREFIX_ROOT,
     LabState,
@@ -34,7 +38,7 @@ from policyctl.lab.state import (
     remove_state,
     save_state,
 )
-from policyctl.lab.topology import Cni, LabPlan, PlanError, lab_cluster, plan_lab
+from policyctl.lab.topology import Cni, LabPlan, NodePlan, PlanError, lab_cluster, plan_lab
 from policyctl.policy.diagnostics import PolicyctlError
 from policyctl.policy.model import Cluster, Family, Protocol
 
@@ -68,14 +72,27 @@ def sync(
         applied.clear()
     netns.apply_plan(plan, previous=state.plan)
     running = lab_cluster(cluster, plan)
+    changed: dict[str, tuple[NodePlan, str]] = {}
     for node in plan.nodes:
         ruleset = json.dumps(compiler(running, node.name), indent=1, sort_keys=True)
-        if applied.get(node.name) == ruleset:
-            continue
+        if applied.get(node.name) != ruleset:
+            changed[node.name] = (node, ruleset)
+
+    def apply_one(item: tuple[NodePlan, str]) -> None:
+        node, ruleset = item
         path = state.directory / f"ruleset-{node.name}.json"
         path.write_text(ruleset + "\n")
         applier(node.netns, node.name, path)
         applied[node.name] = ruleset
+
+    # Nodes are independent: their enforcers run side by side, as on a cluster.
+    with ThreadPoolExecutor(max_workers=max(len(changed), 1)) as pool:
+        list(pool.map(apply_one, [changed[name] for name in sorted(changed)]))
+    services = service_ruleset(plan)
+    for node in plan.nodes:
+        if applied.get(f"services:{node.name}") != services:
+            apply_services(node.netns, services)
+            applied[f"services:{node.name}"] = services
     return new_state
 
 

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from policyctl.enforcer import requirements
 from policyctl.lab.topology import Cni, LabPlan, NodePlan, PodPlan, Route
 from policyctl.policy.diagnostics import PolicyctlError
 
@@ -40,16 +41,17 @@ class NetnsError(PolicyctlError):
 
 
 def available() -> str | None:
-    """Why the lab cannot run here, or None when it can: it needs root and network
-    namespaces (``ip netns``)."""
-    if os.geteuid() != 0:
-        return "the lab needs root (network namespaces, veths, nftables)"
+    """Why the lab cannot run here, or None when it can: it needs root, nftables (the
+    ``nft`` command, for its Service tables) and network namespaces (``ip netns``)."""
+    reason = requirements.missing(nft_command=True)
+    if reason:
+        return reason
     if not Path("/proc/self/ns/net").exists():
         return "this kernel has no network namespaces"
     try:
         subprocess.run(["ip", "-V"], check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError):
-        return "iproute2 (ip) is not installed"
+        return "iproute2 (ip) is not installed; install it as root: apt-get install iproute2"
     return None
 
 
@@ -167,8 +169,16 @@ def teardown(prefix: str) -> list[str]:
 
 
 def _base_sysctls(plan: LabPlan) -> dict[str, str]:
-    values = {"net.ipv6.conf.all.accept_dad": "0", "net.ipv6.conf.default.accept_dad": "0"}
-    return values
+    # A Service hairpin leaves a node by the link it came in on, which makes the node send
+    # an ICMP redirect; a pod that obeyed it would bypass the node for that address.
+    return {
+        "net.ipv6.conf.all.accept_dad": "0",
+        "net.ipv6.conf.default.accept_dad": "0",
+        "net.ipv4.conf.all.accept_redirects": "0",
+        "net.ipv4.conf.default.accept_redirects": "0",
+        "net.ipv6.conf.all.accept_redirects": "0",
+        "net.ipv6.conf.default.accept_redirects": "0",
+    }
 
 
 def _node_sysctls(plan: LabPlan) -> dict[str, str]:
@@ -176,6 +186,8 @@ def _node_sysctls(plan: LabPlan) -> dict[str, str]:
         **_base_sysctls(plan),
         "net.ipv4.ip_forward": "1",
         "net.ipv6.conf.all.forwarding": "1",
+        "net.ipv4.conf.all.send_redirects": "0",
+        "net.ipv4.conf.default.send_redirects": "0",
     }
     if plan.cni is Cni.BRIDGED:
         # Without these, same-node pod traffic is only bridged and never reaches the inet
@@ -228,8 +240,12 @@ def build_node(plan: LabPlan, node: NodePlan) -> None:
 
 
 def build_pod(plan: LabPlan, pod: PodPlan) -> None:
-    """The pod namespace and its veth to the node: on the bridge (bridged) or with the
-    link-local gateway addresses on the node's end (routed)."""
+    """The pod namespace and its veth to the node: on the bridge (bridged, with hairpin on so
+    a pod's Service connection DNATed back to itself can leave by the port it came in, as the
+    bridge plugin's ``hairpinMode`` does) or with the link-local gateway addresses on the
+    node's end (routed). A hostNetwork pod is its node's namespace: nothing to build."""
+    if pod.host_network:
+        return
     node = plan.node_by_name[pod.node]
     add_netns(pod.netns)
     set_sysctls(pod.netns, _base_sysctls(plan))
@@ -238,6 +254,7 @@ def build_pod(plan: LabPlan, pod: PodPlan) -> None:
         node_commands.append(f"link add {pod.host_link} type veth peer name {pod.link} netns {pod.netns}")
     if node.bridge:
         node_commands.append(f"link set {pod.host_link} master {node.bridge}")
+        node_commands.append(f"link set {pod.host_link} type bridge_slave hairpin on")
     else:
         node_commands += [
             "address replace 169.254.1.1/32 dev " + pod.host_link,
@@ -277,7 +294,7 @@ def apply_plan(plan: LabPlan, *, previous: LabPlan | None = None) -> None:
     old_pods = previous.pod_by_key if previous else {}
     new_pods = plan.pod_by_key
     for key, pod in sorted(old_pods.items()):
-        if new_pods.get(key) != pod:
+        if new_pods.get(key) != pod and not pod.host_network:
             delete_netns(pod.netns)
     build_underlay(plan)
     for node in plan.nodes:

@@ -6,6 +6,13 @@ the deadline passes. Denied means no answer before the deadline (a drop) or an e
 reject); a ruleset that lets the first packet through but drops the reply also reads as denied,
 as it would for a real client.
 
+Short waits keep a probe of many denied pairs fast, and retries keep a busy machine from
+turning an allowed pair into a denied one: every attempt that failed is tried again, with a
+new connection and a wait :data:`RETRY_FACTOR` times longer, ``retries`` times, before it is
+reported denied. An answer is never retried away: allowed after any round is allowed. The
+selector is read once more after each deadline, so a prober that was not scheduled in time
+still sees the answers that arrived.
+
 Methods, named in every observation:
 
 * ``tcp-connect``: a non-blocking connect; allowed when the handshake completes.
@@ -32,8 +39,10 @@ from policyctl.lab.netns import inside
 from policyctl.policy.model import Family, IPAddress, Protocol
 
 METHODS = {Protocol.TCP: "tcp-connect", Protocol.UDP: "udp-echo", Protocol.SCTP: "sctp-raw-init"}
-DEFAULT_TIMEOUT = 0.8
-_RESEND = 0.2
+DEFAULT_TIMEOUT = 0.3
+DEFAULT_RETRIES = 1
+RETRY_FACTOR = 3.0
+_RESEND = 0.1
 _AF = {Family.IPV4: socket.AF_INET, Family.IPV6: socket.AF_INET6}
 
 
@@ -61,14 +70,32 @@ def method(protocol: Protocol) -> str:
 
 
 def run_probes(
-    attempts: Sequence[Attempt], *, protocol: Protocol, port: int, timeout: float = DEFAULT_TIMEOUT
+    attempts: Sequence[Attempt],
+    *,
+    protocol: Protocol,
+    port: int,
+    timeout: float = DEFAULT_TIMEOUT,
+    retries: int = DEFAULT_RETRIES,
 ) -> dict[Hashable, bool]:
-    """Try every attempt concurrently; key -> whether the connection got through."""
-    if protocol is Protocol.TCP:
-        return _tcp(attempts, port=port, timeout=timeout)
-    if protocol is Protocol.UDP:
-        return _udp(attempts, port=port, timeout=timeout)
-    return _sctp(attempts, port=port, timeout=timeout)
+    """Try every attempt concurrently; key -> whether the connection got through. Failed
+    attempts are retried ``retries`` times, each round waiting :data:`RETRY_FACTOR` times
+    longer than the one before."""
+    once = {Protocol.TCP: _tcp, Protocol.UDP: _udp, Protocol.SCTP: _sctp}[protocol]
+    result = {a.key: False for a in attempts}
+    pending = list(attempts)
+    wait = timeout
+    for _ in range(retries + 1):
+        answered = once(pending, port=port, timeout=wait)
+        result.update({k: True for k, ok in answered.items() if ok})
+        pending = [a for a in pending if not answered[a.key]]
+        if not pending:
+            break
+        wait *= RETRY_FACTOR
+    return result
+
+
+def _remaining(deadline: float) -> float:
+    return max(deadline - time.monotonic(), 0.0)
 
 
 def _by_source(attempts: Iterable[Attempt]) -> dict[str, list[Attempt]]:
@@ -97,11 +124,14 @@ def _tcp(attempts: Sequence[Attempt], *, port: int, timeout: float) -> dict[Hash
                     if code in (0, errno.EINPROGRESS):
                         selector.register(sock, selectors.EVENT_WRITE, _Pending(attempt, sock))
         deadline = time.monotonic() + timeout
-        while selector.get_map() and (left := deadline - time.monotonic()) > 0:
+        while selector.get_map():
+            left = _remaining(deadline)
             for key, _ in selector.select(timeout=left):
                 sock = key.data.sock
                 result[key.data.attempt.key] = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
                 selector.unregister(sock)
+            if left == 0:
+                break
     finally:
         selector.close()
         for sock in sockets:
@@ -124,12 +154,12 @@ def _udp(attempts: Sequence[Attempt], *, port: int, timeout: float) -> dict[Hash
                     pending.append(item)
                     selector.register(sock, selectors.EVENT_READ, item)
         deadline = time.monotonic() + timeout
-        while selector.get_map():
+        last_look = False
+        while selector.get_map() and not last_look:
             now = time.monotonic()
-            if now >= deadline:
-                break
+            last_look = now >= deadline
             for item in pending:
-                if item.sock.fileno() != -1 and result[item.attempt.key] is False and now - item.sent >= _RESEND:
+                if not last_look and result[item.attempt.key] is False and now - item.sent >= _RESEND:
                     try:
                         item.sock.send(item.token)
                     except OSError:
@@ -176,12 +206,12 @@ def _sctp(attempts: Sequence[Attempt], *, port: int, timeout: float) -> dict[Has
                     items.append(item)
                     waiting[(netns, family, str(attempt.destination), item.source_port, item.tag)] = item
         deadline = time.monotonic() + timeout
-        while waiting:
+        last_look = False
+        while waiting and not last_look:
             now = time.monotonic()
-            if now >= deadline:
-                break
+            last_look = now >= deadline
             for item in list(waiting.values()):
-                if now - item.sent >= _RESEND:
+                if not last_look and now - item.sent >= _RESEND:
                     packet = sctp.init_packet(source_port=item.source_port, destination_port=port, tag=item.tag)
                     try:
                         item.sock.sendto(packet, (str(item.attempt.destination), 0))

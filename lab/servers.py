@@ -30,11 +30,12 @@ import socket
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from policyctl.lab import sctp
 from policyctl.lab.netns import inside
+from policyctl.lab.topology import PodPlan
 from policyctl.policy.model import Family, Protocol
 
 _AF = {Family.IPV4: socket.AF_INET, Family.IPV6: socket.AF_INET6}
@@ -51,14 +52,14 @@ class SeenInit:
     tag: int
 
 
-def _listener(family: Family, protocol: Protocol, port: int) -> socket.socket:
+def _listener(family: Family, protocol: Protocol, port: int, address: str | None) -> socket.socket:
     kind = socket.SOCK_STREAM if protocol is Protocol.TCP else socket.SOCK_DGRAM
     sock = socket.socket(_AF[family], kind)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     if family is Family.IPV6:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    sock.bind((_WILDCARD[family], port))
+    sock.bind((address or _WILDCARD[family], port))
     if protocol is Protocol.TCP:
         sock.listen(128)
     sock.setblocking(False)
@@ -83,9 +84,20 @@ class PodServers:
         self._thread = threading.Thread(target=self._loop, name="lab-servers", daemon=True)
         self._thread.start()
 
-    def serve(self, netns: str, *, families: Iterable[Family], endpoints: Iterable[tuple[Protocol, int]]) -> None:
+    def serve(
+        self,
+        netns: str,
+        *,
+        families: Iterable[Family],
+        endpoints: Iterable[tuple[Protocol, int]],
+        addresses: Mapping[Family, str] | None = None,
+    ) -> None:
         """Make the pod in ``netns`` serve each (protocol, port) on each family; what it
-        already serves is left alone."""
+        already serves is left alone. ``addresses`` binds to the pod's own address instead
+        of the wildcard: a hostNetwork pod shares its node's namespace, where a wildcard UDP or
+        raw socket would answer from whichever node address routing picks, not the one the
+        client asked."""
+        bound = addresses or {}
         wanted = {(f, p, n) for f in families for p, n in endpoints}
         with self._lock:
             missing = sorted(wanted - self._served.setdefault(netns, set()))
@@ -99,11 +111,13 @@ class PodServers:
                         if not any(f is family and p is Protocol.SCTP for f, p, _ in self._served[netns]):
                             raw = socket.socket(_AF[family], socket.SOCK_RAW, sctp.IPPROTO_SCTP)
                             raw.setblocking(False)
+                            if family in bound:
+                                raw.bind((bound[family], 0))
                             opened.append((raw, self._sctp_handler(netns, family)))
                     elif protocol is Protocol.TCP:
-                        opened.append((_listener(family, protocol, port), _accept))
+                        opened.append((_listener(family, protocol, port, bound.get(family)), _accept))
                     else:
-                        opened.append((_listener(family, protocol, port), _echo))
+                        opened.append((_listener(family, protocol, port, bound.get(family)), _echo))
                     self._served[netns].add((family, protocol, port))
             for sock, handler in opened:
                 self._sockets.setdefault(netns, []).append(sock)
@@ -172,6 +186,14 @@ class PodServers:
                             raise
 
 
+def own_addresses(pod: PodPlan) -> dict[Family, str] | None:
+    """What a pod's servers bind to: its addresses when it shares its node's namespace
+    (hostNetwork), else None (the wildcard: the pod's one address per family)."""
+    if not pod.host_network:
+        return None
+    return {Family.of(ipaddress.ip_interface(a).ip): str(ipaddress.ip_interface(a).ip) for a in pod.addresses}
+
+
 def pod_families(addresses: Iterable[str]) -> tuple[Family, ...]:
     """The families a pod has addresses in (``10.0.0.1/24`` style)."""
     return tuple(sorted({Family.of(ipaddress.ip_interface(a).ip) for a in addresses}))
@@ -202,7 +224,8 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     servers = PodServers()
     for pod in state.plan.pods:
-        servers.serve(pod.netns, families=pod_families(pod.addresses), endpoints=state.endpoints)
+        servers.serve(pod.netns, families=pod_families(pod.addresses), endpoints=state.endpoints,
+                      addresses=own_addresses(pod))
     (Path(argv[0]) / "servers.ready").write_text(f"{os.getpid()}\n")
     stop.wait()
     servers.close()

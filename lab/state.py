@@ -77,6 +77,7 @@ def plan_to_json(plan: LabPlan) -> dict[str, Any]:
         "families": [f.value for f in plan.families],
         "underlay_netns": plan.underlay_netns,
         "underlay_bridge": plan.underlay_bridge,
+        "service_networks": list(plan.service_networks),
         "nodes": [
             {
                 "name": n.name, "netns": n.netns, "underlay_link": n.underlay_link,
@@ -90,7 +91,7 @@ def plan_to_json(plan: LabPlan) -> dict[str, Any]:
             {
                 "key": p.key, "node": p.node, "netns": p.netns, "link": p.link,
                 "host_link": p.host_link, "addresses": list(p.addresses),
-                "routes": [_route_json(r) for r in p.routes],
+                "routes": [_route_json(r) for r in p.routes], "host_network": p.host_network,
             }
             for p in plan.pods
         ],
@@ -107,6 +108,7 @@ def plan_from_json(data: dict[str, Any]) -> LabPlan:
         families=tuple(Family(f) for f in data["families"]),
         underlay_netns=data["underlay_netns"],
         underlay_bridge=data["underlay_bridge"],
+        service_networks=tuple(data.get("service_networks", ())),
         nodes=tuple(
             NodePlan(**{**n, "underlay_addresses": tuple(n["underlay_addresses"]),
                         "gateways": tuple(n["gateways"]), "routes": routes(n["routes"])})

@@ -8,7 +8,13 @@ out; ``lab.netns`` makes it real. Invariants the rest of the lab relies on:
 * names derive from pod keys and node names, never from list positions, so the plan of the next
   step keeps unchanged pods unchanged (reconciling recreates only what differs);
 * pod addresses given in the cluster (``status.podIPs``, pinned by probe cases) are kept as they
-  are; pods without one get the next free host of their node's pod CIDR;
+  are, whatever they are; pods without one get the next free host of their node's pod CIDR;
+* nodes have host addresses (``/32``, ``/128``) on the underlay and host routes to each other,
+  so no subnet of the lab's own can swallow a pinned pod address: a node's address is its
+  ``Node``'s where the cluster gives one (probe cases do), else the address of a hostNetwork
+  pod on it, else the next host of ``100.64.0.0/24`` (``fd00:64::/64``) that no pod has;
+* a hostNetwork pod is no namespace of its own: it is its node's namespace, with its node's
+  addresses, as on a real node;
 * there is no NAT between pods: a pod's packets leave with its own address, as the API's
   pod-to-pod model requires, so the node's ruleset sees real pod addresses on both ends.
 
@@ -33,10 +39,16 @@ from policyctl.policy.model import Cluster, Family, IPAddress, IPNetwork, Node
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
-#: Nodes reach each other over this underlay; pods must not use it.
+#: Where node addresses come from when the cluster gives none (hosts no pod has).
 UNDERLAY = {
     Family.IPV4: ipaddress.ip_network("100.64.0.0/24"),
     Family.IPV6: ipaddress.ip_network("fd00:64::/64"),
+}
+#: Candidate Service ranges (kube-proxy's default first); a plan takes the first that holds no
+#: pod or node address of its cluster.
+SERVICE_NETWORKS = {
+    Family.IPV4: tuple(ipaddress.ip_network(n) for n in ("10.96.0.0/16", "198.18.0.0/16", "172.30.0.0/16")),
+    Family.IPV6: tuple(ipaddress.ip_network(n) for n in ("fd00:10:96::/112", "fd00:198:18::/112", "fd00:172:30::/112")),
 }
 #: The routed CNI's gateway as pods see it (Calico uses 169.254.1.1 and a link-local one).
 ROUTED_GATEWAY = {
@@ -85,7 +97,8 @@ class Route:
 @dataclass(frozen=True, slots=True)
 class PodPlan:
     """One pod: its namespace, the veth pair (``link`` inside the pod, ``host_link`` on the
-    node), its addresses with prefix length, and its routes."""
+    node), its addresses with prefix length, and its routes. A hostNetwork pod has its
+    node's namespace and addresses, and no links or routes."""
 
     key: str
     node: str
@@ -94,6 +107,8 @@ class PodPlan:
     host_link: str
     addresses: tuple[str, ...]
     routes: tuple[Route, ...]
+    host_network: bool = False
+    """The pod shares its node's namespace (``netns`` is the node's; no links of its own)."""
 
     def address(self, family: Family) -> IPAddress | None:
         for text in self.addresses:
@@ -135,6 +150,8 @@ class LabPlan:
     underlay_bridge: str
     nodes: tuple[NodePlan, ...]
     pods: tuple[PodPlan, ...]
+    service_networks: tuple[str, ...] = ()
+    """Where the lab's Services get their ClusterIPs, one range per family (``lab.services``)."""
 
     @property
     def node_by_name(self) -> Mapping[str, NodePlan]:
@@ -200,22 +217,70 @@ def _subnet_of(address: IPAddress) -> IPNetwork:
     return ipaddress.ip_network(f"{address}/{24 if address.version == 4 else 64}", strict=False)
 
 
+def service_networks(taken: Iterable[IPAddress], families: Iterable[Family]) -> tuple[IPNetwork, ...]:
+    """Per family, the first of :data:`SERVICE_NETWORKS` that holds none of ``taken``."""
+    used = set(taken)
+    chosen = []
+    for family in families:
+        found = next((n for n in SERVICE_NETWORKS[family] if not any(a in n for a in used)), None)
+        if found is None:
+            raise PlanError(f"every candidate {family.value} Service range holds a pod or node address")
+        chosen.append(found)
+    return tuple(chosen)
+
+
 def _check_pinned(cluster: Cluster, placement: Mapping[str, str]) -> None:
     owners: dict[IPAddress, str] = {}
     for pod in cluster.pods:
+        if placement[pod.key] not in node_names(cluster):
+            raise PlanError(f"pod {pod.key}: node {placement[pod.key]} is unknown")
         if pod.host_network:
-            raise PlanError(f"pod {pod.key}: hostNetwork pods are not supported by the lab")
+            continue
         for address in pod.ips:
             if address in owners:
                 raise PlanError(f"pods {owners[address]} and {pod.key} both have address {address}")
-            if address in UNDERLAY[Family.of(address)]:
-                raise PlanError(
-                    f"pod {pod.key}: address {address} is in the lab underlay "
-                    f"{UNDERLAY[Family.of(address)]}"
-                )
+            if address == ROUTED_GATEWAY[Family.of(address)]:
+                raise PlanError(f"pod {pod.key}: address {address} is the lab's gateway for every pod")
             owners[address] = pod.key
-        if placement[pod.key] not in node_names(cluster):
-            raise PlanError(f"pod {pod.key}: node {placement[pod.key]} is unknown")
+
+
+def node_addresses(cluster: Cluster, *, families: Iterable[Family]) -> dict[str, tuple[IPAddress, ...]]:
+    """Node -> its addresses, one per family: the ``Node``'s own, else a hostNetwork pod's on
+    it (the pod *is* the node's network), else the next host of :data:`UNDERLAY` that no pod
+    or other node has. Raises :class:`PlanError` when an ordinary pod has a node's address
+    (the node would answer for it) or two nodes have one address."""
+    placement = place_pods(cluster)
+    given = {n.name: n.addresses for n in cluster.nodes}
+    pod_owned = {a: p.key for p in cluster.pods if not p.host_network for a in p.ips}
+    host_pods: dict[tuple[str, Family], IPAddress] = {}
+    for pod in sorted(cluster.pods, key=lambda p: p.key):
+        if pod.host_network:
+            for address in pod.ips:
+                host_pods.setdefault((placement[pod.key], Family.of(address)), address)
+    taken = set(pod_owned) | {a for addrs in given.values() for a in addrs} | {a for a in host_pods.values()}
+    result: dict[str, tuple[IPAddress, ...]] = {}
+    owners: dict[IPAddress, str] = {}
+    cursor = {f: 1 for f in Family}
+    for name in node_names(cluster):
+        chosen: list[IPAddress] = []
+        for family in families:
+            address = next((a for a in given.get(name, ()) if Family.of(a) is family), None)
+            if address is None:
+                address = host_pods.get((name, family))
+            if address is None:
+                network = UNDERLAY[family]
+                while network[cursor[family]] in taken:
+                    cursor[family] += 1
+                address = network[cursor[family]]
+                taken.add(address)
+            if address in pod_owned:
+                raise PlanError(f"pod {pod_owned[address]}: address {address} is node {name}'s")
+            if address in owners:
+                raise PlanError(f"nodes {owners[address]} and {name} both have address {address}")
+            owners[address] = name
+            chosen.append(address)
+        result[name] = tuple(chosen)
+    return result
 
 
 def assign_addresses(cluster: Cluster, *, families: Iterable[Family]) -> dict[str, tuple[IPAddress, ...]]:
@@ -225,10 +290,12 @@ def assign_addresses(cluster: Cluster, *, families: Iterable[Family]) -> dict[st
     same cluster always gets the same addresses."""
     placement = place_pods(cluster)
     nodes = node_names(cluster)
-    taken = {a for p in cluster.pods for a in p.ips}
+    taken = {a for p in cluster.pods for a in p.ips} | {a for n in cluster.nodes for a in n.addresses}
     result: dict[str, tuple[IPAddress, ...]] = {}
     cursors: dict[tuple[str, Family], int] = {}
     for pod in sorted(cluster.pods, key=lambda p: p.key):
+        if pod.host_network:
+            continue
         addresses = list(pod.ips)
         for family in families:
             if pod.ip(family) is not None:
@@ -247,12 +314,15 @@ def assign_addresses(cluster: Cluster, *, families: Iterable[Family]) -> dict[st
 
 def plan_lab(cluster: Cluster, *, prefix: str, cni: Cni, families: Iterable[Family] | None = None) -> LabPlan:
     """Lay the cluster out as namespaces. Raises :class:`PlanError` for clusters the lab cannot
-    build (duplicate or underlay addresses, hostNetwork pods, unknown nodes)."""
+    build (an address claimed twice, a pod with a node's address, unknown nodes)."""
     fams = tuple(families) if families is not None else cluster_families(cluster)
     placement = place_pods(cluster)
     _check_pinned(cluster, placement)
     nodes = node_names(cluster)
     addresses = assign_addresses(cluster, families=fams)
+    underlay_of = node_addresses(cluster, families=fams)
+    taken = {a for addrs in addresses.values() for a in addrs} | {a for addrs in underlay_of.values() for a in addrs}
+    services = service_networks(taken, fams)
 
     subnet_owners: dict[IPNetwork, set[str]] = {}
     for key, addrs in addresses.items():
@@ -262,9 +332,6 @@ def plan_lab(cluster: Cluster, *, prefix: str, cni: Cni, families: Iterable[Fami
     pod_plans: list[PodPlan] = []
     host_links: set[str] = set()
 
-    underlay_of: dict[str, tuple[IPAddress, ...]] = {
-        name: tuple(UNDERLAY[f][i + 1] for f in fams) for i, name in enumerate(nodes)
-    }
     # A node's exclusive subnets are routed to it as a whole; addresses in a subnet two
     # nodes share are routed one by one.
     exclusive: dict[str, list[IPNetwork]] = {n: [] for n in nodes}
@@ -283,8 +350,7 @@ def plan_lab(cluster: Cluster, *, prefix: str, cni: Cni, families: Iterable[Fami
         gateways: dict[IPNetwork, IPInterface] = {}
         if cni is Cni.BRIDGED:
             for subnet in sorted(exclusive[name], key=lambda s: (s.version, s)):
-                used = {a for k in local for a in addresses[k]}
-                host = next(h for h in subnet.hosts() if h not in used)
+                host = next(h for h in subnet.hosts() if h not in taken)
                 gateways[subnet] = ipaddress.ip_interface(f"{host}/{subnet.prefixlen}")
         underlay = underlay_of[name]
         source = {Family.of(a): str(a) for a in underlay}
@@ -293,14 +359,25 @@ def plan_lab(cluster: Cluster, *, prefix: str, cni: Cni, families: Iterable[Fami
         for other in nodes:
             if other == name:
                 continue
+            for address in underlay_of[other]:
+                routes.append(Route(f"{address}/{address.max_prefixlen}", "eth-ul", source=source[Family.of(address)]))
+        # Processes on the node (hostNetwork pods) need a route to a ClusterIP before the
+        # output hook's DNAT can turn it into a pod address.
+        for network in services:
+            routes.append(Route(str(network), "eth-ul", source=source[Family.of(network)]))
+        for other in nodes:
+            if other == name:
+                continue
             via = {Family.of(a): str(a) for a in underlay_of[other]}
             for subnet in exclusive[other]:
-                routes.append(Route(str(subnet), "eth-ul", via[Family.of(subnet)]))
+                routes.append(Route(str(subnet), "eth-ul", via[Family.of(subnet)], onlink=True))
             for key in sorted(k for k in addresses if placement[k] == other):
                 for address in addresses[key]:
                     if len(subnet_owners[_subnet_of(address)]) > 1:
-                        routes.append(Route(f"{address}/{address.max_prefixlen}", "eth-ul", via[Family.of(address)]))
+                        routes.append(Route(f"{address}/{address.max_prefixlen}", "eth-ul", via[Family.of(address)],
+                                            onlink=True))
         bridge = f"{prefix}br" if cni is Cni.BRIDGED else None
+        extra_gateways: set[IPInterface] = set()
         for key in local:
             host_link = f"{prefix}{short_id(key)}"
             while host_link in host_links:
@@ -320,10 +397,16 @@ def plan_lab(cluster: Cluster, *, prefix: str, cni: Cni, families: Iterable[Fami
                     pod_addresses.append(f"{address}/{subnet.prefixlen}")
                     pod_routes.append(Route("default", "eth0", str(gateways[subnet].ip)))
                 else:
-                    gateway = next(g for s, g in gateways.items() if s == _default_cidr(family, index + 1))
+                    # A subnet shared with other nodes: a host route on the bridge, and the
+                    # node's default-CIDR gateway, or the link-local one when another node
+                    # has that CIDR too.
+                    gateway = gateways.get(_default_cidr(family, index + 1))
+                    if gateway is None:
+                        gateway = ipaddress.ip_interface(f"{ROUTED_GATEWAY[family]}/{64 if family is Family.IPV6 else 32}")
+                        extra_gateways.add(gateway)
                     pod_addresses.append(host_route)
                     pod_routes.append(Route("default", "eth0", str(gateway.ip), onlink=True))
-                    routes.append(Route(host_route, bridge or "", source=str(gateway.ip)))
+                    routes.append(Route(host_route, bridge or "", source=source[family]))
             pod_plans.append(
                 PodPlan(
                     key=key,
@@ -341,12 +424,19 @@ def plan_lab(cluster: Cluster, *, prefix: str, cni: Cni, families: Iterable[Fami
                 netns=node_netns,
                 underlay_link=f"{prefix}ul",
                 underlay_peer=link_of_node,
-                underlay_addresses=tuple(f"{a}/{UNDERLAY[Family.of(a)].prefixlen}" for a in underlay),
+                underlay_addresses=tuple(f"{a}/{a.max_prefixlen}" for a in underlay),
                 bridge=bridge,
-                gateways=tuple(str(g) for g in sorted(gateways.values(), key=lambda g: (g.version, g))),
+                gateways=tuple(str(g) for g in sorted({*gateways.values(), *extra_gateways}, key=lambda g: (g.version, g))),
                 routes=tuple(sorted(set(routes))),
             )
         )
+        for pod in sorted(cluster.pods, key=lambda p: p.key):
+            if pod.host_network and placement[pod.key] == name:
+                pod_plans.append(
+                    PodPlan(key=pod.key, node=name, netns=node_netns, link="", host_link="",
+                            addresses=tuple(f"{a}/{a.max_prefixlen}" for a in underlay), routes=(),
+                            host_network=True)
+                )
     plan = LabPlan(
         prefix=prefix,
         cni=cni,
@@ -355,6 +445,7 @@ def plan_lab(cluster: Cluster, *, prefix: str, cni: Cni, families: Iterable[Fami
         underlay_bridge=f"{prefix}ul",
         nodes=tuple(node_plans),
         pods=tuple(sorted(pod_plans, key=lambda p: p.key)),
+        service_networks=tuple(str(n) for n in services),
     )
     return _rename_devices(plan)
 

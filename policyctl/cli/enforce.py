@@ -8,8 +8,9 @@ prints the transaction and applies nothing (the kernel still validates it). ``--
 deletes our table and nothing else. Run it inside the node's network namespace
 (``ip netns exec NODE_NS policyctl enforce ...``).
 
-Exit status: 0 applied (or nothing to do), 2 bad input or a transaction nft rejected (the
-previous ruleset then stays in force).
+Exit status: 0 applied (or nothing to do), 2 bad input, a transaction nft rejected (the
+previous ruleset then stays in force), or a machine without root or nftables (the message
+says what to install).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from policyctl.enforcer.apply import Enforcer
 from policyctl.enforcer.backend import default_backend
 from policyctl.enforcer.conntrack import ConntrackTool, IPAddress, revoke, ruleset_judge
 from policyctl.enforcer.errors import NftApplyError
+from policyctl.enforcer.requirements import missing
 from policyctl.policy.diagnostics import PolicyctlError
 
 
@@ -114,6 +116,9 @@ def enforce(
       policyctl enforce --node node-1 -f examples/webshop --dry-run
       policyctl enforce --node node-1 --cleanup
     """
+    reason = missing()
+    if reason:
+        raise fail(f"cannot enforce here: {reason}")
     with input_errors():
         if cleanup:
             removed = Enforcer(default_backend(), table=table).cleanup()

@@ -28,7 +28,7 @@ from policyctl.lab import netns
 from policyctl.lab.lifecycle import describe, down, down_all, endpoints_of, start_servers, sync
 from policyctl.lab.probes import Attempt, method, run_probes
 from policyctl.lab.rulesets import apply_with_enforcer, compiler_for
-from policyctl.lab.servers import PodServers, pod_families
+from policyctl.lab.servers import PodServers, own_addresses, pod_families
 from policyctl.lab.state import (
     LabState,
     list_states,
@@ -149,7 +149,8 @@ def probe_command(name: str, source: str, destination: str, port: tuple[int, Pro
         raise fail(f"{source} and {destination} do not both have an {chosen.value} address")
     servers = PodServers()
     try:
-        servers.serve(dst.netns, families=pod_families(dst.addresses), endpoints=[(protocol, number)])
+        servers.serve(dst.netns, families=pod_families(dst.addresses), endpoints=[(protocol, number)],
+                      addresses=own_addresses(dst))
         result = run_probes([Attempt("pair", src.netns, address)], protocol=protocol, port=number, timeout=timeout)
     except PolicyctlError as error:
         raise fail(str(error)) from None

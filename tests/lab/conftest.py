@@ -8,13 +8,14 @@ test's prefixes is deleted in teardown whatever the test did.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from policyctl.lab import netns
-from policyctl.lab.state import new_prefix
+from policyctl.lab.state import LEASES, new_prefix, process_alive
 
 UNAVAILABLE = netns.available()
 
@@ -40,6 +41,17 @@ def prefix() -> Iterator[str]:
     netns.teardown(chosen)
 
 
+def _ours_or_abandoned(name: str) -> bool:
+    """Whether a lab namespace belongs to this process or to nobody: labs of other processes
+    (another test run, a lab someone works in) are left alone."""
+    prefix = name[: name.index("-", len(netns.LAB_PREFIX_ROOT)) + 1]
+    try:
+        holder = int((LEASES / prefix).read_text().strip())
+    except (OSError, ValueError):
+        return True
+    return holder == os.getpid() or not process_alive(holder)
+
+
 @pytest.fixture
 def lab_namespaces() -> Iterator[set[str]]:
     """Namespaces present before the test, to check a test leaves no new ones and to remove
@@ -47,4 +59,5 @@ def lab_namespaces() -> Iterator[set[str]]:
     before = set(netns.list_netns(netns.LAB_PREFIX_ROOT))
     yield before
     for name in sorted(set(netns.list_netns(netns.LAB_PREFIX_ROOT)) - before):
-        netns.delete_netns(name)
+        if _ours_or_abandoned(name):
+            netns.delete_netns(name)

@@ -25,7 +25,7 @@ from policyctl.lab.engine import LabEngine
 from policyctl.lab.rulesets import table_name
 from policyctl.lab.state import LEASES, load_state
 from policyctl.lab.topology import Cni
-from policyctl.policy.engines import EngineUnavailable, Probe
+from policyctl.policy.engines import Probe
 from policyctl.policy.model import Cluster, Family, Labels, Pod, Protocol
 from policyctl.policy.probecases import load_probe_case
 from policyctl.policy.probing import run_case
@@ -127,12 +127,6 @@ def test_bridged_nodes_pass_same_node_traffic_to_the_inet_hooks(state_root: Path
         denied = replace(cluster, pods=tuple(
             replace(p, labels=Labels({"deny": "yes"})) if p.key == "y/a" else p for p in cluster.pods))
         assert engine.observe(denied, Probe(80, Protocol.TCP, Family.IPV4)).allowed["x/a"]["y/a"] is False
-
-
-def test_service_probes_are_refused_not_answered(state_root: Path, lab_namespaces: set[str]) -> None:
-    with LabEngine(cni=Cni.ROUTED) as engine:
-        with pytest.raises(EngineUnavailable, match="via: service"):
-            engine.observe(small_cluster(), Probe(80, Protocol.TCP, Family.IPV4, via_service=True))
 
 
 SHARED = sorted(p.name for p in CASES.glob("*.yaml"))

@@ -66,7 +66,10 @@ def test_bridged_node_owns_gateway_addresses_and_routes_remote_subnets_via_the_u
     plan = plan_lab(standard(), prefix=PREFIX, cni=Cni.BRIDGED, families=(Family.IPV4,))
     node = plan.node_by_name["node-1"]
     assert node.addresses == (ip("100.64.0.1"), ip("10.244.1.1"))
-    assert [(r.destination, r.via) for r in node.routes] == [("10.244.2.0/24", "100.64.0.2")]
+    assert [(r.destination, r.via, r.onlink) for r in node.routes if r.via] == [("10.244.2.0/24", "100.64.0.2", True)]
+    assert {(r.destination, r.source) for r in node.routes if not r.via} == {
+        ("100.64.0.2/32", "100.64.0.1"), ("10.96.0.0/16", "100.64.0.1"),
+    }
     assert [(r.destination, r.via) for r in plan.pod_by_key["x/a"].routes] == [("default", "10.244.1.1")]
 
 
@@ -111,17 +114,65 @@ def test_a_subnet_shared_by_two_nodes_is_routed_address_by_address() -> None:
 
 
 @pytest.mark.parametrize(
-    ("pods", "message"),
+    ("cluster", "message"),
     [
-        ((Pod("x", "a", Labels(), ips=(ip("10.0.0.1"),)), Pod("x", "b", Labels(), ips=(ip("10.0.0.1"),))), "both have address"),
-        ((Pod("x", "a", Labels(), ips=(ip("100.64.0.9"),)),), "underlay"),
-        ((Pod("x", "a", Labels(), host_network=True),), "hostNetwork"),
+        (Cluster(pods=(Pod("x", "a", Labels(), ips=(ip("10.0.0.1"),)), Pod("x", "b", Labels(), ips=(ip("10.0.0.1"),)))),
+         "pods x/a and x/b both have address 10.0.0.1"),
+        (Cluster(pods=(Pod("x", "a", Labels(), node="node-1", ips=(ip("172.18.0.2"),)),),
+                 nodes=(Node("node-1", (ip("172.18.0.2"),)),)),
+         "pod x/a: address 172.18.0.2 is node node-1's"),
     ],
-    ids=["duplicate-address", "underlay-address", "host-network"],
+    ids=["duplicate-address", "pod-with-a-node-address"],
 )
-def test_clusters_the_lab_cannot_build_are_refused_with_the_pod_named(pods: tuple[Pod, ...], message: str) -> None:
+def test_clusters_the_lab_cannot_build_are_refused_with_the_pod_named(cluster: Cluster, message: str) -> None:
     with pytest.raises(PlanError, match=message):
-        plan_lab(Cluster(pods=pods), prefix=PREFIX, cni=Cni.ROUTED)
+        plan_lab(cluster, prefix=PREFIX, cni=Cni.ROUTED)
+
+
+def test_nodes_keep_the_addresses_the_cluster_gives_them_as_host_addresses() -> None:
+    cluster = replace(standard(), nodes=(Node("node-1", (ip("172.18.0.2"), ip("fc00::2"))),
+                                         Node("node-2", (ip("172.18.0.3"), ip("fc00::3")))))
+    plan = plan_lab(cluster, prefix=PREFIX, cni=Cni.ROUTED, families=DUAL)
+    assert plan.node_by_name["node-1"].underlay_addresses == ("172.18.0.2/32", "fc00::2/128")
+    routes = {r.destination: r for r in plan.node_by_name["node-1"].routes}
+    assert routes["172.18.0.3/32"].via is None and routes["172.18.0.3/32"].source == "172.18.0.2"
+    assert routes["10.244.2.0/24"].via == "172.18.0.3"
+
+
+def test_a_host_network_pod_is_its_nodes_namespace_with_its_nodes_addresses() -> None:
+    cluster = Cluster(
+        pods=(Pod("x", "a", Labels(), node="node-1"), Pod("x", "h", Labels(), node="node-2", host_network=True,
+                                                          ips=(ip("172.18.0.3"),))),
+        nodes=(Node("node-1", (ip("172.18.0.2"),)), Node("node-2", (ip("172.18.0.3"),))),
+    )
+    plan = plan_lab(cluster, prefix=PREFIX, cni=Cni.BRIDGED)
+    host = plan.pod_by_key["x/h"]
+    assert host.host_network and host.netns == plan.node_by_name["node-2"].netns
+    assert host.addresses == ("172.18.0.3/32",) and host.routes == ()
+    assert lab_cluster(cluster, plan).pod_by_key["x/h"].ips == (ip("172.18.0.3"),)
+
+
+_PINNED = st.sampled_from([
+    "100.64.0.1", "100.64.0.2", "10.96.0.1", "10.96.3.4", "198.18.0.9", "10.244.1.1", "10.244.2.2", "169.254.9.9",
+    "192.168.0.1", "fd00:64::1", "fd00:10:96::1", "fd00:10:244:1::1", "fe80::9", "2001:db8::1",
+]).map(ip)
+
+
+@settings(max_examples=100, deadline=None)
+@given(pinned=st.lists(_PINNED, min_size=1, max_size=6, unique=True), cni=st.sampled_from(list(Cni)))
+def test_any_pinned_pod_address_is_kept_and_no_lab_address_or_service_range_collides(
+    pinned: list[ipaddress.IPv4Address | ipaddress.IPv6Address], cni: Cni
+) -> None:
+    pods = tuple(Pod("x", f"p{i}", Labels(), node=f"node-{1 + i % 2}", ips=(a,)) for i, a in enumerate(pinned))
+    plan = plan_lab(Cluster(pods=pods + (Pod("x", "free", Labels()),)), prefix=PREFIX, cni=cni)
+    for pod, address in zip(pods, pinned):
+        assert plan.pod_by_key[pod.key].address(Family.of(address)) == address
+    pod_addresses = {ipaddress.ip_interface(a).ip for p in plan.pods for a in p.addresses}
+    node_addresses = {a for n in plan.nodes for a in n.addresses}
+    assert not pod_addresses & node_addresses
+    assert len(pod_addresses) == sum(len(p.addresses) for p in plan.pods)
+    for network in map(ipaddress.ip_network, plan.service_networks):
+        assert not any(a in network for a in pod_addresses | node_addresses)
 
 
 def test_lab_cluster_gives_the_compiler_the_lab_addresses() -> None:
