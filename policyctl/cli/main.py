@@ -21,6 +21,10 @@ COMMANDS = (
     "policyctl.cli.lab:lab",
     "policyctl.cli.compile:compile_command",
     "policyctl.cli.graph:graph",
+    "policyctl.cli.agent:agent",
+    "policyctl.cli.check:check",
+    "policyctl.cli.diff:diff",
+    "policyctl.cli.verify:verify",
 )
 
 
