@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import click
 
 from policyctl import __version__
-from policyctl.cli.inputs import EXIT_INPUT, EXIT_NO, EXIT_OK, namespace_option
+from policyctl.cli.inputs import EXIT_INPUT, EXIT_NO, EXIT_OK, cluster_options, live_requested, load_cluster, namespace_option
 from policyctl.cli.render_check import at_or_above, to_github, to_json, to_junit, to_sarif, to_text
 from policyctl.policy.diagnostics import Diagnostic, Severity, has_errors
 from policyctl.policy.loader import MANIFEST_SUFFIXES, STDIN_SOURCE, load_documents
@@ -113,6 +113,7 @@ def render(diagnostics: Sequence[Diagnostic], *, output: str, files: Sequence[st
     "Repeatable; PATH arguments are the same (pre-commit passes files that way).",
 )
 @namespace_option
+@cluster_options
 @click.option(
     "--assert",
     "assertion_files",
@@ -146,23 +147,33 @@ def check(
       policyctl check -f k8s/ --assert k8s/connectivity.yaml -o sarif > policyctl.sarif
       helm template shop ./chart | policyctl check -f - -o github
       kustomize build overlays/prod | policyctl check -f -
+      policyctl check --context prod -A          # the policies live in a cluster
 
     Exit status: 0 no finding at or above --fail-level, 1 findings, 2 unusable input
     (the report is printed in every case).
     """
     sources = (*filenames, *paths)
-    if not sources:
-        raise click.UsageError("give at least one manifest: -f PATH (or PATH arguments, '-' for stdin)")
     unknown = sorted(set(skip) - set(RULES))
     if unknown:
         raise click.BadParameter(f"unknown lint rule {', '.join(unknown)}; rules: {', '.join(RULES)}", param_hint="--skip")
-    files, documents, diagnostics = read_sources(sources)
-    loaded = load_documents(documents, default_namespace=namespace)
-    diagnostics.extend(loaded.diagnostics)
-    diagnostics.extend(lint(loaded.cluster, Manifests.index(documents, default_namespace=namespace), skip=skip))
+    if not sources and live_requested():
+        files, documents, diagnostics = [], [], []
+        cluster = load_cluster((), namespace=namespace)
+        diagnostics.extend(lint(cluster, None, skip=skip))
+    elif not sources:
+        raise click.UsageError(
+            "give at least one manifest: -f PATH (or PATH arguments, '-' for stdin), "
+            "or a cluster with --kubeconfig/--context/-A"
+        )
+    else:
+        files, documents, diagnostics = read_sources(sources)
+        loaded = load_documents(documents, default_namespace=namespace)
+        cluster = loaded.cluster
+        diagnostics.extend(loaded.diagnostics)
+        diagnostics.extend(lint(cluster, Manifests.index(documents, default_namespace=namespace), skip=skip))
     bad_input = has_errors(diagnostics)
     if assertion_files:
-        problems, failed = assertion_findings(loaded.cluster, assertion_files)
+        problems, failed = assertion_findings(cluster, assertion_files)
         bad_input = bad_input or has_errors(problems)
         diagnostics.extend(problems + failed)
     level = Severity(fail_level)

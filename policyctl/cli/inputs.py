@@ -158,6 +158,12 @@ def parse_family(value: str | None) -> Family | None:
     return next(f for f in Family if f.value.lower() == value.lower())
 
 
+def live_requested() -> bool:
+    """Whether ``--kubeconfig``, ``--context`` or ``-A`` was given to the current command."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and any(ctx.meta.get(_LIVE, {}).values()))
+
+
 def load_cluster(filenames: Sequence[str], *, namespace: str) -> Cluster:
     """Load the manifests, or without any read the cluster (:func:`read_live_cluster`);
     warnings go to stderr, errors exit 2 after every one is printed."""

@@ -140,3 +140,19 @@ def test_an_unreachable_server_exits_2(tmp_path: Path) -> None:
     result = run("matrix", "--kubeconfig", kubeconfig)
     assert result.exit_code == 2
     assert "cannot reach" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_check_of_the_live_cluster_finds_the_planted_mistake(webshop: str) -> None:
+    """``check`` reads the same objects from the cluster as from the manifests: the split
+    peer of shop/payments-ingress is found, at its policy (live objects have no file lines)."""
+    result = run("check", "--kubeconfig", webshop, "-A", "-o", "json")
+    findings = json.loads(result.output)["findings"]
+    split = [f for f in findings if f["code"] == "split-peer-selectors"]
+    assert result.exit_code == 1
+    assert [f["object"] for f in split] == ["NetworkPolicy shop/payments-ingress"]
+
+
+def test_check_without_manifests_or_cluster_is_a_usage_error() -> None:
+    result = run("check")
+    assert result.exit_code == 2
+    assert "--kubeconfig" in result.output
