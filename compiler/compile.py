@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 from policyctl.policy.ipblocks import end_address
 from policyctl.policy.model import (
@@ -151,10 +152,19 @@ def cluster_families(cluster: Cluster) -> tuple[Family, ...]:
     return tuple(f for f in FAMILIES if f in found)
 
 
-def _collect(graph: PolicyGraph, pod: Pod, direction: Direction, views: Iterable[RuleView]) -> _Allowed:
+def _collect(
+    graph: PolicyGraph,
+    pod: Pod,
+    direction: Direction,
+    views: Iterable[RuleView],
+    *,
+    families: tuple[Family, ...],
+    candidates: list[Pod],
+) -> _Allowed:
+    """``families`` and ``candidates`` are the cluster's (:func:`cluster_families`,
+    :func:`_address_candidates`), computed once per compile: both scan every pod."""
     allowed = _Allowed()
     ingress = direction is Direction.INGRESS
-    families = cluster_families(graph.cluster)
     for view in views:
         source = view.source
         numeric = [m for m in view.ports if not isinstance(m.port, str)]
@@ -175,7 +185,7 @@ def _collect(graph: PolicyGraph, pod: Pod, direction: Direction, views: Iterable
             for family in families if per_destination else ():
                 for m in per_destination:
                     allowed.mean(f"ap{_v(family)}", (("any",), ("named", m.protocol.value, m.port)), source)
-            for target in _address_candidates(graph.cluster) if per_destination else ():
+            for target in candidates if per_destination else ():
                 _add_pod_ports(allowed, target, per_destination, source)
             continue
         for peer in view.peers:
@@ -186,7 +196,7 @@ def _collect(graph: PolicyGraph, pod: Pod, direction: Direction, views: Iterable
                     descriptor: tuple[object, ...] = ("block", str(peer))
                     blocks = block_intervals(peer.cidr, peer.excepts)
                     targets = (
-                        [p for p in _address_candidates(graph.cluster) if (ip := p.ip(family)) and peer.contains(ip)]
+                        [p for p in candidates if (ip := p.ip(family)) and peer.contains(ip)]
                         if per_destination
                         else []
                     )
@@ -276,6 +286,20 @@ def disjoint_ports(items: Iterable[tuple[int, Interval]]) -> tuple[Element, ...]
     return tuple((Interval(p, p), iv) for p in sorted(by_proto) for iv in normalise(by_proto[p]))
 
 
+def _address_elements(allowed: _Allowed, kind: str, family: Family) -> tuple[Element, ...]:
+    items = allowed.addresses.get(family, [])
+    if needs_interval(allowed.meaning[kind]):
+        return tuple((iv,) for iv in normalise(b for b, _ in items))
+    return tuple(sorted({(b,) for b, _ in items}))
+
+
+def _address_port_elements(allowed: _Allowed, kind: str, family: Family) -> tuple[Element, ...]:
+    boxes = allowed.address_ports.get(family, [])
+    if needs_interval(allowed.meaning[kind]):
+        return disjoint_boxes((a, p, iv) for a, p, iv, _ in boxes)
+    return tuple(sorted({(a, Interval(p, p), iv) for a, p, iv, _ in boxes}))
+
+
 class _Builder:
     """Shares sets and chains by content and gathers the provenance of every user."""
 
@@ -286,11 +310,19 @@ class _Builder:
         self.allow_chains: dict[str, tuple[tuple[tuple[Statement, ...], ...], list[set[str]]]] = {}
 
     def add_set(
-        self, kind: str, types: tuple[FieldType, ...], meaning: set[tuple[object, ...]], elements: tuple[Element, ...], sources: set[str]
+        self,
+        kind: str,
+        types: tuple[FieldType, ...],
+        meaning: set[tuple[object, ...]],
+        elements: Callable[[], tuple[Element, ...]],
+        sources: set[str],
     ) -> str:
-        interval = needs_interval(meaning)
+        """The set named from its meaning. A set's elements follow from its meaning alone,
+        so they are computed only for the first pod that needs the set; the pods sharing
+        it add only their provenance."""
         name = f"{kind}-{_digest(repr((types, sorted(meaning, key=repr))))}"
-        self.sets[name] = (types, elements, interval)
+        if name not in self.sets:
+            self.sets[name] = (types, elements(), needs_interval(meaning))
         self.set_sources.setdefault(name, set()).update(sources)
         return name
 
@@ -303,32 +335,24 @@ class _Builder:
             for family in FAMILIES:
                 kind = f"a{_v(family)}"
                 if kind in allowed.meaning:
-                    items = allowed.addresses.get(family, [])
-                    if needs_interval(allowed.meaning[kind]):
-                        elements = tuple((iv,) for iv in normalise(b for b, _ in items))
-                    else:
-                        elements = tuple(sorted({(b,) for b, _ in items}))
                     sources = allowed.sources[kind]
-                    name = self.add_set(kind, (FieldType.address(family),), allowed.meaning[kind], elements, sources)
+                    name = self.add_set(kind, (FieldType.address(family),), allowed.meaning[kind],
+                                        partial(_address_elements, allowed, kind, family), sources)
                     key = Key.address(family, source=source_side)
                     rules.append(((Lookup((key,), name), Counter(), Verdict.ACCEPT), sources))
             for family in FAMILIES:
                 kind = f"ap{_v(family)}"
                 if kind in allowed.meaning:
-                    boxes = allowed.address_ports.get(family, [])
                     types = (FieldType.address(family), FieldType.PROTO, FieldType.SERVICE)
-                    if needs_interval(allowed.meaning[kind]):
-                        elements = disjoint_boxes((a, p, iv) for a, p, iv, _ in boxes)
-                    else:
-                        elements = tuple(sorted({(a, Interval(p, p), iv) for a, p, iv, _ in boxes}))
                     sources = allowed.sources[kind]
-                    name = self.add_set(kind, types, allowed.meaning[kind], elements, sources)
+                    name = self.add_set(kind, types, allowed.meaning[kind],
+                                        partial(_address_port_elements, allowed, kind, family), sources)
                     keys = (Key.address(family, source=source_side), Key.L4PROTO, Key.TH_DPORT)
                     rules.append(((Lookup(keys, name), Counter(), Verdict.ACCEPT), sources))
             if "p" in allowed.meaning:
-                elements = disjoint_ports((p, iv) for p, iv, _ in allowed.ports)
                 sources = allowed.sources["p"]
-                name = self.add_set("p", (FieldType.PROTO, FieldType.SERVICE), allowed.meaning["p"], elements, sources)
+                name = self.add_set("p", (FieldType.PROTO, FieldType.SERVICE), allowed.meaning["p"],
+                                    lambda: disjoint_ports((p, iv) for p, iv, _ in allowed.ports), sources)
                 rules.append(((Lookup((Key.L4PROTO, Key.TH_DPORT), name), Counter(), Verdict.ACCEPT), sources))
         if not rules:
             return None
@@ -440,6 +464,8 @@ def compile_node(
     map_elements: dict[str, list[tuple[IPAddress, Jump]]] = {
         f"{d}-v{_v(f)}": [] for d in ("egress", "ingress") for f in FAMILIES
     }
+    families = cluster_families(cluster)
+    candidates = _address_candidates(cluster)
     for pod in local_pods(cluster, node):
         identity = identity_of(pod)
         assert identity is not None
@@ -447,7 +473,8 @@ def compile_node(
             if not graph.isolated(identity, direction):
                 continue
             views = graph.rules_for(identity, direction)
-            allow = builder.allow_chain(_collect(graph, pod, direction, views), direction)
+            allowed = _collect(graph, pod, direction, views, families=families, candidates=candidates)
+            allow = builder.allow_chain(allowed, direction)
             chain = _pod_chain(builder, pod, direction, allow, _isolating_sources(graph, pod, direction))
             pod_chains.append(chain)
             for family in FAMILIES:

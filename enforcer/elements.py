@@ -12,6 +12,7 @@ exactly as the kernel holds it.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from collections.abc import Hashable
@@ -37,7 +38,10 @@ PROTOCOL_NUMBERS = {
 VERDICTS = ("accept", "drop", "continue", "return")
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def _address_range(text: str) -> tuple[str, int, int, int] | None:
+    """Pure in ``text``, and called for every address of every listing: memoised, as a
+    node's addresses repeat from one apply to the next."""
     try:
         if "/" in text:
             net = ipaddress.ip_network(text, strict=False)

@@ -23,6 +23,7 @@ COMMANDS = (
     "policyctl.cli.graph:graph",
     "policyctl.cli.agent:agent",
     "policyctl.cli.check:check",
+    "policyctl.cli.gen:gen",
     "policyctl.cli.diff:diff",
     "policyctl.cli.verify:verify",
 )

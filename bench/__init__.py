@@ -1,0 +1,1 @@
+"""Cluster generator and performance suite (``policyctl.bench``); see ``bench/README.md``."""

@@ -1,0 +1,103 @@
+"""The cluster changes whose event -> kernel latency the suite measures.
+
+Each event is a pure function from a cluster snapshot to the next one, aimed at one node (the
+node whose agent is measured) so that the event changes that node's ruleset: a pod added on the
+node (a new replica of an app already there), a pod of the node deleted, a pod of the node
+relabelled (``version`` flipped, which moves it to another identity), and a policy added in a
+namespace that has pods on the node. The choices are drawn from a seeded ``random.Random`` so a
+run is reproducible.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import random
+from collections.abc import Callable
+
+from policyctl.policy.model import (
+    Cluster,
+    Direction,
+    Family,
+    LabelSelector,
+    NetworkPolicy,
+    OwnNamespace,
+    Pod,
+    PodPeer,
+    PortMatch,
+    Protocol,
+    Rule,
+)
+
+Event = Callable[[Cluster, str, random.Random], Cluster]
+KINDS = ("pod-add", "pod-delete", "pod-relabel", "policy-add")
+
+
+def _local(cluster: Cluster, node: str) -> list[Pod]:
+    return [p for p in cluster.pods if p.node == node and not p.host_network]
+
+
+def _free_address(cluster: Cluster, pod: Pod, family: Family) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    used = {a for p in cluster.pods for a in p.ips}
+    current = pod.ip(family)
+    assert current is not None
+    candidate = current + 1
+    while candidate in used:
+        candidate += 1
+    return candidate
+
+
+def pod_add(cluster: Cluster, node: str, rng: random.Random) -> Cluster:
+    """A new replica of a pod already on ``node``, with the next free addresses."""
+    template = rng.choice(_local(cluster, node))
+    ips = tuple(_free_address(cluster, template, Family.of(a)) for a in template.ips)
+    name = f"{template.name.rsplit('-', 1)[0]}-n{rng.randrange(16**6):06x}"
+    pod = dataclasses.replace(template, name=name, ips=ips, provenance=None)
+    return dataclasses.replace(cluster, pods=tuple(sorted((*cluster.pods, pod), key=lambda p: p.key)))
+
+
+def pod_delete(cluster: Cluster, node: str, rng: random.Random) -> Cluster:
+    gone = rng.choice(_local(cluster, node))
+    return dataclasses.replace(cluster, pods=tuple(p for p in cluster.pods if p is not gone))
+
+
+def pod_relabel(cluster: Cluster, node: str, rng: random.Random) -> Cluster:
+    """Flip the ``version`` label of a pod on ``node`` (v1 <-> v2)."""
+    pod = rng.choice(_local(cluster, node))
+    version = "v2" if pod.labels.get("version") == "v1" else "v1"
+    moved = dataclasses.replace(pod, labels=pod.labels.with_label("version", version))
+    return dataclasses.replace(cluster, pods=tuple(moved if p is pod else p for p in cluster.pods))
+
+
+def policy_add(cluster: Cluster, node: str, rng: random.Random) -> Cluster:
+    """An allow policy for the app of a pod on ``node``: ingress from its own namespace's
+    pods of another app, on a port range."""
+    pod = rng.choice(_local(cluster, node))
+    app = pod.labels.get("app", "")
+    neighbours = sorted({p.labels.get("app", "") for p in cluster.pods if p.namespace == pod.namespace} - {app})
+    source = rng.choice(neighbours) if neighbours else app
+    low = 10000 + rng.randrange(1000)
+    rule = Rule(
+        Direction.INGRESS,
+        0,
+        peers=(PodPeer(OwnNamespace(pod.namespace), LabelSelector.from_labels({"app": source})),),
+        ports=(PortMatch(Protocol.TCP, low, low + 9),),
+    )
+    name = f"bench-{app}-from-{source}-{low}"
+    policy = NetworkPolicy(
+        namespace=pod.namespace,
+        name=name,
+        pod_selector=LabelSelector.from_labels({"app": app}),
+        policy_types=frozenset({Direction.INGRESS}),
+        ingress=(rule,),
+    )
+    kept = tuple(p for p in cluster.policies if p.ref != policy.ref)
+    return dataclasses.replace(cluster, policies=tuple(sorted((*kept, policy), key=lambda p: p.ref)))
+
+
+EVENTS: dict[str, Event] = {
+    "pod-add": pod_add,
+    "pod-delete": pod_delete,
+    "pod-relabel": pod_relabel,
+    "policy-add": policy_add,
+}

@@ -1,0 +1,615 @@
+"""The performance suite: ``python -m bench.run --scale tiny|small|full|huge`` prints JSON figures.
+
+One command measures every figure of the issue on one generated cluster (:mod:`bench.gen`),
+each beside a baseline measured in the same run (:mod:`bench.figures` says why):
+
+* ``compile.*``: the selector graph, one node's ruleset (cold: graph included, as an agent
+  starting up does), all nodes, and nftables elements per node against the rule count of the
+  same policies as a linear list (:mod:`bench.linear`);
+* ``apply.full``: the enforcer's first apply into a fresh network namespace, against loading
+  the same document with no read-back and no diff;
+* ``event.*``: event -> kernel latency (recompile, render, enforcer read-back, diff and apply
+  into the namespace) for pod add, delete, relabel and policy add (:mod:`bench.events`), p50
+  and p99, against the full apply;
+* ``dataplane.*``: throughput and connection rate between two lab pods with the node rulesets
+  loaded, against no ruleset and against the linear list (:mod:`bench.dataplane`);
+* ``verifier.*``: all-pairs connectivity and a semantic diff, against network-config-analyzer
+  on the same input where it is installed (it refuses more than 10,000 pods);
+* ``agent.rss``: the agent's resident memory after its initial sync, where the agent exists;
+* ``probe.lab_case``: one nine-pod upstream case on the lab engine, against the model engine.
+
+Figures that cannot be measured here are printed with ``value: null`` and the reason. Every
+network namespace the suite creates has the prefix ``pcl-`` (the lab's) or ``pcb-`` and is
+deleted before the command returns, also on error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import importlib
+import importlib.util
+import json
+import os
+import random
+import resource
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from policyctl.bench.events import EVENTS, KINDS
+from policyctl.bench.figures import Figure, Target, median, quantile, timed, unavailable
+from policyctl.bench.gen import SCALES, ClusterShape, generate
+from policyctl.bench.linear import linear_document, rule_count
+from policyctl.compiler.compile import compile_node
+from policyctl.compiler.graph import PolicyGraph
+from policyctl.compiler.render_json import to_document
+from policyctl.policy.diagnostics import Severity
+from policyctl.policy.model import Cluster
+
+SCHEMA_VERSION = 1
+TABLE = "pcbench"
+NETNS_PREFIX = "pcb-"
+NCA_MAX_PODS = 10_000
+NCA_ENV = "POLICYCTL_BENCH_NCA"
+PROBE_CASE = Path(__file__).resolve().parent.parent / "tests/cases/upstream/enforce-policy-based-on-podselector-and-namespaceselector.yaml"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Effort:
+    """How hard each section works at a scale: repeats and durations."""
+
+    events_per_kind: int
+    dataplane_seconds: float
+    dataplane_rounds: int
+    compile_nodes: int
+    nca_timeout: float
+    all_nodes_sample: int = 0
+    """Compile only this many nodes for ``compile.all_nodes`` and extrapolate (0: all)."""
+
+
+EFFORT = {
+    "tiny": Effort(events_per_kind=2, dataplane_seconds=0.2, dataplane_rounds=1, compile_nodes=2, nca_timeout=60),
+    "small": Effort(events_per_kind=10, dataplane_seconds=1.0, dataplane_rounds=5, compile_nodes=3, nca_timeout=300),
+    "full": Effort(events_per_kind=20, dataplane_seconds=1.0, dataplane_rounds=7, compile_nodes=3, nca_timeout=1800),
+    "huge": Effort(events_per_kind=5, dataplane_seconds=1.0, dataplane_rounds=7, compile_nodes=2, nca_timeout=0,
+                   all_nodes_sample=10),
+}
+
+
+@dataclasses.dataclass(slots=True)
+class Context:
+    shape: ClusterShape
+    effort: Effort
+    workdir: Path
+    manifests: Path
+    cluster: Cluster
+    graph: PolicyGraph
+    node: str
+    documents: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    full_apply: float | None = None
+
+
+def _log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def throwaway_netns() -> Iterator[str]:
+    """A fresh network namespace, deleted on exit (its nft tables go with it)."""
+    name = f"{NETNS_PREFIX}{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False, capture_output=True)
+
+
+def kernel_unavailable() -> str:
+    if os.geteuid() != 0:
+        return "needs root (network namespaces and nftables)"
+    if shutil.which("ip") is None:
+        return "iproute2 is not installed"
+    try:
+        importlib.import_module("nftables")
+    except ImportError:
+        return "the libnftables binding does not import under this interpreter"
+    return ""
+
+
+# -- compile ------------------------------------------------------------------------------
+
+
+def busiest_node(cluster: Cluster) -> str:
+    counts: dict[str, int] = {}
+    for pod in cluster.pods:
+        if pod.node:
+            counts[pod.node] = counts.get(pod.node, 0) + 1
+    return max(sorted(counts), key=lambda n: counts[n])
+
+
+def section_compile(ctx: Context) -> list[Figure]:
+    cluster = ctx.cluster
+    nodes = sorted(n.name for n in cluster.nodes)
+    graph_seconds, _ = timed(lambda: PolicyGraph(cluster))
+    warm = []
+    for node in [ctx.node, *[n for n in nodes if n != ctx.node]][: ctx.effort.compile_nodes]:
+        seconds, ruleset = timed(lambda node=node: compile_node(cluster, node, table=TABLE, graph=ctx.graph))
+        warm.append(seconds)
+        if node == ctx.node:
+            ctx.documents[node] = to_document(ruleset)
+    node_seconds = graph_seconds + median(warm)
+    elements: list[int] = []
+    render: list[float] = []
+
+    sample = nodes[: ctx.effort.all_nodes_sample] if ctx.effort.all_nodes_sample else nodes
+    graph_again: list[float] = []
+
+    def all_nodes() -> None:
+        seconds, graph = timed(lambda: PolicyGraph(cluster))
+        graph_again.append(seconds)
+        for node in sample:
+            ruleset = compile_node(cluster, node, table=TABLE, graph=graph)
+            elements.append(ruleset.element_count)
+            seconds, document = timed(lambda: to_document(ruleset))
+            render.append(seconds)
+            if node not in ctx.documents and len(ctx.documents) < 4:
+                ctx.documents[node] = document
+
+    all_seconds, _ = timed(all_nodes)
+    all_seconds -= sum(render)
+    all_detail = f"{len(nodes)} nodes, one graph"
+    if len(sample) < len(nodes):
+        all_seconds = graph_again[0] + (all_seconds - graph_again[0]) * len(nodes) / len(sample)
+        all_detail += f"; extrapolated from {len(sample)} nodes"
+    linear_rules = [rule_count(linear_document(d)) for d in ctx.documents.values()]
+    compiled_rules = rule_count(ctx.documents[ctx.node])
+    return [
+        Figure("compile.graph", "s", graph_seconds, detail="label-selector graph of the whole cluster, shared by all nodes"),
+        Figure("compile.node", "s", node_seconds, baseline=all_seconds, baseline_name="compile of all nodes",
+               target=Target(1.0), detail=f"graph + one node (the busiest, {ctx.node}); node alone {median(warm):.3f}s"),
+        Figure("compile.all_nodes", "s", all_seconds, baseline=node_seconds * len(nodes),
+               baseline_name="one node from scratch, times the nodes", detail=all_detail),
+        Figure("compile.render_json", "s", median(render), baseline=median(warm),
+               baseline_name="compile of the node", detail="to_document of one node's ruleset (median over nodes)"),
+        Figure("compile.elements_per_node", "elements", median(elements), baseline=median(linear_rules),
+               baseline_name="rules of the same policies as a linear list (median of up to 4 nodes)",
+               detail=f"max {max(elements)}; this node's compiled table has {compiled_rules} rules"),
+    ]
+
+
+# -- apply and events ---------------------------------------------------------------------
+
+
+def section_apply_and_events(ctx: Context) -> list[Figure]:
+    from policyctl.enforcer.apply import Enforcer
+    from policyctl.enforcer.backend import LibnftablesBackend
+
+    reason = kernel_unavailable()
+    if reason:
+        names = ["apply.full", *(f"event.{k}.p50" for k in KINDS), *(f"event.{k}.p99" for k in KINDS)]
+        return [unavailable(n, "s", reason) for n in names]
+    document = ctx.documents[ctx.node]
+    figures: list[Figure] = []
+    with throwaway_netns() as raw_ns:
+        backend = LibnftablesBackend(netns=raw_ns)
+        raw_seconds, _ = timed(lambda: backend.run(document))
+        backend.close()
+    with throwaway_netns() as ns:
+        backend = LibnftablesBackend(netns=ns)
+        enforcer = Enforcer(backend, table=TABLE)
+        full, report = timed(lambda: enforcer.apply(document))
+        ctx.full_apply = full
+        figures.append(Figure("apply.full", "s", full, baseline=raw_seconds,
+                              baseline_name="the same document sent as is (no read-back, no diff)", target=Target(0.5),
+                              detail=f"{report.transaction.elements_added} elements, {len(report.transaction.commands)} commands"))
+        rng = random.Random(ctx.shape.seed)
+        step, path = _event_path(ctx, enforcer)
+        cluster = ctx.cluster
+        step(cluster)
+        samples: dict[str, list[float]] = {k: [] for k in KINDS}
+        stages: dict[str, list[float]] = {}
+        compiles = 0
+        for _ in range(ctx.effort.events_per_kind):
+            for kind in KINDS:
+                cluster = EVENTS[kind](cluster, ctx.node, rng)
+                started = time.perf_counter()
+                split, compiled = step(cluster)
+                samples[kind].append(time.perf_counter() - started)
+                compiles += compiled
+                for stage, seconds in split.items():
+                    stages.setdefault(stage, []).append(seconds)
+        backend.close()
+    split_text = ", ".join(f"{k} {median(v) * 1000:.1f} ms" for k, v in sorted(stages.items()))
+    events = ctx.effort.events_per_kind * len(KINDS)
+    split_text = f"{compiles} of {events} events recompiled" + (f"; median split: {split_text}" if split_text else "")
+    for kind in KINDS:
+        for name, q in (("p50", 0.5), ("p99", 0.99)):
+            figures.append(Figure(
+                f"event.{kind}.{name}", "s", quantile(samples[kind], q), baseline=full,
+                baseline_name="full apply", target=Target(0.010) if name == "p99" else None,
+                detail=f"{path}; {len(samples[kind])} events of this kind; {split_text}"))
+    return figures
+
+
+Step = Callable[[Cluster], tuple[dict[str, float], bool]]
+
+
+def _event_path(ctx: Context, enforcer: Any) -> tuple[Step, str]:
+    """What happens between an event and the kernel: the agent's sync when the agent exists
+    (footprint check, compile of the policies relevant to the node, enforcer apply), else
+    the compiler and enforcer called directly. Returns the step and its description."""
+    sync_module = importlib.util.find_spec("policyctl.agent.sync")
+    if sync_module is not None and hasattr(importlib.import_module("policyctl.agent.sync"), "NodeSync"):
+        from policyctl.agent.sync import NodeSync
+
+        current: list[Cluster] = [ctx.cluster]
+
+        class Snapshots:
+            def snapshot(self) -> Cluster:
+                return current[0]
+
+        sync = NodeSync(Snapshots(), node=ctx.node, enforcer=enforcer)
+
+        def agent_step(cluster: Cluster) -> tuple[dict[str, float], bool]:
+            current[0] = cluster
+            report = sync()
+            return {}, report.compiled
+
+        return agent_step, "the agent's NodeSync (footprint, compile of the node's relevant policies, enforcer apply)"
+
+    def direct_step(cluster: Cluster) -> tuple[dict[str, float], bool]:
+        started = time.perf_counter()
+        ruleset = compile_node(cluster, ctx.node, table=TABLE)
+        compiled = time.perf_counter()
+        desired = to_document(ruleset)
+        rendered = time.perf_counter()
+        enforcer.apply(desired)
+        return {"compile": compiled - started, "render": rendered - compiled, "apply": time.perf_counter() - rendered}, True
+
+    return direct_step, "compile_node + to_document + Enforcer.apply"
+
+
+# -- data plane ---------------------------------------------------------------------------
+
+
+def section_dataplane(ctx: Context) -> list[Figure]:
+    names = ("dataplane.throughput", "dataplane.connection_rate",
+             "dataplane.throughput_vs_linear", "dataplane.connection_rate_vs_linear")
+    reason = kernel_unavailable()
+    if reason:
+        return [unavailable(n, "ratio", reason) for n in names]
+    from policyctl.bench.dataplane import PairLab, pick_pair
+
+    client, server = pick_pair(ctx.cluster)
+    graph = ctx.graph
+    compiled = {n: to_document(compile_node(ctx.cluster, n, table=TABLE, graph=graph)) for n in sorted({client.node, server.node}) if n}
+    linear = {n: linear_document(d) for n, d in compiled.items()}
+    configs: dict[str, dict[str, Any]] = {"none": {}, "compiled": compiled, "linear": linear}
+    rates: dict[str, list[float]] = {k: [] for k in configs}
+    bulk: dict[str, list[float]] = {k: [] for k in configs}
+    seconds = ctx.effort.dataplane_seconds
+    with PairLab(ctx.cluster, client, server) as lab:
+        for _ in range(ctx.effort.dataplane_rounds):
+            for name, documents in configs.items():
+                lab.load(documents)
+                bulk[name].append(lab.throughput(seconds=seconds))
+                rates[name].append(lab.connection_rate(seconds=seconds))
+    tp = {k: median(v) for k, v in bulk.items()}
+    cr = {k: median(v) for k, v in rates.items()}
+    where = (f"{client.key} ({client.node}) -> {server.key} ({server.node}) TCP 5432; "
+             f"{ctx.effort.dataplane_rounds} rounds of {seconds}s, median; linear list: "
+             f"{sum(rule_count(d) for d in linear.values())} rules on the two nodes")
+    gbit = 8 / 1e9
+    return [
+        Figure("dataplane.throughput", "Gbit/s", tp["compiled"] * gbit, baseline=tp["none"] * gbit,
+               baseline_name="same path, no ruleset", target=Target(0.95, below=False, on_ratio=True), detail=where),
+        Figure("dataplane.connection_rate", "conn/s", cr["compiled"], baseline=cr["none"],
+               baseline_name="same path, no ruleset", target=Target(0.90, below=False, on_ratio=True), detail=where),
+        Figure("dataplane.throughput_vs_linear", "Gbit/s", tp["compiled"] * gbit, baseline=tp["linear"] * gbit,
+               baseline_name="same path, same policies as a linear rule list", detail=where),
+        Figure("dataplane.connection_rate_vs_linear", "conn/s", cr["compiled"], baseline=cr["linear"],
+               baseline_name="same path, same policies as a linear rule list", detail=where),
+    ]
+
+
+# -- verifier and NCA ---------------------------------------------------------------------
+
+
+def _verifier() -> tuple[Callable[[Cluster], Any] | None, str]:
+    if importlib.util.find_spec("policyctl.verifier.relation") is None:
+        return None, "policyctl.verifier.relation does not exist yet"
+    module = importlib.import_module("policyctl.verifier.relation")
+    fn = getattr(module, "connectivity", None)
+    if fn is None:
+        return None, "policyctl.verifier.relation has no connectivity()"
+    return fn, ""
+
+
+def _all_pairs(connectivity: Callable[[Cluster], Any], cluster: Cluster) -> Any:
+    """The whole relation, forced: a lazy relation is materialised, as NCA's output is."""
+    relation = connectivity(cluster)
+    materialise = getattr(relation, "materialise", None)
+    return materialise() if callable(materialise) else relation
+
+
+def _semantic_diff() -> tuple[Callable[[Cluster, Cluster], Any] | None, str]:
+    for name in ("policyctl.verifier.semdiff", "policyctl.verifier.diff", "policyctl.verifier.relation"):
+        if importlib.util.find_spec(name) is None:
+            continue
+        module = importlib.import_module(name)
+        for attr in ("semantic_diff", "diff", "compare"):
+            fn = getattr(module, attr, None)
+            if callable(fn):
+                return fn, ""
+    return None, "the verifier has no semantic diff yet (looked for semantic_diff/diff/compare)"
+
+
+def nca_command() -> str | None:
+    """NCA's command: ``$POLICYCTL_BENCH_NCA``, else ``nca`` beside this interpreter or on
+    the PATH. NCA pins its own networkx and PyYAML, so it is best kept in a venv of its own
+    and named here."""
+    explicit = os.environ.get(NCA_ENV)
+    if explicit:
+        return explicit if Path(explicit).exists() else None
+    beside = Path(sys.executable).with_name("nca")
+    return str(beside) if beside.exists() else shutil.which("nca")
+
+
+def nca_input(cluster: Cluster, manifests: Sequence[dict[str, Any]], directory: Path) -> list[str]:
+    """Write NCA's input (pods as a PodList, namespaces as a NamespaceList, policies in a
+    directory) and return its command line."""
+    directory.mkdir(parents=True, exist_ok=True)
+    policies = directory / "policies"
+    policies.mkdir(exist_ok=True)
+    pods = [m for m in manifests if m["kind"] == "Pod"]
+    namespaces = [m for m in manifests if m["kind"] == "Namespace"]
+    (directory / "pods.json").write_text(json.dumps({"apiVersion": "v1", "kind": "PodList", "items": pods}))
+    (directory / "namespaces.json").write_text(json.dumps({"apiVersion": "v1", "kind": "NamespaceList", "items": namespaces}))
+    (policies / "policies.json").write_text(json.dumps({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicyList",
+        "items": [m for m in manifests if m["kind"] == "NetworkPolicy"]}))
+    return [nca_command() or "nca", "--connectivity", str(policies), "-p", str(directory / "pods.json"),
+            "-n", str(directory / "namespaces.json"), "-o", "txt_no_fw_rules"]
+
+
+def section_verifier(ctx: Context, manifests: Sequence[dict[str, Any]]) -> list[Figure]:
+    figures: list[Figure] = []
+    connectivity, reason = _verifier()
+    ours: float | None = None
+    if connectivity is None:
+        figures.append(unavailable("verifier.all_pairs", "s", reason, target=Target(5.0)))
+    else:
+        ours, _ = timed(lambda: _all_pairs(connectivity, ctx.cluster))
+    nca_seconds: float | None = None
+    nca_note = ""
+    if nca_command() is None:
+        nca_note = f"network-config-analyzer (nca) is not installed (or set ${NCA_ENV})"
+    elif len(ctx.cluster.pods) > NCA_MAX_PODS:
+        nca_note = f"nca refuses more than {NCA_MAX_PODS} pods; run the suite at --scale full for the comparison"
+    elif ctx.effort.nca_timeout <= 0:
+        nca_note = "nca not run at this scale"
+    else:
+        argv = nca_input(ctx.cluster, manifests, ctx.workdir / "nca")
+        try:
+            nca_seconds, done = timed(lambda: subprocess.run(argv, capture_output=True, text=True, timeout=ctx.effort.nca_timeout))
+            if done.returncode not in (0,):
+                nca_note = f"nca exited {done.returncode}: {(done.stderr or done.stdout).strip()[-300:]}"
+                nca_seconds = None
+        except subprocess.TimeoutExpired:
+            nca_note = f"nca did not finish within {ctx.effort.nca_timeout:.0f}s (the ratio is at most ours/{ctx.effort.nca_timeout:.0f})"
+    if ours is not None:
+        figures.append(Figure("verifier.all_pairs", "s", ours, baseline=nca_seconds,
+                              baseline_name="network-config-analyzer --connectivity on the same input" if nca_seconds else "",
+                              target=Target(5.0), detail=nca_note or f"{len(ctx.cluster.pods)} pods, all ports"))
+        if nca_seconds is not None:
+            figures.append(Figure("verifier.speedup_vs_nca", "x", nca_seconds / ours if ours else None,
+                                  target=Target(10.0, below=False), detail="nca seconds / verifier seconds"))
+        else:
+            figures.append(unavailable("verifier.speedup_vs_nca", "x", nca_note, target=Target(10.0, below=False)))
+    else:
+        figures.append(unavailable("verifier.speedup_vs_nca", "x", reason, target=Target(10.0, below=False)))
+    diff, reason = _semantic_diff()
+    if diff is None:
+        figures.append(unavailable("verifier.semantic_diff", "s", reason))
+    else:
+        from policyctl.bench.events import policy_add
+
+        changed = policy_add(ctx.cluster, ctx.node, random.Random(ctx.shape.seed))
+        seconds, _ = timed(lambda: diff(ctx.cluster, changed))
+        figures.append(Figure("verifier.semantic_diff", "s", seconds, baseline=ours,
+                              baseline_name="all-pairs connectivity", detail="one policy added"))
+    return figures
+
+
+# -- agent --------------------------------------------------------------------------------
+
+_AGENT_CHILD = """
+import gc, sys
+from policyctl.policy.loader import load
+def rss():
+    gc.collect()
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+cluster = load([sys.argv[1]]).cluster
+if sys.argv[3] == "agent":
+    from policyctl.agent.sync import NodeSync
+    from policyctl.enforcer.apply import Enforcer
+    from policyctl.enforcer.backend import LibnftablesBackend
+    class Snapshots:
+        def snapshot(self):
+            return cluster
+    sync = NodeSync(Snapshots(), node=sys.argv[2], enforcer=Enforcer(LibnftablesBackend(netns=sys.argv[4]), table="pcbench"))
+    sync()
+print(rss())
+"""
+
+
+def section_agent(ctx: Context) -> list[Figure]:
+    """The agent's resident memory after its initial sync (one ``NodeSync`` over the whole
+    snapshot, applied into a throwaway namespace), in a child process so nothing else of the
+    suite is counted. The baseline is the same child holding the same snapshot without the
+    agent, so the ratio is what the agent adds to the snapshot it must keep anyway."""
+    if importlib.util.find_spec("policyctl.agent.sync") is None or not hasattr(importlib.import_module("policyctl.agent.sync"), "NodeSync"):
+        return [unavailable("agent.rss", "MB", "policyctl.agent.sync.NodeSync does not exist yet", target=Target(200.0))]
+    reason = kernel_unavailable()
+    if reason:
+        return [unavailable("agent.rss", "MB", reason, target=Target(200.0))]
+    with throwaway_netns() as ns:
+        agent = subprocess.run([sys.executable, "-c", _AGENT_CHILD, str(ctx.manifests), ctx.node, "agent", ns],
+                               capture_output=True, text=True)
+    snapshot = subprocess.run([sys.executable, "-c", _AGENT_CHILD, str(ctx.manifests), ctx.node, "snapshot"],
+                              capture_output=True, text=True)
+    if agent.returncode != 0 or snapshot.returncode != 0:
+        detail = (agent.stderr or snapshot.stderr).strip()[-400:]
+        return [unavailable("agent.rss", "MB", f"the agent's initial sync failed: {detail}", target=Target(200.0))]
+    return [Figure("agent.rss", "MB", int(agent.stdout.split()[-1]) / 1024, baseline=int(snapshot.stdout.split()[-1]) / 1024,
+                   baseline_name="the same process holding the snapshot, without the agent", target=Target(200.0),
+                   detail=f"VmRSS after NodeSync's first sync of {ctx.node}, snapshot loaded from the manifests")]
+
+
+# -- probe case ---------------------------------------------------------------------------
+
+
+def section_probe(ctx: Context) -> list[Figure]:
+    from policyctl.policy.probecases import load_probe_case
+    from policyctl.policy.probing import ModelEngine, run_case
+
+    reason = kernel_unavailable()
+    if reason:
+        return [unavailable("probe.lab_case", "s", reason)]
+    from policyctl.lab.engine import LabEngine
+
+    case = load_probe_case(str(PROBE_CASE))
+    steps = tuple(dataclasses.replace(s, probes=tuple(p for p in s.probes if not p.probe.via_service)) for s in case.steps)
+    case = dataclasses.replace(case, steps=steps)
+    model_seconds, _ = timed(lambda: run_case(case, ModelEngine()))
+    lab_seconds, result = timed(lambda: run_case(case, LabEngine()))
+    mismatches = sum(len(o.mismatches) for step in result.steps for o in step)
+    return [Figure("probe.lab_case", "s", lab_seconds, baseline=model_seconds, baseline_name="the same case on the model engine",
+                   detail=f"{PROBE_CASE.name}, via: pod probes, 9 pods; {mismatches} mismatches")]
+
+
+# -- driver -------------------------------------------------------------------------------
+
+SECTIONS = ("compile", "apply", "dataplane", "verifier", "agent", "probe")
+#: Every figure each section reports, so a section that fails still lists what it lost.
+SECTION_FIGURES: dict[str, tuple[str, ...]] = {
+    "compile": ("compile.graph", "compile.node", "compile.all_nodes", "compile.render_json", "compile.elements_per_node"),
+    "apply": ("apply.full", *(f"event.{k}.{q}" for k in KINDS for q in ("p50", "p99"))),
+    "dataplane": ("dataplane.throughput", "dataplane.connection_rate",
+                  "dataplane.throughput_vs_linear", "dataplane.connection_rate_vs_linear"),
+    "verifier": ("verifier.all_pairs", "verifier.speedup_vs_nca", "verifier.semantic_diff"),
+    "agent": ("agent.rss",),
+    "probe": ("probe.lab_case",),
+}
+
+
+def write_manifests(manifests: Sequence[dict[str, Any]], directory: Path, *, per_file: int = 2000) -> Path:
+    """The manifests as a directory of JSON ``List`` files of ``per_file`` objects, as a
+    repository of manifests would hold them (one file per object would be slower to read; one
+    file for 100k pods exceeds the reader's limit on nodes per file)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for start in range(0, len(manifests), per_file):
+        chunk = list(manifests[start:start + per_file])
+        (directory / f"part-{start // per_file:04d}.json").write_text(
+            json.dumps({"apiVersion": "v1", "kind": "List", "items": chunk}, indent=1))
+    return directory
+
+
+def run(
+    scale: str,
+    *,
+    sections: Sequence[str] = SECTIONS,
+    seed: int | None = None,
+    shape: ClusterShape | None = None,
+    nca_timeout: float | None = None,
+) -> dict[str, Any]:
+    shape = shape or SCALES[scale]
+    if seed is not None:
+        shape = dataclasses.replace(shape, seed=seed)
+    effort = EFFORT.get(scale, EFFORT["small"])
+    if nca_timeout is not None:
+        effort = dataclasses.replace(effort, nca_timeout=nca_timeout)
+    from policyctl.policy.loader import load
+
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory(prefix="policyctl-bench-") as tmp:
+        workdir = Path(tmp)
+        gen_seconds, manifests = timed(lambda: generate(shape))
+        path = write_manifests(manifests, workdir / "manifests")
+        load_seconds, loaded = timed(lambda: load([str(path)]))
+        errors = [str(d) for d in loaded.diagnostics if d.severity is Severity.ERROR]
+        if errors:
+            raise RuntimeError(f"the generated manifests do not load: {errors[:3]}")
+        figures.append(Figure("input.generate", "s", gen_seconds, detail=f"{len(manifests)} objects"))
+        figures.append(Figure("input.load", "s", load_seconds, detail="policyctl's loader on the generated manifests (JSON)"))
+        cluster = loaded.cluster
+        graph = PolicyGraph(cluster)
+        ctx = Context(shape, effort, workdir, path, cluster, graph, busiest_node(cluster))
+        gc.collect()
+        steps: list[tuple[str, Callable[[], list[Figure]]]] = [
+            ("compile", lambda: section_compile(ctx)),
+            ("apply", lambda: section_apply_and_events(ctx)),
+            ("dataplane", lambda: section_dataplane(ctx)),
+            ("verifier", lambda: section_verifier(ctx, manifests)),
+            ("agent", lambda: section_agent(ctx)),
+            ("probe", lambda: section_probe(ctx)),
+        ]
+        for name, step in steps:
+            if name not in sections:
+                continue
+            if name == "apply" and not ctx.documents:
+                figures.extend(section_compile(ctx))
+            _log(f"{name} ...")
+            started = time.perf_counter()
+            try:
+                figures.extend(step())
+            except Exception as error:  # a broken section must not hide the others' figures
+                reason = f"{name} failed: {type(error).__name__}: {str(error).strip()[:400]}"
+                _log(reason)
+                figures.extend(unavailable(n, "", reason) for n in SECTION_FIGURES[name])
+            _log(f"{name} done in {time.perf_counter() - started:.1f}s")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "scale": scale,
+        "shape": dataclasses.asdict(shape),
+        "cluster": {"pods": len(cluster.pods), "namespaces": len(cluster.namespaces),
+                    "nodes": len(cluster.nodes), "policies": len(cluster.policies)},
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                    "kernel": os.uname().release, "load_average_1m": round(os.getloadavg()[0], 2), "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024},
+        "figures": {f.name: f.to_json() for f in sorted(figures, key=lambda f: f.name)},
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", choices=sorted(SCALES), default="tiny")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--only", action="append", choices=SECTIONS, help="run only these sections (repeatable)")
+    parser.add_argument("--nca-timeout", type=float, help="seconds NCA may take before its figure is reported as a lower bound")
+    parser.add_argument("--pods", type=int, help="override the scale's pod count (namespaces, nodes and policies scale with it)")
+    args = parser.parse_args(argv)
+    shape = None
+    if args.pods:
+        base = SCALES[args.scale]
+        factor = args.pods / base.pods
+        shape = dataclasses.replace(base, pods=args.pods, namespaces=max(3, round(base.namespaces * factor)),
+                                    nodes=max(1, round(base.nodes * factor)), policies=round(base.policies * factor))
+    report = run(args.scale, sections=args.only or SECTIONS, seed=args.seed, shape=shape, nca_timeout=args.nca_timeout)
+    json.dump(report, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

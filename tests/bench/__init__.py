@@ -1,0 +1,1 @@
+"""Tests of the cluster generator and the performance suite."""
