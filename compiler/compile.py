@@ -8,24 +8,27 @@ Layout (``docs/ruleset.md`` has the why): base chains ``egress`` (postrouting, s
 ``ingress`` (postrouting, srcnat - 4) and ``input`` (input, 101, egress of pods to the node
 itself). Each starts with ``ct state established,related accept`` (replies of allowed
 connections are allowed) and lets ICMPv6 neighbour discovery through, then dispatches through a
-verdict map from local pod address to that pod's chain. A pod chain jumps to a shared allow
-chain of at most five set lookups (``accept`` on a hit), then logs (rate-limited) and drops, or
-in audit mode logs, counts and returns. Traffic from the node's own addresses to its pods is
-accepted before ingress dispatch ("agents on a node ... can communicate with all pods on that
-node").
+verdict map from local pod address to that pod's chain. A pod chain jumps to the shared allow
+chain of its direction and family, then logs (rate-limited) and drops, or in audit mode logs,
+counts and returns. Traffic from the node's own addresses to its pods is accepted before ingress
+dispatch ("agents on a node ... can communicate with all pods on that node").
 
-Per-packet work is independent of the number of pods and policies; set sizes grow with the
-distinct allow-contents of local pods (pods of one identity with the same named ports share
-them) times peer addresses times port ranges.
+The allow chain is a two-level lookup: a verdict map from peer pod address to the chain of the
+peer's identity (:class:`PeerIdentity`), whose sets hold local pod address x protocol x port;
+then ipBlock sets (peer range x local address [x protocol x port]) and sets for rules without
+peers. Every element carries the local pod's address, so shared chains decide per local pod.
+
+Per-packet work is independent of the number of pods and policies. Elements: peer addresses
+once per direction and family, plus local pods x distinct peer identities x port ranges, plus
+local pods x ipBlock ranges x port ranges; never pods squared.
 """
 
 from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import partial
 
 from policyctl.policy.ipblocks import end_address
 from policyctl.policy.model import (
@@ -40,7 +43,7 @@ from policyctl.policy.model import (
 )
 
 from .graph import PolicyGraph, RuleView, SelectedIdentities
-from .identities import identity_of
+from .identities import Identity, identity_of
 from .intervals import ALL_PORTS, Interval, address_interval, block_intervals, normalise
 from .ruleset import (
     Chain,
@@ -118,136 +121,227 @@ def resolve_port(match: PortMatch, pod: Pod | None) -> tuple[Interval, ...]:
     )
 
 
-@dataclass
-class _Allowed:
-    """What one local pod may do in one direction, before sets are made. ``meaning`` holds,
-    per set kind, what the set stands for (peers by selector or block, ports by number or
-    name): sets are named from it, so pod churn changes elements but never names or rules."""
+NamedPorts = tuple[tuple[str, str, int], ...]
 
-    allow_all: set[str] = field(default_factory=set)
-    addresses: dict[Family, list[tuple[Interval, str]]] = field(default_factory=dict)
-    address_ports: dict[Family, list[tuple[Interval, int, Interval, str]]] = field(default_factory=dict)
-    ports: list[tuple[int, Interval, str]] = field(default_factory=list)
-    meaning: dict[str, set[tuple[object, ...]]] = field(default_factory=dict)
+
+def named_ports(pod: Pod) -> NamedPorts:
+    """A pod's named container ports as (name, protocol, number), sorted."""
+    return tuple(sorted((c.name, c.protocol.value, c.port) for c in pod.ports if c.name is not None))
+
+
+@dataclass(frozen=True, slots=True)
+class PeerIdentity:
+    """A peer pod as this node's rules of one direction see it: which of their peer selectors
+    select it (namespace and pod labels decide that, once per selector identity) and its named
+    container ports (an egress named port "resolves on the destination pod"). Pods equal in
+    both are treated alike by every local rule, so they share one chain and its sets: all
+    replicas of a workload do, and so do workloads no local rule tells apart. The name follows
+    from the selectors and ports only, so relabelling a pod within the same selectors changes
+    nothing in the ruleset."""
+
+    selectors: tuple[str, ...]
+    ports: NamedPorts
+
+    @property
+    def id(self) -> str:
+        return _digest(repr((self.selectors, self.ports)))
+
+    @property
+    def sort_key(self) -> tuple[object, ...]:
+        return (self.selectors, self.ports)
+
+
+@dataclass
+class _Sets:
+    """Elements of one direction's sets while they are gathered, by set name, with the
+    provenance of every rule that put something there."""
+
+    types: dict[str, tuple[FieldType, ...]] = field(default_factory=dict)
+    elements: dict[str, set[tuple[Interval, ...]]] = field(default_factory=dict)
     sources: dict[str, set[str]] = field(default_factory=dict)
 
-    def mean(self, kind: str, descriptor: tuple[object, ...], source: str) -> None:
-        self.meaning.setdefault(kind, set()).add(descriptor)
-        self.sources.setdefault(kind, set()).add(source)
+    def add(self, name: str, types: tuple[FieldType, ...], element: tuple[Interval, ...], source: str) -> None:
+        self.types[name] = types
+        self.elements.setdefault(name, set()).add(element)
+        self.sources.setdefault(name, set()).add(source)
 
 
-def _peer_pods(graph: PolicyGraph, peer: SelectedIdentities) -> list[Pod]:
-    return [p for identity in peer.identities for p in graph.index.members.get(identity, ())]
+def _by_ports(graph: PolicyGraph) -> dict[Identity, dict[NamedPorts, tuple[Pod, ...]]]:
+    """Members of each selector identity with an address, split by named ports."""
+    groups: dict[Identity, dict[NamedPorts, list[Pod]]] = {}
+    for identity, members in graph.index.members.items():
+        for member in members:
+            if member.ips:
+                groups.setdefault(identity, {}).setdefault(named_ports(member), []).append(member)
+    return {i: {k: tuple(m) for k, m in sorted(g.items())} for i, g in groups.items()}
 
 
-def _address_candidates(cluster: Cluster) -> list[Pod]:
-    """Pods a named egress port can resolve on for peers given by address: pods that have an
-    identity (a hostNetwork pod is its node's address, not a pod, to a peer)."""
-    return [p for p in cluster.pods if identity_of(p) is not None]
+ANY_SELECTOR = "any"
+
+
+@dataclass
+class _Peers:
+    """The peer identities of one direction: each (selector identity, named ports) group of
+    pods mapped to the :class:`PeerIdentity` the local rules give it, and its members."""
+
+    of: dict[tuple[Identity, NamedPorts], PeerIdentity] = field(default_factory=dict)
+    members: dict[PeerIdentity, list[Pod]] = field(default_factory=dict)
+    families: dict[PeerIdentity, set[Family]] = field(default_factory=dict)
+    by_selector: dict[str, list[PeerIdentity]] = field(default_factory=dict)
+
+    def reached(self, peer: SelectedIdentities, groups: dict[Identity, dict[NamedPorts, tuple[Pod, ...]]]) -> list[PeerIdentity]:
+        """The peer identities a pod peer selects (computed once per selector)."""
+        if peer.node not in self.by_selector:
+            found = {self.of[(i, ports)] for i in peer.identities for ports in groups.get(i, {})}
+            self.by_selector[peer.node] = sorted(found, key=lambda p: p.sort_key)
+        return self.by_selector[peer.node]
+
+
+def _peers(groups: dict[Identity, dict[NamedPorts, tuple[Pod, ...]]], views: Iterable[RuleView]) -> _Peers:
+    """Which local peer selectors select each identity (an egress rule without peers but with
+    a named port reaches every pod, marked ``any``), and the peer identities that follow."""
+    selected: dict[Identity, set[str]] = {}
+    everyone = False
+    for view in views:
+        if view.peers is None:
+            everyone = everyone or (view.direction is Direction.EGRESS and any(isinstance(m.port, str) for m in view.ports))
+            continue
+        for peer in view.peers:
+            if not isinstance(peer, IPBlockPeer):
+                for identity in peer.identities:
+                    selected.setdefault(identity, set()).add(peer.node)
+    peers = _Peers()
+    for identity, by_ports in groups.items():
+        names = selected.get(identity, set()) | ({ANY_SELECTOR} if everyone else set())
+        if not names:
+            continue
+        for ports, members in by_ports.items():
+            peer = PeerIdentity(tuple(sorted(names)), ports)
+            peers.of[(identity, ports)] = peer
+            peers.members.setdefault(peer, []).extend(members)
+            peers.families.setdefault(peer, set()).update(Family.of(a) for m in members for a in m.ips)
+    return peers
 
 
 def cluster_families(cluster: Cluster) -> tuple[Family, ...]:
-    """Families any pod or node has an address in: pod-peer sets exist only for these."""
+    """Families any pod or node has an address in."""
     found = {Family.of(a) for p in cluster.pods for a in p.ips} | {Family.of(a) for n in cluster.nodes for a in n.addresses}
     return tuple(f for f in FAMILIES if f in found)
 
 
-def _collect(
-    graph: PolicyGraph,
-    pod: Pod,
-    direction: Direction,
-    views: Iterable[RuleView],
-    *,
-    families: tuple[Family, ...],
-    candidates: list[Pod],
-) -> _Allowed:
-    """``families`` and ``candidates`` are the cluster's (:func:`cluster_families`,
-    :func:`_address_candidates`), computed once per compile: both scan every pod."""
-    allowed = _Allowed()
+@dataclass
+class _Context:
+    """What one compile reads of the whole cluster, computed once: pods by selector identity
+    and named ports, the pods a named egress port may resolve on (pods with an identity), and
+    the peer identities of each direction."""
+
+    groups: dict[Identity, dict[NamedPorts, tuple[Pod, ...]]]
+    candidates: list[Pod]
+    peers: dict[Direction, _Peers]
+
+
+def _prefix(direction: Direction) -> str:
+    return "in" if direction is Direction.INGRESS else "out"
+
+
+def _peer_set(direction: Direction, peer: PeerIdentity, what: str, family: Family) -> str:
+    link = "from" if direction is Direction.INGRESS else "to"
+    return f"{_prefix(direction)}-{link}-{peer.id}-{what}-v{_v(family)}"
+
+
+def _peer_chain(direction: Direction, peer: PeerIdentity) -> str:
+    link = "from" if direction is Direction.INGRESS else "to"
+    return f"{_prefix(direction)}-{link}-{peer.id}"
+
+
+def _collect(ctx: _Context, pod: Pod, direction: Direction, views: Iterable[RuleView], sets: _Sets, admitted: set[PeerIdentity]) -> None:
+    """Add what ``pod`` may do in ``direction`` to ``sets``. Every element carries the local
+    pod's address, so the shared chains that read them decide for the pod whose chain was
+    entered; peer pods are reached through their identity's chain, ipBlocks directly."""
     ingress = direction is Direction.INGRESS
+    prefix = _prefix(direction)
+    addr = FieldType.address
     for view in views:
         source = view.source
         numeric = [m for m in view.ports if not isinstance(m.port, str)]
-        # Ingress ports are the local destination pod's, egress named ports each destination pod's.
-        static_ports = [
+        named = [] if ingress else [m for m in view.ports if isinstance(m.port, str)]
+        static = [
             (PROTOCOL_NUMBERS[m.protocol], iv) for m in (view.ports if ingress else numeric) for iv in resolve_port(m, pod)
         ]
-        per_destination = [] if ingress else [m for m in view.ports if isinstance(m.port, str)]
-        port_meaning = [("ports", proto, iv.low, iv.high) for proto, iv in static_ports]
-        port_meaning += [("named", m.protocol.value, m.port) for m in per_destination]
-        if view.peers is None:
-            if not view.ports:
-                allowed.allow_all.add(source)
+        for family in FAMILIES:
+            ip = pod.ip(family)
+            if ip is None:
                 continue
-            for proto, iv in static_ports:
-                allowed.ports.append((proto, iv, source))
-                allowed.mean("p", ("ports", proto, iv.low, iv.high), source)
-            for family in families if per_destination else ():
-                for m in per_destination:
-                    allowed.mean(f"ap{_v(family)}", (("any",), ("named", m.protocol.value, m.port)), source)
-            for target in candidates if per_destination else ():
-                _add_pod_ports(allowed, target, per_destination, source)
-            continue
-        for peer in view.peers:
-            for family in FAMILIES:
-                if isinstance(peer, IPBlockPeer):
-                    if Family.of(peer.cidr) is not family:
-                        continue
-                    descriptor: tuple[object, ...] = ("block", str(peer))
-                    blocks = block_intervals(peer.cidr, peer.excepts)
-                    targets = (
-                        [p for p in candidates if (ip := p.ip(family)) and peer.contains(ip)]
-                        if per_destination
-                        else []
-                    )
-                else:
-                    if family not in families:
-                        continue
-                    descriptor = ("pods", peer.node)
-                    members = [p for p in _peer_pods(graph, peer) if p.ip(family) is not None]
-                    blocks = tuple(address_interval(ip) for p in members if (ip := p.ip(family)) is not None)
-                    targets = members if per_destination else []
+            local = address_interval(ip)
+            v = _v(family)
+            if view.peers is None:
                 if not view.ports:
-                    allowed.addresses.setdefault(family, []).extend((b, source) for b in blocks)
-                    allowed.mean(f"a{_v(family)}", descriptor, source)
+                    sets.add(f"{prefix}-any-v{v}", (addr(family),), (local,), source)
                     continue
-                for meaning in port_meaning:
-                    allowed.mean(f"ap{_v(family)}", (descriptor, meaning), source)
-                allowed.address_ports.setdefault(family, []).extend(
-                    (b, proto, iv, source) for b in blocks for proto, iv in static_ports
-                )
-                for target in targets:
-                    _add_pod_ports(allowed, target, per_destination, source, family=family)
-    return allowed
+                for proto, iv in static:
+                    sets.add(f"{prefix}-any-ports-v{v}", (addr(family), FieldType.PROTO, FieldType.SERVICE),
+                             (local, Interval(proto, proto), iv), source)
+                if named:
+                    peers = ctx.peers[direction]
+                    for peer, members in sorted(peers.members.items(), key=lambda kv: kv[0].sort_key):
+                        if family in peers.families[peer]:
+                            _peer_ports(sets, direction, peer, members, family, local, named, [], source, admitted)
+                continue
+            for peer_view in view.peers:
+                if isinstance(peer_view, IPBlockPeer):
+                    if Family.of(peer_view.cidr) is not family:
+                        continue
+                    blocks = block_intervals(peer_view.cidr, peer_view.excepts)
+                    if not view.ports:
+                        for b in blocks:
+                            sets.add(f"{prefix}-blocks-any-v{v}", (addr(family), addr(family)), (b, local), source)
+                        continue
+                    types = (addr(family), addr(family), FieldType.PROTO, FieldType.SERVICE)
+                    for b in blocks:
+                        for proto, iv in static:
+                            sets.add(f"{prefix}-blocks-ports-v{v}", types, (b, local, Interval(proto, proto), iv), source)
+                    for target in ctx.candidates if named else ():
+                        tip = target.ip(family)
+                        if tip is None or not peer_view.contains(tip):
+                            continue
+                        for match in named:
+                            for iv in resolve_port(match, target):
+                                element = (address_interval(tip), local, Interval(PROTOCOL_NUMBERS[match.protocol], PROTOCOL_NUMBERS[match.protocol]), iv)
+                                sets.add(f"{prefix}-blocks-ports-v{v}", types, element, source)
+                    continue
+                peers = ctx.peers[direction]
+                for peer in peers.reached(peer_view, ctx.groups):
+                    if family not in peers.families[peer]:
+                        continue
+                    members = peers.members[peer]
+                    if not view.ports:
+                        sets.add(_peer_set(direction, peer, "any", family), (addr(family),), (local,), source)
+                        admitted.add(peer)
+                        continue
+                    _peer_ports(sets, direction, peer, members, family, local, named, static, source, admitted)
 
 
-def _add_pod_ports(
-    allowed: _Allowed, target: Pod, named: list[PortMatch], source: str, *, family: Family | None = None
+def _peer_ports(
+    sets: _Sets,
+    direction: Direction,
+    peer: PeerIdentity,
+    members: list[Pod],
+    family: Family,
+    local: Interval,
+    named: list[PortMatch],
+    static: list[tuple[int, Interval]],
+    source: str,
+    admitted: set[PeerIdentity],
 ) -> None:
-    for fam in FAMILIES if family is None else (family,):
-        ip = target.ip(fam)
-        if ip is None:
-            continue
-        for match in named:
-            for iv in resolve_port(match, target):
-                allowed.address_ports.setdefault(fam, []).append(
-                    (address_interval(ip), PROTOCOL_NUMBERS[match.protocol], iv, source)
-                )
-
-
-def needs_interval(meaning: Iterable[object]) -> bool:
-    """Whether a set's meaning has CIDRs (ipBlocks) or port ranges: then it needs ``flags
-    interval``; sets of pod addresses and single ports are plain hash sets. Decided from the
-    meaning, not the elements, so churn never changes a set's flags."""
-    for item in meaning:
-        if isinstance(item, tuple):
-            if item and item[0] == "block":
-                return True
-            if item and item[0] == "ports" and item[2] != item[3]:
-                return True
-            if needs_interval(item):
-                return True
-    return False
+    """Ports a local pod admits for one peer identity: ``static`` as given, ``named`` resolved
+    on the peer (every member of a peer identity has the same named ports)."""
+    ports = list(static)
+    ports += [(PROTOCOL_NUMBERS[m.protocol], iv) for m in named for iv in resolve_port(m, members[0])]
+    types = (FieldType.address(family), FieldType.PROTO, FieldType.SERVICE)
+    for proto, iv in ports:
+        sets.add(_peer_set(direction, peer, "ports", family), types, (local, Interval(proto, proto), iv), source)
+    if ports:
+        admitted.add(peer)
 
 
 def disjoint_boxes(boxes: Iterable[tuple[Interval, int, Interval]]) -> tuple[Element, ...]:
@@ -286,99 +380,113 @@ def disjoint_ports(items: Iterable[tuple[int, Interval]]) -> tuple[Element, ...]
     return tuple((Interval(p, p), iv) for p in sorted(by_proto) for iv in normalise(by_proto[p]))
 
 
-def _address_elements(allowed: _Allowed, kind: str, family: Family) -> tuple[Element, ...]:
-    items = allowed.addresses.get(family, [])
-    if needs_interval(allowed.meaning[kind]):
-        return tuple((iv,) for iv in normalise(b for b, _ in items))
-    return tuple(sorted({(b,) for b, _ in items}))
-
-
-def _address_port_elements(allowed: _Allowed, kind: str, family: Family) -> tuple[Element, ...]:
-    boxes = allowed.address_ports.get(family, [])
-    if needs_interval(allowed.meaning[kind]):
-        return disjoint_boxes((a, p, iv) for a, p, iv, _ in boxes)
-    return tuple(sorted({(a, Interval(p, p), iv) for a, p, iv, _ in boxes}))
-
-
-class _Builder:
-    """Shares sets and chains by content and gathers the provenance of every user."""
-
-    def __init__(self, mode: Mode) -> None:
-        self.mode = mode
-        self.sets: dict[str, tuple[tuple[FieldType, ...], tuple[Element, ...], bool]] = {}
-        self.set_sources: dict[str, set[str]] = {}
-        self.allow_chains: dict[str, tuple[tuple[tuple[Statement, ...], ...], list[set[str]]]] = {}
-
-    def add_set(
-        self,
-        kind: str,
-        types: tuple[FieldType, ...],
-        meaning: set[tuple[object, ...]],
-        elements: Callable[[], tuple[Element, ...]],
-        sources: set[str],
-    ) -> str:
-        """The set named from its meaning. A set's elements follow from its meaning alone,
-        so they are computed only for the first pod that needs the set; the pods sharing
-        it add only their provenance."""
-        name = f"{kind}-{_digest(repr((types, sorted(meaning, key=repr))))}"
-        if name not in self.sets:
-            self.sets[name] = (types, elements(), needs_interval(meaning))
-        self.set_sources.setdefault(name, set()).update(sources)
-        return name
-
-    def allow_chain(self, allowed: _Allowed, direction: Direction) -> str | None:
-        source_side = direction is Direction.INGRESS
-        rules: list[tuple[tuple[Statement, ...], set[str]]] = []
-        if allowed.allow_all:
-            rules.append(((Counter(), Verdict.ACCEPT), set(allowed.allow_all)))
+def _finish(name: str, types: tuple[FieldType, ...], raw: set[tuple[Interval, ...]]) -> tuple[Element, ...]:
+    """A set's elements made disjoint: grouped by the local pod's address (exact, so groups
+    never overlap), then port ranges merged per protocol and ipBlock boxes cut apart."""
+    blocks = "-blocks-" in name
+    local_at = 1 if blocks else 0
+    grouped: dict[Interval, list[tuple[Interval, ...]]] = {}
+    for element in raw:
+        grouped.setdefault(element[local_at], []).append(element)
+    out: list[Element] = []
+    for local in sorted(grouped):
+        items = grouped[local]
+        if len(types) == 1:
+            out.append((local,))
+        elif not blocks:
+            out.extend((local, proto, iv) for proto, iv in disjoint_ports((e[1].low, e[2]) for e in items))
+        elif len(types) == 2:
+            out.extend((b, local) for b in normalise(e[0] for e in items))
         else:
-            for family in FAMILIES:
-                kind = f"a{_v(family)}"
-                if kind in allowed.meaning:
-                    sources = allowed.sources[kind]
-                    name = self.add_set(kind, (FieldType.address(family),), allowed.meaning[kind],
-                                        partial(_address_elements, allowed, kind, family), sources)
-                    key = Key.address(family, source=source_side)
-                    rules.append(((Lookup((key,), name), Counter(), Verdict.ACCEPT), sources))
-            for family in FAMILIES:
-                kind = f"ap{_v(family)}"
-                if kind in allowed.meaning:
-                    types = (FieldType.address(family), FieldType.PROTO, FieldType.SERVICE)
-                    sources = allowed.sources[kind]
-                    name = self.add_set(kind, types, allowed.meaning[kind],
-                                        partial(_address_port_elements, allowed, kind, family), sources)
-                    keys = (Key.address(family, source=source_side), Key.L4PROTO, Key.TH_DPORT)
-                    rules.append(((Lookup(keys, name), Counter(), Verdict.ACCEPT), sources))
-            if "p" in allowed.meaning:
-                sources = allowed.sources["p"]
-                name = self.add_set("p", (FieldType.PROTO, FieldType.SERVICE), allowed.meaning["p"],
-                                    lambda: disjoint_ports((p, iv) for p, iv, _ in allowed.ports), sources)
-                rules.append(((Lookup((Key.L4PROTO, Key.TH_DPORT), name), Counter(), Verdict.ACCEPT), sources))
+            out.extend((b, local, proto, iv) for b, proto, iv in disjoint_boxes((e[0], e[2].low, e[3]) for e in items))
+    return tuple(sorted(out))
+
+
+def _lookup_rule(keys: tuple[Key, ...], name: str, sources: Iterable[str]) -> Rule:
+    return Rule((Lookup(keys, name), Counter(), Verdict.ACCEPT), terse_comment(sources))
+
+
+@dataclass
+class _Layout:
+    """The sets, chains and peer maps of one node, gathered per direction."""
+
+    sets: list[Set] = field(default_factory=list)
+    chains: list[Chain] = field(default_factory=list)
+    maps: list[VerdictMap] = field(default_factory=list)
+    allow: dict[tuple[Direction, Family], str] = field(default_factory=dict)
+
+
+def _direction_layout(layout: _Layout, direction: Direction, sets: _Sets, admitted: set[PeerIdentity], peers: _Peers) -> None:
+    """Turn one direction's gathered elements into sets, one chain per admitted peer
+    identity, the peer maps and the shared allow chain of each family."""
+    prefix = _prefix(direction)
+    local_is_source = direction is Direction.EGRESS
+    finished: dict[str, Set] = {}
+    for name in sorted(sets.elements):
+        elements = _finish(name, sets.types[name], sets.elements[name])
+        interval = "-blocks-" in name or any(not iv.is_single for e in elements for iv in e)
+        sources = sets.sources[name]
+        finished[name] = Set(name, sets.types[name], elements, interval, terse_comment(sources), tuple(sorted(sources)))
+    layout.sets.extend(finished.values())
+    peer_maps: dict[Family, list[tuple[IPAddress, Jump]]] = {f: [] for f in FAMILIES}
+    for peer in sorted(admitted, key=lambda p: p.sort_key):
+        members = peers.members[peer]
+        rules: list[Rule] = []
+        reached: list[Family] = []
+        for family in FAMILIES:
+            local = Key.address(family, source=local_is_source)
+            for what, keys in (("ports", (local, Key.L4PROTO, Key.TH_DPORT)), ("any", (local,))):
+                name = _peer_set(direction, peer, what, family)
+                if name in finished:
+                    rules.append(_lookup_rule(keys, name, finished[name].sources))
+                    reached.append(family)
         if not rules:
-            return None
-        body = tuple(r for r, _ in rules)
-        name = f"allow-{_digest(repr(body))}"
-        if name not in self.allow_chains:
-            self.allow_chains[name] = (body, [set() for _ in body])
-        for bucket, (_, sources) in zip(self.allow_chains[name][1], rules):
-            bucket.update(sources)
-        return name
+            continue
+        chain = _peer_chain(direction, peer)
+        link = "from" if direction is Direction.INGRESS else "to"
+        selectors = ", ".join(peer.selectors)
+        layout.chains.append(Chain(chain, tuple(rules), comment=f"{direction.value.lower()} {link} pods of {selectors}"[:COMMENT_MAX_BYTES]))
+        for family in sorted(set(reached), key=FAMILIES.index):
+            for member in members:
+                ip = member.ip(family)
+                if ip is not None:
+                    peer_maps[family].append((ip, Jump(chain)))
+    for family in FAMILIES:
+        v = _v(family)
+        local = Key.address(family, source=local_is_source)
+        peer = Key.address(family, source=not local_is_source)
+        rules = []
+        peers_map = f"{prefix}-peers-v{v}"
+        if peer_maps[family]:
+            entries = tuple(sorted(dict(peer_maps[family]).items(), key=lambda e: e[0]))
+            layout.maps.append(VerdictMap(peers_map, FieldType.address(family), entries, comment=f"peer pod -> {prefix} identity chain"))
+            rules.append(Rule((VmapLookup(peer, peers_map),)))
+        for suffix, keys in (
+            ("blocks-ports", (peer, local, Key.L4PROTO, Key.TH_DPORT)),
+            ("blocks-any", (peer, local)),
+            ("any-ports", (local, Key.L4PROTO, Key.TH_DPORT)),
+            ("any", (local,)),
+        ):
+            name = f"{prefix}-{suffix}-v{v}"
+            if name in finished:
+                rules.append(_lookup_rule(keys, name, finished[name].sources))
+        if rules:
+            chain = f"{prefix}-allow-v{v}"
+            layout.chains.append(Chain(chain, tuple(rules), comment=f"what local pods may do, {direction.value.lower()} {family.value}"))
+            layout.allow[(direction, family)] = chain
 
 
 def _v(family: Family) -> str:
     return "4" if family is Family.IPV4 else "6"
 
 
-def _pod_chain(builder: _Builder, pod: Pod, direction: Direction, allow: str | None, sources: set[str]) -> Chain:
-    rules: list[Rule] = []
-    if allow is not None:
-        rules.append(Rule((Jump(allow),)))
-    rules.append(Rule((LOG_RATE, Log(log_prefix(builder.mode, direction, pod)))))
-    final = Verdict.DROP if builder.mode is Mode.ENFORCE else Verdict.RETURN
+def _pod_chain(mode: Mode, pod: Pod, direction: Direction, allows: tuple[str, ...], sources: set[str]) -> Chain:
+    rules: list[Rule] = [Rule((Jump(allow),)) for allow in allows]
+    rules.append(Rule((LOG_RATE, Log(log_prefix(mode, direction, pod)))))
+    final = Verdict.DROP if mode is Mode.ENFORCE else Verdict.RETURN
     rules.append(Rule((Counter(), final), comment=terse_comment(sources) if sources else "isolated, no rule allows"))
-    body = repr((direction, pod.key, allow, builder.mode))
-    prefix = "in" if direction is Direction.INGRESS else "out"
-    return Chain(f"{prefix}-{_digest(body)}", tuple(rules), comment=f"{direction.value.lower()} of {pod.key}")
+    body = repr((direction, pod.key, allows, mode))
+    return Chain(f"{_prefix(direction)}-{_digest(body)}", tuple(rules), comment=f"{direction.value.lower()} of {pod.key}")
 
 
 def _isolating_sources(graph: PolicyGraph, pod: Pod, direction: Direction) -> set[str]:
@@ -459,29 +567,40 @@ def compile_node(
     """The ruleset ``node`` must enforce for ``cluster``. Pure and deterministic: equal input
     gives an equal (and identically rendered) ruleset."""
     graph = graph if graph is not None else PolicyGraph(cluster)
-    builder = _Builder(mode)
-    pod_chains: list[Chain] = []
-    map_elements: dict[str, list[tuple[IPAddress, Jump]]] = {
-        f"{d}-v{_v(f)}": [] for d in ("egress", "ingress") for f in FAMILIES
-    }
-    families = cluster_families(cluster)
-    candidates = _address_candidates(cluster)
+    isolated: list[tuple[Pod, Direction, tuple[RuleView, ...]]] = []
     for pod in local_pods(cluster, node):
         identity = identity_of(pod)
         assert identity is not None
         for direction in (Direction.EGRESS, Direction.INGRESS):
-            if not graph.isolated(identity, direction):
-                continue
-            views = graph.rules_for(identity, direction)
-            allowed = _collect(graph, pod, direction, views, families=families, candidates=candidates)
-            allow = builder.allow_chain(allowed, direction)
-            chain = _pod_chain(builder, pod, direction, allow, _isolating_sources(graph, pod, direction))
-            pod_chains.append(chain)
-            for family in FAMILIES:
-                ip = pod.ip(family)
-                if ip is not None:
-                    map_elements[f"{direction.value.lower()}-v{_v(family)}"].append((ip, Jump(chain.name)))
-    maps = tuple(
+            if graph.isolated(identity, direction):
+                isolated.append((pod, direction, tuple(graph.rules_for(identity, direction))))
+    groups = _by_ports(graph)
+    ctx = _Context(
+        groups,
+        [p for p in cluster.pods if identity_of(p) is not None],
+        {d: _peers(groups, (v for _, direction, views in isolated if direction is d for v in views)) for d in Direction},
+    )
+    gathered: dict[Direction, tuple[_Sets, set[PeerIdentity]]] = {d: (_Sets(), set()) for d in (Direction.EGRESS, Direction.INGRESS)}
+    for pod, direction, views in isolated:
+        sets, admitted = gathered[direction]
+        _collect(ctx, pod, direction, views, sets, admitted)
+    layout = _Layout()
+    for direction, (sets, admitted) in gathered.items():
+        _direction_layout(layout, direction, sets, admitted, ctx.peers[direction])
+    pod_chains: list[Chain] = []
+    map_elements: dict[str, list[tuple[IPAddress, Jump]]] = {
+        f"{d}-v{_v(f)}": [] for d in ("egress", "ingress") for f in FAMILIES
+    }
+    for pod, direction, _ in isolated:
+        families = [f for f in FAMILIES if pod.ip(f) is not None]
+        allows = tuple(layout.allow[(direction, f)] for f in families if (direction, f) in layout.allow)
+        chain = _pod_chain(mode, pod, direction, allows, _isolating_sources(graph, pod, direction))
+        pod_chains.append(chain)
+        for family in families:
+            ip = pod.ip(family)
+            assert ip is not None
+            map_elements[f"{direction.value.lower()}-v{_v(family)}"].append((ip, Jump(chain.name)))
+    dispatch = tuple(
         VerdictMap(name, FieldType.address(Family.IPV4 if name.endswith("4") else Family.IPV6), tuple(sorted(elements, key=lambda e: e[0])),
                    comment=f"local pod -> {name.split('-')[0]} chain")
         for name, elements in sorted(map_elements.items())
@@ -496,19 +615,11 @@ def compile_node(
         )
         for f in FAMILIES
     )
-    shared_sets = tuple(
-        Set(name, types, elements, interval, terse_comment(builder.set_sources[name]), tuple(sorted(builder.set_sources[name])))
-        for name, (types, elements, interval) in builder.sets.items()
-    )
-    allow_chains = tuple(
-        Chain(name, tuple(Rule(body, terse_comment(src)) for body, src in zip(bodies, sources)))  # type: ignore[arg-type]
-        for name, (bodies, sources) in builder.allow_chains.items()
-    )
     return Ruleset(
         table=table,
         node=node,
         mode=mode,
-        sets=tuple(sorted(node_sets + shared_sets, key=lambda s: s.name)),
-        maps=maps,
-        chains=_base_chains() + tuple(sorted(allow_chains + tuple(pod_chains), key=lambda c: c.name)),
+        sets=tuple(sorted(node_sets + tuple(layout.sets), key=lambda s: s.name)),
+        maps=tuple(sorted(dispatch + tuple(layout.maps), key=lambda m: m.name)),
+        chains=_base_chains() + tuple(sorted(tuple(layout.chains) + tuple(pod_chains), key=lambda c: c.name)),
     )

@@ -5,8 +5,9 @@ This is what the compiler produces and what both renderers (:mod:`render_json` f
 the compiler emits, so every renderer and the evaluator can be exhaustive over them.
 
 Invariants: set elements are sorted and disjoint (see :mod:`intervals`); a set has
-``interval=True`` only when some element is a range or a CIDR; names of shared sets and chains
-are stable hashes of their content, so equal content gets one object.
+``interval=True`` only when some element is a range or a CIDR; names of sets and chains are
+fixed by what they stand for (a direction and family, a peer identity, a local pod), so pod
+churn changes elements, not names.
 """
 
 from __future__ import annotations

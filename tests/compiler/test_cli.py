@@ -52,7 +52,8 @@ def test_compile_nft_comments_name_policy_rule_file_and_line(manifest: str) -> N
     result = CliRunner().invoke(main, ["compile", "--node", "node-1", "-f", manifest, "-o", "nft"])
     assert result.exit_code == 0, result.output
     assert f'comment "shop/web-in ingress[0] {manifest}:' in result.output
-    assert "10.244.1.6 . tcp . 8080" in result.output
+    assert "10.244.1.5 . tcp . 8080" in result.output  # web admits the client identity on http
+    assert "10.244.1.6 : jump in-from-" in result.output  # the client reaches that identity's chain
 
 
 def test_compile_json_is_a_libnftables_document_with_the_chosen_table(manifest: str) -> None:

@@ -77,8 +77,7 @@ def test_host_network_pods_never_enter_pod_sets_and_count_as_their_node() -> Non
     rs = compile_node(c, "n2")
     maps = elements(rs, "ingress-v4")
     assert [m[0] for m in maps] == ["10.0.2.1"]
-    pod_set = next(s for s in rs.sets if s.name.startswith("a4-"))
-    assert elements(rs, pod_set.name) == ["10.0.1.1", "10.0.2.1"]
+    assert [m[0] for m in elements(rs, "in-peers-v4")] == ["10.0.1.1", "10.0.2.1"]
     assert elements(rs, "node-v4") == ["192.168.0.2"]
 
 
@@ -112,8 +111,7 @@ def test_ingress_named_port_resolves_on_the_local_destination_pod() -> None:
         policy("x/in", {"app": "a"}, ingress=[rule(ports=[port("https")])]),
     )
     rs = compile_node(c, "n1")
-    ports_set = next(s for s in rs.sets if s.name.startswith("p-"))
-    assert elements(rs, ports_set.name) == [{"concat": ["tcp", 8443]}]
+    assert elements(rs, "in-any-ports-v4") == [{"concat": ["10.0.1.1", "tcp", 8443]}]
 
 
 def test_ipblock_except_becomes_disjoint_address_ranges() -> None:
@@ -123,11 +121,11 @@ def test_ipblock_except_becomes_disjoint_address_ranges() -> None:
         policy("x/in", {"app": "a"}, ingress=[rule(ip_block("172.16.0.0/24", "172.16.0.128/26"))]),
     )
     rs = compile_node(c, "n1")
-    block = next(s for s in rs.sets if s.name.startswith("a4-"))
+    block = next(s for s in rs.sets if s.name == "in-blocks-any-v4")
     assert block.interval
     assert elements(rs, block.name) == [
-        {"prefix": {"addr": "172.16.0.0", "len": 25}},
-        {"prefix": {"addr": "172.16.0.192", "len": 26}},
+        {"concat": [{"prefix": {"addr": "172.16.0.0", "len": 25}}, "10.0.1.1"]},
+        {"concat": [{"prefix": {"addr": "172.16.0.192", "len": 26}}, "10.0.1.1"]},
     ]
 
 
@@ -139,7 +137,8 @@ def test_rule_without_ports_uses_an_address_only_set_so_icmp_passes() -> None:
         policy("x/in", {"app": "a"}, ingress=[rule(pod_peer({"app": "b"}))]),
     )
     rs = compile_node(c, "n1")
-    assert {n.split("-")[0] for n in lookup_sets(rs)} == {"a4", "node"}
+    pod_lookups = {n for n in lookup_sets(rs) if not n.startswith("node-")}
+    assert len(pod_lookups) == 1 and all(n.startswith("in-from-") and n.endswith("-any-v4") for n in pod_lookups)
     from policyctl.compiler.evaluator import Evaluator, Packet
 
     icmp = Packet(ipaddress.ip_address("10.0.1.2"), ipaddress.ip_address("10.0.1.1"), 1, icmp_type=8)
@@ -148,13 +147,18 @@ def test_rule_without_ports_uses_an_address_only_set_so_icmp_passes() -> None:
     assert not Evaluator(json.loads(render_json(rs))).evaluate("postrouting", other).accepted
 
 
-def test_pods_of_one_identity_share_allow_chain_and_sets() -> None:
+def test_pods_of_one_identity_share_one_identity_chain_and_set() -> None:
     pods = [pod(f"x/w{i}", {"app": "web"}, node="n1", ips=[f"10.0.1.{i + 1}"]) for i in range(5)]
     c = cluster(node("n1", "192.168.0.1"), *pods, policy("x/in", {"app": "web"}, ingress=[rule(pod_peer({"app": "web"}), ports=[port(80)])]))
     rs = compile_node(c, "n1")
-    allow = [ch for ch in rs.chains if ch.name.startswith("allow-")]
-    assert len(allow) == 1
-    assert len([s for s in rs.sets if s.name.startswith("ap4-")]) == 1
+    assert [ch.name for ch in rs.chains if ch.name.startswith("in-allow-")] == ["in-allow-v4"]
+    identity_chains = [ch.name for ch in rs.chains if ch.name.startswith("in-from-")]
+    assert len(identity_chains) == 1
+    identity_sets = [s for s in rs.sets if s.name.startswith("in-from-")]
+    assert [s.name for s in identity_sets] == [f"{identity_chains[0]}-ports-v4"]
+    assert not identity_sets[0].interval
+    assert elements(rs, identity_sets[0].name) == [{"concat": [f"10.0.1.{i + 1}", "tcp", 80]} for i in range(5)]
+    assert elements(rs, "in-peers-v4") == [[f"10.0.1.{i + 1}", {"jump": {"target": identity_chains[0]}}] for i in range(5)]
     assert len(elements(rs, "ingress-v4")) == 5
 
 
@@ -259,3 +263,86 @@ def test_vmaps_dispatch_on_the_address_of_the_enforced_side() -> None:
         ("input", "ip saddr"), ("input", "ip6 saddr"),
         ("ingress", "ip daddr"), ("ingress", "ip6 daddr"),
     }
+
+
+ROLES = ("web", "db", "client")
+
+
+def _two_node_cluster(*, local_per_role: int, remote_per_role: int) -> Cluster:
+    """Pods of three roles in two namespaces, dual-stack, all with the same named port:
+    ``local_per_role`` of each role on n1 (the node compiled) and ``remote_per_role`` on n2."""
+    objects = [node("n1", "192.168.0.1"), node("n2", "192.168.0.2"), namespace("x", ns="x"), namespace("y", ns="y")]
+    for r, role in enumerate(ROLES):
+        for where, count in (("n1", local_per_role), ("n2", remote_per_role)):
+            n = int(where[1])
+            for i in range(count):
+                objects.append(
+                    pod(f"{('x', 'y')[i % 2]}/{role}-{where}-{i}", {"role": role}, node=where,
+                        ips=[f"10.{n}.{r}.{i + 1}", f"fd00:{n}:{r}::{i + 1}"], ports=[container_port(8080, "TCP", "http")])
+                )
+    objects += [
+        policy("x/web", {"role": "web"}, ingress=[rule(pod_peer({"role": "client"}, {}), ports=[port("http"), port(9000, "TCP", 9100)])]),
+        policy("x/db", {"role": "db"}, ingress=[rule(pod_peer({"role": "web"}, {}), ports=[port(5432)])], egress=[rule(pod_peer({"role": "web"}, {}), ports=[port("http")]), rule(ip_block("10.0.0.0/8", "10.1.0.0/16"))]),
+        policy("y/all", {}, ingress=[rule(pod_peer({}, {"ns": "x"}))], egress=[rule(ports=[port(53, "UDP")])]),
+    ]
+    return cluster(*objects)
+
+
+def _identity_elements(rs: Ruleset) -> int:
+    return sum(len(s.elements) for s in rs.sets if "-from-" in s.name or "-to-" in s.name)
+
+
+def _peer_map_elements(rs: Ruleset) -> int:
+    return sum(len(m.elements) for m in rs.maps if "-peers-" in m.name)
+
+
+@pytest.mark.parametrize("remote_per_role", [4, 8, 16])
+def test_doubling_remote_pods_grows_only_the_peer_maps(remote_per_role: int) -> None:
+    small = compile_node(_two_node_cluster(local_per_role=2, remote_per_role=remote_per_role), "n1")
+    large = compile_node(_two_node_cluster(local_per_role=2, remote_per_role=2 * remote_per_role), "n1")
+    assert _identity_elements(large) == _identity_elements(small)
+    assert {s.name for s in large.sets} == {s.name for s in small.sets}
+    # Admitted on n1: ingress from every client (x/web), every web (x/db) and every pod of
+    # namespace x (y/all; the x half of the db pods is not counted yet); egress to every web
+    # (x/db). Per added pod of each role and per family: 3.5 map elements, once each.
+    added = _peer_map_elements(large) - _peer_map_elements(small)
+    assert added == 2 * 7 * remote_per_role // 2
+    assert large.element_count - small.element_count == added
+
+
+@pytest.mark.parametrize("remote_per_role", [4, 32])
+def test_a_nodes_elements_are_bounded_by_the_growth_law(remote_per_role: int) -> None:
+    """Peer addresses once per direction and family, plus local pods x distinct peer
+    identities x port ranges, plus local pods x ipBlock intervals x port ranges."""
+    c = _two_node_cluster(local_per_role=2, remote_per_role=remote_per_role)
+    rs = compile_node(c, "n1")
+    peer_addresses = sum(len(p.ips) for p in c.pods)
+    local_addresses = sum(len(p.ips) for p in c.pods if p.node == "n1")
+    identities = len(ROLES) * 2  # three roles in two namespaces, one named-port shape
+    port_ranges = 5 + 1  # every port entry of the policies, plus "any port"
+    block_intervals = 2  # 10.0.0.0/8 except 10.1.0.0/16
+    bound = 2 * peer_addresses + local_addresses * identities * port_ranges + local_addresses * block_intervals * port_ranges
+    node_elements = sum(len(s.elements) for s in rs.sets if s.name.startswith("node-"))
+    dispatch = sum(len(m.elements) for m in rs.maps if m.name.startswith(("ingress-", "egress-")))
+    assert rs.element_count - node_elements - dispatch <= bound
+    assert _identity_elements(rs) <= local_addresses * identities * port_ranges
+
+
+def _callers(*versions: str) -> Cluster:
+    callers = [pod(f"y/c{i}", {"app": "client", "version": v}, node="n2", ips=[f"10.0.2.{i + 1}"]) for i, v in enumerate(versions)]
+    return cluster(
+        node("n1", "192.168.0.1"), node("n2", "192.168.0.2"),
+        pod("x/a", {"app": "a"}, node="n1", ips=["10.0.1.1"]), *callers,
+        policy("x/in", {"app": "a"}, ingress=[rule(pod_peer({"app": "client"}, {}), ports=[port(80)])]),
+    )
+
+
+def test_label_identities_no_local_rule_tells_apart_share_one_chain() -> None:
+    rs = compile_node(_callers("v1", "v2", "v1"), "n1")
+    assert len([ch for ch in rs.chains if ch.name.startswith("in-from-")]) == 1
+    assert len({jump["jump"]["target"] for _, jump in elements(rs, "in-peers-v4")}) == 1
+    assert len(elements(rs, "in-peers-v4")) == 3
+
+
+def test_relabelling_a_peer_within_the_same_selectors_changes_nothing() -> None:
+    assert render_json(compile_node(_callers("v1", "v1"), "n1")) == render_json(compile_node(_callers("v1", "v2"), "n1"))
