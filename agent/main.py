@@ -84,6 +84,7 @@ class Agent:
             metrics=self.metrics,
             logger=self.log,
             clock=clock,
+            resync_interval=config.max_interval,
         )
         self.runner = BoundedFrequencyRunner(self.sync, config.intervals, clock=clock)
         self.reflectors = tuple(

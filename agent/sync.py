@@ -3,15 +3,20 @@
 Each sync reads the whole current snapshot (never a queue of events: a sync that sees the
 latest state cannot apply a stale one), then
 
-1. computes the node's :func:`~policyctl.agent.footprint.footprint`; when it equals the last
-   one, the ruleset cannot have changed and compiling is skipped (a periodic resync, or an
-   event about pods and policies this node does not enforce);
+1. computes the node's :func:`~policyctl.agent.footprint.footprint` (incrementally, through
+   :class:`~policyctl.agent.footprint.Footprints`: only the pods that changed since the last
+   snapshot are matched against the cached peer selectors); when it equals the last one,
+   the ruleset cannot have changed and compiling is skipped (a periodic resync, or an event
+   about pods and policies this node does not enforce);
 2. otherwise compiles with ``compile_node`` over :func:`relevant_cluster` (only the policies
    that select a local pod reach the selector graph);
 3. hands the document to the :class:`~policyctl.enforcer.apply.Enforcer`, the same one the
-   lab and ``policyctl enforce`` use: it reads our table back from the kernel and sends only
-   the difference, in one atomic transaction, so drift (a deleted table, a hand-edited rule)
-   is repaired by the very same step;
+   lab and ``policyctl enforce`` use: it sends only the difference, in one atomic
+   transaction. Between full reads the enforcer diffs against what it committed last (a
+   deleted or re-created table is still noticed, by its handle); a sync asks it to read the
+   kernel back in full (``verify``) when the snapshot is the one already applied (the
+   periodic resync) or ``resync_interval`` passed since the last full read, so drift inside
+   the table (a hand-edited rule) is repaired by the very same step;
 4. after a change, deletes the conntrack entries of local flows the new ruleset no longer
    allows (the ruleset accepts every packet of an established connection). If that fails it
    is retried on the next sync even when the ruleset is unchanged.
@@ -28,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from policyctl.agent.footprint import Footprint, footprint, relevant_cluster, selecting_local
+from policyctl.agent.footprint import Footprint, Footprints, relevant_cluster, selecting_local
 from policyctl.agent.metrics import AgentMetrics
 from policyctl.compiler.compile import compile_node, local_pods
 from policyctl.compiler.render_json import to_document
@@ -49,7 +54,9 @@ class RulesetApplier(Protocol):
 
     table: str
 
-    def apply(self, desired: Mapping[str, Any], *, dry_run: bool = False, source: str = "<ruleset>") -> ApplyReport: ...
+    def apply(
+        self, desired: Mapping[str, Any], *, dry_run: bool = False, source: str = "<ruleset>", verify: bool = False
+    ) -> ApplyReport: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +95,11 @@ def local_addresses(local: tuple[Pod, ...]) -> frozenset[IPAddress]:
 
 
 class NodeSync:
-    """Keeps ``node``'s table equal to the ruleset of the latest snapshot; call it to sync."""
+    """Keeps ``node``'s table equal to the ruleset of the latest snapshot; call it to sync.
+
+    ``resync_interval`` bounds how long drift inside the table can go unseen while events
+    keep coming (the agent passes its ``max_interval``); 0 reads the kernel back on every
+    sync."""
 
     def __init__(
         self,
@@ -102,6 +113,7 @@ class NodeSync:
         logger: logging.Logger | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        resync_interval: float = 0.0,
     ) -> None:
         self.snapshots = snapshots
         self.node = node
@@ -118,7 +130,10 @@ class NodeSync:
         self.last_success_at: float | None = None
         self.first_success_at: float | None = None
         self.document: dict[str, Any] | None = None
+        self.resync_interval = resync_interval
+        self._footprints = Footprints(node)
         self._footprint: Footprint | None = None
+        self._verified_at: float | None = None
         self._cluster: Cluster | None = None
         self._elements = 0
         self._isolation: Isolation = frozenset()
@@ -158,7 +173,8 @@ class NodeSync:
         cluster = self.snapshots.snapshot()
         local = local_pods(cluster, self.node)
         # The store hands out the same snapshot object while nothing changed (a resync).
-        current = self._footprint if cluster is self._cluster else footprint(cluster, self.node)
+        resync = cluster is self._cluster
+        current = self._footprint if resync else self._footprints(cluster)
         compiled = self.document is None or current != self._footprint
         if compiled:
             ruleset = compile_node(relevant_cluster(cluster, self.node), self.node, table=self.enforcer.table, mode=self.mode)
@@ -170,7 +186,14 @@ class NodeSync:
             assert document is not None
         if self.metrics is not None:
             self.metrics.compiles.labels(outcome="compiled" if compiled else "skipped").inc()
-        applied = self.enforcer.apply(document, source=f"<compiled for {self.node}>")
+        verify = (
+            resync
+            or self._verified_at is None
+            or started - self._verified_at >= self.resync_interval
+        )
+        applied = self.enforcer.apply(document, source=f"<compiled for {self.node}>", verify=verify)
+        if verify:
+            self._verified_at = started
         self.document = document
         self._footprint = current
         self._cluster = cluster

@@ -249,6 +249,7 @@ def _event_path(ctx: Context, enforcer: Any) -> tuple[Step, str]:
     the compiler and enforcer called directly. Returns the step and its description."""
     sync_module = importlib.util.find_spec("policyctl.agent.sync")
     if sync_module is not None and hasattr(importlib.import_module("policyctl.agent.sync"), "NodeSync"):
+        from policyctl.agent.runner import Intervals
         from policyctl.agent.sync import NodeSync
 
         current: list[Cluster] = [ctx.cluster]
@@ -257,14 +258,17 @@ def _event_path(ctx: Context, enforcer: Any) -> tuple[Step, str]:
             def snapshot(self) -> Cluster:
                 return current[0]
 
-        sync = NodeSync(Snapshots(), node=ctx.node, enforcer=enforcer)
+        # As the agent runs it: the kernel is read back in full at the periodic resync
+        # (``max_interval``, 60 s by default), not on every event.
+        sync = NodeSync(Snapshots(), node=ctx.node, enforcer=enforcer, resync_interval=Intervals().max_interval)
 
         def agent_step(cluster: Cluster) -> tuple[dict[str, float], bool]:
             current[0] = cluster
             report = sync()
             return {}, report.compiled
 
-        return agent_step, "the agent's NodeSync (footprint, compile of the node's relevant policies, enforcer apply)"
+        return agent_step, ("the agent's NodeSync (incremental footprint, compile of the node's relevant policies, "
+                            "enforcer apply against its last commit)")
 
     def direct_step(cluster: Cluster) -> tuple[dict[str, float], bool]:
         started = time.perf_counter()

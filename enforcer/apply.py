@@ -1,10 +1,22 @@
 """The enforcer: keep one nftables table equal to the compiler's desired ruleset.
 
-Every apply reads the table back from the kernel and sends only the difference, as one
-transaction (:mod:`policyctl.enforcer.diff`). The kernel is the only state: an enforcer that
-restarts, or a second one started by hand, continues from whatever the table holds, and the
-table is never flushed and re-created, so there is no instant without policy. A transaction
-the kernel rejects changes nothing; the error names the command that failed.
+Every apply sends only the difference between the table and the desired ruleset, as one
+transaction (:mod:`policyctl.enforcer.diff`). What the table holds comes from one of two places:
+
+* the kernel, read back in full (``nft -j list table``): on the first apply of an enforcer
+  (so one that restarts, or a second one started by hand, continues from whatever the table
+  holds), after any failed or dry-run-only history, and whenever the caller asks for it
+  (``verify=True``, the agent's periodic resync that repairs drift);
+* otherwise the state this enforcer itself committed last. Listing ~100k elements back and
+  parsing them costs far more than the change an event brings, so between full reads the
+  enforcer trusts its own last commit, guarded by one cheap check: the table's kernel handle
+  (``nft -j list tables``) must still be the one it wrote to. A table deleted or re-created
+  by someone else gets a new handle and is read back in full; an edit *inside* the table is
+  found by the next ``verify`` read.
+
+The table is never flushed and re-created, so there is no instant without policy. A
+transaction the kernel rejects changes nothing; the error names the command that failed, and
+the next apply reads the kernel back in full.
 
 The enforcer touches only its own table (``family``/``table``); ``cleanup`` deletes that table
 and nothing else.
@@ -77,38 +89,104 @@ class Enforcer:
         self.table = table
         self.family = family
         self._clock = clock
+        self._committed: TableState | None = None
+        self._last_desired: TableState | None = None
+        self._handle: object = None
+        self.full_reads = 0
+        """How many applies and plans read the table back from the kernel in full."""
+
+    def forget(self) -> None:
+        """Stop trusting the last commit: the next apply reads the kernel back in full."""
+        self._committed = None
+        self._handle = None
+
+    def table_handle(self) -> object:
+        """The kernel's handle of our table (None when it does not exist), from the cheap
+        ``list tables`` listing, which carries no chains, sets or elements."""
+        listing = self.backend.run({"nftables": [{"list": {"tables": None}}]})
+        for item in listing.get("nftables", ()):
+            table = item.get("table") if isinstance(item, dict) else None
+            if isinstance(table, dict) and (table.get("family"), table.get("name")) == (self.family, self.table):
+                return table.get("handle")
+        return None
+
+    def _trusted(self) -> TableState | None:
+        """The last committed state when the table is still the one it was committed to."""
+        if self._committed is None or self._handle is None:
+            return None
+        try:
+            handle = self.table_handle()
+        except NftCommandError:
+            handle = None
+        if handle != self._handle:
+            self.forget()
+            return None
+        return self._committed
 
     def current(self) -> TableState | None:
         """Our table as the kernel holds it now, None when it does not exist."""
+        self.full_reads += 1
         listing = self.backend.list_table(self.family, self.table)
         if listing is None:
             return None
         return read_table(listing, family=self.family, table=self.table, source="<kernel>", strict=False)
 
     def desired_state(self, desired: Mapping[str, Any], *, source: str = "<ruleset>") -> TableState:
-        return read_table(desired, family=self.family, table=self.table, source=source)
+        """``desired`` read strictly; sets written as in the previous desired ruleset are
+        taken from its reading rather than parsed again."""
+        state = read_table(desired, family=self.family, table=self.table, source=source, reuse=self._last_desired)
+        self._last_desired = state
+        return state
 
     def plan(self, desired: Mapping[str, Any], *, source: str = "<ruleset>") -> Transaction:
         """The transaction an apply would send now (reads the kernel, changes nothing)."""
         return plan(self.current(), self.desired_state(desired, source=source))
 
-    def apply(self, desired: Mapping[str, Any], *, dry_run: bool = False, source: str = "<ruleset>") -> ApplyReport:
+    def apply(
+        self,
+        desired: Mapping[str, Any],
+        *,
+        dry_run: bool = False,
+        source: str = "<ruleset>",
+        verify: bool = False,
+    ) -> ApplyReport:
         """Make our table equal to ``desired`` in one atomic transaction.
 
-        A dry run still asks the kernel to validate the transaction (nft's check mode), so a
-        ruleset that would be rejected is reported as :class:`NftApplyError` without changing
-        anything."""
+        The difference is taken against the last commit when it can be trusted (see the
+        module docstring), else against a full read of the kernel; ``verify`` forces the full
+        read, which is how drift inside the table is found and repaired. A dry run still asks
+        the kernel to validate the transaction (nft's check mode), so a ruleset that would be
+        rejected is reported as :class:`NftApplyError` without changing anything."""
         started = self._clock()
         wanted = self.desired_state(desired, source=source)
-        transaction = plan(self.current(), wanted)
+        current = None if verify else self._trusted()
+        if current is None:
+            current = self.current()
+        transaction = plan(current, wanted)
         if not transaction.empty:
-            self._send(transaction, dry_run=dry_run)
+            try:
+                self._send(transaction, dry_run=dry_run)
+            except BaseException:
+                self.forget()
+                raise
+        if not dry_run:
+            self._remember(wanted, created=transaction.created_table)
         return ApplyReport(
             transaction=transaction,
             applied=not dry_run and not transaction.empty,
             dry_run=dry_run,
             duration_seconds=self._clock() - started,
         )
+
+    def _remember(self, committed: TableState, *, created: bool) -> None:
+        """Trust ``committed`` from now on. Our transactions never delete or re-create the
+        table, so its handle changes only when we created it just now."""
+        if created or self._handle is None:
+            try:
+                self._handle = self.table_handle()
+            except NftCommandError:
+                self._handle = None
+        self._committed = committed if self._handle is not None else None
 
     def _send(self, transaction: Transaction, *, dry_run: bool) -> None:
         payload = transaction.payload()
@@ -151,6 +229,7 @@ class Enforcer:
 
     def cleanup(self) -> bool:
         """Delete our table (and with it everything we own). True if there was one."""
+        self.forget()
         if self.backend.list_table(self.family, self.table) is None:
             return False
         try:

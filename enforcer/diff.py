@@ -8,7 +8,9 @@ valid at its point in the batch:
 1. ``flush chain`` for every chain whose rules change, that goes away, or whose rules refer to
    a set or chain that goes away or is re-created (its references are then gone);
 2. ``delete element`` for elements that left a kept set or map (a map element whose value
-   changed is deleted and added again), spelled as the kernel listed them;
+   changed is deleted and added again), spelled as ``current`` holds them: as the kernel
+   listed them, or as the enforcer wrote them when it diffs against its last commit (the
+   kernel accepts both spellings of the same interval);
 3. ``delete set``/``map`` that are gone or whose type/flags changed;
 4. ``delete chain`` that are gone or whose hook changed (now empty and unreferenced);
 5. ``add chain`` (new, re-created, or a base chain whose policy changed: an update);

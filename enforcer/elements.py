@@ -6,8 +6,9 @@ prefix lists as a plain address, a range that is exactly a prefix lists as ``pre
 protocol number lists by name, and elements of sets with counters or timeouts come wrapped in
 ``{"elem": {"val": ...}}``. Each element is therefore reduced to the closed interval of values
 it covers, per field of a concatenation; two elements are the same element iff their keys are
-equal. The original representation is kept beside the key: deleting an element must name it
-exactly as the kernel holds it.
+equal. The original representation is kept beside the key: deleting an element names it as
+the kernel listed it, or as it was written when the enforcer diffs against its own last commit
+(the same interval either way; the kernel matches the value, not its spelling).
 """
 
 from __future__ import annotations

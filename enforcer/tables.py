@@ -145,11 +145,12 @@ def rule_key(body: Mapping[str, Any]) -> str:
 
 
 class _Reader:
-    def __init__(self, *, family: str, table: str, source: str, strict: bool) -> None:
+    def __init__(self, *, family: str, table: str, source: str, strict: bool, reuse: TableState | None = None) -> None:
         self.family = family
         self.table = table
         self.source = source
         self.strict = strict
+        self.reuse = reuse if strict else None
 
     def fail(self, message: str, *, object: str = "", field: str = "") -> RulesetError:
         return RulesetError(message, source=self.source, object=object, field=field)
@@ -181,6 +182,16 @@ class _Reader:
         raw = obj.get("elem", [])
         if not isinstance(raw, list):
             raise self.fail("must be a list", object=label, field="elem")
+        spec = {k: v for k, v in obj.items() if k not in ("family", "table", "handle", "elem")}
+        previous = self.reuse.sets.get(name) if self.reuse is not None else None
+        if (
+            previous is not None
+            and previous.kind == kind
+            and previous.spec == spec
+            and len(previous.elements) == len(raw)
+            and list(previous.elements.values()) == raw
+        ):
+            return previous
         elements: dict[ElementKey, Any] = {}
         values: dict[ElementKey, ElementKey] = {}
         for position, element in enumerate(raw):
@@ -195,7 +206,6 @@ class _Reader:
             if key in elements and self.strict:
                 raise self.fail("duplicates an earlier element", object=label, field=f"elem[{position}]")
             elements[key] = element
-        spec = {k: v for k, v in obj.items() if k not in ("family", "table", "handle", "elem")}
         return SetState(kind=kind, name=name, spec=spec, elements=elements, values=values)
 
     def read(self, document: Any) -> TableState:
@@ -251,11 +261,22 @@ class _Reader:
 
 
 def read_table(
-    document: Any, *, family: str, table: str, source: str = "<ruleset>", strict: bool = True
+    document: Any,
+    *,
+    family: str,
+    table: str,
+    source: str = "<ruleset>",
+    strict: bool = True,
+    reuse: TableState | None = None,
 ) -> TableState:
     """Read one table from a document in the ``nft -j list table`` object format.
 
     ``strict`` is for desired rulesets: objects of another table, unsupported object kinds,
     duplicates and rules of undeclared chains are errors (naming ``source``, the object and the
-    field). A kernel listing is read with ``strict=False`` and only our table is kept."""
-    return _Reader(family=family, table=table, source=source, strict=strict).read(document)
+    field). A kernel listing is read with ``strict=False`` and only our table is kept.
+
+    ``reuse`` is an earlier strict reading: a set or map written exactly as it was then (same
+    attributes, same elements in the same order) is taken from it instead of being parsed
+    again, which is most of the sets when one event changed a ruleset. The result is the
+    same as without it."""
+    return _Reader(family=family, table=table, source=source, strict=strict, reuse=reuse).read(document)

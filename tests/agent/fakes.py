@@ -22,8 +22,12 @@ class RecordingEnforcer:
         self.kernel: Mapping[str, Any] | None = None
         self.applies: list[Mapping[str, Any]] = []
         self.fail_next = False
+        self.verified: list[bool] = []
 
-    def apply(self, desired: Mapping[str, Any], *, dry_run: bool = False, source: str = "<ruleset>") -> ApplyReport:
+    def apply(
+        self, desired: Mapping[str, Any], *, dry_run: bool = False, source: str = "<ruleset>", verify: bool = False
+    ) -> ApplyReport:
+        self.verified.append(verify)
         if self.fail_next:
             self.fail_next = False
             raise RuntimeError("nft rejected the transaction")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policyctl.agent.footprint import footprint, relevant_cluster, selecting_local
+from policyctl.agent.footprint import Footprints, footprint, relevant_cluster, selecting_local
 from policyctl.compiler.compile import compile_node, local_pods
 from policyctl.compiler.render_json import to_document
 from policyctl.policy.model import Cluster, Labels, Namespace
@@ -120,3 +120,33 @@ def test_selecting_local_reads_the_policy_namespace_only() -> None:
     cluster = _two_node_cluster(WEB_FROM_TEAM_A, same_labels_elsewhere)
     chosen = selecting_local(cluster, local_pods(cluster, "node-1"))
     assert [str(p.ref) for p in chosen] == ["x/web-from-db-of-team-a"]
+
+
+@SETTINGS
+@given(mutations())
+def test_the_incremental_footprint_equals_a_fresh_one(pair: tuple[Cluster, Cluster]) -> None:
+    before, after = pair
+    for node in sorted(n.name for n in before.nodes):
+        stream = Footprints(node)
+        for snapshot in (before, after, before, after):
+            assert stream(snapshot) == footprint(snapshot, node), node
+
+
+def test_a_relabelled_peer_moves_between_cached_selectors() -> None:
+    """The incremental path must drop a pod from a selector it left and add it to one it
+    joined, though its key, addresses and ports stay the same."""
+    cluster = b.cluster(
+        b.namespace("x"),
+        b.node("n1", "192.168.0.1"),
+        b.pod("x/web", {"app": "web"}, node="n1", ips=["10.0.0.1"]),
+        b.pod("x/peer", {"role": "a"}, node="n1", ips=["10.0.0.2"]),
+        b.policy("x/web", {"app": "web"}, ingress=[b.rule(b.pod_peer({"role": "a"})), b.rule(b.pod_peer({"role": "b"}))]),
+    )
+    moved = dataclasses.replace(cluster, pods=tuple(
+        dataclasses.replace(p, labels=Labels({"role": "b"})) if p.key == "x/peer" else p for p in cluster.pods))
+    stream = Footprints("n1")
+    first = stream(cluster)
+    second = stream(moved)
+    assert first != second
+    assert second == footprint(moved, "n1")
+    assert stream(cluster) == first

@@ -20,6 +20,7 @@ from policyctl.compiler.render_json import to_document
 from policyctl.enforcer.conntrack import Flow
 from policyctl.policy.model import Cluster, Labels
 from tests import builders as b
+from tests.agent.clock import FakeClock
 from tests.agent.fakes import FixedSnapshots, MemoryConntrack, RecordingEnforcer
 
 WEB_FROM_CLIENTS = b.policy("x/web-from-clients", {"app": "web"}, ingress=[b.rule(b.pod_peer({"role": "client"}, {}))])
@@ -179,3 +180,39 @@ def test_metrics_follow_the_syncs() -> None:
     assert value("policyctl_local_pods") == 1
     assert value("policyctl_active_local_policies") == 1
     assert value("policyctl_nft_set_elements") == compile_node(snapshots.cluster, "node-1").element_count
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected_verify"),
+    [
+        pytest.param([("event", 0.0)], [True, False], id="an-event-right-after-a-full-read-trusts-the-last-commit"),
+        pytest.param([("resync", 0.0)], [True, True], id="a-periodic-resync-reads-the-kernel"),
+        pytest.param([("event", 59.0), ("event", 1.0)], [True, False, True], id="an-event-after-the-interval-reads-the-kernel"),
+        pytest.param([("event", 30.0), ("resync", 1.0), ("event", 1.0)], [True, False, True, False],
+                     id="a-resync-restarts-the-interval"),
+    ],
+)
+def test_the_kernel_is_read_back_at_resyncs_and_after_the_interval(
+    steps: list[tuple[str, float]], expected_verify: list[bool]
+) -> None:
+    clock = FakeClock()
+    cluster = base_cluster(WEB_FROM_CLIENTS)
+    snapshots = FixedSnapshots(cluster)
+    enforcer = RecordingEnforcer()
+    sync = NodeSync(snapshots, node="node-1", enforcer=enforcer, clock=clock, resync_interval=60.0)  # type: ignore[arg-type]
+    sync()
+    for index, (kind, elapsed) in enumerate(steps):
+        clock.advance(elapsed)
+        if kind == "event":
+            snapshots.cluster = relabel(snapshots.cluster, "y/client", role="client", step=str(index))
+        sync()
+    assert enforcer.verified == expected_verify
+
+
+def test_a_zero_resync_interval_reads_the_kernel_on_every_sync() -> None:
+    cluster = base_cluster(WEB_FROM_CLIENTS)
+    sync, snapshots, enforcer = make(cluster)
+    sync()
+    snapshots.cluster = relabel(cluster, "y/client", role="other")
+    sync()
+    assert enforcer.verified == [True, True]
