@@ -12,19 +12,25 @@ Invariants:
   one: snapshots are cheap while nothing changed.
 * :meth:`ClusterStore.replace` (after a relist) reports every key the new list lacks as a
   deletion: objects deleted while the reader was away never produce a DELETED event.
-* Snapshots are deterministic: namespaces, pods, nodes and policies sorted by key.
+* Snapshots are deterministic: namespaces and nodes sorted by name, pods and policies by
+  (namespace, name), exactly as a from-scratch sort would order them.
+* Snapshots are cheap on the event path: each resource keeps its objects in snapshot order as
+  writes arrive (a binary search and a list insertion or deletion per write), so a snapshot
+  after one change copies pointers of the resources that changed, never sorts. A relist sorts
+  once.
 * All methods are safe to call from several threads (one per reflector, plus readers).
 """
 
 from __future__ import annotations
 
+import bisect
 import enum
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from policyctl.kubeapi.projections import Projection
-from policyctl.kubeapi.resources import Resource
+from policyctl.kubeapi.resources import RESOURCES, Resource
 from policyctl.policy.model import Cluster, Namespace, NetworkPolicy, Node, Pod
 
 
@@ -44,12 +50,99 @@ class Change:
     kind: ChangeKind
 
 
+#: The model type a snapshot takes from each resource; a value of another type is kept in the
+#: store (``get`` returns it) but is not part of any snapshot.
+_MODEL_TYPES: dict[Resource, type] = {
+    Resource.NAMESPACES: Namespace,
+    Resource.PODS: Pod,
+    Resource.NODES: Node,
+    Resource.NETWORK_POLICIES: NetworkPolicy,
+}
+
+def _unordered(key: str) -> str:
+    return key
+
+
+def _by_namespace_then_name(key: str) -> tuple[str, str, str]:
+    """``namespace/name`` as (namespace, "/", name): so ``a/x`` precedes ``a-b/x``, as
+    (namespace, name) orders them and the plain strings do not."""
+    return key.partition("/")
+
+
+def sort_key(resource: Resource) -> Callable[[str], object]:
+    """Snapshot order of a resource's store keys: (namespace, name) for namespaced kinds, the
+    name for cluster-scoped ones."""
+    return _by_namespace_then_name if RESOURCES[resource].namespaced else _unordered
+
+
+class _Table:
+    """One resource: projections by key, and the snapshot's values in snapshot order.
+    ``order`` (the store keys, the very strings of the projections) and ``values`` are
+    parallel lists holding only values of the resource's model type; ``cached`` is
+    ``tuple(values)`` while ``dirty`` is False."""
+
+    __slots__ = ("model_type", "sort_key", "records", "order", "values", "cached", "dirty")
+
+    def __init__(self, resource: Resource) -> None:
+        self.model_type = _MODEL_TYPES[resource]
+        self.sort_key = sort_key(resource)
+        self.records: dict[str, Projection] = {}
+        self.order: list[str] = []
+        self.values: list[object] = []
+        self.cached: tuple[object, ...] = ()
+        self.dirty = False
+
+    def put(self, projection: Projection) -> Projection | None:
+        """Store ``projection``; the one it replaced."""
+        key = projection.key
+        previous = self.records.get(key)
+        self.records[key] = projection
+        was_listed = previous is not None and isinstance(previous.value, self.model_type)
+        listed = isinstance(projection.value, self.model_type)
+        if was_listed or listed:
+            position = self._position(key)
+            if was_listed and listed:
+                self.order[position] = key
+                self.values[position] = projection.value
+            elif listed:
+                self.order.insert(position, key)
+                self.values.insert(position, projection.value)
+            else:
+                del self.order[position], self.values[position]
+            self.dirty = True
+        return previous
+
+    def pop(self, key: str) -> Projection | None:
+        previous = self.records.pop(key, None)
+        if previous is not None and isinstance(previous.value, self.model_type):
+            position = self._position(key)
+            del self.order[position], self.values[position]
+            self.dirty = True
+        return previous
+
+    def reorder(self) -> None:
+        """Rebuild the order from the records with one sort (after a relist)."""
+        records = self.records
+        self.order = sorted((k for k, p in records.items() if isinstance(p.value, self.model_type)), key=self.sort_key)
+        self.values = [records[k].value for k in self.order]
+        self.dirty = True
+
+    def snapshot(self) -> tuple[object, ...]:
+        if self.dirty:
+            self.cached = tuple(self.values)
+            self.dirty = False
+        return self.cached
+
+    def _position(self, key: str) -> int:
+        return bisect.bisect_left(self.order, self.sort_key(key), key=self.sort_key)
+
+
 class ClusterStore:
     """Projections by resource and key. ``generation`` counts changes."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._records: dict[Resource, dict[str, Projection]] = {r: {} for r in Resource}
+        self._tables: dict[Resource, _Table] = {r: _Table(r) for r in Resource}
         self._generation = 0
         self._cached: tuple[int, Cluster] | None = None
 
@@ -60,18 +153,16 @@ class ClusterStore:
 
     def get(self, resource: Resource, key: str) -> Projection | None:
         with self._lock:
-            return self._records[resource].get(key)
+            return self._tables[resource].records.get(key)
 
     def keys(self, resource: Resource) -> tuple[str, ...]:
         with self._lock:
-            return tuple(sorted(self._records[resource]))
+            return tuple(sorted(self._tables[resource].records))
 
     def upsert(self, resource: Resource, projection: Projection) -> Change | None:
         """Store ``projection``; the change, or None when it means the same as before."""
         with self._lock:
-            table = self._records[resource]
-            previous = table.get(projection.key)
-            table[projection.key] = projection
+            previous = self._tables[resource].put(projection)
             if previous is None:
                 return self._changed(resource, projection.key, ChangeKind.ADDED)
             if previous.value == projection.value and previous.uid == projection.uid:
@@ -80,7 +171,7 @@ class ClusterStore:
 
     def remove(self, resource: Resource, key: str) -> Change | None:
         with self._lock:
-            if self._records[resource].pop(key, None) is None:
+            if self._tables[resource].pop(key) is None:
                 return None
             return self._changed(resource, key, ChangeKind.DELETED)
 
@@ -88,34 +179,39 @@ class ClusterStore:
         """Make ``resource`` hold exactly ``projections`` (a fresh list): the changes, sorted,
         deletions of keys the list lacks included."""
         fresh = {p.key: p for p in projections}
+        changes: list[Change] = []
         with self._lock:
-            changes = [self.remove(resource, key) for key in sorted(set(self._records[resource]) - set(fresh))]
-            changes += [self.upsert(resource, fresh[key]) for key in sorted(fresh)]
-        return tuple(sorted(c for c in changes if c is not None))
+            table = self._tables[resource]
+            for key in sorted(table.records.keys() - fresh.keys()):
+                del table.records[key]
+                changes.append(self._changed(resource, key, ChangeKind.DELETED))
+            for key in sorted(fresh):
+                previous = table.records.get(key)
+                current = fresh[key]
+                table.records[key] = current
+                if previous is None:
+                    changes.append(self._changed(resource, key, ChangeKind.ADDED))
+                elif previous.value != current.value or previous.uid != current.uid:
+                    changes.append(self._changed(resource, key, ChangeKind.MODIFIED))
+            table.reorder()
+        return tuple(sorted(changes))
 
     def _changed(self, resource: Resource, key: str, kind: ChangeKind) -> Change:
         self._generation += 1
         return Change(resource, key, kind)
 
     def snapshot(self) -> Cluster:
-        """The cluster as the store holds it now; the same object while nothing changed."""
+        """The cluster as the store holds it now; the same object while nothing changed.
+        Costs one pointer copy per object of each resource written since the last snapshot."""
         with self._lock:
             if self._cached is not None and self._cached[0] == self._generation:
                 return self._cached[1]
-
-            def values(resource: Resource) -> list[object]:
-                table = self._records[resource]
-                return [table[key].value for key in sorted(table)]
-
-            namespaces = [v for v in values(Resource.NAMESPACES) if isinstance(v, Namespace)]
-            pods = [v for v in values(Resource.PODS) if isinstance(v, Pod)]
-            nodes = [v for v in values(Resource.NODES) if isinstance(v, Node)]
-            policies = [v for v in values(Resource.NETWORK_POLICIES) if isinstance(v, NetworkPolicy)]
+            tables = self._tables
             cluster = Cluster(
-                namespaces=tuple(namespaces),
-                pods=tuple(sorted(pods, key=lambda p: (p.namespace, p.name))),
-                nodes=tuple(nodes),
-                policies=tuple(sorted(policies, key=lambda p: (p.namespace, p.name))),
+                namespaces=tables[Resource.NAMESPACES].snapshot(),  # type: ignore[arg-type]
+                pods=tables[Resource.PODS].snapshot(),  # type: ignore[arg-type]
+                nodes=tables[Resource.NODES].snapshot(),  # type: ignore[arg-type]
+                policies=tables[Resource.NETWORK_POLICIES].snapshot(),  # type: ignore[arg-type]
             )
             self._cached = (self._generation, cluster)
             return cluster

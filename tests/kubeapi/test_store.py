@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from policyctl.kubeapi import store as store_module
 from policyctl.kubeapi.projections import Projection
 from policyctl.kubeapi.resources import Resource
 from policyctl.kubeapi.store import Change, ChangeKind, ClusterStore
-from policyctl.policy.model import Labels, Pod
+from policyctl.policy.model import NAMESPACE_NAME_LABEL, Labels, Namespace, Pod
 
 PODS = Resource.PODS
 
@@ -60,3 +64,121 @@ def test_a_relist_leaves_exactly_the_listed_objects_and_reports_every_difference
     assert {c.key for c in changes if c.kind is ChangeKind.DELETED} == before - after
     assert {c.key for c in changes if c.kind is ChangeKind.ADDED} == after - before
     assert {c.key for c in changes if c.kind is ChangeKind.MODIFIED} == before & after & relabel
+
+
+# -- snapshot order, maintained as writes arrive -------------------------------------------
+
+Op = tuple[str, str]
+"""("upsert", key), ("relabel", key), ("remove", key) or ("relist", "k1,k2,...")."""
+
+
+def _apply(store: ClusterStore, ops: list[Op]) -> None:
+    for op, arg in ops:
+        if op == "upsert":
+            store.upsert(PODS, record(arg))
+        elif op == "relabel":
+            store.upsert(PODS, record(arg, app="relabelled"))
+        elif op == "remove":
+            store.remove(PODS, arg)
+        else:
+            store.replace(PODS, [record(k) for k in arg.split(",") if k])
+
+
+@pytest.mark.parametrize(
+    ("ops", "expected"),
+    [
+        ([("upsert", k) for k in ("b/a", "a/x", "a-b/x", "a/a")], ["a/a", "a/x", "a-b/x", "b/a"]),
+        ([("upsert", k) for k in ("a/a", "a/b", "a/c")] + [("remove", "a/b")], ["a/a", "a/c"]),
+        ([("upsert", k) for k in ("a/a", "a/b")] + [("remove", "a/a"), ("upsert", "a/a")], ["a/a", "a/b"]),
+        ([("upsert", k) for k in ("a/a", "a/b", "a/c")] + [("relabel", "a/b")], ["a/a", "a/b", "a/c"]),
+        ([("upsert", "z/z"), ("relist", "c/c,a-b/x,a/x"), ("upsert", "a/b")], ["a/b", "a/x", "a-b/x", "c/c"]),
+        ([("relist", "b/b,a/a"), ("remove", "a/a"), ("remove", "b/b")], []),
+    ],
+    ids=["adds-out-of-order", "delete-in-the-middle", "delete-then-re-add",
+         "modify-keeps-its-place", "relist-then-add", "relist-then-delete-all"],
+)  # fmt: skip
+def test_snapshot_order_follows_adds_deletes_and_modifications(ops: list[Op], expected: list[str]) -> None:
+    store = ClusterStore()
+    _apply(store, ops)
+    snapshot = store.snapshot()
+    assert [p.key for p in snapshot.pods] == expected
+    relabelled = [p.key for p in snapshot.pods if p.labels.get("app") == "relabelled"]
+    assert relabelled == [arg for op, arg in ops if op == "relabel" and arg in expected]
+
+
+@pytest.mark.parametrize(
+    "noop",
+    [
+        lambda s: s.upsert(PODS, record("a/x", version="9")),
+        lambda s: s.remove(PODS, "a/absent"),
+        lambda s: s.replace(PODS, [record("a/x"), record("b/y")]),
+        lambda s: s.replace(Resource.NODES, []),
+    ],
+    ids=["new-version-same-meaning", "remove-of-an-absent-key", "relist-of-the-same-objects",
+         "empty-relist-of-another-kind"],
+)
+def test_the_snapshot_is_the_same_object_while_nothing_changed(noop: Callable[[ClusterStore], object]) -> None:
+    store = ClusterStore()
+    store.replace(PODS, [record("a/x"), record("b/y")])
+    before = store.snapshot()
+    noop(store)
+    assert store.snapshot() is before
+
+
+def test_a_change_to_pods_reuses_the_other_kinds_of_the_previous_snapshot() -> None:
+    store = ClusterStore()
+    store.upsert(Resource.NAMESPACES, Projection("a", "u", "1", Namespace("a", Labels({NAMESPACE_NAME_LABEL: "a"}))))
+    store.upsert(PODS, record("a/x"))
+    before = store.snapshot()
+    store.upsert(PODS, record("a/y"))
+    after = store.snapshot()
+    assert after.namespaces is before.namespaces
+    assert [p.key for p in after.pods] == ["a/x", "a/y"]
+
+
+def test_a_snapshot_after_one_change_searches_instead_of_sorting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """10k pods, then one add and one delete: the store locates each in O(log n) key
+    computations and never calls ``sorted``; a full sort would compute 10k keys."""
+    calls: list[str] = []
+
+    def counted(key: str) -> tuple[str, str, str]:
+        calls.append(key)
+        return key.partition("/")
+
+    monkeypatch.setattr(store_module, "_by_namespace_then_name", counted)
+    store = ClusterStore()
+    store.replace(PODS, [record(f"ns-{i % 100:03d}/pod-{i:05d}") for i in range(10_000)])
+    store.snapshot()
+    calls.clear()
+
+    def no_sorting(*_: object, **__: object) -> object:
+        raise AssertionError("sorted() on the event path")
+
+    monkeypatch.setattr(store_module, "sorted", no_sorting, raising=False)
+    store.upsert(PODS, record("ns-050/pod-new"))
+    store.remove(PODS, "ns-007/pod-00007")
+    pods = store.snapshot().pods
+    assert len(calls) <= 2 * 2 * 15  # two binary searches of at most log2(10k) + 1 steps
+    assert len(pods) == 10_000
+    assert "ns-050/pod-new" in [p.key for p in pods] and "ns-007/pod-00007" not in [p.key for p in pods]
+
+
+op_keys = st.sampled_from([f"{ns}/{name}" for ns in ("a", "a-b", "ab", "b") for name in ("x", "x-y", "y")])
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.sampled_from(["upsert", "relabel", "remove"]), op_keys),
+        st.tuples(st.just("relist"), st.sets(op_keys).map(lambda s: ",".join(s))),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops=ops)
+def test_a_maintained_snapshot_equals_a_from_scratch_sort_of_the_store(ops: list[Op]) -> None:
+    store = ClusterStore()
+    _apply(store, ops)
+    pods = [p.value for p in (store.get(PODS, k) for k in store.keys(PODS)) if p is not None]
+    expected = sorted(pods, key=lambda p: (p.namespace, p.name))  # type: ignore[union-attr]
+    snapshot = store.snapshot().pods
+    assert [(p.key, p.labels) for p in snapshot] == [(p.key, p.labels) for p in expected]  # type: ignore[union-attr]
