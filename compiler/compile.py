@@ -26,9 +26,12 @@ local pods x ipBlock ranges x port ranges; never pods squared.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+import typing
 
 from policyctl.policy.ipblocks import end_address
 from policyctl.policy.model import (
@@ -37,6 +40,7 @@ from policyctl.policy.model import (
     Family,
     IPAddress,
     IPBlockPeer,
+    NetworkPolicy,
     Pod,
     PortMatch,
     Protocol,
@@ -144,15 +148,20 @@ class PeerIdentity:
 
     @property
     def id(self) -> str:
-        return _digest(repr((self.selectors, self.ports)))
+        return _peer_id(self.selectors, self.ports)
 
     @property
     def sort_key(self) -> tuple[object, ...]:
         return (self.selectors, self.ports)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _peer_id(selectors: tuple[str, ...], ports: NamedPorts) -> str:
+    return _digest(repr((selectors, ports)))
+
+
 @dataclass
-class _Sets:
+class GatheredSets:
     """Elements of one direction's sets while they are gathered, by set name, with the
     provenance of every rule that put something there."""
 
@@ -229,6 +238,33 @@ def cluster_families(cluster: Cluster) -> tuple[Family, ...]:
     return tuple(f for f in FAMILIES if f in found)
 
 
+class PeerLookup(typing.Protocol):
+    """What gathering one local pod's elements reads of the rest of the cluster: the peer
+    identities of each direction and the pods a named egress port may resolve on. A whole
+    compile answers from one pass over the cluster (:class:`_Context`); an incremental
+    compiler answers from state it keeps between snapshots."""
+
+    def reached(self, direction: Direction, peer: SelectedIdentities) -> Sequence[PeerIdentity]:
+        """The peer identities a pod peer selects, sorted by ``sort_key``."""
+        ...
+
+    def everyone(self, direction: Direction) -> Sequence[PeerIdentity]:
+        """Every peer identity of the direction, sorted by ``sort_key``."""
+        ...
+
+    def families(self, direction: Direction, peer: PeerIdentity) -> AbstractSet[Family]:
+        """The families the members of ``peer`` have addresses in."""
+        ...
+
+    def representative(self, direction: Direction, peer: PeerIdentity) -> Pod:
+        """A member of ``peer`` (all members have the same named ports)."""
+        ...
+
+    def candidates(self) -> Iterable[Pod]:
+        """Pods with an identity, on which a named egress port of an ipBlock rule resolves."""
+        ...
+
+
 @dataclass
 class _Context:
     """What one compile reads of the whole cluster, computed once: pods by selector identity
@@ -236,25 +272,40 @@ class _Context:
     the peer identities of each direction."""
 
     groups: dict[Identity, dict[NamedPorts, tuple[Pod, ...]]]
-    candidates: list[Pod]
+    pods: list[Pod]
     peers: dict[Direction, _Peers]
+
+    def reached(self, direction: Direction, peer: SelectedIdentities) -> Sequence[PeerIdentity]:
+        return self.peers[direction].reached(peer, self.groups)
+
+    def everyone(self, direction: Direction) -> Sequence[PeerIdentity]:
+        return sorted(self.peers[direction].members, key=lambda p: p.sort_key)
+
+    def families(self, direction: Direction, peer: PeerIdentity) -> AbstractSet[Family]:
+        return self.peers[direction].families[peer]
+
+    def representative(self, direction: Direction, peer: PeerIdentity) -> Pod:
+        return self.peers[direction].members[peer][0]
+
+    def candidates(self) -> Iterable[Pod]:
+        return self.pods
 
 
 def _prefix(direction: Direction) -> str:
     return "in" if direction is Direction.INGRESS else "out"
 
 
-def _peer_set(direction: Direction, peer: PeerIdentity, what: str, family: Family) -> str:
+def peer_set_name(direction: Direction, peer: PeerIdentity, what: str, family: Family) -> str:
     link = "from" if direction is Direction.INGRESS else "to"
     return f"{_prefix(direction)}-{link}-{peer.id}-{what}-v{_v(family)}"
 
 
-def _peer_chain(direction: Direction, peer: PeerIdentity) -> str:
+def peer_chain_name(direction: Direction, peer: PeerIdentity) -> str:
     link = "from" if direction is Direction.INGRESS else "to"
     return f"{_prefix(direction)}-{link}-{peer.id}"
 
 
-def _collect(ctx: _Context, pod: Pod, direction: Direction, views: Iterable[RuleView], sets: _Sets, admitted: set[PeerIdentity]) -> None:
+def collect(ctx: PeerLookup, pod: Pod, direction: Direction, views: Iterable[RuleView], sets: GatheredSets, admitted: set[PeerIdentity]) -> None:
     """Add what ``pod`` may do in ``direction`` to ``sets``. Every element carries the local
     pod's address, so the shared chains that read them decide for the pod whose chain was
     entered; peer pods are reached through their identity's chain, ipBlocks directly."""
@@ -282,10 +333,10 @@ def _collect(ctx: _Context, pod: Pod, direction: Direction, views: Iterable[Rule
                     sets.add(f"{prefix}-any-ports-v{v}", (addr(family), FieldType.PROTO, FieldType.SERVICE),
                              (local, Interval(proto, proto), iv), source)
                 if named:
-                    peers = ctx.peers[direction]
-                    for peer, members in sorted(peers.members.items(), key=lambda kv: kv[0].sort_key):
-                        if family in peers.families[peer]:
-                            _peer_ports(sets, direction, peer, members, family, local, named, [], source, admitted)
+                    for peer in ctx.everyone(direction):
+                        if family in ctx.families(direction, peer):
+                            sample = ctx.representative(direction, peer)
+                            _peer_ports(sets, direction, peer, sample, family, local, named, [], source, admitted)
                 continue
             for peer_view in view.peers:
                 if isinstance(peer_view, IPBlockPeer):
@@ -300,7 +351,7 @@ def _collect(ctx: _Context, pod: Pod, direction: Direction, views: Iterable[Rule
                     for b in blocks:
                         for proto, iv in static:
                             sets.add(f"{prefix}-blocks-ports-v{v}", types, (b, local, Interval(proto, proto), iv), source)
-                    for target in ctx.candidates if named else ():
+                    for target in ctx.candidates() if named else ():
                         tip = target.ip(family)
                         if tip is None or not peer_view.contains(tip):
                             continue
@@ -309,23 +360,22 @@ def _collect(ctx: _Context, pod: Pod, direction: Direction, views: Iterable[Rule
                                 element = (address_interval(tip), local, Interval(PROTOCOL_NUMBERS[match.protocol], PROTOCOL_NUMBERS[match.protocol]), iv)
                                 sets.add(f"{prefix}-blocks-ports-v{v}", types, element, source)
                     continue
-                peers = ctx.peers[direction]
-                for peer in peers.reached(peer_view, ctx.groups):
-                    if family not in peers.families[peer]:
+                for peer in ctx.reached(direction, peer_view):
+                    if family not in ctx.families(direction, peer):
                         continue
-                    members = peers.members[peer]
                     if not view.ports:
-                        sets.add(_peer_set(direction, peer, "any", family), (addr(family),), (local,), source)
+                        sets.add(peer_set_name(direction, peer, "any", family), (addr(family),), (local,), source)
                         admitted.add(peer)
                         continue
-                    _peer_ports(sets, direction, peer, members, family, local, named, static, source, admitted)
+                    sample = ctx.representative(direction, peer)
+                    _peer_ports(sets, direction, peer, sample, family, local, named, static, source, admitted)
 
 
 def _peer_ports(
-    sets: _Sets,
+    sets: GatheredSets,
     direction: Direction,
     peer: PeerIdentity,
-    members: list[Pod],
+    sample: Pod,
     family: Family,
     local: Interval,
     named: list[PortMatch],
@@ -334,12 +384,13 @@ def _peer_ports(
     admitted: set[PeerIdentity],
 ) -> None:
     """Ports a local pod admits for one peer identity: ``static`` as given, ``named`` resolved
-    on the peer (every member of a peer identity has the same named ports)."""
+    on the peer (``sample`` is any member: every member of a peer identity has the same named
+    ports)."""
     ports = list(static)
-    ports += [(PROTOCOL_NUMBERS[m.protocol], iv) for m in named for iv in resolve_port(m, members[0])]
+    ports += [(PROTOCOL_NUMBERS[m.protocol], iv) for m in named for iv in resolve_port(m, sample)]
     types = (FieldType.address(family), FieldType.PROTO, FieldType.SERVICE)
     for proto, iv in ports:
-        sets.add(_peer_set(direction, peer, "ports", family), types, (local, Interval(proto, proto), iv), source)
+        sets.add(peer_set_name(direction, peer, "ports", family), types, (local, Interval(proto, proto), iv), source)
     if ports:
         admitted.add(peer)
 
@@ -380,7 +431,7 @@ def disjoint_ports(items: Iterable[tuple[int, Interval]]) -> tuple[Element, ...]
     return tuple((Interval(p, p), iv) for p in sorted(by_proto) for iv in normalise(by_proto[p]))
 
 
-def _finish(name: str, types: tuple[FieldType, ...], raw: set[tuple[Interval, ...]]) -> tuple[Element, ...]:
+def finish_elements(name: str, types: tuple[FieldType, ...], raw: set[tuple[Interval, ...]]) -> tuple[Element, ...]:
     """A set's elements made disjoint: grouped by the local pod's address (exact, so groups
     never overlap), then port ranges merged per protocol and ipBlock boxes cut apart."""
     blocks = "-blocks-" in name
@@ -402,8 +453,83 @@ def _finish(name: str, types: tuple[FieldType, ...], raw: set[tuple[Interval, ..
     return tuple(sorted(out))
 
 
-def _lookup_rule(keys: tuple[Key, ...], name: str, sources: Iterable[str]) -> Rule:
-    return Rule((Lookup(keys, name), Counter(), Verdict.ACCEPT), terse_comment(sources))
+def _lookup_rule(keys: tuple[Key, ...], name: str, comment: str) -> Rule:
+    return Rule((Lookup(keys, name), Counter(), Verdict.ACCEPT), comment)
+
+
+def finished_set(name: str, types: tuple[FieldType, ...], elements: tuple[Element, ...], sources: Collection[str]) -> Set:
+    """A set of disjoint, sorted elements. It needs the ``interval`` flag when some element is
+    a range or a CIDR, and every ipBlock set is declared with it."""
+    interval = "-blocks-" in name or any(not iv.is_single for e in elements for iv in e)
+    return Set(name, types, elements, interval, terse_comment(sources), tuple(sorted(sources)))
+
+
+def peer_chain(direction: Direction, peer: PeerIdentity, comments: Mapping[str, str]) -> tuple[Chain | None, tuple[Family, ...]]:
+    """The chain of one peer identity, with a lookup rule for each of its sets that exists
+    (``comments`` holds the comment of every set that exists; a lookup rule says what its
+    set says), and the families it has sets in (its members' addresses of those families
+    enter the peer map)."""
+    local_is_source = direction is Direction.EGRESS
+    rules: list[Rule] = []
+    reached: list[Family] = []
+    for family in FAMILIES:
+        local = Key.address(family, source=local_is_source)
+        for what, keys in (("ports", (local, Key.L4PROTO, Key.TH_DPORT)), ("any", (local,))):
+            name = peer_set_name(direction, peer, what, family)
+            if name in comments:
+                rules.append(_lookup_rule(keys, name, comments[name]))
+                reached.append(family)
+    if not rules:
+        return None, ()
+    link = "from" if direction is Direction.INGRESS else "to"
+    selectors = ", ".join(peer.selectors)
+    comment = f"{direction.value.lower()} {link} pods of {selectors}"[:COMMENT_MAX_BYTES]
+    chain = Chain(peer_chain_name(direction, peer), tuple(rules), comment=comment)
+    return chain, tuple(f for f in FAMILIES if f in reached)
+
+
+def shared_set_name(direction: Direction, suffix: str, family: Family) -> str:
+    return f"{_prefix(direction)}-{suffix}-v{_v(family)}"
+
+
+def allow_chain_name(direction: Direction, family: Family) -> str:
+    return f"{_prefix(direction)}-allow-v{_v(family)}"
+
+
+def peer_map_name(direction: Direction, family: Family) -> str:
+    return f"{_prefix(direction)}-peers-v{_v(family)}"
+
+
+def allow_chain(direction: Direction, family: Family, *, peer_map: bool, comments: Mapping[str, str]) -> Chain | None:
+    """The shared allow chain of one direction and family: the peer map (when it has
+    entries), then the ipBlock and peerless sets that exist; None when there is nothing."""
+    local_is_source = direction is Direction.EGRESS
+    local = Key.address(family, source=local_is_source)
+    peer = Key.address(family, source=not local_is_source)
+    rules: list[Rule] = []
+    if peer_map:
+        rules.append(Rule((VmapLookup(peer, peer_map_name(direction, family)),)))
+    for suffix, keys in (
+        ("blocks-ports", (peer, local, Key.L4PROTO, Key.TH_DPORT)),
+        ("blocks-any", (peer, local)),
+        ("any-ports", (local, Key.L4PROTO, Key.TH_DPORT)),
+        ("any", (local,)),
+    ):
+        name = shared_set_name(direction, suffix, family)
+        if name in comments:
+            rules.append(_lookup_rule(keys, name, comments[name]))
+    if not rules:
+        return None
+    return Chain(allow_chain_name(direction, family), tuple(rules), comment=f"what local pods may do, {direction.value.lower()} {family.value}")
+
+
+def peer_map(direction: Direction, family: Family, entries: Iterable[tuple[IPAddress, Jump]]) -> VerdictMap:
+    return VerdictMap(
+        peer_map_name(direction, family),
+        FieldType.address(family),
+        tuple(sorted(entries, key=lambda e: e[0])),
+        comment=f"peer pod -> {_prefix(direction)} identity chain",
+    )
 
 
 @dataclass
@@ -416,71 +542,42 @@ class _Layout:
     allow: dict[tuple[Direction, Family], str] = field(default_factory=dict)
 
 
-def _direction_layout(layout: _Layout, direction: Direction, sets: _Sets, admitted: set[PeerIdentity], peers: _Peers) -> None:
+def _direction_layout(layout: _Layout, direction: Direction, sets: GatheredSets, admitted: set[PeerIdentity], peers: _Peers) -> None:
     """Turn one direction's gathered elements into sets, one chain per admitted peer
     identity, the peer maps and the shared allow chain of each family."""
-    prefix = _prefix(direction)
-    local_is_source = direction is Direction.EGRESS
     finished: dict[str, Set] = {}
     for name in sorted(sets.elements):
-        elements = _finish(name, sets.types[name], sets.elements[name])
-        interval = "-blocks-" in name or any(not iv.is_single for e in elements for iv in e)
-        sources = sets.sources[name]
-        finished[name] = Set(name, sets.types[name], elements, interval, terse_comment(sources), tuple(sorted(sources)))
+        elements = finish_elements(name, sets.types[name], sets.elements[name])
+        finished[name] = finished_set(name, sets.types[name], elements, sets.sources[name])
     layout.sets.extend(finished.values())
+    comments = {name: s.comment for name, s in finished.items()}
     peer_maps: dict[Family, list[tuple[IPAddress, Jump]]] = {f: [] for f in FAMILIES}
     for peer in sorted(admitted, key=lambda p: p.sort_key):
-        members = peers.members[peer]
-        rules: list[Rule] = []
-        reached: list[Family] = []
-        for family in FAMILIES:
-            local = Key.address(family, source=local_is_source)
-            for what, keys in (("ports", (local, Key.L4PROTO, Key.TH_DPORT)), ("any", (local,))):
-                name = _peer_set(direction, peer, what, family)
-                if name in finished:
-                    rules.append(_lookup_rule(keys, name, finished[name].sources))
-                    reached.append(family)
-        if not rules:
+        chain, reached = peer_chain(direction, peer, comments)
+        if chain is None:
             continue
-        chain = _peer_chain(direction, peer)
-        link = "from" if direction is Direction.INGRESS else "to"
-        selectors = ", ".join(peer.selectors)
-        layout.chains.append(Chain(chain, tuple(rules), comment=f"{direction.value.lower()} {link} pods of {selectors}"[:COMMENT_MAX_BYTES]))
-        for family in sorted(set(reached), key=FAMILIES.index):
-            for member in members:
+        layout.chains.append(chain)
+        for family in reached:
+            for member in peers.members[peer]:
                 ip = member.ip(family)
                 if ip is not None:
-                    peer_maps[family].append((ip, Jump(chain)))
+                    peer_maps[family].append((ip, Jump(chain.name)))
     for family in FAMILIES:
-        v = _v(family)
-        local = Key.address(family, source=local_is_source)
-        peer = Key.address(family, source=not local_is_source)
-        rules = []
-        peers_map = f"{prefix}-peers-v{v}"
         if peer_maps[family]:
-            entries = tuple(sorted(dict(peer_maps[family]).items(), key=lambda e: e[0]))
-            layout.maps.append(VerdictMap(peers_map, FieldType.address(family), entries, comment=f"peer pod -> {prefix} identity chain"))
-            rules.append(Rule((VmapLookup(peer, peers_map),)))
-        for suffix, keys in (
-            ("blocks-ports", (peer, local, Key.L4PROTO, Key.TH_DPORT)),
-            ("blocks-any", (peer, local)),
-            ("any-ports", (local, Key.L4PROTO, Key.TH_DPORT)),
-            ("any", (local,)),
-        ):
-            name = f"{prefix}-{suffix}-v{v}"
-            if name in finished:
-                rules.append(_lookup_rule(keys, name, finished[name].sources))
-        if rules:
-            chain = f"{prefix}-allow-v{v}"
-            layout.chains.append(Chain(chain, tuple(rules), comment=f"what local pods may do, {direction.value.lower()} {family.value}"))
-            layout.allow[(direction, family)] = chain
+            layout.maps.append(peer_map(direction, family, dict(peer_maps[family]).items()))
+        chain = allow_chain(direction, family, peer_map=bool(peer_maps[family]), comments=comments)
+        if chain is not None:
+            layout.chains.append(chain)
+            layout.allow[(direction, family)] = chain.name
 
 
 def _v(family: Family) -> str:
     return "4" if family is Family.IPV4 else "6"
 
 
-def _pod_chain(mode: Mode, pod: Pod, direction: Direction, allows: tuple[str, ...], sources: set[str]) -> Chain:
+def pod_chain(mode: Mode, pod: Pod, direction: Direction, allows: tuple[str, ...], sources: Collection[str]) -> Chain:
+    """A local pod's chain of one direction: jump to the allow chains of its families, then
+    log and drop (audit: log, count and return). Its name follows from what it does."""
     rules: list[Rule] = [Rule((Jump(allow),)) for allow in allows]
     rules.append(Rule((LOG_RATE, Log(log_prefix(mode, direction, pod)))))
     final = Verdict.DROP if mode is Mode.ENFORCE else Verdict.RETURN
@@ -489,17 +586,41 @@ def _pod_chain(mode: Mode, pod: Pod, direction: Direction, allows: tuple[str, ..
     return Chain(f"{_prefix(direction)}-{_digest(body)}", tuple(rules), comment=f"{direction.value.lower()} of {pod.key}")
 
 
-def _isolating_sources(graph: PolicyGraph, pod: Pod, direction: Direction) -> set[str]:
-    identity = identity_of(pod)
-    assert identity is not None
+def isolating_sources(selecting: Iterable[NetworkPolicy], direction: Direction) -> set[str]:
+    """Provenance of the policies (among those selecting a pod) that isolate it in ``direction``."""
     return {
         f"{p.ref} isolates {direction.value.lower()} {p.provenance or ''}".strip()
-        for p in graph.selecting(identity)
+        for p in selecting
         if p.isolates(direction)
     }
 
 
-def _base_chains() -> tuple[Chain, ...]:
+def dispatch_map_name(direction: Direction, family: Family) -> str:
+    return f"{direction.value.lower()}-v{_v(family)}"
+
+
+def dispatch_map(name: str, entries: Iterable[tuple[IPAddress, Jump]]) -> VerdictMap:
+    """A dispatch map, local pod address -> its chain (a stable sort: equal addresses keep
+    the order they come in)."""
+    return VerdictMap(
+        name,
+        FieldType.address(Family.IPV4 if name.endswith("4") else Family.IPV6),
+        tuple(sorted(entries, key=lambda e: e[0])),
+        comment=f"local pod -> {name.split('-')[0]} chain",
+    )
+
+
+def node_set(node: str, family: Family, addresses: Iterable[IPAddress]) -> Set:
+    return Set(
+        f"node-v{_v(family)}",
+        (FieldType.address(family),),
+        tuple((address_interval(a),) for a in addresses),
+        interval=False,
+        comment=f"addresses of node {node}"[:COMMENT_MAX_BYTES],
+    )
+
+
+def base_chains() -> tuple[Chain, ...]:
     established = Rule((CtStateIn(("established", "related")), Verdict.ACCEPT), comment="replies of allowed connections")
     nd = Rule((ND_TYPES, Verdict.ACCEPT), comment="ICMPv6 neighbour discovery")
 
@@ -580,46 +701,35 @@ def compile_node(
         [p for p in cluster.pods if identity_of(p) is not None],
         {d: _peers(groups, (v for _, direction, views in isolated if direction is d for v in views)) for d in Direction},
     )
-    gathered: dict[Direction, tuple[_Sets, set[PeerIdentity]]] = {d: (_Sets(), set()) for d in (Direction.EGRESS, Direction.INGRESS)}
+    gathered: dict[Direction, tuple[GatheredSets, set[PeerIdentity]]] = {d: (GatheredSets(), set()) for d in (Direction.EGRESS, Direction.INGRESS)}
     for pod, direction, views in isolated:
         sets, admitted = gathered[direction]
-        _collect(ctx, pod, direction, views, sets, admitted)
+        collect(ctx, pod, direction, views, sets, admitted)
     layout = _Layout()
     for direction, (sets, admitted) in gathered.items():
         _direction_layout(layout, direction, sets, admitted, ctx.peers[direction])
     pod_chains: list[Chain] = []
     map_elements: dict[str, list[tuple[IPAddress, Jump]]] = {
-        f"{d}-v{_v(f)}": [] for d in ("egress", "ingress") for f in FAMILIES
+        dispatch_map_name(d, f): [] for d in (Direction.EGRESS, Direction.INGRESS) for f in FAMILIES
     }
     for pod, direction, _ in isolated:
         families = [f for f in FAMILIES if pod.ip(f) is not None]
         allows = tuple(layout.allow[(direction, f)] for f in families if (direction, f) in layout.allow)
-        chain = _pod_chain(mode, pod, direction, allows, _isolating_sources(graph, pod, direction))
+        identity = identity_of(pod)
+        assert identity is not None
+        chain = pod_chain(mode, pod, direction, allows, isolating_sources(graph.selecting(identity), direction))
         pod_chains.append(chain)
         for family in families:
             ip = pod.ip(family)
             assert ip is not None
-            map_elements[f"{direction.value.lower()}-v{_v(family)}"].append((ip, Jump(chain.name)))
-    dispatch = tuple(
-        VerdictMap(name, FieldType.address(Family.IPV4 if name.endswith("4") else Family.IPV6), tuple(sorted(elements, key=lambda e: e[0])),
-                   comment=f"local pod -> {name.split('-')[0]} chain")
-        for name, elements in sorted(map_elements.items())
-    )
-    node_sets = tuple(
-        Set(
-            f"node-v{_v(f)}",
-            (FieldType.address(f),),
-            tuple((address_interval(a),) for a in node_addresses(cluster, node, f)),
-            interval=False,
-            comment=f"addresses of node {node}"[:COMMENT_MAX_BYTES],
-        )
-        for f in FAMILIES
-    )
+            map_elements[dispatch_map_name(direction, family)].append((ip, Jump(chain.name)))
+    dispatch = tuple(dispatch_map(name, elements) for name, elements in sorted(map_elements.items()))
+    node_sets = tuple(node_set(node, f, node_addresses(cluster, node, f)) for f in FAMILIES)
     return Ruleset(
         table=table,
         node=node,
         mode=mode,
         sets=tuple(sorted(node_sets + tuple(layout.sets), key=lambda s: s.name)),
         maps=tuple(sorted(dispatch + tuple(layout.maps), key=lambda m: m.name)),
-        chains=_base_chains() + tuple(sorted(tuple(layout.chains) + tuple(pod_chains), key=lambda c: c.name)),
+        chains=base_chains() + tuple(sorted(tuple(layout.chains) + tuple(pod_chains), key=lambda c: c.name)),
     )

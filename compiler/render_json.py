@@ -9,15 +9,21 @@ values.
 :func:`replace_batch` wraps the objects in commands for an atomic whole-table replace that
 touches no other table: ``add table`` (so that ``delete`` cannot fail), ``delete table``, then
 ``add`` of every object, in one transaction.
+
+:func:`render_delta` renders a :class:`~delta.RulesetDelta` with the same functions, so an
+object or element reached through a delta is written exactly as in the whole document.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from policyctl.policy.model import Family
+from policyctl.policy.model import Family, IPAddress
 
+from .delta import RulesetDelta
 from .intervals import Interval, as_address, as_prefix
 from .ruleset import (
     Chain,
@@ -60,6 +66,24 @@ KEY_EXPRESSIONS: dict[Key, dict[str, Any]] = {
 }
 
 
+class _Place(Protocol):
+    """Where objects go: a :class:`Ruleset` or a :class:`TablePlace`."""
+
+    @property
+    def family(self) -> str: ...
+
+    @property
+    def table(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TablePlace:
+    """A table named without its ruleset, for rendering a delta."""
+
+    family: str
+    table: str
+
+
 def field_value(kind: FieldType, value: Interval) -> Any:
     """One field of an element: a single value, a prefix when the range is a CIDR, else a
     range."""
@@ -83,7 +107,7 @@ def element_value(types: tuple[FieldType, ...], element: Element) -> Any:
     return fields[0] if len(fields) == 1 else {"concat": fields}
 
 
-def _set(ruleset: Ruleset, s: Set) -> dict[str, Any]:
+def _set(ruleset: _Place, s: Set) -> dict[str, Any]:
     body: dict[str, Any] = {
         "family": ruleset.family,
         "name": s.name,
@@ -105,7 +129,12 @@ def _verdict(v: Verdict | Jump | Goto) -> dict[str, Any]:
     return {v.value: None}
 
 
-def _map(ruleset: Ruleset, m: VerdictMap) -> dict[str, Any]:
+def map_entry(address: IPAddress, target: Jump) -> list[Any]:
+    """One verdict-map element, ``[address, verdict]``."""
+    return [str(address), _verdict(target)]
+
+
+def _map(ruleset: _Place, m: VerdictMap) -> dict[str, Any]:
     body: dict[str, Any] = {
         "family": ruleset.family,
         "name": m.name,
@@ -114,11 +143,11 @@ def _map(ruleset: Ruleset, m: VerdictMap) -> dict[str, Any]:
         "map": "verdict",
     }
     if m.elements:
-        body["elem"] = [[str(address), _verdict(target)] for address, target in m.elements]
+        body["elem"] = [map_entry(address, target) for address, target in m.elements]
     return {"map": body}
 
 
-def _chain(ruleset: Ruleset, c: Chain) -> dict[str, Any]:
+def _chain(ruleset: _Place, c: Chain) -> dict[str, Any]:
     body: dict[str, Any] = {"family": ruleset.family, "table": ruleset.table, "name": c.name}
     if c.is_base:
         assert c.hook is not None and c.priority is not None and c.policy is not None
@@ -146,7 +175,7 @@ def statement(s: Statement) -> dict[str, Any]:
     return _verdict(s)
 
 
-def _rule(ruleset: Ruleset, chain: Chain, r: Rule) -> dict[str, Any]:
+def _rule(ruleset: _Place, chain: Chain, r: Rule) -> dict[str, Any]:
     body: dict[str, Any] = {"family": ruleset.family, "table": ruleset.table, "chain": chain.name}
     if r.comment:
         body["comment"] = r.comment
@@ -181,3 +210,50 @@ def replace_batch(ruleset: Ruleset) -> dict[str, Any]:
     commands: list[dict[str, Any]] = [{"add": table}, {"delete": table}]
     commands += [{"add": o} for o in objects(ruleset)]
     return {"nftables": [{"metainfo": {"json_schema_version": JSON_SCHEMA_VERSION}}, *commands]}
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedDelta:
+    """A :class:`~delta.RulesetDelta` in libnftables JSON, for one table.
+
+    ``objects`` is a document in the ``nft -j list table`` object format holding what the
+    delta carries whole: new or re-created sets and maps (with their elements), then chains,
+    then every rule of those chains, in that order (as :func:`objects` orders a table).
+    ``added``/``removed`` are the elements that come to or leave kept sets and maps, by name,
+    each element written as the whole document writes it (a map element as
+    ``[address, verdict]``). ``removed_sets``/``removed_chains`` are names only."""
+
+    objects: dict[str, Any]
+    added: tuple[tuple[str, tuple[Any, ...]], ...]
+    removed: tuple[tuple[str, tuple[Any, ...]], ...]
+    removed_sets: tuple[str, ...]
+    removed_chains: tuple[str, ...]
+
+
+def render_delta(
+    delta: RulesetDelta,
+    *,
+    family: str,
+    table: str,
+    types: Mapping[str, tuple[FieldType, ...]],
+) -> RenderedDelta:
+    """Render ``delta`` for table ``family``/``table``. A delta names kept sets without their
+    key types, which decide how an element is spelled (an address or a port is the same
+    interval of integers), so ``types`` gives them for every kept set whose elements change;
+    a missing one raises ``KeyError``. Costs as much as the delta is large."""
+    place = TablePlace(family, table)
+    whole: list[dict[str, Any]] = [_set(place, s) for s in delta.sets]
+    whole += [_chain(place, c) for c in delta.chains]
+    whole += [_map(place, m) for m in delta.maps]
+    whole += [_rule(place, c, r) for c in delta.chains for r in c.rules]
+    added = [(name, tuple(element_value(types[name], e) for e in elements)) for name, elements in delta.added_elements]
+    added += [(name, tuple(map_entry(a, t) for a, t in entries)) for name, entries in delta.added_entries]
+    removed = [(name, tuple(element_value(types[name], e) for e in elements)) for name, elements in delta.removed_elements]
+    removed += [(name, tuple(map_entry(a, t) for a, t in entries)) for name, entries in delta.removed_entries]
+    return RenderedDelta(
+        objects={"nftables": whole},
+        added=tuple(sorted(added, key=lambda item: item[0])),
+        removed=tuple(sorted(removed, key=lambda item: item[0])),
+        removed_sets=tuple(sorted(delta.removed)),
+        removed_chains=tuple(sorted(delta.removed_chains)),
+    )

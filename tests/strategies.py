@@ -14,6 +14,9 @@ Public functions (signatures are kept stable):
   addresses, on ports and addresses at the edges of what the policies name.
 * :func:`policies`, :func:`selectors`, :func:`port_matches`, :func:`ip_blocks`: the parts, for
   tests that build the rest themselves.
+* :func:`cluster_events` (given a cluster) -> the next snapshot after one event, sharing every
+  object the event did not touch; :func:`cluster_histories` -> a cluster and the snapshots
+  after it, for incremental consumers of snapshot streams.
 
 Addresses are deterministic from positions: node ``node-<n>`` has ``192.168.0.<n>`` and
 ``fd00:192::<n>``; pod number ``i`` on node ``n`` has ``10.0.<n>.<10+i>`` and
@@ -22,6 +25,7 @@ Addresses are deterministic from positions: node ``node-<n>`` has ``192.168.0.<n
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Sequence
 
@@ -323,3 +327,142 @@ def connections(
         family=family,
         via_service=via_service,
     )
+
+
+def _replace_pod(cluster: Cluster, old: Pod, new: Pod | None) -> Cluster:
+    """``cluster`` with ``old`` replaced (or removed); every other object stays the same object,
+    as in the snapshots an informer produces."""
+    pods = tuple(p for p in cluster.pods if p is not old) + ((new,) if new is not None else ())
+    return dataclasses.replace(cluster, pods=tuple(sorted(pods, key=lambda p: p.key)))
+
+
+def _fresh_address(cluster: Cluster, node_index: int, family: Family) -> IPAddress:
+    taken = {a for p in cluster.pods for a in p.ips}
+    index = 40
+    while pod_address(index, node_index, family) in taken:
+        index += 1
+    return pod_address(index, node_index, family)
+
+
+@st.composite
+def cluster_events(draw: st.DrawFn, cluster: Cluster) -> Cluster:
+    """The next snapshot after one event: a pod added, deleted, relabelled, re-addressed (to a
+    fresh address, to none, or to another pod's), given other container ports, moved to
+    another node or toggled to or from hostNetwork; a policy added, deleted, rewritten or only
+    moved in its file (new provenance); a namespace relabelled; a node's addresses changed; or
+    nothing at all. Objects the event does not touch are kept as they are (same objects)."""
+    stack = cluster_families(cluster)
+    nodes = list(cluster.nodes)
+    namespaces = sorted(n.name for n in cluster.namespaces) or ["x"]
+    kinds = ["pod-add", "policy-add", "namespace-relabel", "node-addresses", "nothing"]
+    if cluster.pods:
+        kinds += ["pod-delete", "pod-relabel", "pod-readdress", "pod-ports", "pod-move", "pod-host-network"]
+    if cluster.policies:
+        kinds += ["policy-delete", "policy-modify", "policy-provenance"]
+    kind = draw(st.sampled_from(kinds))
+    pool = [a for p in cluster.pods for a in p.ips] + [a for n in nodes for a in n.addresses] or list(EXTERNAL_ADDRESSES)
+    if kind == "nothing":
+        return draw(st.sampled_from([cluster, dataclasses.replace(cluster)]))
+    if kind == "pod-add":
+        node_index = draw(st.integers(1, len(nodes)))
+        name = f"q{len(cluster.pods)}-{draw(st.integers(0, 999))}"
+        if any(p.name == name for p in cluster.pods):
+            return cluster
+        pod = Pod(
+            namespace=draw(st.sampled_from(namespaces)),
+            name=name,
+            labels=draw(labels()),
+            node=f"node-{node_index}",
+            ips=tuple(_fresh_address(cluster, node_index, f) for f in stack),
+            ports=tuple(draw(_container_ports)),
+        )
+        return dataclasses.replace(cluster, pods=tuple(sorted((*cluster.pods, pod), key=lambda p: p.key)))
+    if kind.startswith("pod-"):
+        pod = draw(st.sampled_from(cluster.pods))
+        if kind == "pod-delete":
+            return _replace_pod(cluster, pod, None)
+        if kind == "pod-relabel":
+            return _replace_pod(cluster, pod, dataclasses.replace(pod, labels=draw(labels())))
+        if kind == "pod-ports":
+            return _replace_pod(cluster, pod, dataclasses.replace(pod, ports=tuple(draw(_container_ports))))
+        node_index = int((pod.node or "node-1").rsplit("-", 1)[1])
+        if kind == "pod-readdress":
+            choice = draw(st.sampled_from(["fresh", "none", "shared", "one-family"]))
+            if choice == "fresh":
+                ips = tuple(_fresh_address(cluster, node_index, f) for f in stack)
+            elif choice == "none":
+                ips = ()
+            elif choice == "shared":
+                other = draw(st.sampled_from(cluster.pods))
+                ips = other.ips
+            else:
+                ips = pod.ips[:1]
+            return _replace_pod(cluster, pod, dataclasses.replace(pod, ips=ips))
+        if kind == "pod-move":
+            target = draw(st.integers(1, len(nodes)))
+            ips = tuple(_fresh_address(cluster, target, f) for f in stack) if pod.ips and not pod.host_network else pod.ips
+            if pod.host_network:
+                ips = nodes[target - 1].addresses
+            return _replace_pod(cluster, pod, dataclasses.replace(pod, node=f"node-{target}", ips=ips))
+        if pod.host_network:
+            return _replace_pod(cluster, pod, dataclasses.replace(pod, host_network=False, ips=tuple(_fresh_address(cluster, node_index, f) for f in stack)))
+        return _replace_pod(cluster, pod, dataclasses.replace(pod, host_network=True, ips=nodes[node_index - 1].addresses))
+    if kind in ("policy-add", "policy-modify"):
+        if kind == "policy-add":
+            name = f"e{len(cluster.policies)}-{draw(st.integers(0, 999))}"
+            kept = cluster.policies
+        else:
+            old = draw(st.sampled_from(cluster.policies))
+            name = old.name
+            kept = tuple(p for p in cluster.policies if p is not old)
+        new = draw(policies(namespaces=namespaces if kind == "policy-add" else [old.namespace], pool=pool, name=name))
+        if any(p.ref == new.ref for p in kept):
+            return cluster
+        return dataclasses.replace(cluster, policies=tuple(sorted((*kept, new), key=lambda p: (p.namespace, p.name))))
+    if kind == "policy-delete":
+        gone = draw(st.sampled_from(cluster.policies))
+        return dataclasses.replace(cluster, policies=tuple(p for p in cluster.policies if p is not gone))
+    if kind == "policy-provenance":
+        old = draw(st.sampled_from(cluster.policies))
+        shift = draw(st.integers(1, 50))
+
+        def moved(r: Rule) -> Rule:
+            where = r.provenance or Provenance(f"{old.namespace}-{old.name}.yaml", 1)
+            return dataclasses.replace(r, provenance=Provenance(where.file, where.line + shift))
+
+        new = dataclasses.replace(
+            old, ingress=tuple(moved(r) for r in old.ingress), egress=tuple(moved(r) for r in old.egress), provenance=Provenance("moved.yaml", shift)
+        )
+        return dataclasses.replace(cluster, policies=tuple(new if p is old else p for p in cluster.policies))
+    if kind == "namespace-relabel":
+        if not cluster.namespaces:
+            return cluster
+        old_ns = draw(st.sampled_from(cluster.namespaces))
+        extra = draw(labels(NAMESPACE_LABEL_KEYS))
+        new_ns = Namespace(old_ns.name, Labels({**extra, NAMESPACE_NAME_LABEL: old_ns.name}))
+        return dataclasses.replace(cluster, namespaces=tuple(new_ns if n is old_ns else n for n in cluster.namespaces))
+    target = draw(st.sampled_from(nodes))
+    index = int(target.name.rsplit("-", 1)[1])
+    choice = draw(st.sampled_from(["renumber", "none", "restore"]))
+    if choice == "renumber":
+        addresses = tuple(node_address(index + 100, f) for f in stack)
+    elif choice == "none":
+        addresses = ()
+    else:
+        addresses = tuple(node_address(index, f) for f in stack)
+    moved_node = Node(target.name, addresses)
+    return dataclasses.replace(cluster, nodes=tuple(moved_node if n is target else n for n in cluster.nodes))
+
+
+@st.composite
+def cluster_histories(
+    draw: st.DrawFn, *, steps: int = 6, max_pods: int = 6, max_policies: int = 4, max_nodes: int = 2
+) -> list[Cluster]:
+    """A random cluster followed by ``1..steps`` snapshots, each one event after the last
+    (:func:`cluster_events`)."""
+    current = draw(clusters(max_pods=max_pods, max_policies=max_policies, max_nodes=max_nodes, addressless=True))
+    history = [current]
+    for _ in range(draw(st.integers(1, steps))):
+        current = draw(cluster_events(current))
+        history.append(current)
+    return history

@@ -1,0 +1,1052 @@
+"""An incremental node compiler: each new cluster snapshot in, the change of the node's ruleset out.
+
+:class:`NodeCompiler` holds what :func:`compile.compile_node` derives from a snapshot, broken
+into pieces small enough that an event touches a handful of them:
+
+* the local pods (scheduled on the node, not hostNetwork), the policies selecting each (their
+  ``podSelector`` matches the pod's labels in the policy's namespace) and, per direction the
+  pod is isolated in, its rule views;
+* the membership of every peer selector those rules use (:mod:`membership`), and per
+  direction each peer pod's :class:`PeerIdentity` (the used selectors that select it, plus
+  ``any`` when an egress rule without peers has a named port, and its named ports);
+* per local pod and direction, its raw contribution: what ``compile.collect`` adds for that
+  pod alone, by set and by local address;
+* per set, its finished elements per local address (``finish_elements`` groups by the local
+  pod's address, and groups never overlap), and reference-counted sources, which make the
+  comments of sets and of the lookup rules that read them;
+* the chains (peer identity, shared allow, pod), the peer maps (address -> identity chain,
+  with every claim on an address kept so the compile's tie-break, the greatest identity by
+  ``sort_key``, can be recomputed), the dispatch maps and the node sets.
+
+A step diffs the new snapshot against the previous one by object identity (snapshots share the
+frozen objects that did not change), follows the change through these pieces and reports each
+piece that changed as a :class:`RulesetDelta`: set elements and map entries one by one, sets,
+maps and chains whole when they appear or are re-created. What a step recomputes:
+
+* a local pod's contribution, when the pod, its selecting policies or their rules changed; when
+  a peer identity that one of its selectors reaches appeared, disappeared or changed families;
+  when any peer identity did so and it has an egress rule without peers and with a named port;
+  and when a pod with an address inside an ipBlock of one of its egress rules with a named
+  port came or went;
+* a peer identity's members, when a pod joined or left it or its identity's selectors changed
+  (a selector came into or went out of use, or ``any`` did).
+
+Changes of namespace labels move every selector's scope: they take the slow path, a rebuild
+from scratch whose delta is :func:`delta.diff` of the whole rulesets. Everything else (node
+addresses, hostNetwork pods, pods without addresses, dual-stack, policies selecting no local
+pod) is followed precisely.
+
+Costs that grow with more than the change: a peer identity that appears, disappears or
+changes families recomputes every local pod whose rules use one of its selectors; ``any``
+coming into or going out of use re-places every peer pod of the egress direction; an egress
+rule with a named port and ipBlock peers scans every pod when its local pod is recomputed.
+
+Invariants (held by property tests): after ``update(c)``, ``ruleset == compile_node(c, node,
+table=, mode=)``; ``patch(previous, delta) == ruleset``; ``delta.empty`` exactly when the
+ruleset did not change.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TypeVar
+
+from policyctl.policy.ipblocks import end_address
+from policyctl.policy.model import (
+    Cluster,
+    Direction,
+    Family,
+    IPAddress,
+    IPBlockPeer,
+    Labels,
+    LabelSelector,
+    NamespaceScope,
+    NetworkPolicy,
+    Pod,
+    PodPeer,
+    PolicyRef,
+)
+
+from .compile import (
+    ANY_SELECTOR,
+    FAMILIES,
+    GatheredSets,
+    PeerIdentity,
+    allow_chain,
+    allow_chain_name,
+    base_chains,
+    collect,
+    dispatch_map,
+    dispatch_map_name,
+    finish_elements,
+    finished_set,
+    isolating_sources,
+    named_ports,
+    node_set,
+    peer_chain,
+    peer_chain_name,
+    peer_map,
+    peer_map_name,
+    peer_set_name,
+    pod_chain,
+    terse_comment,
+)
+from .delta import MapEntry, RulesetDelta, diff, empty_ruleset
+from .graph import RuleView, SelectedIdentities, selector_node
+from .identities import Identity
+from .intervals import Interval, address_interval
+from .membership import Membership
+from .ruleset import Chain, Element, FieldType, Jump, Mode, Ruleset, Set, VerdictMap
+
+DIRECTIONS = (Direction.EGRESS, Direction.INGRESS)
+PodDirection = tuple[str, Direction]
+
+
+def _views_of(policy: NetworkPolicy, direction: Direction, name_of: Callable[[NamespaceScope, LabelSelector], str]) -> tuple[RuleView, ...]:
+    """The rule views of one policy as ``PolicyGraph.rules_for`` gives them, with pod peers
+    named by selector only (their identities are looked up by name, in the membership)."""
+    views = []
+    for rule in policy.rules(direction):
+        peers: list[SelectedIdentities | IPBlockPeer] = []
+        for peer in rule.peers:
+            if isinstance(peer, PodPeer):
+                peers.append(SelectedIdentities(name_of(peer.namespaces, peer.pods), ()))
+            else:
+                peers.append(peer)
+        views.append(RuleView(policy.ref, direction, rule.index, None if rule.any_peer else tuple(peers), rule.ports, rule.provenance))
+    return tuple(views)
+
+
+def _pod_selectors(views: Iterable[RuleView]) -> set[str]:
+    return {p.node for v in views if v.peers is not None for p in v.peers if isinstance(p, SelectedIdentities)}
+
+
+def _reaches_everyone(views: Iterable[RuleView]) -> bool:
+    """An egress rule without peers but with a named port reaches every pod (selector ``any``)."""
+    return any(v.peers is None and v.direction is Direction.EGRESS and any(isinstance(m.port, str) for m in v.ports) for v in views)
+
+
+def _named_blocks(views: Iterable[RuleView]) -> tuple[IPBlockPeer, ...]:
+    """ipBlocks of egress rules with a named port: the port resolves on every pod inside."""
+    return tuple(
+        p
+        for v in views
+        if v.peers is not None and v.direction is Direction.EGRESS and any(isinstance(m.port, str) for m in v.ports)
+        for p in v.peers
+        if isinstance(p, IPBlockPeer)
+    )
+
+
+class _Peers:
+    """The peer identities of one direction, their members and the families they have
+    addresses in, with what changed in the current step."""
+
+    def __init__(self) -> None:
+        self.names: dict[Identity, tuple[str, ...]] = {}
+        self.of_pod: dict[str, tuple[PeerIdentity, Pod]] = {}
+        self.members: dict[PeerIdentity, dict[str, Pod]] = {}
+        self.counts: dict[PeerIdentity, dict[Family, int]] = {}
+        self.families: dict[PeerIdentity, frozenset[Family]] = {}
+        self.by_selector: dict[str, set[PeerIdentity]] = {}
+        self._reached: dict[str, tuple[PeerIdentity, ...]] = {}
+        self._everyone: tuple[PeerIdentity, ...] | None = None
+        self.before: dict[PeerIdentity, frozenset[Family]] = {}
+        self.moved: set[str] = set()
+
+    def reached(self, selector: str) -> tuple[PeerIdentity, ...]:
+        found = self._reached.get(selector)
+        if found is None:
+            found = self._reached[selector] = tuple(sorted(self.by_selector.get(selector, ()), key=lambda p: p.sort_key))
+        return found
+
+    def everyone(self) -> tuple[PeerIdentity, ...]:
+        if self._everyone is None:
+            self._everyone = tuple(sorted(self.members, key=lambda p: p.sort_key))
+        return self._everyone
+
+    def place(self, key: str, pod: Pod | None, peer: PeerIdentity | None) -> None:
+        """Make ``pod`` (under ``key``) a member of ``peer``, or of none."""
+        old = self.of_pod.get(key)
+        if old is None and peer is None:
+            return
+        if old is not None and peer is not None and old[1] is pod and old[0] == peer:
+            return
+        if old is not None:
+            self._leave(key, *old)
+        if peer is not None and pod is not None:
+            self._join(key, peer, pod)
+        self.moved.add(key)
+
+    def _touch(self, peer: PeerIdentity) -> None:
+        if peer not in self.before:
+            self.before[peer] = self.families.get(peer, frozenset())
+
+    def _join(self, key: str, peer: PeerIdentity, pod: Pod) -> None:
+        self._touch(peer)
+        members = self.members.get(peer)
+        if members is None:
+            members = self.members[peer] = {}
+            self.counts[peer] = {}
+            for selector in peer.selectors:
+                self.by_selector.setdefault(selector, set()).add(peer)
+                self._reached.pop(selector, None)
+            self._everyone = None
+        members[key] = pod
+        counts = self.counts[peer]
+        for address in pod.ips:
+            family = Family.of(address)
+            counts[family] = counts.get(family, 0) + 1
+        self.of_pod[key] = (peer, pod)
+
+    def _leave(self, key: str, peer: PeerIdentity, pod: Pod) -> None:
+        self._touch(peer)
+        members = self.members[peer]
+        del members[key]
+        del self.of_pod[key]
+        counts = self.counts[peer]
+        for address in pod.ips:
+            family = Family.of(address)
+            counts[family] -= 1
+            if not counts[family]:
+                del counts[family]
+        if not members:
+            del self.members[peer], self.counts[peer]
+            for selector in peer.selectors:
+                self.by_selector[selector].discard(peer)
+                self._reached.pop(selector, None)
+            self._everyone = None
+
+    def settle(self) -> list[PeerIdentity]:
+        """Refresh the families of the peers touched in this step; returns those that
+        appeared, disappeared or changed families (their reach changed)."""
+        changed = []
+        for peer, before in self.before.items():
+            counts = self.counts.get(peer)
+            now = frozenset(counts) if counts is not None else frozenset()
+            if counts is None:
+                self.families.pop(peer, None)
+            else:
+                self.families[peer] = now
+            if now != before:
+                changed.append(peer)
+        return changed
+
+
+class _Lookup:
+    """What ``compile.collect`` reads of the peers, answered from the kept state."""
+
+    def __init__(self, peers: Mapping[Direction, _Peers], pods: Mapping[str, Pod]) -> None:
+        self._peers = peers
+        self._pods = pods
+
+    def reached(self, direction: Direction, peer: SelectedIdentities) -> Sequence[PeerIdentity]:
+        return self._peers[direction].reached(peer.node)
+
+    def everyone(self, direction: Direction) -> Sequence[PeerIdentity]:
+        return self._peers[direction].everyone()
+
+    def families(self, direction: Direction, peer: PeerIdentity) -> AbstractSet[Family]:
+        return self._peers[direction].families[peer]
+
+    def representative(self, direction: Direction, peer: PeerIdentity) -> Pod:
+        return next(iter(self._peers[direction].members[peer].values()))
+
+    def candidates(self) -> Iterable[Pod]:
+        return self._pods.values()
+
+
+@dataclass(slots=True)
+class _SetState:
+    """One set: raw elements per local address group and contributor, finished elements per
+    group, and how many contributions brought each source."""
+
+    name: str
+    types: tuple[FieldType, ...]
+    owner: PeerIdentity | None
+    raw: dict[Interval, dict[PodDirection, frozenset[Element]]] = field(default_factory=dict)
+    finished: dict[Interval, tuple[Element, ...]] = field(default_factory=dict)
+    ranges: dict[Interval, int] = field(default_factory=dict)
+    sources: dict[str, int] = field(default_factory=dict)
+    cached_comment: str | None = None
+
+    @property
+    def interval(self) -> bool:
+        return "-blocks-" in self.name or any(self.ranges.values())
+
+    @property
+    def comment(self) -> str:
+        if self.cached_comment is None:
+            self.cached_comment = terse_comment(self.sources)
+        return self.cached_comment
+
+
+# A contribution: per set name, its raw elements per local address group and its sources.
+_Contribution = dict[str, tuple[dict[Interval, frozenset[Element]], frozenset[str]]]
+
+
+class _Comments(Mapping[str, str]):
+    """The comment of every set that exists, by name (what chain builders read)."""
+
+    def __init__(self, sets: Mapping[str, _SetState]) -> None:
+        self._sets = sets
+
+    def __getitem__(self, name: str) -> str:
+        state = self._sets.get(name)
+        if state is None or not state.finished:
+            raise KeyError(name)
+        return state.comment
+
+    def __contains__(self, name: object) -> bool:
+        state = self._sets.get(name) if isinstance(name, str) else None
+        return state is not None and bool(state.finished)
+
+    def __iter__(self) -> Iterator[str]:
+        return (n for n, s in self._sets.items() if s.finished)
+
+    def __len__(self) -> int:
+        return sum(1 for s in self._sets.values() if s.finished)
+
+
+T = TypeVar("T")
+
+
+def _changed(old: tuple[T, ...], new: tuple[T, ...]) -> tuple[list[T], list[T]]:
+    """The objects of ``old`` that are not in ``new`` and those of ``new`` not in ``old``, by
+    identity. Snapshots keep unchanged objects and usually their order, so the common prefix
+    and suffix (found at C speed) are skipped and only the window between them is compared."""
+    head = next(itertools.compress(itertools.count(), map(operator.is_not, old, new)), min(len(old), len(new)))
+    room = min(len(old), len(new)) - head
+    tail = next(itertools.compress(itertools.count(), map(operator.is_not, reversed(old), reversed(new))), room)
+    tail = min(tail, room)
+    old_window, new_window = old[head : len(old) - tail], new[head : len(new) - tail]
+    old_ids, new_ids = set(map(id, old_window)), set(map(id, new_window))
+    return [o for o in old_window if id(o) not in new_ids], [o for o in new_window if id(o) not in old_ids]
+
+
+def _group_of(name: str, element: Element) -> Interval:
+    return element[1] if "-blocks-" in name else element[0]
+
+
+def _has_range(element: Element) -> bool:
+    return any(not iv.is_single for iv in element)
+
+
+class NodeCompiler:
+    """The ruleset of one node over a sequence of snapshots, and the delta of each step."""
+
+    def __init__(self, node: str, *, table: str = "policyctl", mode: Mode = Mode.ENFORCE) -> None:
+        self.node = node
+        self.table = table
+        self.mode = mode
+        self._selector_names: dict[tuple[NamespaceScope, LabelSelector], str] = {}
+        self._selector_definitions: dict[str, tuple[NamespaceScope, LabelSelector]] = {}
+        self._started = False
+        self._reset({})
+
+    # state -----------------------------------------------------------------------------
+
+    def _reset(self, namespace_labels: Mapping[str, Labels]) -> None:
+        self._namespace_labels = dict(namespace_labels)
+        self._membership = Membership(namespace_labels)
+        self._pods_seen: tuple[Pod, ...] = ()
+        self._policies_seen: tuple[NetworkPolicy, ...] = ()
+        self._namespaces_seen: object = None
+        self._nodes_seen: object = None
+        self._node_addresses: tuple[IPAddress, ...] = ()
+        self._nonhost: dict[str, Pod] = {}
+        self._host: dict[str, Pod] = {}
+        self._local: dict[str, Pod] = {}
+        self._local_by_namespace: dict[str, set[str]] = {}
+        self._policies: dict[str, dict[PolicyRef, NetworkPolicy]] = {}
+        self._views: dict[int, tuple[NetworkPolicy, dict[Direction, tuple[RuleView, ...]]]] = {}
+        self._selecting: dict[str, tuple[NetworkPolicy, ...]] = {}
+        self._isolated: dict[PodDirection, tuple[RuleView, ...]] = {}
+        self._users: dict[Direction, dict[str, set[str]]] = {d: {} for d in DIRECTIONS}
+        self._everyone: set[str] = set()
+        self._block_users: dict[str, tuple[IPBlockPeer, ...]] = {}
+        self._peers: dict[Direction, _Peers] = {d: _Peers() for d in DIRECTIONS}
+        self._lookup = _Lookup(self._peers, self._nonhost)
+        self._contributions: dict[PodDirection, _Contribution] = {}
+        self._sets: dict[str, _SetState] = {}
+        self._set_objects: dict[str, Set] = {}
+        self._comments = _Comments(self._sets)
+        self._chains: dict[str, Chain] = {}
+        self._peer_chains: dict[tuple[Direction, PeerIdentity], tuple[str | None, tuple[Family, ...]]] = {}
+        self._pod_claims: dict[PodDirection, tuple[tuple[Family, IPAddress, PeerIdentity], ...]] = {}
+        self._claims: dict[tuple[Direction, Family], dict[IPAddress, dict[PeerIdentity, int]]] = {
+            (d, f): {} for d in DIRECTIONS for f in FAMILIES
+        }
+        self._peer_entries: dict[tuple[Direction, Family], dict[IPAddress, Jump]] = {(d, f): {} for d in DIRECTIONS for f in FAMILIES}
+        self._allow: dict[tuple[Direction, Family], bool] = {(d, f): False for d in DIRECTIONS for f in FAMILIES}
+        self._pod_chains: dict[PodDirection, Chain] = {}
+        self._dispatch: dict[tuple[Direction, Family], dict[str, MapEntry]] = {(d, f): {} for d in DIRECTIONS for f in FAMILIES}
+        self._node_sets: dict[Family, tuple[IPAddress, ...]] = {f: () for f in FAMILIES}
+        self._ruleset: Ruleset | None = empty_ruleset(self.table, self.node, self.mode)
+        self._local_sorted: tuple[Pod, ...] | None = ()
+
+    # public ----------------------------------------------------------------------------
+
+    def update(self, cluster: Cluster) -> RulesetDelta:
+        """Advance to ``cluster``. Returns the delta from the previous step's ruleset (the first
+        call: from ``empty_ruleset(table, node, mode)``, everything whole)."""
+        labels = self._namespace_labels
+        if cluster.namespaces is not self._namespaces_seen:
+            labels = {n.name: n.labels for n in cluster.namespaces}
+        if not self._started or labels != self._namespace_labels:
+            previous = self.ruleset
+            self._reset(labels)
+            self._started = True
+            self._namespaces_seen = cluster.namespaces
+            self._step(cluster).cleanup()
+            return diff(previous, self.ruleset)
+        self._namespaces_seen = cluster.namespaces
+        track = self._step(cluster)
+        delta = track.delta()
+        track.cleanup()
+        return delta
+
+    @property
+    def ruleset(self) -> Ruleset:
+        """The ruleset of the last update, equal to compile_node(cluster, node, table=, mode=)
+        (costs as much as the ruleset is large; cached until the next update)."""
+        if self._ruleset is None:
+            self._ruleset = self._assemble()
+        return self._ruleset
+
+    @property
+    def local_pods(self) -> tuple[Pod, ...]:
+        """The pods this node enforces for, sorted by key (``compile.local_pods``)."""
+        if self._local_sorted is None:
+            self._local_sorted = tuple(self._local[k] for k in sorted(self._local))
+        return self._local_sorted
+
+    @property
+    def selecting(self) -> Mapping[str, tuple[NetworkPolicy, ...]]:
+        """For each local pod key, the policies whose podSelector selects it (sorted by ref).
+        A pod whose selecting policies are still the same objects keeps the very same tuple,
+        so a reader can find what changed by identity."""
+        return MappingProxyType(self._selecting)
+
+    # one step --------------------------------------------------------------------------
+
+    def _step(self, cluster: Cluster) -> _Tracker:
+        track = _Tracker(self)
+        self._ruleset = None
+        node_dirty = self._follow_nodes(cluster)
+        changed_pods, candidates, local_changed, gone_identities, host_changed = self._follow_pods(cluster)
+        reselect = self._follow_policies(cluster) | local_changed
+        if local_changed:
+            self._local_sorted = None
+        dirty, chains_dirty, toggled, everyone_toggled = self._reselect(reselect, local_changed)
+        reach = self._follow_selectors(toggled)
+        for direction in DIRECTIONS:
+            peers = self._peers[direction]
+            peers.before.clear()
+            peers.moved.clear()
+            for identity in gone_identities:
+                peers.names.pop(identity, None)
+            rename: set[Identity] = set()
+            for selector in toggled[direction]:
+                rename |= reach[selector]
+            if direction is Direction.EGRESS and everyone_toggled:
+                rename |= set(peers.names)
+            moving = set(changed_pods)
+            for identity in rename:
+                if identity in peers.names:
+                    names = self._names(direction, identity)
+                    if names != peers.names[identity]:
+                        peers.names[identity] = names
+                        moving.update(self._membership.members.get(identity, {}))
+            for key in sorted(moving):
+                pod = self._nonhost.get(key)
+                peers.place(key, pod, self._peer_for(direction, pod) if pod is not None else None)
+            for peer in peers.settle():
+                for selector in peer.selectors:
+                    if selector == ANY_SELECTOR:
+                        dirty.update((k, direction) for k in self._everyone)
+                    else:
+                        dirty.update((k, direction) for k in self._users[direction].get(selector, ()))
+        for pod in candidates:
+            for key, blocks in self._block_users.items():
+                if any(b.contains(a) for b in blocks for a in pod.ips):
+                    dirty.add((key, Direction.EGRESS))
+        for item in sorted(dirty, key=lambda kd: (kd[0], kd[1].value)):
+            self._recontribute(item, track)
+        track.finish_sets()
+        allow_dirty = track.refresh_peers()
+        for direction in DIRECTIONS:
+            for family in FAMILIES:
+                if allow_dirty.get((direction, family)) or track.peer_map_toggled(direction, family):
+                    chain = allow_chain(direction, family, peer_map=bool(self._peer_entries[(direction, family)]), comments=self._comments)
+                    name = allow_chain_name(direction, family)
+                    track.set_chain(name, chain)
+                    if (chain is not None) != self._allow[(direction, family)]:
+                        self._allow[(direction, family)] = chain is not None
+                        chains_dirty.update((k, direction) for k, d in self._isolated if d is direction)
+        for item in sorted(chains_dirty, key=lambda kd: (kd[0], kd[1].value)):
+            self._repod(item, track)
+        if node_dirty or host_changed:
+            self._refresh_node_sets(cluster, track)
+        return track
+
+    def _follow_nodes(self, cluster: Cluster) -> bool:
+        if cluster.nodes is self._nodes_seen:
+            return False
+        self._nodes_seen = cluster.nodes
+        this = cluster.node_by_name.get(self.node)
+        addresses = this.addresses if this is not None else ()
+        if addresses == self._node_addresses:
+            return False
+        self._node_addresses = addresses
+        return True
+
+    def _follow_pods(self, cluster: Cluster) -> tuple[set[str], list[Pod], set[str], set[Identity], bool]:
+        """Apply the pods that came and went; returns the keys of pods on the pod network that
+        changed, those pods (old and new), the keys of local pods that changed, identities
+        left without members, and whether the node's hostNetwork pods changed."""
+        pods = cluster.pods
+        if pods is self._pods_seen:
+            return set(), [], set(), set(), False
+        gone, came = _changed(self._pods_seen, pods)
+        self._pods_seen = pods
+        changed: set[str] = set()
+        candidates: list[Pod] = []
+        local_changed: set[str] = set()
+        gone_identities: set[Identity] = set()
+        host_changed = False
+        membership = self._membership
+        for pod in gone:
+            if pod.host_network:
+                if pod.node == self.node and self._host.get(pod.key) is pod:
+                    del self._host[pod.key]
+                    host_changed = True
+                continue
+            identity = Identity(pod.namespace, pod.labels)
+            if membership.remove(identity, pod):
+                gone_identities.add(identity)
+            if self._nonhost.get(pod.key) is pod:
+                del self._nonhost[pod.key]
+            changed.add(pod.key)
+            candidates.append(pod)
+            if pod.node == self.node and self._local.get(pod.key) is pod:
+                del self._local[pod.key]
+                self._local_by_namespace[pod.namespace].discard(pod.key)
+                local_changed.add(pod.key)
+        for pod in came:
+            if pod.host_network:
+                if pod.node == self.node:
+                    self._host[pod.key] = pod
+                    host_changed = True
+                continue
+            identity = Identity(pod.namespace, pod.labels)
+            membership.add(identity, pod)
+            gone_identities.discard(identity)
+            self._nonhost[pod.key] = pod
+            changed.add(pod.key)
+            candidates.append(pod)
+            if pod.node == self.node:
+                self._local[pod.key] = pod
+                self._local_by_namespace.setdefault(pod.namespace, set()).add(pod.key)
+                local_changed.add(pod.key)
+        return changed, candidates, local_changed, gone_identities, host_changed
+
+    def _follow_policies(self, cluster: Cluster) -> set[str]:
+        """Apply the policies that came and went; returns the local pods they may select."""
+        policies = cluster.policies
+        if policies is self._policies_seen:
+            return set()
+        gone, came = _changed(self._policies_seen, policies)
+        self._policies_seen = policies
+        touched: set[str] = set()
+        for policy in gone:
+            held = self._policies.get(policy.namespace, {})
+            if held.get(policy.ref) is policy:
+                del held[policy.ref]
+            self._views.pop(id(policy), None)
+        for policy in came:
+            self._policies.setdefault(policy.namespace, {})[policy.ref] = policy
+        for policy in itertools.chain(gone, came):
+            for key in self._local_by_namespace.get(policy.namespace, ()):
+                if policy.pod_selector.matches(self._local[key].labels):
+                    touched.add(key)
+        return touched
+
+    def _policy_views(self, policy: NetworkPolicy, direction: Direction) -> tuple[RuleView, ...]:
+        held = self._views.get(id(policy))
+        if held is None or held[0] is not policy:
+            held = self._views[id(policy)] = (policy, {d: _views_of(policy, d, self._selector_name) for d in DIRECTIONS})
+        return held[1][direction]
+
+    def _selector_name(self, scope: NamespaceScope, pods: LabelSelector) -> str:
+        name = self._selector_names.get((scope, pods))
+        if name is None:
+            name = self._selector_names[(scope, pods)] = selector_node(scope, pods)
+            self._selector_definitions[name] = (scope, pods)
+        return name
+
+    def _reselect(self, keys: set[str], changed: set[str]) -> tuple[set[PodDirection], set[PodDirection], dict[Direction, set[str]], bool]:
+        """Recompute the selecting policies and rule views of local pods; returns the
+        contributions and pod chains to redo, the selectors whose use in a direction started
+        or stopped, and whether ``any`` did."""
+        dirty: set[PodDirection] = set()
+        chains: set[PodDirection] = set()
+        toggled: dict[Direction, set[str]] = {d: set() for d in DIRECTIONS}
+        everyone_before = bool(self._everyone)
+        for key in keys:
+            pod = self._local.get(key)
+            if pod is None:
+                selecting: tuple[NetworkPolicy, ...] = ()
+                self._selecting.pop(key, None)
+            else:
+                namespace = self._policies.get(pod.namespace, {})
+                selecting = tuple(sorted((p for p in namespace.values() if p.pod_selector.matches(pod.labels)), key=lambda p: p.ref))
+                old = self._selecting.get(key)
+                same = old is not None and len(old) == len(selecting) and all(a is b for a, b in zip(old, selecting))
+                if old is not None and same:
+                    selecting = old
+                self._selecting[key] = selecting
+                if key not in changed and same:
+                    continue
+            blocks: tuple[IPBlockPeer, ...] = ()
+            for direction in DIRECTIONS:
+                item = (key, direction)
+                old_views = self._isolated.get(item)
+                views = None
+                if pod is not None and any(p.isolates(direction) for p in selecting):
+                    views = tuple(v for p in selecting if p.isolates(direction) for v in self._policy_views(p, direction))
+                    self._isolated[item] = views
+                else:
+                    self._isolated.pop(item, None)
+                dirty.add(item)
+                chains.add(item)
+                before = _pod_selectors(old_views or ())
+                after = _pod_selectors(views or ())
+                users = self._users[direction]
+                for selector in before - after:
+                    held = users[selector]
+                    held.discard(key)
+                    if not held:
+                        del users[selector]
+                        toggled[direction].add(selector)
+                for selector in after - before:
+                    if selector not in users:
+                        users[selector] = set()
+                        toggled[direction].add(selector)
+                    users[selector].add(key)
+                if direction is Direction.EGRESS:
+                    if views is not None and _reaches_everyone(views):
+                        self._everyone.add(key)
+                    else:
+                        self._everyone.discard(key)
+                    blocks = _named_blocks(views or ())
+            if blocks:
+                self._block_users[key] = blocks
+            else:
+                self._block_users.pop(key, None)
+        return dirty, chains, toggled, everyone_before != bool(self._everyone)
+
+    def _follow_selectors(self, toggled: Mapping[Direction, set[str]]) -> dict[str, set[Identity]]:
+        """Register the selectors that came into use and drop those no rule uses any more;
+        returns, for each selector whose use changed, the identities it selects (or selected)."""
+        reach: dict[str, set[Identity]] = {}
+        for selector in set().union(*toggled.values()):
+            used = any(selector in self._users[d] for d in DIRECTIONS)
+            known = selector in self._membership.selected
+            if used and not known:
+                scope, pods = self._selector_definitions[selector]
+                reach[selector] = set(self._membership.register(selector, scope, pods))
+            elif known and not used:
+                reach[selector] = set(self._membership.selected[selector])
+                self._membership.unregister(selector)
+            else:
+                reach[selector] = set(self._membership.selected.get(selector, ()))
+        return reach
+
+    def _names(self, direction: Direction, identity: Identity) -> tuple[str, ...]:
+        users = self._users[direction]
+        names = {s for s in self._membership.selectors_of.get(identity, ()) if s in users}
+        if direction is Direction.EGRESS and self._everyone:
+            names.add(ANY_SELECTOR)
+        return tuple(sorted(names))
+
+    def _peer_for(self, direction: Direction, pod: Pod) -> PeerIdentity | None:
+        if not pod.ips:
+            return None
+        identity = Identity(pod.namespace, pod.labels)
+        peers = self._peers[direction]
+        names = peers.names.get(identity)
+        if names is None:
+            names = peers.names[identity] = self._names(direction, identity)
+        return PeerIdentity(names, named_ports(pod)) if names else None
+
+    def _recontribute(self, item: PodDirection, track: _Tracker) -> None:
+        key, direction = item
+        old = self._contributions.pop(item, None)
+        if old is not None:
+            for name, (groups, sources) in old.items():
+                state = self._sets[name]
+                track.touch_set(name)
+                for group in groups:
+                    track.touch_group(name, group)
+                    held = state.raw[group]
+                    del held[item]
+                    if not held:
+                        del state.raw[group]
+                state.cached_comment = None
+                for source in sources:
+                    state.sources[source] -= 1
+                    if not state.sources[source]:
+                        del state.sources[source]
+        views = self._isolated.get(item)
+        pod = self._local.get(key)
+        if views is None or pod is None:
+            return
+        gathered = GatheredSets()
+        admitted: set[PeerIdentity] = set()
+        collect(self._lookup, pod, direction, views, gathered, admitted)
+        if not gathered.elements:
+            return
+        owners: dict[str, PeerIdentity] = {}
+        if any(name not in self._sets for name in gathered.elements):
+            for peer in admitted:
+                for what in ("ports", "any"):
+                    for family in FAMILIES:
+                        owners[peer_set_name(direction, peer, what, family)] = peer
+        contribution: _Contribution = {}
+        for name, raw in gathered.elements.items():
+            groups: dict[Interval, set[Element]] = {}
+            for element in raw:
+                groups.setdefault(_group_of(name, element), set()).add(element)
+            sources = frozenset(gathered.sources[name])
+            frozen = {g: frozenset(e) for g, e in groups.items()}
+            contribution[name] = (frozen, sources)
+            state = self._sets.get(name)
+            if state is None:
+                state = self._sets[name] = _SetState(name, gathered.types[name], owners.get(name))
+            track.touch_set(name)
+            for group, elements in frozen.items():
+                track.touch_group(name, group)
+                state.raw.setdefault(group, {})[item] = elements
+            state.cached_comment = None
+            for source in sources:
+                state.sources[source] = state.sources.get(source, 0) + 1
+        self._contributions[item] = contribution
+
+    def _repod(self, item: PodDirection, track: _Tracker) -> None:
+        """Refresh a local pod's chain of one direction and its dispatch entries."""
+        key, direction = item
+        old = self._pod_chains.pop(item, None)
+        pod = self._local.get(key)
+        views = self._isolated.get(item)
+        chain = None
+        if pod is not None and views is not None:
+            families = [f for f in FAMILIES if pod.ip(f) is not None]
+            allows = tuple(allow_chain_name(direction, f) for f in families if self._allow[(direction, f)])
+            chain = pod_chain(self.mode, pod, direction, allows, isolating_sources(self._selecting.get(key, ()), direction))
+            self._pod_chains[item] = chain
+        if old is not None and (chain is None or old.name != chain.name):
+            track.set_chain(old.name, None)
+        if chain is not None:
+            track.set_chain(chain.name, chain)
+        for family in FAMILIES:
+            entries = self._dispatch[(direction, family)]
+            ip = pod.ip(family) if pod is not None else None
+            entry = (ip, Jump(chain.name)) if chain is not None and ip is not None else None
+            if entries.get(key) != entry:
+                track.touch_dispatch(direction, family, key)
+                if entry is None:
+                    del entries[key]
+                else:
+                    entries[key] = entry
+
+    def _refresh_node_sets(self, cluster: Cluster, track: _Tracker) -> None:
+        """The addresses of "agents on a node": its own and its hostNetwork pods'
+        (``compile.node_addresses``)."""
+        for family in FAMILIES:
+            found: set[IPAddress] = set(a for a in self._node_addresses or () if Family.of(a) is family)
+            for pod in self._host.values():
+                address = end_address(cluster, pod, family).address
+                if address is not None:
+                    found.add(address)
+            now = tuple(sorted(found))
+            if now != self._node_sets[family]:
+                track.touch_node_set(family)
+                self._node_sets[family] = now
+
+    # assembly --------------------------------------------------------------------------
+
+    def _set_object(self, name: str) -> Set:
+        found = self._set_objects.get(name)
+        if found is None:
+            state = self._sets[name]
+            elements = tuple(sorted(itertools.chain.from_iterable(state.finished.values())))
+            found = self._set_objects[name] = finished_set(name, state.types, elements, state.sources.keys())
+        return found
+
+    def _node_set(self, family: Family) -> Set:
+        return node_set(self.node, family, self._node_sets[family])
+
+    def _peer_map(self, direction: Direction, family: Family) -> VerdictMap:
+        return peer_map(direction, family, self._peer_entries[(direction, family)].items())
+
+    def _dispatch_map(self, direction: Direction, family: Family) -> VerdictMap:
+        entries = self._dispatch[(direction, family)]
+        return dispatch_map(dispatch_map_name(direction, family), (entries[k] for k in sorted(entries)))
+
+    def _assemble(self) -> Ruleset:
+        sets = [self._node_set(f) for f in FAMILIES] + [self._set_object(n) for n, s in self._sets.items() if s.finished]
+        maps = [self._dispatch_map(d, f) for d in DIRECTIONS for f in FAMILIES]
+        maps += [self._peer_map(d, f) for d in DIRECTIONS for f in FAMILIES if self._peer_entries[(d, f)]]
+        return Ruleset(
+            table=self.table,
+            node=self.node,
+            mode=self.mode,
+            sets=tuple(sorted(sets, key=lambda s: s.name)),
+            maps=tuple(sorted(maps, key=lambda m: m.name)),
+            chains=base_chains() + tuple(sorted(self._chains.values(), key=lambda c: c.name)),
+        )
+
+
+class _Tracker:
+    """What one step changed, with the state each changed piece had before it, so the step
+    ends with the exact delta."""
+
+    def __init__(self, compiler: NodeCompiler) -> None:
+        self.c = compiler
+        self.set_before: dict[str, tuple[bool, bool, str]] = {}
+        self.groups: dict[str, set[Interval]] = {}
+        self.group_before: dict[tuple[str, Interval], tuple[Element, ...]] = {}
+        self.chain_before: dict[str, Chain | None] = {}
+        self.entry_before: dict[tuple[Direction, Family, IPAddress], Jump | None] = {}
+        self.map_before = {k: bool(v) for k, v in compiler._peer_entries.items()}
+        self.dispatch_before: dict[tuple[Direction, Family, str], MapEntry | None] = {}
+        self.node_before: dict[Family, tuple[IPAddress, ...]] = {}
+        self.forced: set[str] = set()
+
+    def touch_set(self, name: str) -> None:
+        if name not in self.set_before:
+            state = self.c._sets.get(name)
+            exists = state is not None and bool(state.finished)
+            self.set_before[name] = (exists, state.interval if exists else False, state.comment if exists else "")
+            self.groups[name] = set()
+            self.c._set_objects.pop(name, None)
+
+    def touch_group(self, name: str, group: Interval) -> None:
+        if (name, group) not in self.group_before:
+            state = self.c._sets[name]
+            self.group_before[(name, group)] = state.finished.get(group, ())
+            self.groups[name].add(group)
+
+    def set_chain(self, name: str, chain: Chain | None) -> None:
+        if name not in self.chain_before:
+            self.chain_before[name] = self.c._chains.get(name)
+        if chain is None:
+            self.c._chains.pop(name, None)
+        else:
+            self.c._chains[name] = chain
+
+    def touch_dispatch(self, direction: Direction, family: Family, key: str) -> None:
+        self.dispatch_before.setdefault((direction, family, key), self.c._dispatch[(direction, family)].get(key))
+
+    def touch_node_set(self, family: Family) -> None:
+        self.node_before.setdefault(family, self.c._node_sets[family])
+
+    def peer_map_toggled(self, direction: Direction, family: Family) -> bool:
+        return self.map_before[(direction, family)] != bool(self.c._peer_entries[(direction, family)])
+
+    def finish_sets(self) -> None:
+        """Re-finish every touched group from its raw elements."""
+        for name, groups in self.groups.items():
+            state = self.c._sets[name]
+            for group in groups:
+                raw = state.raw.get(group)
+                if not raw:
+                    state.finished.pop(group, None)
+                    state.ranges.pop(group, None)
+                    continue
+                union: set[Element] = set().union(*raw.values())
+                finished = finish_elements(name, state.types, union)
+                state.finished[group] = finished
+                state.ranges[group] = sum(1 for e in finished if _has_range(e))
+
+    def refresh_peers(self) -> dict[tuple[Direction, Family], bool]:
+        """Refresh the chains of peer identities whose sets changed, the peer map claims of
+        pods that moved or whose identity's reached families changed, and the peer map
+        entries of the addresses involved. Returns the (direction, family) pairs whose shared
+        sets changed."""
+        c = self.c
+        allow_dirty: dict[tuple[Direction, Family], bool] = {}
+        owners: dict[Direction, set[PeerIdentity]] = {d: set() for d in DIRECTIONS}
+        for name in self.groups:
+            state = c._sets[name]
+            direction = Direction.INGRESS if name.startswith("in-") else Direction.EGRESS
+            if state.owner is None:
+                allow_dirty[(direction, Family.IPV4 if name.endswith("4") else Family.IPV6)] = True
+            else:
+                owners[direction].add(state.owner)
+        for direction in DIRECTIONS:
+            peers = c._peers[direction]
+            claimants = set(peers.moved)
+            for peer in sorted(owners[direction], key=lambda p: p.sort_key):
+                chain, reached = peer_chain(direction, peer, c._comments)
+                old_name, old_reached = c._peer_chains.get((direction, peer), (None, ()))
+                name = peer_chain_name(direction, peer)
+                self.set_chain(name, chain)
+                if chain is None:
+                    c._peer_chains.pop((direction, peer), None)
+                else:
+                    c._peer_chains[(direction, peer)] = (name, reached)
+                if reached != old_reached:
+                    claimants.update(peers.members.get(peer, {}))
+            touched: set[tuple[Family, IPAddress]] = set()
+            for key in sorted(claimants):
+                item = (key, direction)
+                old = c._pod_claims.get(item, ())
+                held = peers.of_pod.get(key)
+                new: tuple[tuple[Family, IPAddress, PeerIdentity], ...] = ()
+                if held is not None:
+                    peer, pod = held
+                    _, reached = c._peer_chains.get((direction, peer), (None, ()))
+                    new = tuple((f, ip, peer) for f in reached if (ip := pod.ip(f)) is not None)
+                if old == new:
+                    continue
+                for family, ip, peer in old:
+                    claims = c._claims[(direction, family)][ip]
+                    claims[peer] -= 1
+                    if not claims[peer]:
+                        del claims[peer]
+                    touched.add((family, ip))
+                for family, ip, peer in new:
+                    claims = c._claims[(direction, family)].setdefault(ip, {})
+                    claims[peer] = claims.get(peer, 0) + 1
+                    touched.add((family, ip))
+                if new:
+                    c._pod_claims[item] = new
+                else:
+                    c._pod_claims.pop(item, None)
+            for family, ip in sorted(touched, key=lambda t: (t[0].value, t[1])):
+                claims = c._claims[(direction, family)]
+                entries = c._peer_entries[(direction, family)]
+                holders = claims.get(ip)
+                entry = None
+                if holders:
+                    entry = Jump(peer_chain_name(direction, max(holders, key=lambda p: p.sort_key)))
+                else:
+                    claims.pop(ip, None)
+                if entries.get(ip) != entry:
+                    self.entry_before.setdefault((direction, family, ip), entries.get(ip))
+                    if entry is None:
+                        del entries[ip]
+                    else:
+                        entries[ip] = entry
+        return allow_dirty
+
+    def delta(self) -> RulesetDelta:
+        c = self.c
+        whole: list[Set] = []
+        removed: list[str] = []
+        added: list[tuple[str, tuple[Element, ...]]] = []
+        dropped: list[tuple[str, tuple[Element, ...]]] = []
+        comments: list[tuple[str, str]] = []
+        for name in sorted(self.groups):
+            existed, interval_before, comment_before = self.set_before[name]
+            state = c._sets[name]
+            if not state.finished:
+                if existed:
+                    removed.append(name)
+                continue
+            if not existed or interval_before != state.interval:
+                whole.append(c._set_object(name))
+                if existed:
+                    self.forced.add(self._reader(name, state))
+                continue
+            before: set[Element] = set()
+            after: set[Element] = set()
+            for group in self.groups[name]:
+                before.update(self.group_before[(name, group)])
+                after.update(state.finished.get(group, ()))
+            if after - before:
+                added.append((name, tuple(sorted(after - before))))
+            if before - after:
+                dropped.append((name, tuple(sorted(before - after))))
+            if state.comment != comment_before:
+                comments.append((name, state.comment))
+        for family, before_addresses in self.node_before.items():
+            name = c._node_set(family).name
+            b, a = set(before_addresses), set(c._node_sets[family])
+            if a - b:
+                added.append((name, tuple(sorted((address_interval(x),) for x in a - b))))
+            if b - a:
+                dropped.append((name, tuple(sorted((address_interval(x),) for x in b - a))))
+        maps: list[VerdictMap] = []
+        entries_added: dict[str, list[MapEntry]] = {}
+        entries_removed: dict[str, list[MapEntry]] = {}
+        for (direction, family), had in self.map_before.items():
+            has = bool(c._peer_entries[(direction, family)])
+            if has and not had:
+                maps.append(c._peer_map(direction, family))
+            elif had and not has:
+                removed.append(peer_map_name(direction, family))
+        for (direction, family, ip), old in self.entry_before.items():
+            if not self.map_before[(direction, family)] or not c._peer_entries[(direction, family)]:
+                continue
+            new = c._peer_entries[(direction, family)].get(ip)
+            if old == new:
+                continue
+            name = peer_map_name(direction, family)
+            if old is not None:
+                entries_removed.setdefault(name, []).append((ip, old))
+            if new is not None:
+                entries_added.setdefault(name, []).append((ip, new))
+        for (direction, family, key), old_entry in self.dispatch_before.items():
+            new_entry = c._dispatch[(direction, family)].get(key)
+            if old_entry == new_entry:
+                continue
+            name = dispatch_map_name(direction, family)
+            if old_entry is not None:
+                entries_removed.setdefault(name, []).append(old_entry)
+            if new_entry is not None:
+                entries_added.setdefault(name, []).append(new_entry)
+        chains: list[Chain] = []
+        removed_chains: list[str] = []
+        for name, old_chain in self.chain_before.items():
+            now = c._chains.get(name)
+            if now is None:
+                if old_chain is not None:
+                    removed_chains.append(name)
+            elif now != old_chain or name in self.forced:
+                chains.append(now)
+        for name in self.forced - set(self.chain_before):
+            chains.append(c._chains[name])
+        return RulesetDelta(
+            sets=tuple(sorted(whole, key=lambda s: s.name)),
+            maps=tuple(sorted(maps, key=lambda m: m.name)),
+            removed=tuple(sorted(removed)),
+            added_elements=tuple(sorted(added)),
+            removed_elements=tuple(sorted(dropped)),
+            added_entries=tuple((n, tuple(sorted(e, key=lambda x: x[0]))) for n, e in sorted(entries_added.items())),
+            removed_entries=tuple((n, tuple(sorted(e, key=lambda x: x[0]))) for n, e in sorted(entries_removed.items())),
+            chains=tuple(sorted(chains, key=lambda ch: ch.name)),
+            removed_chains=tuple(sorted(removed_chains)),
+            set_comments=tuple(sorted(comments)),
+        )
+
+    def cleanup(self) -> None:
+        """Forget the sets this step emptied."""
+        for name in self.groups:
+            if not self.c._sets[name].finished:
+                del self.c._sets[name]
+                self.c._set_objects.pop(name, None)
+
+    @staticmethod
+    def _reader(name: str, state: _SetState) -> str:
+        """The chain that looks up a set: its peer identity's chain, or the shared allow chain."""
+        direction = Direction.INGRESS if name.startswith("in-") else Direction.EGRESS
+        if state.owner is not None:
+            return peer_chain_name(direction, state.owner)
+        return allow_chain_name(direction, Family.IPV4 if name.endswith("4") else Family.IPV6)

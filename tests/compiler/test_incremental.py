@@ -1,0 +1,248 @@
+"""The incremental node compiler: every step equals a whole compile, its delta patches the
+previous ruleset into the next, and an event changes only what it touches."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from policyctl.compiler.compile import compile_node
+from policyctl.compiler.delta import RulesetDelta, empty_ruleset, patch
+from policyctl.compiler.incremental import NodeCompiler
+from policyctl.compiler.intervals import Interval, address_interval
+from policyctl.compiler.ruleset import Jump, Mode, Ruleset
+from policyctl.policy.model import Cluster, Pod
+from tests.builders import cluster, container_port, namespace, node, pod, pod_peer, policy, port, rule
+from tests.strategies import cluster_histories
+
+HISTORIES = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _node_with_pods(history: list[Cluster]) -> str:
+    return next((p.node for p in history[0].pods if not p.host_network and p.node), history[0].nodes[0].name)
+
+
+def _entries_in_key_order(ruleset: Ruleset) -> Ruleset:
+    """``ruleset`` with map entries that share an address ordered by target. Two local pods
+    with one address give a dispatch map two entries for one key; ``patch`` rebuilds entries
+    from a set, so only their order among themselves can differ."""
+    maps = tuple(dataclasses.replace(m, elements=tuple(sorted(m.elements, key=lambda e: (e[0], e[1].target)))) for m in ruleset.maps)
+    return dataclasses.replace(ruleset, maps=maps)
+
+
+@HISTORIES
+@given(cluster_histories(steps=6))
+def test_every_step_equals_a_whole_compile(history: list[Cluster]) -> None:
+    name = _node_with_pods(history)
+    compiler = NodeCompiler(name, table="t", mode=Mode.AUDIT)
+    for snapshot in history:
+        compiler.update(snapshot)
+        expected = compile_node(snapshot, name, table="t", mode=Mode.AUDIT)
+        assert compiler.ruleset == expected
+        assert [s.sources for s in compiler.ruleset.sets] == [s.sources for s in expected.sets]
+        assert compiler.local_pods == tuple(sorted((p for p in snapshot.pods if p.node == name and not p.host_network), key=lambda p: p.key))
+
+
+@HISTORIES
+@given(cluster_histories(steps=6))
+def test_a_delta_patches_the_previous_ruleset_into_the_next(history: list[Cluster]) -> None:
+    name = _node_with_pods(history)
+    compiler = NodeCompiler(name)
+    previous = empty_ruleset("policyctl", name, Mode.ENFORCE)
+    for snapshot in history:
+        delta = compiler.update(snapshot)
+        current = compile_node(snapshot, name)
+        assert _entries_in_key_order(patch(previous, delta)) == _entries_in_key_order(current)
+        previous = current
+
+
+@HISTORIES
+@given(cluster_histories(steps=6))
+def test_a_delta_is_empty_exactly_when_the_ruleset_did_not_change(history: list[Cluster]) -> None:
+    name = _node_with_pods(history)
+    compiler = NodeCompiler(name)
+    previous = empty_ruleset("policyctl", name, Mode.ENFORCE)
+    for snapshot in history:
+        delta = compiler.update(snapshot)
+        current = compile_node(snapshot, name)
+        assert delta.empty == (previous == current)
+        previous = current
+
+
+# A small world: node-1 runs x/web-1; x/api-1 and x/db-1 run on node-2. x/allow-web lets
+# api (port 80) and db (port 5432) reach web.
+WEB_1 = pod("x/web-1", {"app": "web"}, node="node-1", ips=["10.0.1.10"])
+API_1 = pod("x/api-1", {"app": "api"}, node="node-2", ips=["10.0.2.10"])
+DB_1 = pod("x/db-1", {"app": "db"}, node="node-2", ips=["10.0.2.20"])
+ALLOW_WEB = policy(
+    "x/allow-web",
+    {"app": "web"},
+    ingress=[rule(pod_peer({"app": "api"}), ports=[port(80)]), rule(pod_peer({"app": "db"}), ports=[port(5432)])],
+)
+
+
+def _world(*extra: object) -> Cluster:
+    return cluster(namespace("x"), node("node-1", "192.168.0.1"), node("node-2", "192.168.0.2"), WEB_1, API_1, DB_1, ALLOW_WEB, *extra)  # type: ignore[arg-type]
+
+
+def _with_pods(base: Cluster, *, add: tuple[Pod, ...] = (), drop: tuple[Pod, ...] = ()) -> Cluster:
+    pods = tuple(p for p in base.pods if p not in drop) + add
+    return dataclasses.replace(base, pods=tuple(sorted(pods, key=lambda p: p.key)))
+
+
+def _peer_chain_of(ruleset: Ruleset, address: str) -> str:
+    """The identity chain the ingress peer map sends ``address`` to."""
+    entries = dict(next(m for m in ruleset.maps if m.name == "in-peers-v4").elements)
+    return entries[ipaddress.ip_address(address)].target
+
+
+def _stepped(before: Cluster, after: Cluster) -> tuple[Ruleset, RulesetDelta, NodeCompiler]:
+    compiler = NodeCompiler("node-1")
+    compiler.update(before)
+    first = compiler.ruleset
+    return first, compiler.update(after), compiler
+
+
+def test_a_remote_pod_joining_an_existing_peer_identity_adds_one_map_entry_and_nothing_else() -> None:
+    before = _world()
+    api_2 = pod("x/api-2", {"app": "api"}, node="node-2", ips=["10.0.2.11"])
+    first, delta, _ = _stepped(before, _with_pods(before, add=(api_2,)))
+    jump = Jump(_peer_chain_of(first, "10.0.2.10"))
+    assert delta == RulesetDelta(added_entries=(("in-peers-v4", ((ipaddress.ip_address("10.0.2.11"), jump),)),))
+
+
+def test_deleting_the_last_member_of_an_identity_removes_its_chain_its_sets_and_its_map_entries() -> None:
+    before = _world()
+    first, delta, compiler = _stepped(before, _with_pods(before, drop=(API_1,)))
+    chain = _peer_chain_of(first, "10.0.2.10")
+    assert delta == RulesetDelta(
+        removed=(f"{chain}-ports-v4",),
+        removed_entries=(("in-peers-v4", ((ipaddress.ip_address("10.0.2.10"), Jump(chain)),)),),
+        removed_chains=(chain,),
+    )
+    assert compiler.ruleset == compile_node(_with_pods(before, drop=(API_1,)), "node-1")
+
+
+def test_a_local_replica_adds_its_dispatch_entry_its_pod_chain_and_its_set_elements_only() -> None:
+    before = _world()
+    web_2 = pod("x/web-2", {"app": "web"}, node="node-1", ips=["10.0.1.11"])
+    first, delta, _ = _stepped(before, _with_pods(before, add=(web_2,)))
+    api, db = _peer_chain_of(first, "10.0.2.10"), _peer_chain_of(first, "10.0.2.20")
+    local = address_interval(ipaddress.ip_address("10.0.1.11"))
+    tcp = Interval(6, 6)
+    assert len(delta.added_entries) == 1
+    name, ((address, jump),) = delta.added_entries[0]
+    assert (name, address) == ("ingress-v4", ipaddress.ip_address("10.0.1.11"))
+    assert [c.name for c in delta.chains] == [jump.target]
+    assert delta.added_elements == (
+        (f"{api}-ports-v4", ((local, tcp, Interval(80, 80)),)),
+        (f"{db}-ports-v4", ((local, tcp, Interval(5432, 5432)),)),
+    )
+    assert delta == RulesetDelta(added_elements=delta.added_elements, added_entries=delta.added_entries, chains=delta.chains)
+
+
+@pytest.mark.parametrize(
+    "selecting_nothing_here",
+    [
+        pytest.param(policy("x/deny-api", {"app": "api"}), id="selects-only-remote-pods"),
+        pytest.param(policy("x/deny-ghost", {"app": "ghost"}), id="selects-no-pod-at-all"),
+        pytest.param(policy("y/deny-all", {}), id="another-namespace"),
+    ],
+)
+def test_a_policy_that_selects_no_local_pod_yields_an_empty_delta(selecting_nothing_here: object) -> None:
+    before = _world()
+    after = dataclasses.replace(before, policies=(*before.policies, selecting_nothing_here))
+    _, delta, _ = _stepped(before, after)
+    assert delta.empty
+
+
+def test_relabelling_a_pod_within_the_same_selectors_changes_nothing() -> None:
+    before = _world()
+    relabelled = dataclasses.replace(API_1, labels=API_1.labels.with_label("version", "v2"))
+    after = dataclasses.replace(before, pods=tuple(relabelled if p is API_1 else p for p in before.pods))
+    _, delta, _ = _stepped(before, after)
+    assert delta.empty
+
+
+@pytest.mark.parametrize(
+    ("labels_before", "labels_after"),
+    [
+        pytest.param({"team": "a"}, {"team": "b"}, id="namespace-leaves-the-selector"),
+        pytest.param({"team": "b"}, {"team": "a"}, id="namespace-enters-the-selector"),
+    ],
+)
+def test_a_namespace_relabel_gives_what_a_whole_compile_gives(labels_before: dict[str, str], labels_after: dict[str, str]) -> None:
+    from_team_a = policy("x/from-team-a", {"app": "web"}, ingress=[rule(pod_peer({}, {"team": "a"}), ports=[port(443)])])
+    before = cluster(
+        namespace("x"), namespace("y", labels_before), node("node-1", "192.168.0.1"), WEB_1,
+        pod("y/client", {"app": "client"}, node="node-2", ips=["10.0.2.30"]), from_team_a,
+    )
+    after = dataclasses.replace(before, namespaces=tuple(namespace("y", labels_after) if n.name == "y" else n for n in before.namespaces))
+    first, delta, compiler = _stepped(before, after)
+    expected = compile_node(after, "node-1")
+    assert compiler.ruleset == expected
+    assert patch(first, delta) == expected
+    assert not delta.empty
+
+
+def test_a_port_range_entering_a_set_recreates_it_whole() -> None:
+    before = _world()
+    ranged = policy("x/api-range", {"app": "web"}, ingress=[rule(pod_peer({"app": "api"}), ports=[port(8000, end_port=8010)])])
+    first, delta, _ = _stepped(before, dataclasses.replace(before, policies=(*before.policies, ranged)))
+    name = f"{_peer_chain_of(first, '10.0.2.10')}-ports-v4"
+    recreated = [s for s in delta.sets if s.name == name]
+    assert len(recreated) == 1 and recreated[0].interval
+    assert name not in dict(delta.added_elements)
+    assert _peer_chain_of(first, "10.0.2.10") in {c.name for c in delta.chains}
+
+
+def test_local_pods_and_the_policies_selecting_them_follow_the_snapshot() -> None:
+    before = _world()
+    web_2 = pod("x/web-2", {"app": "web", "tier": "edge"}, node="node-1", ips=["10.0.1.11"])
+    edge = policy("x/edge", {"tier": "edge"})
+    compiler = NodeCompiler("node-1")
+    compiler.update(before)
+    assert [p.key for p in compiler.local_pods] == ["x/web-1"]
+    assert dict(compiler.selecting) == {"x/web-1": (ALLOW_WEB,)}
+    after = dataclasses.replace(_with_pods(before, add=(web_2,)), policies=(ALLOW_WEB, edge))
+    compiler.update(after)
+    assert [p.key for p in compiler.local_pods] == ["x/web-1", "x/web-2"]
+    assert dict(compiler.selecting) == {"x/web-1": (ALLOW_WEB,), "x/web-2": (ALLOW_WEB, edge)}
+    compiler.update(_with_pods(after, drop=(WEB_1,)))
+    assert dict(compiler.selecting) == {"x/web-2": (ALLOW_WEB, edge)}
+
+
+def _follows_whole_compiles(history: list[Cluster], name: str = "node-1") -> None:
+    compiler = NodeCompiler(name)
+    previous = empty_ruleset("policyctl", name, Mode.ENFORCE)
+    for step, snapshot in enumerate(history):
+        delta = compiler.update(snapshot)
+        expected = compile_node(snapshot, name)
+        assert compiler.ruleset == expected, f"step {step}"
+        assert patch(previous, delta) == expected, f"step {step}"
+        previous = expected
+
+
+def test_two_peers_sharing_an_address_map_it_as_a_whole_compile_does_as_each_leaves() -> None:
+    shared = "10.0.2.50"
+    api_2 = pod("x/api-2", {"app": "api"}, node="node-2", ips=[shared])
+    db_2 = pod("x/db-2", {"app": "db"}, node="node-2", ips=[shared])
+    both = _with_pods(_world(), add=(api_2, db_2))
+    history = [_world(), both, _with_pods(both, drop=(db_2,)), both, _with_pods(both, drop=(api_2,)), _world()]
+    _follows_whole_compiles(history)
+    chains = {_peer_chain_of(compile_node(both, "node-1"), a) for a in ("10.0.2.10", "10.0.2.20")}
+    assert _peer_chain_of(compile_node(both, "node-1"), shared) in chains
+
+
+def test_an_egress_rule_to_anyone_on_a_named_port_reaches_every_identity_as_it_comes_and_goes() -> None:
+    named = policy("x/out-http", {"app": "web"}, egress=[rule(ports=[port("http")])], types=["Egress"])
+    http = [container_port(8080, "TCP", "http")]
+    server = pod("y/server", {"app": "server"}, node="node-2", ips=["10.0.2.40"], ports=http)
+    base = _with_pods(_world(), add=(server,))
+    with_rule = dataclasses.replace(base, policies=(*base.policies, named))
+    other = pod("y/other", {"app": "other"}, node="node-2", ips=["10.0.2.41"], ports=[container_port(9090, "TCP", "http")])
+    history = [base, with_rule, _with_pods(with_rule, add=(other,)), _with_pods(with_rule, drop=(server,)), base]
+    _follows_whole_compiles(history)
