@@ -10,9 +10,15 @@ transaction (:mod:`policyctl.enforcer.diff`). What the table holds comes from on
 * otherwise the state this enforcer itself committed last. Listing ~100k elements back and
   parsing them costs far more than the change an event brings, so between full reads the
   enforcer trusts its own last commit, guarded by one cheap check: the table's kernel handle
-  (``nft -j list tables``) must still be the one it wrote to. A table deleted or re-created
-  by someone else gets a new handle and is read back in full; an edit *inside* the table is
-  found by the next ``verify`` read.
+  (one netlink query, see :meth:`NftBackend.table_handle`) must still be the one it wrote
+  to. A table deleted or re-created by someone else gets a new handle and is read back in
+  full; an edit *inside* the table is found by the next ``verify`` read.
+
+:meth:`Enforcer.apply_delta` takes the compiler's :class:`RulesetDelta` instead of a whole
+desired ruleset: against a trusted last commit it plans from the delta alone
+(:func:`~policyctl.enforcer.diff.plan_delta`), so an event costs as much as it changes, not
+as much as the table holds; whenever the last commit cannot be trusted, or the delta does not
+fit it, it applies the whole desired ruleset instead.
 
 The table is never flushed and re-created, so there is no instant without policy. A
 transaction the kernel rejects changes nothing; the error names the command that failed, and
@@ -29,8 +35,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from policyctl.enforcer.backend import NftBackend
-from policyctl.enforcer.diff import Transaction, plan
+from policyctl.compiler.delta import RulesetDelta
+from policyctl.enforcer.backend import NftBackend, handle_from_listing
+from policyctl.enforcer.diff import DeltaMismatch, Transaction, plan, plan_delta
 from policyctl.enforcer.errors import NftApplyError, NftCommandError
 from policyctl.enforcer.tables import TableState, read_table
 
@@ -101,14 +108,12 @@ class Enforcer:
         self._handle = None
 
     def table_handle(self) -> object:
-        """The kernel's handle of our table (None when it does not exist), from the cheap
-        ``list tables`` listing, which carries no chains, sets or elements."""
-        listing = self.backend.run({"nftables": [{"list": {"tables": None}}]})
-        for item in listing.get("nftables", ()):
-            table = item.get("table") if isinstance(item, dict) else None
-            if isinstance(table, dict) and (table.get("family"), table.get("name")) == (self.family, self.table):
-                return table.get("handle")
-        return None
+        """The kernel's handle of our table (None when it does not exist), from the backend's
+        cheap query; a backend without one is asked for the ``list tables`` listing."""
+        query = getattr(self.backend, "table_handle", None)
+        if query is not None:
+            return query(self.family, self.table)
+        return handle_from_listing(self.backend.run({"nftables": [{"list": {"tables": None}}]}), self.family, self.table)
 
     def _trusted(self) -> TableState | None:
         """The last committed state when the table is still the one it was committed to."""
@@ -175,6 +180,47 @@ class Enforcer:
             transaction=transaction,
             applied=not dry_run and not transaction.empty,
             dry_run=dry_run,
+            duration_seconds=self._clock() - started,
+        )
+
+    def apply_delta(
+        self,
+        delta: RulesetDelta,
+        *,
+        desired: Callable[[], Mapping[str, Any]],
+        source: str = "<ruleset>",
+    ) -> ApplyReport:
+        """Apply one compiler step, ``delta``, in one atomic transaction.
+
+        ``delta`` must lead from the ruleset this enforcer applied last to ``desired()``, the
+        whole new ruleset, which is rendered only when needed: on the first apply, after a
+        failure or a ``forget``, when the table's handle changed, and when the delta does not
+        fit the last commit (it names what the table lacks). Otherwise the transaction is
+        planned from the delta alone and the patched state is trusted from then on; an empty
+        delta costs the handle check only. A rejected transaction raises
+        :class:`NftApplyError` as :meth:`apply` does, changes nothing in the kernel, and makes
+        the next call apply in full."""
+        started = self._clock()
+        current = self._trusted()
+        if current is None:
+            return self.apply(desired(), source=source)
+        try:
+            transaction, patched = plan_delta(current, delta, source=source)
+        except DeltaMismatch:
+            self.forget()
+            return self.apply(desired(), source=source)
+        if not transaction.empty:
+            try:
+                self._send(transaction, dry_run=False)
+            except BaseException:
+                self.forget()
+                raise
+        self._committed = patched
+        self._last_desired = patched
+        return ApplyReport(
+            transaction=transaction,
+            applied=not transaction.empty,
+            dry_run=False,
             duration_seconds=self._clock() - started,
         )
 

@@ -16,16 +16,29 @@ Both backends can work inside a named network namespace (``/run/netns/NAME``), w
 tests and the lab drive a "node" without touching the host's ruleset: the binding runs in a
 worker thread that has joined the namespace (network namespaces are per thread), the command
 runs under ``ip netns exec``.
+
+``table_handle`` answers the one question the enforcer asks before every apply (is our table
+still the one we committed to?) and must cost far less than the change itself. libnftables
+fills its whole cache for any listing, so even ``list tables`` costs tens of milliseconds
+beside a table of ~10k elements; :class:`LibnftablesBackend` therefore asks the kernel for
+that one table over netlink (one ``NFT_MSG_GETTABLE`` built with pyroute2, well under a
+millisecond) and falls back to the listing when pyroute2 is missing or netlink fails.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import ctypes
+import errno
+import itertools
 import json
 import os
 import shutil
+import socket
+import struct
 import subprocess
+import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -36,6 +49,11 @@ T = TypeVar("T")
 
 _CLONE_NEWNET = 0x40000000
 _NO_SUCH_OBJECT = "No such file or directory"
+#: nftables families as netlink numbers them (``NFPROTO_*``).
+_NFPROTO = {"inet": 1, "ip": 2, "arp": 3, "netdev": 5, "bridge": 7, "ip6": 10}
+#: ``struct nlmsghdr``: length, type, flags, sequence number, port id.
+_NLMSG_HEADER = struct.Struct("=IHHII")
+_NETLINK_TIMEOUT_SECONDS = 2.0
 
 
 class NftBackend(Protocol):
@@ -49,6 +67,79 @@ class NftBackend(Protocol):
     def list_table(self, family: str, name: str) -> Payload | None: ...
 
     def check(self, payload: Payload) -> None: ...
+
+    def table_handle(self, family: str, name: str) -> int | None: ...
+
+
+def handle_from_listing(listing: Payload, family: str, name: str) -> int | None:
+    """The handle of table ``family``/``name`` in a ``list tables`` listing, None when it is
+    not listed."""
+    for item in listing.get("nftables", ()):
+        table = item.get("table") if isinstance(item, dict) else None
+        if isinstance(table, dict) and (table.get("family"), table.get("name")) == (family, name):
+            handle = table.get("handle")
+            return handle if isinstance(handle, int) else None
+    return None
+
+
+_LIST_TABLES: Payload = {"nftables": [{"list": {"tables": None}}]}
+
+
+class _NetlinkTables:
+    """Asks the kernel for one table's handle over nfnetlink: one ``NFT_MSG_GETTABLE`` for
+    that table alone, encoded and decoded with pyroute2's nftables message classes, on a
+    plain netlink socket. The socket is created by the caller's thread (so in its network
+    namespace) and keeps that namespace, so any thread may use it afterwards; a lock keeps
+    one request and its reply together. A plain socket, not pyroute2's asyncio one, so that
+    a backend that is dropped without ``close`` releases it quietly."""
+
+    def __init__(self) -> None:
+        from pyroute2.netlink import NETLINK_NETFILTER
+
+        self._socket = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
+        self._socket.settimeout(_NETLINK_TIMEOUT_SECONDS)
+        self._socket.bind((0, 0))
+        self._lock = threading.Lock()
+        self._sequence = itertools.count(1)
+
+    def handle(self, family: str, name: str) -> int | None:
+        from pyroute2.netlink import NLM_F_REQUEST, NLMSG_ERROR
+        from pyroute2.netlink.nfnetlink import NFNL_SUBSYS_NFTABLES
+        from pyroute2.netlink.nfnetlink.nftsocket import NFT_MSG_GETTABLE, nft_table_msg
+
+        with self._lock:
+            sequence = next(self._sequence) & 0xFFFFFFFF
+            request = nft_table_msg()
+            request["header"]["type"] = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE
+            request["header"]["flags"] = NLM_F_REQUEST
+            request["header"]["sequence_number"] = sequence
+            request["nfgen_family"] = _NFPROTO[family]
+            request["attrs"] = [("NFTA_TABLE_NAME", name)]
+            request.encode()
+            self._socket.send(request.data)
+            while True:
+                data = self._socket.recv(1 << 16)
+                offset = 0
+                while offset + _NLMSG_HEADER.size <= len(data):
+                    length, kind, _, seen, _ = _NLMSG_HEADER.unpack_from(data, offset)
+                    if length < _NLMSG_HEADER.size:
+                        raise OSError("malformed netlink reply")
+                    if seen == sequence:
+                        if kind == NLMSG_ERROR:
+                            (code,) = struct.unpack_from("=i", data, offset + _NLMSG_HEADER.size)
+                            if -code == errno.ENOENT:
+                                return None
+                            raise OSError(-code, f"GETTABLE {family} {name}: {os.strerror(-code)}")
+                        reply = nft_table_msg(data[offset : offset + length])
+                        reply.decode()
+                        if reply.get_attr("NFTA_TABLE_NAME") != name:
+                            raise OSError(f"GETTABLE {family} {name} answered for another table")
+                        handle = reply.get_attr("NFTA_TABLE_HANDLE")
+                        return int(handle) if handle is not None else None
+                    offset += (length + 3) & ~3
+
+    def close(self) -> None:
+        self._socket.close()
 
 
 def _list_payload(family: str, name: str) -> Payload:
@@ -91,6 +182,9 @@ class LibnftablesBackend:
                 max_workers=1, initializer=_join_netns, initargs=(netns,)
             )
         self._ctx: Any = self._call(self._new_context)
+        self._netlink: _NetlinkTables | None = None
+        self._netlink_broken = False
+        self._netlink_lock = threading.Lock()
 
     @staticmethod
     def _new_context() -> Any:
@@ -135,7 +229,36 @@ class LibnftablesBackend:
         if rc != 0:
             raise NftCommandError(err)
 
+    def table_handle(self, family: str, name: str) -> int | None:
+        """The kernel's handle of table ``family``/``name``, None when there is none: over
+        netlink when pyroute2 works here, else from libnftables' ``list tables`` (for good
+        when pyroute2 does not import; for this call when netlink failed, with a fresh
+        socket next time)."""
+        if not self._netlink_broken and family in _NFPROTO:
+            try:
+                return self._netlink_tables().handle(family, name)
+            except ImportError:
+                self._netlink_broken = True
+            except Exception:
+                self._close_netlink()
+        return handle_from_listing(self.run(_LIST_TABLES), family, name)
+
+    def _netlink_tables(self) -> _NetlinkTables:
+        with self._netlink_lock:
+            if self._netlink is None:
+                netlink = self._call(_NetlinkTables)
+                weakref.finalize(self, netlink.close)
+                self._netlink = netlink
+            return self._netlink
+
+    def _close_netlink(self) -> None:
+        with self._netlink_lock:
+            netlink, self._netlink = self._netlink, None
+        if netlink is not None:
+            netlink.close()
+
     def close(self) -> None:
+        self._close_netlink()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -176,6 +299,10 @@ class NftCommandBackend:
         rc, _, err = self._nft(["-c", "-j", "-f", "-"], json.dumps(payload))
         if rc != 0:
             raise NftCommandError(err)
+
+    def table_handle(self, family: str, name: str) -> int | None:
+        """From ``nft -j list tables`` (a process start dominates its cost anyway)."""
+        return handle_from_listing(self.run(_LIST_TABLES), family, name)
 
     def close(self) -> None:
         """Nothing to release; present so both backends close the same way."""

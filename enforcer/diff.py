@@ -21,6 +21,15 @@ valid at its point in the batch:
 The first apply creates the table with ``create table``, which fails instead of merging if a
 table of that name appeared meanwhile. Re-applying what is there yields no commands. Flushed
 chains lose their rule counters; set elements and untouched chains keep theirs.
+
+:func:`plan_delta` builds the same transaction from a compiler's
+:class:`~policyctl.compiler.delta.RulesetDelta` instead of a whole desired table, in time
+proportional to the delta: it reads only the objects the delta carries whole, computes keys
+only for the elements that come or go, and returns the patched state beside the transaction.
+It trusts the delta's own invariants for what it does not carry: every kept chain that refers
+to a set or chain going away or re-created is in the delta (its rules change, or a re-created
+set's referrers are carried whole). A delta that breaks them makes the kernel refuse the
+``delete`` of a set or chain still in use, which changes nothing.
 """
 
 from __future__ import annotations
@@ -31,8 +40,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from policyctl.enforcer.elements import ElementKey
-from policyctl.enforcer.tables import ChainState, SetState, TableState
+from policyctl.compiler.delta import RulesetDelta
+from policyctl.compiler.render_json import render_delta
+from policyctl.compiler.ruleset import FieldType
+from policyctl.enforcer.elements import ElementKey, element_keys
+from policyctl.enforcer.tables import ChainState, SetState, TableState, read_table
+
+
+class DeltaMismatch(Exception):
+    """A delta that does not fit the state it is planned against: it names a set, chain or
+    element that state lacks, removes a map element whose target differs, adds an element it
+    already holds, or contradicts itself. The state is then not the one the delta was
+    computed from, and only a full apply can be trusted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,3 +217,174 @@ def plan(current: TableState | None, desired: TableState) -> Transaction:
         sets_recreated=tuple(sorted(sets_recreated)),
         sets_deleted=tuple(sorted(sets_deleted)),
     )
+
+
+def _field_types(state: SetState) -> tuple[FieldType, ...]:
+    kind = state.spec.get("type")
+    names = [kind] if isinstance(kind, str) else kind
+    if not isinstance(names, list) or not names:
+        raise DeltaMismatch(f"set {state.name} has no key type the compiler writes")
+    try:
+        return tuple(FieldType(n) for n in names)
+    except ValueError as exc:
+        raise DeltaMismatch(f"set {state.name} has a key type the compiler never writes: {kind!r}") from exc
+
+
+def _kept(current: TableState, name: str, kind: str, whole: set[str]) -> SetState:
+    state = current.sets.get(name)
+    if state is None:
+        raise DeltaMismatch(f"the delta changes elements of {kind} {name}, which the table lacks")
+    if state.kind != kind:
+        raise DeltaMismatch(f"the delta changes {name} as a {kind}, but the table holds a {state.kind}")
+    if name in whole:
+        raise DeltaMismatch(f"the delta carries or removes {name} whole and also changes its elements")
+    return state
+
+
+RenderedElements = tuple[tuple[str, tuple[Any, ...]], ...]
+
+
+def _element_changes(
+    current: TableState, added: RenderedElements, removed: RenderedElements
+) -> tuple[dict[str, SetState], dict[str, set[ElementKey]], dict[str, set[ElementKey]]]:
+    """Kept sets and maps patched copy-on-write, with the keys that left and came to each.
+    A removed element must be held (a map element with the same target); an added one must
+    not be, unless it is removed in the same step (a map element whose target changed)."""
+    gone: dict[str, set[ElementKey]] = {}
+    for name, values in removed:
+        state = current.sets[name]
+        keys = gone.setdefault(name, set())
+        for value in values:
+            key, target = element_keys(state.kind, value)
+            if key not in state.elements or (target is not None and state.values.get(key) != target):
+                raise DeltaMismatch(f"the delta removes {value!r} from {name}, which the table does not hold")
+            keys.add(key)
+    came: dict[str, dict[ElementKey, tuple[ElementKey | None, Any]]] = {}
+    for name, values in added:
+        state = current.sets[name]
+        entries = came.setdefault(name, {})
+        for value in values:
+            key, target = element_keys(state.kind, value)
+            if key in state.elements and key not in gone.get(name, ()):
+                raise DeltaMismatch(f"the delta adds {value!r} to {name}, which the table already holds")
+            entries[key] = (target, value)
+    patched: dict[str, SetState] = {}
+    for name in sorted(set(gone) | set(came)):
+        state = current.sets[name]
+        elements = dict(state.elements)
+        values = dict(state.values)
+        for key in gone.get(name, ()):
+            del elements[key]
+            values.pop(key, None)
+        for key, (target, value) in came.get(name, {}).items():
+            elements[key] = value
+            if target is not None:
+                values[key] = target
+        patched[name] = SetState(kind=state.kind, name=name, spec=state.spec, elements=elements, values=values)
+    return patched, gone, {name: set(entries) for name, entries in came.items()}
+
+
+def plan_delta(current: TableState, delta: RulesetDelta, *, source: str = "<ruleset>") -> tuple[Transaction, TableState]:
+    """The transaction that applies ``delta`` to a table holding ``current``, and the state
+    the table holds after it: ``current`` patched copy-on-write (untouched sets and chains are
+    shared, a touched set's elements are copied). Commands are ordered as in :func:`plan`.
+    Raises :class:`DeltaMismatch` when the delta does not fit ``current``."""
+    whole_names = {s.name for s in delta.sets} | {m.name for m in delta.maps} | set(delta.removed)
+    types = {
+        name: _field_types(_kept(current, name, "set", whole_names))
+        for name, _ in delta.added_elements + delta.removed_elements
+    }
+    for name, _ in delta.added_entries + delta.removed_entries:
+        _kept(current, name, "map", whole_names)
+    rendered = render_delta(delta, family=current.family, table=current.name, types=types)
+    whole = read_table(rendered.objects, family=current.family, table=current.name, source=source)
+    new_sets, new_chains = whole.sets, whole.chains
+    cur_sets, cur_chains = current.sets, current.chains
+
+    sets_deleted = set(rendered.removed_sets)
+    chains_deleted = set(rendered.removed_chains)
+    for name in sorted(n for n in sets_deleted if n not in cur_sets):
+        raise DeltaMismatch(f"the delta removes {name}, which the table lacks")
+    for name in sorted(n for n in chains_deleted if n not in cur_chains):
+        raise DeltaMismatch(f"the delta removes chain {name}, which the table lacks")
+    for name in sorted(n for n in sets_deleted | chains_deleted if n in new_sets or n in new_chains):
+        raise DeltaMismatch(f"the delta both removes and carries {name}")
+
+    sets_added = {n for n in new_sets if n not in cur_sets}
+    sets_recreated = {n for n in new_sets if n in cur_sets and cur_sets[n].signature != new_sets[n].signature}
+    sets_rewritten = {n for n in new_sets if n in cur_sets} - sets_recreated
+    patched_sets, gone, came = _element_changes(current, rendered.added, rendered.removed)
+
+    chains_added = {n for n in new_chains if n not in cur_chains}
+    chains_recreated = {
+        n for n in new_chains if n in cur_chains and cur_chains[n].hook_signature != new_chains[n].hook_signature
+    }
+    chains_kept = {n for n in new_chains if n in cur_chains} - chains_recreated
+    policy_updates = {n for n in chains_kept if cur_chains[n].policy != new_chains[n].policy}
+    sets_going = sets_deleted | sets_recreated
+    chains_going = chains_deleted | chains_recreated
+    chains_replaced = {
+        n
+        for n in chains_kept
+        if [r.key for r in cur_chains[n].rules] != [r.key for r in new_chains[n].rules]
+        or cur_chains[n].set_references & sets_going
+        or cur_chains[n].chain_references & chains_going
+    }
+
+    build = _Builder(current.family, current.name)
+    for name in sorted(chains_replaced | chains_going):
+        if cur_chains[name].rules:
+            build.chain("flush", name)
+
+    removed = 0
+    added = 0
+    for name in sorted(set(gone) | sets_rewritten):
+        cur = cur_sets[name]
+        if name in sets_rewritten:
+            des = new_sets[name]
+            changed = {k for k in set(cur.values) & set(des.values) if cur.values[k] != des.values[k]}
+            removed += build.elements("delete", cur, (set(cur.elements) - set(des.elements)) | changed)
+        else:
+            removed += build.elements("delete", cur, gone[name])
+    for name in sorted(sets_going):
+        build.set("delete", cur_sets[name])
+        removed += len(cur_sets[name].elements)
+    for name in sorted(chains_going):
+        build.chain("delete", name)
+
+    for name in sorted(chains_added | chains_recreated | policy_updates):
+        build.chain("add", new_chains[name], spec=True)
+    for name in sorted(sets_added | sets_recreated):
+        build.set("add", new_sets[name], with_elements=True)
+        added += len(new_sets[name].elements)
+    for name in sorted(set(came) | sets_rewritten):
+        if name in sets_rewritten:
+            cur, des = cur_sets[name], new_sets[name]
+            changed = {k for k in set(cur.values) & set(des.values) if cur.values[k] != des.values[k]}
+            added += build.elements("add", des, (set(des.elements) - set(cur.elements)) | changed)
+        else:
+            added += build.elements("add", patched_sets[name], came[name])
+    for name in sorted(chains_replaced | chains_added | chains_recreated):
+        build.rules(new_chains[name])
+
+    sets = dict(cur_sets)
+    for name in sets_deleted:
+        del sets[name]
+    sets.update(patched_sets)
+    sets.update(new_sets)
+    chains = dict(cur_chains)
+    for name in chains_deleted:
+        del chains[name]
+    chains.update(new_chains)
+    transaction = Transaction(
+        commands=tuple(build.commands),
+        elements_added=added,
+        elements_removed=removed,
+        chains_added=tuple(sorted(chains_added)),
+        chains_replaced=tuple(sorted(chains_replaced | chains_recreated)),
+        chains_deleted=tuple(sorted(chains_deleted)),
+        sets_added=tuple(sorted(sets_added)),
+        sets_recreated=tuple(sorted(sets_recreated)),
+        sets_deleted=tuple(sorted(sets_deleted)),
+    )
+    return transaction, TableState(family=current.family, name=current.name, sets=sets, chains=chains)

@@ -115,3 +115,14 @@ def value_key(value: Any) -> ElementKey:
     if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in (*VERDICTS, "jump", "goto"):
         return ("verdict", json.dumps(value, sort_keys=True))
     return element_key(value)
+
+
+def element_keys(kind: str, element: Any) -> tuple[ElementKey, ElementKey | None]:
+    """The canonical key of one element of a set (``kind == "set"``) or map, and for a map
+    element its value's key; ``ValueError`` when a map element is not ``[key, value]``."""
+    if kind != "map":
+        return element_key(element), None
+    pair = split_map_element(element)
+    if pair is None:
+        raise ValueError(f"a map element must be [key, value], not {element!r}")
+    return element_key(pair[0]), value_key(pair[1])

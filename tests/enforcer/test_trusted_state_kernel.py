@@ -27,6 +27,7 @@ class CountingBackend:
     def __init__(self, inner: LibnftablesBackend) -> None:
         self.inner = inner
         self.listings = 0
+        self.handles = 0
         self.runs: list[dict[str, Any]] = []
 
     def run(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -39,6 +40,10 @@ class CountingBackend:
 
     def check(self, payload: dict[str, Any]) -> None:
         self.inner.check(payload)
+
+    def table_handle(self, family: str, name: str) -> int | None:
+        self.handles += 1
+        return self.inner.table_handle(family, name)
 
 
 @pytest.fixture
