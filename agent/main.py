@@ -85,6 +85,7 @@ class Agent:
             logger=self.log,
             clock=clock,
             resync_interval=config.max_interval,
+            freeze_after_first_sync=True,
         )
         self.runner = BoundedFrequencyRunner(self.sync, config.intervals, clock=clock)
         self.reflectors = tuple(

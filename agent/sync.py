@@ -3,21 +3,20 @@
 Each sync reads the whole current snapshot (never a queue of events: a sync that sees the
 latest state cannot apply a stale one), then
 
-1. computes the node's :func:`~policyctl.agent.footprint.footprint` (incrementally, through
-   :class:`~policyctl.agent.footprint.Footprints`: only the pods that changed since the last
-   snapshot are matched against the cached peer selectors); when it equals the last one,
-   the ruleset cannot have changed and compiling is skipped (a periodic resync, or an event
-   about pods and policies this node does not enforce);
-2. otherwise compiles with ``compile_node`` over :func:`relevant_cluster` (only the policies
-   that select a local pod reach the selector graph);
-3. hands the document to the :class:`~policyctl.enforcer.apply.Enforcer`, the same one the
-   lab and ``policyctl enforce`` use: it sends only the difference, in one atomic
-   transaction. Between full reads the enforcer diffs against what it committed last (a
-   deleted or re-created table is still noticed, by its handle); a sync asks it to read the
-   kernel back in full (``verify``) when the snapshot is the one already applied (the
-   periodic resync) or ``resync_interval`` passed since the last full read, so drift inside
-   the table (a hand-edited rule) is repaired by the very same step;
-4. after a change, deletes the conntrack entries of local flows the new ruleset no longer
+1. advances the node's :class:`~policyctl.compiler.incremental.NodeCompiler` to it. The
+   compiler compares the snapshot with the previous one and returns the
+   :class:`~policyctl.compiler.delta.RulesetDelta` of the node's ruleset, at a cost that
+   follows the change, not the cluster: an event about pods and policies this node does not
+   enforce gives an empty delta, and nothing is sent;
+2. hands the delta to the :class:`~policyctl.enforcer.apply.Enforcer`, the same one the lab
+   and ``policyctl enforce`` use: it turns the delta into one atomic transaction against what
+   it committed last. When it cannot trust that (its first apply, a failed transaction, or
+   the table's kernel handle changed because someone deleted or re-created it) it applies
+   the whole ruleset instead. A sync asks for a full read-back of the kernel (``verify``)
+   when the snapshot is the one already applied (the periodic resync) or
+   ``resync_interval`` passed since the last full read, so drift inside the table (a
+   hand-edited rule) is repaired by the very same step;
+3. after a change, deletes the conntrack entries of local flows the new ruleset no longer
    allows (the ruleset accepts every packet of an established connection). If that fails it
    is retried on the next sync even when the ruleset is unchanged.
 
@@ -33,14 +32,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from policyctl.agent.footprint import Footprint, Footprints, relevant_cluster, selecting_local
+from policyctl.agent.collector import freeze_survivors, paused
+from policyctl.agent.isolation import Isolation, Selecting
 from policyctl.agent.metrics import AgentMetrics
-from policyctl.compiler.compile import compile_node, local_pods
+from policyctl.compiler.delta import RulesetDelta
+from policyctl.compiler.incremental import NodeCompiler
 from policyctl.compiler.render_json import to_document
 from policyctl.compiler.ruleset import Mode
 from policyctl.enforcer.apply import ApplyReport, Enforcer
 from policyctl.enforcer.conntrack import ConntrackTable, IPAddress, revoke, ruleset_judge
-from policyctl.policy.model import Cluster, Direction, Pod
+from policyctl.policy.model import Cluster, Pod
 
 
 class Snapshots(Protocol):
@@ -58,11 +59,16 @@ class RulesetApplier(Protocol):
         self, desired: Mapping[str, Any], *, dry_run: bool = False, source: str = "<ruleset>", verify: bool = False
     ) -> ApplyReport: ...
 
+    def apply_delta(
+        self, delta: RulesetDelta, *, desired: Callable[[], Mapping[str, Any]], source: str = "<ruleset>"
+    ) -> ApplyReport: ...
+
 
 @dataclass(frozen=True, slots=True)
 class SyncReport:
-    """What one sync did. ``compiled`` is False when the footprint was unchanged;
-    ``changed`` when a transaction was sent."""
+    """What one sync did. ``compiled`` is True when the node's ruleset changed (always on the
+    first sync), False when the snapshot brought nothing this node enforces; ``changed`` when
+    a transaction was sent."""
 
     sync_id: int
     compiled: bool
@@ -75,21 +81,6 @@ class SyncReport:
     duration_seconds: float
 
 
-Isolation = frozenset[tuple[str, Direction, str]]
-
-
-def isolation(cluster: Cluster, local: tuple[Pod, ...]) -> Isolation:
-    """(local pod, direction, policy) for every policy that isolates a local pod in a
-    direction: what the logs report when it changes."""
-    return frozenset(
-        (pod.key, direction, str(policy.ref))
-        for policy in selecting_local(cluster, local)
-        for pod in local
-        if pod.namespace == policy.namespace and policy.pod_selector.matches(pod.labels)
-        for direction in policy.policy_types
-    )
-
-
 def local_addresses(local: tuple[Pod, ...]) -> frozenset[IPAddress]:
     return frozenset(ip for pod in local for ip in pod.ips)
 
@@ -99,7 +90,12 @@ class NodeSync:
 
     ``resync_interval`` bounds how long drift inside the table can go unseen while events
     keep coming (the agent passes its ``max_interval``); 0 reads the kernel back on every
-    sync."""
+    sync.
+
+    Python's cyclic collector is held off while a sync runs (:mod:`~policyctl.agent.collector`:
+    a collection would otherwise land between an event and the kernel); with
+    ``freeze_after_first_sync`` (the agent sets it) what the first sync leaves alive is
+    exempted from later collections."""
 
     def __init__(
         self,
@@ -114,6 +110,7 @@ class NodeSync:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         resync_interval: float = 0.0,
+        freeze_after_first_sync: bool = False,
     ) -> None:
         self.snapshots = snapshots
         self.node = node
@@ -129,14 +126,14 @@ class NodeSync:
         self.last_report: SyncReport | None = None
         self.last_success_at: float | None = None
         self.first_success_at: float | None = None
-        self.document: dict[str, Any] | None = None
         self.resync_interval = resync_interval
-        self._footprints = Footprints(node)
-        self._footprint: Footprint | None = None
+        self.freeze_after_first_sync = freeze_after_first_sync
+        self.compiler = NodeCompiler(node, table=enforcer.table, mode=mode)
+        self._document: dict[str, Any] | None = None
         self._verified_at: float | None = None
         self._cluster: Cluster | None = None
-        self._elements = 0
-        self._isolation: Isolation = frozenset()
+        self._sizes: dict[str, int] = {}
+        self.isolation = Isolation()
         self._revoke_pending = False
 
     def __call__(self) -> SyncReport:
@@ -144,7 +141,8 @@ class NodeSync:
         sync_id = self.syncs
         started = self._clock()
         try:
-            report = self._sync(sync_id, started)
+            with paused():
+                report = self._sync(sync_id, started)
         except Exception as error:
             duration = self._clock() - started
             if self.metrics is not None:
@@ -160,6 +158,8 @@ class NodeSync:
         self.last_success_at = now
         if self.first_success_at is None:
             self.first_success_at = now
+            if self.freeze_after_first_sync:
+                freeze_survivors()
         if self.metrics is not None:
             self.metrics.syncs.labels(result="applied" if report.changed else "unchanged").inc()
             self.metrics.sync_duration.observe(report.duration_seconds)
@@ -169,21 +169,25 @@ class NodeSync:
             self.metrics.set_elements.set(report.elements)
         return report
 
+    @property
+    def document(self) -> dict[str, Any]:
+        """The node's whole ruleset as libnftables JSON, rendered only when something needs
+        it whole (a full apply, a read-back, connection revocation)."""
+        if self._document is None:
+            self._document = to_document(self.compiler.ruleset)
+        return self._document
+
     def _sync(self, sync_id: int, started: float) -> SyncReport:
         cluster = self.snapshots.snapshot()
-        local = local_pods(cluster, self.node)
         # The store hands out the same snapshot object while nothing changed (a resync).
         resync = cluster is self._cluster
-        current = self._footprint if resync else self._footprints(cluster)
-        compiled = self.document is None or current != self._footprint
+        first = self._cluster is None
+        delta = RulesetDelta() if resync else self.compiler.update(cluster)
+        compiled = first or not delta.empty
         if compiled:
-            ruleset = compile_node(relevant_cluster(cluster, self.node), self.node, table=self.enforcer.table, mode=self.mode)
-            document = to_document(ruleset)
             self.compiles += 1
-            self._elements = ruleset.element_count
-        else:
-            document = self.document
-            assert document is not None
+            self._document = None
+            self._count(delta)
         if self.metrics is not None:
             self.metrics.compiles.labels(outcome="compiled" if compiled else "skipped").inc()
         verify = (
@@ -191,25 +195,28 @@ class NodeSync:
             or self._verified_at is None
             or started - self._verified_at >= self.resync_interval
         )
-        applied = self.enforcer.apply(document, source=f"<compiled for {self.node}>", verify=verify)
+        source = f"<compiled for {self.node}>"
         if verify:
+            applied = self.enforcer.apply(self.document, source=source, verify=True)
             self._verified_at = started
-        self.document = document
-        self._footprint = current
+        else:
+            applied = self.enforcer.apply_delta(delta, desired=lambda: self.document, source=source)
         self._cluster = cluster
+        local = self.compiler.local_pods
+        selecting = self.compiler.selecting
         if compiled:
-            self._log_isolation(cluster, local, sync_id)
+            self._log_isolation(selecting, sync_id)
         revoked = 0
         if (applied.changed and not applied.dry_run) or self._revoke_pending:
-            revoked = self._revoke(document, local, sync_id)
+            revoked = self._revoke(local, sync_id)
         report = SyncReport(
             sync_id=sync_id,
             compiled=compiled,
             changed=applied.changed,
             transaction_id=applied.transaction_id if applied.changed else None,
             local_pods=len(local),
-            active_policies=len(selecting_local(cluster, local)),
-            elements=self._elements,
+            active_policies=self.isolation.active,
+            elements=sum(self._sizes.values()),
             revoked=revoked,
             duration_seconds=self._clock() - started,
         )
@@ -230,11 +237,11 @@ class NodeSync:
         )
         return report
 
-    def _revoke(self, document: dict[str, Any], local: tuple[Pod, ...], sync_id: int) -> int:
+    def _revoke(self, local: tuple[Pod, ...], sync_id: int) -> int:
         if self.conntrack is None:
             return 0
         try:
-            result = revoke(self.conntrack, ruleset_judge(document), local=local_addresses(local))
+            result = revoke(self.conntrack, ruleset_judge(self.document), local=local_addresses(local))
         except Exception as error:
             self._revoke_pending = True
             self.log.warning(
@@ -248,15 +255,26 @@ class NodeSync:
                           extra={"fields": {"sync_id": sync_id, "flow": str(flow)}})
         return len(result.revoked)
 
-    def _log_isolation(self, cluster: Cluster, local: tuple[Pod, ...], sync_id: int) -> None:
-        now = isolation(cluster, local)
-        changes = [("policy now isolates pod", t) for t in now - self._isolation]
-        changes += [("policy no longer isolates pod", t) for t in self._isolation - now]
+    def _count(self, delta: RulesetDelta) -> None:
+        """Keep the element count of every set and map from the deltas alone."""
+        sizes = self._sizes
+        for name in delta.removed:
+            sizes.pop(name, None)
+        for whole in (*delta.sets, *delta.maps):
+            sizes[whole.name] = len(whole.elements)
+        for name, elements in (*delta.added_elements, *delta.added_entries):
+            sizes[name] = sizes.get(name, 0) + len(elements)
+        for name, elements in (*delta.removed_elements, *delta.removed_entries):
+            sizes[name] = sizes.get(name, 0) - len(elements)
+
+    def _log_isolation(self, selecting: Selecting, sync_id: int) -> None:
+        appeared, gone = self.isolation.update(selecting)
+        changes = [("policy now isolates pod", t) for t in appeared]
+        changes += [("policy no longer isolates pod", t) for t in gone]
         for message, (pod, direction, policy) in sorted(changes, key=lambda c: (c[1][0], c[1][1].value, c[1][2], c[0])):
             self.log.info(message, extra={"fields": {
                 "sync_id": sync_id, "pod": pod, "direction": direction.value.lower(), "policy": policy,
             }})
-        self._isolation = now
 
 
 if TYPE_CHECKING:

@@ -4,9 +4,10 @@ a conntrack table in memory."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from policyctl.compiler.delta import RulesetDelta
 from policyctl.enforcer.apply import ApplyReport
 from policyctl.enforcer.conntrack import Flow
 from policyctl.enforcer.diff import Transaction
@@ -15,7 +16,9 @@ from policyctl.policy.model import Cluster
 
 class RecordingEnforcer:
     """Holds the last applied document as "the kernel"; a different document is a change.
-    ``fail_next`` makes the next apply raise, as a rejected transaction does."""
+    A delta is applied by taking the whole desired document, so "the kernel" is always what
+    the sync meant it to be. ``fail_next`` makes the next apply raise, as a rejected
+    transaction does."""
 
     def __init__(self, table: str = "policyctl") -> None:
         self.table = table
@@ -23,6 +26,7 @@ class RecordingEnforcer:
         self.applies: list[Mapping[str, Any]] = []
         self.fail_next = False
         self.verified: list[bool] = []
+        self.deltas: list[RulesetDelta] = []
 
     def apply(
         self, desired: Mapping[str, Any], *, dry_run: bool = False, source: str = "<ruleset>", verify: bool = False
@@ -37,6 +41,12 @@ class RecordingEnforcer:
         if not dry_run:
             self.kernel = desired
         return ApplyReport(Transaction(commands=commands), applied=changed and not dry_run, dry_run=dry_run, duration_seconds=0.0)
+
+    def apply_delta(
+        self, delta: RulesetDelta, *, desired: Callable[[], Mapping[str, Any]], source: str = "<ruleset>"
+    ) -> ApplyReport:
+        self.deltas.append(delta)
+        return self.apply(desired(), source=source)
 
 
 class FixedSnapshots:
