@@ -6,6 +6,10 @@ node (a new replica of an app already there), a pod of the node deleted, a pod o
 relabelled (``version`` flipped, which moves it to another identity), and a policy added in a
 namespace that has pods on the node. The choices are drawn from a seeded ``random.Random`` so a
 run is reproducible.
+
+:func:`store_writes` turns one step into what the reflectors write into the agent's
+:class:`~policyctl.kubeapi.store.ClusterStore` for the watch events of that change, so the
+measured latency starts where the agent first sees an event.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ import ipaddress
 import random
 from collections.abc import Callable
 
+from policyctl.kubeapi.projections import Projection
+from policyctl.kubeapi.resources import Resource
+from policyctl.kubeapi.store import ClusterStore
 from policyctl.policy.model import (
     Cluster,
     Direction,
@@ -93,6 +100,46 @@ def policy_add(cluster: Cluster, node: str, rng: random.Random) -> Cluster:
     )
     kept = tuple(p for p in cluster.policies if p.ref != policy.ref)
     return dataclasses.replace(cluster, policies=tuple(sorted((*kept, policy), key=lambda p: p.ref)))
+
+
+StoreWrite = Callable[[ClusterStore], object]
+
+
+def _key(value: Pod | NetworkPolicy) -> str:
+    return f"{value.namespace}/{value.name}"
+
+
+def store_writes(before: Cluster, after: Cluster) -> list[StoreWrite]:
+    """The store writes of the watch events that turn ``before`` into ``after``: an upsert
+    (ADDED or MODIFIED) for every pod and policy object that is new, a removal (DELETED) for
+    every key that is gone. Objects are compared by identity, as events share unchanged ones."""
+    writes: list[StoreWrite] = []
+    for resource, old, new in (
+        (Resource.PODS, before.pods, after.pods),
+        (Resource.NETWORK_POLICIES, before.policies, after.policies),
+    ):
+        kept = {id(o) for o in old}
+        keys = {_key(o) for o in new}
+        for value in new:
+            if id(value) not in kept:
+                projection = Projection(_key(value), f"uid-{_key(value)}", "1", value)
+                writes.append(lambda store, r=resource, p=projection: store.upsert(r, p))
+        for value in old:
+            if _key(value) not in keys:
+                writes.append(lambda store, r=resource, k=_key(value): store.remove(r, k))
+    return writes
+
+
+def fill(store: ClusterStore, cluster: Cluster) -> None:
+    """Put every object of ``cluster`` into ``store``, as the reflectors' initial lists do."""
+    for resource, values in (
+        (Resource.NAMESPACES, cluster.namespaces),
+        (Resource.NODES, cluster.nodes),
+        (Resource.PODS, cluster.pods),
+        (Resource.NETWORK_POLICIES, cluster.policies),
+    ):
+        key = (lambda v: v.name) if resource in (Resource.NAMESPACES, Resource.NODES) else _key
+        store.replace(resource, [Projection(key(v), f"uid-{key(v)}", "1", v) for v in values])
 
 
 EVENTS: dict[str, Event] = {

@@ -8,9 +8,9 @@ each beside a baseline measured in the same run (:mod:`bench.figures` says why):
   same policies as a linear list (:mod:`bench.linear`);
 * ``apply.full``: the enforcer's first apply into a fresh network namespace, against loading
   the same document with no read-back and no diff;
-* ``event.*``: event -> kernel latency (recompile, render, enforcer read-back, diff and apply
-  into the namespace) for pod add, delete, relabel and policy add (:mod:`bench.events`), p50
-  and p99, against the full apply;
+* ``event.*``: event -> kernel latency (the watch event's store write, the agent's sync:
+  snapshot, incremental compile, one transaction into the namespace) for pod add, delete,
+  relabel and policy add (:mod:`bench.events`), p50 and p99, against the full apply;
 * ``dataplane.*``: throughput and connection rate between two lab pods with the node rulesets
   loaded, against no ruleset and against the linear list (:mod:`bench.dataplane`);
 * ``verifier.*``: all-pairs connectivity and a semantic diff, against network-config-analyzer
@@ -78,8 +78,8 @@ class Effort:
 
 EFFORT = {
     "tiny": Effort(events_per_kind=2, dataplane_seconds=0.2, dataplane_rounds=1, compile_nodes=2, nca_timeout=60),
-    "small": Effort(events_per_kind=10, dataplane_seconds=1.0, dataplane_rounds=5, compile_nodes=3, nca_timeout=300),
-    "full": Effort(events_per_kind=20, dataplane_seconds=1.0, dataplane_rounds=7, compile_nodes=3, nca_timeout=1800),
+    "small": Effort(events_per_kind=50, dataplane_seconds=1.0, dataplane_rounds=5, compile_nodes=3, nca_timeout=300),
+    "full": Effort(events_per_kind=100, dataplane_seconds=1.0, dataplane_rounds=7, compile_nodes=3, nca_timeout=1800),
     "huge": Effort(events_per_kind=5, dataplane_seconds=1.0, dataplane_rounds=7, compile_nodes=2, nca_timeout=0,
                    all_nodes_sample=10),
 }
@@ -221,9 +221,8 @@ def section_apply_and_events(ctx: Context) -> list[Figure]:
         for _ in range(ctx.effort.events_per_kind):
             for kind in KINDS:
                 cluster = EVENTS[kind](cluster, ctx.node, rng)
-                started = time.perf_counter()
                 split, compiled = step(cluster)
-                samples[kind].append(time.perf_counter() - started)
+                samples[kind].append(sum(split.values()))
                 compiles += compiled
                 for stage, seconds in split.items():
                     stages.setdefault(stage, []).append(seconds)
@@ -244,42 +243,34 @@ Step = Callable[[Cluster], tuple[dict[str, float], bool]]
 
 
 def _event_path(ctx: Context, enforcer: Any) -> tuple[Step, str]:
-    """What happens between an event and the kernel: the agent's sync when the agent exists
-    (footprint check, compile of the policies relevant to the node, enforcer apply), else
-    the compiler and enforcer called directly. Returns the step and its description."""
-    sync_module = importlib.util.find_spec("policyctl.agent.sync")
-    if sync_module is not None and hasattr(importlib.import_module("policyctl.agent.sync"), "NodeSync"):
-        from policyctl.agent.runner import Intervals
-        from policyctl.agent.sync import NodeSync
+    """What happens between an event and the kernel, as the agent runs it: the watch event's
+    write into the agent's store, the store's snapshot, and one ``NodeSync`` (incremental
+    compile of the node's ruleset delta, enforcer transaction against its last commit). The
+    kernel is read back in full only at the periodic resync (``max_interval``, 60 s by
+    default), not on every event. Returns the step and its description."""
+    from policyctl.agent.runner import Intervals
+    from policyctl.agent.sync import NodeSync
+    from policyctl.bench.events import fill, store_writes
+    from policyctl.kubeapi.store import ClusterStore
 
-        current: list[Cluster] = [ctx.cluster]
+    store = ClusterStore()
+    fill(store, ctx.cluster)
+    sync = NodeSync(store, node=ctx.node, enforcer=enforcer, resync_interval=Intervals().max_interval,
+                    freeze_after_first_sync=True)
+    last: list[Cluster] = [ctx.cluster]
 
-        class Snapshots:
-            def snapshot(self) -> Cluster:
-                return current[0]
-
-        # As the agent runs it: the kernel is read back in full at the periodic resync
-        # (``max_interval``, 60 s by default), not on every event.
-        sync = NodeSync(Snapshots(), node=ctx.node, enforcer=enforcer, resync_interval=Intervals().max_interval)
-
-        def agent_step(cluster: Cluster) -> tuple[dict[str, float], bool]:
-            current[0] = cluster
-            report = sync()
-            return {}, report.compiled
-
-        return agent_step, ("the agent's NodeSync (incremental footprint, compile of the node's relevant policies, "
-                            "enforcer apply against its last commit)")
-
-    def direct_step(cluster: Cluster) -> tuple[dict[str, float], bool]:
+    def agent_step(cluster: Cluster) -> tuple[dict[str, float], bool]:
+        writes = store_writes(last[0], cluster)
+        last[0] = cluster
         started = time.perf_counter()
-        ruleset = compile_node(cluster, ctx.node, table=TABLE)
-        compiled = time.perf_counter()
-        desired = to_document(ruleset)
-        rendered = time.perf_counter()
-        enforcer.apply(desired)
-        return {"compile": compiled - started, "render": rendered - compiled, "apply": time.perf_counter() - rendered}, True
+        for write in writes:
+            write(store)
+        stored = time.perf_counter()
+        report = sync()
+        return {"store": stored - started, "sync": time.perf_counter() - stored}, report.compiled
 
-    return direct_step, "compile_node + to_document + Enforcer.apply"
+    return agent_step, ("watch event written to the agent's store, then its NodeSync: store snapshot, incremental "
+                        "compile of the node's ruleset delta, one enforcer transaction against its last commit")
 
 
 # -- data plane ---------------------------------------------------------------------------
@@ -437,48 +428,74 @@ def section_verifier(ctx: Context, manifests: Sequence[dict[str, Any]]) -> list[
 # -- agent --------------------------------------------------------------------------------
 
 _AGENT_CHILD = """
-import gc, sys
-from policyctl.policy.loader import load
+import gc, json, sys
+from pathlib import Path
+import policyctl.agent.main
+from policyctl.kubeapi.projections import project
+from policyctl.kubeapi.resources import RESOURCES, Resource
+from policyctl.kubeapi.store import ClusterStore
 def rss():
     gc.collect()
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
-cluster = load([sys.argv[1]]).cluster
-if sys.argv[3] == "agent":
+def fill(store, source):
+    files = sorted(source.glob("*.json")) if source.is_dir() else [source]
+    listings = {r: [] for r in Resource}
+    kinds = {info.kind: r for r, info in RESOURCES.items()}
+    for path in files:
+        for item in json.loads(path.read_text())["items"]:
+            if item.get("kind") in kinds:
+                listings[kinds[item["kind"]]].append(item)
+    for resource in Resource:
+        raws = listings.pop(resource)
+        store.replace(resource, [p for p, _ in (project(resource, raw) for raw in raws) if p is not None])
+        del raws
+mode = sys.argv[3]
+if mode != "imports":
+    store = ClusterStore()
+    fill(store, Path(sys.argv[1]))
+    store.snapshot()
+if mode == "agent":
     from policyctl.agent.sync import NodeSync
     from policyctl.enforcer.apply import Enforcer
     from policyctl.enforcer.backend import LibnftablesBackend
-    class Snapshots:
-        def snapshot(self):
-            return cluster
-    sync = NodeSync(Snapshots(), node=sys.argv[2], enforcer=Enforcer(LibnftablesBackend(netns=sys.argv[4]), table="pcbench"))
+    sync = NodeSync(store, node=sys.argv[2], enforcer=Enforcer(LibnftablesBackend(netns=sys.argv[4]), table="pcbench"))
     sync()
 print(rss())
 """
 
 
 def section_agent(ctx: Context) -> list[Figure]:
-    """The agent's resident memory after its initial sync (one ``NodeSync`` over the whole
-    snapshot, applied into a throwaway namespace), in a child process so nothing else of the
-    suite is counted. The baseline is the same child holding the same snapshot without the
-    agent, so the ratio is what the agent adds to the snapshot it must keep anyway."""
+    """The agent's resident memory after its initial sync, measured as the agent runs: a child
+    process imports what ``policyctl.agent.main`` imports (the official client included),
+    projects the generated objects (plain JSON, as a list response decodes; not the manifest
+    loader, which the agent never uses) into a ``ClusterStore``, drops the raw objects, and
+    runs one ``NodeSync`` over ``store.snapshot()`` into a throwaway namespace. The baseline
+    is the same child with the store filled and no sync (what any reader of the cluster must
+    hold); the detail adds a bare interpreter with the agent's imports only."""
     if importlib.util.find_spec("policyctl.agent.sync") is None or not hasattr(importlib.import_module("policyctl.agent.sync"), "NodeSync"):
         return [unavailable("agent.rss", "MB", "policyctl.agent.sync.NodeSync does not exist yet", target=Target(200.0))]
     reason = kernel_unavailable()
     if reason:
         return [unavailable("agent.rss", "MB", reason, target=Target(200.0))]
-    with throwaway_netns() as ns:
-        agent = subprocess.run([sys.executable, "-c", _AGENT_CHILD, str(ctx.manifests), ctx.node, "agent", ns],
-                               capture_output=True, text=True)
-    snapshot = subprocess.run([sys.executable, "-c", _AGENT_CHILD, str(ctx.manifests), ctx.node, "snapshot"],
+
+    def child(mode: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", _AGENT_CHILD, str(ctx.manifests), ctx.node, mode, *extra],
                               capture_output=True, text=True)
-    if agent.returncode != 0 or snapshot.returncode != 0:
-        detail = (agent.stderr or snapshot.stderr).strip()[-400:]
+
+    with throwaway_netns() as ns:
+        agent = child("agent", ns)
+    store, imports = child("store"), child("imports")
+    failed = next((p for p in (agent, store, imports) if p.returncode != 0), None)
+    if failed is not None:
+        detail = failed.stderr.strip()[-400:]
         return [unavailable("agent.rss", "MB", f"the agent's initial sync failed: {detail}", target=Target(200.0))]
-    return [Figure("agent.rss", "MB", int(agent.stdout.split()[-1]) / 1024, baseline=int(snapshot.stdout.split()[-1]) / 1024,
-                   baseline_name="the same process holding the snapshot, without the agent", target=Target(200.0),
-                   detail=f"VmRSS after NodeSync's first sync of {ctx.node}, snapshot loaded from the manifests")]
+    agent_mb, store_mb, imports_mb = (int(p.stdout.split()[-1]) / 1024 for p in (agent, store, imports))
+    return [Figure("agent.rss", "MB", agent_mb, baseline=store_mb,
+                   baseline_name="the same process with the store filled, without the first sync", target=Target(200.0),
+                   detail=f"VmRSS after NodeSync's first sync of {ctx.node}, the store filled through the reflectors' "
+                          f"projections; the agent's imports alone: {imports_mb:.1f} MB")]
 
 
 # -- probe case ---------------------------------------------------------------------------
