@@ -241,7 +241,7 @@ class NodeSync:
         if self.conntrack is None:
             return 0
         try:
-            result = revoke(self.conntrack, ruleset_judge(self.document), local=local_addresses(local))
+            result = revoke(self.conntrack, ruleset_judge(lambda: self.document), local=local_addresses(local))
         except Exception as error:
             self._revoke_pending = True
             self.log.warning(

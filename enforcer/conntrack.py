@@ -15,6 +15,7 @@ connection and is dropped.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import shutil
 import subprocess
@@ -194,12 +195,16 @@ _PROTOCOL_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132}
 _HOOKS = ("postrouting", "input")
 
 
-def ruleset_judge(document: Mapping[str, Any]) -> FlowJudge:
+def ruleset_judge(document: Mapping[str, Any] | Callable[[], Mapping[str, Any]]) -> FlowJudge:
     """Judge flows with the compiler's evaluator of the very JSON the kernel was given: the
-    flow's original direction, as a packet of a new connection."""
+    flow's original direction, as a packet of a new connection. ``document`` may be a
+    function returning it: the evaluator (and the document) is then built only when a first
+    flow is judged, so a node without local flows never pays for them."""
     from policyctl.compiler.evaluator import Evaluator, Packet
 
-    evaluator = Evaluator(document)
+    @functools.cache
+    def evaluator() -> Evaluator:
+        return Evaluator(document() if callable(document) else document)
 
     def allows(flow: Flow) -> bool:
         packet = Packet(
@@ -208,6 +213,6 @@ def ruleset_judge(document: Mapping[str, Any]) -> FlowJudge:
             protocol=_PROTOCOL_NUMBERS[flow.protocol],
             dport=flow.destination_port,
         )
-        return all(evaluator.evaluate(hook, packet).accepted for hook in _HOOKS)
+        return all(evaluator().evaluate(hook, packet).accepted for hook in _HOOKS)
 
     return allows

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from policyctl.enforcer.conntrack import Flow, flows_to_revoke, parse_listing
+from policyctl.enforcer.conntrack import Flow, flows_to_revoke, parse_listing, ruleset_judge
 from policyctl.enforcer.stats import policies_named
 
 LISTING = """\
@@ -53,3 +53,24 @@ def test_without_local_addresses_every_ported_flow_is_judged() -> None:
 )
 def test_a_rule_comment_names_its_policies(comment: str, policies: tuple[str, ...]) -> None:
     assert policies_named(comment) == policies
+
+
+def test_a_lazy_judge_renders_the_ruleset_only_when_a_local_flow_is_judged() -> None:
+    from policyctl.compiler.compile import compile_node
+    from policyctl.compiler.render_json import to_document
+    from tests import builders as b
+
+    cluster = b.cluster(b.node("n1", "192.168.0.1"), b.pod("x/a", {"app": "a"}, node="n1", ips=["10.77.2.2"]),
+                        b.policy("x/deny", {"app": "a"}, ingress=[]))
+    rendered: list[int] = []
+
+    def document() -> dict[str, object]:
+        rendered.append(1)
+        return to_document(compile_node(cluster, "n1"))
+
+    judge = ruleset_judge(document)
+    assert flows_to_revoke(parse_listing(LISTING), judge, local={ip("10.99.0.1")}) == ((), ())
+    assert rendered == []
+    _, denied = flows_to_revoke(parse_listing(LISTING), judge, local={ip("10.77.2.2")})
+    assert [(str(f.destination), f.destination_port) for f in denied] == [("10.77.2.2", 81)]
+    assert rendered == [1]
