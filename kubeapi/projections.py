@@ -18,7 +18,8 @@ Invariants:
 * Provenance names the object in the API (``cluster:networkpolicies/shop/deny``), since there
   is no file and line.
 * An object the parser refuses (which the API server would not have stored, unless the two
-  disagree) yields ``None`` and the diagnostics saying why.
+  disagree) yields the diagnostics saying why, and no value; except a NetworkPolicy, which
+  fails closed (:func:`refused_policy`): leaving it out would open traffic its author closed.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from dataclasses import dataclass, replace
 from typing import Any, Union
 
 from policyctl.kubeapi.resources import RESOURCES, Resource
-from policyctl.policy.diagnostics import Diagnostic
+from policyctl.policy.diagnostics import Diagnostic, Severity
 from policyctl.policy.fields import Site
 from policyctl.policy.loader import parse_network_policy
-from policyctl.policy.model import Namespace, NetworkPolicy, Node, Pod
+from policyctl.policy.model import Direction, LabelSelector, Namespace, NetworkPolicy, Node, Pod, Provenance
 from policyctl.policy.objects import parse_namespace, parse_node, parse_pod
+from policyctl.policy.selectors_parsing import parse_label_selector
 from policyctl.policy.yamlsource import Document
 
 ModelObject = Union[Pod, Namespace, Node, NetworkPolicy]
@@ -74,6 +76,40 @@ def _slim(resource: Resource, raw: Mapping[str, Any]) -> dict[str, Any]:
     return value
 
 
+REFUSED_WARNING = "refused by policyctl's parser: enforced as isolating the pods it selects and allowing nothing"
+
+
+def refused_policy(value: Mapping[str, Any], *, key: str, site: Site) -> tuple[NetworkPolicy, Diagnostic]:
+    """A NetworkPolicy the API server stored but this parser refuses, failing closed: it
+    isolates the pods it selects ("podSelector selects the pods to which this NetworkPolicy
+    object applies") in the directions it would isolate, and allows nothing, so a policy we
+    cannot read never opens what its author closed. Its ``podSelector`` is used when it can
+    be read, else every pod of its namespace. Its ``policyTypes`` are used when they can be
+    read, else the API default (Ingress, plus Egress when it has an ``egress`` section)."""
+    spec = value.get("spec") if isinstance(value.get("spec"), Mapping) else {}
+    namespace, _, name = key.partition("/")
+    selector, _ = parse_label_selector(spec.get("podSelector"), site=site, path=("spec", "podSelector"))
+    named = {"Ingress": Direction.INGRESS, "Egress": Direction.EGRESS}
+    listed = spec.get("policyTypes")
+    if isinstance(listed, list) and listed and all(t in named for t in listed):
+        types = frozenset(named[t] for t in listed)
+    else:
+        types = frozenset({Direction.INGRESS} | ({Direction.EGRESS} if spec.get("egress") else set()))
+    policy = NetworkPolicy(
+        namespace=namespace,
+        name=name,
+        pod_selector=selector if selector is not None else LabelSelector(),
+        policy_types=types,
+        provenance=Provenance(f"cluster:networkpolicies/{key}", 1),
+        warnings=(REFUSED_WARNING,),
+    )
+    scope = "the pods its podSelector selects" if selector is not None else f"every pod of namespace {namespace}"
+    directions = " and ".join(sorted(d.value for d in types))
+    notice = site.diagnostic((), "fails-closed", f"NetworkPolicy {key} is enforced as isolating {scope} for "
+                             f"{directions} and allowing nothing, until it can be read", severity=Severity.WARNING)  # fmt: skip
+    return policy, notice
+
+
 def project(resource: Resource, raw: Mapping[str, Any]) -> tuple[Projection | None, list[Diagnostic]]:
     """The projection of one raw API object of ``resource``, and any diagnostics."""
     key = object_key(resource, raw)
@@ -90,6 +126,9 @@ def project(resource: Resource, raw: Mapping[str, Any]) -> tuple[Projection | No
     else:
         parsed = parse_network_policy(value, document=document)
     obj, diagnostics = parsed
+    if obj is None and resource is Resource.NETWORK_POLICIES:
+        obj, notice = refused_policy(value, key=key, site=site)
+        diagnostics = [*diagnostics, notice]
     if obj is None:
         return None, diagnostics
     meta = raw.get("metadata") or {}

@@ -261,7 +261,10 @@ class Reflector:
         projection, diagnostics = project(self.resource, raw)
         for diagnostic in diagnostics:
             if diagnostic.severity is Severity.ERROR:
-                log.warning("%s: left out: %s", self.resource.value, diagnostic)
+                outcome = "read as failing closed" if projection is not None else "left out"
+                log.warning("%s: %s: %s", self.resource.value, outcome, diagnostic)
+            elif diagnostic.code == "fails-closed":
+                log.warning("%s: %s", self.resource.value, diagnostic)
         return projection
 
     def _notify(self, change: Change) -> None:

@@ -11,7 +11,7 @@ from policyctl.kubeapi.projections import project
 from policyctl.kubeapi.resources import Resource
 from policyctl.policy.diagnostics import Severity
 from policyctl.policy.loader import load_documents
-from policyctl.policy.model import ContainerPort, Direction, Labels, Namespace, Node, Pod, Protocol
+from policyctl.policy.model import ContainerPort, Direction, Labels, LabelSelector, Namespace, NetworkPolicy, Node, Pod, Protocol
 from policyctl.policy.yamlsource import read_documents
 from tests.kubeapi.objects import namespace, node, pod, policy
 
@@ -82,8 +82,43 @@ def test_a_live_policy_parses_as_the_same_manifest_does() -> None:
     assert str(projection.value.provenance) == "cluster:networkpolicies/shop/db:1"
 
 
-def test_a_policy_the_validation_refuses_is_left_out_with_the_reason() -> None:
-    raw = policy("shop/bad", {"podSelector": {}, "ingress": [{"ports": [{"port": 70000}]}]})
-    projection, diagnostics = project(Resource.NETWORK_POLICIES, raw)
-    assert projection is None
-    assert any(d.field == "spec.ingress[0].ports[0].port" and d.severity is Severity.ERROR for d in diagnostics)
+@pytest.mark.parametrize(
+    ("spec", "selects", "types"),
+    [
+        pytest.param({"podSelector": {"matchLabels": {"app": "db"}}, "ingress": [{"ports": [{"port": 70000}]}]},
+                     {"app": "db"}, {Direction.INGRESS}, id="readable-selector-ingress-by-default"),
+        pytest.param({"podSelector": {"matchLabels": {"app": "db"}}, "egress": [{"ports": [{"port": 70000}]}]},
+                     {"app": "db"}, {Direction.INGRESS, Direction.EGRESS}, id="an-egress-section-isolates-egress-too"),
+        pytest.param({"podSelector": {"matchLabels": {"app": "db"}}, "policyTypes": ["Egress"],
+                      "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/33"}}]}]},
+                     {"app": "db"}, {Direction.EGRESS}, id="readable-policy-types-kept"),
+        pytest.param({"podSelector": {"matchLabels": {"app": "-bad-"}}, "policyTypes": ["Sideways"]},
+                     {}, {Direction.INGRESS}, id="unreadable-selector-isolates-the-whole-namespace"),
+    ],
+)
+def test_a_policy_the_parser_refuses_fails_closed(spec: dict[str, Any], selects: dict[str, str],
+                                                  types: set[Direction]) -> None:  # fmt: skip
+    projection, diagnostics = project(Resource.NETWORK_POLICIES, policy("shop/bad", spec))
+    assert projection is not None and isinstance(projection.value, NetworkPolicy)
+    refused = projection.value
+    assert (refused.ref.namespace, refused.ref.name) == ("shop", "bad")
+    assert refused.pod_selector == LabelSelector.from_labels(selects)
+    assert refused.policy_types == frozenset(types)
+    assert refused.ingress == () and refused.egress == ()
+    assert any(d.severity is Severity.ERROR for d in diagnostics)
+    assert [d.code for d in diagnostics if d.severity is Severity.WARNING][-1] == "fails-closed"
+
+
+def test_a_refused_policy_denies_what_it_would_isolate_and_nothing_else() -> None:
+    from policyctl.policy.semantics import evaluate
+    from policyctl.policy.verdicts import Connection
+    from tests import builders as b
+
+    projection, _ = project(Resource.NETWORK_POLICIES, policy("shop/bad", {
+        "podSelector": {"matchLabels": {"app": "db"}}, "ingress": [{"ports": [{"port": 70000}]}]}))
+    assert projection is not None
+    cluster = b.cluster(b.pod("shop/db", {"app": "db"}, ips=["10.0.0.2"]), b.pod("shop/web", {"app": "web"}, ips=["10.0.0.3"]),
+                        projection.value)  # type: ignore[arg-type]
+    db, web = cluster.pod_by_key["shop/db"], cluster.pod_by_key["shop/web"]
+    assert not evaluate(cluster, Connection(web, db, Protocol.TCP, 5432)).allowed
+    assert evaluate(cluster, Connection(db, web, Protocol.TCP, 80)).allowed
