@@ -40,10 +40,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from policyctl.compiler.delta import RulesetDelta
+from policyctl.compiler.delta import MapEntries, RulesetDelta, SetElements
 from policyctl.compiler.render_json import render_delta
 from policyctl.compiler.ruleset import FieldType
-from policyctl.enforcer.elements import ElementKey, element_keys
+from policyctl.enforcer.elements import ElementKey, entry_keys, key_text, typed_element_key
+from policyctl.enforcer.patches import patched
 from policyctl.enforcer.tables import ChainState, SetState, TableState, read_table
 
 
@@ -80,17 +81,19 @@ class Transaction:
     @property
     def transaction_id(self) -> str:
         """A digest of the commands: the same change always has the same id, so logs and
-        errors can be matched to the transaction that was sent."""
-        text = json.dumps(self.payload(), sort_keys=True)
+        errors can be matched to the transaction that was sent. Keys are sorted, so equal
+        commands give one id whatever order their keys were written in."""
+        text = _ID_ENCODER.encode(self.commands)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+#: The commands are a tree of fresh dicts and lists, never cyclic: no cycle check, no spaces.
+_ID_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), check_circular=False)
+
+
 def _sorted_elements(elements: Mapping[ElementKey, Any], keys: Iterable[ElementKey]) -> list[Any]:
-    return [elements[k] for k in sorted(keys, key=_order)]
-
-
-def _order(key: ElementKey) -> str:
-    return json.dumps(key)
+    """Elements in the order of their keys' JSON text: one order whoever computed the keys."""
+    return [elements[k] for k in sorted(keys, key=key_text)]
 
 
 class _Builder:
@@ -242,52 +245,77 @@ def _kept(current: TableState, name: str, kind: str, whole: set[str]) -> SetStat
 
 
 RenderedElements = tuple[tuple[str, tuple[Any, ...]], ...]
+TypedKeys = dict[str, list[tuple[ElementKey, ElementKey | None]]]
+
+
+def _typed_keys(
+    elements: SetElements, entries: MapEntries, types: Mapping[str, tuple[FieldType, ...]]
+) -> TypedKeys:
+    """The keys of a delta's elements and map entries, from their intervals and addresses,
+    grouped by name in the order :func:`render_delta` renders them (a set's elements, then a
+    map's entries, each group in the delta's order)."""
+    keys: TypedKeys = {}
+    for name, found in elements:
+        kinds = types[name]
+        keys.setdefault(name, []).extend((typed_element_key(kinds, e), None) for e in found)
+    for name, pairs in entries:
+        keys.setdefault(name, []).extend(entry_keys(address, target) for address, target in pairs)
+    return keys
+
+
+def _keyed(rendered: RenderedElements, keys: TypedKeys) -> list[tuple[str, Any, ElementKey, ElementKey | None]]:
+    """Each rendered element beside its key and (for a map) its target's key."""
+    pending = {name: iter(found) for name, found in keys.items()}
+    out = []
+    for name, values in rendered:
+        found = pending[name]
+        for value in values:
+            key, target = next(found)
+            out.append((name, value, key, target))
+    return out
 
 
 def _element_changes(
-    current: TableState, added: RenderedElements, removed: RenderedElements
+    current: TableState, added: RenderedElements, removed: RenderedElements, *, added_keys: TypedKeys, removed_keys: TypedKeys
 ) -> tuple[dict[str, SetState], dict[str, set[ElementKey]], dict[str, set[ElementKey]]]:
     """Kept sets and maps patched copy-on-write, with the keys that left and came to each.
     A removed element must be held (a map element with the same target); an added one must
-    not be, unless it is removed in the same step (a map element whose target changed)."""
+    not be, unless it is removed in the same step (a map element whose target changed).
+    A patched set shares the unchanged elements with the set it was patched from
+    (:mod:`~policyctl.enforcer.patches`), so patching costs what changes, not what is kept."""
     gone: dict[str, set[ElementKey]] = {}
-    for name, values in removed:
+    for name, value, key, target in _keyed(removed, removed_keys):
         state = current.sets[name]
-        keys = gone.setdefault(name, set())
-        for value in values:
-            key, target = element_keys(state.kind, value)
-            if key not in state.elements or (target is not None and state.values.get(key) != target):
-                raise DeltaMismatch(f"the delta removes {value!r} from {name}, which the table does not hold")
-            keys.add(key)
+        if key not in state.elements or (target is not None and state.values.get(key) != target):
+            raise DeltaMismatch(f"the delta removes {value!r} from {name}, which the table does not hold")
+        gone.setdefault(name, set()).add(key)
     came: dict[str, dict[ElementKey, tuple[ElementKey | None, Any]]] = {}
-    for name, values in added:
+    for name, value, key, target in _keyed(added, added_keys):
         state = current.sets[name]
-        entries = came.setdefault(name, {})
-        for value in values:
-            key, target = element_keys(state.kind, value)
-            if key in state.elements and key not in gone.get(name, ()):
-                raise DeltaMismatch(f"the delta adds {value!r} to {name}, which the table already holds")
-            entries[key] = (target, value)
-    patched: dict[str, SetState] = {}
+        if key in state.elements and key not in gone.get(name, ()):
+            raise DeltaMismatch(f"the delta adds {value!r} to {name}, which the table already holds")
+        came.setdefault(name, {})[key] = (target, value)
+    patched_sets: dict[str, SetState] = {}
     for name in sorted(set(gone) | set(came)):
         state = current.sets[name]
-        elements = dict(state.elements)
-        values = dict(state.values)
-        for key in gone.get(name, ()):
-            del elements[key]
-            values.pop(key, None)
-        for key, (target, value) in came.get(name, {}).items():
-            elements[key] = value
-            if target is not None:
-                values[key] = target
-        patched[name] = SetState(kind=state.kind, name=name, spec=state.spec, elements=elements, values=values)
-    return patched, gone, {name: set(entries) for name, entries in came.items()}
+        leaving = gone.get(name, set())
+        coming = came.get(name, {})
+        elements = patched(state.elements, removed=leaving, added=((k, v) for k, (_, v) in coming.items()))
+        values = state.values
+        targets = [(k, t) for k, (t, _) in coming.items() if t is not None]
+        left = [k for k in leaving if k in values]
+        if targets or left:
+            values = patched(values, removed=left, added=targets)
+        patched_sets[name] = SetState(kind=state.kind, name=name, spec=state.spec, elements=elements, values=values)
+    return patched_sets, gone, {name: set(entries) for name, entries in came.items()}
 
 
 def plan_delta(current: TableState, delta: RulesetDelta, *, source: str = "<ruleset>") -> tuple[Transaction, TableState]:
     """The transaction that applies ``delta`` to a table holding ``current``, and the state
     the table holds after it: ``current`` patched copy-on-write (untouched sets and chains are
-    shared, a touched set's elements are copied). Commands are ordered as in :func:`plan`.
+    shared, a touched set shares its unchanged elements). Keys of the elements that come or
+    go are built from the delta's intervals, not parsed back from their rendering. Commands
+    are ordered as in :func:`plan`.
     Raises :class:`DeltaMismatch` when the delta does not fit ``current``."""
     whole_names = {s.name for s in delta.sets} | {m.name for m in delta.maps} | set(delta.removed)
     types = {
@@ -313,7 +341,13 @@ def plan_delta(current: TableState, delta: RulesetDelta, *, source: str = "<rule
     sets_added = {n for n in new_sets if n not in cur_sets}
     sets_recreated = {n for n in new_sets if n in cur_sets and cur_sets[n].signature != new_sets[n].signature}
     sets_rewritten = {n for n in new_sets if n in cur_sets} - sets_recreated
-    patched_sets, gone, came = _element_changes(current, rendered.added, rendered.removed)
+    patched_sets, gone, came = _element_changes(
+        current,
+        rendered.added,
+        rendered.removed,
+        added_keys=_typed_keys(delta.added_elements, delta.added_entries, types),
+        removed_keys=_typed_keys(delta.removed_elements, delta.removed_entries, types),
+    )
 
     chains_added = {n for n in new_chains if n not in cur_chains}
     chains_recreated = {

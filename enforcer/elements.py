@@ -9,6 +9,11 @@ it covers, per field of a concatenation; two elements are the same element iff t
 equal. The original representation is kept beside the key: deleting an element names it as
 the kernel listed it, or as it was written when the enforcer diffs against its own last commit
 (the same interval either way; the kernel matches the value, not its spelling).
+
+An element that comes from the compiler already is its intervals: :func:`typed_element_key` and
+:func:`entry_keys` build the key from them directly instead of parsing the rendered spelling
+back, and give the key :func:`element_key` gives that spelling. :func:`key_text` is the JSON
+text of a key, the order in which elements are sent.
 """
 
 from __future__ import annotations
@@ -17,7 +22,12 @@ import functools
 import ipaddress
 import json
 from collections.abc import Hashable
+from json.encoder import encode_basestring_ascii
 from typing import Any
+
+from policyctl.compiler.intervals import Interval
+from policyctl.compiler.ruleset import Element, FieldType, Goto, Jump, Verdict
+from policyctl.policy.model import IPAddress
 
 ElementKey = Hashable
 
@@ -126,3 +136,58 @@ def element_keys(kind: str, element: Any) -> tuple[ElementKey, ElementKey | None
     if pair is None:
         raise ValueError(f"a map element must be [key, value], not {element!r}")
     return element_key(pair[0]), value_key(pair[1])
+
+
+_ADDRESS_VERSIONS = {FieldType.IPV4: 4, FieldType.IPV6: 6}
+
+
+def interval_key(kind: FieldType, value: Interval) -> ElementKey:
+    """The key of one field of a compiler element: an address interval keeps its family (an
+    IPv4 and an IPv6 address may be the same integer), a protocol or port is a plain number
+    interval, as a protocol's name and number are the same element."""
+    version = _ADDRESS_VERSIONS.get(kind)
+    if version is not None:
+        return ("ip", version, value.low, value.high)
+    return ("n", value.low, value.high)
+
+
+def typed_element_key(types: tuple[FieldType, ...], element: Element) -> ElementKey:
+    """The key :func:`element_key` gives the rendering of ``element`` in a set of key types
+    ``types``: one field is its own key, several are a concatenation."""
+    if len(element) == 1:
+        return interval_key(types[0], element[0])
+    return ("concat", tuple(interval_key(kind, value) for kind, value in zip(types, element)))
+
+
+def entry_keys(address: IPAddress, target: Jump | Goto | Verdict) -> tuple[ElementKey, ElementKey]:
+    """The keys :func:`element_keys` gives the rendering of a verdict-map entry: the address,
+    and the verdict as nft lists it."""
+    number = int(address)
+    if isinstance(target, Verdict):
+        verdict = f'{{"{target.value}": null}}'
+    else:
+        verb = "jump" if isinstance(target, Jump) else "goto"
+        verdict = f'{{"{verb}": {{"target": {encode_basestring_ascii(target.target)}}}}}'
+    return ("ip", address.version, number, number), ("verdict", verdict)
+
+
+def key_text(key: Any) -> str:
+    """``json.dumps(key)`` (tuples written as arrays), built without the encoder's per-call
+    cost for the tuples of strings and integers that keys are made of."""
+    kind = type(key)
+    if kind is tuple:
+        parts = []
+        for part in key:
+            inner = type(part)
+            if inner is int:
+                parts.append(int.__repr__(part))
+            elif inner is str:
+                parts.append(encode_basestring_ascii(part))
+            else:
+                parts.append(key_text(part))
+        return "[" + ", ".join(parts) + "]"
+    if kind is str:
+        return encode_basestring_ascii(key)
+    if kind is int:
+        return int.__repr__(key)
+    return json.dumps(key)
