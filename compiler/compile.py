@@ -88,12 +88,16 @@ def _digest(text: str) -> str:
 
 
 def terse_comment(sources: Iterable[str]) -> str:
-    """Sources joined, within nft's 128-byte comment limit (``+N`` counts what did not fit)."""
+    """Sources joined, within nft's 128-byte comment limit (``+N`` counts what did not fit).
+    The length of each candidate is counted, not built, so many sources cost linear time."""
     items = sorted(set(sources))
+    widths = [len(item.encode()) for item in items]
+    used = sum(widths) + 2 * max(len(items) - 1, 0)
     for keep in range(len(items), 0, -1):
-        text = "; ".join(items[:keep]) + (f" +{len(items) - keep}" if keep < len(items) else "")
-        if len(text.encode()) <= COMMENT_MAX_BYTES:
-            return text
+        more = f" +{len(items) - keep}" if keep < len(items) else ""
+        if used + len(more) <= COMMENT_MAX_BYTES:
+            return "; ".join(items[:keep]) + more
+        used -= widths[keep - 1] + (2 if keep > 1 else 0)
     if not items:
         return ""
     suffix = f"~ +{len(items) - 1}" if len(items) > 1 else "~"
@@ -305,10 +309,24 @@ def peer_chain_name(direction: Direction, peer: PeerIdentity) -> str:
     return f"{_prefix(direction)}-{link}-{peer.id}"
 
 
-def collect(ctx: PeerLookup, pod: Pod, direction: Direction, views: Iterable[RuleView], sets: GatheredSets, admitted: set[PeerIdentity]) -> None:
+def collect(
+    ctx: PeerLookup,
+    pod: Pod,
+    direction: Direction,
+    views: Iterable[RuleView],
+    sets: GatheredSets,
+    admitted: set[PeerIdentity],
+    *,
+    peer_sets_only: bool = False,
+) -> None:
     """Add what ``pod`` may do in ``direction`` to ``sets``. Every element carries the local
     pod's address, so the shared chains that read them decide for the pod whose chain was
-    entered; peer pods are reached through their identity's chain, ipBlocks directly."""
+    entered; peer pods are reached through their identity's chain, ipBlocks directly.
+
+    With ``peer_sets_only`` only the sets of the peer identities ``ctx`` gives are gathered
+    (not the ipBlock and peerless sets): what a pod adds to one peer identity's sets depends
+    on nothing but the pod, its rules and that identity, so a caller whose ``ctx`` answers
+    with some identities only gets exactly the part of the whole that concerns them."""
     ingress = direction is Direction.INGRESS
     prefix = _prefix(direction)
     addr = FieldType.address
@@ -327,9 +345,10 @@ def collect(ctx: PeerLookup, pod: Pod, direction: Direction, views: Iterable[Rul
             v = _v(family)
             if view.peers is None:
                 if not view.ports:
-                    sets.add(f"{prefix}-any-v{v}", (addr(family),), (local,), source)
+                    if not peer_sets_only:
+                        sets.add(f"{prefix}-any-v{v}", (addr(family),), (local,), source)
                     continue
-                for proto, iv in static:
+                for proto, iv in () if peer_sets_only else static:
                     sets.add(f"{prefix}-any-ports-v{v}", (addr(family), FieldType.PROTO, FieldType.SERVICE),
                              (local, Interval(proto, proto), iv), source)
                 if named:
@@ -340,7 +359,7 @@ def collect(ctx: PeerLookup, pod: Pod, direction: Direction, views: Iterable[Rul
                 continue
             for peer_view in view.peers:
                 if isinstance(peer_view, IPBlockPeer):
-                    if Family.of(peer_view.cidr) is not family:
+                    if peer_sets_only or Family.of(peer_view.cidr) is not family:
                         continue
                     blocks = block_intervals(peer_view.cidr, peer_view.excepts)
                     if not view.ports:

@@ -23,11 +23,17 @@ frozen objects that did not change), follows the change through these pieces and
 piece that changed as a :class:`RulesetDelta`: set elements and map entries one by one, sets,
 maps and chains whole when they appear or are re-created. What a step recomputes:
 
-* a local pod's contribution, when the pod, its selecting policies or their rules changed; when
-  a peer identity that one of its selectors reaches appeared, disappeared or changed families;
-  when any peer identity did so and it has an egress rule without peers and with a named port;
-  and when a pod with an address inside an ipBlock of one of its egress rules with a named
-  port came or went;
+* a local pod's contribution in full, when the pod, its selecting policies or their rules
+  changed, and when a pod with an address inside an ipBlock of one of its egress rules with a
+  named port came or went;
+* only its part in the sets of some peer identities, when those appeared, disappeared or
+  changed families and one of its selectors reaches them (or, for any identity, it has an
+  egress rule without peers and with a named port): what a pod adds to one identity's sets
+  depends on nothing but the pod, its rules and that identity (``collect`` with
+  ``peer_sets_only``);
+* of a contribution, only the sets, local address groups and sources that differ from before
+  are re-finished and diffed; a peer identity's chain is rebuilt only when one of its sets
+  appeared, disappeared or changed comments;
 * a peer identity's members, when a pod joined or left it or its identity's selectors changed
   (a selector came into or went out of use, or ``any`` did).
 
@@ -37,7 +43,8 @@ addresses, hostNetwork pods, pods without addresses, dual-stack, policies select
 pod) is followed precisely.
 
 Costs that grow with more than the change: a peer identity that appears, disappears or
-changes families recomputes every local pod whose rules use one of its selectors; ``any``
+changes families recomputes, for every local pod whose rules use one of its selectors, that
+pod's part in its sets (the pod's rules that name those selectors, not all of them); ``any``
 coming into or going out of use re-places every peer pod of the egress direction; an egress
 rule with a named port and ipBlock peers scans every pod when its local pod is recomputed.
 
@@ -260,6 +267,30 @@ class _Lookup:
         return self._pods.values()
 
 
+class _Within:
+    """What ``compile.collect`` reads of one direction's peers when it is asked about some
+    peer identities only: those of them that exist, answered as the whole lookup would."""
+
+    def __init__(self, peers: _Peers, only: Iterable[PeerIdentity]) -> None:
+        self._peers = peers
+        self._only = tuple(sorted((p for p in only if p in peers.members), key=lambda p: p.sort_key))
+
+    def reached(self, direction: Direction, peer: SelectedIdentities) -> Sequence[PeerIdentity]:
+        return tuple(p for p in self._only if peer.node in p.selectors)
+
+    def everyone(self, direction: Direction) -> Sequence[PeerIdentity]:
+        return self._only
+
+    def families(self, direction: Direction, peer: PeerIdentity) -> AbstractSet[Family]:
+        return self._peers.families[peer]
+
+    def representative(self, direction: Direction, peer: PeerIdentity) -> Pod:
+        return next(iter(self._peers.members[peer].values()))
+
+    def candidates(self) -> Iterable[Pod]:
+        return ()
+
+
 @dataclass(slots=True)
 class _SetState:
     """One set: raw elements per local address group and contributor, finished elements per
@@ -328,6 +359,21 @@ def _changed(old: tuple[T, ...], new: tuple[T, ...]) -> tuple[list[T], list[T]]:
     return [o for o in old_window if id(o) not in new_ids], [o for o in new_window if id(o) not in old_ids]
 
 
+def _concerning(views: Iterable[RuleView], selectors: AbstractSet[str]) -> list[RuleView]:
+    """The views that can reach a peer identity with one of ``selectors``: a pod peer naming
+    one of them, or (selector ``any``) an egress rule without peers and with a named port."""
+    return [
+        v
+        for v in views
+        if (v.peers is None and ANY_SELECTOR in selectors and _reaches_everyone((v,)))
+        or (v.peers is not None and any(isinstance(p, SelectedIdentities) and p.node in selectors for p in v.peers))
+    ]
+
+
+def _peer_set_names(direction: Direction, peer: PeerIdentity) -> tuple[str, ...]:
+    return tuple(peer_set_name(direction, peer, what, family) for what in ("ports", "any") for family in FAMILIES)
+
+
 def _group_of(name: str, element: Element) -> Interval:
     return element[1] if "-blocks-" in name else element[0]
 
@@ -376,7 +422,7 @@ class NodeCompiler:
         self._set_objects: dict[str, Set] = {}
         self._comments = _Comments(self._sets)
         self._chains: dict[str, Chain] = {}
-        self._peer_chains: dict[tuple[Direction, PeerIdentity], tuple[str | None, tuple[Family, ...]]] = {}
+        self._peer_chains: dict[tuple[Direction, PeerIdentity], tuple[str, tuple[Family, ...]]] = {}
         self._pod_claims: dict[PodDirection, tuple[tuple[Family, IPAddress, PeerIdentity], ...]] = {}
         self._claims: dict[tuple[Direction, Family], dict[IPAddress, dict[PeerIdentity, int]]] = {
             (d, f): {} for d in DIRECTIONS for f in FAMILIES
@@ -444,6 +490,7 @@ class NodeCompiler:
             self._local_sorted = None
         dirty, chains_dirty, toggled, everyone_toggled = self._reselect(reselect, local_changed)
         reach = self._follow_selectors(toggled)
+        partial: dict[PodDirection, set[PeerIdentity]] = {}
         for direction in DIRECTIONS:
             peers = self._peers[direction]
             peers.before.clear()
@@ -467,16 +514,17 @@ class NodeCompiler:
                 peers.place(key, pod, self._peer_for(direction, pod) if pod is not None else None)
             for peer in peers.settle():
                 for selector in peer.selectors:
-                    if selector == ANY_SELECTOR:
-                        dirty.update((k, direction) for k in self._everyone)
-                    else:
-                        dirty.update((k, direction) for k in self._users[direction].get(selector, ()))
+                    users = self._everyone if selector == ANY_SELECTOR else self._users[direction].get(selector, ())
+                    for key in users:
+                        partial.setdefault((key, direction), set()).add(peer)
         for pod in candidates:
             for key, blocks in self._block_users.items():
                 if any(b.contains(a) for b in blocks for a in pod.ips):
                     dirty.add((key, Direction.EGRESS))
         for item in sorted(dirty, key=lambda kd: (kd[0], kd[1].value)):
             self._recontribute(item, track)
+        for item in sorted(partial.keys() - dirty, key=lambda kd: (kd[0], kd[1].value)):
+            self._recontribute(item, track, peers=partial[item])
         track.finish_sets()
         allow_dirty = track.refresh_peers()
         for direction in DIRECTIONS:
@@ -684,58 +732,88 @@ class NodeCompiler:
             names = peers.names[identity] = self._names(direction, identity)
         return PeerIdentity(names, named_ports(pod)) if names else None
 
-    def _recontribute(self, item: PodDirection, track: _Tracker) -> None:
+    def _recontribute(self, item: PodDirection, track: _Tracker, *, peers: AbstractSet[PeerIdentity] | None = None) -> None:
+        """Recompute what a local pod adds in one direction: all of it, or with ``peers`` only
+        its part in the sets of those peer identities (the rest cannot have changed when
+        only they appeared, disappeared or changed families). Only the sets, groups and
+        sources that differ from before are touched."""
         key, direction = item
-        old = self._contributions.pop(item, None)
-        if old is not None:
-            for name, (groups, sources) in old.items():
-                state = self._sets[name]
-                track.touch_set(name)
-                for group in groups:
-                    track.touch_group(name, group)
-                    held = state.raw[group]
-                    del held[item]
-                    if not held:
-                        del state.raw[group]
-                state.cached_comment = None
-                for source in sources:
-                    state.sources[source] -= 1
-                    if not state.sources[source]:
-                        del state.sources[source]
         views = self._isolated.get(item)
         pod = self._local.get(key)
-        if views is None or pod is None:
-            return
         gathered = GatheredSets()
         admitted: set[PeerIdentity] = set()
-        collect(self._lookup, pod, direction, views, gathered, admitted)
-        if not gathered.elements:
-            return
-        owners: dict[str, PeerIdentity] = {}
-        if any(name not in self._sets for name in gathered.elements):
-            for peer in admitted:
-                for what in ("ports", "any"):
-                    for family in FAMILIES:
-                        owners[peer_set_name(direction, peer, what, family)] = peer
-        contribution: _Contribution = {}
+        if views is not None and pod is not None:
+            if peers is None:
+                collect(self._lookup, pod, direction, views, gathered, admitted)
+            else:
+                within = _Within(self._peers[direction], peers)
+                concerned = _concerning(views, {s for p in peers for s in p.selectors})
+                collect(within, pod, direction, concerned, gathered, admitted, peer_sets_only=True)
+        new: _Contribution = {}
         for name, raw in gathered.elements.items():
             groups: dict[Interval, set[Element]] = {}
             for element in raw:
                 groups.setdefault(_group_of(name, element), set()).add(element)
-            sources = frozenset(gathered.sources[name])
-            frozen = {g: frozenset(e) for g, e in groups.items()}
-            contribution[name] = (frozen, sources)
+            new[name] = ({g: frozenset(e) for g, e in groups.items()}, frozenset(gathered.sources[name]))
+        contribution = self._contributions.setdefault(item, {})
+        if peers is None:
+            names: AbstractSet[str] = contribution.keys() | new.keys()
+        else:
+            names = {n for p in peers for n in _peer_set_names(direction, p)}
+        for name in sorted(names):
+            old_entry = contribution.get(name)
+            new_entry = new.get(name)
+            if old_entry == new_entry:
+                continue
             state = self._sets.get(name)
             if state is None:
-                state = self._sets[name] = _SetState(name, gathered.types[name], owners.get(name))
-            track.touch_set(name)
-            for group, elements in frozen.items():
-                track.touch_group(name, group)
+                owner = next((p for p in admitted if name in _peer_set_names(direction, p)), None)
+                state = self._sets[name] = _SetState(name, gathered.types[name], owner)
+            self._replace(item, state, old_entry, new_entry, track)
+            if new_entry is None:
+                del contribution[name]
+            else:
+                contribution[name] = new_entry
+        if not contribution:
+            del self._contributions[item]
+
+    def _replace(
+        self,
+        item: PodDirection,
+        state: _SetState,
+        old: tuple[dict[Interval, frozenset[Element]], frozenset[str]] | None,
+        new: tuple[dict[Interval, frozenset[Element]], frozenset[str]] | None,
+        track: _Tracker,
+    ) -> None:
+        """Swap one contribution to one set, touching only the groups whose elements differ."""
+        name = state.name
+        old_groups, old_sources = old if old is not None else ({}, frozenset())
+        new_groups, new_sources = new if new is not None else ({}, frozenset())
+        track.touch_set(name)
+        for group in old_groups.keys() | new_groups.keys():
+            elements = new_groups.get(group)
+            if old_groups.get(group) == elements:
+                continue
+            track.touch_group(name, group)
+            if elements is None:
+                held = state.raw[group]
+                del held[item]
+                if not held:
+                    del state.raw[group]
+            else:
                 state.raw.setdefault(group, {})[item] = elements
-            state.cached_comment = None
-            for source in sources:
-                state.sources[source] = state.sources.get(source, 0) + 1
-        self._contributions[item] = contribution
+        if old_sources != new_sources:
+            counts = state.sources
+            for source in old_sources - new_sources:
+                counts[source] -= 1
+                if not counts[source]:
+                    del counts[source]
+                    state.cached_comment = None
+            for source in new_sources - old_sources:
+                held = counts.get(source, 0)
+                counts[source] = held + 1
+                if not held:
+                    state.cached_comment = None
 
     def _repod(self, item: PodDirection, track: _Tracker) -> None:
         """Refresh a local pod's chain of one direction and its dispatch entries."""
@@ -875,15 +953,19 @@ class _Tracker:
                 state.ranges[group] = sum(1 for e in finished if _has_range(e))
 
     def refresh_peers(self) -> dict[tuple[Direction, Family], bool]:
-        """Refresh the chains of peer identities whose sets changed, the peer map claims of
-        pods that moved or whose identity's reached families changed, and the peer map
-        entries of the addresses involved. Returns the (direction, family) pairs whose shared
-        sets changed."""
+        """Refresh the chains of peer identities whose sets appeared, disappeared or changed
+        comments (what a chain holds: a lookup rule per set that exists, saying what the set
+        says), the peer map claims of pods that moved or whose identity's reached families
+        changed, and the peer map entries of the addresses involved. Returns the (direction,
+        family) pairs whose shared sets appeared, disappeared or changed comments."""
         c = self.c
         allow_dirty: dict[tuple[Direction, Family], bool] = {}
         owners: dict[Direction, set[PeerIdentity]] = {d: set() for d in DIRECTIONS}
         for name in self.groups:
             state = c._sets[name]
+            existed, _, comment_before = self.set_before[name]
+            if existed == bool(state.finished) and (not existed or state.comment == comment_before):
+                continue
             direction = Direction.INGRESS if name.startswith("in-") else Direction.EGRESS
             if state.owner is None:
                 allow_dirty[(direction, Family.IPV4 if name.endswith("4") else Family.IPV6)] = True
@@ -894,7 +976,7 @@ class _Tracker:
             claimants = set(peers.moved)
             for peer in sorted(owners[direction], key=lambda p: p.sort_key):
                 chain, reached = peer_chain(direction, peer, c._comments)
-                old_name, old_reached = c._peer_chains.get((direction, peer), (None, ()))
+                _, old_reached = c._peer_chains.get((direction, peer), ("", ()))
                 name = peer_chain_name(direction, peer)
                 self.set_chain(name, chain)
                 if chain is None:
@@ -903,47 +985,56 @@ class _Tracker:
                     c._peer_chains[(direction, peer)] = (name, reached)
                 if reached != old_reached:
                     claimants.update(peers.members.get(peer, {}))
-            touched: set[tuple[Family, IPAddress]] = set()
-            for key in sorted(claimants):
+            # Claims are counts and entries a function of them: the order pods are visited in
+            # does not matter, and the delta sorts what it emits.
+            claims_of = {f: c._claims[(direction, f)] for f in FAMILIES}
+            touched: dict[Family, set[IPAddress]] = {f: set() for f in FAMILIES}
+            pod_claims = c._pod_claims
+            peer_chains = c._peer_chains
+            for key in claimants:
                 item = (key, direction)
-                old = c._pod_claims.get(item, ())
+                old = pod_claims.get(item, ())
                 held = peers.of_pod.get(key)
                 new: tuple[tuple[Family, IPAddress, PeerIdentity], ...] = ()
                 if held is not None:
                     peer, pod = held
-                    _, reached = c._peer_chains.get((direction, peer), (None, ()))
-                    new = tuple((f, ip, peer) for f in reached if (ip := pod.ip(f)) is not None)
+                    found = peer_chains.get((direction, peer))
+                    if found is not None:
+                        new = tuple((f, ip, peer) for f in found[1] if (ip := pod.ip(f)) is not None)
                 if old == new:
                     continue
                 for family, ip, peer in old:
-                    claims = c._claims[(direction, family)][ip]
+                    claims = claims_of[family][ip]
                     claims[peer] -= 1
                     if not claims[peer]:
                         del claims[peer]
-                    touched.add((family, ip))
+                    touched[family].add(ip)
                 for family, ip, peer in new:
-                    claims = c._claims[(direction, family)].setdefault(ip, {})
+                    claims = claims_of[family].setdefault(ip, {})
                     claims[peer] = claims.get(peer, 0) + 1
-                    touched.add((family, ip))
+                    touched[family].add(ip)
                 if new:
-                    c._pod_claims[item] = new
+                    pod_claims[item] = new
                 else:
-                    c._pod_claims.pop(item, None)
-            for family, ip in sorted(touched, key=lambda t: (t[0].value, t[1])):
-                claims = c._claims[(direction, family)]
+                    pod_claims.pop(item, None)
+            for family, addresses in touched.items():
+                claims_at = claims_of[family]
                 entries = c._peer_entries[(direction, family)]
-                holders = claims.get(ip)
-                entry = None
-                if holders:
-                    entry = Jump(peer_chain_name(direction, max(holders, key=lambda p: p.sort_key)))
-                else:
-                    claims.pop(ip, None)
-                if entries.get(ip) != entry:
-                    self.entry_before.setdefault((direction, family, ip), entries.get(ip))
-                    if entry is None:
-                        del entries[ip]
+                for ip in addresses:
+                    holders = claims_at.get(ip)
+                    entry = None
+                    if holders:
+                        top = next(iter(holders)) if len(holders) == 1 else max(holders, key=lambda p: p.sort_key)
+                        entry = Jump(peer_chains[(direction, top)][0])
                     else:
-                        entries[ip] = entry
+                        claims_at.pop(ip, None)
+                    current = entries.get(ip)
+                    if current != entry:
+                        self.entry_before.setdefault((direction, family, ip), current)
+                        if entry is None:
+                            del entries[ip]
+                        else:
+                            entries[ip] = entry
         return allow_dirty
 
     def delta(self) -> RulesetDelta:

@@ -15,7 +15,7 @@ from policyctl.compiler.incremental import NodeCompiler
 from policyctl.compiler.intervals import Interval, address_interval
 from policyctl.compiler.ruleset import Jump, Mode, Ruleset
 from policyctl.policy.model import Cluster, Pod
-from tests.builders import cluster, container_port, namespace, node, pod, pod_peer, policy, port, rule
+from tests.builders import cluster, container_port, ip_block, namespace, node, pod, pod_peer, policy, port, rule
 from tests.strategies import cluster_histories
 
 HISTORIES = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -246,3 +246,57 @@ def test_an_egress_rule_to_anyone_on_a_named_port_reaches_every_identity_as_it_c
     other = pod("y/other", {"app": "other"}, node="node-2", ips=["10.0.2.41"], ports=[container_port(9090, "TCP", "http")])
     history = [base, with_rule, _with_pods(with_rule, add=(other,)), _with_pods(with_rule, drop=(server,)), base]
     _follows_whole_compiles(history)
+
+
+# A dual-stack local pod whose rules reach two peer selectors and also fill the shared sets
+# (an ipBlock rule and a rule without peers): what an identity's coming and going may touch.
+WEB_DS = pod("x/web-1", {"app": "web"}, node="node-1", ips=["10.0.1.10", "fd00::1:10"])
+WEB_EXTRA = policy("x/web-extra", {"app": "web"}, ingress=[rule(ip_block("172.16.0.0/16"), ports=[port(22)]), rule(ports=[port(9000)])])
+API_METRICS = pod("x/api-2", {"app": "api"}, node="node-2", ips=["10.0.2.11"], ports=[container_port(9100, "TCP", "metrics")])
+API_DS = pod("x/api-3", {"app": "api"}, node="node-2", ips=["10.0.2.12", "fd00::2:12"])
+
+
+def _shared_world(*extra: Pod) -> Cluster:
+    base = cluster(namespace("x"), node("node-1", "192.168.0.1"), node("node-2", "192.168.0.2"), WEB_DS, API_1, DB_1, ALLOW_WEB, WEB_EXTRA)
+    return _with_pods(base, add=extra)
+
+
+def _sets_in(delta: RulesetDelta) -> set[str]:
+    """The sets a delta creates, removes or changes elements or comments of."""
+    maps = {m.name for m in delta.maps} | {n for n, _ in delta.added_entries} | {n for n, _ in delta.removed_entries}
+    return (
+        {s.name for s in delta.sets}
+        | (set(delta.removed) - maps - {"in-peers-v4", "in-peers-v6", "out-peers-v4", "out-peers-v6"})
+        | {n for n, _ in delta.added_elements}
+        | {n for n, _ in delta.removed_elements}
+        | {n for n, _ in delta.set_comments}
+    )
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "address", "suffix"),
+    [
+        pytest.param(_shared_world(), _shared_world(API_METRICS), "10.0.2.11", "-ports-v4", id="an-identity-with-other-named-ports-appears"),
+        pytest.param(_shared_world(API_METRICS), _shared_world(), "10.0.2.11", "-ports-v4", id="that-identity-disappears"),
+        pytest.param(_shared_world(), _shared_world(API_DS), "10.0.2.10", "-ports-v6", id="a-dual-stack-member-brings-its-identity-a-family"),
+        pytest.param(_shared_world(API_DS), _shared_world(), "10.0.2.10", "-ports-v6", id="the-identity-loses-that-family"),
+    ],
+)
+def test_a_peer_identity_changing_reach_touches_only_its_own_sets(before: Cluster, after: Cluster, address: str, suffix: str) -> None:
+    first, delta, compiler = _stepped(before, after)
+    expected = compile_node(after, "node-1")
+    assert compiler.ruleset == expected
+    assert patch(first, delta) == expected
+    chain = next(_peer_chain_of(r, address) for r in (expected, first) if ipaddress.ip_address(address) in dict(next(m for m in r.maps if m.name == "in-peers-v4").elements))
+    assert _sets_in(delta) == {f"{chain}{suffix}"}
+
+
+def test_identities_coming_and_going_leave_the_shared_sets_alone_and_follow_whole_compiles() -> None:
+    history = [_shared_world(), _shared_world(API_METRICS), _shared_world(API_METRICS, API_DS), _shared_world(API_DS), _shared_world()]
+    _follows_whole_compiles(history)
+    compiler = NodeCompiler("node-1")
+    compiler.update(history[0])
+    shared = {"in-any-ports-v4", "in-any-ports-v6", "in-blocks-ports-v4"}
+    assert shared <= {s.name for s in compiler.ruleset.sets}
+    for snapshot in history[1:]:
+        assert not _sets_in(compiler.update(snapshot)) & shared
