@@ -346,3 +346,23 @@ def test_label_identities_no_local_rule_tells_apart_share_one_chain() -> None:
 
 def test_relabelling_a_peer_within_the_same_selectors_changes_nothing() -> None:
     assert render_json(compile_node(_callers("v1", "v1"), "n1")) == render_json(compile_node(_callers("v1", "v2"), "n1"))
+
+
+@pytest.mark.parametrize(
+    ("sources", "expected"),
+    [
+        pytest.param([], "", id="no-sources"),
+        pytest.param(["b", "a", "a"], "a; b", id="sorted-and-deduplicated"),
+        pytest.param([f"x/policy-{i:02d} ingress[0] manifests/file.yaml:{i}" for i in range(3)],
+                     "x/policy-00 ingress[0] manifests/file.yaml:0; x/policy-01 ingress[0] manifests/file.yaml:1 +1",
+                     id="what-does-not-fit-is-counted"),
+        pytest.param(["é" * 100], "é" * 63 + "~", id="one-long-source-cut-at-a-character-boundary"),
+        pytest.param(["é" * 100, "ê"], "é" * 62 + "~ +1", id="a-cut-source-counts-the-rest"),
+    ],
+)
+def test_comments_fit_nfts_128_bytes_and_count_what_they_leave_out(sources: list[str], expected: str) -> None:
+    from policyctl.compiler.compile import terse_comment
+
+    comment = terse_comment(sources)
+    assert comment == expected
+    assert len(comment.encode()) <= 128
