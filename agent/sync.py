@@ -21,7 +21,8 @@ latest state cannot apply a stale one), then
    is retried on the next sync even when the ruleset is unchanged.
 
 A sync that raises leaves the previous ruleset in force (the kernel takes transactions whole);
-the runner retries it. Metrics and logs are written here, where the facts are.
+the runner retries it, and that next sync compiles from scratch and applies the whole ruleset
+after a full read of the kernel, so a step that failed halfway never leaks into later deltas. Metrics and logs are written here, where the facts are.
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ class NodeSync:
             with paused():
                 report = self._sync(sync_id, started)
         except Exception as error:
+            self._start_over()
             duration = self._clock() - started
             if self.metrics is not None:
                 self.metrics.syncs.labels(result="failed").inc()
@@ -168,6 +170,16 @@ class NodeSync:
             self.metrics.active_policies.set(report.active_policies)
             self.metrics.set_elements.set(report.elements)
         return report
+
+    def _start_over(self) -> None:
+        """After a failed sync, compile the next one from scratch and apply it whole with a
+        full read of the kernel: a step that failed halfway may have left the compiler ahead
+        of the kernel, or its state half-updated, and neither may leak into later deltas."""
+        self.compiler = NodeCompiler(self.node, table=self.enforcer.table, mode=self.mode)
+        self._document = None
+        self._cluster = None
+        self._verified_at = None
+        self._sizes = {}
 
     @property
     def document(self) -> dict[str, Any]:

@@ -206,3 +206,20 @@ def test_between_resyncs_a_change_reaches_the_enforcer_as_the_delta_of_that_chan
     assert not (delta.sets or delta.maps or delta.chains or delta.removed or delta.removed_entries)
     assert enforcer.kernel == expected(snapshots.cluster)
     assert report.elements == compile_node(snapshots.cluster, "node-1").element_count
+
+
+def test_a_sync_that_fails_inside_the_compiler_is_followed_by_a_whole_correct_ruleset() -> None:
+    sync, snapshots, enforcer = make(base_cluster(WEB_FROM_CLIENTS), resync_interval=60.0)
+    sync()
+    snapshots.cluster = relabel(snapshots.cluster, "y/batch", role="client")
+
+    def broken(cluster: Cluster) -> object:
+        raise RuntimeError("compiler failed halfway")
+
+    sync.compiler.update = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        sync()
+    report = sync()
+    assert enforcer.verified[-1] is True and report.compiled
+    assert enforcer.kernel == expected(snapshots.cluster)
+    assert report.elements == compile_node(snapshots.cluster, "node-1").element_count
