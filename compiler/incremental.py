@@ -51,15 +51,18 @@ rule with a named port and ipBlock peers scans every pod when its local pod is r
 Invariants (held by property tests): after ``update(c)``, ``ruleset == compile_node(c, node,
 table=, mode=)``; ``patch(previous, delta) == ruleset``; ``delta.empty`` exactly when the
 ruleset did not change.
+
+The peer identity bookkeeping lives in :mod:`peerstate`, the sets and the per-step change
+tracking that ends a step with its delta in :mod:`tracking`; this module follows each snapshot
+through them.
 """
 
 from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TypeVar
 
@@ -90,28 +93,22 @@ from .compile import (
     collect,
     dispatch_map,
     dispatch_map_name,
-    finish_elements,
     finished_set,
     isolating_sources,
     named_ports,
     node_set,
-    peer_chain,
-    peer_chain_name,
     peer_map,
-    peer_map_name,
     peer_set_name,
     pod_chain,
-    terse_comment,
 )
 from .delta import MapEntry, RulesetDelta, diff, empty_ruleset
 from .graph import RuleView, SelectedIdentities, selector_node
 from .identities import Identity
-from .intervals import Interval, address_interval
+from .intervals import Interval
 from .membership import Membership
-from .ruleset import Chain, Element, FieldType, Jump, Mode, Ruleset, Set, VerdictMap
-
-DIRECTIONS = (Direction.EGRESS, Direction.INGRESS)
-PodDirection = tuple[str, Direction]
+from .peerstate import Lookup, Peers, Within
+from .ruleset import Chain, Element, Jump, Mode, Ruleset, Set, VerdictMap
+from .tracking import DIRECTIONS, Comments, PodDirection, SetState, Tracker
 
 
 def _views_of(policy: NetworkPolicy, direction: Direction, name_of: Callable[[NamespaceScope, LabelSelector], str]) -> tuple[RuleView, ...]:
@@ -149,198 +146,8 @@ def _named_blocks(views: Iterable[RuleView]) -> tuple[IPBlockPeer, ...]:
     )
 
 
-class _Peers:
-    """The peer identities of one direction, their members and the families they have
-    addresses in, with what changed in the current step."""
-
-    def __init__(self) -> None:
-        self.names: dict[Identity, tuple[str, ...]] = {}
-        self.of_pod: dict[str, tuple[PeerIdentity, Pod]] = {}
-        self.members: dict[PeerIdentity, dict[str, Pod]] = {}
-        self.counts: dict[PeerIdentity, dict[Family, int]] = {}
-        self.families: dict[PeerIdentity, frozenset[Family]] = {}
-        self.by_selector: dict[str, set[PeerIdentity]] = {}
-        self._reached: dict[str, tuple[PeerIdentity, ...]] = {}
-        self._everyone: tuple[PeerIdentity, ...] | None = None
-        self.before: dict[PeerIdentity, frozenset[Family]] = {}
-        self.moved: set[str] = set()
-
-    def reached(self, selector: str) -> tuple[PeerIdentity, ...]:
-        found = self._reached.get(selector)
-        if found is None:
-            found = self._reached[selector] = tuple(sorted(self.by_selector.get(selector, ()), key=lambda p: p.sort_key))
-        return found
-
-    def everyone(self) -> tuple[PeerIdentity, ...]:
-        if self._everyone is None:
-            self._everyone = tuple(sorted(self.members, key=lambda p: p.sort_key))
-        return self._everyone
-
-    def place(self, key: str, pod: Pod | None, peer: PeerIdentity | None) -> None:
-        """Make ``pod`` (under ``key``) a member of ``peer``, or of none."""
-        old = self.of_pod.get(key)
-        if old is None and peer is None:
-            return
-        if old is not None and peer is not None and old[1] is pod and old[0] == peer:
-            return
-        if old is not None:
-            self._leave(key, *old)
-        if peer is not None and pod is not None:
-            self._join(key, peer, pod)
-        self.moved.add(key)
-
-    def _touch(self, peer: PeerIdentity) -> None:
-        if peer not in self.before:
-            self.before[peer] = self.families.get(peer, frozenset())
-
-    def _join(self, key: str, peer: PeerIdentity, pod: Pod) -> None:
-        self._touch(peer)
-        members = self.members.get(peer)
-        if members is None:
-            members = self.members[peer] = {}
-            self.counts[peer] = {}
-            for selector in peer.selectors:
-                self.by_selector.setdefault(selector, set()).add(peer)
-                self._reached.pop(selector, None)
-            self._everyone = None
-        members[key] = pod
-        counts = self.counts[peer]
-        for address in pod.ips:
-            family = Family.of(address)
-            counts[family] = counts.get(family, 0) + 1
-        self.of_pod[key] = (peer, pod)
-
-    def _leave(self, key: str, peer: PeerIdentity, pod: Pod) -> None:
-        self._touch(peer)
-        members = self.members[peer]
-        del members[key]
-        del self.of_pod[key]
-        counts = self.counts[peer]
-        for address in pod.ips:
-            family = Family.of(address)
-            counts[family] -= 1
-            if not counts[family]:
-                del counts[family]
-        if not members:
-            del self.members[peer], self.counts[peer]
-            for selector in peer.selectors:
-                self.by_selector[selector].discard(peer)
-                self._reached.pop(selector, None)
-            self._everyone = None
-
-    def settle(self) -> list[PeerIdentity]:
-        """Refresh the families of the peers touched in this step; returns those that
-        appeared, disappeared or changed families (their reach changed)."""
-        changed = []
-        for peer, before in self.before.items():
-            counts = self.counts.get(peer)
-            now = frozenset(counts) if counts is not None else frozenset()
-            if counts is None:
-                self.families.pop(peer, None)
-            else:
-                self.families[peer] = now
-            if now != before:
-                changed.append(peer)
-        return changed
-
-
-class _Lookup:
-    """What ``compile.collect`` reads of the peers, answered from the kept state."""
-
-    def __init__(self, peers: Mapping[Direction, _Peers], pods: Mapping[str, Pod]) -> None:
-        self._peers = peers
-        self._pods = pods
-
-    def reached(self, direction: Direction, peer: SelectedIdentities) -> Sequence[PeerIdentity]:
-        return self._peers[direction].reached(peer.node)
-
-    def everyone(self, direction: Direction) -> Sequence[PeerIdentity]:
-        return self._peers[direction].everyone()
-
-    def families(self, direction: Direction, peer: PeerIdentity) -> AbstractSet[Family]:
-        return self._peers[direction].families[peer]
-
-    def representative(self, direction: Direction, peer: PeerIdentity) -> Pod:
-        return next(iter(self._peers[direction].members[peer].values()))
-
-    def candidates(self) -> Iterable[Pod]:
-        return self._pods.values()
-
-
-class _Within:
-    """What ``compile.collect`` reads of one direction's peers when it is asked about some
-    peer identities only: those of them that exist, answered as the whole lookup would."""
-
-    def __init__(self, peers: _Peers, only: Iterable[PeerIdentity]) -> None:
-        self._peers = peers
-        self._only = tuple(sorted((p for p in only if p in peers.members), key=lambda p: p.sort_key))
-
-    def reached(self, direction: Direction, peer: SelectedIdentities) -> Sequence[PeerIdentity]:
-        return tuple(p for p in self._only if peer.node in p.selectors)
-
-    def everyone(self, direction: Direction) -> Sequence[PeerIdentity]:
-        return self._only
-
-    def families(self, direction: Direction, peer: PeerIdentity) -> AbstractSet[Family]:
-        return self._peers.families[peer]
-
-    def representative(self, direction: Direction, peer: PeerIdentity) -> Pod:
-        return next(iter(self._peers.members[peer].values()))
-
-    def candidates(self) -> Iterable[Pod]:
-        return ()
-
-
-@dataclass(slots=True)
-class _SetState:
-    """One set: raw elements per local address group and contributor, finished elements per
-    group, and how many contributions brought each source."""
-
-    name: str
-    types: tuple[FieldType, ...]
-    owner: PeerIdentity | None
-    raw: dict[Interval, dict[PodDirection, frozenset[Element]]] = field(default_factory=dict)
-    finished: dict[Interval, tuple[Element, ...]] = field(default_factory=dict)
-    ranges: dict[Interval, int] = field(default_factory=dict)
-    sources: dict[str, int] = field(default_factory=dict)
-    cached_comment: str | None = None
-
-    @property
-    def interval(self) -> bool:
-        return "-blocks-" in self.name or any(self.ranges.values())
-
-    @property
-    def comment(self) -> str:
-        if self.cached_comment is None:
-            self.cached_comment = terse_comment(self.sources)
-        return self.cached_comment
-
-
 # A contribution: per set name, its raw elements per local address group and its sources.
 _Contribution = dict[str, tuple[dict[Interval, frozenset[Element]], frozenset[str]]]
-
-
-class _Comments(Mapping[str, str]):
-    """The comment of every set that exists, by name (what chain builders read)."""
-
-    def __init__(self, sets: Mapping[str, _SetState]) -> None:
-        self._sets = sets
-
-    def __getitem__(self, name: str) -> str:
-        state = self._sets.get(name)
-        if state is None or not state.finished:
-            raise KeyError(name)
-        return state.comment
-
-    def __contains__(self, name: object) -> bool:
-        state = self._sets.get(name) if isinstance(name, str) else None
-        return state is not None and bool(state.finished)
-
-    def __iter__(self) -> Iterator[str]:
-        return (n for n, s in self._sets.items() if s.finished)
-
-    def __len__(self) -> int:
-        return sum(1 for s in self._sets.values() if s.finished)
 
 
 T = TypeVar("T")
@@ -378,10 +185,6 @@ def _group_of(name: str, element: Element) -> Interval:
     return element[1] if "-blocks-" in name else element[0]
 
 
-def _has_range(element: Element) -> bool:
-    return any(not iv.is_single for iv in element)
-
-
 class NodeCompiler:
     """The ruleset of one node over a sequence of snapshots, and the delta of each step."""
 
@@ -415,12 +218,12 @@ class NodeCompiler:
         self._users: dict[Direction, dict[str, set[str]]] = {d: {} for d in DIRECTIONS}
         self._everyone: set[str] = set()
         self._block_users: dict[str, tuple[IPBlockPeer, ...]] = {}
-        self._peers: dict[Direction, _Peers] = {d: _Peers() for d in DIRECTIONS}
-        self._lookup = _Lookup(self._peers, self._nonhost)
+        self._peers: dict[Direction, Peers] = {d: Peers() for d in DIRECTIONS}
+        self._lookup = Lookup(self._peers, self._nonhost)
         self._contributions: dict[PodDirection, _Contribution] = {}
-        self._sets: dict[str, _SetState] = {}
+        self._sets: dict[str, SetState] = {}
         self._set_objects: dict[str, Set] = {}
-        self._comments = _Comments(self._sets)
+        self._comments = Comments(self._sets)
         self._chains: dict[str, Chain] = {}
         self._peer_chains: dict[tuple[Direction, PeerIdentity], tuple[str, tuple[Family, ...]]] = {}
         self._pod_claims: dict[PodDirection, tuple[tuple[Family, IPAddress, PeerIdentity], ...]] = {}
@@ -480,8 +283,8 @@ class NodeCompiler:
 
     # one step --------------------------------------------------------------------------
 
-    def _step(self, cluster: Cluster) -> _Tracker:
-        track = _Tracker(self)
+    def _step(self, cluster: Cluster) -> Tracker:
+        track = Tracker(self)
         self._ruleset = None
         node_dirty = self._follow_nodes(cluster)
         changed_pods, candidates, local_changed, gone_identities, host_changed = self._follow_pods(cluster)
@@ -732,7 +535,7 @@ class NodeCompiler:
             names = peers.names[identity] = self._names(direction, identity)
         return PeerIdentity(names, named_ports(pod)) if names else None
 
-    def _recontribute(self, item: PodDirection, track: _Tracker, *, peers: AbstractSet[PeerIdentity] | None = None) -> None:
+    def _recontribute(self, item: PodDirection, track: Tracker, *, peers: AbstractSet[PeerIdentity] | None = None) -> None:
         """Recompute what a local pod adds in one direction: all of it, or with ``peers`` only
         its part in the sets of those peer identities (the rest cannot have changed when
         only they appeared, disappeared or changed families). Only the sets, groups and
@@ -746,7 +549,7 @@ class NodeCompiler:
             if peers is None:
                 collect(self._lookup, pod, direction, views, gathered, admitted)
             else:
-                within = _Within(self._peers[direction], peers)
+                within = Within(self._peers[direction], peers)
                 concerned = _concerning(views, {s for p in peers for s in p.selectors})
                 collect(within, pod, direction, concerned, gathered, admitted, peer_sets_only=True)
         new: _Contribution = {}
@@ -768,7 +571,7 @@ class NodeCompiler:
             state = self._sets.get(name)
             if state is None:
                 owner = next((p for p in admitted if name in _peer_set_names(direction, p)), None)
-                state = self._sets[name] = _SetState(name, gathered.types[name], owner)
+                state = self._sets[name] = SetState(name, gathered.types[name], owner)
             self._replace(item, state, old_entry, new_entry, track)
             if new_entry is None:
                 del contribution[name]
@@ -780,10 +583,10 @@ class NodeCompiler:
     def _replace(
         self,
         item: PodDirection,
-        state: _SetState,
+        state: SetState,
         old: tuple[dict[Interval, frozenset[Element]], frozenset[str]] | None,
         new: tuple[dict[Interval, frozenset[Element]], frozenset[str]] | None,
-        track: _Tracker,
+        track: Tracker,
     ) -> None:
         """Swap one contribution to one set, touching only the groups whose elements differ."""
         name = state.name
@@ -815,7 +618,7 @@ class NodeCompiler:
                 if not held:
                     state.cached_comment = None
 
-    def _repod(self, item: PodDirection, track: _Tracker) -> None:
+    def _repod(self, item: PodDirection, track: Tracker) -> None:
         """Refresh a local pod's chain of one direction and its dispatch entries."""
         key, direction = item
         old = self._pod_chains.pop(item, None)
@@ -842,7 +645,7 @@ class NodeCompiler:
                 else:
                     entries[key] = entry
 
-    def _refresh_node_sets(self, cluster: Cluster, track: _Tracker) -> None:
+    def _refresh_node_sets(self, cluster: Cluster, track: Tracker) -> None:
         """The addresses of "agents on a node": its own and its hostNetwork pods'
         (``compile.node_addresses``)."""
         for family in FAMILIES:
@@ -888,256 +691,3 @@ class NodeCompiler:
             maps=tuple(sorted(maps, key=lambda m: m.name)),
             chains=base_chains() + tuple(sorted(self._chains.values(), key=lambda c: c.name)),
         )
-
-
-class _Tracker:
-    """What one step changed, with the state each changed piece had before it, so the step
-    ends with the exact delta."""
-
-    def __init__(self, compiler: NodeCompiler) -> None:
-        self.c = compiler
-        self.set_before: dict[str, tuple[bool, bool, str]] = {}
-        self.groups: dict[str, set[Interval]] = {}
-        self.group_before: dict[tuple[str, Interval], tuple[Element, ...]] = {}
-        self.chain_before: dict[str, Chain | None] = {}
-        self.entry_before: dict[tuple[Direction, Family, IPAddress], Jump | None] = {}
-        self.map_before = {k: bool(v) for k, v in compiler._peer_entries.items()}
-        self.dispatch_before: dict[tuple[Direction, Family, str], MapEntry | None] = {}
-        self.node_before: dict[Family, tuple[IPAddress, ...]] = {}
-        self.forced: set[str] = set()
-
-    def touch_set(self, name: str) -> None:
-        if name not in self.set_before:
-            state = self.c._sets.get(name)
-            exists = state is not None and bool(state.finished)
-            self.set_before[name] = (exists, state.interval if exists else False, state.comment if exists else "")
-            self.groups[name] = set()
-            self.c._set_objects.pop(name, None)
-
-    def touch_group(self, name: str, group: Interval) -> None:
-        if (name, group) not in self.group_before:
-            state = self.c._sets[name]
-            self.group_before[(name, group)] = state.finished.get(group, ())
-            self.groups[name].add(group)
-
-    def set_chain(self, name: str, chain: Chain | None) -> None:
-        if name not in self.chain_before:
-            self.chain_before[name] = self.c._chains.get(name)
-        if chain is None:
-            self.c._chains.pop(name, None)
-        else:
-            self.c._chains[name] = chain
-
-    def touch_dispatch(self, direction: Direction, family: Family, key: str) -> None:
-        self.dispatch_before.setdefault((direction, family, key), self.c._dispatch[(direction, family)].get(key))
-
-    def touch_node_set(self, family: Family) -> None:
-        self.node_before.setdefault(family, self.c._node_sets[family])
-
-    def peer_map_toggled(self, direction: Direction, family: Family) -> bool:
-        return self.map_before[(direction, family)] != bool(self.c._peer_entries[(direction, family)])
-
-    def finish_sets(self) -> None:
-        """Re-finish every touched group from its raw elements."""
-        for name, groups in self.groups.items():
-            state = self.c._sets[name]
-            for group in groups:
-                raw = state.raw.get(group)
-                if not raw:
-                    state.finished.pop(group, None)
-                    state.ranges.pop(group, None)
-                    continue
-                union: set[Element] = set().union(*raw.values())
-                finished = finish_elements(name, state.types, union)
-                state.finished[group] = finished
-                state.ranges[group] = sum(1 for e in finished if _has_range(e))
-
-    def refresh_peers(self) -> dict[tuple[Direction, Family], bool]:
-        """Refresh the chains of peer identities whose sets appeared, disappeared or changed
-        comments (what a chain holds: a lookup rule per set that exists, saying what the set
-        says), the peer map claims of pods that moved or whose identity's reached families
-        changed, and the peer map entries of the addresses involved. Returns the (direction,
-        family) pairs whose shared sets appeared, disappeared or changed comments."""
-        c = self.c
-        allow_dirty: dict[tuple[Direction, Family], bool] = {}
-        owners: dict[Direction, set[PeerIdentity]] = {d: set() for d in DIRECTIONS}
-        for name in self.groups:
-            state = c._sets[name]
-            existed, _, comment_before = self.set_before[name]
-            if existed == bool(state.finished) and (not existed or state.comment == comment_before):
-                continue
-            direction = Direction.INGRESS if name.startswith("in-") else Direction.EGRESS
-            if state.owner is None:
-                allow_dirty[(direction, Family.IPV4 if name.endswith("4") else Family.IPV6)] = True
-            else:
-                owners[direction].add(state.owner)
-        for direction in DIRECTIONS:
-            peers = c._peers[direction]
-            claimants = set(peers.moved)
-            for peer in sorted(owners[direction], key=lambda p: p.sort_key):
-                chain, reached = peer_chain(direction, peer, c._comments)
-                _, old_reached = c._peer_chains.get((direction, peer), ("", ()))
-                name = peer_chain_name(direction, peer)
-                self.set_chain(name, chain)
-                if chain is None:
-                    c._peer_chains.pop((direction, peer), None)
-                else:
-                    c._peer_chains[(direction, peer)] = (name, reached)
-                if reached != old_reached:
-                    claimants.update(peers.members.get(peer, {}))
-            # Claims are counts and entries a function of them: the order pods are visited in
-            # does not matter, and the delta sorts what it emits.
-            claims_of = {f: c._claims[(direction, f)] for f in FAMILIES}
-            touched: dict[Family, set[IPAddress]] = {f: set() for f in FAMILIES}
-            pod_claims = c._pod_claims
-            peer_chains = c._peer_chains
-            for key in claimants:
-                item = (key, direction)
-                old = pod_claims.get(item, ())
-                held = peers.of_pod.get(key)
-                new: tuple[tuple[Family, IPAddress, PeerIdentity], ...] = ()
-                if held is not None:
-                    peer, pod = held
-                    found = peer_chains.get((direction, peer))
-                    if found is not None:
-                        new = tuple((f, ip, peer) for f in found[1] if (ip := pod.ip(f)) is not None)
-                if old == new:
-                    continue
-                for family, ip, peer in old:
-                    claims = claims_of[family][ip]
-                    claims[peer] -= 1
-                    if not claims[peer]:
-                        del claims[peer]
-                    touched[family].add(ip)
-                for family, ip, peer in new:
-                    claims = claims_of[family].setdefault(ip, {})
-                    claims[peer] = claims.get(peer, 0) + 1
-                    touched[family].add(ip)
-                if new:
-                    pod_claims[item] = new
-                else:
-                    pod_claims.pop(item, None)
-            for family, addresses in touched.items():
-                claims_at = claims_of[family]
-                entries = c._peer_entries[(direction, family)]
-                for ip in addresses:
-                    holders = claims_at.get(ip)
-                    entry = None
-                    if holders:
-                        top = next(iter(holders)) if len(holders) == 1 else max(holders, key=lambda p: p.sort_key)
-                        entry = Jump(peer_chains[(direction, top)][0])
-                    else:
-                        claims_at.pop(ip, None)
-                    current = entries.get(ip)
-                    if current != entry:
-                        self.entry_before.setdefault((direction, family, ip), current)
-                        if entry is None:
-                            del entries[ip]
-                        else:
-                            entries[ip] = entry
-        return allow_dirty
-
-    def delta(self) -> RulesetDelta:
-        c = self.c
-        whole: list[Set] = []
-        removed: list[str] = []
-        added: list[tuple[str, tuple[Element, ...]]] = []
-        dropped: list[tuple[str, tuple[Element, ...]]] = []
-        comments: list[tuple[str, str]] = []
-        for name in sorted(self.groups):
-            existed, interval_before, comment_before = self.set_before[name]
-            state = c._sets[name]
-            if not state.finished:
-                if existed:
-                    removed.append(name)
-                continue
-            if not existed or interval_before != state.interval:
-                whole.append(c._set_object(name))
-                if existed:
-                    self.forced.add(self._reader(name, state))
-                continue
-            before: set[Element] = set()
-            after: set[Element] = set()
-            for group in self.groups[name]:
-                before.update(self.group_before[(name, group)])
-                after.update(state.finished.get(group, ()))
-            if after - before:
-                added.append((name, tuple(sorted(after - before))))
-            if before - after:
-                dropped.append((name, tuple(sorted(before - after))))
-            if state.comment != comment_before:
-                comments.append((name, state.comment))
-        for family, before_addresses in self.node_before.items():
-            name = c._node_set(family).name
-            b, a = set(before_addresses), set(c._node_sets[family])
-            if a - b:
-                added.append((name, tuple(sorted((address_interval(x),) for x in a - b))))
-            if b - a:
-                dropped.append((name, tuple(sorted((address_interval(x),) for x in b - a))))
-        maps: list[VerdictMap] = []
-        entries_added: dict[str, list[MapEntry]] = {}
-        entries_removed: dict[str, list[MapEntry]] = {}
-        for (direction, family), had in self.map_before.items():
-            has = bool(c._peer_entries[(direction, family)])
-            if has and not had:
-                maps.append(c._peer_map(direction, family))
-            elif had and not has:
-                removed.append(peer_map_name(direction, family))
-        for (direction, family, ip), old in self.entry_before.items():
-            if not self.map_before[(direction, family)] or not c._peer_entries[(direction, family)]:
-                continue
-            new = c._peer_entries[(direction, family)].get(ip)
-            if old == new:
-                continue
-            name = peer_map_name(direction, family)
-            if old is not None:
-                entries_removed.setdefault(name, []).append((ip, old))
-            if new is not None:
-                entries_added.setdefault(name, []).append((ip, new))
-        for (direction, family, key), old_entry in self.dispatch_before.items():
-            new_entry = c._dispatch[(direction, family)].get(key)
-            if old_entry == new_entry:
-                continue
-            name = dispatch_map_name(direction, family)
-            if old_entry is not None:
-                entries_removed.setdefault(name, []).append(old_entry)
-            if new_entry is not None:
-                entries_added.setdefault(name, []).append(new_entry)
-        chains: list[Chain] = []
-        removed_chains: list[str] = []
-        for name, old_chain in self.chain_before.items():
-            now = c._chains.get(name)
-            if now is None:
-                if old_chain is not None:
-                    removed_chains.append(name)
-            elif now != old_chain or name in self.forced:
-                chains.append(now)
-        for name in self.forced - set(self.chain_before):
-            chains.append(c._chains[name])
-        return RulesetDelta(
-            sets=tuple(sorted(whole, key=lambda s: s.name)),
-            maps=tuple(sorted(maps, key=lambda m: m.name)),
-            removed=tuple(sorted(removed)),
-            added_elements=tuple(sorted(added)),
-            removed_elements=tuple(sorted(dropped)),
-            added_entries=tuple((n, tuple(sorted(e, key=lambda x: x[0]))) for n, e in sorted(entries_added.items())),
-            removed_entries=tuple((n, tuple(sorted(e, key=lambda x: x[0]))) for n, e in sorted(entries_removed.items())),
-            chains=tuple(sorted(chains, key=lambda ch: ch.name)),
-            removed_chains=tuple(sorted(removed_chains)),
-            set_comments=tuple(sorted(comments)),
-        )
-
-    def cleanup(self) -> None:
-        """Forget the sets this step emptied."""
-        for name in self.groups:
-            if not self.c._sets[name].finished:
-                del self.c._sets[name]
-                self.c._set_objects.pop(name, None)
-
-    @staticmethod
-    def _reader(name: str, state: _SetState) -> str:
-        """The chain that looks up a set: its peer identity's chain, or the shared allow chain."""
-        direction = Direction.INGRESS if name.startswith("in-") else Direction.EGRESS
-        if state.owner is not None:
-            return peer_chain_name(direction, state.owner)
-        return allow_chain_name(direction, Family.IPV4 if name.endswith("4") else Family.IPV6)

@@ -1,0 +1,353 @@
+"""The sets a node compiler keeps and the change one step makes to its ruleset.
+
+A set's elements are kept raw per local address group (``finish_elements`` groups by the
+local pod's address, and groups never overlap) and per contributor (a local pod and a
+direction), finished per group, with reference-counted sources that make the comments of
+the set and of the lookup rules that read it (:class:`SetState`, :class:`Comments`).
+
+A step records, before it first changes a piece of the compiler's state, what that piece
+held (:class:`Tracker`): a set's existence, interval flag and comment, a group's finished
+elements, a chain, a peer map entry, a dispatch entry, a node set. At the end of the step it
+re-finishes the touched groups, refreshes the peer identity chains and peer map claims that
+follow from them, and reports each piece that changed as a :class:`RulesetDelta`: set
+elements and map entries one by one, sets, maps and chains whole when they appear or are
+re-created.
+
+Invariants: a set exists in the ruleset exactly while it has finished elements (sets a step
+empties are forgotten by ``cleanup``); a piece's recorded state is the one it had when the
+step began, so the delta is exactly the difference between the rulesets before and after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from policyctl.policy.model import Direction, Family, IPAddress
+
+from .compile import (
+    FAMILIES,
+    PeerIdentity,
+    allow_chain_name,
+    dispatch_map_name,
+    finish_elements,
+    peer_chain,
+    peer_chain_name,
+    peer_map_name,
+    terse_comment,
+)
+from .delta import MapEntry, RulesetDelta
+from .intervals import Interval, address_interval
+from .ruleset import Chain, Element, FieldType, Jump, Set, VerdictMap
+
+if TYPE_CHECKING:
+    from .incremental import NodeCompiler
+
+DIRECTIONS = (Direction.EGRESS, Direction.INGRESS)
+PodDirection = tuple[str, Direction]
+
+
+def _has_range(element: Element) -> bool:
+    return any(not iv.is_single for iv in element)
+
+
+@dataclass(slots=True)
+class SetState:
+    """One set: raw elements per local address group and contributor, finished elements per
+    group, and how many contributions brought each source."""
+
+    name: str
+    types: tuple[FieldType, ...]
+    owner: PeerIdentity | None
+    raw: dict[Interval, dict[PodDirection, frozenset[Element]]] = field(default_factory=dict)
+    finished: dict[Interval, tuple[Element, ...]] = field(default_factory=dict)
+    ranges: dict[Interval, int] = field(default_factory=dict)
+    sources: dict[str, int] = field(default_factory=dict)
+    cached_comment: str | None = None
+
+    @property
+    def interval(self) -> bool:
+        return "-blocks-" in self.name or any(self.ranges.values())
+
+    @property
+    def comment(self) -> str:
+        if self.cached_comment is None:
+            self.cached_comment = terse_comment(self.sources)
+        return self.cached_comment
+
+
+class Comments(Mapping[str, str]):
+    """The comment of every set that exists, by name (what chain builders read)."""
+
+    def __init__(self, sets: Mapping[str, SetState]) -> None:
+        self._sets = sets
+
+    def __getitem__(self, name: str) -> str:
+        state = self._sets.get(name)
+        if state is None or not state.finished:
+            raise KeyError(name)
+        return state.comment
+
+    def __contains__(self, name: object) -> bool:
+        state = self._sets.get(name) if isinstance(name, str) else None
+        return state is not None and bool(state.finished)
+
+    def __iter__(self) -> Iterator[str]:
+        return (n for n, s in self._sets.items() if s.finished)
+
+    def __len__(self) -> int:
+        return sum(1 for s in self._sets.values() if s.finished)
+
+
+class Tracker:
+    """What one step changed, with the state each changed piece had before it, so the step
+    ends with the exact delta."""
+
+    def __init__(self, compiler: NodeCompiler) -> None:
+        self.c = compiler
+        self.set_before: dict[str, tuple[bool, bool, str]] = {}
+        self.groups: dict[str, set[Interval]] = {}
+        self.group_before: dict[tuple[str, Interval], tuple[Element, ...]] = {}
+        self.chain_before: dict[str, Chain | None] = {}
+        self.entry_before: dict[tuple[Direction, Family, IPAddress], Jump | None] = {}
+        self.map_before = {k: bool(v) for k, v in compiler._peer_entries.items()}
+        self.dispatch_before: dict[tuple[Direction, Family, str], MapEntry | None] = {}
+        self.node_before: dict[Family, tuple[IPAddress, ...]] = {}
+        self.forced: set[str] = set()
+
+    def touch_set(self, name: str) -> None:
+        if name not in self.set_before:
+            state = self.c._sets.get(name)
+            exists = state is not None and bool(state.finished)
+            self.set_before[name] = (exists, state.interval if exists else False, state.comment if exists else "")
+            self.groups[name] = set()
+            self.c._set_objects.pop(name, None)
+
+    def touch_group(self, name: str, group: Interval) -> None:
+        if (name, group) not in self.group_before:
+            state = self.c._sets[name]
+            self.group_before[(name, group)] = state.finished.get(group, ())
+            self.groups[name].add(group)
+
+    def set_chain(self, name: str, chain: Chain | None) -> None:
+        if name not in self.chain_before:
+            self.chain_before[name] = self.c._chains.get(name)
+        if chain is None:
+            self.c._chains.pop(name, None)
+        else:
+            self.c._chains[name] = chain
+
+    def touch_dispatch(self, direction: Direction, family: Family, key: str) -> None:
+        self.dispatch_before.setdefault((direction, family, key), self.c._dispatch[(direction, family)].get(key))
+
+    def touch_node_set(self, family: Family) -> None:
+        self.node_before.setdefault(family, self.c._node_sets[family])
+
+    def peer_map_toggled(self, direction: Direction, family: Family) -> bool:
+        return self.map_before[(direction, family)] != bool(self.c._peer_entries[(direction, family)])
+
+    def finish_sets(self) -> None:
+        """Re-finish every touched group from its raw elements."""
+        for name, groups in self.groups.items():
+            state = self.c._sets[name]
+            for group in groups:
+                raw = state.raw.get(group)
+                if not raw:
+                    state.finished.pop(group, None)
+                    state.ranges.pop(group, None)
+                    continue
+                union: set[Element] = set().union(*raw.values())
+                finished = finish_elements(name, state.types, union)
+                state.finished[group] = finished
+                state.ranges[group] = sum(1 for e in finished if _has_range(e))
+
+    def refresh_peers(self) -> dict[tuple[Direction, Family], bool]:
+        """Refresh the chains of peer identities whose sets appeared, disappeared or changed
+        comments (what a chain holds: a lookup rule per set that exists, saying what the set
+        says), the peer map claims of pods that moved or whose identity's reached families
+        changed, and the peer map entries of the addresses involved. Returns the (direction,
+        family) pairs whose shared sets appeared, disappeared or changed comments."""
+        c = self.c
+        allow_dirty: dict[tuple[Direction, Family], bool] = {}
+        owners: dict[Direction, set[PeerIdentity]] = {d: set() for d in DIRECTIONS}
+        for name in self.groups:
+            state = c._sets[name]
+            existed, _, comment_before = self.set_before[name]
+            if existed == bool(state.finished) and (not existed or state.comment == comment_before):
+                continue
+            direction = Direction.INGRESS if name.startswith("in-") else Direction.EGRESS
+            if state.owner is None:
+                allow_dirty[(direction, Family.IPV4 if name.endswith("4") else Family.IPV6)] = True
+            else:
+                owners[direction].add(state.owner)
+        for direction in DIRECTIONS:
+            peers = c._peers[direction]
+            claimants = set(peers.moved)
+            for peer in sorted(owners[direction], key=lambda p: p.sort_key):
+                chain, reached = peer_chain(direction, peer, c._comments)
+                _, old_reached = c._peer_chains.get((direction, peer), ("", ()))
+                name = peer_chain_name(direction, peer)
+                self.set_chain(name, chain)
+                if chain is None:
+                    c._peer_chains.pop((direction, peer), None)
+                else:
+                    c._peer_chains[(direction, peer)] = (name, reached)
+                if reached != old_reached:
+                    claimants.update(peers.members.get(peer, {}))
+            # Claims are counts and entries a function of them: the order pods are visited in
+            # does not matter, and the delta sorts what it emits.
+            claims_of = {f: c._claims[(direction, f)] for f in FAMILIES}
+            touched: dict[Family, set[IPAddress]] = {f: set() for f in FAMILIES}
+            pod_claims = c._pod_claims
+            peer_chains = c._peer_chains
+            for key in claimants:
+                item = (key, direction)
+                old = pod_claims.get(item, ())
+                held = peers.of_pod.get(key)
+                new: tuple[tuple[Family, IPAddress, PeerIdentity], ...] = ()
+                if held is not None:
+                    peer, pod = held
+                    found = peer_chains.get((direction, peer))
+                    if found is not None:
+                        new = tuple((f, ip, peer) for f in found[1] if (ip := pod.ip(f)) is not None)
+                if old == new:
+                    continue
+                for family, ip, peer in old:
+                    claims = claims_of[family][ip]
+                    claims[peer] -= 1
+                    if not claims[peer]:
+                        del claims[peer]
+                    touched[family].add(ip)
+                for family, ip, peer in new:
+                    claims = claims_of[family].setdefault(ip, {})
+                    claims[peer] = claims.get(peer, 0) + 1
+                    touched[family].add(ip)
+                if new:
+                    pod_claims[item] = new
+                else:
+                    pod_claims.pop(item, None)
+            for family, addresses in touched.items():
+                claims_at = claims_of[family]
+                entries = c._peer_entries[(direction, family)]
+                for ip in addresses:
+                    holders = claims_at.get(ip)
+                    entry = None
+                    if holders:
+                        top = next(iter(holders)) if len(holders) == 1 else max(holders, key=lambda p: p.sort_key)
+                        entry = Jump(peer_chains[(direction, top)][0])
+                    else:
+                        claims_at.pop(ip, None)
+                    current = entries.get(ip)
+                    if current != entry:
+                        self.entry_before.setdefault((direction, family, ip), current)
+                        if entry is None:
+                            del entries[ip]
+                        else:
+                            entries[ip] = entry
+        return allow_dirty
+
+    def delta(self) -> RulesetDelta:
+        c = self.c
+        whole: list[Set] = []
+        removed: list[str] = []
+        added: list[tuple[str, tuple[Element, ...]]] = []
+        dropped: list[tuple[str, tuple[Element, ...]]] = []
+        comments: list[tuple[str, str]] = []
+        for name in sorted(self.groups):
+            existed, interval_before, comment_before = self.set_before[name]
+            state = c._sets[name]
+            if not state.finished:
+                if existed:
+                    removed.append(name)
+                continue
+            if not existed or interval_before != state.interval:
+                whole.append(c._set_object(name))
+                if existed:
+                    self.forced.add(self._reader(name, state))
+                continue
+            before: set[Element] = set()
+            after: set[Element] = set()
+            for group in self.groups[name]:
+                before.update(self.group_before[(name, group)])
+                after.update(state.finished.get(group, ()))
+            if after - before:
+                added.append((name, tuple(sorted(after - before))))
+            if before - after:
+                dropped.append((name, tuple(sorted(before - after))))
+            if state.comment != comment_before:
+                comments.append((name, state.comment))
+        for family, before_addresses in self.node_before.items():
+            name = c._node_set(family).name
+            b, a = set(before_addresses), set(c._node_sets[family])
+            if a - b:
+                added.append((name, tuple(sorted((address_interval(x),) for x in a - b))))
+            if b - a:
+                dropped.append((name, tuple(sorted((address_interval(x),) for x in b - a))))
+        maps: list[VerdictMap] = []
+        entries_added: dict[str, list[MapEntry]] = {}
+        entries_removed: dict[str, list[MapEntry]] = {}
+        for (direction, family), had in self.map_before.items():
+            has = bool(c._peer_entries[(direction, family)])
+            if has and not had:
+                maps.append(c._peer_map(direction, family))
+            elif had and not has:
+                removed.append(peer_map_name(direction, family))
+        for (direction, family, ip), old in self.entry_before.items():
+            if not self.map_before[(direction, family)] or not c._peer_entries[(direction, family)]:
+                continue
+            new = c._peer_entries[(direction, family)].get(ip)
+            if old == new:
+                continue
+            name = peer_map_name(direction, family)
+            if old is not None:
+                entries_removed.setdefault(name, []).append((ip, old))
+            if new is not None:
+                entries_added.setdefault(name, []).append((ip, new))
+        for (direction, family, key), old_entry in self.dispatch_before.items():
+            new_entry = c._dispatch[(direction, family)].get(key)
+            if old_entry == new_entry:
+                continue
+            name = dispatch_map_name(direction, family)
+            if old_entry is not None:
+                entries_removed.setdefault(name, []).append(old_entry)
+            if new_entry is not None:
+                entries_added.setdefault(name, []).append(new_entry)
+        chains: list[Chain] = []
+        removed_chains: list[str] = []
+        for name, old_chain in self.chain_before.items():
+            now = c._chains.get(name)
+            if now is None:
+                if old_chain is not None:
+                    removed_chains.append(name)
+            elif now != old_chain or name in self.forced:
+                chains.append(now)
+        for name in self.forced - set(self.chain_before):
+            chains.append(c._chains[name])
+        return RulesetDelta(
+            sets=tuple(sorted(whole, key=lambda s: s.name)),
+            maps=tuple(sorted(maps, key=lambda m: m.name)),
+            removed=tuple(sorted(removed)),
+            added_elements=tuple(sorted(added)),
+            removed_elements=tuple(sorted(dropped)),
+            added_entries=tuple((n, tuple(sorted(e, key=lambda x: x[0]))) for n, e in sorted(entries_added.items())),
+            removed_entries=tuple((n, tuple(sorted(e, key=lambda x: x[0]))) for n, e in sorted(entries_removed.items())),
+            chains=tuple(sorted(chains, key=lambda ch: ch.name)),
+            removed_chains=tuple(sorted(removed_chains)),
+            set_comments=tuple(sorted(comments)),
+        )
+
+    def cleanup(self) -> None:
+        """Forget the sets this step emptied."""
+        for name in self.groups:
+            if not self.c._sets[name].finished:
+                del self.c._sets[name]
+                self.c._set_objects.pop(name, None)
+
+    @staticmethod
+    def _reader(name: str, state: SetState) -> str:
+        """The chain that looks up a set: its peer identity's chain, or the shared allow chain."""
+        direction = Direction.INGRESS if name.startswith("in-") else Direction.EGRESS
+        if state.owner is not None:
+            return peer_chain_name(direction, state.owner)
+        return allow_chain_name(direction, Family.IPV4 if name.endswith("4") else Family.IPV6)
