@@ -168,12 +168,7 @@ class Enforcer:
         if current is None:
             current = self.current()
         transaction = plan(current, wanted)
-        if not transaction.empty:
-            try:
-                self._send(transaction, dry_run=dry_run)
-            except BaseException:
-                self.forget()
-                raise
+        self._send_or_forget(transaction, dry_run=dry_run)
         if not dry_run:
             self._remember(wanted, created=transaction.created_table)
         return ApplyReport(
@@ -209,12 +204,7 @@ class Enforcer:
         except DeltaMismatch:
             self.forget()
             return self.apply(desired(), source=source)
-        if not transaction.empty:
-            try:
-                self._send(transaction, dry_run=False)
-            except BaseException:
-                self.forget()
-                raise
+        self._send_or_forget(transaction, dry_run=False)
         self._committed = patched
         self._last_desired = patched
         return ApplyReport(
@@ -233,6 +223,17 @@ class Enforcer:
             except NftCommandError:
                 self._handle = None
         self._committed = committed if self._handle is not None else None
+
+    def _send_or_forget(self, transaction: Transaction, *, dry_run: bool) -> None:
+        """Send ``transaction`` unless it is empty; when that fails, stop trusting the last
+        commit, so the next apply reads the kernel in full."""
+        if transaction.empty:
+            return
+        try:
+            self._send(transaction, dry_run=dry_run)
+        except BaseException:
+            self.forget()
+            raise
 
     def _send(self, transaction: Transaction, *, dry_run: bool) -> None:
         payload = transaction.payload()

@@ -160,65 +160,127 @@ def plan(current: TableState | None, desired: TableState) -> Transaction:
     }
     sets_kept = (set(cur_sets) & set(des_sets)) - sets_recreated
 
-    chains_deleted = set(cur_chains) - set(des_chains)
-    chains_added = set(des_chains) - set(cur_chains)
-    chains_recreated = {
-        n
-        for n in set(cur_chains) & set(des_chains)
-        if cur_chains[n].hook_signature != des_chains[n].hook_signature
-    }
-    chains_kept = (set(cur_chains) & set(des_chains)) - chains_recreated
-    policy_updates = {n for n in chains_kept if cur_chains[n].policy != des_chains[n].policy}
-
     sets_going = sets_deleted | sets_recreated
-    chains_going = chains_deleted | chains_recreated
-    chains_replaced = {
-        n
-        for n in chains_kept
-        if [r.key for r in cur_chains[n].rules] != [r.key for r in des_chains[n].rules]
-        or cur_chains[n].set_references & sets_going
-        or cur_chains[n].chain_references & chains_going
-    }
+    chains = _chain_changes(cur_chains, des_chains, deleted=set(cur_chains) - set(des_chains), sets_going=sets_going)
+    rewritten = sorted(sets_kept)
+    return _transaction(
+        current,
+        chains=chains,
+        desired_chains=des_chains,
+        sets=_SetChanges(added=sets_added, recreated=sets_recreated, deleted=sets_deleted, desired=des_sets),
+        removals=[(cur_sets[n], _leaving(cur_sets[n], des_sets[n])) for n in rewritten],
+        additions=[(des_sets[n], _coming(cur_sets[n], des_sets[n])) for n in rewritten],
+    )
 
-    build = _Builder(desired.family, desired.name)
-    for name in sorted(chains_replaced | chains_going):
+
+@dataclass(frozen=True, slots=True)
+class _ChainChanges:
+    """How the chains a step looks at relate to the table's: new, deleted, re-created (hook
+    changed), with a new base-chain policy, and kept but with their rules re-sent (the rules
+    differ, or they refer to a set or chain that goes away or is re-created)."""
+
+    added: set[str]
+    deleted: set[str]
+    recreated: set[str]
+    policy_updates: set[str]
+    replaced: set[str]
+
+    @property
+    def going(self) -> set[str]:
+        return self.deleted | self.recreated
+
+
+def _chain_changes(
+    current: Mapping[str, ChainState], looked_at: Mapping[str, ChainState], *, deleted: set[str], sets_going: set[str]
+) -> _ChainChanges:
+    """The chain changes of ``looked_at`` (every desired chain, or the chains a delta carries)
+    against the table's ``current`` chains, ``deleted`` being those that go away."""
+    added = {n for n in looked_at if n not in current}
+    recreated = {n for n in looked_at if n in current and current[n].hook_signature != looked_at[n].hook_signature}
+    kept = {n for n in looked_at if n in current} - recreated
+    going = deleted | recreated
+    return _ChainChanges(
+        added=added,
+        deleted=deleted,
+        recreated=recreated,
+        policy_updates={n for n in kept if current[n].policy != looked_at[n].policy},
+        replaced={
+            n
+            for n in kept
+            if [r.key for r in current[n].rules] != [r.key for r in looked_at[n].rules]
+            or current[n].set_references & sets_going
+            or current[n].chain_references & going
+        },
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _SetChanges:
+    """Sets and maps that are new, re-created (type or flags changed) or deleted, and the
+    desired state of the new and re-created ones."""
+
+    added: set[str]
+    recreated: set[str]
+    deleted: set[str]
+    desired: Mapping[str, SetState]
+
+
+def _changed_values(current: SetState, desired: SetState) -> set[ElementKey]:
+    """Map keys held by both whose value (jump target) differs: deleted and added again."""
+    return {k for k in set(current.values) & set(desired.values) if current.values[k] != desired.values[k]}
+
+
+def _leaving(current: SetState, desired: SetState) -> set[ElementKey]:
+    return (set(current.elements) - set(desired.elements)) | _changed_values(current, desired)
+
+
+def _coming(current: SetState, desired: SetState) -> set[ElementKey]:
+    return (set(desired.elements) - set(current.elements)) | _changed_values(current, desired)
+
+
+def _transaction(
+    current: TableState,
+    *,
+    chains: _ChainChanges,
+    desired_chains: Mapping[str, ChainState],
+    sets: _SetChanges,
+    removals: Iterable[tuple[SetState, Iterable[ElementKey]]],
+    additions: Iterable[tuple[SetState, Iterable[ElementKey]]],
+) -> Transaction:
+    """The commands, in the order the module docstring gives, and what they amount to.
+    ``removals``/``additions`` are element changes of kept sets, sorted by set name, each
+    with the state its elements are spelled from."""
+    cur_sets, cur_chains = current.sets, current.chains
+    sets_going = sets.deleted | sets.recreated
+    build = _Builder(current.family, current.name)
+    for name in sorted(chains.replaced | chains.going):
         if cur_chains[name].rules:
             build.chain("flush", name)
-
-    removed = 0
-    added = 0
-    for name in sorted(sets_kept):
-        cur, des = cur_sets[name], des_sets[name]
-        changed = {k for k in set(cur.values) & set(des.values) if cur.values[k] != des.values[k]}
-        removed += build.elements("delete", cur, (set(cur.elements) - set(des.elements)) | changed)
+    removed = sum(build.elements("delete", state, keys) for state, keys in removals)
     for name in sorted(sets_going):
         build.set("delete", cur_sets[name])
         removed += len(cur_sets[name].elements)
-    for name in sorted(chains_going):
+    for name in sorted(chains.going):
         build.chain("delete", name)
-
-    for name in sorted(chains_added | chains_recreated | policy_updates):
-        build.chain("add", des_chains[name], spec=True)
-    for name in sorted(sets_added | sets_recreated):
-        build.set("add", des_sets[name], with_elements=True)
-        added += len(des_sets[name].elements)
-    for name in sorted(sets_kept):
-        cur, des = cur_sets[name], des_sets[name]
-        changed = {k for k in set(cur.values) & set(des.values) if cur.values[k] != des.values[k]}
-        added += build.elements("add", des, (set(des.elements) - set(cur.elements)) | changed)
-    for name in sorted(chains_replaced | chains_added | chains_recreated):
-        build.rules(des_chains[name])
-
+    for name in sorted(chains.added | chains.recreated | chains.policy_updates):
+        build.chain("add", desired_chains[name], spec=True)
+    added = 0
+    for name in sorted(sets.added | sets.recreated):
+        build.set("add", sets.desired[name], with_elements=True)
+        added += len(sets.desired[name].elements)
+    added += sum(build.elements("add", state, keys) for state, keys in additions)
+    for name in sorted(chains.replaced | chains.added | chains.recreated):
+        build.rules(desired_chains[name])
     return Transaction(
         commands=tuple(build.commands),
         elements_added=added,
         elements_removed=removed,
-        chains_added=tuple(sorted(chains_added)),
-        chains_replaced=tuple(sorted(chains_replaced | chains_recreated)),
-        chains_deleted=tuple(sorted(chains_deleted)),
-        sets_added=tuple(sorted(sets_added)),
-        sets_recreated=tuple(sorted(sets_recreated)),
-        sets_deleted=tuple(sorted(sets_deleted)),
+        chains_added=tuple(sorted(chains.added)),
+        chains_replaced=tuple(sorted(chains.replaced | chains.recreated)),
+        chains_deleted=tuple(sorted(chains.deleted)),
+        sets_added=tuple(sorted(sets.added)),
+        sets_recreated=tuple(sorted(sets.recreated)),
+        sets_deleted=tuple(sorted(sets.deleted)),
     )
 
 
@@ -349,76 +411,30 @@ def plan_delta(current: TableState, delta: RulesetDelta, *, source: str = "<rule
         removed_keys=_typed_keys(delta.removed_elements, delta.removed_entries, types),
     )
 
-    chains_added = {n for n in new_chains if n not in cur_chains}
-    chains_recreated = {
-        n for n in new_chains if n in cur_chains and cur_chains[n].hook_signature != new_chains[n].hook_signature
-    }
-    chains_kept = {n for n in new_chains if n in cur_chains} - chains_recreated
-    policy_updates = {n for n in chains_kept if cur_chains[n].policy != new_chains[n].policy}
-    sets_going = sets_deleted | sets_recreated
-    chains_going = chains_deleted | chains_recreated
-    chains_replaced = {
-        n
-        for n in chains_kept
-        if [r.key for r in cur_chains[n].rules] != [r.key for r in new_chains[n].rules]
-        or cur_chains[n].set_references & sets_going
-        or cur_chains[n].chain_references & chains_going
-    }
-
-    build = _Builder(current.family, current.name)
-    for name in sorted(chains_replaced | chains_going):
-        if cur_chains[name].rules:
-            build.chain("flush", name)
-
-    removed = 0
-    added = 0
-    for name in sorted(set(gone) | sets_rewritten):
-        cur = cur_sets[name]
-        if name in sets_rewritten:
-            des = new_sets[name]
-            changed = {k for k in set(cur.values) & set(des.values) if cur.values[k] != des.values[k]}
-            removed += build.elements("delete", cur, (set(cur.elements) - set(des.elements)) | changed)
-        else:
-            removed += build.elements("delete", cur, gone[name])
-    for name in sorted(sets_going):
-        build.set("delete", cur_sets[name])
-        removed += len(cur_sets[name].elements)
-    for name in sorted(chains_going):
-        build.chain("delete", name)
-
-    for name in sorted(chains_added | chains_recreated | policy_updates):
-        build.chain("add", new_chains[name], spec=True)
-    for name in sorted(sets_added | sets_recreated):
-        build.set("add", new_sets[name], with_elements=True)
-        added += len(new_sets[name].elements)
-    for name in sorted(set(came) | sets_rewritten):
-        if name in sets_rewritten:
-            cur, des = cur_sets[name], new_sets[name]
-            changed = {k for k in set(cur.values) & set(des.values) if cur.values[k] != des.values[k]}
-            added += build.elements("add", des, (set(des.elements) - set(cur.elements)) | changed)
-        else:
-            added += build.elements("add", patched_sets[name], came[name])
-    for name in sorted(chains_replaced | chains_added | chains_recreated):
-        build.rules(new_chains[name])
-
-    sets = dict(cur_sets)
-    for name in sets_deleted:
-        del sets[name]
-    sets.update(patched_sets)
-    sets.update(new_sets)
-    chains = dict(cur_chains)
-    for name in chains_deleted:
-        del chains[name]
-    chains.update(new_chains)
-    transaction = Transaction(
-        commands=tuple(build.commands),
-        elements_added=added,
-        elements_removed=removed,
-        chains_added=tuple(sorted(chains_added)),
-        chains_replaced=tuple(sorted(chains_replaced | chains_recreated)),
-        chains_deleted=tuple(sorted(chains_deleted)),
-        sets_added=tuple(sorted(sets_added)),
-        sets_recreated=tuple(sorted(sets_recreated)),
-        sets_deleted=tuple(sorted(sets_deleted)),
+    chains = _chain_changes(cur_chains, new_chains, deleted=chains_deleted, sets_going=sets_deleted | sets_recreated)
+    touched = sorted(set(gone) | set(came) | sets_rewritten)
+    transaction = _transaction(
+        current,
+        chains=chains,
+        desired_chains=new_chains,
+        sets=_SetChanges(added=sets_added, recreated=sets_recreated, deleted=sets_deleted, desired=new_sets),
+        removals=[
+            (cur_sets[n], _leaving(cur_sets[n], new_sets[n]) if n in sets_rewritten else gone[n])
+            for n in touched if n in sets_rewritten or n in gone
+        ],
+        additions=[
+            (new_sets[n], _coming(cur_sets[n], new_sets[n])) if n in sets_rewritten else (patched_sets[n], came[n])
+            for n in touched if n in sets_rewritten or n in came
+        ],
     )
-    return transaction, TableState(family=current.family, name=current.name, sets=sets, chains=chains)
+
+    table_sets = dict(cur_sets)
+    for name in sets_deleted:
+        del table_sets[name]
+    table_sets.update(patched_sets)
+    table_sets.update(new_sets)
+    table_chains = dict(cur_chains)
+    for name in chains_deleted:
+        del table_chains[name]
+    table_chains.update(new_chains)
+    return transaction, TableState(family=current.family, name=current.name, sets=table_sets, chains=table_chains)
