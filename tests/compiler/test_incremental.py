@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -46,30 +47,30 @@ def test_every_step_equals_a_whole_compile(history: list[Cluster]) -> None:
         assert compiler.local_pods == tuple(sorted((p for p in snapshot.pods if p.node == name and not p.host_network), key=lambda p: p.key))
 
 
-@HISTORIES
-@given(cluster_histories(steps=6))
-def test_a_delta_patches_the_previous_ruleset_into_the_next(history: list[Cluster]) -> None:
+def _steps(history: list[Cluster]) -> Iterator[tuple[Ruleset, RulesetDelta, Ruleset]]:
+    """(previous ruleset, the compiler's delta, the whole compile) for each snapshot."""
     name = _node_with_pods(history)
     compiler = NodeCompiler(name)
     previous = empty_ruleset("policyctl", name, Mode.ENFORCE)
     for snapshot in history:
         delta = compiler.update(snapshot)
         current = compile_node(snapshot, name)
-        assert _entries_in_key_order(patch(previous, delta)) == _entries_in_key_order(current)
+        yield previous, delta, current
         previous = current
+
+
+@HISTORIES
+@given(cluster_histories(steps=6))
+def test_a_delta_patches_the_previous_ruleset_into_the_next(history: list[Cluster]) -> None:
+    for previous, delta, current in _steps(history):
+        assert _entries_in_key_order(patch(previous, delta)) == _entries_in_key_order(current)
 
 
 @HISTORIES
 @given(cluster_histories(steps=6))
 def test_a_delta_is_empty_exactly_when_the_ruleset_did_not_change(history: list[Cluster]) -> None:
-    name = _node_with_pods(history)
-    compiler = NodeCompiler(name)
-    previous = empty_ruleset("policyctl", name, Mode.ENFORCE)
-    for snapshot in history:
-        delta = compiler.update(snapshot)
-        current = compile_node(snapshot, name)
+    for previous, delta, current in _steps(history):
         assert delta.empty == (previous == current)
-        previous = current
 
 
 # A small world: node-1 runs x/web-1; x/api-1 and x/db-1 run on node-2. x/allow-web lets

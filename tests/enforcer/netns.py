@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from tests import builders
+
 T = TypeVar("T")
 
 _CLONE_NEWNET = 0x40000000
@@ -199,3 +201,12 @@ def netns_supported() -> str | None:
         return f"cannot create a network namespace: {done.stderr.strip()}"
     subprocess.run(["ip", "netns", "del", probe], capture_output=True, check=False)
     return None
+
+
+CLUSTER_OBJECTS = (
+    builders.node("node-1", "10.77.1.1"),
+    builders.pod("x/a", {"pod": "a"}, node="node-1", ips=[Node.A_IP]),
+    builders.pod("x/b", {"pod": "b"}, node="node-1", ips=[Node.B_IP]),
+)
+"""The cluster objects that stand for :class:`Node` and its pods ``a`` and ``b``, for
+compiling the ruleset the node enforces."""

@@ -15,17 +15,13 @@ from policyctl.enforcer.apply import Enforcer
 from policyctl.enforcer.backend import LibnftablesBackend
 from policyctl.enforcer.conntrack import ConntrackTool, revoke, ruleset_judge
 from policyctl.enforcer.stats import policy_counters, rule_counters
-from tests.builders import cluster, node, pod, pod_peer, policy, port, rule
-from tests.enforcer.netns import Node, echoes
+from tests.builders import cluster, pod_peer, policy, port, rule
+from tests.enforcer.netns import CLUSTER_OBJECTS, Node, echoes
 
 pytestmark = pytest.mark.kernel
 
 A, B = Node.A_IP, Node.B_IP
-PODS = (
-    node("node-1", "10.77.1.1"),
-    pod("x/a", {"pod": "a"}, node="node-1", ips=[A]),
-    pod("x/b", {"pod": "b"}, node="node-1", ips=[B]),
-)
+PODS = CLUSTER_OBJECTS
 ALLOW_80 = policy("x/allow-80", {"pod": "b"}, ingress=[rule(pod_peer({"pod": "a"}), ports=[port(80)])])
 ALLOW_80_81 = policy("x/allow-80", {"pod": "b"}, ingress=[rule(pod_peer({"pod": "a"}), ports=[port(80), port(81)])])
 

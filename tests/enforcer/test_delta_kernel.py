@@ -18,19 +18,14 @@ from policyctl.enforcer.apply import Enforcer
 from policyctl.enforcer.backend import LibnftablesBackend, NftCommandBackend, handle_from_listing
 from policyctl.enforcer.errors import NftApplyError
 from policyctl.enforcer.tables import TableState
-from tests.builders import cluster, ip_block, node, pod, pod_peer, policy, port, rule
+from tests.builders import cluster, ip_block, pod, pod_peer, policy, port, rule
 from tests.enforcer import test_delta as hand
-from tests.enforcer.netns import Node
+from tests.enforcer.netns import CLUSTER_OBJECTS, Node
 from tests.enforcer.test_trusted_state_kernel import CountingBackend
 
 pytestmark = pytest.mark.kernel
 
-A, B = Node.A_IP, Node.B_IP
-PODS = (
-    node("node-1", "10.77.1.1"),
-    pod("x/a", {"pod": "a"}, node="node-1", ips=[A]),
-    pod("x/b", {"pod": "b"}, node="node-1", ips=[B]),
-)
+PODS = CLUSTER_OBJECTS
 ALLOW_80 = policy("x/allow", {"pod": "b"}, ingress=[rule(pod_peer({"pod": "a"}), ports=[port(80)])])
 ALLOW_80_81 = policy("x/allow", {"pod": "b"}, ingress=[rule(pod_peer({"pod": "a"}), ports=[port(80), port(81)])])
 ALLOW_BLOCK = policy("x/allow", {"pod": "b"}, ingress=[rule(ip_block("10.77.0.0/16"), ports=[port(80)])])

@@ -3,6 +3,8 @@ what a dict patched in place holds, and every mapping it was patched from is lef
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,18 +34,23 @@ def histories(draw: st.DrawFn) -> tuple[dict[int, str], list[Step]]:
     return base, steps
 
 
-@settings(max_examples=150, deadline=None)
-@given(histories())
-def test_patching_is_patching_a_dict_in_place(history: tuple[dict[int, str], list[Step]]) -> None:
+def _replayed(history: tuple[dict[int, str], list[Step]]) -> Iterator[tuple[Mapping[int, str], dict[int, str]]]:
+    """After each step: the patched mapping, and a plain dict patched in place alike."""
     base, steps = history
     reference = dict(base)
-    mapping = base
+    mapping: Mapping[int, str] = base
     for gone, came in steps:
         for key in gone:
             del reference[key]
-        for key, value in came:
-            reference[key] = value
+        reference.update(came)
         mapping = patched(mapping, removed=gone, added=came)
+        yield mapping, reference
+
+
+@settings(max_examples=150, deadline=None)
+@given(histories())
+def test_patching_is_patching_a_dict_in_place(history: tuple[dict[int, str], list[Step]]) -> None:
+    for mapping, reference in _replayed(history):
         assert list(mapping.items()) == list(reference.items())
         assert len(mapping) == len(reference)
         assert mapping == reference and reference == mapping
@@ -52,19 +59,12 @@ def test_patching_is_patching_a_dict_in_place(history: tuple[dict[int, str], lis
 @settings(max_examples=100, deadline=None)
 @given(histories(), st.integers(-5, 505))
 def test_lookups_agree_with_a_dict(history: tuple[dict[int, str], list[Step]], probe: int) -> None:
-    base, steps = history
-    reference = dict(base)
-    mapping = base
-    for gone, came in steps:
-        for key in gone:
-            del reference[key]
-        reference.update(came)
-        mapping = patched(mapping, removed=gone, added=came)
-    assert (probe in mapping) == (probe in reference)
-    assert mapping.get(probe, "none") == reference.get(probe, "none")
-    if probe not in reference:
-        with pytest.raises(KeyError):
-            mapping[probe]
+    for mapping, reference in _replayed(history):
+        assert (probe in mapping) == (probe in reference)
+        assert mapping.get(probe, "none") == reference.get(probe, "none")
+        if probe not in reference:
+            with pytest.raises(KeyError):
+                mapping[probe]
 
 
 @settings(max_examples=100, deadline=None)
