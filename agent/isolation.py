@@ -22,7 +22,7 @@ Fact = tuple[str, Direction, str]
 Selecting = Mapping[str, tuple[NetworkPolicy, ...]]
 
 
-def facts_of(pod: str, policies: tuple[NetworkPolicy, ...]) -> set[Fact]:
+def _facts_of(pod: str, policies: tuple[NetworkPolicy, ...]) -> set[Fact]:
     """(pod, direction, policy) for every policyType of every policy selecting ``pod``."""
     return {(pod, direction, str(policy.ref)) for policy in policies for direction in policy.policy_types}
 
@@ -60,7 +60,7 @@ class Isolation:
             if known is not None and _same(known, policies):
                 continue
             before = self._forget(pod) if known is not None else set()
-            after = facts_of(pod, policies)
+            after = _facts_of(pod, policies)
             self._by_pod[pod] = policies
             self._facts[pod] = after
             self._uses.update(p.ref for p in policies)

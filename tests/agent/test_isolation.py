@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policyctl.agent.isolation import Isolation, facts_of
+from policyctl.agent.isolation import Isolation
 from policyctl.policy.model import NetworkPolicy
 from tests.strategies import policies
 
@@ -13,7 +13,12 @@ POD_KEYS = ("x/a", "x/b", "y/c")
 
 
 def _fresh(selecting: dict[str, tuple[NetworkPolicy, ...]]) -> tuple[frozenset[object], int]:
-    facts = frozenset(f for pod, ps in selecting.items() for f in facts_of(pod, ps))
+    facts = frozenset(
+        (pod, direction, f"{policy.namespace}/{policy.name}")
+        for pod, ps in selecting.items()
+        for policy in ps
+        for direction in policy.policy_types
+    )
     return facts, len({p.ref for ps in selecting.values() for p in ps})
 
 
