@@ -5,12 +5,18 @@ in the repository of the current directory (``main:deploy/policies``). A revisio
 ``git archive`` into a temporary directory here, at the edge; the verifier only ever sees two
 clusters.
 
+Nothing a user types reaches git as an option: a revision must look like one (no leading
+``-``, no whitespace or control characters), is resolved to an object id with ``git rev-parse
+--verify --end-of-options``, and only that id and the path (after ``--``) are given to ``git
+archive``; a path that leaves the repository is refused.
+
 Exit status: 0 no flow changed, 1 flows changed (like ``diff``), 2 invalid input.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tarfile
 import tempfile
@@ -26,8 +32,25 @@ from policyctl.verifier.semdiff import FlowChange, FlowDiff, semantic_diff
 SCHEMA_VERSION = 1
 
 
+_REVISION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./~^@{}+-]*")
+"""What a revision may look like: branch and tag names, object ids, ``HEAD~2``, ``main^``,
+``HEAD@{1}``; never a leading ``-`` (git would read an option)."""
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+
+
 def _git(*args: str, cwd: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=120)
+
+
+def _tree_of(spec: str, revision: str, root: str) -> str:
+    """The object id of ``revision``'s tree, resolved without letting git read it as an option."""
+    if not _REVISION.fullmatch(revision) or ".." in revision:
+        raise fail(f"{spec}: {revision!r} is not a revision (expected a branch, tag, commit id or HEAD~N)")
+    found = _git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{revision}^{{tree}}", cwd=root)
+    tree = found.stdout.decode(errors="replace").strip()
+    if found.returncode != 0 or not _OBJECT_ID.fullmatch(tree):
+        raise fail(f"{spec}: unknown revision {revision!r}")
+    return tree
 
 
 def _regular(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
@@ -45,15 +68,20 @@ def revision_path(spec: str) -> Iterator[str]:
         yield spec
         return
     revision, _, path = spec.partition(":")
+    if any(ord(c) < 32 or c == "\x7f" for c in path):
+        raise fail(f"{spec}: the path holds a control character")
     top = _git("rev-parse", "--show-toplevel", cwd=os.getcwd())
     if top.returncode != 0:
         raise fail(f"{spec}: not a path, and not in a git repository: {top.stderr.decode().strip()}")
     root = top.stdout.decode().strip()
+    tree = _tree_of(spec, revision, root)
     prefix = os.path.relpath(os.path.join(os.getcwd(), path or "."), root)
+    if prefix == os.pardir or prefix.startswith(os.pardir + os.sep):
+        raise fail(f"{spec}: {path!r} is outside the repository {root}")
     prefix = "" if prefix == "." else prefix
-    archive = _git("archive", "--format=tar", revision, *([prefix] if prefix else []), cwd=root)
+    archive = _git("archive", "--format=tar", tree, "--", *([prefix] if prefix else []), cwd=root)
     if archive.returncode != 0:
-        raise fail(f"{spec}: {archive.stderr.decode().strip()}")
+        raise fail(f"{spec}: {archive.stderr.decode(errors='replace').strip()}")
     with tempfile.TemporaryDirectory(prefix="policyctl-diff-") as directory:
         target = os.path.join(directory, "tree.tar")
         with open(target, "wb") as handle:
