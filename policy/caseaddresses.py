@@ -28,6 +28,7 @@ def assign_addresses(
     *,
     families: Sequence[Family],
     nodes: Sequence[str],
+    node_pins: Mapping[str, Sequence[IPAddress]] | None = None,
 ) -> tuple[dict[str, dict[Family, IPAddress]], list[tuple[str, str]]]:
     """Addresses of ``(key, node, host_network, pinned)`` pods, one per family: pinned ones
     kept, hostNetwork pods their node's, the rest the next free host of their node's pod CIDR
@@ -45,7 +46,7 @@ def assign_addresses(
             if chosen is not None:
                 assigned[family] = chosen
             elif host_network:
-                assigned[family] = node_addresses(node_index, (family,))[0]
+                assigned[family] = node_address(node, node_index, family, node_pins or {})
             else:
                 network = pod_network(node_index, family)
                 host = next_host.get((node, family), 2)
@@ -96,6 +97,12 @@ def pod_network(node_index: int, family: Family) -> IPNetwork:
     if family is Family.IPV4:
         return ipaddress.ip_network(f"10.244.{node_index}.0/24")
     return ipaddress.ip_network(f"fd00:10:244:{node_index:x}::/64")
+
+
+def node_address(node: str, node_index: int, family: Family, pins: Mapping[str, Sequence[IPAddress]]) -> IPAddress:
+    """A node's address in ``family``: the one the case pins, else the plan's."""
+    pinned = next((a for a in pins.get(node, ()) if Family.of(a) is family), None)
+    return pinned if pinned is not None else node_addresses(node_index, (family,))[0]
 
 
 def node_addresses(node_index: int, families: Sequence[Family]) -> tuple[IPAddress, ...]:

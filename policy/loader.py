@@ -5,9 +5,11 @@ Input forms: files, directories (recursively, ``.yaml``/``.yml``/``.json``, in s
 (``PodList``, ``NetworkPolicyList``, any ``*List`` with ``items``), whose items without a
 ``kind`` take it from the list.
 
-Objects read: Namespace, Pod, Node, NetworkPolicy (``networking.k8s.io/v1``) and the pod
-templates of Deployment, StatefulSet, DaemonSet, ReplicaSet, Job and CronJob (see
-:mod:`policy.objects`). Other kinds are counted in :attr:`LoadResult.skipped`, not reported.
+Objects read: Namespace, Pod, Node, NetworkPolicy (``networking.k8s.io/v1``), the cluster-scoped
+ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy (:mod:`policy.clusterparse`)
+and the pod templates of Deployment, StatefulSet, DaemonSet, ReplicaSet, Job and CronJob (see
+:mod:`policy.objects`). Other kinds are counted in :attr:`LoadResult.skipped`, which every command
+reports.
 
 Invariants:
 
@@ -34,6 +36,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TextIO
 
+from policyctl.policy.clustermodel import ClusterNetworkPolicy
+from policyctl.policy.clusterparse import CLUSTER_POLICY_KINDS, parse_cluster_policy
 from policyctl.policy.defaults import build_network_policy
 from policyctl.policy.diagnostics import Diagnostic, Severity, has_errors
 from policyctl.policy.fields import Site
@@ -59,7 +63,7 @@ from policyctl.policy.yamlsource import Document, Path, read_documents
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN_SOURCE = "<stdin>"
-_CLUSTER_SCOPED = frozenset({"Namespace", "Node"})
+_CLUSTER_SCOPED = frozenset({"Namespace", "Node", *CLUSTER_POLICY_KINDS})
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ class _Collector:
         self.pods: dict[str, Pod] = {}
         self.nodes: dict[str, Node] = {}
         self.policies: dict[tuple[str, str], NetworkPolicy] = {}
+        self.cluster_policies: dict[tuple[str, str], ClusterNetworkPolicy] = {}
         self.pod_kinds: dict[str, str] = {}
         self.diagnostics: list[Diagnostic] = []
         self.skipped: Counter[str] = Counter()
@@ -143,6 +148,13 @@ class _Collector:
             if policy is not None:
                 self._replace(self.policies, (policy.namespace, policy.name), policy,
                               site=site, what=f"NetworkPolicy {policy.ref}")  # fmt: skip
+            return
+        if kind in CLUSTER_POLICY_KINDS:
+            cluster_policy, found = parse_cluster_policy(value, kind=kind, site=site)
+            self.diagnostics.extend(found)
+            if cluster_policy is not None and not site.document.has_defect_under(site.base):
+                self._replace(self.cluster_policies, (kind, cluster_policy.name), cluster_policy,
+                              site=site, what=str(cluster_policy))  # fmt: skip
             return
         parsed: tuple[object, list[Diagnostic]]
         if kind == "Namespace":
@@ -227,10 +239,11 @@ class _Collector:
             pods=tuple(self.pods[k] for k in sorted(self.pods)),
             nodes=tuple(self.nodes[k] for k in sorted(self.nodes)),
             policies=tuple(self.policies[k] for k in sorted(self.policies)),
+            cluster_policies=tuple(sorted(self.cluster_policies.values(), key=lambda p: (p.tier != p.tier.ADMIN, p.order))),
         )
 
 
-_HANDLED_KINDS = frozenset({"Namespace", "Pod", "Node", "NetworkPolicy", *WORKLOAD_TEMPLATES})
+_HANDLED_KINDS = frozenset({"Namespace", "Pod", "Node", "NetworkPolicy", *CLUSTER_POLICY_KINDS, *WORKLOAD_TEMPLATES})
 
 
 def load_documents(

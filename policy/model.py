@@ -23,7 +23,10 @@ import ipaddress
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Union
+from typing import TYPE_CHECKING, Union
+
+if TYPE_CHECKING:
+    from policyctl.policy.clustermodel import ClusterNetworkPolicy
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -367,11 +370,13 @@ class Pod:
 
 @dataclass(frozen=True, slots=True)
 class Node:
-    """A node and its ``status.addresses`` that are IPs (InternalIP, ExternalIP)."""
+    """A node and its ``status.addresses`` that are IPs (InternalIP, ExternalIP); ``labels``
+    for the ``nodes`` peers of cluster-scoped policies."""
 
     name: str
     addresses: tuple[IPAddress, ...] = ()
     provenance: Provenance | None = field(default=None, compare=False)
+    labels: Labels = field(default_factory=Labels)
 
     def ip(self, family: Family) -> IPAddress | None:
         return next((a for a in self.addresses if Family.of(a) is family), None)
@@ -386,6 +391,9 @@ class Cluster:
     pods: tuple[Pod, ...] = ()
     nodes: tuple[Node, ...] = ()
     policies: tuple[NetworkPolicy, ...] = ()
+    cluster_policies: tuple[ClusterNetworkPolicy, ...] = ()
+    """ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy objects
+    (:mod:`policy.clustermodel`), sorted by tier order (:attr:`ClusterNetworkPolicy.order`)."""
 
     @cached_property
     def namespace_by_name(self) -> Mapping[str, Namespace]:

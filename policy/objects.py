@@ -233,6 +233,7 @@ def parse_node(value: Mapping[str, object], *, site: Site) -> tuple[Node | None,
     reader = FieldReader(site)
     meta = _field(value, ("metadata",), reader)
     name = check_object_name(reader, meta.get("name"), ("metadata", "name"))
+    labels = read_labels(reader, meta.get("labels"), ("metadata", "labels"))
     status = _field(value, ("status",), reader)
     found: list[tuple[int, IPAddress]] = []
     if status.get("addresses") is not None:
@@ -245,4 +246,5 @@ def parse_node(value: Mapping[str, object], *, site: Site) -> tuple[Node | None,
     if reader.failed or name is None:
         return None, reader.diagnostics
     addresses = tuple(dict.fromkeys(a for _, a in sorted(found, key=lambda f: f[0])))
-    return Node(name, addresses, provenance=provenance_of(site)), reader.diagnostics
+    node = Node(name, addresses, provenance=provenance_of(site), labels=Labels(labels or {}))
+    return node, reader.diagnostics

@@ -29,10 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from policyctl.policy.caseaddresses import assign_addresses, node_addresses, substitute_addresses
+from policyctl.policy.caseaddresses import assign_addresses, node_address, substitute_addresses
+from policyctl.policy.yamlsource import Document
 from policyctl.policy.casereader import CaseReader, PathT, kind_of, read_case_documents
 from policyctl.policy.diagnostics import Diagnostic, InputError, Severity, format_path
 from policyctl.policy.engines import Probe
+from policyctl.policy.addresses import parse_ip_sloppy
+from policyctl.policy.clustermodel import ClusterNetworkPolicy
+from policyctl.policy.clusterparse import CLUSTER_POLICY_KINDS, parse_cluster_policy
+from policyctl.policy.fields import Site
 from policyctl.policy.loader import parse_network_policy
 from policyctl.policy.model import (
     NAMESPACE_NAME_LABEL,
@@ -167,6 +172,10 @@ def _errors(diagnostics: Sequence[Diagnostic]) -> bool:
 class _CaseParser(CaseReader):
     """Builds the case from its document: the model, then each step on the previous snapshot."""
 
+    def __init__(self, document: Document) -> None:
+        super().__init__(document)
+        self.node_details: dict[str, tuple[tuple[IPAddress, ...], Labels]] = {}
+
     # -- the case --------------------------------------------------------------------------
 
     def parse(self) -> ProbeCase | None:
@@ -185,15 +194,21 @@ class _CaseParser(CaseReader):
         raw_steps = self.sequence(top.get("steps"), ("steps",))
         added = self.added_pods(raw_steps, nodes=nodes, start=len(pods))
         everyone = {**{p.key: p for p in added}, **pods}
+        pins = {name: pinned for name, (pinned, _) in self.node_details.items()}
         addresses, problems = assign_addresses(
             [(p.key, p.node, p.host_network, p.pinned) for p in everyone.values()],
             families=families,
             nodes=nodes,
+            node_pins=pins,
         )
         for key, message in problems:
             self.error((*everyone[key].path, "ips"), message)
         node_values = tuple(
-            Node(name, node_addresses(i, families))
+            Node(
+                name,
+                tuple(node_address(name, i, f, pins) for f in families),
+                labels=self.node_details.get(name, ((), Labels()))[1],
+            )
             for i, name in enumerate(nodes, start=1)
         )
         cluster = Cluster(
@@ -258,15 +273,7 @@ class _CaseParser(CaseReader):
         if not families:
             self.error((*path, "ip_families"), "must list IPv4, IPv6 or both")
             families = [Family.IPV4]
-        nodes: list[str] = []
-        for i, raw in enumerate(
-            self.sequence(model.get("nodes", list(STANDARD_NODES)), (*path, "nodes"))
-        ):
-            name = self.string(raw, (*path, "nodes", i))
-            if name is not None and name in nodes:
-                self.error((*path, "nodes", i), f"node {name} is listed twice")
-            elif name is not None:
-                nodes.append(name)
+        nodes = self.model_nodes(model.get("nodes", list(STANDARD_NODES)), (*path, "nodes"), families)
         if not nodes:
             self.error((*path, "nodes"), "a model needs at least one node")
             return tuple(families), (), {}, {}
@@ -288,6 +295,34 @@ class _CaseParser(CaseReader):
             if spec is not None:
                 pods[key] = spec
         return tuple(families), tuple(nodes), namespaces, pods
+
+    def model_nodes(self, value: Any, path: PathT, families: list[Family]) -> list[str]:
+        """``nodes``: a list of names, or a map of names to ``{addresses, labels}`` (for
+        ``nodes`` peers and ipBlocks over node addresses), kept in :attr:`node_details`."""
+        nodes: list[str] = []
+        if isinstance(value, Mapping):
+            for name, raw in value.items():
+                at = (*path, name)
+                details = self.mapping(raw, at, keys=("addresses", "labels"))
+                pinned: list[IPAddress] = []
+                for i, text in enumerate(self.sequence(details.get("addresses"), (*at, "addresses"))):
+                    parsed = parse_ip_sloppy(text) if isinstance(text, str) else None
+                    if parsed is None:
+                        self.error((*at, "addresses", i), f"{text!r} is not an IP address")
+                    elif Family.of(parsed.address) not in families:
+                        self.error((*at, "addresses", i), f"{text} is not of a family of this cluster")
+                    else:
+                        pinned.append(parsed.address)
+                self.node_details[str(name)] = (tuple(pinned), self.labels(details.get("labels"), (*at, "labels")))
+                nodes.append(str(name))
+            return nodes
+        for i, raw in enumerate(self.sequence(value, path)):
+            name = self.string(raw, (*path, i))
+            if name is not None and name in nodes:
+                self.error((*path, i), f"node {name} is listed twice")
+            elif name is not None:
+                nodes.append(name)
+        return nodes
 
     def pod_spec(
         self,
@@ -395,15 +430,22 @@ class _CaseParser(CaseReader):
     ) -> Cluster:
         policies = {p.ref: p for p in cluster.policies}
         refs = {str(ref): ref for ref in policies}
+        scoped = {(p.kind.value, p.name): p for p in cluster.cluster_policies}
         for i, raw in enumerate(self.sequence(step.get("remove_policies"), (*path, "remove_policies"))):
+            named = [k for k in scoped if k[1] == raw]
             if raw in refs and refs[raw] in policies:
                 del policies[refs[raw]]
+            elif named:
+                for key in named:
+                    del scoped[key]
             else:
-                known = ", ".join(sorted(refs)) or "none"
+                known = ", ".join(sorted([*refs, *(name for _, name in scoped)])) or "none"
                 self.error((*path, "remove_policies", i), f"no policy {raw!r} to remove (present: {known})")
         for i, raw in enumerate(self.sequence(step.get("policies"), (*path, "policies"))):
             policy = self.policy(raw, (*path, "policies", i), cluster=cluster, addresses=addresses)
-            if policy is not None:
+            if isinstance(policy, ClusterNetworkPolicy):
+                scoped[(policy.kind.value, policy.name)] = policy
+            elif policy is not None:
                 policies[policy.ref] = policy
         namespaces = {n.name: n for n in cluster.namespaces}
         raw_ns = self.mapping(step.get("namespace_labels"), (*path, "namespace_labels"))
@@ -436,6 +478,7 @@ class _CaseParser(CaseReader):
             pods=tuple(pods.values()),
             nodes=cluster.nodes,
             policies=tuple(policies[r] for r in sorted(policies)),
+            cluster_policies=tuple(sorted(scoped.values(), key=lambda p: (p.tier.value, p.order))),
         )
 
     def known_pod(self, key: Any, pods: Mapping[str, Pod], path: PathT) -> bool:
@@ -451,7 +494,7 @@ class _CaseParser(CaseReader):
         *,
         cluster: Cluster,
         addresses: Mapping[str, Mapping[Family, IPAddress]],
-    ) -> NetworkPolicy | None:
+    ) -> NetworkPolicy | ClusterNetworkPolicy | None:
         substituted, problems = substitute_addresses(value, addresses)
         for where, message in problems:
             self.error((*path, *where), message, code="unresolved-address")
@@ -459,14 +502,15 @@ class _CaseParser(CaseReader):
             if not problems:
                 self.error(path, f"must be a NetworkPolicy mapping, not {kind_of(value)}")
             return None
+        kind = substituted.get("kind")
+        if isinstance(kind, str) and kind in CLUSTER_POLICY_KINDS:
+            scoped, found = parse_cluster_policy(substituted, kind=kind, site=Site(self.document, path, kind))
+            self._add_diagnostics(found, path)
+            return scoped
         policy, diagnostics = parse_network_policy(
             substituted, document=self.document, path=path, default_namespace="default"
         )
-        prefix = format_path(path)
-        self.diagnostics.extend(
-            d if d.field.startswith(prefix) else dataclasses.replace(d, field=f"{prefix}.{d.field}" if d.field else prefix)
-            for d in diagnostics
-        )
+        self._add_diagnostics(diagnostics, path)
         if policy is not None and policy.namespace not in cluster.namespace_by_name:
             self.error(
                 (*path, "metadata", "namespace"),
@@ -474,6 +518,13 @@ class _CaseParser(CaseReader):
             )
             return None
         return policy
+
+    def _add_diagnostics(self, diagnostics: Sequence[Diagnostic], path: PathT) -> None:
+        prefix = format_path(path)
+        self.diagnostics.extend(
+            d if d.field.startswith(prefix) else dataclasses.replace(d, field=f"{prefix}.{d.field}" if d.field else prefix)
+            for d in diagnostics
+        )
 
     def probes(
         self, value: Any, path: PathT, *, cluster: Cluster, families: tuple[Family, ...]

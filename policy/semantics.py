@@ -23,6 +23,10 @@ address, and ingress from the destination's own node.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
+
+from policyctl.policy.clustermodel import Action, Tier
 from policyctl.policy.hints import find_hints
 from policyctl.policy.ipblocks import EndAddress, describe, end_address
 from policyctl.policy.model import Cluster, Direction, Node, NetworkPolicy, Pod, Rule
@@ -31,12 +35,15 @@ from policyctl.policy.ports import match_port
 from policyctl.policy.verdicts import (
     Bypass,
     Connection,
+    DecidedBy,
     DirectionVerdict,
     Endpoint,
     PolicyResult,
     RuleResult,
+    TierOutcome,
     Verdict,
 )
+from policyctl.policy.tiers import cluster_rule_hints, evaluate_tier, final
 
 
 def selecting_policies(cluster: Cluster, pod: Pod) -> tuple[NetworkPolicy, ...]:
@@ -99,10 +106,11 @@ def _decide(cluster: Cluster, connection: Connection, direction: Direction, *, w
     pod, other = _ends(connection, direction)
     if not isinstance(pod, Pod):
         note = f"{describe(pod)} is not a pod: no policy applies to it"
-        return DirectionVerdict(direction, True, None, False, bypass=Bypass.NOT_A_POD, note=note)
+        return DirectionVerdict(direction, True, None, False, bypass=Bypass.NOT_A_POD, note=note, decided_by=DecidedBy.BYPASS)
     if pod.host_network:
         note = f"{pod.key} is a hostNetwork pod: policies never select it"
-        return DirectionVerdict(direction, True, pod, False, bypass=Bypass.HOST_NETWORK, note=note)
+        return DirectionVerdict(direction, True, pod, False, bypass=Bypass.HOST_NETWORK, note=note,
+                                decided_by=DecidedBy.BYPASS)  # fmt: skip
     selecting = selecting_policies(cluster, pod)
     applying = tuple(p for p in selecting if p.isolates(direction))
     shown = tuple(p.ref for p in selecting if not p.isolates(direction))
@@ -112,16 +120,27 @@ def _decide(cluster: Cluster, connection: Connection, direction: Direction, *, w
     verdict = DirectionVerdict(direction, True, pod, isolated, results, shown)
     if isinstance(other, Pod) and other.key == pod.key and not connection.via_service:
         note = f"{pod.key} reaches its own address: the connection never leaves its network namespace"
-        return _with(verdict, bypass=Bypass.SAME_POD, note=note)
+        return replace(verdict, bypass=Bypass.SAME_POD, note=note, decided_by=DecidedBy.BYPASS)
     if direction is Direction.INGRESS and _from_own_node(cluster, other, pod):
         note = f"{describe(other)} is on {pod.key}'s own node {pod.node}: a node may always reach its pods"
-        return _with(verdict, bypass=Bypass.FROM_OWN_NODE, note=note)
+        return replace(verdict, bypass=Bypass.FROM_OWN_NODE, note=note, decided_by=DecidedBy.BYPASS)
+    tier = partial(evaluate_tier, cluster, pod=pod, direction=direction, connection=connection, other=other, address=address)
+    admin = tier(Tier.ADMIN)
+    verdict = replace(verdict, admin=admin)
+    if final(admin):
+        return _tier_decision(verdict, admin, DecidedBy.ADMIN, with_hints=with_hints)
+    passed = f" (passed by {admin.deciding.policy})" if admin.deciding is not None else ""
     if not isolated:
+        baseline = tier(Tier.BASELINE)
+        verdict = replace(verdict, baseline=baseline)
+        if final(baseline):
+            return _tier_decision(verdict, baseline, DecidedBy.BASELINE, with_hints=with_hints)
         note = f"{pod.key} is not isolated for {direction.value}: no policy selecting it has {direction.value} in policyTypes"
-        return _with(verdict, note=note)
+        return replace(verdict, note=note + passed)
+    verdict = replace(verdict, decided_by=DecidedBy.NETWORK_POLICY)
     allowing = [str(r.policy) for r in results if r.allows]
     if allowing:
-        return _with(verdict, note=f"allowed by {', '.join(allowing)}")
+        return replace(verdict, note=f"allowed by {', '.join(allowing)}{passed}")
     refs = ", ".join(str(r.policy) for r in results)
     hints = ()
     if with_hints:
@@ -134,14 +153,25 @@ def _decide(cluster: Cluster, connection: Connection, direction: Direction, *, w
             results=results,
             recheck=lambda c, k: _decide(c, k, direction, with_hints=False).allowed,
         )
-    note = f"{pod.key} is isolated for {direction.value} by {refs} and no rule matches"
-    return DirectionVerdict(direction, False, pod, True, results, shown, hints=hints, note=note)
+    note = f"{pod.key} is isolated for {direction.value} by {refs} and no rule matches{passed}"
+    return replace(verdict, allowed=False, hints=hints, note=note)
 
 
-def _with(verdict: DirectionVerdict, *, note: str, bypass: Bypass | None = None) -> DirectionVerdict:
-    return DirectionVerdict(
-        verdict.direction, True, verdict.pod, verdict.isolated, verdict.policies, verdict.selecting, bypass, (), note
+def _tier_decision(verdict: DirectionVerdict, outcome: TierOutcome, stage: DecidedBy, *, with_hints: bool) -> DirectionVerdict:
+    """A half decided by a cluster-scoped tier: the deciding rule, in words, with its place."""
+    deciding = outcome.deciding
+    assert deciding is not None and deciding.deciding_rule is not None
+    rule = deciding.deciding_rule.rule
+    allowed = outcome.action is Action.ACCEPT
+    where = f" ({rule.provenance})" if rule.provenance else ""
+    note = (
+        f"{'accepted' if allowed else 'denied'} by {deciding.policy} {rule.label}{where}, "
+        f"{outcome.tier.value} tier priority {deciding.priority}"
     )
+    if outcome.ambiguous:
+        note += "; ambiguous: " + "; ".join(outcome.ambiguous)
+    hints = cluster_rule_hints(outcome, verdict.direction) if with_hints and not allowed else ()
+    return replace(verdict, allowed=allowed, note=note, decided_by=stage, hints=hints)
 
 
 def evaluate_direction(cluster: Cluster, connection: Connection, direction: Direction) -> DirectionVerdict:

@@ -15,6 +15,7 @@ import enum
 from dataclasses import dataclass
 from typing import Union
 
+from policyctl.policy.clustermodel import Action, ClusterPeer, ClusterPolicyRef, ClusterRule, Tier
 from policyctl.policy.model import (
     Direction,
     Family,
@@ -69,7 +70,7 @@ class PeerResult:
     matched or not: the namespace and pod label requirements that failed, the except range
     that excluded the address, "not a pod", etc."""
 
-    peer: Peer
+    peer: Peer | ClusterPeer
     matched: bool
     reasons: tuple[str, ...] = ()
 
@@ -118,6 +119,57 @@ class PolicyResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterRuleResult:
+    """One rule of a cluster-scoped policy: it matches when some peer matches and (no
+    protocols, or some port matches); then its action applies."""
+
+    rule: ClusterRule
+    matched: bool
+    peers: tuple[PeerResult, ...]
+    ports: tuple[PortResult, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterPolicyResult:
+    """A cluster-scoped policy that selects the pod and has rules in this direction: its rules
+    in order up to the first that matched, and that rule's action (``decision``) or None."""
+
+    policy: ClusterPolicyRef
+    tier: Tier
+    priority: int
+    rules: tuple[ClusterRuleResult, ...]
+    decision: Action | None
+    provenance: Provenance | None = None
+
+    @property
+    def deciding_rule(self) -> ClusterRuleResult | None:
+        return self.rules[-1] if self.decision is not None and self.rules else None
+
+
+@dataclass(frozen=True, slots=True)
+class TierOutcome:
+    """One tier's evaluation: the policies looked at, in precedence order, and the action of
+    the first matching rule (None: no rule matched). ``ambiguous`` names tied policies (same
+    priority) that would have decided otherwise."""
+
+    tier: Tier
+    policies: tuple[ClusterPolicyResult, ...]
+    action: Action | None
+    deciding: ClusterPolicyResult | None
+    ambiguous: tuple[str, ...] = ()
+
+
+class DecidedBy(str, enum.Enum):
+    """Which stage of the evaluation order decided a half."""
+
+    BYPASS = "bypass"
+    ADMIN = "admin"
+    NETWORK_POLICY = "network-policy"
+    BASELINE = "baseline"
+    DEFAULT = "default"
+
+
+@dataclass(frozen=True, slots=True)
 class Hint:
     """The smallest change found that would flip a denial, in words, and where to make it."""
 
@@ -127,7 +179,9 @@ class Hint:
 
 @dataclass(frozen=True, slots=True)
 class DirectionVerdict:
-    """One half of a verdict. ``pod`` is the pod whose policies decide it (the source for
+    """One half of a verdict. The stages run in the API's order (``decided_by``): the Admin
+    tier of cluster-scoped policies (``admin``), NetworkPolicy (``policies``), the Baseline tier
+    (``baseline``), then the default allow. ``pod`` is the pod whose policies decide it (the source for
     egress, the destination for ingress), None when that end is not a pod. ``isolated`` means
     some policy selecting the pod has this policy type; then only what some ``policies``
     entry allows gets through. ``selecting`` lists policies that select the pod but do not
@@ -142,6 +196,9 @@ class DirectionVerdict:
     bypass: Bypass | None = None
     hints: tuple[Hint, ...] = ()
     note: str = ""
+    admin: TierOutcome | None = None
+    baseline: TierOutcome | None = None
+    decided_by: DecidedBy = DecidedBy.DEFAULT
 
     @property
     def allowing(self) -> tuple[PolicyResult, ...]:
