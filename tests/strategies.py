@@ -259,7 +259,7 @@ def edge_ports(cluster: Cluster) -> tuple[int, ...]:
     each range's end and one past it, every container port (the numbers named ports resolve
     to), and 80."""
     found = {80}
-    for p in cluster.policies:
+    for p in (*cluster.policies, *cluster.cluster_policies):
         for r in p.ingress + p.egress:
             for m in r.ports:
                 if isinstance(m.port, int):
@@ -276,7 +276,7 @@ def edge_addresses(cluster: Cluster, family: Family) -> tuple[IPAddress, ...]:
     address; addresses that belong to pods or nodes are left out (those ends are pods/nodes)."""
     taken = {a for p in cluster.pods for a in p.ips} | {a for n in cluster.nodes for a in n.addresses}
     found = {a for a in EXTERNAL_ADDRESSES if Family.of(a) is family}
-    for p in cluster.policies:
+    for p in (*cluster.policies, *cluster.cluster_policies):
         for r in p.ingress + p.egress:
             for peer in r.peers:
                 if isinstance(peer, IPBlockPeer):
