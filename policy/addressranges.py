@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from policyctl.policy.clustermodel import NodesPeer
 from policyctl.policy.model import Cluster, IPAddress, IPBlockPeer, IPNetwork
 
 
@@ -32,14 +33,18 @@ class AddressRange:
 
 
 def block_networks(cluster: Cluster) -> tuple[IPNetwork, ...]:
-    """Every ``cidr`` and ``except`` network of every ipBlock peer in the cluster, sorted."""
+    """Every ``cidr`` and ``except`` network of every ipBlock peer in the cluster (and every
+    ``networks`` CIDR of cluster-scoped policies, and each node address when a ``nodes`` peer
+    can match it), sorted."""
     found: set[IPNetwork] = set()
-    for policy in cluster.policies:
+    for policy in (*cluster.policies, *cluster.cluster_policies):
         for rule in (*policy.ingress, *policy.egress):
             for peer in rule.peers:
                 if isinstance(peer, IPBlockPeer):
                     found.add(peer.cidr)
                     found.update(peer.excepts)
+                elif isinstance(peer, NodesPeer):
+                    found.update(ipaddress.ip_network(a) for n in cluster.nodes for a in n.addresses)
     return tuple(sorted(found, key=lambda n: (n.version, n.network_address, n.prefixlen)))
 
 

@@ -9,7 +9,8 @@ boundaries those entries induce. Splitting 1-65535 at every boundary (a number `
 resolve to on the destination) and evaluating one representative port per interval with
 ``semantics.evaluate`` gives the exact answer for all 65,535 ports with a few evaluations.
 
-Boundaries are taken from every policy of the cluster and every container port of the
+Boundaries are taken from every policy of the cluster (cluster-scoped ones included: their
+ports are the same values) and every container port of the
 destination, not only from the policies that select the two ends: extra boundaries cost an
 evaluation each and never change the result, missing ones would.
 """
@@ -89,7 +90,7 @@ def port_boundaries(cluster: Cluster, destination: Endpoint) -> tuple[int, ...]:
             if container_port.name:
                 named.setdefault(container_port.name, []).append(container_port.port)
     points = {FIRST_PORT}
-    for policy in cluster.policies:
+    for policy in (*cluster.policies, *cluster.cluster_policies):
         for rule in (*policy.ingress, *policy.egress):
             for port in rule.ports:
                 if isinstance(port.port, int):

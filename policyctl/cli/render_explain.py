@@ -16,9 +16,18 @@ from rich.tree import Tree
 
 from policyctl.cli.inputs import console
 from policyctl.policy.endpoints import ResolvedEndpoint, workload_label
+from policyctl.policy.clustermodel import ClusterPeer, DomainNamesPeer, NodesPeer
 from policyctl.policy.model import IPBlockPeer, Node, OwnNamespace, Peer, Pod
 from policyctl.policy.portsummary import PortRange, PortSummary, describe_ranges
-from policyctl.policy.verdicts import DirectionVerdict, Endpoint, PolicyResult, RuleResult, Verdict
+from policyctl.policy.verdicts import (
+    ClusterPolicyResult,
+    DirectionVerdict,
+    Endpoint,
+    PolicyResult,
+    RuleResult,
+    TierOutcome,
+    Verdict,
+)
 
 if TYPE_CHECKING:
     from policyctl.cli.explain import Finding, Query
@@ -122,11 +131,50 @@ def _half_json(half: DirectionVerdict, *, with_ports: bool) -> dict[str, Any]:
         "note": _note(half, with_ports=with_ports),
         "policies": [_policy_json(p, with_ports=with_ports) for p in half.policies],
         "selecting_without_this_type": [str(r) for r in half.selecting],
+        "decided_by": half.decided_by.value,
+        "admin": _tier_json(half.admin, with_ports=with_ports),
+        "baseline": _tier_json(half.baseline, with_ports=with_ports),
     }
     if with_ports:
         document["allowed"] = half.allowed
         document["hints"] = [{"text": h.text, "source": _where(h.provenance)} for h in half.hints]
     return document
+
+
+def _tier_json(outcome: TierOutcome | None, *, with_ports: bool) -> dict[str, Any] | None:
+    """A cluster-scoped tier as evaluated (None when evaluation never reached it)."""
+    if outcome is None:
+        return None
+    deciding = outcome.deciding
+    return {
+        "tier": outcome.tier.value,
+        "action": outcome.action.value if outcome.action and with_ports else None,
+        "decided_by": str(deciding.policy) if deciding is not None and with_ports else None,
+        "ambiguous": list(outcome.ambiguous) if with_ports else [],
+        "policies": [_cluster_policy_json(p, with_ports=with_ports) for p in outcome.policies],
+    }
+
+
+def _cluster_policy_json(result: ClusterPolicyResult, *, with_ports: bool) -> dict[str, Any]:
+    return {
+        "policy": str(result.policy),
+        "priority": result.priority,
+        "source": _where(result.provenance),
+        "decision": result.decision.value if result.decision and with_ports else None,
+        "rules": [
+            {
+                "rule": r.rule.label,
+                "action": r.rule.action.value,
+                "source": _where(r.rule.provenance),
+                "matched": r.matched if with_ports else None,
+                "peers": [
+                    {"peer": describe_peer(p.peer), "matched": p.matched, "reasons": list(p.reasons)} for p in r.peers
+                ],
+                "ports": [{"port": str(p.port), "matched": p.matched, "reason": p.reason} for p in r.ports],
+            }
+            for r in result.rules
+        ],
+    }
 
 
 def _policy_json(result: PolicyResult, *, with_ports: bool) -> dict[str, Any]:
@@ -217,8 +265,12 @@ def _render_half(out: Any, half: DirectionVerdict, *, with_ports: bool) -> None:
         out.print(f"  {half.pod.key} is {isolation} for {half.direction.value}")
     if half.bypass is not None:
         out.print(f"  bypass: {half.bypass.value}")
+    if half.admin is not None and half.admin.policies:
+        out.print(_tier_tree(half.admin, with_ports=with_ports))
     for result in half.policies:
         out.print(_policy_tree(result, with_ports=with_ports))
+    if half.baseline is not None and half.baseline.policies:
+        out.print(_tier_tree(half.baseline, with_ports=with_ports))
     for ref in half.selecting:
         out.print(f"  also selects the pod, without {half.direction.value} in policyTypes: {ref}")
     for result in half.policies:
@@ -235,6 +287,30 @@ def _note(half: DirectionVerdict, *, with_ports: bool) -> str:
     if with_ports or half.bypass is not None or not half.isolated:
         return half.note
     return ""
+
+
+def _tier_tree(outcome: TierOutcome, *, with_ports: bool) -> Tree:
+    """A cluster-scoped tier: its policies in precedence order, each rule up to the first that
+    matched, with the action it takes."""
+    decided = f": {outcome.action.value} by {outcome.deciding.policy}" if with_ports and outcome.deciding and \
+        outcome.action else ""
+    tree = Tree(f"{outcome.tier.value} tier{decided}", guide_style="dim")
+    for result in outcome.policies:
+        where = f" ({result.provenance})" if result.provenance else ""
+        branch = tree.add(f"{result.policy} priority {result.priority}{where}")
+        for rule in result.rules:
+            rule_where = f" (line {rule.rule.provenance.line})" if rule.rule.provenance else ""
+            mark = _mark(rule.matched) if with_ports else " "
+            leaf = branch.add(f"{mark} {rule.rule.label} {rule.rule.action.value}{rule_where}")
+            for peer in rule.peers:
+                peer_leaf = leaf.add(f"{_mark(peer.matched)} peer {describe_peer(peer.peer)}")
+                for reason in peer.reasons:
+                    peer_leaf.add(reason)
+            for port in rule.ports:
+                leaf.add(f"{_mark(port.matched)} port {port.port}: {port.reason}" if with_ports else f"port {port.port}")
+    for text in outcome.ambiguous if with_ports else ():
+        tree.add(f"ambiguous: {text}")
+    return tree
 
 
 def _policy_tree(result: PolicyResult, *, with_ports: bool) -> Tree:
@@ -264,10 +340,12 @@ def _policy_tree(result: PolicyResult, *, with_ports: bool) -> Tree:
     return tree
 
 
-def describe_peer(peer: Peer) -> str:
+def describe_peer(peer: Peer | ClusterPeer) -> str:
     """A peer as a reader writes it: ``namespaces ns=y AND pods role=client``, ``ipBlock ...``."""
     if isinstance(peer, IPBlockPeer):
         return f"ipBlock {peer}"
+    if isinstance(peer, (NodesPeer, DomainNamesPeer)):
+        return str(peer)
     if isinstance(peer.namespaces, OwnNamespace):
         namespaces = f"namespace {peer.namespaces.name} (the policy's own)"
     elif peer.namespaces.selector.is_empty:
