@@ -9,9 +9,13 @@ requests by default. Every problem is reported, never only the first.
 Rules, each paraphrasing the upstream code:
 
 * ``metadata.name`` is required and a DNS-1123 subdomain (``ValidateNetworkPolicyName`` ->
-  ``NameIsDNSSubdomain``); ``metadata.namespace``, when given, a DNS-1123 label
-  (``ValidateObjectMeta`` -> ``ValidateNamespaceName``); labels as ``ValidateLabels``;
-  annotation keys qualified names (``ValidateAnnotations``).
+  ``NameIsDNSSubdomain``), ``generateName`` too with a trailing '-' allowed;
+  ``metadata.namespace``, when given, a DNS-1123 label (``ValidateObjectMeta`` ->
+  ``ValidateNamespaceName``); labels as ``ValidateLabels``; ``ValidateAnnotations``: keys are
+  qualified names once lower-cased, and keys and values together at most 256 KiB
+  (``TotalAnnotationSizeLimitB``, counted in bytes); ``ValidateFinalizers``: qualified names,
+  not both ``orphan`` and ``foregroundDeletion``; ``generation`` not negative
+  (``ValidateNonnegativeField``).
 * ``spec.podSelector`` and every peer selector: ``ValidateLabelSelector``.
 * ``ValidateNetworkPolicyPort``: protocol, if set, ``TCP``, ``UDP`` or ``SCTP``; a numeric
   port ``IsValidPortNum`` (1-65535); a named port ``IsValidPortName``; ``endPort`` "must be
@@ -21,8 +25,10 @@ Rules, each paraphrasing the upstream code:
   namespaceSelector, ipBlock) and "may not specify both ipBlock and another peer".
 * ``ValidateIPBlock``: ``cidr`` is required and a valid CIDR for a legacy field (sloppy
   parsing, see :mod:`policy.addresses`); when it parses, each ``except`` is a valid CIDR and
-  "must be a strict subset of `cidr`" (inside it, with a longer prefix; another family never
-  is). When ``cidr`` does not parse, the excepts are not looked at, as upstream.
+  "must be a strict subset of `cidr`": Go's ``cidrIPNet.Contains(exceptCIDR.IP)`` and a
+  shorter written mask on ``cidr`` (:meth:`ParsedCIDR.strict_superset_of`, which carries the
+  IPv4-mapped IPv6 consequences). When ``cidr`` does not parse, the excepts are not looked
+  at, as upstream.
 * ``policyTypes``: "may not specify more than two policyTypes" (and then nothing more is
   checked there), each ``Ingress`` or ``Egress``.
 """
@@ -36,8 +42,10 @@ from policyctl.policy.diagnostics import Diagnostic
 from policyctl.policy.fields import FieldReader, Site
 from policyctl.policy.model import Direction, Protocol
 from policyctl.policy.names import (
+    byte_length,
     dns1123_label_errors,
     dns1123_subdomain_errors,
+    generated_name_prefix_errors,
     port_name_errors,
     port_number_errors,
     qualified_name_errors,
@@ -60,6 +68,9 @@ _RULE_FIELDS = {
     Direction.INGRESS: ("ingress", "from", frozenset({"ports", "from"})),
     Direction.EGRESS: ("egress", "to", frozenset({"ports", "to"})),
 }
+TOTAL_ANNOTATION_SIZE_LIMIT_BYTES = 256 * (1 << 10)
+INT64_MAX = 2**63 - 1
+_CONFLICTING_FINALIZERS = frozenset({"orphan", "foregroundDeletion"})
 _PROTOCOLS = frozenset(p.value for p in Protocol)
 _POLICY_TYPES = frozenset(d.value for d in Direction)
 
@@ -87,9 +98,39 @@ def check_namespace_name(reader: FieldReader, namespace: object, path: Path) -> 
     return text
 
 
+def check_annotations(reader: FieldReader, value: object, path: Path) -> None:
+    """``ValidateAnnotations``: "the rule is QualifiedName except that case doesn't matter",
+    and ``ValidateAnnotationsSize``: the byte lengths of all keys and values together at most
+    ``TotalAnnotationSizeLimitB`` (256 KiB), else "Too long"."""
+    annotations = reader.string_map(value, path)
+    if annotations is None:
+        return
+    for key in sorted(annotations):
+        for message in qualified_name_errors(key.lower()):
+            reader.error((*path, key), "invalid-annotation-key", f'"{key}": {message}')
+    total = sum(byte_length(k) + byte_length(v) for k, v in annotations.items())
+    if total > TOTAL_ANNOTATION_SIZE_LIMIT_BYTES:
+        reader.error(path, "annotations-too-long",
+                     f"Too long: may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT_BYTES} bytes "
+                     f"(keys and values together are {total} bytes)")  # fmt: skip
+
+
+def _check_finalizers(reader: FieldReader, value: object, path: Path) -> None:
+    """``ValidateFinalizers``: each a qualified name (``ValidateFinalizerName``), and not both
+    ``orphan`` and ``foregroundDeletion``."""
+    finalizers = reader.strings(value, path)
+    for i, finalizer in enumerate(finalizers or []):
+        for message in qualified_name_errors(finalizer):
+            reader.error((*path, i), "invalid-finalizer", f'"{finalizer}": {message}')
+    if _CONFLICTING_FINALIZERS <= set(finalizers or []):
+        reader.error(path, "conflicting-finalizers",
+                     "finalizer orphan and foregroundDeletion cannot be both set")  # fmt: skip
+
+
 def check_metadata(reader: FieldReader, value: object) -> None:
-    """The parts of ``ValidateObjectMeta`` a manifest can get wrong: name, namespace, labels,
-    annotation keys; unknown ``metadata`` fields are strict-decoding errors."""
+    """The parts of ``ValidateObjectMeta`` a manifest can get wrong: name, generateName,
+    namespace, labels, annotations, finalizers, generation; unknown ``metadata`` fields are
+    strict-decoding errors."""
     path: Path = ("metadata",)
     if value is None:
         reader.error(path, "missing-name", "metadata.name is required")
@@ -97,16 +138,23 @@ def check_metadata(reader: FieldReader, value: object) -> None:
     meta = reader.mapping(value, path, known=OBJECT_META_FIELDS)
     if meta is None:
         return
+    if meta.get("generateName"):
+        prefix = reader.string(meta["generateName"], (*path, "generateName"))
+        for message in generated_name_prefix_errors(prefix or ""):
+            reader.error((*path, "generateName"), "invalid-generate-name", f'"{prefix}": {message}')
     check_object_name(reader, meta.get("name"), (*path, "name"))
     if meta.get("namespace"):
         check_namespace_name(reader, meta["namespace"], (*path, "namespace"))
+    if meta.get("generation") is not None:
+        generation = reader.integer(meta["generation"], (*path, "generation"), maximum=INT64_MAX)
+        if generation is not None and generation < 0:
+            reader.error((*path, "generation"), "invalid-generation",
+                         f"{generation}: must be greater than or equal to 0")  # fmt: skip
     read_labels(reader, meta.get("labels"), (*path, "labels"))
     if meta.get("annotations") is not None:
-        annotations = reader.string_map(meta["annotations"], (*path, "annotations"))
-        for key in sorted(annotations or {}):
-            for message in qualified_name_errors(key.lower()):
-                reader.error((*path, "annotations", key), "invalid-annotation-key",
-                             f'"{key}": {message}')  # fmt: skip
+        check_annotations(reader, meta["annotations"], (*path, "annotations"))
+    if meta.get("finalizers") is not None:
+        _check_finalizers(reader, meta["finalizers"], (*path, "finalizers"))
 
 
 def _check_port(reader: FieldReader, value: object, path: Path) -> None:
@@ -164,7 +212,7 @@ def _check_ip_block(reader: FieldReader, value: object, path: Path) -> None:
     raw = reader.mapping(value, path, known=IPBLOCK_FIELDS)
     if raw is None:
         return
-    if not raw.get("cidr"):
+    if raw.get("cidr") is None or raw.get("cidr") == "":
         reader.error((*path, "cidr"), "missing-cidr", "cidr is required")
         return
     cidr = _check_cidr(reader, raw["cidr"], (*path, "cidr"))
@@ -177,12 +225,7 @@ def _check_ip_block(reader: FieldReader, value: object, path: Path) -> None:
         parsed = _check_cidr(reader, item, item_path)
         if parsed is None:
             continue
-        outer, inner = cidr.network, parsed.network
-        if (
-            outer.version != inner.version
-            or inner.network_address not in outer
-            or outer.prefixlen >= inner.prefixlen
-        ):
+        if not cidr.strict_superset_of(parsed):
             reader.error(item_path, "except-not-subset",
                          f'"{item}": must be a strict subset of `cidr` ({raw["cidr"]})')  # fmt: skip
 
