@@ -21,11 +21,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from policyctl.policy.diagnostics import Diagnostic, Severity
-from policyctl.policy.model import Cluster, Direction, IPBlockPeer, LabelSelector, NetworkPolicy, OwnNamespace, Provenance
-from policyctl.policy.semantics import selecting_policies
+from policyctl.policy.model import (
+    Cluster,
+    Direction,
+    IPBlockPeer,
+    LabelSelector,
+    NamespaceScope,
+    NetworkPolicy,
+    OwnNamespace,
+    Pod,
+    PortMatch,
+    Protocol,
+    Provenance,
+)
 
 from .comparison import Difference, first_difference
+from .index import PolicyIndex, ScopedSelector
 from .labelspace import label_states
+from .redundancy import Candidate, redundant_candidates
 from .relation import Relation
 
 
@@ -80,76 +93,67 @@ def _policy_object(policy: NetworkPolicy) -> str:
     return f"NetworkPolicy {policy.ref}"
 
 
-def redundant_policies(cluster: Cluster) -> list[Finding]:
+def redundant_policies(cluster: Cluster, *, relation: Relation | None = None) -> list[Finding]:
     """Policies whose removal changes no flow."""
-    found = []
-    base = Relation(cluster)
-    for policy in sorted(cluster.policies, key=lambda p: p.ref):
-        without = _with_policies(cluster, [p for p in cluster.policies if p.ref != policy.ref])
-        if compare_relations(base, Relation(without, families=base.families)):
-            found.append(
-                Finding(
-                    "redundant-policy",
-                    f"removing {policy.ref} changes no flow: other policies allow and isolate the same",
-                    policy.provenance,
-                    _policy_object(policy),
-                    hint="delete it, or check whether it was meant to select other pods",
-                )
-            )
-    return found
+    return [f for f in redundancies(cluster, relation=relation) if f.code == "redundant-policy"]
+
+
+def redundant_rules(cluster: Cluster, *, relation: Relation | None = None) -> list[Finding]:
+    """Rules whose removal (from their policy's list) changes no flow."""
+    return [f for f in redundancies(cluster, relation=relation) if f.code == "redundant-rule"]
 
 
 def compare_relations(a: Relation, b: Relation) -> bool:
     return first_difference(a, b) is None and first_difference(b, a) is None
 
 
-def redundant_rules(cluster: Cluster) -> list[Finding]:
-    """Rules whose removal (from their policy's list) changes no flow."""
-    found = []
-    base = Relation(cluster)
-    for policy in sorted(cluster.policies, key=lambda p: p.ref):
-        for direction in (Direction.INGRESS, Direction.EGRESS):
-            if not policy.isolates(direction):
-                continue
-            rules = policy.rules(direction)
-            for rule in rules:
-                kept = tuple(r for r in rules if r.index != rule.index)
-                changed = replace(policy, ingress=kept) if direction is Direction.INGRESS else replace(policy, egress=kept)
-                others = [changed if p.ref == policy.ref else p for p in cluster.policies]
-                if compare_relations(base, Relation(_with_policies(cluster, others), families=base.families)):
-                    name = direction.value.lower()
-                    found.append(
-                        Finding(
-                            "redundant-rule",
-                            f"{policy.ref} {name}[{rule.index}] allows nothing that other rules do not already allow",
-                            rule.provenance or policy.provenance,
-                            _policy_object(policy),
-                            f"spec.{name}[{rule.index}]",
-                        )
-                    )
-    return found
+def redundancies(cluster: Cluster, *, relation: Relation | None = None) -> list[Finding]:
+    """Redundant policies, then redundant rules, found on one relation
+    (:mod:`verifier.redundancy`: each candidate costs the classes it touches)."""
+    policies = {p.ref: p for p in cluster.policies}
+    return [_finding(policies[c.policy.ref], c) for c in redundant_candidates(relation or Relation(cluster))]
+
+
+def _finding(policy: NetworkPolicy, candidate: Candidate) -> Finding:
+    rule = candidate.rule
+    if rule is None:
+        return Finding(
+            "redundant-policy",
+            f"removing {policy.ref} changes no flow: other policies allow and isolate the same",
+            policy.provenance,
+            _policy_object(policy),
+            hint="delete it, or check whether it was meant to select other pods",
+        )
+    name = rule.direction.value.lower()
+    return Finding(
+        "redundant-rule",
+        f"{policy.ref} {name}[{rule.index}] allows nothing that other rules do not already allow",
+        rule.provenance or policy.provenance,
+        _policy_object(policy),
+        f"spec.{name}[{rule.index}]",
+    )
 
 
 def _satisfiable(selector: LabelSelector) -> bool:
     return any(not failed for failed, _ in label_states([selector]))
 
 
-def empty_selectors(cluster: Cluster) -> list[Finding]:
-    """Selectors and rules that match nothing (see the module docstring)."""
+def empty_selectors(cluster: Cluster, *, index: PolicyIndex | None = None) -> list[Finding]:
+    """Selectors and rules that match nothing (see the module docstring). A scoped selector
+    selects some pod when it is in the selector set of some pod on the pod network: one
+    lookup per distinct (namespace, labels a selector reads), never a selector times pods."""
+    index = index or PolicyIndex(cluster)
+    selector_id = {s: i for i, s in enumerate(index.selectors)}
+    selected: set[int] = set()
+    for pod in cluster.pods:
+        if not pod.host_network:
+            selected.update(index.selectors_of(pod.namespace, pod.labels))
+    named = {(c.name, c.protocol) for p in cluster.pods if not p.host_network for c in p.ports if c.name}
+
+    def selects(namespaces: NamespaceScope, selector: LabelSelector) -> bool:
+        return selector_id[ScopedSelector(namespaces, selector)] in selected
+
     found: list[Finding] = []
-    pods = [p for p in cluster.pods if not p.host_network]
-
-    def selects(namespaces: object, selector: LabelSelector) -> list[str]:
-        chosen = []
-        for pod in pods:
-            if isinstance(namespaces, OwnNamespace):
-                in_scope = pod.namespace == namespaces.name
-            else:
-                in_scope = namespaces.selector.matches(cluster.namespace_labels(pod.namespace))  # type: ignore[attr-defined]
-            if in_scope and selector.matches(pod.labels):
-                chosen.append(pod.key)
-        return chosen
-
     for policy in sorted(cluster.policies, key=lambda p: p.ref):
         obj = _policy_object(policy)
         if not _satisfiable(policy.pod_selector):
@@ -176,17 +180,15 @@ def empty_selectors(cluster: Cluster) -> list[Finding]:
                         empty_peers += 1
                 if rule.peers and empty_peers == len(rule.peers):
                     found.append(Finding("empty-rule", f"{name}[{rule.index}]: no peer selects anything, the rule allows nothing", where, obj, f"spec.{name}[{rule.index}]"))
-                if rule.ports and not any(_port_can_match(m, cluster) for m in rule.ports):
+                if rule.ports and not any(_port_can_match(m, named) for m in rule.ports):
                     found.append(Finding("empty-rule", f"{name}[{rule.index}]: no port can match, the rule allows nothing", where, obj, f"spec.{name}[{rule.index}].ports"))
     return found
 
 
-def _port_can_match(match: object, cluster: Cluster) -> bool:
-    port = getattr(match, "port", None)
-    if isinstance(port, str):
-        return any(c.name == port and c.protocol is match.protocol for p in cluster.pods if not p.host_network for c in p.ports)  # type: ignore[attr-defined]
-    end = getattr(match, "end_port", None)
-    return port is None or end is None or end >= port
+def _port_can_match(match: PortMatch, named: set[tuple[str, Protocol]]) -> bool:
+    if isinstance(match.port, str):
+        return (match.port, match.protocol) in named
+    return match.port is None or match.end_port is None or match.end_port >= match.port
 
 
 def vacuous(cluster: Cluster) -> Difference | None:
@@ -194,24 +196,32 @@ def vacuous(cluster: Cluster) -> Difference | None:
     return first_difference(_with_policies(cluster, []), cluster)
 
 
-def uncovered_pods(cluster: Cluster) -> list[Finding]:
+def uncovered_pods(cluster: Cluster, *, index: PolicyIndex | None = None) -> list[Finding]:
     """Pods no policy isolates, per direction: everything may reach them (ingress) or they may
-    reach everything (egress). hostNetwork pods are never selected and are left out."""
-    found = []
+    reach everything (egress). hostNetwork pods are never selected and are left out. Pods of
+    one workload are one finding (the first pod, and how many); isolation is decided once per
+    distinct selector set (:meth:`PolicyIndex.applying`), not per pod and policy."""
+    index = index or PolicyIndex(cluster)
+    grouped: dict[tuple[str, str, Direction], list[Pod]] = {}
     for pod in sorted(cluster.pods, key=lambda p: p.key):
         if pod.host_network:
             continue
-        policies = selecting_policies(cluster, pod)
+        selectors = index.selectors_of(pod.namespace, pod.labels)
         for direction in (Direction.INGRESS, Direction.EGRESS):
-            if not any(p.isolates(direction) for p in policies):
-                found.append(
-                    Finding(
-                        "uncovered-pod",
-                        f"{pod.key} is not isolated for {direction.value}: no policy selecting it has {direction.value} in policyTypes",
-                        pod.provenance,
-                        f"Pod {pod.key}" if not pod.workload else f"{pod.workload} in {pod.namespace}",
-                        severity=Severity.INFO,
-                    )
-                )
+            if not index.applying(selectors, direction)[0]:
+                unit = pod.workload or f"pod {pod.name}"
+                grouped.setdefault((pod.namespace, unit, direction), []).append(pod)
+    found = []
+    for (namespace, unit, direction), pods in sorted(grouped.items(), key=lambda g: (g[1][0].key, g[0][2].value)):
+        first = pods[0]
+        more = f" (and {len(pods) - 1} more pods of {unit})" if len(pods) > 1 else ""
+        found.append(
+            Finding(
+                "uncovered-pod",
+                f"{first.key} is not isolated for {direction.value}{more}: no policy selecting it has {direction.value} in policyTypes",
+                first.provenance,
+                f"Pod {first.key}" if not first.workload else f"{first.workload} in {namespace}",
+                severity=Severity.INFO,
+            )
+        )
     return found
-

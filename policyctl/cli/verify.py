@@ -36,7 +36,7 @@ from policyctl.verifier.assertions import check_assertions, load_assertions
 from policyctl.verifier.comparison import describe
 from policyctl.verifier.paths import lateral_path
 from policyctl.verifier.portsets import ALL, parse_ports
-from policyctl.verifier.queries import Finding, compare, empty_selectors, redundant_policies, redundant_rules, uncovered_pods
+from policyctl.verifier.queries import Finding, compare, empty_selectors, redundancies, uncovered_pods
 from policyctl.verifier.relation import connectivity
 
 SCHEMA_VERSION = 1
@@ -119,7 +119,8 @@ def equivalent(first: tuple[str, ...], second: tuple[str, ...], namespace: str) 
 def redundant(filenames: tuple[str, ...], namespace: str, output: str) -> None:
     """Policies and rules whose removal changes no flow, selectors that select nothing."""
     cluster = load_cluster(filenames, namespace=namespace)
-    findings: list[Finding] = [*redundant_policies(cluster), *redundant_rules(cluster), *empty_selectors(cluster)]
+    relation = connectivity(cluster)
+    findings: list[Finding] = [*redundancies(cluster, relation=relation), *empty_selectors(cluster, index=relation.index)]
     diagnostics = sorted(f.to_diagnostic() for f in findings)
     _show(diagnostics, output)
     raise _exit(not diagnostics)
