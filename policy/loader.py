@@ -209,11 +209,31 @@ class _Collector:
         if kind.endswith("List") and "items" in value:
             self._add_list(document, value, path, kind=kind)
             return
-        if kind not in _HANDLED_KINDS:
-            self.skipped[kind] += 1
+        foreign = _foreign_kind(kind, value.get("apiVersion"))
+        if kind not in _HANDLED_KINDS or foreign:
+            self._skip(foreign or kind, site)
             return
         label = _object_label(kind, value, self.default_namespace)
         self.add_object(value, kind=kind, site=Site(document, path, label))
+
+    def _skip(self, kind: str, site: Site) -> None:
+        """Count an object of a kind policyctl does not read; the first of each kind is
+        reported where it is: a warning for a policy-like kind (its traffic rules are not
+        enforced or analysed), otherwise a note."""
+        self.skipped[kind] += 1
+        if self.skipped[kind] > 1:
+            return
+        if is_policy_like(kind):
+            self.diagnostics.append(site.diagnostic(
+                (), "unread-policy-kind",
+                f"{kind} is a policy kind policyctl does not read: its rules are neither enforced nor "
+                "analysed here, and every verdict ignores them",
+                severity=Severity.WARNING,
+            ))  # fmt: skip
+        else:
+            self.diagnostics.append(site.diagnostic(
+                (), "skipped-kind", f"{kind} is not a kind policyctl reads: skipped", severity=Severity.INFO
+            ))  # fmt: skip
 
     def _add_list(self, document: Document, value: Mapping[str, object], path: Path, *, kind: str) -> None:
         items = value.get("items")
@@ -241,6 +261,28 @@ class _Collector:
             policies=tuple(self.policies[k] for k in sorted(self.policies)),
             cluster_policies=tuple(sorted(self.cluster_policies.values(), key=lambda p: (p.tier != p.tier.ADMIN, p.order))),
         )
+
+
+#: The API group each read policy kind is served from; the same kind name in another group
+#: (Calico's or Antrea's NetworkPolicy, Antrea's ClusterNetworkPolicy) is another API.
+_POLICY_GROUPS = {
+    "NetworkPolicy": "networking.k8s.io",
+    **{kind: "policy.networking.k8s.io" for kind in CLUSTER_POLICY_KINDS},
+}
+_POLICY_LIKE = frozenset({"Tier", "NetworkSet", "GlobalNetworkSet", "ClusterGroup", "Group", "Egress"})
+
+
+def _foreign_kind(kind: str, api_version: object) -> str | None:
+    """``NetworkPolicy (projectcalico.org/v3)`` for a read kind name of another API group."""
+    group = _POLICY_GROUPS.get(kind)
+    if group is None or not isinstance(api_version, str) or "/" not in api_version:
+        return None
+    return None if api_version.split("/")[0] == group else f"{kind} ({api_version})"
+
+
+def is_policy_like(kind: str) -> bool:
+    """Kinds that carry traffic rules in some CNI's API (Cilium, Calico, Antrea, ...)."""
+    return "Policy" in kind or kind.split(" ")[0] in _POLICY_LIKE
 
 
 _HANDLED_KINDS = frozenset({"Namespace", "Pod", "Node", "NetworkPolicy", *CLUSTER_POLICY_KINDS, *WORKLOAD_TEMPLATES})

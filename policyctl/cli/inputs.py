@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -50,8 +50,9 @@ def filename_option(function: F) -> F:
         metavar="PATH",
         help="Manifest file, directory (read recursively, *.yaml/*.yml/*.json) or '-' for "
         "stdin. Repeatable. Namespaces, Pods, workloads (Deployment, StatefulSet, DaemonSet, "
-        "...; each stands for one pod), Nodes and NetworkPolicies are read; other kinds are "
-        "counted and skipped. Without -f, the objects are read from the cluster of the current "
+        "...; each stands for one pod), Nodes, NetworkPolicies, ClusterNetworkPolicies, "
+        "AdminNetworkPolicies and BaselineAdminNetworkPolicies are read; other kinds are counted, "
+        "skipped and reported on stderr. Without -f, the objects are read from the cluster of the current "
         "kubeconfig context (see --kubeconfig, --context, -n, -A).",
     )(function)
 
@@ -184,7 +185,29 @@ def load_cluster(filenames: Sequence[str], *, namespace: str) -> Cluster:
     print_diagnostics(result.diagnostics)
     if not result.ok:
         raise click.exceptions.Exit(EXIT_INPUT)
+    report_skipped(result.skipped)
     return result.cluster
+
+
+_SKIPPED = "policyctl.skipped-kinds"
+
+
+def report_skipped(skipped: Mapping[str, int]) -> None:
+    """Say on stderr which kinds were read and not understood (never silently ignored), and
+    keep the counts for the JSON document (:func:`skipped_kinds`)."""
+    if not skipped:
+        return
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.find_root().meta[_SKIPPED] = dict(skipped)
+    listed = ", ".join(f"{kind} ({count})" for kind, count in sorted(skipped.items()))
+    click.echo(f"note: skipped {sum(skipped.values())} object(s) of kinds policyctl does not read: {listed}", err=True)
+
+
+def skipped_kinds() -> dict[str, int]:
+    """Kind -> count of the objects the current command read and skipped."""
+    ctx = click.get_current_context(silent=True)
+    return dict(ctx.find_root().meta.get(_SKIPPED, {})) if ctx is not None else {}
 
 
 def read_live_cluster(*, kubeconfig: str | None, context: str | None, namespace: str | None) -> Cluster:
@@ -248,7 +271,11 @@ def console() -> Console:
 
 
 def emit_document(document: Any, output: str) -> None:
-    """JSON or YAML, sorted keys, newline-terminated: byte-stable for scripts and diffs."""
+    """JSON or YAML, sorted keys, newline-terminated: byte-stable for scripts and diffs. A
+    document (a map) also lists the kinds skipped while reading (``skipped_kinds``)."""
+    skipped = skipped_kinds()
+    if skipped and isinstance(document, dict):
+        document = {**document, "skipped_kinds": skipped}
     if output == "json":
         click.echo(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False))
     else:

@@ -150,9 +150,41 @@ def test_list_items_get_their_own_lines_and_typed_lists_lend_their_kind():
     )
     assert result.cluster.pods[0].provenance.line == 4
     assert [(str(p.ref), p.provenance.line) for p in result.cluster.policies] == [("x/deny", 14)]
-    assert codes(diagnostics) == [(17, "needs-quotes", "spec.podSelector.matchLabels.app")]
-    assert diagnostics[0].object == "NetworkPolicy x/bad"
+    assert codes(diagnostics) == [(7, "skipped-kind", ""), (17, "needs-quotes", "spec.podSelector.matchLabels.app")]
+    assert diagnostics[1].object == "NetworkPolicy x/bad"
     assert dict(result.skipped) == {"Service": 1}
+
+
+@pytest.mark.parametrize(
+    ("api_version", "kind", "severity", "skipped_as"),
+    [
+        ("v1", "Service", Severity.INFO, "Service"),
+        ("cilium.io/v2", "CiliumNetworkPolicy", Severity.WARNING, "CiliumNetworkPolicy"),
+        ("projectcalico.org/v3", "GlobalNetworkPolicy", Severity.WARNING, "GlobalNetworkPolicy"),
+        ("projectcalico.org/v3", "NetworkPolicy", Severity.WARNING, "NetworkPolicy (projectcalico.org/v3)"),
+        ("crd.antrea.io/v1beta1", "ClusterNetworkPolicy", Severity.WARNING,
+         "ClusterNetworkPolicy (crd.antrea.io/v1beta1)"),
+    ],
+)
+def test_kinds_not_read_are_reported_where_they_are_policy_like_ones_as_warnings(api_version, kind, severity, skipped_as):
+    result, diagnostics = load_text(
+        f"""\
+        apiVersion: v1
+        kind: Namespace
+        metadata: {{name: x}}
+        ---
+        apiVersion: {api_version}
+        kind: {kind}
+        metadata: {{name: a, namespace: x}}
+        ---
+        apiVersion: {api_version}
+        kind: {kind}
+        metadata: {{name: b, namespace: x}}
+        """
+    )
+    assert dict(result.skipped) == {skipped_as: 2}
+    assert [(d.line, d.severity) for d in diagnostics] == [(5, severity)]
+    assert skipped_as in diagnostics[0].message
 
 
 WORKLOADS = [
