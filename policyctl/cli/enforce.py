@@ -8,13 +8,20 @@ prints the transaction and applies nothing (the kernel still validates it). ``--
 deletes our table and nothing else. Run it inside the node's network namespace
 (``ip netns exec NODE_NS policyctl enforce ...``).
 
-Exit status: 0 applied (or nothing to do), 2 bad input, a transaction nft rejected (the
-previous ruleset then stays in force), or a machine without root or nftables (the message
-says what to install).
+Manifests that hold nothing for ``--node`` (``-f /dev/null``, a mistyped node name, the wrong
+directory) compile to an empty ruleset, and applying it would remove the rules of every pod on
+the node. So ``-f`` input in which no pod runs on ``--node`` is refused before the kernel is
+touched, naming the nodes the input does have (and the closest one to a mistyped name);
+``--allow-empty`` applies the empty ruleset when that is what is meant.
+
+Exit status: 0 applied (or nothing to do), 2 bad input (including input with no pod on
+``--node``), a transaction nft rejected (the previous ruleset then stays in force), or a
+machine without root or nftables (the message says what to install).
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import sys
@@ -29,6 +36,7 @@ from policyctl.enforcer.conntrack import ConntrackTool, IPAddress, revoke, rules
 from policyctl.enforcer.errors import NftApplyError
 from policyctl.enforcer.requirements import missing
 from policyctl.policy.diagnostics import PolicyctlError
+from policyctl.policy.model import Cluster
 
 
 def read_ruleset(path: str) -> tuple[dict[str, Any], str]:
@@ -44,16 +52,58 @@ def read_ruleset(path: str) -> tuple[dict[str, Any], str]:
         raise fail(f"{source}:{error.lineno}: not JSON: {error.msg} (column {error.colno})") from None
     return document, source
 
+_NODES_SHOWN = 10
+_LOOKALIKES = str.maketrans("lio", "110")
 
-def compiled_ruleset(filenames: tuple[str, ...], *, node: str, table: str, mode: str, namespace: str) -> tuple[dict[str, Any], Any]:
-    """Compile the manifests for ``node``; returns the document and the compiled ruleset."""
+
+def closest_names(name: str, known: list[str]) -> list[str]:
+    """The known names nearest to a mistyped ``name``: one that differs only by characters
+    that look alike (``node-l``, ``node-I`` for ``node-1``), else every name tied for the best
+    ``difflib`` similarity (at least 0.6), at most three."""
+    plain = name.lower().translate(_LOOKALIKES)
+    alike = [k for k in known if k.lower().translate(_LOOKALIKES) == plain]
+    if alike:
+        return alike[:3]
+    scored = [(difflib.SequenceMatcher(None, name, k).ratio(), k) for k in known]
+    best = max((score for score, _ in scored), default=0.0)
+    return [k for score, k in scored if score == best and score >= 0.6][:3]
+
+
+def nothing_for_node(cluster: Cluster, node: str) -> str | None:
+    """Why ``cluster`` holds nothing ``node`` enforces for (no pod of the node's own network
+    is scheduled there, ``compile.local_pods``), or None when it does. The reason names the
+    nodes the input knows, and suggests the closest to a mistyped ``node``."""
+    from policyctl.compiler.compile import local_pods
+
+    if local_pods(cluster, node):
+        return None
+    known = sorted({n.name for n in cluster.nodes} | {p.node for p in cluster.pods if p.node})
+    if node in known:
+        return (f"no pod in the input runs on node {node!r} (outside the host network): its ruleset "
+                "would be empty, and applying it would remove the rules of every pod on the node")
+    if not known:
+        return (f"node {node!r} is not in the input: it has no Node object and no pod with "
+                "spec.nodeName; applying its empty ruleset would remove the rules of every pod on the node")
+    close = closest_names(node, known)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    shown = ", ".join(known[:_NODES_SHOWN]) + (f", ... ({len(known)} in all)" if len(known) > _NODES_SHOWN else "")
+    return f"node {node!r} is not in the input (its nodes: {shown}){hint}"
+
+
+def compiled_ruleset(
+    filenames: tuple[str, ...], *, node: str, table: str, mode: str, namespace: str, allow_empty: bool = False
+) -> tuple[dict[str, Any], Any]:
+    """Compile the manifests for ``node``; returns the document and the compiled ruleset.
+    Input with nothing for ``node`` exits 2 unless ``allow_empty``."""
     from policyctl.compiler.compile import compile_node
     from policyctl.compiler.render_json import to_document
     from policyctl.compiler.ruleset import Mode
 
     cluster = load_cluster(filenames, namespace=namespace)
-    if node not in {n.name for n in cluster.nodes} and not any(p.node == node for p in cluster.pods):
-        click.echo(f"warning: no node or pod in the input is on node {node!r}", err=True)
+    reason = nothing_for_node(cluster, node)
+    if reason is not None and not allow_empty:
+        end = " " if reason.endswith("?") else ". "
+        raise fail(f"{reason}{end}Nothing was changed (--allow-empty applies an empty ruleset on purpose)")
     ruleset = compile_node(cluster, node, table=table, mode=Mode(mode))
     return to_document(ruleset), cluster
 
@@ -83,7 +133,9 @@ def local_addresses(document: dict[str, Any]) -> frozenset[IPAddress]:
     metavar="PATH",
     help="Manifests to compile for --node (file, directory or '-'). Repeatable.",
 )
-@click.option("--ruleset", "ruleset_path", metavar="FILE", help="A compiled ruleset (nft -j list table format), '-' for stdin.")
+@click.option(
+    "--ruleset", "ruleset_path", metavar="FILE", help="A compiled ruleset (nft -j list table format), '-' for stdin."
+)
 @click.option("-n", "--namespace", default="default", show_default=True, help="Namespace for objects without one (-f).")
 @click.option("--table", default="policyctl", show_default=True, help="The inet table we own.")
 @click.option(
@@ -96,6 +148,12 @@ def local_addresses(document: dict[str, Any]) -> frozenset[IPAddress]:
 @click.option("--dry-run", is_flag=True, help="Print the transaction (validated by the kernel) and apply nothing.")
 @click.option("--keep-established", is_flag=True, help="Do not cut tracked connections the new ruleset denies.")
 @click.option("--cleanup", is_flag=True, help="Delete our table (everything policyctl owns) and exit.")
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="With -f: apply even when no pod in the input runs on --node (an empty ruleset, which "
+    "removes the rules of every pod on the node). Without it such input is refused (exit 2).",
+)
 def enforce(
     node: str,
     filenames: tuple[str, ...],
@@ -106,6 +164,7 @@ def enforce(
     dry_run: bool,
     keep_established: bool,
     cleanup: bool,
+    allow_empty: bool,
 ) -> None:
     """Apply the ruleset of NODE to this network namespace, as one atomic change.
 
@@ -115,6 +174,7 @@ def enforce(
       ip netns exec lab-node-1 policyctl enforce --node node-1 --ruleset node-1.json
       policyctl enforce --node node-1 -f examples/webshop --dry-run
       policyctl enforce --node node-1 --cleanup
+      policyctl enforce --node node-1 -f /dev/null --allow-empty   # empty the node's ruleset
     """
     reason = missing()
     if reason:
@@ -131,7 +191,9 @@ def enforce(
                 raise fail("--mode applies when compiling with -f; a --ruleset file already has its mode")
             document, source = read_ruleset(ruleset_path)
         else:
-            document, _ = compiled_ruleset(filenames, node=node, table=table, mode=mode or "enforce", namespace=namespace)
+            document, _ = compiled_ruleset(
+                filenames, node=node, table=table, mode=mode or "enforce", namespace=namespace, allow_empty=allow_empty
+            )
             source = f"<compiled for {node}>"
         enforcer = Enforcer(default_backend(), table=table)
         try:
