@@ -1,4 +1,10 @@
-"""``policyctl matrix``: who may connect to whom, for every ordered pair of pods or workloads."""
+"""``policyctl matrix``: who may connect to whom, for every ordered pair of pods or workloads.
+
+Wiring only: the class relation (``verifier.relation``) refined into pod groups
+(``verifier.classes``), the grouped table (``cli.truthtable``) and its formats
+(``cli.render_matrix``). Nothing here visits pod pairs; ``--expand`` streams the per-unit
+table row by row.
+"""
 
 from __future__ import annotations
 
@@ -14,39 +20,12 @@ from policyctl.cli.inputs import (
     output_option,
     parse_family,
 )
+from policyctl.cli.progress import Progress, quiet_option
 from policyctl.cli.render_matrix import render_matrix
-from policyctl.cli.truthtable import MIXED, Cell, TruthTable, build_truth_table, group_units, units_of
-from policyctl.policy.model import Cluster, Family, Protocol
-from policyctl.verifier.portsets import PortSet
+from policyctl.cli.truthtable import build_truth_table
+from policyctl.policy.model import Family, Protocol
+from policyctl.verifier.classes import PodGroups
 from policyctl.verifier.relation import connectivity
-
-
-def all_ports_table(cluster: Cluster, *, family: Family, workloads: bool) -> TruthTable:
-    """The table of allowed port ranges from the verifier's relation: ``all``, ``none`` or
-    ``TCP 80-81; UDP 53``; a workload cell whose member pairs differ is ``mixed``."""
-    relation = connectivity(cluster, families=(family,))
-    units = units_of(cluster, workloads=workloads)
-    cells: dict[str, dict[str, Cell]] = {}
-    for source in units:
-        row = cells.setdefault(source.name, {})
-        for destination in units:
-            answers = {
-                _cell(relation.ports(s, d, family=family))
-                for s in source.pods
-                for d in destination.pods
-                if s.key != d.key or len(source.pods) == 1
-            }
-            row[destination.name] = answers.pop() if len(answers) == 1 else MIXED
-    return TruthTable(units, cells, group_units(units, cells))
-
-
-def _cell(ports: PortSet) -> str:
-    """The words the per-port table uses: ``all``, ``none`` or ``TCP 80, TCP 443-444``."""
-    if ports.is_all:
-        return "all"
-    if not ports:
-        return "none"
-    return ", ".join(f"{p.value} {low}" if low == high else f"{p.value} {low}-{high}" for p, low, high in ports.ranges())
 
 
 @click.command()
@@ -64,14 +43,21 @@ def _cell(ports: PortSet) -> str:
 @click.option(
     "--all-ports",
     is_flag=True,
-    help="Cells list the allowed port ranges per protocol, proved over every port from the "
-    "policies' symbolic form (fast on large clusters; the same answers as without --port).",
+    help="Cells list the allowed port ranges per protocol (the default without --port), proved "
+    "over every port from the policies' symbolic form.",
 )
 @click.option(
     "--workloads",
     is_flag=True,
     help="Rows and columns are workloads (ns/deploy/web) instead of pods.",
 )
+@click.option(
+    "--expand",
+    is_flag=True,
+    help="json and csv: the full per-pod (or per-workload) table, written row by row, instead of "
+    "groups. Its size is the number of units squared.",
+)
+@quiet_option
 def matrix(
     filenames: tuple[str, ...],
     namespace: str,
@@ -80,21 +66,28 @@ def matrix(
     output: str,
     workloads: bool,
     all_ports: bool,
+    expand: bool,
+    quiet: bool,
 ) -> None:
     """The truth table of new connections between all pods (rows: from, columns: to).
 
     Pods that are interchangeable (the same answers to and from everyone else, and between
-    each other) are grouped, and the group's members listed, so a large cluster stays
-    readable; csv and the JSON 'allowed' table are always per pod. hostNetwork pods are
+    each other) are grouped, in every format, and the groups' members listed, so a large
+    cluster stays readable; --expand writes the full table (json, csv). hostNetwork pods are
     marked: policies never select them, so only ipBlocks decide traffic with them. A pod
     reaching its own address is always allowed (it never leaves its network namespace).
     """
-    cluster = load_cluster(filenames, namespace=namespace)
-    chosen = parse_family(family) or Family.IPV4
     if all_ports and port is not None:
         raise fail("--all-ports and --port exclude each other")
-    if all_ports:
-        table = all_ports_table(cluster, family=chosen, workloads=workloads)
-    else:
-        table = build_truth_table(cluster, port=port, family=chosen, workloads=workloads)
-    render_matrix(table, output=output, port=port, family=chosen)
+    if expand and output not in ("json", "csv"):
+        raise fail("--expand is for -o json and -o csv")
+    progress = Progress.for_terminal(quiet=quiet)
+    with progress.phase("loading manifests"):
+        cluster = load_cluster(filenames, namespace=namespace)
+    chosen = parse_family(family) or Family.IPV4
+    with progress.phase("computing the relation over classes"):
+        groups = PodGroups(connectivity(cluster, families=(chosen,)), chosen)
+    with progress.phase(f"grouping {len(groups)} pod classes"):
+        table = build_truth_table(cluster, port=port, family=chosen, workloads=workloads, groups=groups)
+    with progress.phase("writing the table"):
+        render_matrix(table, output=output, port=port, family=chosen, expand=expand)

@@ -1,67 +1,121 @@
-"""Presentation of ``policyctl matrix``: grouped rich/markdown tables, per-pod JSON and CSV.
+"""Presentation of ``policyctl matrix``: grouped rich/markdown tables, JSON and CSV.
 
-JSON (``schema_version`` 1) carries the full per-unit table plus the groups; CSV is the full
-table only (one row per source, ``true``/``false`` or the allowed ports), for spreadsheets and
-diffs. Table and markdown show groups, with their members listed below.
+Every format shows groups of interchangeable units (``cli.truthtable``). JSON
+(``schema_version`` 2): ``units`` (each with its ``group``), ``groups`` (``members``, ``inner``:
+the answer between two different members, ``own``: a member to itself) and ``allowed[g][h]``,
+the answer from any member of ``g`` to any different member of ``h``; expanding it to unit
+pairs is exact. CSV is the same group table with a ``members`` column. With ``--expand`` JSON's
+``allowed`` and the CSV are per unit instead, written one source row at a time so memory stays
+that of the groups. Output is byte-stable: keys sorted, rows in unit or group order.
 """
 
 from __future__ import annotations
 
 import csv
-import io
-from typing import Any
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
 
-import click
 from rich.table import Table
 from rich.text import Text
 
-from policyctl.cli.inputs import console, emit_document
+from policyctl.cli.inputs import console
 from policyctl.cli.truthtable import Cell, Group, TruthTable
 from policyctl.policy.model import Family, Protocol
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
-def render_matrix(table: TruthTable, *, output: str, port: tuple[int, Protocol] | None, family: Family) -> None:
+def render_matrix(
+    table: TruthTable, *, output: str, port: tuple[int, Protocol] | None, family: Family, expand: bool = False
+) -> None:
+    out = sys.stdout
     if output == "json":
-        emit_document(matrix_document(table, port=port, family=family), "json")
+        write_json(table, out, port=port, family=family, expand=expand)
     elif output == "csv":
-        click.echo(matrix_csv(table), nl=False)
+        write_csv(table, out, expand=expand)
     elif output == "markdown":
-        click.echo(matrix_markdown(table, port=port, family=family), nl=False)
+        out.write(matrix_markdown(table, port=port, family=family))
     else:
         _render_rich(table, port=port, family=family)
+    out.flush()
 
 
 def matrix_document(table: TruthTable, *, port: tuple[int, Protocol] | None, family: Family) -> dict[str, Any]:
-    group_of = {u.name: g.name for g in table.groups for u in g.members}
+    """The grouped JSON document as a value (what :func:`write_json` writes without --expand)."""
+    return {
+        **_header(table, port=port, family=family, expand=False),
+        "allowed": {g: dict(sorted(row.items())) for g, row in sorted(table.cells.items())},
+    }
+
+
+def _header(table: TruthTable, *, port: tuple[int, Protocol] | None, family: Family, expand: bool) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "port": None if port is None else {"port": port[0], "protocol": port[1].value},
         "family": family.value,
+        "expanded": expand,
         "units": [
             {
                 "name": u.name,
                 "pods": [p.key for p in u.pods],
                 "workloads": sorted({p.workload for p in u.pods if p.workload}),
                 "host_network": u.host_network,
-                "group": group_of[u.name],
+                "group": table.group_of[u.name],
             }
             for u in table.units
         ],
-        "groups": [{"name": g.name, "members": [u.name for u in g.members]} for g in table.groups],
-        "allowed": {s: {d: table.cells[s][d] for d in sorted(table.cells[s])} for s in sorted(table.cells)},
+        "groups": [
+            {"name": g.name, "members": [u.name for u in g.members], "inner": g.inner, "own": g.own}
+            for g in table.groups
+        ],
     }
 
 
-def matrix_csv(table: TruthTable) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    names = [u.name for u in table.units]
-    writer.writerow(["from\\to", *names])
-    for source in names:
-        writer.writerow([source, *(_plain(table.cell(source, d)) for d in names)])
-    return buffer.getvalue()
+def write_json(
+    table: TruthTable, out: TextIO, *, port: tuple[int, Protocol] | None, family: Family, expand: bool
+) -> None:
+    """The document with sorted keys, indented like ``emit_document`` except that each row of
+    ``allowed`` is one line, written as it is made."""
+    header = _header(table, port=port, family=family, expand=expand)
+    out.write('{\n  "allowed": {')
+    first = True
+    for name, row in _allowed_rows(table, expand=expand):
+        out.write(("\n    " if first else ",\n    ") + json.dumps(name, ensure_ascii=False) + ": ")
+        out.write(json.dumps(row, ensure_ascii=False))
+        first = False
+    out.write("\n  }" if not first else "}")
+    for key in sorted(header):
+        text = json.dumps(header[key], indent=2, sort_keys=True, ensure_ascii=False).replace("\n", "\n  ")
+        out.write(f",\n  {json.dumps(key)}: {text}")
+    out.write("\n}\n")
+
+
+def _allowed_rows(table: TruthTable, *, expand: bool) -> Iterator[tuple[str, dict[str, Cell]]]:
+    if not expand:
+        for name in sorted(table.cells):
+            yield name, dict(sorted(table.cells[name].items()))
+        return
+    order = sorted(range(len(table.units)), key=lambda i: table.units[i].name)
+    names = [table.units[i].name for i in order]
+    for unit, cells in table.rows():
+        yield unit.name, dict(zip(names, (cells[i] for i in order)))
+
+
+def write_csv(table: TruthTable, out: TextIO, *, expand: bool) -> None:
+    """Groups with a ``members`` column (space-separated), or with ``--expand`` one row per
+    unit, ``true``/``false`` or the allowed ports."""
+    writer = csv.writer(out, lineterminator="\n")
+    if expand:
+        writer.writerow(["from\\to", *(u.name for u in table.units)])
+        for unit, cells in table.rows():
+            writer.writerow([unit.name, *(_plain(c) for c in cells)])
+        return
+    writer.writerow(["from\\to", "members", *(g.name for g in table.groups)])
+    for source in table.groups:
+        members = " ".join(u.name for u in source.members)
+        writer.writerow([source.name, members, *(_plain(table.group_cell(source, d)) for d in table.groups)])
 
 
 def matrix_markdown(table: TruthTable, *, port: tuple[int, Protocol] | None, family: Family) -> str:

@@ -1,26 +1,35 @@
-"""The truth table behind ``policyctl matrix``, and the grouping that keeps it readable.
+"""The truth table behind ``policyctl matrix``, computed over groups and never over pod pairs.
 
 A cell is the answer for one ordered pair: a boolean for one port, or the allowed ports in
 words (``TCP 80-81``, ``all``, ``none``) when no port was given. Rows and columns are pods, or
 workloads with ``--workloads`` (pods of one workload merged; a cell whose member pairs disagree
 is ``mixed``).
 
-Grouping: two units go in one group when they are interchangeable in the table - the same
-answer to and from every other unit, the same answer to each other in both directions, and the
-same answer to themselves - so the grouped table says exactly what the full one says. Groups
-are formed greedily in unit order, so the result is deterministic.
+The table is built from the verifier's class relation (:class:`~verifier.classes.PodGroups`):
+
+1. units (pods or workloads) with the same multiset of pod groups are one *block*: they are
+   interchangeable by construction, so one block stands for all of them;
+2. block cells come from group cells (one lookup per pair of groups a block pair covers);
+3. blocks are merged when they are interchangeable in the table (:func:`merge_blocks`): the
+   same answer to and from every other unit, the same answer to each other in both
+   directions and the same answer to themselves. Swapping two such units leaves the table
+   unchanged, so this is an equivalence and the grouped table says exactly what the full one
+   says; the answer ``inner`` between two members and ``own`` of a member to itself are kept.
+
+Cost grows with the number of groups squared (and the members of each unit), not with units
+squared; the per-unit table is only ever produced row by row (:meth:`TruthTable.rows`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from policyctl.policy.endpoints import workload_label
 from policyctl.policy.model import Cluster, Family, Pod, Protocol
-from policyctl.policy.portsummary import summarize_ports
-from policyctl.policy.semantics import evaluate
-from policyctl.policy.verdicts import Connection
+from policyctl.verifier.classes import PodGroups
+from policyctl.verifier.portsets import PortSet
+from policyctl.verifier.relation import connectivity
 
 Cell = bool | str
 MIXED = "mixed"
@@ -41,26 +50,50 @@ class Unit:
 @dataclass(frozen=True, slots=True)
 class Group:
     """Interchangeable units; ``inner`` is the answer between two different members (None for a
-    single member)."""
+    single member), ``own`` the answer of a member to itself."""
 
     name: str
     members: tuple[Unit, ...]
     inner: Cell | None = None
+    own: Cell | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class TruthTable:
-    units: tuple[Unit, ...]
-    cells: Mapping[str, Mapping[str, Cell]]
-    groups: tuple[Group, ...]
+    """Groups and the answers between them: ``cells[g][h]`` for a member of ``g`` and a
+    different member of ``h`` (so ``cells[g][g]`` is ``inner``, or ``own`` for one member)."""
 
-    def cell(self, source: str, destination: str) -> Cell:
-        return self.cells[source][destination]
+    units: tuple[Unit, ...]
+    groups: tuple[Group, ...]
+    cells: Mapping[str, Mapping[str, Cell]]
+    group_of: Mapping[str, str]
+    by_name: Mapping[str, Group]
 
     def group_cell(self, source: Group, destination: Group) -> Cell:
-        if source is destination and source.inner is not None:
-            return source.inner
-        return self.cells[source.members[0].name][destination.members[0].name]
+        return self.cells[source.name][destination.name]
+
+    def cell(self, source: str, destination: str) -> Cell:
+        """The answer for two units, expanded from the groups."""
+        group = self.group_of[source]
+        if source == destination:
+            own = self.by_name[group].own
+            assert own is not None
+            return own
+        return self.cells[group][self.group_of[destination]]
+
+    def rows(self) -> Iterator[tuple[Unit, list[Cell]]]:
+        """The per-unit table, one source row at a time (columns in ``units`` order)."""
+        names = {g.name: i for i, g in enumerate(self.groups)}
+        column_group = [names[self.group_of[u.name]] for u in self.units]
+        grid = [[self.cells[g.name][h.name] for h in self.groups] for g in self.groups]
+        for position, unit in enumerate(self.units):
+            group = column_group[position]
+            row = grid[group]
+            cells = [row[g] for g in column_group]
+            own = self.groups[group].own
+            assert own is not None
+            cells[position] = own
+            yield unit, cells
 
 
 def units_of(cluster: Cluster, *, workloads: bool) -> tuple[Unit, ...]:
@@ -73,77 +106,165 @@ def units_of(cluster: Cluster, *, workloads: bool) -> tuple[Unit, ...]:
     return tuple(Unit(name, tuple(members)) for name, members in sorted(by_name.items()))
 
 
+def cell_words(ports: PortSet) -> str:
+    """The words a table without a port uses: ``all``, ``none`` or ``TCP 80, TCP 443-444``."""
+    if ports.is_all:
+        return "all"
+    if not ports:
+        return "none"
+    return ", ".join(
+        f"{p.value} {low}" if low == high else f"{p.value} {low}-{high}" for p, low, high in ports.ranges()
+    )
+
+
+def _valuer(port: tuple[int, Protocol] | None) -> Callable[[PortSet], Cell]:
+    """PortSet -> cell, memoised by identity: the relation shares equal port sets, so most
+    lookups hit."""
+    seen: dict[int, tuple[PortSet, Cell]] = {}
+
+    def value(ports: PortSet) -> Cell:
+        found = seen.get(id(ports))
+        if found is None:
+            cell: Cell = cell_words(ports) if port is None else ports.contains(port[1], port[0])
+            found = (ports, cell)
+            seen[id(ports)] = found
+        return found[1]
+
+    return value
+
+
+def _combine(values: set[Cell]) -> Cell:
+    return values.pop() if len(values) == 1 else MIXED
+
+
 def build_truth_table(
     cluster: Cluster,
     *,
     port: tuple[int, Protocol] | None,
     family: Family,
     workloads: bool = False,
+    groups: PodGroups | None = None,
 ) -> TruthTable:
+    """The grouped table of ``cluster`` from its class relation (see the module docstring)."""
+    groups = groups or PodGroups(connectivity(cluster, families=(family,)), family)
+    value = _valuer(port)
     units = units_of(cluster, workloads=workloads)
-    pod_cells: dict[tuple[str, str], Cell] = {}
-    for source in cluster.pods:
-        for destination in cluster.pods:
-            pod_cells[(source.key, destination.key)] = _answer(cluster, source, destination, port=port, family=family)
+    blocks: dict[tuple[object, ...], list[Unit]] = {}
+    for unit in units:
+        counts: dict[int, int] = {}
+        for pod in unit.pods:
+            index = groups.group_of[pod.key]
+            counts[index] = counts.get(index, 0) + 1
+        signature = (tuple(sorted(counts)), tuple(sorted(g for g, n in counts.items() if n > 1)), len(unit.pods) == 1)
+        blocks.setdefault(signature, []).append(unit)
+    signatures = list(blocks)
+    used = sorted({g for s in signatures for g in s[0]})  # type: ignore[union-attr]
+    grid = {g: groups.row(g) for g in used}
+    between = {g: {h: value(grid[g][h]) for h in used} for g in used}
+    simple = all(len(s[0]) == 1 for s in signatures)  # type: ignore[arg-type]
+    table: list[list[Cell]] = []
+    for source in signatures:
+        if simple:
+            row = between[source[0][0]]  # type: ignore[index]
+            table.append([row[target[0][0]] for target in signatures])  # type: ignore[index]
+        else:
+            pairs = [(source[0], target[0]) for target in signatures]
+            table.append([_combine({between[g][h] for g in s for h in t}) for s, t in pairs])  # type: ignore[union-attr]
+    own: list[Cell] = []
+    for members, multi, single in signatures:  # type: ignore[misc]
+        if single:
+            own.append(value(groups.own(members[0])))
+        else:
+            own.append(_combine({between[g][h] for g in members for h in members if g != h or g in multi}))
+    sizes = [len(blocks[s]) for s in signatures]
+    inner = [table[i][i] for i in range(len(signatures))]
+    merged = merge_blocks(sizes, own, inner, table)
+    return _table(units, [blocks[s] for s in signatures], merged, own, inner, table)
+
+
+def merge_blocks(
+    sizes: Sequence[int], own: Sequence[Cell], inner: Sequence[Cell], table: Sequence[Sequence[Cell]]
+) -> list[list[int]]:
+    """Blocks (``sizes[b]`` interchangeable units each; ``inner[b]`` between two of them,
+    ``own[b]`` of one to itself, ``table[b][c]`` between units of two blocks) merged into the
+    classes of interchangeable units, each class in block order, classes by first block.
+
+    Candidates are bucketed by a necessary condition (a unit's own answer and the multisets
+    of its row and column without itself), then checked exactly against one member of each
+    class in the bucket: interchangeability is transitive, so one member suffices."""
+    count = len(sizes)
+
+    def bucket(b: int) -> tuple[object, ...]:
+        row: dict[Cell, int] = {}
+        column: dict[Cell, int] = {}
+        for x in range(count):
+            if x != b:
+                row[table[b][x]] = row.get(table[b][x], 0) + sizes[x]
+                column[table[x][b]] = column.get(table[x][b], 0) + sizes[x]
+        if sizes[b] > 1:
+            row[inner[b]] = row.get(inner[b], 0) + sizes[b] - 1
+            column[inner[b]] = column.get(inner[b], 0) + sizes[b] - 1
+        return own[b], frozenset(row.items()), frozenset(column.items())
+
+    def swappable(c: int, b: int) -> bool:
+        if own[b] != own[c] or table[b][c] != table[c][b]:
+            return False
+        if (sizes[b] > 1 and inner[b] != table[c][b]) or (sizes[c] > 1 and inner[c] != table[b][c]):
+            return False
+        rb, rc = table[b], table[c]
+        return all(rb[x] == rc[x] and table[x][b] == table[x][c] for x in range(count) if x != b and x != c)
+
+    buckets: dict[tuple[object, ...], list[list[int]]] = {}
+    classes: list[list[int]] = []
+    for b in range(count):
+        candidates = buckets.setdefault(bucket(b), [])
+        for members in candidates:
+            if swappable(members[0], b):
+                members.append(b)
+                break
+        else:
+            candidates.append([b])
+            classes.append(candidates[-1])
+    return classes
+
+
+def _table(
+    units: Sequence[Unit],
+    blocks: Sequence[Sequence[Unit]],
+    merged: Sequence[Sequence[int]],
+    own: Sequence[Cell],
+    inner: Sequence[Cell],
+    table: Sequence[Sequence[Cell]],
+) -> TruthTable:
+    position = {u.name: i for i, u in enumerate(units)}
+    found: list[Group] = []
+    for number, members in enumerate(merged, start=1):
+        chosen = sorted((u for b in members for u in blocks[b]), key=lambda u: position[u.name])
+        first = members[0]
+        if len(chosen) == 1:
+            found.append(Group(chosen[0].name, tuple(chosen), None, own[first]))
+            continue
+        between = table[first][members[1]] if len(members) > 1 else inner[first]
+        found.append(Group(f"group-{number}", tuple(chosen), between, own[first]))
     cells: dict[str, dict[str, Cell]] = {}
-    for source in units:
-        row = cells.setdefault(source.name, {})
-        for destination in units:
-            answers = {
-                pod_cells[(s.key, d.key)]
-                for s in source.pods
-                for d in destination.pods
-                if s.key != d.key or len(source.pods) == 1
-            }
-            row[destination.name] = answers.pop() if len(answers) == 1 else MIXED
-    return TruthTable(units, cells, group_units(units, cells))
+    for source, s_members in zip(found, merged):
+        row = table[s_members[0]]
+        cells[source.name] = {
+            destination.name: (
+                (source.inner if source.inner is not None else source.own)  # type: ignore[misc]
+                if destination is source
+                else row[d_members[0]]
+            )
+            for destination, d_members in zip(found, merged)
+        }
+    group_of = {u.name: g.name for g in found for u in g.members}
+    return TruthTable(tuple(units), tuple(found), cells, group_of, {g.name: g for g in found})
 
 
 def group_units(units: Sequence[Unit], cells: Mapping[str, Mapping[str, Cell]]) -> tuple[Group, ...]:
-    """Interchangeable units grouped, greedily in order (see the module docstring)."""
-    groups: list[list[Unit]] = []
-    for unit in units:
-        for members in groups:
-            if _fits(unit, members, units, cells):
-                members.append(unit)
-                break
-        else:
-            groups.append([unit])
-    result = []
-    for index, members in enumerate(groups, start=1):
-        if len(members) == 1:
-            result.append(Group(members[0].name, (members[0],)))
-        else:
-            inner = cells[members[0].name][members[1].name]
-            result.append(Group(f"group-{index}", tuple(members), inner))
-    return tuple(result)
-
-
-def _fits(unit: Unit, members: list[Unit], units: Sequence[Unit], cells: Mapping[str, Mapping[str, Cell]]) -> bool:
-    first = members[0]
-    a, b = unit.name, first.name
-    if cells[a][a] != cells[b][b] or cells[a][b] != cells[b][a]:
-        return False
-    if len(members) > 1 and cells[a][b] != cells[b][members[1].name]:
-        return False
-    return all(
-        cells[a][x.name] == cells[b][x.name] and cells[x.name][a] == cells[x.name][b]
-        for x in units
-        if x.name not in (a, b)
-    )
-
-
-def _answer(
-    cluster: Cluster, source: Pod, destination: Pod, *, port: tuple[int, Protocol] | None, family: Family
-) -> Cell:
-    if port is not None:
-        number, protocol = port
-        return evaluate(cluster, Connection(source, destination, protocol, number, family=family)).allowed
-    summary = summarize_ports(cluster, source, destination, family=family)
-    ranges = summary.ranges()
-    if all(r.allowed for r in ranges):
-        return "all"
-    allowed = [r for r in ranges if r.allowed]
-    if not allowed:
-        return "none"
-    return ", ".join(f"{r.protocol.value} {r.span}" for r in allowed)
+    """Interchangeable units of a per-unit table grouped (one unit per block)."""
+    names = [u.name for u in units]
+    table = [[cells[s][d] for d in names] for s in names]
+    own = [table[i][i] for i in range(len(names))]
+    merged = merge_blocks([1] * len(names), own, own, table)
+    return _table(units, [[u] for u in units], merged, own, own, table).groups

@@ -10,6 +10,7 @@ import pytest
 
 from policyctl.cli.truthtable import Unit, group_units
 from tests.cli.conftest import WEBSHOP
+from tests.cli.matrixdoc import expanded_cell, expanded_table
 
 SHOP = str(WEBSHOP)
 
@@ -34,15 +35,35 @@ def webshop_8080(run) -> dict:
     ],
 )
 def test_webshop_cells(webshop_8080, source, destination, allowed) -> None:
-    assert webshop_8080["allowed"][source][destination] is allowed
+    assert expanded_cell(webshop_8080, source, destination) is allowed
+
+
+@pytest.mark.parametrize("args", [("--port", "8080/TCP"), ("--all-ports",), ("--port", "53/UDP", "--workloads")])
+def test_expanded_json_is_the_grouped_json_expanded(run, args) -> None:
+    grouped = json.loads(run("matrix", "-f", SHOP, *args, "-o", "json").stdout)
+    expanded = json.loads(run("matrix", "-f", SHOP, *args, "-o", "json", "--expand").stdout)
+    assert expanded["expanded"] is True and grouped["expanded"] is False
+    assert expanded["allowed"] == expanded_table(grouped)
+    assert {k: v for k, v in expanded.items() if k not in ("allowed", "expanded")} == {
+        k: v for k, v in grouped.items() if k not in ("allowed", "expanded")
+    }
 
 
 def test_interchangeable_pods_are_grouped(webshop_8080) -> None:
-    groups = {tuple(g["members"]) for g in webshop_8080["groups"]}
-    assert ("shop/payments", "shop/postgres", "shop/redis") in groups
+    groups = {tuple(g["members"]): g for g in webshop_8080["groups"]}
+    data = groups[("shop/payments", "shop/postgres", "shop/redis")]
+    assert (data["inner"], data["own"]) == (False, True)
+    assert webshop_8080["allowed"][data["name"]][data["name"]] is False
     units = {u["name"]: u for u in webshop_8080["units"]}
     assert units["monitoring/node-exporter"]["host_network"] is True
-    assert webshop_8080["schema_version"] == 1
+    assert units["shop/redis"]["group"] == data["name"]
+    assert webshop_8080["schema_version"] == 2
+
+
+def test_json_is_byte_stable_and_parses(run) -> None:
+    first = run("matrix", "-f", SHOP, "-o", "json")
+    assert first.stdout == run("matrix", "-f", SHOP, "-o", "json").stdout
+    assert json.loads(first.stdout)["port"] is None
 
 
 def test_table_lists_groups_and_host_network(run) -> None:
@@ -51,8 +72,18 @@ def test_table_lists_groups_and_host_network(run) -> None:
     assert "hostNetwork (never selected by policies): monitoring/node-exporter" in result.stdout
 
 
-def test_csv_is_the_full_table(run) -> None:
-    result = run("matrix", "-f", SHOP, "--port", "8080/TCP", "-o", "csv")
+def test_csv_lists_groups_with_their_members(run) -> None:
+    rows = list(csv.reader(io.StringIO(run("matrix", "-f", SHOP, "--port", "8080/TCP", "-o", "csv").stdout)))
+    assert rows[0][:2] == ["from\\to", "members"] and len(rows) == len(rows[0]) - 1
+    header = rows[0]
+    stores = next(r for r in rows if r[1] == "shop/payments shop/postgres shop/redis")
+    assert stores[header.index(stores[0])] == "false"
+    frontend = next(r for r in rows if r[0] == "shop/frontend")
+    assert frontend[header.index(stores[0])] == "false" and frontend[header.index("shop/cart")] == "true"
+
+
+def test_expanded_csv_is_the_full_table(run) -> None:
+    result = run("matrix", "-f", SHOP, "--port", "8080/TCP", "-o", "csv", "--expand")
     rows = list(csv.reader(io.StringIO(result.stdout)))
     assert rows[0][0] == "from\\to" and len(rows) == len(rows[0]) == 10
     header = rows[0]
@@ -71,6 +102,11 @@ def test_workloads_name_rows_by_kind(run) -> None:
     document = json.loads(run("matrix", "-f", SHOP, "--port", "8080", "--workloads", "-o", "json").stdout)
     names = [u["name"] for u in document["units"]]
     assert "shop/deploy/frontend" in names and "shop/sts/postgres" in names and "monitoring/ds/node-exporter" in names
+
+
+def test_expand_is_refused_for_tables(run) -> None:
+    result = run("matrix", "-f", SHOP, "--expand")
+    assert result.exit_code == 2 and "--expand is for -o json and -o csv" in result.stderr
 
 
 def test_invalid_input_exits_2(run, tmp_path) -> None:
