@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import islice
 
 from policyctl.compiler.intervals import as_address, network_interval
 from policyctl.policy.endpoints import workload_label
@@ -30,6 +29,7 @@ from .index import EndKind, View
 from .labelspace import namespace_choices, pod_label_choices
 from .portsets import ALL, PortSet
 from .relation import Relation
+from .viewclasses import view_classes
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,7 @@ class End:
 
 
 def _existing(relation: Relation, spec: EndSpec, family: Family) -> Iterator[End]:
-    classes = relation.of(family)
+    classes = view_classes(relation, family)
     for view, members in zip(classes.views, classes.members):
         chosen = tuple(p for p in members if spec.matches_pod(p, relation.cluster))
         if chosen:
@@ -149,7 +149,7 @@ def complement(relation: Relation, spec: EndSpec, family: Family, *, any_pod: bo
     """Every end ``spec`` does not name: other pods (and new pods), and outside addresses
     not in its CIDR (none when it is ``internet``)."""
     found: list[End] = []
-    classes = relation.of(family)
+    classes = view_classes(relation, family)
     for view, members in zip(classes.views, classes.members):
         chosen = tuple(p for p in members if not spec.matches_pod(p, relation.cluster))
         if chosen:
@@ -183,30 +183,22 @@ class Meeting:
 def meetings(relation: Relation, source: End, destination: End, family: Family) -> Iterator[Meeting]:
     """The distinct answers between the members of two groups (see the module docstring)."""
     if source.pods and destination.pods:
-        classes = relation.of(family)
-        cell = classes.cell(classes.class_of[source.pods[0].key], classes.class_of[destination.pods[0].key])
-        pair = _ordinary_pair(relation, source.pods, destination.pods, family)
+        classes = view_classes(relation, family)
+        cell = relation.decider.ports(source.view, destination.view)
+        pair = classes.ordinary_pair(source.pods, destination.pods)
         if pair is not None:
             yield Meeting(pair[0].key, pair[1].key, cell, pair)
         for s in source.pods:
             if s.host_network and s.node is not None:
                 for d in destination.pods:
                     if d.key != s.key and d.node == s.node:
-                        yield Meeting(s.key, d.key, relation.ports(s, d, family=family), (s, d))
+                        bypassed = classes.bypass(s, d)
+                        yield Meeting(s.key, d.key, cell if bypassed is None else bypassed, (s, d))
                         break
         return
     if source.pods and destination.hypothetical:
         host = next((s for s in source.pods if s.host_network and s.node is not None), None)
-        if host is not None and not relation.view(host, family).impossible:
+        if host is not None and not view_classes(relation, family).view(host).impossible:
             text = f"{destination.witness} on node {host.node}"
             yield Meeting(host.key, text, ALL)
     yield Meeting(source.describe(), destination.describe(), relation.decider.ports(source.view, destination.view))
-
-
-def _ordinary_pair(relation: Relation, sources: tuple[Pod, ...], destinations: tuple[Pod, ...], family: Family) -> tuple[Pod, Pod] | None:
-    """A (source, destination) pair no bypass applies to, if any."""
-    for s in sources:
-        for d in destinations if s.host_network else islice(destinations, 2):
-            if relation.bypass(s, d, family) is None:
-                return s, d
-    return None

@@ -1,23 +1,26 @@
 """Lateral movement: can one pod reach another through a chain of allowed connections?
 
 A pod that an attacker controls may open any connection policy allows it, and so may every pod
-it reaches. The hop graph has one node per class of the relation (pods policies treat alike
-are interchangeable as stepping stones) and an edge where some member may connect to some other
-member on a port of interest; a hostNetwork pod is its own node, since the own-node bypass
-depends on where it runs. The shortest path (networkx) is then turned into concrete pods and
-the ports of each hop.
+it reaches. Pods of one class of the relation (equal views) are interchangeable as stepping
+stones, so the search visits classes, not pods: a breadth-first search from the source whose
+nodes are the classes' pods on the pod network (one node per class) and each hostNetwork pod
+(its own node, since the own-node bypass depends on where it runs). Edges are found lazily,
+from the concrete pod that reached a node to some other member of the next class, with the
+ports between two views from the relation's decider and the pod-pair bypasses on top
+(:mod:`verifier.viewclasses`); the search stops at the first pod that reaches the destination.
+The cost is at most one decision per pair of nodes, and usually far less.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
-
-import networkx as nx
 
 from policyctl.policy.model import Family, Pod
 
 from .portsets import ALL, PortSet
 from .relation import Relation
+from .viewclasses import ViewClasses, ports_between, view_classes
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,81 +33,54 @@ class Hop:
         return f"{self.source.key} -> {self.destination.key} on {self.ports}"
 
 
-def _groups(relation: Relation, family: Family) -> dict[str, tuple[Pod, ...]]:
-    classes = relation.of(family)
-    groups: dict[str, tuple[Pod, ...]] = {}
-    for i, members in enumerate(classes.members):
-        ordinary = tuple(p for p in members if not p.host_network)
+def _stones(classes: ViewClasses, excluded: set[str]) -> list[tuple[Pod, ...]]:
+    """Stepping-stone nodes: each class's pods on the pod network, each hostNetwork pod."""
+    found: list[tuple[Pod, ...]] = []
+    for members in classes.members:
+        kept = [p for p in members if p.key not in excluded]
+        ordinary = tuple(p for p in kept if not p.host_network)
         if ordinary:
-            groups[f"class:{i}"] = ordinary
-        for pod in members:
-            if pod.host_network:
-                groups[f"pod:{pod.key}"] = (pod,)
-    return groups
+            found.append(ordinary)
+        found.extend((p,) for p in kept if p.host_network)
+    return found
 
 
-def hop_graph(relation: Relation, *, family: Family = Family.IPV4, ports: PortSet = ALL) -> tuple[nx.DiGraph, dict[str, tuple[Pod, ...]]]:
-    """The hop graph and its nodes' member pods; an edge's ``pair`` is one concrete hop."""
-    groups = _groups(relation, family)
-    graph = nx.DiGraph()
-    graph.add_nodes_from(sorted(groups))
-    for a in sorted(groups):
-        for b in sorted(groups):
-            pair = _pair(relation, groups[a], groups[b], family, ports)
-            if pair is not None:
-                graph.add_edge(a, b, pair=pair)
-    return graph, groups
-
-
-def _pair(relation: Relation, sources: tuple[Pod, ...], destinations: tuple[Pod, ...], family: Family, ports: PortSet) -> Hop | None:
-    for s in sources[:2]:
-        for d in destinations if s.host_network else destinations[:3]:
-            if s.key != d.key:
-                allowed = relation.ports(s, d, family=family) & ports
-                if allowed:
-                    return Hop(s, d, allowed)
+def _step(relation: Relation, classes: ViewClasses, current: Pod, members: tuple[Pod, ...], ports: PortSet) -> Hop | None:
+    """A hop from ``current`` to some member: the first two members decide for a pod on the pod
+    network (only the pod itself is special), every member for a hostNetwork pod."""
+    tried = members if current.host_network else members[:2]
+    for member in tried:
+        if member.key != current.key:
+            allowed = ports_between(relation, classes, current, member) & ports
+            if allowed:
+                return Hop(current, member, allowed)
     return None
 
 
 def lateral_path(relation: Relation, source: Pod, destination: Pod, *, family: Family = Family.IPV4, ports: PortSet = ALL) -> tuple[Hop, ...] | None:
     """The shortest chain of allowed hops from ``source`` to ``destination`` (None when there
-    is none). Every hop is re-decided on the concrete pods it names."""
-    direct = relation.ports(source, destination, family=family) & ports
-    if direct and source.key != destination.key:
-        return (Hop(source, destination, direct),)
-    graph, groups = hop_graph(relation, family=family, ports=ports)
-    graph.add_node("source")
-    graph.add_node("target")
-    for node, members in groups.items():
-        hop = next((Hop(source, m, allowed) for m in members if m.key not in (source.key, destination.key) and (allowed := relation.ports(source, m, family=family) & ports)), None)
-        if hop is not None:
-            graph.add_edge("source", node, pair=hop)
-        hop = next((Hop(m, destination, allowed) for m in members if m.key not in (source.key, destination.key) and (allowed := relation.ports(m, destination, family=family) & ports)), None)
-        if hop is not None:
-            graph.add_edge(node, "target", pair=hop)
-    try:
-        nodes = nx.shortest_path(graph, "source", "target")
-    except nx.NetworkXNoPath:
-        return None
-    return _concrete(relation, nodes, graph, source, destination, family, ports)
-
-
-def _concrete(relation: Relation, nodes: list[str], graph: nx.DiGraph, source: Pod, destination: Pod, family: Family, ports: PortSet) -> tuple[Hop, ...]:
-    """Concrete pods for a path of classes: the first hop's pod, then for each next class a
-    member the previous pod may reach."""
-    hops = [graph.edges[nodes[0], nodes[1]]["pair"]]
-    current = hops[0].destination
-    for a, b in zip(nodes[1:-1], nodes[2:]):
-        if b == "target":
-            allowed = relation.ports(current, destination, family=family) & ports
-            hops.append(Hop(current, destination, allowed) if allowed else graph.edges[a, b]["pair"])
-            break
-        members = [m for m in _members(graph, b, relation, family) if m.key != current.key]
-        step = next((Hop(current, m, allowed) for m in members if (allowed := relation.ports(current, m, family=family) & ports)), None)
-        hops.append(step or graph.edges[a, b]["pair"])
-        current = hops[-1].destination
-    return tuple(hops)
-
-
-def _members(graph: nx.DiGraph, node: str, relation: Relation, family: Family) -> tuple[Pod, ...]:
-    return _groups(relation, family).get(node, ())
+    is none), every hop decided on the concrete pods it names."""
+    classes = view_classes(relation, family)
+    stones = _stones(classes, {source.key, destination.key})
+    reached: dict[int, Hop] = {}
+    parent: dict[int, int | None] = {}
+    queue: deque[tuple[int | None, Pod]] = deque([(None, source)])
+    while queue:
+        node, current = queue.popleft()
+        if current.key != destination.key:
+            allowed = ports_between(relation, classes, current, destination) & ports
+            if allowed:
+                hops = [Hop(current, destination, allowed)]
+                while node is not None:
+                    hops.append(reached[node])
+                    node = parent[node]
+                return tuple(reversed(hops))
+        for index, members in enumerate(stones):
+            if index in reached:
+                continue
+            hop = _step(relation, classes, current, members, ports)
+            if hop is not None:
+                reached[index] = hop
+                parent[index] = node
+                queue.append((index, hop.destination))
+    return None

@@ -75,9 +75,8 @@ def view_classes(relation: Relation, family: Family) -> ViewClasses:
     return classes
 
 
-def ports(relation: Relation, source: Pod, destination: Pod, family: Family) -> PortSet:
+def ports_between(relation: Relation, classes: ViewClasses, source: Pod, destination: Pod) -> PortSet:
     """``Relation.ports`` from the view classes: the bypasses, else the decider on two views."""
-    classes = view_classes(relation, family)
     found = classes.bypass(source, destination)
     if found is not None:
         return found
