@@ -14,8 +14,8 @@ Rules, each paraphrasing the upstream code:
   ``ValidateNamespaceName``); labels as ``ValidateLabels``; ``ValidateAnnotations``: keys are
   qualified names once lower-cased, and keys and values together at most 256 KiB
   (``TotalAnnotationSizeLimitB``, counted in bytes); ``ValidateFinalizers``: qualified names,
-  not both ``orphan`` and ``foregroundDeletion``; ``generation`` not negative
-  (``ValidateNonnegativeField``).
+  not both ``orphan`` and ``foregroundDeletion``; ``ValidateOwnerReferences``; ``generation``
+  not negative (``ValidateNonnegativeField``). ``managedFields`` are not checked.
 * ``spec.podSelector`` and every peer selector: ``ValidateLabelSelector``.
 * ``ValidateNetworkPolicyPort``: protocol, if set, ``TCP``, ``UDP`` or ``SCTP``; a numeric
   port ``IsValidPortNum`` (1-65535); a named port ``IsValidPortName``; ``endPort`` "must be
@@ -64,6 +64,7 @@ SPEC_FIELDS = frozenset({"podSelector", "ingress", "egress", "policyTypes"})
 PEER_FIELDS = frozenset({"podSelector", "namespaceSelector", "ipBlock"})
 PORT_FIELDS = frozenset({"protocol", "port", "endPort"})
 IPBLOCK_FIELDS = frozenset({"cidr", "except"})
+OWNER_REFERENCE_FIELDS = frozenset({"apiVersion", "kind", "name", "uid", "controller", "blockOwnerDeletion"})
 _RULE_FIELDS = {
     Direction.INGRESS: ("ingress", "from", frozenset({"ports", "from"})),
     Direction.EGRESS: ("egress", "to", frozenset({"ports", "to"})),
@@ -127,10 +128,51 @@ def _check_finalizers(reader: FieldReader, value: object, path: Path) -> None:
                      "finalizer orphan and foregroundDeletion cannot be both set")  # fmt: skip
 
 
+def _group_version_errors(api_version: str) -> list[str]:
+    """``validateOwnerReference``: ``schema.ParseGroupVersion`` must succeed (at most one '/')
+    and leave a version."""
+    if api_version.count("/") > 1 or api_version == "/" or not api_version.rpartition("/")[2]:
+        return ["must be <group>/<version> or <version>"]
+    return []
+
+
+def _check_owner_references(reader: FieldReader, value: object, path: Path) -> None:
+    """``ValidateOwnerReferences``: each reference has ``apiVersion`` (a group/version),
+    ``kind``, ``name`` and ``uid`` ("must not be empty"), is not an ``Event`` of ``v1``, and
+    "Only one reference can have Controller set to true"."""
+    references = reader.sequence(value, path)
+    controller: str | None = None
+    for i, item in enumerate(references or []):
+        item_path = (*path, i)
+        reference = reader.mapping({} if item is None else item, item_path, known=OWNER_REFERENCE_FIELDS)
+        if reference is None:
+            continue
+        texts = {k: reader.string(reference.get(k), (*item_path, k)) for k in ("apiVersion", "kind", "name", "uid")}
+        for key, text in texts.items():
+            if text == "":
+                reader.error((*item_path, key), "missing-owner-field", "must not be empty")
+        api_version = texts["apiVersion"]
+        for message in _group_version_errors(api_version) if api_version else []:
+            reader.error((*item_path, "apiVersion"), "invalid-owner-api-version", f'"{api_version}": {message}')
+        if api_version == "v1" and texts["kind"] == "Event":
+            reader.error(item_path, "banned-owner", "/v1, Kind=Event is disallowed from being an owner")
+        for flag in ("controller", "blockOwnerDeletion"):
+            if reference.get(flag) is not None:
+                reader.boolean(reference[flag], (*item_path, flag))
+        if reference.get("controller") is True:
+            current = f"{texts['kind']}/{texts['name']}"
+            if controller is not None:
+                reader.error(path, "multiple-controllers",
+                             f'Only one reference can have Controller set to true. Found "true" in references for '
+                             f"{controller} and {current}")  # fmt: skip
+            else:
+                controller = current
+
+
 def check_metadata(reader: FieldReader, value: object) -> None:
     """The parts of ``ValidateObjectMeta`` a manifest can get wrong: name, generateName,
-    namespace, labels, annotations, finalizers, generation; unknown ``metadata`` fields are
-    strict-decoding errors."""
+    namespace, labels, annotations, finalizers, owner references, generation; unknown
+    ``metadata`` fields are strict-decoding errors."""
     path: Path = ("metadata",)
     if value is None:
         reader.error(path, "missing-name", "metadata.name is required")
@@ -155,6 +197,8 @@ def check_metadata(reader: FieldReader, value: object) -> None:
         check_annotations(reader, meta["annotations"], (*path, "annotations"))
     if meta.get("finalizers") is not None:
         _check_finalizers(reader, meta["finalizers"], (*path, "finalizers"))
+    if meta.get("ownerReferences") is not None:
+        _check_owner_references(reader, meta["ownerReferences"], (*path, "ownerReferences"))
 
 
 def _check_port(reader: FieldReader, value: object, path: Path) -> None:

@@ -30,6 +30,8 @@ import json
 from typing import Any, Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from policyctl.policy.addresses import parse_cidr_sloppy, parse_ip_sloppy
 from policyctl.policy.diagnostics import Severity
@@ -564,6 +566,24 @@ METADATA_ROWS: list[tuple[str, str, dict[str, Any], set[tuple[str, str]]]] = [
     ("finalizer-prefixed", "ValidateFinalizers", {"finalizers": ["example.com/cleanup"]}, set()),
     ("generation-negative", f"{META} -> ValidateNonnegativeField", {"generation": -1},
      {("metadata.generation", "invalid-generation")}),
+    ("owner-reference-complete", "ValidateOwnerReferences",
+     {"ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "d", "uid": "u",
+                           "controller": True}]}, set()),
+    ("owner-reference-empty", "validateOwnerReference: Required apiVersion, kind, name, uid",
+     {"ownerReferences": [{}]},
+     {(f"metadata.ownerReferences[0].{k}", "missing-owner-field") for k in ("apiVersion", "kind", "name", "uid")}),
+    ("owner-reference-bad-group-version", "validateOwnerReference: ParseGroupVersion, len(gv.Version) == 0",
+     {"ownerReferences": [{"apiVersion": "apps/", "kind": "K", "name": "n", "uid": "u"},
+                          {"apiVersion": "a/b/c", "kind": "K", "name": "n", "uid": "u"}]},
+     {("metadata.ownerReferences[0].apiVersion", "invalid-owner-api-version"),
+      ("metadata.ownerReferences[1].apiVersion", "invalid-owner-api-version")}),
+    ("owner-reference-event", "validateOwnerReference: BannedOwners",
+     {"ownerReferences": [{"apiVersion": "v1", "kind": "Event", "name": "n", "uid": "u"}]},
+     {("metadata.ownerReferences[0]", "banned-owner")}),
+    ("owner-references-two-controllers", "ValidateOwnerReferences: only one Controller",
+     {"ownerReferences": [{"apiVersion": "v1", "kind": "A", "name": "a", "uid": "1", "controller": True},
+                          {"apiVersion": "v1", "kind": "B", "name": "b", "uid": "2", "controller": True}]},
+     {("metadata.ownerReferences", "multiple-controllers")}),
 ]  # fmt: skip
 
 
@@ -597,3 +617,41 @@ SELECTOR_ROWS: list[tuple[str, str, dict[str, Any], set[tuple[str, str]]]] = [
 )
 def test_label_selectors_are_accepted_and_refused_as_upstream(upstream: str, selector: dict[str, Any], expected):
     assert errors_of(manifest({"podSelector": selector})) == expected, upstream
+
+
+# ---------------------------------------------------------------------------------------------
+# Properties over any text: the parsers never raise, and Go never accepts a trailing newline.
+
+_CIDR_TEXT = st.text(alphabet="0123456789abcdefABCDEF:./%-+ \n\u0668", max_size=48)
+
+
+@given(text=_CIDR_TEXT | st.text(max_size=48))
+@settings(max_examples=400)
+def test_parsers_never_raise_and_never_accept_a_final_newline(text: str):
+    for parsed in (parse_cidr_sloppy(text), parse_ip_sloppy(text)):
+        assert parsed is None or not text.endswith("\n")
+    assert parse_cidr_sloppy(text + "\n") is None
+    assert parse_ip_sloppy(text + "\n") is None
+    for check in (dns1123_label_errors, dns1123_subdomain_errors, qualified_name_errors, label_value_errors):
+        assert check(text + "\n") != []
+
+
+@given(
+    network=st.ip_addresses()
+    .filter(lambda a: a.version == 4 or a.ipv4_mapped is None)
+    .flatmap(lambda a: st.tuples(st.just(a), st.integers(0, a.max_prefixlen))),
+    zeros=st.integers(0, 3),
+)
+@settings(max_examples=300)
+def test_any_network_written_with_leading_zeros_reads_back(network, zeros):
+    """xtoi / dtoi: any number of leading zeros in an IPv6 group, an IPv4 octet or the prefix
+    length leaves the value unchanged (decimal, never octal). IPv4-mapped addresses are IPv4 to
+    Go (their rows are above)."""
+    address, prefix = network
+    separator = "." if address.version == 4 else ":"
+    parts = str(address.exploded).split(separator)
+    written = separator.join("0" * zeros + p for p in parts) + "/" + "0" * zeros + str(prefix)
+    parsed = parse_cidr_sloppy(written)
+    assert parsed is not None
+    assert parsed.network == ipaddress.ip_network((address, prefix), strict=False)
+    assert parsed.prefix_length == prefix
