@@ -9,6 +9,7 @@ never this project's output. A case is loaded exactly as ``policyctl probe`` loa
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -57,8 +58,8 @@ def test_every_upstream_test_has_one_case_named_after_it() -> None:
 
 @pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem)
 def test_each_upstream_subtest_is_named_in_the_case_header(path: Path) -> None:
-    header = [line for line in path.read_text().splitlines() if line.startswith("#")]
-    named = {line.split('t.Run("', 1)[1].split('")', 1)[0] for line in header if 't.Run("' in line}
+    header = " ".join(line.lstrip("# ") for line in path.read_text().splitlines() if line.startswith("#"))
+    named = set(re.findall(r't\.Run\("(.+?)"\)', header))
     assert len(named) == UPSTREAM_TESTS[path.stem], named
 
 
