@@ -131,7 +131,7 @@ def _check_finalizers(reader: FieldReader, value: object, path: Path) -> None:
 def _group_version_errors(api_version: str) -> list[str]:
     """``validateOwnerReference``: ``schema.ParseGroupVersion`` must succeed (at most one '/')
     and leave a version."""
-    if api_version.count("/") > 1 or api_version == "/" or not api_version.rpartition("/")[2]:
+    if api_version.count("/") > 1 or not api_version.rpartition("/")[2]:
         return ["must be <group>/<version> or <version>"]
     return []
 
@@ -182,7 +182,7 @@ def check_metadata(reader: FieldReader, value: object) -> None:
         return
     if meta.get("generateName"):
         prefix = reader.string(meta["generateName"], (*path, "generateName"))
-        for message in generated_name_prefix_errors(prefix or ""):
+        for message in generated_name_prefix_errors(prefix) if prefix is not None else []:
             reader.error((*path, "generateName"), "invalid-generate-name", f'"{prefix}": {message}')
     check_object_name(reader, meta.get("name"), (*path, "name"))
     if meta.get("namespace"):
