@@ -168,13 +168,22 @@ class _Reader:
 
     def pods_selector(self, value: object, path: Path) -> PodPeer | None:
         """A ``NamespacedPod``: ``podSelector`` is required; ``namespaceSelector`` empty or
-        absent "selects all Namespaces"."""
+        absent "selects all Namespaces". The v1alpha1 CRD requires both; a v1alpha1 manifest
+        missing one is read as ``{}`` with a warning, since the kinds are read mostly to be
+        converted and analysed, and the intent of an omitted selector is unambiguous."""
         raw = self.fields.mapping(value, path, known=_SELECTOR_PAIR)
         if raw is None:
             return None
-        if "podSelector" not in raw:
-            self.fields.error((*path, "podSelector"), "required-field", "podSelector is required")
-            return None
+        legacy = self.schema.kind is not SourceKind.CLUSTER_NETWORK_POLICY
+        for key in ("podSelector", "namespaceSelector") if legacy else ("podSelector",):
+            if key in raw:
+                continue
+            if not legacy:
+                self.fields.error((*path, key), "required-field", f"{key} is required")
+                return None
+            self.fields.warn((*path, key), "required-field-missing",
+                             f"{key} is required by the v1alpha1 CRD; read as {{}} (selects all), as analysers "
+                             "of v1alpha1 manifests do")  # fmt: skip
         namespaces = self.selector(raw.get("namespaceSelector"), (*path, "namespaceSelector"))
         pods = self.selector(raw.get("podSelector"), (*path, "podSelector"))
         if namespaces is None or pods is None:

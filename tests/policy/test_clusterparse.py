@@ -160,3 +160,19 @@ def test_every_field_is_read_into_the_model():
 def test_cidrs_are_parsed_as_cel_is_cidr_does(text, network):
     parsed = parse_cidr_strict(text)
     assert parsed == (ipaddress.ip_network(network) if network else None)
+
+
+def test_a_v1alpha1_pods_peer_missing_a_selector_is_read_as_all_with_a_warning():
+    # The v1alpha1 CRD requires both selectors of NamespacedPod; manifests written for
+    # analysers often omit one. They are read as {} (the only meaning the omission can have),
+    # loudly; ClusterNetworkPolicy (v1alpha2, podSelector "+required") stays strict.
+    result = load("apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {name: a}\n"
+                  "spec:\n  priority: 1\n  subject: {namespaces: {}}\n"
+                  "  ingress:\n  - action: Deny\n    from: [{pods: {namespaceSelector: {}}}]\n")
+    [policy] = result.cluster.cluster_policies
+    assert policy.ingress[0].peers[0].pods.is_empty
+    assert [(d.severity, d.field) for d in result.diagnostics] == [
+        (Severity.WARNING, "spec.ingress[0].from[0].pods.podSelector")
+    ]
+    strict = load(spec("ingress:\n- action: Deny\n  from: [{pods: {namespaceSelector: {}}}]\n"))
+    assert strict.cluster.cluster_policies == ()
