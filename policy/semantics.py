@@ -16,6 +16,11 @@ to its function and test):
 * Both halves: "both the egress policy on the source pod and the ingress policy on the
   destination pod need to allow the connection".
 
+Cluster-scoped policies (:mod:`policy.tiers`) wrap NetworkPolicy in the order the
+ClusterNetworkPolicy API gives: the Admin tier first (Accept and Deny are final, Pass goes on),
+then NetworkPolicy for the pods it isolates ("always makes a final decision for selected pods"),
+then the Baseline tier, then the default allow. :attr:`DirectionVerdict.decided_by` says which.
+
 What the API leaves to the implementation is decided once, as :class:`Bypass` values (see
 ``docs/semantics.md`` for the reasons): non-pod ends, hostNetwork pods, a pod reaching its own
 address, and ingress from the destination's own node.
@@ -129,18 +134,20 @@ def _decide(cluster: Cluster, connection: Connection, direction: Direction, *, w
     verdict = replace(verdict, admin=admin)
     if final(admin):
         return _tier_decision(verdict, admin, DecidedBy.ADMIN, with_hints=with_hints)
-    passed = f" (passed by {admin.deciding.policy})" if admin.deciding is not None else ""
+    passed = _admin_prefix(admin)
     if not isolated:
         baseline = tier(Tier.BASELINE)
         verdict = replace(verdict, baseline=baseline)
         if final(baseline):
             return _tier_decision(verdict, baseline, DecidedBy.BASELINE, with_hints=with_hints)
         note = f"{pod.key} is not isolated for {direction.value}: no policy selecting it has {direction.value} in policyTypes"
-        return replace(verdict, note=note + passed)
+        if baseline.policies:
+            note = "no Baseline-tier rule matched; default allow: " + note
+        return replace(verdict, note=passed + note)
     verdict = replace(verdict, decided_by=DecidedBy.NETWORK_POLICY)
     allowing = [str(r.policy) for r in results if r.allows]
     if allowing:
-        return replace(verdict, note=f"allowed by {', '.join(allowing)}{passed}")
+        return replace(verdict, note=f"{passed}allowed by {', '.join(allowing)}")
     refs = ", ".join(str(r.policy) for r in results)
     hints = ()
     if with_hints:
@@ -153,8 +160,18 @@ def _decide(cluster: Cluster, connection: Connection, direction: Direction, *, w
             results=results,
             recheck=lambda c, k: _decide(c, k, direction, with_hints=False).allowed,
         )
-    note = f"{pod.key} is isolated for {direction.value} by {refs} and no rule matches{passed}"
+    note = f"{passed}{pod.key} is isolated for {direction.value} by {refs} and no rule matches"
     return replace(verdict, allowed=False, hints=hints, note=note)
+
+
+def _admin_prefix(admin: TierOutcome) -> str:
+    """What the Admin tier did before the later stages decided, when it looked at anything."""
+    if admin.deciding is not None and admin.deciding.deciding_rule is not None:
+        rule = admin.deciding.deciding_rule.rule
+        return f"passed by {admin.deciding.policy} {rule.label} (Admin tier); "
+    if admin.policies:
+        return "no Admin-tier rule matched; "
+    return ""
 
 
 def _tier_decision(verdict: DirectionVerdict, outcome: TierOutcome, stage: DecidedBy, *, with_hints: bool) -> DirectionVerdict:
