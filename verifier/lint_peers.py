@@ -11,6 +11,8 @@ Pod IPs are ephemeral and unpredictable."
 
 from __future__ import annotations
 
+import bisect
+import ipaddress
 from collections.abc import Iterator
 
 from policyctl.policy.diagnostics import Diagnostic, Severity
@@ -18,6 +20,7 @@ from policyctl.policy.model import (
     NAMESPACE_NAME_LABEL,
     IPBlockPeer,
     LabelSelector,
+    Pod,
     NetworkPolicy,
     Operator,
     OwnNamespace,
@@ -178,14 +181,40 @@ def unknown_namespace_labels(context: LintContext) -> Iterator[Diagnostic]:
                 )  # fmt: skip
 
 
+def _addresses(context: LintContext) -> dict[int, tuple[list[int], list[Pod]]]:
+    """Per IP version, the addresses of the pods on the pod network in order, and their pods."""
+    pairs = sorted((a.version, int(a), p.key, p) for p in context.pods() for a in p.ips)
+    found: dict[int, tuple[list[int], list[Pod]]] = {}
+    for version, number, _, pod in pairs:
+        numbers, pods = found.setdefault(version, ([], []))
+        numbers.append(number)
+        pods.append(pod)
+    return found
+
+
+def ip_address(number: int, version: int) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.IPv4Address(number) if version == 4 else ipaddress.IPv6Address(number)
+
+
+def _covered(peer: IPBlockPeer, addresses: dict[int, tuple[list[int], list[Pod]]]) -> list[Pod]:
+    """Pods with an address the ipBlock contains: a bisection into the sorted addresses for the
+    cidr, then the ipBlock's own test on each address found there."""
+    numbers, pods = addresses.get(peer.cidr.version, ([], []))
+    low = bisect.bisect_left(numbers, int(peer.cidr.network_address))
+    high = bisect.bisect_right(numbers, int(peer.cidr.broadcast_address))
+    found = {pods[i].key: pods[i] for i in range(low, high) if peer.contains(ip_address(numbers[i], peer.cidr.version))}
+    return [found[k] for k in sorted(found)]
+
+
 def ipblocks_over_pods(context: LintContext) -> Iterator[Diagnostic]:
     """``0.0.0.0/0`` and ``::/0`` are left alone: "everything" is what they say."""
+    addresses = _addresses(context)
     for policy in context.cluster.policies:
         for rule in rules_of(policy):
             for j, peer in enumerate(rule.peers):
                 if not isinstance(peer, IPBlockPeer) or peer.cidr.prefixlen == 0:
                     continue
-                covered = [p for p in context.pods() if any(peer.contains(a) for a in p.ips)]
+                covered = _covered(peer, addresses)
                 if not covered:
                     continue
                 yield context.finding(

@@ -136,7 +136,9 @@ def _selects_superset(wide: NetworkPolicy, narrow: NetworkPolicy) -> bool:
 
 def shadowed_rules(context: LintContext) -> Iterator[Diagnostic]:
     """When two rules cover each other, the later one (namespace/name, direction, index) is
-    reported, so exactly one of a duplicate pair is."""
+    reported, so exactly one of a duplicate pair is. Only rules of the same namespace can
+    cover each other (a policy's podSelector selects in its own namespace), so each rule is
+    compared with its namespace's rules only."""
     entries = [
         (policy, rule)
         for policy in context.cluster.policies
@@ -144,8 +146,12 @@ def shadowed_rules(context: LintContext) -> Iterator[Diagnostic]:
         if policy.isolates(direction)
         for rule in policy.rules(direction)
     ]
+    by_namespace: dict[str, list[int]] = {}
+    for n, (policy, _) in enumerate(entries):
+        by_namespace.setdefault(policy.namespace, []).append(n)
     for n, (policy, rule) in enumerate(entries):
-        for m, (other, wider) in enumerate(entries):
+        for m in by_namespace[policy.namespace]:
+            other, wider = entries[m]
             if m == n or wider.direction is not rule.direction or not _selects_superset(other, policy):
                 continue
             if not _rule_covers(wider, rule):

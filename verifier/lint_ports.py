@@ -18,7 +18,7 @@ from policyctl.policy.diagnostics import Diagnostic, Severity
 from policyctl.policy.model import Direction, NetworkPolicy, Pod, PodPeer, PortMatch, Protocol, Rule
 from policyctl.policy.semantics import evaluate_direction, selecting_policies
 from policyctl.policy.verdicts import Connection
-from policyctl.verifier.lint_context import Check, LintContext, LintRule, pod_list, rule_path, rules_of
+from policyctl.verifier.lint_context import Check, LintContext, LintRule, PodGroup, pod_list, rule_path, rules_of
 from policyctl.verifier.lint_sources import Service, ServicePort
 
 DNS_PORT = 53
@@ -91,9 +91,11 @@ def _policy_admits_dns(context: LintContext, policy: NetworkPolicy) -> bool:
 
 def egress_without_dns(context: LintContext) -> Iterator[Diagnostic]:
     """Each cut-off pod is reported once, at the first policy (namespace/name order) that
-    isolates it for egress."""
+    isolates it for egress. The egress half depends on the source's namespace and labels
+    only (and the DNS pods), so it is decided once per group."""
     dns = _dns_pods(context)
     reported: set[str] = set()
+    reaches: dict[int, bool] = {}
     hint = (
         "add an egress rule to the DNS pods, e.g. to: [{namespaceSelector: {matchLabels: "
         "{kubernetes.io/metadata.name: kube-system}}, podSelector: {matchLabels: {k8s-app: "
@@ -104,8 +106,8 @@ def egress_without_dns(context: LintContext) -> Iterator[Diagnostic]:
             continue
         placed = context.manifests.placed(policy)
         path = ("spec", "policyTypes") if placed is None or placed.has(("spec", "policyTypes")) else ("spec", "egress")
-        selected = context.selected(policy)
-        if not selected:
+        groups = context.selected_groups(policy)
+        if not groups:
             if not _policy_admits_dns(context, policy):
                 yield context.finding(
                     EGRESS_BLOCKS_DNS, policy, path,
@@ -113,7 +115,11 @@ def egress_without_dns(context: LintContext) -> Iterator[Diagnostic]:
                     hint=hint,
                 )  # fmt: skip
             continue
-        cut = [p for p in selected if p.key not in reported and not _reaches_dns(context, p, dns)]
+        cut = sorted(
+            (p for g in groups if not reaches.setdefault(id(g), _reaches_dns(context, g.pods[0], dns)) for p in g.pods),
+            key=lambda p: p.key,
+        )
+        cut = [p for p in cut if p.key not in reported]
         if not cut:
             continue
         reported.update(p.key for p in cut)
@@ -133,19 +139,21 @@ def _port_path(rule: Rule, index: int) -> tuple[str | int, ...]:
 def unknown_named_ports(context: LintContext) -> Iterator[Diagnostic]:
     """Destinations are the rule's pods (see :meth:`LintContext.destinations`), every pod when
     it has none in the manifests; silent without pods at all."""
-    everyone = context.pods()
+    everyone = tuple(g for groups in context.groups.values() for g in groups)
     if not everyone:
         return
     for policy in context.cluster.policies:
         for rule in rules_of(policy):
-            destinations = context.destinations(policy, rule) or everyone
+            if not any(isinstance(port.port, str) for port in rule.ports):
+                continue
+            destinations = context.destination_groups(policy, rule) or everyone
             for k, port in enumerate(rule.ports):
                 if not isinstance(port.port, str):
                     continue
-                named = [(p, c) for p in destinations for c in p.ports if c.name == port.port]
+                named = [(g, c) for g in destinations for c in g.ports if c.name == port.port]
                 if any(c.protocol is port.protocol for _, c in named):
                     continue
-                where = f"pods {pod_list(destinations)}"
+                where = f"pods {pod_list(p for g in destinations for p in g.pods)}"
                 if named:
                     found = sorted({f"{c.port}/{c.protocol.value}" for _, c in named})
                     message = (
@@ -166,17 +174,18 @@ def _target_number(target: int | str, pod: Pod, protocol: Protocol) -> int | Non
 
 
 def _service_mismatch(
-    context: LintContext, port: PortMatch, pods: tuple[Pod, ...]
+    context: LintContext, port: PortMatch, groups: tuple[PodGroup, ...]
 ) -> tuple[Service, ServicePort, int] | None:
-    """A Service in front of ``pods`` whose ``port`` is this number but sends it elsewhere,
-    when no pod declares the number itself."""
+    """A Service in front of the groups' pods whose ``port`` is this number but sends it
+    elsewhere, when no pod declares the number itself (one pod per group decides: its
+    namespace, labels and container ports are the group's)."""
     number = port.port
     if not isinstance(number, int) or port.end_port is not None:
         return None
-    if any(c.port == number and c.protocol is port.protocol for p in pods for c in p.ports):
+    if any(c.port == number and c.protocol is port.protocol for g in groups for c in g.ports):
         return None
     for service in context.manifests.services:
-        for pod in pods:
+        for pod in (g.pods[0] for g in groups):
             if not service.selects(pod.namespace, pod.labels):
                 continue
             for service_port in service.ports:
@@ -197,9 +206,9 @@ def service_ports(context: LintContext) -> Iterator[Diagnostic]:
                 rule.any_peer or not all(isinstance(p, PodPeer) for p in rule.peers)
             ):
                 continue
-            pods = context.destinations(policy, rule)
+            groups = context.destination_groups(policy, rule)
             for k, port in enumerate(rule.ports):
-                found = _service_mismatch(context, port, pods)
+                found = _service_mismatch(context, port, groups)
                 if found is None:
                     continue
                 service, service_port, target = found
