@@ -1,9 +1,11 @@
 """``policyctl explain``: the verdict on a connection between two ends, with every reason.
 
-Wiring only: the ends are resolved by ``policy.endpoints``, a CIDR end is cut where ipBlocks
-may decide differently (``policy.addressranges``), each piece is decided by
-``semantics.evaluate`` for one port or by ``policy.portsummary`` for all of them, and adjacent
-pieces with the same outcome are joined again so the output lists only real differences.
+Wiring only: the ends are resolved by ``policy.endpoints``; a CIDR end is cut where policies
+may decide differently, node addresses (the destination's own node among them) included
+(``verifier.ranges``); pieces with the same key are decided once, by ``semantics.evaluate``
+for one port or by ``policy.portsummary`` for all of them, and pieces whose explanations are
+the same are reported once, with every range they cover. So the output grows with the
+distinct explanations, not with the number of pieces.
 """
 
 from __future__ import annotations
@@ -27,24 +29,28 @@ from policyctl.cli.inputs import (
     output_option,
     parse_family,
 )
+from policyctl.cli.progress import Progress, quiet_option
 from policyctl.cli.render_explain import explain_document, render_explain_table
-from policyctl.policy.addressranges import AddressRange, split_network
+from policyctl.policy.addressranges import AddressRange
 from policyctl.policy.endpoints import ResolvedEndpoint, resolve_endpoint
 from policyctl.policy.model import Cluster, Family, IPAddress, Node, Pod, Protocol
 from policyctl.policy.portsummary import PortSummary, summarize_ports
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection, Endpoint, Verdict
+from policyctl.verifier.index import PolicyIndex
+from policyctl.verifier.ranges import RangeSet, pieces
 
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """The outcome for one piece of the query: ``verdict`` with ``--port``, else ``summary``.
-    ``source_range``/``destination_range`` are set when that end was a CIDR."""
+    """One explanation: ``verdict`` with ``--port``, else ``summary``, for the representative
+    ends ``source`` and ``destination``. ``source_range``/``destination_range`` are set when
+    that end was a CIDR: every address the explanation covers."""
 
     source: Endpoint
     destination: Endpoint
-    source_range: AddressRange | None = None
-    destination_range: AddressRange | None = None
+    source_range: RangeSet | None = None
+    destination_range: RangeSet | None = None
     verdict: Verdict | None = None
     summary: PortSummary | None = None
 
@@ -84,6 +90,7 @@ class Query:
     help="Exit 1 when denied: with --port, when the connection (any piece of a CIDR) is "
     "denied; without, when some piece has no port allowed at all.",
 )
+@quiet_option
 def explain(
     source: str,
     destination: str,
@@ -93,6 +100,7 @@ def explain(
     family: str | None,
     output: str,
     exit_code: bool,
+    quiet: bool,
 ) -> None:
     """Explain whether SRC may open a connection to DST, and why.
 
@@ -109,9 +117,12 @@ def explain(
     allow. For each half the output shows whether the pod is isolated, every policy that
     selects it (file:line), each rule with the reason for each peer and port, the defaults
     the API applied, bypasses (not a pod, hostNetwork, own node) and hints that would flip a
-    denial. A CIDR end is split into the ranges where the verdict differs.
+    denial. A CIDR end is split where the verdict may differ (ipBlock boundaries, node
+    addresses); each distinct explanation is printed once with the ranges it covers.
     """
-    cluster = load_cluster(filenames, namespace=namespace)
+    progress = Progress.for_terminal(quiet=quiet)
+    with progress.phase("loading manifests"):
+        cluster = load_cluster(filenames, namespace=namespace)
     with input_errors():
         query = Query(
             resolve_endpoint(source, cluster, namespace=namespace),
@@ -121,103 +132,126 @@ def explain(
         )
     chosen = _family(query, parse_family(family))
     query = Query(query.source, query.destination, chosen, port)
-    findings = compute_findings(cluster, query)
-    if output == "table":
-        render_explain_table(query, findings)
-    else:
-        emit_document(explain_document(query, findings), output)
+    with progress.phase("explaining"):
+        findings = compute_findings(cluster, query)
+    with progress.phase("writing the explanation"):
+        if output == "table":
+            render_explain_table(query, findings)
+        else:
+            emit_document(explain_document(query, findings), output)
     if exit_code:
         raise click.exceptions.Exit(EXIT_OK if all(f.allowed for f in findings) else EXIT_NO)
 
 
 def compute_findings(cluster: Cluster, query: Query) -> tuple[Finding, ...]:
-    """One finding per piece of the query, adjacent pieces with the same outcome joined."""
-    findings: list[Finding] = []
-    keys: list[Hashable] = []
-    for source_range, source in _pieces(cluster, query.source):
-        for destination_range, destination in _pieces(cluster, query.destination):
-            finding = _decide(cluster, query, source, destination, source_range, destination_range)
-            key = _outcome_key(finding)
-            previous = findings[-1] if findings else None
-            if previous is not None and keys[-1] == key and _adjacent(previous, finding):
-                findings[-1] = Finding(
-                    previous.source,
-                    previous.destination,
-                    _join(previous.source_range, finding.source_range),
-                    _join(previous.destination_range, finding.destination_range),
-                    previous.verdict,
-                    previous.summary,
-                )
-            else:
-                findings.append(finding)
-                keys.append(key)
-    return tuple(findings)
+    """One finding per distinct explanation, in the order of the first address it covers.
+
+    Pieces are grouped by key (what every policy sees of their addresses and whether they are
+    the other end's node), one representative per key is decided, and keys whose outcomes are
+    equal (:func:`_outcome_key`) share a finding, listing every range they cover."""
+    index = PolicyIndex(cluster) if query.source.network is not None or query.destination.network is not None else None
+    sources = _pieces(cluster, index, query.source, query.destination)
+    destinations = _pieces(cluster, index, query.destination, query.source)
+    by_key: dict[tuple[object, object], tuple[Endpoint, Endpoint, list[AddressRange], list[AddressRange]]] = {}
+    for source_key, source, source_range in sources:
+        for destination_key, destination, destination_range in destinations:
+            found = by_key.setdefault((source_key, destination_key), (source, destination, [], []))
+            if source_range is not None:
+                found[2].append(source_range)
+            if destination_range is not None:
+                found[3].append(destination_range)
+    merged: dict[Hashable, tuple[Finding, list[AddressRange], list[AddressRange]]] = {}
+    for source, destination, source_ranges, destination_ranges in by_key.values():
+        finding = _decide(cluster, query, source, destination)
+        entry = merged.setdefault(_outcome_key(finding), (finding, [], []))
+        entry[1].extend(source_ranges)
+        entry[2].extend(destination_ranges)
+    findings = [
+        Finding(
+            finding.source,
+            finding.destination,
+            RangeSet.merged(source_ranges) if source_ranges else None,
+            RangeSet.merged(destination_ranges) if destination_ranges else None,
+            finding.verdict,
+            finding.summary,
+        )
+        for finding, source_ranges, destination_ranges in merged.values()
+    ]
+    return tuple(sorted(findings, key=_order))
 
 
-def _decide(
-    cluster: Cluster,
-    query: Query,
-    source: Endpoint,
-    destination: Endpoint,
-    source_range: AddressRange | None,
-    destination_range: AddressRange | None,
-) -> Finding:
+def _order(finding: Finding) -> tuple[int, int]:
+    return tuple(  # type: ignore[return-value]
+        int(r.first) if r is not None else -1 for r in (finding.source_range, finding.destination_range)
+    )
+
+
+def _decide(cluster: Cluster, query: Query, source: Endpoint, destination: Endpoint) -> Finding:
     if query.port is None:
         summary = summarize_ports(cluster, source, destination, family=query.family)
-        return Finding(source, destination, source_range, destination_range, summary=summary)
+        return Finding(source, destination, summary=summary)
     number, protocol = query.port
     connection = Connection(source, destination, protocol, number, family=query.family)
-    return Finding(source, destination, source_range, destination_range, verdict=evaluate(cluster, connection))
+    return Finding(source, destination, verdict=evaluate(cluster, connection))
 
 
-def _pieces(cluster: Cluster, end: ResolvedEndpoint) -> list[tuple[AddressRange | None, Endpoint]]:
+def _pieces(
+    cluster: Cluster, index: PolicyIndex | None, end: ResolvedEndpoint, other: ResolvedEndpoint
+) -> list[tuple[object, Endpoint, AddressRange | None]]:
+    """(key, representative end, range) per piece of ``end``; one piece unless it is a CIDR.
+    The representative of a key is the first address of its first piece."""
     if end.network is None:
         assert end.endpoint is not None
-        return [(None, end.endpoint)]
-    return [(piece, piece.first) for piece in split_network(cluster, end.network)]
+        return [(None, end.endpoint, None)]
+    assert index is not None
+    own: tuple[IPAddress, ...] = ()
+    if isinstance(other.endpoint, Pod) and other.endpoint.node is not None:
+        node = cluster.node_by_name.get(other.endpoint.node)
+        own = node.addresses if node is not None else ()
+    first: dict[object, IPAddress] = {}
+    found = []
+    for piece in pieces(index, end.network, own_node=own):
+        representative = first.setdefault(piece.key, piece.range.first)
+        found.append((piece.key, representative, piece.range))
+    return found  # type: ignore[return-value]
 
 
 def _outcome_key(finding: Finding) -> Hashable:
     """What must be equal for two pieces to be reported as one: the answers, and which
-    policies, rules and peers decided them (reasons may name the address, so they are not
-    compared)."""
+    policies, rules and peers decided them, and bypasses (reasons may name the address, so
+    they are not compared). Without a port, the answers per port interval and the
+    port-independent part shown (the peers of the first interval's verdict)."""
     if finding.summary is not None:
-        return tuple(
+        answers = tuple(
             (i.protocol, i.first, i.last, i.verdict.allowed, i.verdict.egress.allowed, i.verdict.ingress.allowed)
             for i in finding.summary.intervals
         )
+        sample = finding.summary.intervals[0].verdict
+        return answers, _halves_key(sample, with_ports=False)
     verdict = finding.verdict
     assert verdict is not None
-    halves = tuple(
+    return verdict.allowed, _halves_key(verdict, with_ports=True)
+
+
+def _halves_key(verdict: Verdict, *, with_ports: bool) -> Hashable:
+    return tuple(
         (
-            half.allowed,
+            half.allowed if with_ports else None,
             half.bypass,
+            half.isolated,
             tuple(
-                (p.policy, p.allows, tuple((r.index, r.matched, tuple(x.matched for x in r.peers)) for r in p.rules))
+                (
+                    p.policy,
+                    p.allows if with_ports else None,
+                    tuple(
+                        (r.index, r.matched if with_ports else None, tuple(x.matched for x in r.peers)) for r in p.rules
+                    ),
+                )
                 for p in half.policies
             ),
         )
         for half in (verdict.egress, verdict.ingress)
     )
-    return verdict.allowed, halves
-
-
-def _adjacent(previous: Finding, current: Finding) -> bool:
-    def follows(a: AddressRange | None, b: AddressRange | None) -> bool:
-        return a is not None and b is not None and int(a.last) + 1 == int(b.first)
-
-    same_source = previous.source_range == current.source_range and previous.source == current.source
-    return (same_source and follows(previous.destination_range, current.destination_range)) or (
-        previous.destination_range == current.destination_range
-        and previous.destination == current.destination
-        and follows(previous.source_range, current.source_range)
-    )
-
-
-def _join(first: AddressRange | None, second: AddressRange | None) -> AddressRange | None:
-    if first is None or second is None or first == second:
-        return first
-    return AddressRange(first.first, second.last)
 
 
 def _family(query: Query, requested: Family | None) -> Family:

@@ -166,3 +166,55 @@ def test_warnings_go_to_stderr_and_do_not_fail(run, tmp_path) -> None:
     assert result.exit_code == 0, result.stderr
     assert f"{path}:27: warning: spec.ingress[0].from[0].ipBlock.cidr" in result.stderr
     assert ": warning:" not in result.stdout
+
+
+NODE = """\
+---
+apiVersion: v1
+kind: Node
+metadata: {name: n1}
+status: {addresses: [{type: InternalIP, address: 10.0.0.100}]}
+"""
+
+
+def test_a_cidr_source_splits_out_the_destinations_own_node(run, tmp_path) -> None:
+    """A node may always reach its pods: its address gets its own explanation inside a range."""
+    text = SMALL.replace("spec: {containers: [{name: s,", "spec: {nodeName: n1, containers: [{name: s,") + NODE
+    path = write(tmp_path, "node.yaml", text)
+    result = run("explain", "-f", path, "10.0.0.0/24", "app/server", "--port", "8080", "-o", "json")
+    results = json.loads(result.stdout)["results"]
+    assert [(r["source_addresses"], r["allowed"]) for r in results] == [
+        (["10.0.0.0/26", "10.0.0.64/27", "10.0.0.96/30", "10.0.0.101/32", "10.0.0.102/31", "10.0.0.104/29",
+          "10.0.0.112/28", "10.0.0.128/25"], False),
+        (["10.0.0.100/32"], True),
+    ]  # fmt: skip
+    assert results[1]["verdict"]["ingress"]["bypass"] == "from-own-node"
+
+
+HOLES = """\
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: client-out, namespace: app}
+spec:
+  podSelector: {matchLabels: {role: client}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{ipBlock: {cidr: 203.0.113.0/24, except: [203.0.113.8/29, 203.0.113.32/29]}}]
+"""
+
+
+@pytest.mark.parametrize("output", ["json", "table"])
+def test_each_distinct_explanation_is_printed_once_with_every_range_it_covers(run, tmp_path, output) -> None:
+    path = write(tmp_path, "holes.yaml", SMALL + HOLES)
+    result = run("explain", "-f", path, "app/client", "203.0.113.0/24", "--port", "443", "-o", output)
+    if output == "table":
+        assert result.stdout.count("verdict: ") == 2
+        assert "to 203.0.113.8/29, 203.0.113.32/29" in result.stdout
+        return
+    results = json.loads(result.stdout)["results"]
+    assert [(r["destination_addresses"], r["allowed"]) for r in results] == [
+        (["203.0.113.0/29", "203.0.113.16/28", "203.0.113.40/29", "203.0.113.48/28", "203.0.113.64/26",
+          "203.0.113.128/25"], True),
+        (["203.0.113.8/29", "203.0.113.32/29"], False),
+    ]  # fmt: skip
