@@ -14,6 +14,21 @@ This is ``policy.semantics`` lifted from one (protocol, port) to all of them at 
   unset, ``port``..``endPort`` inclusive, a named port's numbers on the destination pod (none
   when the destination is not a pod on the pod network).
 
+With cluster-scoped policies the half is port-set algebra over the tiers (``policy.tiers``,
+``policy.semantics._decide``), walking the rules that apply in precedence order while keeping
+the still-undecided port set ``U`` (every port at first). A rule whose peer matches the other
+end, with ports ``R``, decides ``U & R`` by its action (Accept allows, Deny denies, Pass hands
+it to the next tier) and leaves ``U - R`` undecided:
+
+1. Admin tier: Accept and Deny are final.
+2. What the Admin tier passed or left undecided goes to NetworkPolicy when it isolates the pod
+   ("v1.NetworkPolicy always makes a final decision for selected pods"): allowed iff some rule
+   allows it;
+3. otherwise to the Baseline tier (Accept and Deny final; Pass and no match go on);
+4. what is left is allowed (the default).
+
+``domainNames`` peers match nothing ("not enforced: names are not resolved").
+
 Two bypasses depend on *which* pods meet, not on what policies see of them, and are therefore
 applied by callers that know the pods (:mod:`verifier.relation`): a pod reaching its own
 address, and ingress from the destination's own node.
@@ -21,10 +36,14 @@ address, and ingress from the destination's own node.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from policyctl.compiler.intervals import Interval
 from policyctl.policy.model import Direction, PortMatch
 
-from .index import EndKind, IndexedRule, NamedPorts, PolicyIndex, View
+from policyctl.policy.clustermodel import Action
+
+from .index import EndKind, IndexedClusterRule, IndexedRule, NamedPorts, PolicyIndex, View
 from .portsets import ALL, NONE, PortSet
 
 
@@ -40,6 +59,17 @@ def _port_match(match: PortMatch, destination: View) -> PortSet:
     return PortSet.of((match.protocol, Interval(n, n)) for n in numbers)
 
 
+@dataclass(frozen=True, slots=True)
+class TierSplit:
+    """How one tier splits the ports it was given: ``accepted`` and ``denied`` are final,
+    ``passed`` goes to the next tier, ``undecided`` matched no rule (and goes on too)."""
+
+    accepted: PortSet
+    denied: PortSet
+    passed: PortSet
+    undecided: PortSet
+
+
 class Decider:
     """Port sets between views of one cluster, memoised on everything they depend on."""
 
@@ -49,8 +79,8 @@ class Decider:
         self._halves: dict[tuple[Direction, frozenset[int], NamedPorts, View], PortSet] = {}
         self._meets: dict[tuple[PortSet, PortSet], PortSet] = {}
 
-    def rule_ports(self, rule: IndexedRule, destination: View) -> PortSet:
-        key = (rule.id, destination.kind, destination.named)
+    def rule_ports(self, rule: IndexedRule | IndexedClusterRule, destination: View) -> PortSet:
+        key = (rule.id if isinstance(rule, IndexedRule) else -1 - rule.id, destination.kind, destination.named)
         found = self._rule_ports.get(key)
         if found is None:
             found = ALL if not rule.ports else NONE
@@ -67,6 +97,50 @@ class Decider:
             return True
         return other.blocks is not None and any(b in other.blocks for b in rule.blocks)
 
+    def cluster_peer_matches(self, rule: IndexedClusterRule, other: View) -> bool:
+        """Some peer of a cluster rule admits ``other``: a namespaces/pods peer a pod on the pod
+        network, a ``networks`` CIDR its address, a ``nodes`` peer a matching node's address;
+        a ``domainNames`` peer nothing."""
+        if other.kind is EndKind.POD and any(s in other.selectors for s in rule.selectors):
+            return True
+        if other.blocks is not None and any(b in other.blocks for b in rule.blocks):
+            return True
+        return any(n in other.nodes for n in rule.nodes)
+
+    def tier(self, rule_ids: tuple[int, ...], undecided: PortSet, other: View, destination: View) -> TierSplit:
+        """One tier's rules in precedence order over the ports still ``undecided``."""
+        accepted = denied = passed = NONE
+        for rule_id in rule_ids:
+            if not undecided:
+                break
+            rule = self.index.cluster_rules[rule_id]
+            if not self.cluster_peer_matches(rule, other):
+                continue
+            ports = self.rule_ports(rule, destination)
+            hit = undecided & ports
+            if hit:
+                if rule.action is Action.ACCEPT:
+                    accepted = accepted | hit
+                elif rule.action is Action.DENY:
+                    denied = denied | hit
+                else:
+                    passed = passed | hit
+                undecided = undecided - ports
+        return TierSplit(accepted, denied, passed, undecided)
+
+    def network_policy(self, direction: Direction, pod: View, other: View) -> PortSet | None:
+        """What NetworkPolicy allows in this half, or None when no policy isolates the pod."""
+        isolated, rule_ids = self.index.applying(pod.selectors, direction)
+        if not isolated:
+            return None
+        destination = other if direction is Direction.EGRESS else pod
+        found = NONE
+        for rule_id in rule_ids:
+            rule = self.index.rules[rule_id]
+            if self.peer_matches(rule, other):
+                found = found | self.rule_ports(rule, destination)
+        return found
+
     def half(self, direction: Direction, pod: View, other: View) -> PortSet:
         """One half: ``pod`` is the end whose policies decide (source for egress, destination
         for ingress), ``other`` the far end. Ports are those of the destination."""
@@ -76,18 +150,22 @@ class Decider:
         key = (direction, pod.selectors, named, other)
         found = self._halves.get(key)
         if found is None:
-            isolated, rule_ids = self.index.applying(pod.selectors, direction)
-            if not isolated:
-                found = ALL
-            else:
-                destination = other if direction is Direction.EGRESS else pod
-                found = NONE
-                for rule_id in rule_ids:
-                    rule = self.index.rules[rule_id]
-                    if self.peer_matches(rule, other):
-                        found = found | self.rule_ports(rule, destination)
+            found = self._decide(direction, pod, other)
             self._halves[key] = found
         return found
+
+    def _decide(self, direction: Direction, pod: View, other: View) -> PortSet:
+        tiers = self.index.tiered(pod.selectors, direction)
+        allowed_by_np = self.network_policy(direction, pod, other)
+        if not tiers:
+            return ALL if allowed_by_np is None else allowed_by_np
+        destination = other if direction is Direction.EGRESS else pod
+        admin = self.tier(tiers.admin, ALL, other, destination)
+        rest = admin.passed | admin.undecided
+        if allowed_by_np is not None:
+            return admin.accepted | (rest & allowed_by_np)
+        baseline = self.tier(tiers.baseline, rest, other, destination)
+        return admin.accepted | baseline.accepted | baseline.passed | baseline.undecided
 
     def ports(self, source: View, destination: View) -> PortSet:
         """What new connections ``source`` may open on ``destination``, without the two

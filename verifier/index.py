@@ -14,6 +14,17 @@ connection by a :class:`View` of them and never by its name:
   it, the API semantics of an addressless pod).
 * **its container ports** - through named ports, resolved on the destination pod by name and
   protocol; a view holds the numbers of every (name, protocol) some policy names.
+* **its node** - through the ``nodes`` peers of cluster-scoped policies, which "select the
+  nodeIPs ... present in the node.Status.Addresses field": a view holds the ids of the nodes
+  peers that match it (a node's address, or a hostNetwork pod on a matching node).
+
+Cluster-scoped policies (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy)
+add to the same tables: a ``subject`` and each ``namespaces``/``pods`` peer is a scoped selector
+over selected namespaces, each ``networks`` CIDR an ipBlock without ``except`` (so the address
+atoms are also cut at its boundaries), and their rules are indexed per tier in precedence order
+(:meth:`PolicyIndex.tiered`). ``domainNames`` peers match nothing: names are not resolved
+(:func:`policy.tiers.match_domain_names_peer`); :attr:`IndexedClusterRule.unresolved` says a
+rule has one, so callers can report it.
 
 Views of a hostNetwork pod (:attr:`EndKind.HOST`) and of an address outside the cluster
 (:attr:`EndKind.EXTERNAL`) carry no selectors and no named ports: "policies never select" a
@@ -28,12 +39,22 @@ from __future__ import annotations
 
 import bisect
 import enum
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
 from policyctl.compiler.intervals import block_intervals
-from policyctl.policy.ipblocks import end_address
+from policyctl.policy.clustermodel import (
+    Action,
+    ClusterNetworkPolicy,
+    ClusterPolicyRef,
+    ClusterRule,
+    DomainNamesPeer,
+    NodesPeer,
+    Tier,
+)
+from policyctl.policy.ipblocks import EndAddress, end_address
 from policyctl.policy.model import (
     Cluster,
     Direction,
@@ -43,6 +64,7 @@ from policyctl.policy.model import (
     Labels,
     LabelSelector,
     NamespaceScope,
+    Node,
     OwnNamespace,
     PodPeer,
     PolicyRef,
@@ -51,6 +73,7 @@ from policyctl.policy.model import (
     Protocol,
     Provenance,
 )
+from policyctl.policy.tiers import match_nodes_peer
 
 
 class EndKind(str, enum.Enum):
@@ -75,6 +98,8 @@ class View:
     blocks: frozenset[int] | None = None
     named: NamedPorts = ()
     impossible: bool = False
+    nodes: frozenset[int] = frozenset()
+    """Ids of the ``nodes`` peers (:attr:`PolicyIndex.node_peers`) that match this end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +131,46 @@ class IndexedPolicy:
     target: int
     types: frozenset[Direction]
     rules: Mapping[Direction, tuple[int, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedClusterRule:
+    """One rule of a cluster-scoped policy with its peers as table ids. ``unresolved``: the
+    rule has a ``domainNames`` peer, which matches nothing here (names are not resolved)."""
+
+    id: int
+    policy: ClusterPolicyRef
+    tier: Tier
+    direction: Direction
+    index: int
+    action: Action
+    selectors: tuple[int, ...]
+    blocks: tuple[int, ...]
+    nodes: tuple[int, ...]
+    ports: tuple[PortMatch, ...]
+    unresolved: bool
+    rule: ClusterRule
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedClusterPolicy:
+    """A cluster-scoped policy: ``subject`` is a scoped-selector id; ``rules`` in rule order."""
+
+    policy: ClusterNetworkPolicy
+    subject: int
+    rules: Mapping[Direction, tuple[int, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class TierRules:
+    """The cluster rules that apply to a pod in one direction, per tier, in precedence order
+    (policy ``order``, then rule order)."""
+
+    admin: tuple[int, ...] = ()
+    baseline: tuple[int, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.admin or self.baseline)
 
 
 def _scope_key(scope: NamespaceScope) -> tuple[object, ...]:
@@ -140,6 +205,19 @@ class PolicyIndex:
                         selectors.setdefault(ScopedSelector(peer.namespaces, peer.pods))
                     else:
                         blocks.setdefault(peer)
+        cluster_policies = sorted(cluster.cluster_policies, key=lambda p: (p.tier is not Tier.ADMIN, p.order))
+        node_peers: dict[NodesPeer, None] = {}
+        for cluster_policy in cluster_policies:
+            selectors.setdefault(ScopedSelector(cluster_policy.subject.namespaces, cluster_policy.subject.pods))
+            for cluster_rule in (*cluster_policy.ingress, *cluster_policy.egress):
+                for cluster_peer in cluster_rule.peers:
+                    if isinstance(cluster_peer, PodPeer):
+                        selectors.setdefault(ScopedSelector(cluster_peer.namespaces, cluster_peer.pods))
+                    elif isinstance(cluster_peer, IPBlockPeer):
+                        blocks.setdefault(cluster_peer)
+                    elif isinstance(cluster_peer, NodesPeer):
+                        node_peers.setdefault(cluster_peer)
+        self.node_peers: tuple[NodesPeer, ...] = tuple(sorted(node_peers, key=lambda n: n.selector.requirements))
         self.selectors: tuple[ScopedSelector, ...] = tuple(
             sorted(selectors, key=lambda s: (_scope_key(s.scope), s.pods.requirements))
         )
@@ -166,16 +244,58 @@ class PolicyIndex:
             indexed.append(IndexedPolicy(policy.ref, target, policy.policy_types, by_direction))
         self.rules: tuple[IndexedRule, ...] = tuple(rules)
         self.policies: tuple[IndexedPolicy, ...] = tuple(indexed)
+        self.cluster_rules: tuple[IndexedClusterRule, ...] = ()
+        self.cluster_policies: tuple[IndexedClusterPolicy, ...] = ()
+        self._index_cluster_policies(cluster_policies, selector_id, block_id)
         self.pod_keys: frozenset[str] = frozenset(r.key for s in self.selectors for r in s.pods.requirements)
         self.named: tuple[tuple[str, Protocol], ...] = tuple(
             sorted(
-                {(m.port, m.protocol) for r in self.rules for m in r.ports if isinstance(m.port, str)},
+                {
+                    (m.port, m.protocol)
+                    for r in (*self.rules, *self.cluster_rules)
+                    for m in r.ports
+                    if isinstance(m.port, str)
+                },
                 key=lambda n: (n[0], n[1].value),
             )
         )
         self._scope_cache: dict[tuple[str, Labels], tuple[bool, ...]] = {}
         self._selector_cache: dict[tuple[str, Labels, tuple[tuple[str, str], ...]], frozenset[int]] = {}
         self._applying: dict[tuple[frozenset[int], Direction], tuple[bool, tuple[int, ...]]] = {}
+        self._tiered: dict[tuple[frozenset[int], Direction], TierRules] = {}
+        self._node_matches: dict[object, frozenset[int]] = {}
+
+    def _index_cluster_policies(
+        self,
+        policies: Iterable[ClusterNetworkPolicy],
+        selector_id: Mapping[ScopedSelector, int],
+        block_id: Mapping[IPBlockPeer, int],
+    ) -> None:
+        node_id = {n: i for i, n in enumerate(self.node_peers)}
+        rules: list[IndexedClusterRule] = []
+        indexed: list[IndexedClusterPolicy] = []
+        for policy in policies:
+            by_direction: dict[Direction, tuple[int, ...]] = {}
+            for direction in (Direction.INGRESS, Direction.EGRESS):
+                ids = []
+                for rule in policy.rules(direction):
+                    peers = rule.peers
+                    ids.append(len(rules))
+                    rules.append(
+                        IndexedClusterRule(
+                            len(rules), policy.ref, policy.tier, direction, rule.index, rule.action,
+                            tuple(sorted({selector_id[ScopedSelector(p.namespaces, p.pods)] for p in peers
+                                          if isinstance(p, PodPeer)})),
+                            tuple(sorted({block_id[p] for p in peers if isinstance(p, IPBlockPeer)})),
+                            tuple(sorted({node_id[p] for p in peers if isinstance(p, NodesPeer)})),
+                            rule.ports, any(isinstance(p, DomainNamesPeer) for p in peers), rule,
+                        )
+                    )  # fmt: skip
+                by_direction[direction] = tuple(ids)
+            subject = selector_id[ScopedSelector(policy.subject.namespaces, policy.subject.pods)]
+            indexed.append(IndexedClusterPolicy(policy, subject, by_direction))
+        self.cluster_rules = tuple(rules)
+        self.cluster_policies = tuple(indexed)
 
     # labels -------------------------------------------------------------------------------
 
@@ -220,6 +340,70 @@ class PolicyIndex:
     def selecting(self, selectors: frozenset[int]) -> tuple[PolicyRef, ...]:
         return tuple(p.ref for p in self.policies if p.target in selectors)
 
+    def tiered(self, selectors: frozenset[int], direction: Direction) -> TierRules:
+        """The cluster rules of ``direction`` that apply to a pod these selectors select: the
+        policies whose subject selects it and that have rules in that direction ("CNPs with no
+        ingress rules do not affect ingress traffic"), by tier and precedence
+        (:attr:`ClusterNetworkPolicy.order`, ties by kind and name as in every engine), each
+        policy's rules in written order."""
+        key = (selectors, direction)
+        found = self._tiered.get(key)
+        if found is None:
+            chosen = [p for p in self.cluster_policies if p.subject in selectors and p.rules[direction]]
+            found = TierRules(
+                tuple(r for p in chosen if p.policy.tier is Tier.ADMIN for r in p.rules[direction]),
+                tuple(r for p in chosen if p.policy.tier is Tier.BASELINE for r in p.rules[direction]),
+            )
+            self._tiered[key] = found
+        return found
+
+    @cached_property
+    def _cluster_peer_ids(self) -> Mapping[Direction, tuple[frozenset[int], frozenset[int], frozenset[int]]]:
+        """Per direction, the selector, ipBlock and nodes-peer ids some cluster rule names."""
+        found = {}
+        for direction in (Direction.INGRESS, Direction.EGRESS):
+            chosen = [r for r in self.cluster_rules if r.direction is direction]
+            found[direction] = (
+                frozenset(s for r in chosen for s in r.selectors),
+                frozenset(b for r in chosen for b in r.blocks),
+                frozenset(n for r in chosen for n in r.nodes),
+            )
+        return found
+
+    def tier_side(self, view: View, applying: Direction) -> tuple[object, ...]:
+        """What the cluster tiers depend on from one end's side, for grouping ends: the cluster
+        rules of ``applying`` that apply to it, and what cluster rules of the other direction
+        can see of it as their peer. ``()`` when the cluster has no cluster-scoped policy."""
+        if not self.cluster_rules:
+            return ()
+        seen = Direction.INGRESS if applying is Direction.EGRESS else Direction.EGRESS
+        selectors, blocks, nodes = self._cluster_peer_ids[seen]
+        tiers = self.tiered(view.selectors, applying) if view.kind is EndKind.POD else None
+        chosen = view.selectors & selectors if view.kind is EndKind.POD else frozenset()
+        return (tiers, chosen, (view.blocks or frozenset()) & blocks, view.nodes & nodes)
+
+    # nodes --------------------------------------------------------------------------------
+
+    def _nodes_matching(self, key: object, end: Node | Pod | IPAddress, address: EndAddress) -> frozenset[int]:
+        if not self.node_peers:
+            return frozenset()
+        found = self._node_matches.get(key)
+        if found is None:
+            found = frozenset(
+                i for i, peer in enumerate(self.node_peers)
+                if match_nodes_peer(self.cluster, peer, other=end, address=address).matched
+            )  # fmt: skip
+            self._node_matches[key] = found
+        return found
+
+    def nodes_of_node(self, node: Node) -> frozenset[int]:
+        """Ids of the ``nodes`` peers whose selector matches ``node``'s labels."""
+        return self._nodes_matching(("node", node.name), node, EndAddress(None))
+
+    def nodes_of_address(self, address: IPAddress) -> frozenset[int]:
+        """Ids of the ``nodes`` peers that match some node having ``address``."""
+        return self._nodes_matching(("address", address), address, EndAddress(address))
+
     # addresses ----------------------------------------------------------------------------
 
     @cached_property
@@ -259,14 +443,17 @@ class PolicyIndex:
 
     def atoms(self, family: Family, *, points: Iterable[IPAddress] = ()) -> tuple[Atom, ...]:
         """The address space of ``family`` cut at every ipBlock boundary and around each of
-        ``points`` (which become single-address atoms), in order."""
+        ``points`` (which become single-address atoms), in order. When a ``nodes`` peer
+        exists, every node address is a single-address atom too (it matches by node, not by
+        range)."""
         top = (1 << (32 if family is Family.IPV4 else 128)) - 1
         cuts = {0, top + 1}
         for f, spans in self._block_intervals:
             if f is family:
                 for low, high in spans:
                     cuts.update((low, high + 1))
-        for point in points:
+        node_points = (a for n in self.cluster.nodes for a in n.addresses) if self.node_peers else ()
+        for point in (*points, *node_points):
             if Family.of(point) is family:
                 cuts.update((int(point), int(point) + 1))
         starts = sorted(cuts)
@@ -287,7 +474,11 @@ class PolicyIndex:
         address = end_address(self.cluster, pod, family)
         blocks = None if address.address is None else self.blocks_of(address.address)
         if pod.host_network:
-            return View(EndKind.HOST, blocks=blocks, impossible=address.impossible)
+            nodes = frozenset[int]()
+            node = self.cluster.node_by_name.get(pod.node) if pod.node is not None else None
+            if node is not None:
+                nodes = self.nodes_of_node(node)
+            return View(EndKind.HOST, blocks=blocks, impossible=address.impossible, nodes=nodes)
         return View(
             EndKind.POD,
             self.selectors_of(pod.namespace, pod.labels),
@@ -297,8 +488,23 @@ class PolicyIndex:
         )
 
     def view_of_address(self, address: IPAddress) -> View:
-        return View(EndKind.EXTERNAL, blocks=self.blocks_of(address))
+        return View(EndKind.EXTERNAL, blocks=self.blocks_of(address), nodes=self.nodes_of_address(address))
 
     def view_of_atom(self, atom: Atom) -> View:
-        return View(EndKind.EXTERNAL, blocks=atom.blocks)
+        """An atom's view; only a single-address atom can be a node's address (see :meth:`atoms`)."""
+        nodes = frozenset[int]()
+        if atom.low == atom.high and self.node_peers:
+            nodes = self.nodes_of_address(_address(atom.low, atom.family))
+        return View(EndKind.EXTERNAL, blocks=atom.blocks, nodes=nodes)
+
+    def view_of_node(self, node: Node, family: Family) -> View:
+        """A node as a connection end: its address in ``family`` for ipBlocks, its labels for
+        ``nodes`` peers (which match the node itself even when no address is known)."""
+        address = end_address(self.cluster, node, family)
+        blocks = None if address.address is None else self.blocks_of(address.address)
+        return View(EndKind.EXTERNAL, blocks=blocks, impossible=address.impossible, nodes=self.nodes_of_node(node))
+
+
+def _address(value: int, family: Family) -> IPAddress:
+    return ipaddress.IPv4Address(value) if family is Family.IPV4 else ipaddress.IPv6Address(value)
 
