@@ -142,13 +142,15 @@ class Relation:
         """Everything the answer depends on from the source's side: the egress rules that
         apply to it and what ingress rules can see of it."""
         applying = self.index.applying(view.selectors, Direction.EGRESS) if view.kind is EndKind.POD else None
-        return (view.kind, view.impossible, applying, self._seen(view, Direction.INGRESS))
+        return (view.kind, view.impossible, applying, self._seen(view, Direction.INGRESS),
+                self.index.tier_side(view, Direction.EGRESS))
 
     def _column_key(self, view: View) -> tuple[object, ...]:
         """The destination's side: its ingress rules, its named ports and what egress rules
         can see of it."""
         applying = self.index.applying(view.selectors, Direction.INGRESS) if view.kind is EndKind.POD else None
-        return (view.kind, view.impossible, applying, view.named, self._seen(view, Direction.EGRESS))
+        return (view.kind, view.impossible, applying, view.named, self._seen(view, Direction.EGRESS),
+                self.index.tier_side(view, Direction.INGRESS))
 
     # pods ---------------------------------------------------------------------------------
 
