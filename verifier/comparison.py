@@ -10,6 +10,15 @@ addresses of pods and nodes.
 Pods are matched by ``namespace/name``; pods present in one cluster only are not compared (a
 diff reports them apart). Invariants: differences are sorted by source, destination and family;
 every difference names one concrete witness pair.
+
+When the two clusters have the same pods, namespaces and nodes and differ only in their
+NetworkPolicies (the usual diff of a policy change), :func:`policy_differences` compares only
+what the changed policies can touch: a policy takes part only in the egress half of the pods it
+selects and the ingress half of the pods it selects ("each NetworkPolicy selects a set of
+pods"), so only cells whose source one changed egress policy selects, or whose destination one
+changed ingress policy selects, can differ. Those cells are decided on the views of each
+relation (:mod:`verifier.viewclasses`) without building either class matrix; the cost grows
+with the classes the change selects times all classes.
 """
 
 from __future__ import annotations
@@ -20,8 +29,12 @@ from dataclasses import dataclass
 from policyctl.compiler.intervals import as_address
 from policyctl.policy.model import Cluster, Family, IPAddress, Pod
 
+from policyctl.policy.model import Direction
+
+from .index import EndKind
 from .portsets import PortSet
 from .relation import Relation, cluster_families
+from .viewclasses import ViewClasses, view_classes
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +136,92 @@ def _ordinary_pair(a: Relation, b: Relation, sources: list[Pod], destinations: l
     )
 
 
+def same_ends(a: Cluster, b: Cluster) -> bool:
+    """Whether two clusters differ at most in their NetworkPolicies (pods, namespaces, nodes
+    and cluster-scoped policies equal, provenance aside)."""
+    return (
+        set(a.pods) == set(b.pods)
+        and set(a.namespaces) == set(b.namespaces)
+        and set(a.nodes) == set(b.nodes)
+        and set(a.cluster_policies) == set(b.cluster_policies)
+    )
+
+
+def _touched(relation: Relation, changed: set[object], direction: Direction) -> frozenset[int]:
+    """Ids of the podSelectors of changed policies that isolate ``direction`` in ``relation``."""
+    refs = {p.ref for p in relation.cluster.policies if p in changed}
+    return frozenset(p.target for p in relation.index.policies if p.ref in refs and direction in p.types)
+
+
+def _joint(ca: ViewClasses, cb: ViewClasses) -> list[tuple[int, int, tuple[Pod, ...]]]:
+    grouped: dict[tuple[int, int], list[Pod]] = {}
+    for members in ca.members:
+        for pod in members:
+            grouped.setdefault((ca.class_of[pod.key], cb.class_of[pod.key]), []).append(pod)
+    return sorted(((i, j, tuple(pods)) for (i, j), pods in grouped.items()), key=lambda g: g[2][0].key)
+
+
+def policy_differences(a: Relation, b: Relation, *, families: tuple[Family, ...] | None = None) -> Iterator[Difference]:
+    """:func:`differences` for two relations whose clusters differ only in policies (see the
+    module docstring), visiting only the cells the changed policies can touch."""
+    changed: set[object] = set(a.cluster.policies) ^ set(b.cluster.policies)
+    chosen = families or tuple(f for f in Family if f in set(a.families) | set(b.families))
+    touched = {
+        d: (_touched(a, changed, d), _touched(b, changed, d)) for d in (Direction.INGRESS, Direction.EGRESS)
+    }
+
+    def affected(ca: ViewClasses, cb: ViewClasses, i: int, j: int, direction: Direction) -> bool:
+        va, vb = ca.views[i], cb.views[j]
+        ta, tb = touched[direction]
+        return (va.kind is EndKind.POD and not ta.isdisjoint(va.selectors)) or (
+            vb.kind is EndKind.POD and not tb.isdisjoint(vb.selectors)
+        )
+
+    for family in chosen:
+        ca, cb = view_classes(a, family), view_classes(b, family)
+        joint = _joint(ca, cb)
+        sources = [g for g in joint if affected(ca, cb, g[0], g[1], Direction.EGRESS)]
+        destinations = [g for g in joint if affected(ca, cb, g[0], g[1], Direction.INGRESS)]
+        chosen_sources = {id(g) for g in sources}
+        pairs = [(s, d) for s in sources for d in joint]
+        pairs += [(s, d) for s in joint if id(s) not in chosen_sources for d in destinations]
+        for (si, sj, spods), (di, dj, dpods) in sorted(pairs, key=lambda p: (p[0][2][0].key, p[1][2][0].key)):
+            extra = a.decider.ports(ca.views[si], ca.views[di]) - b.decider.ports(cb.views[sj], cb.views[dj])
+            if not extra:
+                continue
+            pair = ca.ordinary_pair(spods, dpods)
+            if pair is not None:
+                yield Difference(pair[0], pair[1], family, extra, spods, dpods)
+        outside = _joint_atoms(a, b, family)
+        for si, sj, spods in sources:
+            for address in outside:
+                extra = a.decider.ports(ca.views[si], a.index.view_of_address(address)) - b.decider.ports(
+                    cb.views[sj], b.index.view_of_address(address)
+                )
+                if extra:
+                    yield Difference(spods[0], address, family, extra, spods, (address,))
+        for di, dj, dpods in destinations:
+            for address in outside:
+                extra = a.decider.ports(a.index.view_of_address(address), ca.views[di]) - b.decider.ports(
+                    b.index.view_of_address(address), cb.views[dj]
+                )
+                if extra:
+                    yield Difference(address, dpods[0], family, extra, (address,), dpods)
+
+
+def any_differences(a: Relation, b: Relation) -> Iterator[Difference]:
+    """Flows ``a`` allows and ``b`` does not: :func:`policy_differences` when only policies
+    differ, else the whole comparison (:func:`differences`)."""
+    if same_ends(a.cluster, b.cluster):
+        return policy_differences(a, b)
+    return differences(a, b)
+
+
 def first_difference(a: Cluster | Relation, b: Cluster | Relation) -> Difference | None:
     """A flow ``a`` allows and ``b`` does not, or None when ``b`` allows everything ``a`` does."""
     ra = a if isinstance(a, Relation) else Relation(a, families=_families(a, b))
     rb = b if isinstance(b, Relation) else Relation(b, families=_families(a, b))
-    return next(differences(ra, rb), None)
+    return next(any_differences(ra, rb), None)
 
 
 def _families(a: Cluster | Relation, b: Cluster | Relation) -> tuple[Family, ...]:

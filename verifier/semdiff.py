@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from policyctl.policy.endpoints import workload_label
 from policyctl.policy.model import Cluster, Family, IPAddress, Pod
 
-from .comparison import Difference, differences
+from .comparison import Difference, any_differences
 from .portsets import PortSet
 from .relation import Relation, cluster_families
 
@@ -92,8 +92,8 @@ def semantic_diff(old: Cluster, new: Cluster) -> FlowDiff:
     families = tuple(f for f in Family if f in set(cluster_families(old)) | set(cluster_families(new)))
     a, b = Relation(old, families=families), Relation(new, families=families)
     return FlowDiff(
-        added=_grouped(list(differences(b, a))),
-        removed=_grouped(list(differences(a, b))),
+        added=_grouped(list(any_differences(b, a))),
+        removed=_grouped(list(any_differences(a, b))),
         pods_added=tuple(sorted(set(new.pod_by_key) - set(old.pod_by_key))),
         pods_removed=tuple(sorted(set(old.pod_by_key) - set(new.pod_by_key))),
     )

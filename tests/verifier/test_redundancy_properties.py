@@ -1,8 +1,8 @@
 """``verify redundant`` on one relation equals removing each candidate and comparing relations.
 
 The reference rebuilds the cluster without the policy (or without the rule), builds a second
-relation and compares the two exactly (:func:`verifier.comparison.first_difference`, both
-ways); the incremental check (:mod:`verifier.redundancy`) must call redundant exactly the
+relation and compares the two whole class matrices (:func:`verifier.comparison.differences`,
+both ways); the incremental check (:mod:`verifier.redundancy`) must call redundant exactly the
 candidates the reference finds no difference for. A candidate called not redundant must have a
 real difference: one connection the oracle (``policy.semantics.evaluate``) decides differently
 with and without it.
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from policyctl.policy.model import Cluster, Direction, NetworkPolicy, PolicyRef
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
-from policyctl.verifier.comparison import first_difference
+from policyctl.verifier.comparison import differences
 from policyctl.verifier.queries import redundancies
 from policyctl.verifier.relation import Relation
 from tests.strategies import clusters
@@ -60,7 +60,7 @@ def test_redundant_candidates_equal_removing_each_and_comparing_relations(cluste
     expected = set()
     for key, without in _candidates(cluster):
         other = Relation(without, families=base.families)
-        if first_difference(base, other) is None and first_difference(other, base) is None:
+        if next(differences(base, other), None) is None and next(differences(other, base), None) is None:
             expected.add(key)
     assert _found(cluster) == expected
 
@@ -74,7 +74,7 @@ def test_a_candidate_not_called_redundant_changes_a_connection_the_oracle_decide
         if key in redundant:
             continue
         other = Relation(without, families=base.families)
-        difference = first_difference(base, other) or first_difference(other, base)
+        difference = next(differences(base, other), None) or next(differences(other, base), None)
         assert difference is not None, key
         protocol, port = difference.ports.first()  # type: ignore[misc]
         connection = Connection(difference.source, difference.destination, protocol, port, difference.family)

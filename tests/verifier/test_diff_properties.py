@@ -1,0 +1,116 @@
+"""``diff`` over classes, expanded to pod pairs, equals the oracle for every pair.
+
+Two snapshots of one random cluster: the second drops policies or rules (only policies
+differ: the incremental comparison), or also relabels a pod (the ends differ: the whole
+comparison). Every difference names groups of sources and destinations and a port set; expanded
+to every pair of different pods no pod-pair bypass decides, the differences must give exactly
+the (pair, family, protocol, port) that ``policy.semantics.evaluate`` allows in one snapshot and
+not the other, on the cluster's edge ports. Differences towards and from outside addresses
+must equal the whole comparison's, address by address.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from policyctl.policy.model import Cluster, Direction, Labels, Pod, Protocol
+from policyctl.policy.semantics import evaluate
+from policyctl.policy.verdicts import Connection
+from policyctl.verifier.comparison import Difference, any_differences, differences, same_ends
+from policyctl.verifier.relation import Relation, cluster_families
+from policyctl.verifier.viewclasses import view_classes
+from tests.strategies import clusters, edge_ports, labels
+
+SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def _changed(draw: st.DrawFn, cluster: Cluster) -> Cluster:
+    policies = list(cluster.policies)
+    kept = [p for p in policies if draw(st.booleans())]
+    if kept and draw(st.booleans()):
+        chosen = draw(st.sampled_from(kept))
+        direction = draw(st.sampled_from([Direction.INGRESS, Direction.EGRESS]))
+        rules = chosen.rules(direction)
+        if rules:
+            dropped = draw(st.sampled_from(rules))
+            rest = tuple(r for r in rules if r.index != dropped.index)
+            changed = replace(chosen, ingress=rest) if direction is Direction.INGRESS else replace(chosen, egress=rest)
+            kept = [changed if p.ref == chosen.ref else p for p in kept]
+    result = replace(cluster, policies=tuple(kept))
+    if draw(st.booleans()):
+        pod = draw(st.sampled_from(cluster.pods))
+        relabelled = replace(pod, labels=Labels(draw(labels())))
+        result = replace(result, pods=tuple(relabelled if p.key == pod.key else p for p in result.pods))
+    return result
+
+
+Point = tuple[str, str, str, Protocol, int]
+
+
+def _expanded(a: Relation, found: list[Difference], ports: tuple[int, ...]) -> set[Point]:
+    points: set[Point] = set()
+    for difference in found:
+        classes = view_classes(a, difference.family)
+        for source in difference.sources:
+            for destination in difference.destinations:
+                if not (isinstance(source, Pod) and isinstance(destination, Pod)):
+                    continue
+                if classes.bypass(source, destination) is not None:
+                    continue
+                for protocol in Protocol:
+                    for port in ports:
+                        if difference.ports.contains(protocol, port):
+                            points.add((source.key, destination.key, difference.family.value, protocol, port))
+    return points
+
+
+def _oracle(a: Cluster, b: Cluster, ports: tuple[int, ...]) -> set[Point]:
+    points: set[Point] = set()
+    for family in cluster_families(a):
+        for source in a.pods:
+            for destination in a.pods:
+                if source.key == destination.key:
+                    continue
+                other_source, other_destination = b.pod_by_key[source.key], b.pod_by_key[destination.key]
+                for protocol in Protocol:
+                    for port in ports:
+                        before = evaluate(a, Connection(source, destination, protocol, port, family)).allowed
+                        after = evaluate(b, Connection(other_source, other_destination, protocol, port, family)).allowed
+                        if before and not after:
+                            points.add((source.key, destination.key, family.value, protocol, port))
+    return points
+
+
+def _outside(found: list[Difference]) -> set[tuple[str, str, str, str]]:
+    return {
+        (str(s if not isinstance(s, Pod) else s.key), str(d if not isinstance(d, Pod) else d.key), x.family.value, str(x.ports))
+        for x in found
+        for s in x.sources
+        for d in x.destinations
+        if not (isinstance(s, Pod) and isinstance(d, Pod))
+    }
+
+
+@SETTINGS
+@given(clusters(max_pods=5, max_policies=4), st.data())
+def test_differences_expanded_to_pairs_equal_the_oracle(cluster: Cluster, data: st.DataObject) -> None:
+    other = data.draw(_changed(cluster))
+    families = cluster_families(cluster)
+    ports = edge_ports(cluster)
+    for first, second in ((cluster, other), (other, cluster)):
+        a, b = Relation(first, families=families), Relation(second, families=families)
+        found = list(any_differences(a, b))
+        assert _expanded(a, found, ports) == _oracle(first, second, ports)
+        assert _outside(found) == _outside(list(differences(a, b)))
+
+
+@SETTINGS
+@given(clusters(max_pods=5, max_policies=4), st.data())
+def test_only_policy_changes_take_the_incremental_comparison(cluster: Cluster, data: st.DataObject) -> None:
+    other = data.draw(_changed(cluster))
+    relabelled = any(cluster.pod_by_key[p.key].labels != p.labels for p in other.pods)
+    assert same_ends(cluster, other) is not relabelled
