@@ -594,15 +594,31 @@ def _v(family: Family) -> str:
     return "4" if family is Family.IPV4 else "6"
 
 
-def pod_chain(mode: Mode, pod: Pod, direction: Direction, allows: tuple[str, ...], sources: Collection[str]) -> Chain:
-    """A local pod's chain of one direction: jump to the allow chains of its families, then
-    log and drop (audit: log, count and return). Its name follows from what it does."""
-    rules: list[Rule] = [Rule((Jump(allow),)) for allow in allows]
-    rules.append(Rule((LOG_RATE, Log(log_prefix(mode, direction, pod)))))
+def deny_rules(mode: Mode, pod: Pod, direction: Direction, comment: str) -> tuple[Rule, ...]:
+    """Log (rate-limited) and drop; in audit mode log, count and return."""
     final = Verdict.DROP if mode is Mode.ENFORCE else Verdict.RETURN
-    rules.append(Rule((Counter(), final), comment=terse_comment(sources) if sources else "isolated, no rule allows"))
+    return (Rule((LOG_RATE, Log(log_prefix(mode, direction, pod)))), Rule((Counter(), final), comment=comment))
+
+
+def network_policy_rules(mode: Mode, pod: Pod, direction: Direction, allows: tuple[str, ...], sources: Collection[str]) -> tuple[Rule, ...]:
+    """The NetworkPolicy stage of an isolated pod: jump to the allow chains of its families,
+    then log and drop (audit: log, count and return)."""
+    rules = tuple(Rule((Jump(allow),)) for allow in allows)
+    return rules + deny_rules(mode, pod, direction, terse_comment(sources) if sources else "isolated, no rule allows")
+
+
+def pod_chain(mode: Mode, pod: Pod, direction: Direction, allows: tuple[str, ...], sources: Collection[str]) -> Chain:
+    """A local pod's chain of one direction when no cluster policy applies to it: the
+    NetworkPolicy stage alone. Its name follows from what it does."""
+    rules = network_policy_rules(mode, pod, direction, allows, sources)
     body = repr((direction, pod.key, allows, mode))
-    return Chain(f"{_prefix(direction)}-{_digest(body)}", tuple(rules), comment=f"{direction.value.lower()} of {pod.key}")
+    return Chain(f"{_prefix(direction)}-{_digest(body)}", rules, comment=f"{direction.value.lower()} of {pod.key}")
+
+
+def tiered_chain_name(mode: Mode, pod: Pod, direction: Direction, allows: tuple[str, ...] | None) -> str:
+    """The chain of a local pod some cluster policy applies to (``allows`` None: not isolated
+    by NetworkPolicy)."""
+    return f"{_prefix(direction)}-{_digest(repr((direction, pod.key, allows, mode, 'tiers')))}"
 
 
 def isolating_sources(selecting: Iterable[NetworkPolicy], direction: Direction) -> set[str]:
@@ -706,14 +722,24 @@ def compile_node(
 ) -> Ruleset:
     """The ruleset ``node`` must enforce for ``cluster``. Pure and deterministic: equal input
     gives an equal (and identically rendered) ruleset."""
+    from .tiers import Stages, TierSets, tier_chains
+
     graph = graph if graph is not None else PolicyGraph(cluster)
+    tier_sets = TierSets(cluster, graph.index) if cluster.cluster_policies else None
     isolated: list[tuple[Pod, Direction, tuple[RuleView, ...]]] = []
+    enforced: list[tuple[Pod, Direction, bool, Stages | None]] = []
     for pod in local_pods(cluster, node):
         identity = identity_of(pod)
         assert identity is not None
         for direction in (Direction.EGRESS, Direction.INGRESS):
-            if graph.isolated(identity, direction):
+            is_isolated = graph.isolated(identity, direction)
+            stages = tier_sets.stages(pod, direction) if tier_sets is not None else None
+            if stages is not None and stages.empty:
+                stages = None
+            if is_isolated:
                 isolated.append((pod, direction, tuple(graph.rules_for(identity, direction))))
+            if is_isolated or stages is not None:
+                enforced.append((pod, direction, is_isolated, stages))
     groups = _by_ports(graph)
     ctx = _Context(
         groups,
@@ -731,13 +757,24 @@ def compile_node(
     map_elements: dict[str, list[tuple[IPAddress, Jump]]] = {
         dispatch_map_name(d, f): [] for d in (Direction.EGRESS, Direction.INGRESS) for f in FAMILIES
     }
-    for pod, direction, _ in isolated:
+    for pod, direction, is_isolated, stages in enforced:
         families = [f for f in FAMILIES if pod.ip(f) is not None]
         allows = tuple(layout.allow[(direction, f)] for f in families if (direction, f) in layout.allow)
         identity = identity_of(pod)
         assert identity is not None
-        chain = pod_chain(mode, pod, direction, allows, isolating_sources(graph.selecting(identity), direction))
-        pod_chains.append(chain)
+        sources = isolating_sources(graph.selecting(identity), direction)
+        if stages is None:
+            chain = pod_chain(mode, pod, direction, allows, sources)
+            pod_chains.append(chain)
+        else:
+            assert tier_sets is not None
+            name = tiered_chain_name(mode, pod, direction, allows if is_isolated else None)
+            stage = network_policy_rules(mode, pod, direction, allows, sources) if is_isolated else None
+            tail = deny_rules(mode, pod, direction, "denied by a cluster policy rule")
+            chains = tier_chains(tier_sets, stages, direction, pod, name=name, network_policy=stage, deny_tail=tail,
+                                 comment=f"{direction.value.lower()} of {pod.key}")
+            pod_chains.extend(chains)
+            chain = chains[0]
         for family in families:
             ip = pod.ip(family)
             assert ip is not None
@@ -748,7 +785,7 @@ def compile_node(
         table=table,
         node=node,
         mode=mode,
-        sets=tuple(sorted(node_sets + tuple(layout.sets), key=lambda s: s.name)),
+        sets=tuple(sorted(node_sets + tuple(layout.sets) + (tier_sets.used() if tier_sets else ()), key=lambda s: s.name)),
         maps=tuple(sorted(dispatch + tuple(layout.maps), key=lambda m: m.name)),
         chains=base_chains() + tuple(sorted(tuple(layout.chains) + tuple(pod_chains), key=lambda c: c.name)),
     )

@@ -38,7 +38,13 @@ maps and chains whole when they appear or are re-created. What a step recomputes
   (a selector came into or went out of use, or ``any`` did).
 
 Changes of namespace labels move every selector's scope: they take the slow path, a rebuild
-from scratch whose delta is :func:`delta.diff` of the whole rulesets. Everything else (node
+from scratch whose delta is :func:`delta.diff` of the whole rulesets. So does every snapshot
+that has cluster-scoped policies (ClusterNetworkPolicy, AdminNetworkPolicy,
+BaselineAdminNetworkPolicy), and the first snapshot without them after one that had them: the
+ruleset is :func:`compile.compile_node` of the snapshot and the delta :func:`delta.diff` against
+the previous ruleset (correct by construction; it costs a whole compile). The NetworkPolicy
+bookkeeping still follows every snapshot, so the pieces above stay current and the path of
+snapshots without cluster policies is as fast as before. Everything else (node
 addresses, hostNetwork pods, pods without addresses, dual-stack, policies selecting no local
 pod) is followed precisely.
 
@@ -91,6 +97,7 @@ from .compile import (
     allow_chain_name,
     base_chains,
     collect,
+    compile_node,
     dispatch_map,
     dispatch_map_name,
     finished_set,
@@ -195,6 +202,7 @@ class NodeCompiler:
         self._selector_names: dict[tuple[NamespaceScope, LabelSelector], str] = {}
         self._selector_definitions: dict[str, tuple[NamespaceScope, LabelSelector]] = {}
         self._started = False
+        self._tiered = False
         self._reset({})
 
     # state -----------------------------------------------------------------------------
@@ -242,7 +250,21 @@ class NodeCompiler:
 
     def update(self, cluster: Cluster) -> RulesetDelta:
         """Advance to ``cluster``. Returns the delta from the previous step's ruleset (the first
-        call: from ``empty_ruleset(table, node, mode)``, everything whole)."""
+        call: from ``empty_ruleset(table, node, mode)``, everything whole). A snapshot with
+        cluster policies, or the first one after them, is compiled whole and diffed."""
+        tiered = bool(cluster.cluster_policies)
+        if not tiered and not self._tiered:
+            return self._follow(cluster)
+        previous = self.ruleset
+        self._follow(cluster)
+        if tiered:
+            self._ruleset = compile_node(cluster, self.node, table=self.table, mode=self.mode)
+        self._tiered = tiered
+        return diff(previous, self.ruleset)
+
+    def _follow(self, cluster: Cluster) -> RulesetDelta:
+        """Follow ``cluster``'s NetworkPolicy pieces; the delta of the NetworkPolicy-only
+        ruleset they make."""
         labels = self._namespace_labels
         if cluster.namespaces is not self._namespaces_seen:
             labels = {n.name: n.labels for n in cluster.namespaces}

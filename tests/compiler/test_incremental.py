@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from policyctl.compiler.compile import compile_node
 from policyctl.compiler.delta import RulesetDelta, empty_ruleset, patch
@@ -17,7 +18,8 @@ from policyctl.compiler.intervals import Interval, address_interval
 from policyctl.compiler.ruleset import Jump, Mode, Ruleset
 from policyctl.policy.model import Cluster, Pod
 from tests.builders import cluster, container_port, ip_block, namespace, node, pod, pod_peer, policy, port, rule
-from tests.strategies import cluster_histories
+from tests.cluster_strategies import tiered_clusters
+from tests.strategies import cluster_events, cluster_histories
 
 HISTORIES = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -301,3 +303,36 @@ def test_identities_coming_and_going_leave_the_shared_sets_alone_and_follow_whol
     assert shared <= {s.name for s in compiler.ruleset.sets}
     for snapshot in history[1:]:
         assert not _sets_in(compiler.update(snapshot)) & shared
+
+
+@st.composite
+def tiered_histories(draw: st.DrawFn, steps: int = 6) -> list[Cluster]:
+    """A random cluster with cluster policies (``tiered_clusters``) followed by snapshots one
+    event after the last, whose cluster policies are now and then all dropped or restored, so
+    the compiler crosses between snapshots with and without them."""
+    first = draw(tiered_clusters(max_pods=6, max_policies=4, max_nodes=2, addressless=True))
+    policies = first.cluster_policies
+    history = [first]
+    current = first
+    for _ in range(draw(st.integers(1, steps))):
+        current = draw(cluster_events(current))
+        if draw(st.integers(0, 3)) == 0:
+            current = dataclasses.replace(current, cluster_policies=() if current.cluster_policies else policies)
+        history.append(current)
+    return history
+
+
+@HISTORIES
+@given(tiered_histories())
+def test_histories_with_cluster_policies_follow_whole_compiles_and_patch(history: list[Cluster]) -> None:
+    name = _node_with_pods(history)
+    compiler = NodeCompiler(name, table="t", mode=Mode.AUDIT)
+    previous = empty_ruleset("t", name, Mode.AUDIT)
+    for snapshot in history:
+        delta = compiler.update(snapshot)
+        expected = compile_node(snapshot, name, table="t", mode=Mode.AUDIT)
+        assert compiler.ruleset == expected
+        assert _entries_in_key_order(patch(previous, delta)) == _entries_in_key_order(expected)
+        assert delta.empty == (previous == expected)
+        assert compiler.local_pods == tuple(sorted((p for p in snapshot.pods if p.node == name and not p.host_network), key=lambda p: p.key))
+        previous = expected

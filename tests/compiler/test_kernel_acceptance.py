@@ -17,12 +17,14 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from policyctl.compiler.compile import compile_node
 from policyctl.compiler.render_json import render_json, replace_batch
 from policyctl.compiler.ruleset import Mode
 from policyctl.policy.model import Cluster
 from tests.builders import cluster, container_port, ip_block, node, pod, pod_peer, policy, port, rule, standard_cluster
+from tests.cluster_strategies import tiered_clusters
 from tests.strategies import clusters
 
 pytestmark = [
@@ -111,5 +113,26 @@ def test_kernel_accepts_the_text_rendering() -> None:
     from policyctl.compiler.render_text import render_text
 
     text = render_text(compile_node(dual_stack_cluster(), "n1", mode=Mode.AUDIT))
+    done = subprocess.run(["unshare", "-n", "nft", "-f", "-"], input=text, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tiered_clusters(max_pods=6, max_policies=3, max_cluster_policies=4), st.sampled_from(list(Mode)))
+def test_kernel_accepts_rulesets_of_random_tiered_clusters(random_cluster: Cluster, mode: Mode) -> None:
+    """Admin and Baseline rules: per-rule interval sets (addresses, and address . protocol .
+    port), goto to the Pass and deny chains, counter-only rules for domainNames."""
+    for each in random_cluster.nodes:
+        ruleset = compile_node(random_cluster, each.name, mode=mode)
+        listed = apply_and_list(render_json(ruleset), ruleset.table)
+        assert normalised(listed) == normalised(json.loads(render_json(ruleset)))
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tiered_clusters(max_pods=6, max_policies=3, max_cluster_policies=4))
+def test_kernel_accepts_the_text_rendering_of_tiered_clusters(random_cluster: Cluster) -> None:
+    from policyctl.compiler.render_text import render_text
+
+    text = render_text(compile_node(random_cluster, random_cluster.nodes[0].name))
     done = subprocess.run(["unshare", "-n", "nft", "-f", "-"], input=text, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
