@@ -13,8 +13,14 @@ each beside a baseline measured in the same run (:mod:`bench.figures` says why):
   relabel and policy add (:mod:`bench.events`), p50 and p99, against the full apply;
 * ``dataplane.*``: throughput and connection rate between two lab pods with the node rulesets
   loaded, against no ruleset and against the linear list (:mod:`bench.dataplane`);
-* ``verifier.*``: all-pairs connectivity and a semantic diff, against network-config-analyzer
-  on the same input where it is installed (it refuses more than 10,000 pods);
+* ``command.*``: the headline for analysis: whole ``policyctl`` processes as users run them
+  (``matrix --all-ports -o json``, ``matrix --port``, ``diff``, ``check -o json``, ``verify
+  assert``, ``verify redundant``, ``explain`` of one pair), wall time and peak RSS, against
+  network-config-analyzer's whole process on the same input and against the same process
+  reading the manifests only (:mod:`bench.commands`);
+* ``verifier.*``: the breakdown: all-pairs connectivity and a semantic diff as functions,
+  against network-config-analyzer on the same input where it is installed (it refuses more
+  than 10,000 pods);
 * ``agent.rss``: the agent's resident memory after its initial sync, where the agent exists;
 * ``probe.lab_case``: one nine-pod upstream case on the lab engine, against the model engine.
 
@@ -45,6 +51,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from policyctl.bench.commands import COMMAND_FIGURES, section_commands
 from policyctl.bench.events import EVENTS, KINDS
 from policyctl.bench.figures import Figure, Target, median, quantile, timed, unavailable
 from policyctl.bench.gen import SCALES, ClusterShape, generate
@@ -60,6 +67,7 @@ TABLE = "pcbench"
 NETNS_PREFIX = "pcb-"
 NCA_MAX_PODS = 10_000
 NCA_ENV = "POLICYCTL_BENCH_NCA"
+REPO = Path(__file__).resolve().parent.parent
 PROBE_CASE = Path(__file__).resolve().parent.parent / "tests/cases/upstream/enforce-policy-based-on-podselector-and-namespaceselector.yaml"
 
 
@@ -72,16 +80,20 @@ class Effort:
     dataplane_rounds: int
     compile_nodes: int
     nca_timeout: float
+    command_timeout: float = 900.0
+    command_memory_mb: int | None = None
+    """Address-space limit of each command process (the huge scale only)."""
     all_nodes_sample: int = 0
     """Compile only this many nodes for ``compile.all_nodes`` and extrapolate (0: all)."""
 
 
 EFFORT = {
-    "tiny": Effort(events_per_kind=2, dataplane_seconds=0.2, dataplane_rounds=1, compile_nodes=2, nca_timeout=60),
+    "tiny": Effort(events_per_kind=2, dataplane_seconds=0.2, dataplane_rounds=1, compile_nodes=2, nca_timeout=60,
+                   command_timeout=120),
     "small": Effort(events_per_kind=50, dataplane_seconds=1.0, dataplane_rounds=5, compile_nodes=3, nca_timeout=300),
     "full": Effort(events_per_kind=100, dataplane_seconds=1.0, dataplane_rounds=7, compile_nodes=3, nca_timeout=1800),
     "huge": Effort(events_per_kind=5, dataplane_seconds=1.0, dataplane_rounds=7, compile_nodes=2, nca_timeout=0,
-                   all_nodes_sample=10),
+                   command_timeout=1200, command_memory_mb=12288, all_nodes_sample=10),
 }
 
 
@@ -355,8 +367,10 @@ def nca_command() -> str | None:
     explicit = os.environ.get(NCA_ENV)
     if explicit:
         return explicit if Path(explicit).exists() else None
-    beside = Path(sys.executable).with_name("nca")
-    return str(beside) if beside.exists() else shutil.which("nca")
+    for beside in (Path(sys.executable).with_name("nca"), REPO / ".venv" / "nca" / "bin" / "nca"):
+        if beside.exists():
+            return str(beside)
+    return shutil.which("nca")
 
 
 def nca_input(cluster: Cluster, manifests: Sequence[dict[str, Any]], directory: Path) -> list[str]:
@@ -374,6 +388,37 @@ def nca_input(cluster: Cluster, manifests: Sequence[dict[str, Any]], directory: 
         "items": [m for m in manifests if m["kind"] == "NetworkPolicy"]}))
     return [nca_command() or "nca", "--connectivity", str(policies), "-p", str(directory / "pods.json"),
             "-n", str(directory / "namespaces.json"), "-o", "txt_no_fw_rules"]
+
+
+def _nca_for(ctx: Context, manifests: Sequence[dict[str, Any]], directory: Path) -> tuple[list[str] | None, str]:
+    """NCA's command line on the suite's input, or why it is not run."""
+    if nca_command() is None:
+        return None, f"network-config-analyzer (nca) is not installed (or set ${NCA_ENV})"
+    if len(ctx.cluster.pods) > NCA_MAX_PODS:
+        return None, f"nca refuses more than {NCA_MAX_PODS} pods"
+    if ctx.effort.nca_timeout <= 0:
+        return None, "nca not run at this scale"
+    return nca_input(ctx.cluster, manifests, directory), ""
+
+
+def _removed_policy(manifests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The manifests without one NetworkPolicy (the first ``allow-*``): the NEW side of a diff."""
+    policies = [m for m in manifests if m["kind"] == "NetworkPolicy"]
+    chosen = next((m for m in policies if m["metadata"]["name"].startswith("allow-")), policies[0] if policies else None)
+    return [m for m in manifests if m is not chosen]
+
+
+def section_whole_commands(ctx: Context, manifests: Sequence[dict[str, Any]]) -> list[Figure]:
+    from policyctl.verifier.lint import RULES
+
+    changed = write_manifests(_removed_policy(manifests), ctx.workdir / "manifests-changed")
+    nca_argv, nca_note = _nca_for(ctx, manifests, ctx.workdir / "nca-commands")
+    return section_commands(
+        manifests=manifests, directory=ctx.manifests, changed=changed, workdir=ctx.workdir,
+        pods=len(ctx.cluster.pods), nca_argv=nca_argv, nca_note=nca_note,
+        timeout=ctx.effort.command_timeout,
+        skip_codes=sorted(RULES), memory_limit_mb=ctx.effort.command_memory_mb,
+    )
 
 
 def section_verifier(ctx: Context, manifests: Sequence[dict[str, Any]]) -> list[Figure]:
@@ -522,9 +567,10 @@ def section_probe(ctx: Context) -> list[Figure]:
 
 # -- driver -------------------------------------------------------------------------------
 
-SECTIONS = ("compile", "apply", "dataplane", "verifier", "agent", "probe")
+SECTIONS = ("commands", "compile", "apply", "dataplane", "verifier", "agent", "probe")
 #: Every figure each section reports, so a section that fails still lists what it lost.
 SECTION_FIGURES: dict[str, tuple[str, ...]] = {
+    "commands": COMMAND_FIGURES,
     "compile": ("compile.graph", "compile.node", "compile.all_nodes", "compile.render_json", "compile.elements_per_node"),
     "apply": ("apply.full", *(f"event.{k}.{q}" for k in KINDS for q in ("p50", "p99"))),
     "dataplane": ("dataplane.throughput", "dataplane.connection_rate",
@@ -579,6 +625,7 @@ def run(
         ctx = Context(shape, effort, workdir, path, cluster, graph, busiest_node(cluster))
         gc.collect()
         steps: list[tuple[str, Callable[[], list[Figure]]]] = [
+            ("commands", lambda: section_whole_commands(ctx, manifests)),
             ("compile", lambda: section_compile(ctx)),
             ("apply", lambda: section_apply_and_events(ctx)),
             ("dataplane", lambda: section_dataplane(ctx)),

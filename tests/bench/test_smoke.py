@@ -31,7 +31,8 @@ def _nca_installed() -> bool:
     explicit = os.environ.get("POLICYCTL_BENCH_NCA")
     if explicit:
         return Path(explicit).exists()
-    return shutil.which("nca") is not None or Path(sys.executable).with_name("nca").exists()
+    venv = Path(__file__).resolve().parents[2] / ".venv" / "nca" / "bin" / "nca"
+    return shutil.which("nca") is not None or Path(sys.executable).with_name("nca").exists() or venv.exists()
 
 
 def _has(module: str, attr: str) -> bool:
@@ -40,7 +41,7 @@ def _has(module: str, attr: str) -> bool:
 
 def _absent(name: str) -> bool:
     """Whether the component behind figure ``name`` is missing here (checked independently)."""
-    if name == "verifier.speedup_vs_nca":
+    if name in ("verifier.speedup_vs_nca", "command.matrix_all_ports.speedup_vs_nca"):
         return not _nca_installed()
     if name == "verifier.semantic_diff":
         return not any(
