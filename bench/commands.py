@@ -74,7 +74,9 @@ def _limit(megabytes: int | None) -> Any:
     return apply
 
 
-def run_process(argv: Sequence[str], *, timeout: float, cwd: Path | None = None, memory_limit_mb: int | None = None) -> Run:
+def run_process(
+    argv: Sequence[str], *, timeout: float, cwd: Path | None = None, memory_limit_mb: int | None = None
+) -> Run:
     """Run ``argv`` to completion with stdout and stderr in files (so a large output costs
     what writing it costs, as in a shell redirect); stop it after ``timeout`` seconds.
 
@@ -84,12 +86,22 @@ def run_process(argv: Sequence[str], *, timeout: float, cwd: Path | None = None,
     suite's own size; ``time`` is small, so what it reports is the command's own peak.
     ``memory_limit_mb`` caps the child's address space (the huge scale must not take the
     machine's memory from everything else); a child that hits it fails like any other."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
-            tempfile.NamedTemporaryFile(prefix="pcb-rss-", mode="r") as peak:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile(prefix="pcb-rss-", mode="r") as peak,
+    ):
         wrapped = [TIME, "-f", "%M", "-o", peak.name, *argv] if os.access(TIME, os.X_OK) else list(argv)
         started = time.perf_counter()
-        process = subprocess.Popen(wrapped, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=cwd,
-                                   start_new_session=True, preexec_fn=_limit(memory_limit_mb))
+        process = subprocess.Popen(
+            wrapped,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=_limit(memory_limit_mb),
+        )
         returncode: int | None = None
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
@@ -122,15 +134,30 @@ def assertions_document(manifests: Sequence[dict[str, Any]]) -> dict[str, Any]:
     scrapes its metrics port."""
     namespaces = sorted(m["metadata"]["name"] for m in manifests if m["kind"] == "Namespace")
     team = next(n for n in namespaces if n not in ("kube-system", "monitoring", "default"))
-    return {"assertions": [
-        {"name": "dns from the first team namespace", "expect": "can", "from": {"namespace": team},
-         "to": {"namespace": "kube-system", "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}},
-         "ports": ["53/UDP"]},
-        {"name": "nothing from the internet to kube-system", "expect": "cannot", "from": "internet",
-         "to": {"namespace": "kube-system"}},
-        {"name": "only monitoring scrapes metrics", "expect": "only", "from": {"namespace": "monitoring"},
-         "to": {"namespace": team}, "ports": ["9100/TCP"]},
-    ]}
+    return {
+        "assertions": [
+            {
+                "name": "dns from the first team namespace",
+                "expect": "can",
+                "from": {"namespace": team},
+                "to": {"namespace": "kube-system", "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}},
+                "ports": ["53/UDP"],
+            },
+            {
+                "name": "nothing from the internet to kube-system",
+                "expect": "cannot",
+                "from": "internet",
+                "to": {"namespace": "kube-system"},
+            },
+            {
+                "name": "only monitoring scrapes metrics",
+                "expect": "only",
+                "from": {"namespace": "monitoring"},
+                "to": {"namespace": team},
+                "ports": ["9100/TCP"],
+            },
+        ]
+    }
 
 
 def pair_for_explain(manifests: Sequence[dict[str, Any]]) -> tuple[str, str]:
@@ -148,7 +175,9 @@ def pair_for_explain(manifests: Sequence[dict[str, Any]]) -> tuple[str, str]:
     return keys[0], keys[-1]
 
 
-def commands(directory: Path, changed: Path, assertions: Path, pair: tuple[str, str], skip: Sequence[str]) -> dict[str, list[str]]:
+def commands(
+    directory: Path, changed: Path, assertions: Path, pair: tuple[str, str], skip: Sequence[str]
+) -> dict[str, list[str]]:
     """Every command of the headline, by figure name (``POLICYCTL`` arguments)."""
     source = ["-f", str(directory)]
     skips = [a for code in skip for a in ("--skip", code)]
@@ -164,8 +193,14 @@ def commands(directory: Path, changed: Path, assertions: Path, pair: tuple[str, 
     }
 
 
-_EXPECTED_EXIT = {"diff": (0, 1), "check": (0, 1), "verify_assert": (0, 1), "verify_redundant": (0, 1),
-                  "explain": (0, 1), "load_only": (0, 1)}
+_EXPECTED_EXIT = {
+    "diff": (0, 1),
+    "check": (0, 1),
+    "verify_assert": (0, 1),
+    "verify_redundant": (0, 1),
+    "explain": (0, 1),
+    "load_only": (0, 1),
+}
 _TITLES = {
     "matrix_all_ports": "policyctl matrix --all-ports -o json",
     "matrix_port": "policyctl matrix --port 8080/TCP",
@@ -221,52 +256,102 @@ def section_commands(
     if nca is not None:
         _log(f"nca --connectivity: {nca.seconds:.1f}s, {nca.rss_mb:.0f} MB, exit {nca.returncode}")
     if nca is not None and not nca.ok((0,)):
-        nca_note = (f"nca stopped after {timeout:.0f}s" if nca.timed_out
-                    else f"nca exited {nca.returncode}: {nca.stderr_tail[-200:]}")
+        nca_note = (
+            f"nca stopped after {timeout:.0f}s"
+            if nca.timed_out
+            else f"nca exited {nca.returncode}: {nca.stderr_tail[-200:]}"
+        )
         nca = None
     base = runs.pop("load_only")
     figures: list[Figure] = []
     if not base.ok(_EXPECTED_EXIT["load_only"]):
         reason = f"the load-only process failed ({base.returncode}): {base.stderr_tail}"
         return [unavailable(f"command.{n}", "s", reason) for n in runs]
-    figures.append(Figure("command.load_only", "s", base.seconds, detail=(
-        f"policyctl check with every lint rule skipped (reading and validating the manifests only); "
-        f"peak RSS {base.rss_mb:.0f} MB")))
+    figures.append(
+        Figure(
+            "command.load_only",
+            "s",
+            base.seconds,
+            detail=(
+                f"policyctl check with every lint rule skipped (reading and validating the manifests only); "
+                f"peak RSS {base.rss_mb:.0f} MB"
+            ),
+        )
+    )
     for name, done in runs.items():
         seconds_target, rss_target = _targets(name, pods)
         if not done.ok(_EXPECTED_EXIT.get(name, (0,))):
-            reason = (f"stopped after {timeout:.0f}s" if done.timed_out
-                      else f"exited {done.returncode} after {done.seconds:.0f}s at {done.rss_mb:.0f} MB"
-                           f"{f' (address space limit {memory_limit_mb} MB)' if memory_limit_mb else ''}: "
-                           f"{done.stderr_tail[-300:]}")
+            reason = (
+                f"stopped after {timeout:.0f}s"
+                if done.timed_out
+                else f"exited {done.returncode} after {done.seconds:.0f}s at {done.rss_mb:.0f} MB"
+                f"{f' (address space limit {memory_limit_mb} MB)' if memory_limit_mb else ''}: "
+                f"{done.stderr_tail[-300:]}"
+            )
             figures.append(unavailable(f"command.{name}", "s", reason, target=seconds_target))
             figures.append(unavailable(f"command.{name}.rss", "MB", reason, target=rss_target))
             continue
         detail = f"{_TITLES[name]}; whole process, exit {done.returncode}, {done.output_bytes:,} bytes of output"
         if name == "matrix_all_ports":
-            figures.append(Figure(
-                "command.matrix_all_ports", "s", done.seconds,
-                baseline=nca.seconds if nca else None,
-                baseline_name="network-config-analyzer --connectivity, whole process, same input" if nca else "",
-                target=seconds_target, detail=detail if nca else f"{detail}; {nca_note}"))
-            figures.append(Figure(
-                "command.matrix_all_ports.rss", "MB", done.rss_mb,
-                baseline=nca.rss_mb if nca else None,
-                baseline_name="network-config-analyzer --connectivity peak RSS" if nca else "",
-                target=rss_target, detail="peak resident memory of the process"))
+            figures.append(
+                Figure(
+                    "command.matrix_all_ports",
+                    "s",
+                    done.seconds,
+                    baseline=nca.seconds if nca else None,
+                    baseline_name="network-config-analyzer --connectivity, whole process, same input" if nca else "",
+                    target=seconds_target,
+                    detail=detail if nca else f"{detail}; {nca_note}",
+                )
+            )
+            figures.append(
+                Figure(
+                    "command.matrix_all_ports.rss",
+                    "MB",
+                    done.rss_mb,
+                    baseline=nca.rss_mb if nca else None,
+                    baseline_name="network-config-analyzer --connectivity peak RSS" if nca else "",
+                    target=rss_target,
+                    detail="peak resident memory of the process",
+                )
+            )
             if nca is not None:
-                figures.append(Figure("command.matrix_all_ports.speedup_vs_nca", "x", nca.seconds / done.seconds,
-                                      target=_speedup_target(pods), detail="nca seconds / policyctl seconds, whole processes"))
+                figures.append(
+                    Figure(
+                        "command.matrix_all_ports.speedup_vs_nca",
+                        "x",
+                        nca.seconds / done.seconds,
+                        target=_speedup_target(pods),
+                        detail="nca seconds / policyctl seconds, whole processes",
+                    )
+                )
             else:
-                figures.append(unavailable("command.matrix_all_ports.speedup_vs_nca", "x", nca_note,
-                                           target=_speedup_target(pods)))
+                figures.append(
+                    unavailable("command.matrix_all_ports.speedup_vs_nca", "x", nca_note, target=_speedup_target(pods))
+                )
             continue
-        figures.append(Figure(f"command.{name}", "s", done.seconds, baseline=base.seconds,
-                              baseline_name="the same input read and validated only (load_only)",
-                              target=seconds_target, detail=detail))
-        figures.append(Figure(f"command.{name}.rss", "MB", done.rss_mb, baseline=base.rss_mb,
-                              baseline_name="load_only peak RSS", target=rss_target,
-                              detail="peak resident memory of the process"))
+        figures.append(
+            Figure(
+                f"command.{name}",
+                "s",
+                done.seconds,
+                baseline=base.seconds,
+                baseline_name="the same input read and validated only (load_only)",
+                target=seconds_target,
+                detail=detail,
+            )
+        )
+        figures.append(
+            Figure(
+                f"command.{name}.rss",
+                "MB",
+                done.rss_mb,
+                baseline=base.rss_mb,
+                baseline_name="load_only peak RSS",
+                target=rss_target,
+                detail="peak resident memory of the process",
+            )
+        )
     return figures
 
 

@@ -27,9 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from policyctl.compiler.intervals import as_address
-from policyctl.policy.model import Cluster, Family, IPAddress, Pod
-
-from policyctl.policy.model import Direction
+from policyctl.policy.model import Cluster, Direction, Family, IPAddress, Pod
 
 from .index import EndKind
 from .portsets import PortSet

@@ -109,16 +109,19 @@ class LintContext:
         return {k: tuple(v) for k, v in found.items()}
 
     @cached_property
-    def _cache(self) -> dict[object, tuple[PodGroup, ...]]:
+    def _cache(self) -> dict[PodPeer, tuple[PodGroup, ...]]:
+        return {}
+
+    @cached_property
+    def _namespace_cache(self) -> dict[LabelSelector, tuple[str, ...]]:
         return {}
 
     def _namespaces(self, selector: LabelSelector) -> tuple[str, ...]:
-        key = ("namespaces", selector)
-        found = self._cache.get(key)
+        found = self._namespace_cache.get(selector)
         if found is None:
             labels = self.cluster.namespace_labels
-            found = self._cache[key] = tuple(n for n in self.groups if selector.matches(labels(n)))  # type: ignore[assignment]
-        return found  # type: ignore[return-value]
+            found = self._namespace_cache[selector] = tuple(n for n in self.groups if selector.matches(labels(n)))
+        return found
 
     def peer_groups(self, peer: PodPeer) -> tuple[PodGroup, ...]:
         """The groups a pod peer selects: its namespace scope, then its pod selector."""

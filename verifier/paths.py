@@ -45,7 +45,9 @@ def _stones(classes: ViewClasses, excluded: set[str]) -> list[tuple[Pod, ...]]:
     return found
 
 
-def _step(relation: Relation, classes: ViewClasses, current: Pod, members: tuple[Pod, ...], ports: PortSet) -> Hop | None:
+def _step(
+    relation: Relation, classes: ViewClasses, current: Pod, members: tuple[Pod, ...], ports: PortSet
+) -> Hop | None:
     """A hop from ``current`` to some member: the first two members decide for a pod on the pod
     network (only the pod itself is special), every member for a hostNetwork pod."""
     tried = members if current.host_network else members[:2]
@@ -57,7 +59,9 @@ def _step(relation: Relation, classes: ViewClasses, current: Pod, members: tuple
     return None
 
 
-def lateral_path(relation: Relation, source: Pod, destination: Pod, *, family: Family = Family.IPV4, ports: PortSet = ALL) -> tuple[Hop, ...] | None:
+def lateral_path(
+    relation: Relation, source: Pod, destination: Pod, *, family: Family = Family.IPV4, ports: PortSet = ALL
+) -> tuple[Hop, ...] | None:
     """The shortest chain of allowed hops from ``source`` to ``destination`` (None when there
     is none), every hop decided on the concrete pods it names."""
     classes = view_classes(relation, family)

@@ -215,10 +215,11 @@ def uncovered_pods(cluster: Cluster, *, index: PolicyIndex | None = None) -> lis
     for (namespace, unit, direction), pods in sorted(grouped.items(), key=lambda g: (g[1][0].key, g[0][2].value)):
         first = pods[0]
         more = f" (and {len(pods) - 1} more pods of {unit})" if len(pods) > 1 else ""
+        reason = f"no policy selecting it has {direction.value} in policyTypes"
         found.append(
             Finding(
                 "uncovered-pod",
-                f"{first.key} is not isolated for {direction.value}{more}: no policy selecting it has {direction.value} in policyTypes",
+                f"{first.key} is not isolated for {direction.value}{more}: {reason}",
                 first.provenance,
                 f"Pod {first.key}" if not first.workload else f"{first.workload} in {namespace}",
                 severity=Severity.INFO,

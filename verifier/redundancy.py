@@ -38,6 +38,7 @@ from .portsets import ALL, NONE, PortSet
 from .relation import ExternalClass, Relation
 from .viewclasses import SelectorClasses, ViewClasses, selector_classes, view_classes
 
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """What is removed: a whole policy (``rule`` None) or one rule of it."""
@@ -98,7 +99,9 @@ class Redundancy:
         if candidate.policy.target not in own.selectors or direction not in candidate.directions():
             return self.decider.half(direction, own, far)
         kept = [
-            p for p in self._isolating(own.selectors, direction) if candidate.rule is not None or p.ref != candidate.policy.ref
+            p
+            for p in self._isolating(own.selectors, direction)
+            if candidate.rule is not None or p.ref != candidate.policy.ref
         ]
         if not kept:
             return ALL
@@ -122,7 +125,9 @@ class Redundancy:
             return NONE
         return egress & self._half_without(candidate, Direction.INGRESS, destination, source)
 
-    def _far_ends(self, candidate: Candidate, direction: Direction, own: View, at: _Family) -> Iterator[tuple[int | None, int | None]]:
+    def _far_ends(
+        self, candidate: Candidate, direction: Direction, own: View, at: _Family
+    ) -> Iterator[tuple[int | None, int | None]]:
         """(pod class, None) or (None, outside class) for every far end the removal can change."""
         still_isolated = candidate.rule is not None or any(
             p.ref != candidate.policy.ref for p in self._isolating(own.selectors, direction)
@@ -184,4 +189,3 @@ def redundant_candidates(relation: Relation) -> Iterator[Candidate]:
                 candidate = Candidate(policy, relation.index.rules[rule_id])
                 if not checker.changes(candidate):
                     yield candidate
-

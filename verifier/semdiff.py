@@ -3,7 +3,9 @@
 Two manifests can differ in text and mean the same, or differ by one peer and open a whole
 namespace; this compares what they *allow* (:mod:`verifier.comparison`) in both directions and
 groups the differences by (source workload, destination workload, family), each with the
-merged port ranges and one concrete pod pair. Outside addresses appear as the first address of
+merged port ranges and one concrete pod pair; pods without a workload are named by their group
+of equivalent pods (the first pod and how many more), so the report grows with the groups a
+change touches, never with pod pairs. Outside addresses appear as the first address of
 their range. Pods that exist on one side only are listed apart.
 """
 
@@ -51,15 +53,33 @@ def _name(end: Pod | IPAddress) -> str:
     return end.key if isinstance(end, Pod) else str(end)
 
 
-def _unit_pairs(sources: tuple[Pod | IPAddress, ...], destinations: tuple[Pod | IPAddress, ...]) -> set[tuple[str, str]]:
-    """Workload pairs of every two *different* ends: a unit pair made only of one pod with
-    itself is left out (a pod reaching itself is never a flow)."""
-    by_source: dict[str, set[str]] = {}
-    for s in sources:
-        by_source.setdefault(_unit(s), set()).add(_name(s))
-    by_destination: dict[str, set[str]] = {}
-    for d in destinations:
-        by_destination.setdefault(_unit(d), set()).add(_name(d))
+def _units(ends: tuple[Pod | IPAddress, ...]) -> dict[str, set[str]]:
+    """The ends of one side of a difference by the unit a reader names them by: a pod's
+    workload; for pods without one, the group of equivalent pods of one namespace (the
+    difference's ends all have the same views), named by its first pod and how many more;
+    an address by itself."""
+    found: dict[str, set[str]] = {}
+    loose: dict[str, list[str]] = {}
+    for end in ends:
+        if isinstance(end, Pod) and not end.workload:
+            loose.setdefault(end.namespace, []).append(end.key)
+        else:
+            found.setdefault(_unit(end), set()).add(_name(end))
+    for keys in loose.values():
+        keys.sort()
+        more = len(keys) - 1
+        label = keys[0] if not more else f"{keys[0]} and {more} equivalent pod{'s' if more > 1 else ''}"
+        found.setdefault(label, set()).update(keys)
+    return found
+
+
+def _unit_pairs(
+    sources: tuple[Pod | IPAddress, ...], destinations: tuple[Pod | IPAddress, ...]
+) -> set[tuple[str, str]]:
+    """Unit pairs (:func:`_units`) of every two *different* ends: a unit pair made only of one
+    pod with itself is left out (a pod reaching itself is never a flow)."""
+    by_source = _units(sources)
+    by_destination = _units(destinations)
     return {
         (s, d)
         for s, source_names in by_source.items()

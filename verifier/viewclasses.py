@@ -111,4 +111,3 @@ def selector_classes(classes: ViewClasses, outside: Sequence[ExternalClass]) -> 
         return {k: tuple(v) for k, v in found.items()}
 
     return SelectorClasses(frozen(by_selector), frozen(by_block), frozen(outside_by_block))
-

@@ -120,7 +120,10 @@ def redundant(filenames: tuple[str, ...], namespace: str, output: str) -> None:
     """Policies and rules whose removal changes no flow, selectors that select nothing."""
     cluster = load_cluster(filenames, namespace=namespace)
     relation = connectivity(cluster)
-    findings: list[Finding] = [*redundancies(cluster, relation=relation), *empty_selectors(cluster, index=relation.index)]
+    findings: list[Finding] = [
+        *redundancies(cluster, relation=relation),
+        *empty_selectors(cluster, index=relation.index),
+    ]
     diagnostics = sorted(f.to_diagnostic() for f in findings)
     _show(diagnostics, output)
     raise _exit(not diagnostics)

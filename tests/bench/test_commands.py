@@ -14,7 +14,9 @@ def test_peak_memory_is_the_childs_own_not_the_parents() -> None:
     ballast = bytearray(300 * 2**20)
     ballast[::4096] = b"x" * len(ballast[::4096])
     small = run_process([sys.executable, "-c", "pass"], timeout=60)
-    large = run_process([sys.executable, "-c", "b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096])"], timeout=60)
+    large = run_process(
+        [sys.executable, "-c", "b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096])"], timeout=60
+    )
     assert small.returncode == large.returncode == 0
     assert small.rss_mb < 100, small
     assert large.rss_mb >= 200, large

@@ -87,7 +87,12 @@ def _oracle(a: Cluster, b: Cluster, ports: tuple[int, ...]) -> set[Point]:
 
 def _outside(found: list[Difference]) -> set[tuple[str, str, str, str]]:
     return {
-        (str(s if not isinstance(s, Pod) else s.key), str(d if not isinstance(d, Pod) else d.key), x.family.value, str(x.ports))
+        (
+            str(s if not isinstance(s, Pod) else s.key),
+            str(d if not isinstance(d, Pod) else d.key),
+            x.family.value,
+            str(x.ports),
+        )
         for x in found
         for s in x.sources
         for d in x.destinations

@@ -75,7 +75,9 @@ def test_a_path_that_begins_with_a_dash_is_a_path_not_an_option(repository: Path
 
 
 def test_ordinary_revisions_still_resolve(repository: Path) -> None:
-    head = subprocess.run(["git", "-C", str(repository), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    head = subprocess.run(
+        ["git", "-C", str(repository), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    )
     for old in ("HEAD:shop", "HEAD~0:shop", f"{head.stdout.strip()}:shop", "HEAD^{commit}:shop"):
         done = _diff(repository, old, "shop")
         assert done.returncode == 0, (old, done.stderr)
