@@ -93,7 +93,7 @@ EFFORT = {
     "small": Effort(events_per_kind=50, dataplane_seconds=1.0, dataplane_rounds=5, compile_nodes=3, nca_timeout=300),
     "full": Effort(events_per_kind=100, dataplane_seconds=1.0, dataplane_rounds=7, compile_nodes=3, nca_timeout=1800),
     "huge": Effort(events_per_kind=5, dataplane_seconds=1.0, dataplane_rounds=7, compile_nodes=2, nca_timeout=0,
-                   command_timeout=1200, command_memory_mb=12288, all_nodes_sample=10),
+                   command_timeout=600, command_memory_mb=12288, all_nodes_sample=10),
 }
 
 
