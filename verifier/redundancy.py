@@ -125,18 +125,12 @@ class Redundancy:
             return NONE
         return egress & self._half_without(candidate, Direction.INGRESS, destination, source)
 
-    def _far_ends(
-        self, candidate: Candidate, direction: Direction, own: View, at: _Family
-    ) -> Iterator[tuple[int | None, int | None]]:
-        """(pod class, None) or (None, outside class) for every far end the removal can change."""
-        still_isolated = candidate.rule is not None or any(
-            p.ref != candidate.policy.ref for p in self._isolating(own.selectors, direction)
-        )
+    def _admitted(self, candidate: Candidate, direction: Direction, at: _Family) -> list[tuple[int | None, int | None]]:
+        """(pod class, None) or (None, outside class) for every end a removed rule admits;
+        every end when one admits any peer."""
         rules = [self.index.rules[r] for r in candidate.removed_rules(direction)]
-        if not still_isolated or any(r.any_peer for r in rules):
-            yield from ((j, None) for j in range(len(at.classes.views)))
-            yield from ((None, k) for k in range(len(at.outside)))
-            return
+        if any(r.any_peer for r in rules):
+            return self._every_end(at)
         pods: set[int] = set()
         outside: set[int] = set()
         for rule in rules:
@@ -145,16 +139,29 @@ class Redundancy:
             for block in rule.blocks:
                 pods.update(at.lookup.by_block.get(block, ()))
                 outside.update(at.lookup.outside_by_block.get(block, ()))
-        yield from ((j, None) for j in sorted(pods))
-        yield from ((None, k) for k in sorted(outside))
+        return [(j, None) for j in sorted(pods)] + [(None, k) for k in sorted(outside)]
+
+    @staticmethod
+    def _every_end(at: _Family) -> list[tuple[int | None, int | None]]:
+        return [(j, None) for j in range(len(at.classes.views))] + [(None, k) for k in range(len(at.outside))]
 
     def _changes_in(self, candidate: Candidate, at: _Family) -> bool:
         classes = at.classes
         for direction in candidate.directions():
-            for i, own in enumerate(classes.views):
-                if own.kind is not EndKind.POD or own.impossible or candidate.policy.target not in own.selectors:
+            admitted: list[tuple[int | None, int | None]] | None = None
+            for i in at.lookup.by_selector.get(candidate.policy.target, ()):
+                own = classes.views[i]
+                if own.impossible:
                     continue
-                for j, k in self._far_ends(candidate, direction, own, at):
+                still_isolated = candidate.rule is not None or any(
+                    p.ref != candidate.policy.ref for p in self._isolating(own.selectors, direction)
+                )
+                if still_isolated:
+                    admitted = admitted if admitted is not None else self._admitted(candidate, direction, at)
+                    ends = admitted
+                else:
+                    ends = self._every_end(at)
+                for j, k in ends:
                     far = classes.views[j] if j is not None else at.outside[k].view  # type: ignore[index]
                     source, destination = (own, far) if direction is Direction.EGRESS else (far, own)
                     if self._cell_without(candidate, source, destination) == self.decider.ports(source, destination):
