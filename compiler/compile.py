@@ -18,7 +18,12 @@ peer's identity (:class:`PeerIdentity`), whose sets hold local pod address x pro
 then ipBlock sets (peer range x local address [x protocol x port]) and sets for rules without
 peers. Every element carries the local pod's address, so shared chains decide per local pod.
 
-Per-packet work is independent of the number of pods and policies. Elements: peer addresses
+A local pod some cluster policy applies to (ClusterNetworkPolicy and the kinds mapped to its
+tiers) gets a chain that runs its Admin-tier rules first, then the stage above (when
+NetworkPolicy isolates it) or its Baseline-tier rules, then returns to the default allow
+(:mod:`tiers`).
+
+Per-packet work is independent of the number of pods and of NetworkPolicies. Elements: peer addresses
 once per direction and family, plus local pods x distinct peer identities x port ranges, plus
 local pods x ipBlock ranges x port ranges; never pods squared.
 """

@@ -31,16 +31,39 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from policyctl.policy.clustermodel import Action, ClusterNetworkPolicy, ClusterRule, DomainNamesPeer, NodesPeer, Tier
+from policyctl.policy.clustermodel import (
+    Action,
+    ClusterNetworkPolicy,
+    ClusterRule,
+    DomainNamesPeer,
+    NodesPeer,
+    Tier,
+)
 from policyctl.policy.ipblocks import end_address
 from policyctl.policy.model import Cluster, Direction, Family, IPBlockPeer, Pod, PodPeer
 from policyctl.policy.peers import match_pod_peer
-from policyctl.policy.tiers import applying_policies, match_cluster_peer, match_nodes_peer
+from policyctl.policy.tiers import (
+    applying_policies,
+    match_cluster_peer,
+    match_nodes_peer,
+)
 
 from .compile import PROTOCOL_NUMBERS, disjoint_boxes, resolve_port
 from .identities import Identity, IdentityIndex, identity_of
 from .intervals import Interval, address_interval, block_intervals, normalise
-from .ruleset import Chain, Counter, Element, FieldType, Goto, Key, Lookup, Rule, Set, Statement, Verdict
+from .ruleset import (
+    Chain,
+    Counter,
+    Element,
+    FieldType,
+    Goto,
+    Key,
+    Lookup,
+    Rule,
+    Set,
+    Statement,
+    Verdict,
+)
 
 COMMENT_MAX_BYTES = 128
 
