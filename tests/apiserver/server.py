@@ -39,6 +39,13 @@ Scriptable faults, acting on the watch streams open at the time of the call:
   API does not have);
 * :meth:`refuse_watches` answers new watch requests with an HTTP error until called with None;
   :meth:`forbid` answers every request for a resource with 403, as RBAC would.
+* :meth:`inject_raw` sends any bytes as one line of each open stream (a line that is not JSON,
+  an event without an object).
+* :meth:`add_fault` answers the requests a :class:`Fault` matches (by verb and kind) as a
+  broken server or proxy would, until :meth:`clear_faults` (or for its first ``times``
+  requests): an HTTP error, any body with a 200 (an HTML page, JSON that is not a list), a
+  body cut short (``truncate``, with or without the whole ``Content-Length``), no answer at
+  all (``stall``), or the real answer one byte at a time (``trickle``).
 
 Every request is recorded (:attr:`requests`: method, path, query) so a test can compare the
 calls made against RBAC rules (only ``list`` and ``watch`` verbs, which resources).
@@ -55,6 +62,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import math
 import select
 import socket
 import threading
@@ -123,6 +131,35 @@ class _Event:
     object: Obj
 
 
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """How to answer the requests this matches (``verb``: ``list``, ``watch`` or ``get``;
+    ``kind``: ``Pod``, ...; None matches any) instead of answering them well.
+
+    ``status`` other than 200 answers with that HTTP status and a ``Status`` body. With 200,
+    ``body`` (when given) replaces the real answer, sent with ``content_type``; ``truncate``
+    sends only the first that many bytes of the body and closes the connection, announcing
+    the whole length (``honest_length=False``, a dropped connection) or the cut one (a proxy
+    that cut the body: it arrives whole but is not JSON); ``stall`` holds the request that
+    many seconds (``math.inf``: until the fault is cleared) and then closes it unanswered, a
+    silent server; ``trickle`` sends the body one byte every that many seconds, a slow one.
+    A watch answered with a ``body`` gets it as the whole stream."""
+
+    verb: str | None = None
+    kind: str | None = None
+    status: int = 200
+    body: bytes | None = None
+    content_type: str = "application/json"
+    truncate: int | None = None
+    honest_length: bool = False
+    stall: float = 0.0
+    trickle: float | None = None
+    times: int | None = None
+
+    def matches(self, verb: str, kind: str) -> bool:
+        return self.verb in (None, verb) and self.kind in (None, kind)
+
+
 @dataclass(eq=False)
 class _Stream:
     """An open watch stream and the faults asked of it."""
@@ -134,7 +171,7 @@ class _Stream:
     drop: bool = False
     silent: bool = False
     expire: bool = False
-    pending: list[Obj] = field(default_factory=list)
+    pending: list[Obj | bytes] = field(default_factory=list)
     cursor: int = 0
 
 
@@ -169,6 +206,7 @@ class FakeApiServer:
         self._streams: set[_Stream] = set()
         self._refuse: int | None = None
         self._forbidden: set[str] = set()
+        self._faults: list[list[Any]] = []
         self._stopped = False
         self._uids = 0
         self.requests: list[RequestRecord] = []
@@ -338,6 +376,40 @@ class FakeApiServer:
                 stream.pending.append(copy.deepcopy(dict(event)))
             self._cond.notify_all()
 
+    def inject_raw(self, kind: str, data: bytes) -> None:
+        """Send ``data`` (a newline is added) as one line of every open stream of ``kind``."""
+        with self._cond:
+            for stream in self._open_streams(kind):
+                stream.pending.append(data.rstrip(b"\n") + b"\n")
+            self._cond.notify_all()
+
+    def add_fault(self, fault: Fault) -> None:
+        """Answer the requests ``fault`` matches its way (the newest fault first)."""
+        with self._cond:
+            self._faults.insert(0, [fault, fault.times])
+            self._cond.notify_all()
+
+    def clear_faults(self) -> None:
+        """Answer every request well again; requests held by a ``stall`` are closed."""
+        with self._cond:
+            self._faults.clear()
+            self._cond.notify_all()
+
+    def _fault_for(self, verb: str, kind: str) -> Fault | None:
+        with self._cond:
+            for entry in self._faults:
+                fault, remaining = entry
+                if fault.matches(verb, kind):
+                    if remaining is not None:
+                        entry[1] = remaining - 1
+                        if entry[1] <= 0:
+                            self._faults.remove(entry)
+                    return fault  # type: ignore[no-any-return]
+        return None
+
+    def _active(self, fault: Fault) -> bool:
+        return not self._stopped and any(entry[0] is fault for entry in self._faults)
+
     def refuse_watches(self, status: int | None) -> None:
         with self._cond:
             self._refuse = status
@@ -449,7 +521,12 @@ class FakeApiServer:
                     self._json(403, _status(403, "Forbidden", f'{kind.plural} is forbidden: User '
                                             f'"tester" cannot list resource "{kind.plural}"'))
                     return
-                if query.get("watch") in ("1", "true", "True"):
+                watching = query.get("watch") in ("1", "true", "True")
+                verb = "watch" if watching else "get" if name is not None else "list"
+                fault = server._fault_for(verb, kind.kind)
+                if fault is not None and self._faulty(fault, verb, kind, namespace, name, query):
+                    return
+                if watching:
                     self._watch(kind, namespace, query)
                 elif name is not None:
                     self._json(*server._get(kind, namespace, name))
@@ -464,8 +541,49 @@ class FakeApiServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def _chunk(self, event: Obj) -> None:
-                data = (json.dumps(event) + "\n").encode()
+            def _faulty(self, fault: Fault, verb: str, kind: Kind, namespace: str | None, name: str | None,
+                        query: Mapping[str, str]) -> bool:
+                """Answer as ``fault`` says; False when the request is to be served after all
+                (a watch the fault gives no body)."""
+                if fault.stall:
+                    deadline = time.monotonic() + fault.stall if math.isfinite(fault.stall) else math.inf
+                    with server._cond:
+                        while (fault.times is not None or server._active(fault)) and not server._stopped \
+                                and time.monotonic() < deadline:
+                            server._cond.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+                    self.close_connection = True
+                    return True
+                if fault.status != 200:
+                    self._json(fault.status, _status(fault.status, "InternalError", "injected fault"))
+                    return True
+                body = fault.body
+                if body is None:
+                    if verb == "watch":
+                        return False
+                    _, real = server._get(kind, namespace, name) if name else server._list(kind, namespace, query)
+                    body = json.dumps(real).encode()
+                sent = body if fault.truncate is None else body[: fault.truncate]
+                self.send_response(200)
+                self.send_header("Content-Type", fault.content_type)
+                self.send_header("Content-Length", str(len(sent) if fault.honest_length else len(body)))
+                self.end_headers()
+                try:
+                    if fault.trickle is None:
+                        self.wfile.write(sent)
+                    else:
+                        for index in range(len(sent)):
+                            if server._stopped or (fault.times is None and not server._active(fault)):
+                                break
+                            self.wfile.write(sent[index : index + 1])
+                            self.wfile.flush()
+                            time.sleep(fault.trickle)
+                except OSError:
+                    pass
+                self.close_connection = True
+                return True
+
+            def _chunk(self, event: Obj | bytes) -> None:
+                data = event if isinstance(event, bytes) else (json.dumps(event) + "\n").encode()
                 self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                 self.wfile.flush()
 
@@ -529,7 +647,7 @@ class FakeApiServer:
                             out = [{"type": "ERROR", "object": _status(
                                 410, "Expired", "too old resource version")}]  # fmt: skip
                         elif stream.silent:
-                            out = []
+                            out: list[Obj | bytes] = []
                         else:
                             out = list(self._due(stream))
                             quiet = time.monotonic() - last_sent
@@ -547,7 +665,7 @@ class FakeApiServer:
                     if deadline is not None and time.monotonic() >= deadline and not stream.silent:
                         return
 
-            def _due(self, stream: _Stream) -> Iterator[Obj]:
+            def _due(self, stream: _Stream) -> Iterator[Obj | bytes]:
                 log = server._log
                 while stream.cursor < len(log):
                     event = log[stream.cursor]

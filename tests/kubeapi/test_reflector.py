@@ -213,7 +213,7 @@ def test_unknown_event_types_are_logged_and_skipped(
         in_sync(store, shop)
         assert "shop/stranger" not in store.keys(PODS)
         assert reflectors[PODS].resource_version == created["metadata"]["resourceVersion"]
-        assert dict(reflectors[PODS].restarts) == {"410": 0, "dropped": 0, "timeout": 0, "error": 0}
+        assert dict(reflectors[PODS].restarts) == {"410": 0, "dropped": 0, "timeout": 0, "error": 0, "malformed": 0}
     assert "unknown type 'SURPRISE'" in caplog.text
 
 
