@@ -1,15 +1,19 @@
 """The agent's settings: one value with defaults, and a check that reports every problem.
 
 CLI flags map to fields one to one (``--min-interval`` -> ``min_interval``). Defaults follow
-the conventions the DaemonSet relies on: health on 127.0.0.1 (hostNetwork: nothing else may
-see it), a watch read timeout above the API server's bookmark interval (about a minute) so a
-quiet stream is not taken for a dead one, and a resync every minute to repair drift.
+the conventions the DaemonSet relies on: health and metrics on 127.0.0.1 (hostNetwork: nothing
+else may see them; the DaemonSet binds metrics to the node's own address), a watch read timeout
+above the API server's bookmark interval (about a minute) so a quiet stream is not taken for a
+dead one, readiness lost after two minutes out of sync (more than a read timeout and the
+reconnect after it), and a resync every minute to repair drift.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
+from policyctl.agent.httpserver import Limits
 from policyctl.agent.runner import Intervals
 from policyctl.compiler.ruleset import Mode
 
@@ -27,11 +31,18 @@ class AgentConfig:
     min_interval: float = 1.0
     max_interval: float = 60.0
     retry_interval: float = 5.0
-    metrics_address: str = "0.0.0.0"
+    metrics_address: str = "127.0.0.1"
     metrics_port: int = 9180
     health_address: str = "127.0.0.1"
     health_port: int = 9181
     read_timeout: float = 90.0
+    stale_after: float = 120.0
+    """Readiness fails when a cache has been out of sync with the API server, or syncs have
+    been failing, for longer than this."""
+    http_connections: int = 16
+    """Connections each of the health and metrics servers serves at once."""
+    http_timeout: float = 5.0
+    """Seconds a health or metrics connection may wait for bytes; twice this is its whole life."""
     page_size: int = 500
     keep_established: bool = False
     log_level: str = "info"
@@ -46,6 +57,10 @@ class AgentConfig:
     @property
     def intervals(self) -> Intervals:
         return Intervals(self.min_interval, self.max_interval, self.retry_interval)
+
+    @property
+    def http_limits(self) -> Limits:
+        return Limits(self.http_connections, self.http_timeout, 2 * self.http_timeout)
 
     @property
     def ruleset_mode(self) -> Mode:
@@ -68,11 +83,28 @@ class AgentConfig:
             problems.append(f"--metrics-port and --health-port must differ (both {self.metrics_port})")
         if self.read_timeout <= 0:
             problems.append(f"--read-timeout must be positive (got {self.read_timeout})")
+        if self.stale_after <= 0:
+            problems.append(f"--stale-after must be positive (got {self.stale_after})")
+        if self.http_connections < 1:
+            problems.append(f"--http-connections must be at least 1 (got {self.http_connections})")
+        if self.http_timeout <= 0:
+            problems.append(f"--http-timeout must be positive (got {self.http_timeout})")
+        for flag, address in (("--metrics-address", self.metrics_address), ("--health-address", self.health_address)):
+            if not _is_address(address):
+                problems.append(f"{flag} must be an IP address (got {address!r})")
         if self.page_size <= 0:
             problems.append(f"--page-size must be positive (got {self.page_size})")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             problems.append(f"--log-level must be debug, info, warning or error (got {self.log_level!r})")
         return tuple(problems)
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _interval_problems(intervals: Intervals) -> list[str]:

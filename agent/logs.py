@@ -8,7 +8,8 @@ Keys (documented in docs/agent.md; never renamed, only added to):
   ``direction`` (``ingress``/``egress``), ``sync_id`` (counts syncs since start; every line a
   sync writes carries it), ``resource`` (a watched resource);
 * anything else a line has to say is under its own key (``duration_seconds``,
-  ``transaction_id``, ``elements_added``, ...), and ``error`` for a failure's text.
+  ``transaction_id``, ``elements_added``, ...), ``error`` for a failure's text, and
+  ``traceback`` for an exception nobody foresaw (a bug to report).
 
 Context is passed with ``extra={"fields": {...}}``; the formatter never raises on odd values
 (they are rendered with ``str``). Keys are written in a fixed order: the fixed keys first, the
@@ -52,6 +53,7 @@ class JsonFormatter(logging.Formatter):
             line[key] = fields[key]
         if record.exc_info and record.exc_info[1] is not None:
             line.setdefault("error", str(record.exc_info[1]))
+            line["traceback"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str, ensure_ascii=False)
 
 

@@ -1,9 +1,17 @@
 """The node agent, wired: reflectors -> store -> bounded-frequency runner -> sync -> kernel.
 
 Threads: one per watched resource (its :class:`~policyctl.kubeapi.reflector.Reflector`), one
-for the sync loop, and the two small HTTP servers (metrics, health). Reflectors only write the
-store and call :meth:`BoundedFrequencyRunner.request`; the single sync thread is the only one
-that touches nftables, so syncs never overlap.
+for the sync loop, both under a :class:`~policyctl.agent.supervisor.Supervisor` that restarts
+them if they die (and makes liveness fail if they keep dying), and the two small bounded HTTP
+servers (metrics, health). Reflectors only write the store and call
+:meth:`BoundedFrequencyRunner.request`; the single sync thread is the only one that touches
+nftables, so syncs never overlap.
+
+What the kernel holds only ever comes from whole lists: a reflector replaces its resource in
+the store only with a complete list it could read, so a failed, truncated or unreadable list
+leaves the last good state (and the ruleset built from it) in place, and a sync refuses a
+cluster view that lacks this node (:class:`~policyctl.agent.sync.NodeMissing`), the shape an
+empty view takes.
 
 Start-up order matters for correctness: the first sync waits until every reflector has listed
 once. A ruleset compiled from a half-filled cache would drop allowed traffic (a peer pod not
@@ -27,9 +35,11 @@ from typing import Any
 
 from policyctl.agent.config import AgentConfig
 from policyctl.agent.health import HealthServer, HealthState, Verdict, liveness, readiness
+from policyctl.agent.httpserver import BoundedHTTPServer
 from policyctl.agent.logs import configure
 from policyctl.agent.metrics import AgentMetrics, ReflectorState
 from policyctl.agent.runner import BoundedFrequencyRunner
+from policyctl.agent.supervisor import RestartBudget, Supervisor
 from policyctl.agent.sync import NodeSync, RulesetApplier
 from policyctl.enforcer.apply import Enforcer
 from policyctl.enforcer.backend import NftBackend, default_backend
@@ -62,6 +72,7 @@ class Agent:
         clock: Callable[[], float] = time.monotonic,
         resources: Sequence[Resource] = tuple(Resource),
         reflector_options: Mapping[str, Any] | None = None,
+        restart_budget: RestartBudget = RestartBudget(),
     ) -> None:
         problems = config.validate()
         if problems:
@@ -103,30 +114,39 @@ class Agent:
         )
         self.metrics.watch(self._reflector_states)
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self.supervisor = Supervisor(self._stop, budget=restart_budget, logger=self.log,
+                                     on_restart=lambda name: self.metrics.thread_restarts.labels(thread=name).inc())
         self._waiting_heartbeat: float | None = None
         self._loop_started = False
         self.health_server: HealthServer | None = None
-        self.metrics_server: Any = None
+        self.metrics_server: BoundedHTTPServer | None = None
 
     def _changed(self, resource: Resource, key: str, kind: ChangeKind) -> None:
         self.log.debug("cache changed", extra={"fields": {"resource": resource.value, "object": key, "change": kind.value}})
         self.runner.request()
 
     def _reflector_states(self) -> list[ReflectorState]:
-        return [ReflectorState(r.resource.value, r.synced, r.restarts) for r in self.reflectors]
+        now = self._clock()
+        return [ReflectorState(r.resource.value, r.synced, r.restarts, r.stale_seconds(now)) for r in self.reflectors]
 
     def health_state(self) -> HealthState:
+        now = self._clock()
         heartbeat = self.runner.heartbeat if self._loop_started else self._waiting_heartbeat
+        failing_since = self.sync.failing_since
         return HealthState(
             synced={r.resource.value: r.synced for r in self.reflectors},
             first_sync_at=self.sync.first_success_at,
             heartbeat=heartbeat,
             last_attempt=self.runner.schedule.last_run,
+            stale={r.resource.value: r.stale_seconds(now) for r in self.reflectors},
+            errors={r.resource.value: r.last_error for r in self.reflectors if r.last_error},
+            failing_for=0.0 if failing_since is None else max(0.0, now - failing_since),
+            sync_error=self.sync.last_error,
+            dead_threads=self.supervisor.dead(),
         )
 
     def readiness(self) -> Verdict:
-        return readiness(self.health_state())
+        return readiness(self.health_state(), stale_after=self.config.stale_after)
 
     def liveness(self) -> Verdict:
         return liveness(
@@ -141,21 +161,36 @@ class Agent:
         c = self.config
         if c.health_port >= 0:
             self.health_server = HealthServer(live=self.liveness, ready=self.readiness, port=c.health_port,
-                                              address=c.health_address)
+                                              address=c.health_address, limits=c.http_limits,
+                                              on_reject=self.metrics.http_rejected.labels(server="health").inc)
         if c.metrics_port >= 0:
-            self.metrics_server = self.metrics.serve(port=c.metrics_port, address=c.metrics_address)
+            self.metrics_server = self.metrics.serve(port=c.metrics_port, address=c.metrics_address,
+                                                     limits=c.http_limits)
         for reflector in self.reflectors:
-            thread = threading.Thread(target=reflector.run, args=(self._stop,), name=f"reflector-{reflector.resource.value}",
-                                      daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        loop = threading.Thread(target=self._sync_loop, name="sync", daemon=True)
-        loop.start()
-        self._threads.append(loop)
+            self.supervisor.start(f"reflector-{reflector.resource.value}", self._reflector_body(reflector),
+                                  before_restart=self._reflector_reset(reflector))
+        self.supervisor.start("sync", self._sync_loop, before_restart=self.sync.start_over)
+        self.supervisor.start_own(tick=TICK)
         self.log.info("agent started", extra={"fields": {
             "table": c.table, "mode": c.mode, "min_interval": c.min_interval, "max_interval": c.max_interval,
+            "health_port": self.health_server.port if self.health_server is not None else None,
+            "metrics_port": self.metrics_server.port if self.metrics_server is not None else None,
         }})
         return self
+
+    def _reflector_body(self, reflector: Reflector) -> Callable[[], None]:
+        """The thread body; ``reflector.run`` is looked up at each start."""
+        return lambda: reflector.run(self._stop)
+
+    def _reflector_reset(self, reflector: Reflector) -> Callable[[], None]:
+        """Before a dead reflector's thread is started again: relist, and sync after it (the
+        thread may have died between a store write and its sync request)."""
+
+        def reset() -> None:
+            reflector.forget_version()
+            self.runner.request()
+
+        return reset
 
     def _sync_loop(self) -> None:
         while not self._stop.is_set() and not all(r.synced for r in self.reflectors):
@@ -179,14 +214,12 @@ class Agent:
         """Stop every thread and server. The ruleset stays in the kernel."""
         self._stop.set()
         self.runner.wake()
-        for thread in self._threads:
-            thread.join(timeout)
+        self.supervisor.join(timeout)
         if self.health_server is not None:
             self.health_server.close()
             self.health_server = None
         if self.metrics_server is not None:
-            self.metrics_server.shutdown()
-            self.metrics_server.server_close()
+            self.metrics_server.close()
             self.metrics_server = None
         close = getattr(self._backend, "close", None)
         if close is not None:

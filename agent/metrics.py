@@ -18,6 +18,11 @@ policyctl_active_local_policies                 gauge     policies selecting a l
 policyctl_nft_set_elements                      gauge     elements in our sets and maps
 policyctl_watch_restarts_total{resource,reason} counter   reflector relists/reconnects
 policyctl_cache_synced{resource}                gauge     1 once the reflector has listed
+policyctl_watch_stale_seconds{resource}         gauge     seconds the cache has been out of
+                                                          sync with the API server (0: in
+                                                          sync)
+policyctl_thread_restarts_total{thread}         counter   threads restarted after dying
+policyctl_http_rejected_connections_total{server} counter connections over the limit, closed
 policyctl_build_info{version}                   gauge     always 1
 =============================================== ========= ==================================
 
@@ -35,7 +40,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, start_http_server
+from policyctl.agent.httpserver import BoundedHTTPServer, Limits, Reply
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -47,17 +61,19 @@ SYNC_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 3
 
 @dataclass(frozen=True, slots=True)
 class ReflectorState:
-    """What the metrics need of one reflector: whether it has listed, and its restarts by
-    reason (``expired`` for a 410, ``timeout``, ``error``, ...)."""
+    """What the metrics need of one reflector: whether it has listed, its restarts by
+    reason (``410``, ``timeout``, ``error``, ...) and how long it has been out of sync."""
 
     resource: str
     synced: bool
     restarts: Mapping[str, int]
+    stale_seconds: float = 0.0
 
 
 class ReflectorCollector(Collector):
-    """``policyctl_watch_restarts_total`` and ``policyctl_cache_synced``, read from the
-    reflectors at scrape time through ``states``."""
+    """``policyctl_watch_restarts_total``, ``policyctl_cache_synced`` and
+    ``policyctl_watch_stale_seconds``, read from the reflectors at scrape time through
+    ``states``."""
 
     def __init__(self, states: Callable[[], Iterable[ReflectorState]]) -> None:
         self._states = states
@@ -73,12 +89,19 @@ class ReflectorCollector(Collector):
             "1 when the resource's cache has completed its initial list, else 0.",
             labels=["resource"],
         )
+        stale = GaugeMetricFamily(
+            "policyctl_watch_stale_seconds",
+            "Seconds the resource's cache has been out of sync with the API server (0 while in sync).",
+            labels=["resource"],
+        )
         for state in sorted(self._states(), key=lambda s: s.resource):
             synced.add_metric([state.resource], 1.0 if state.synced else 0.0)
+            stale.add_metric([state.resource], state.stale_seconds)
             for reason in sorted(state.restarts):
                 restarts.add_metric([state.resource, reason], float(state.restarts[reason]))
         yield restarts
         yield synced
+        yield stale
 
 
 class AgentMetrics:
@@ -115,18 +138,33 @@ class AgentMetrics:
         self.set_elements = Gauge(
             "policyctl_nft_set_elements", "Elements in the sets and maps of the applied ruleset.", registry=r
         )
+        self.thread_restarts = Counter(
+            "policyctl_thread_restarts", "Agent threads restarted after they died, by thread.", ["thread"], registry=r
+        )
+        self.http_rejected = Counter(
+            "policyctl_http_rejected_connections",
+            "Connections to the metrics or health server closed unserved because the server was at its limit.",
+            ["server"],
+            registry=r,
+        )
         self.build_info = Gauge("policyctl_build_info", "Always 1; the version label says which build.", ["version"], registry=r)
         self.build_info.labels(version=__version__).set(1)
         for result in ("applied", "unchanged", "failed"):
             self.syncs.labels(result=result)
         for outcome in ("compiled", "skipped"):
             self.compiles.labels(outcome=outcome)
+        for server in ("metrics", "health"):
+            self.http_rejected.labels(server=server)
 
     def watch(self, states: Callable[[], Iterable[ReflectorState]]) -> None:
         """Expose the reflectors' figures (call once, when the reflectors exist)."""
         self.registry.register(ReflectorCollector(states))
 
-    def serve(self, *, port: int, address: str = "0.0.0.0") -> object:
-        """Serve ``/metrics`` from a daemon thread; returns the server (``shutdown()`` stops it)."""
-        server, _thread = start_http_server(port, addr=address, registry=self.registry)
-        return server
+    def exposition(self) -> Reply:
+        return Reply(200, CONTENT_TYPE_LATEST, generate_latest(self.registry))
+
+    def serve(self, *, port: int, address: str = "127.0.0.1", limits: Limits = Limits()) -> BoundedHTTPServer:
+        """Serve ``/metrics`` from a daemon thread on a bounded server
+        (:mod:`agent.httpserver`); returns it (``close()`` stops it)."""
+        return BoundedHTTPServer({"/metrics": self.exposition}, address=address, port=port, limits=limits,
+                                 name="metrics", on_reject=self.http_rejected.labels(server="metrics").inc)  # fmt: skip

@@ -20,6 +20,11 @@ latest state cannot apply a stale one), then
    allows (the ruleset accepts every packet of an established connection). If that fails it
    is retried on the next sync even when the ruleset is unchanged.
 
+A snapshot without this node's Node object is refused (:class:`NodeMissing`) before anything
+is compiled: a node's agent always runs on a node the API server knows, so such a view is a
+cache that is empty or not yet filled, and the ruleset compiled from it would take every rule
+away. The previous ruleset stays, and the sync is retried.
+
 A sync that raises leaves the previous ruleset in force (the kernel takes transactions whole);
 the runner retries it, and that next sync compiles from scratch and applies the whole ruleset
 after a full read of the kernel, so a step that failed halfway never leaks into later deltas. Metrics and logs are written here, where the facts are.
@@ -43,6 +48,10 @@ from policyctl.compiler.ruleset import Mode
 from policyctl.enforcer.apply import ApplyReport, Enforcer
 from policyctl.enforcer.conntrack import ConntrackTable, IPAddress, revoke, ruleset_judge
 from policyctl.policy.model import Cluster, Pod
+
+
+class NodeMissing(Exception):
+    """The cluster view has no Node object of this agent's node: nothing is applied."""
 
 
 class Snapshots(Protocol):
@@ -136,6 +145,10 @@ class NodeSync:
         self._sizes: dict[str, int] = {}
         self.isolation = Isolation()
         self._revoke_pending = False
+        self.failing_since: float | None = None
+        """When the syncs started failing (None after a success)."""
+        self.last_error: str | None = None
+        """The last failure's text, until a sync succeeds."""
 
     def __call__(self) -> SyncReport:
         self.syncs += 1
@@ -145,7 +158,10 @@ class NodeSync:
             with paused():
                 report = self._sync(sync_id, started)
         except Exception as error:
-            self._start_over()
+            self.start_over()
+            if self.failing_since is None:
+                self.failing_since = started
+            self.last_error = str(error)
             duration = self._clock() - started
             if self.metrics is not None:
                 self.metrics.syncs.labels(result="failed").inc()
@@ -158,6 +174,8 @@ class NodeSync:
         self.last_report = report
         now = self._clock()
         self.last_success_at = now
+        self.failing_since = None
+        self.last_error = None
         if self.first_success_at is None:
             self.first_success_at = now
             if self.freeze_after_first_sync:
@@ -171,7 +189,7 @@ class NodeSync:
             self.metrics.set_elements.set(report.elements)
         return report
 
-    def _start_over(self) -> None:
+    def start_over(self) -> None:
         """After a failed sync, compile the next one from scratch and apply it whole with a
         full read of the kernel: a step that failed halfway may have left the compiler ahead
         of the kernel, or its state half-updated, and neither may leak into later deltas."""
@@ -191,6 +209,9 @@ class NodeSync:
 
     def _sync(self, sync_id: int, started: float) -> SyncReport:
         cluster = self.snapshots.snapshot()
+        if self.node not in cluster.node_by_name:
+            raise NodeMissing(f"node {self.node} is not among the {len(cluster.nodes)} nodes of the cluster view "
+                              f"({len(cluster.pods)} pods, {len(cluster.policies)} policies); nothing applied")
         # The store hands out the same snapshot object while nothing changed (a resync).
         resync = cluster is self._cluster
         first = self._cluster is None

@@ -7,7 +7,8 @@ start (exit 2) rather than guess. ``--cleanup`` deletes the table and exits: the
 path, since stopping the agent deliberately leaves the rules in force.
 
 Exit status: 0 after SIGTERM/SIGINT (or a cleanup), 2 unusable settings or client
-configuration.
+configuration. Nothing the API server answers ends the process: the agent logs, backs off,
+relists, and says on /readyz when it is out of sync (docs/agent.md).
 """
 
 from __future__ import annotations
@@ -27,10 +28,20 @@ from policyctl.cli.inputs import fail, input_errors
 @click.option("--min-interval", type=float, default=1.0, show_default=True, help="Seconds between syncs at least (bursts of events coalesce).")
 @click.option("--max-interval", type=float, default=60.0, show_default=True, help="Seconds between syncs at most (periodic resync repairs drift).")
 @click.option("--retry-interval", type=float, default=5.0, show_default=True, help="Seconds before retrying a failed sync.")
-@click.option("--metrics-address", default="0.0.0.0", show_default=True, help="Address to serve /metrics on.")
+@click.option("--metrics-address", default="127.0.0.1", show_default=True,
+              help="IP address to serve /metrics on (the DaemonSet gives the node's own, $(HOST_IP)).")
 @click.option("--metrics-port", type=int, default=9180, show_default=True, help="Port for /metrics (-1: off).")
-@click.option("--health-port", type=int, default=9181, show_default=True, help="Port for /healthz and /readyz on 127.0.0.1 (-1: off).")
-@click.option("--read-timeout", type=float, default=90.0, show_default=True, help="Seconds of silence after which a watch is taken for dead.")
+@click.option("--health-address", default="127.0.0.1", show_default=True,
+              help="IP address to serve /healthz and /readyz on.")
+@click.option("--health-port", type=int, default=9181, show_default=True, help="Port for /healthz and /readyz (-1: off).")
+@click.option("--http-connections", type=int, default=16, show_default=True,
+              help="Connections the metrics and the health server each serve at once; more are closed.")
+@click.option("--http-timeout", type=float, default=5.0, show_default=True,
+              help="Seconds a metrics or health connection may wait for bytes (twice this: its whole life).")
+@click.option("--read-timeout", type=float, default=90.0, show_default=True,
+              help="Seconds of silence after which a watch or list is taken for dead; also the most a list page may take.")
+@click.option("--stale-after", type=float, default=120.0, show_default=True,
+              help="Seconds a cache may be out of sync with the API server (or syncs may fail) before /readyz fails.")
 @click.option("--page-size", type=int, default=500, show_default=True, help="Objects per list page.")
 @click.option("--keep-established", is_flag=True, help="Do not cut tracked connections a new ruleset denies.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
@@ -48,8 +59,12 @@ def agent(
     retry_interval: float,
     metrics_address: str,
     metrics_port: int,
+    health_address: str,
     health_port: int,
+    http_connections: int,
+    http_timeout: float,
     read_timeout: float,
+    stale_after: float,
     page_size: int,
     keep_established: bool,
     log_level: str,
@@ -84,8 +99,12 @@ def agent(
             retry_interval=retry_interval,
             metrics_address=metrics_address,
             metrics_port=metrics_port,
+            health_address=health_address,
             health_port=health_port,
+            http_connections=http_connections,
+            http_timeout=http_timeout,
             read_timeout=read_timeout,
+            stale_after=stale_after,
             page_size=page_size,
             keep_established=keep_established,
             log_level=log_level,

@@ -18,6 +18,14 @@ from policyctl.cli.main import main
                      "--metrics-port and --health-port must differ", id="same-ports"),
         pytest.param(["--node", "n1", "--kubeconfig", "/nonexistent/kubeconfig"], {},
                      "/nonexistent/kubeconfig: kubeconfig file not found", id="missing-kubeconfig"),
+        pytest.param(["--node", "n1", "--stale-after", "0"], {}, "--stale-after must be positive", id="no-staleness-bound"),
+        pytest.param(["--node", "n1", "--health-address", "localhost"], {},
+                     "--health-address must be an IP address (got 'localhost')", id="health-address-a-name"),
+        pytest.param(["--node", "n1", "--metrics-address", "$(HOST_IP)"], {},
+                     "--metrics-address must be an IP address", id="metrics-address-unexpanded"),
+        pytest.param(["--node", "n1", "--http-connections", "0"], {}, "--http-connections must be at least 1",
+                     id="no-connections"),
+        pytest.param(["--node", "n1", "--http-timeout", "0"], {}, "--http-timeout must be positive", id="no-timeout"),
     ],
 )
 def test_unusable_settings_exit_2_with_a_message(args: list[str], env: dict[str, str], message: str) -> None:

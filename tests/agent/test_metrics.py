@@ -6,10 +6,10 @@ from __future__ import annotations
 import urllib.request
 
 import pytest
+from policyctl.agent.metrics import AgentMetrics, ReflectorState
 from prometheus_client.parser import text_string_to_metric_families
 
 from policyctl import __version__
-from policyctl.agent.metrics import AgentMetrics, ReflectorState
 
 EXPECTED_TYPES = {
     "policyctl_sync_duration_seconds": "histogram",
@@ -21,6 +21,9 @@ EXPECTED_TYPES = {
     "policyctl_nft_set_elements": "gauge",
     "policyctl_watch_restarts": "counter",
     "policyctl_cache_synced": "gauge",
+    "policyctl_watch_stale_seconds": "gauge",
+    "policyctl_thread_restarts": "counter",
+    "policyctl_http_rejected_connections": "counter",
     "policyctl_build_info": "gauge",
 }
 
@@ -30,18 +33,16 @@ def scraped() -> dict[str, object]:
     metrics = AgentMetrics()
     metrics.watch(lambda: [
         ReflectorState("pods", True, {"410": 2, "timeout": 0}),
-        ReflectorState("namespaces", False, {"dropped": 1}),
+        ReflectorState("namespaces", False, {"dropped": 1}, 12.5),
     ])
     metrics.syncs.labels(result="applied").inc()
     metrics.sync_duration.observe(0.02)
     server = metrics.serve(port=0, address="127.0.0.1")
     try:
-        port = server.server_address[1]  # type: ignore[attr-defined]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5) as response:
             text = response.read().decode()
     finally:
-        server.shutdown()  # type: ignore[attr-defined]
-        server.server_close()  # type: ignore[attr-defined]
+        server.close()
     return {family.name: family for family in text_string_to_metric_families(text)}
 
 
@@ -63,10 +64,13 @@ def test_counters_end_in_total_and_carry_their_labels(scraped: dict[str, object]
     assert restarts[("policyctl_watch_restarts_total", (("reason", "dropped"), ("resource", "namespaces")))] == 1
 
 
-def test_cache_synced_and_build_info(scraped: dict[str, object]) -> None:
+def test_cache_synced_staleness_and_build_info(scraped: dict[str, object]) -> None:
     synced = _samples(scraped, "policyctl_cache_synced")
     assert synced == {("policyctl_cache_synced", (("resource", "namespaces"),)): 0.0,
                       ("policyctl_cache_synced", (("resource", "pods"),)): 1.0}
+    stale = _samples(scraped, "policyctl_watch_stale_seconds")
+    assert stale == {("policyctl_watch_stale_seconds", (("resource", "namespaces"),)): 12.5,
+                     ("policyctl_watch_stale_seconds", (("resource", "pods"),)): 0.0}
     assert _samples(scraped, "policyctl_build_info") == {("policyctl_build_info", (("version", __version__),)): 1.0}
 
 
