@@ -151,3 +151,42 @@ def test_dockerfile_copies_every_package_the_project_installs() -> None:
     directories = set(project["tool"]["setuptools"]["package-dir"].values())
     copied = {a.split()[0] for i, a in _instructions() if i == "COPY"}
     assert directories <= copied, directories - copied
+
+
+def _pod_templates() -> list[tuple[str, dict[str, Any]]]:
+    return [(f"{o['kind']}/{o['metadata']['name']}", _pod(o)) for o in ALL if "template" in o.get("spec", {})]
+
+
+def test_every_pod_of_deploy_runs_with_the_runtime_default_seccomp_profile() -> None:
+    pods = _pod_templates()
+    assert {name for name, _ in pods} == {"DaemonSet/policyctl-agent", "Job/policyctl-uninstall"}
+    for name, pod in pods:
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for container in pod["containers"] + pod.get("initContainers", []):
+            profile = container.get("securityContext", {}).get("seccompProfile", {"type": "RuntimeDefault"})
+            assert profile == {"type": "RuntimeDefault"}, f"{name}: {container['name']} overrides the profile"
+
+
+def test_the_daemonsets_security_context() -> None:
+    """The whole securityContext, pod and container: anything added or loosened shows here."""
+    pod = _pod(by_kind("DaemonSet"))
+    assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    (container,) = pod["containers"]
+    assert container["securityContext"] == {
+        "privileged": False,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsUser": 0,
+        "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]},
+    }
+    assert pod["hostNetwork"] is True and "hostPID" not in pod and "hostIPC" not in pod
+
+
+def test_metrics_bind_the_nodes_address_and_health_stays_on_loopback() -> None:
+    """With host networking, a wildcard bind would serve every interface of the node."""
+    (container,) = _pod(by_kind("DaemonSet"))["containers"]
+    args = dict(a.split("=", 1) for a in container["args"] if a.startswith("--"))
+    assert args["--metrics-address"] == "$(HOST_IP)"
+    assert {"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}} in container["env"]
+    assert args["--health-address"] == "127.0.0.1"
+    assert "0.0.0.0" not in " ".join(container["args"])
