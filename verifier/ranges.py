@@ -13,6 +13,7 @@ address they name differs), so a caller decides one piece per key.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -56,6 +57,21 @@ class RangeSet:
     @property
     def first(self) -> IPAddress:
         return self.ranges[0].first
+
+    def within(self, spans: Iterable[tuple[int, int]]) -> RangeSet:
+        """The addresses of this set inside ``spans`` (inclusive integer bounds)."""
+        starts = [int(r.first) for r in self.ranges]
+        found: list[AddressRange] = []
+        for low, high in spans:
+            at = max(bisect.bisect_right(starts, low) - 1, 0)
+            for piece in self.ranges[at:]:
+                first, last = max(int(piece.first), low), min(int(piece.last), high)
+                if int(piece.first) > high:
+                    break
+                if first <= last:
+                    family = Family.of(piece.first)
+                    found.append(AddressRange(as_address(first, family), as_address(last, family)))
+        return RangeSet.merged(found)
 
     def __str__(self) -> str:
         return ", ".join(str(r) for r in self.ranges)

@@ -11,7 +11,7 @@ distinct explanations, not with the number of pieces.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import click
 
@@ -33,10 +33,11 @@ from policyctl.cli.progress import Progress, quiet_option
 from policyctl.cli.render_explain import explain_document, render_explain_table
 from policyctl.policy.addressranges import AddressRange
 from policyctl.policy.endpoints import ResolvedEndpoint, resolve_endpoint
-from policyctl.policy.model import Cluster, Family, IPAddress, Node, Pod, Protocol
+from policyctl.policy.model import Cluster, Family, IPAddress, IPBlockPeer, Node, Pod, Protocol
 from policyctl.policy.portsummary import PortSummary, summarize_ports
 from policyctl.policy.semantics import evaluate
-from policyctl.policy.verdicts import Connection, Endpoint, Verdict
+from policyctl.compiler.intervals import block_intervals
+from policyctl.policy.verdicts import Connection, DirectionVerdict, Endpoint, PeerResult, Verdict
 from policyctl.verifier.index import PolicyIndex
 from policyctl.verifier.ranges import RangeSet, pieces
 
@@ -167,17 +168,55 @@ def compute_findings(cluster: Cluster, query: Query) -> tuple[Finding, ...]:
         entry[1].extend(source_ranges)
         entry[2].extend(destination_ranges)
     findings = [
-        Finding(
-            finding.source,
-            finding.destination,
-            RangeSet.merged(source_ranges) if source_ranges else None,
-            RangeSet.merged(destination_ranges) if destination_ranges else None,
-            finding.verdict,
-            finding.summary,
+        _widen(
+            Finding(
+                finding.source,
+                finding.destination,
+                RangeSet.merged(source_ranges) if source_ranges else None,
+                RangeSet.merged(destination_ranges) if destination_ranges else None,
+                finding.verdict,
+                finding.summary,
+            )
         )
         for finding, source_ranges, destination_ranges in merged.values()
     ]
     return tuple(sorted(findings, key=_order))
+
+
+def _widen(finding: Finding) -> Finding:
+    """The representative's verdict told for every address the finding covers: an ipBlock
+    peer is matched when it matches some of them, and then says which (``ipBlock`` matches an
+    address "in cidr and in no except", so a peer's addresses are interval arithmetic)."""
+    covered = finding.source_range or finding.destination_range
+    if covered is None or finding.source_range is not None and finding.destination_range is not None:
+        return finding
+    rep = covered.first
+
+    def peer(result: PeerResult) -> PeerResult:
+        if not isinstance(result.peer, IPBlockPeer):
+            return result
+        hits = covered.within((i.low, i.high) for i in block_intervals(result.peer.cidr, result.peer.excepts))
+        if not hits.ranges or hits == covered and result.matched:
+            return result
+        if hits.ranges == (AddressRange(rep, rep),):
+            return result
+        return PeerResult(result.peer, True, (f"matches {hits} of these addresses",))
+
+    def half(verdict: DirectionVerdict) -> DirectionVerdict:
+        policies = tuple(
+            replace(p, rules=tuple(replace(r, peers=tuple(peer(x) for x in r.peers)) for r in p.rules))
+            for p in verdict.policies
+        )
+        return replace(verdict, policies=policies)
+
+    def whole(verdict: Verdict) -> Verdict:
+        return replace(verdict, egress=half(verdict.egress), ingress=half(verdict.ingress))
+
+    if finding.verdict is not None:
+        return replace(finding, verdict=whole(finding.verdict))
+    assert finding.summary is not None
+    intervals = tuple(replace(i, verdict=whole(i.verdict)) for i in finding.summary.intervals)
+    return replace(finding, summary=replace(finding.summary, intervals=intervals))
 
 
 def _order(finding: Finding) -> tuple[int, int]:
@@ -217,10 +256,12 @@ def _pieces(
 
 
 def _outcome_key(finding: Finding) -> Hashable:
-    """What must be equal for two pieces to be reported as one: the answers, and which
-    policies, rules and peers decided them, and bypasses (reasons may name the address, so
-    they are not compared). Without a port, the answers per port interval and the
-    port-independent part shown (the peers of the first interval's verdict)."""
+    """What must be equal for two pieces to be reported as one: the answers, the bypasses and
+    which policies and rules decided them. Which ipBlock peer of a rule matched is left out:
+    a rule listing one address per peer would otherwise make one explanation per address;
+    :func:`_widen` says which of the covered addresses each peer matches instead. Reasons
+    may name the address, so they are not compared. Without a port: the answers per port
+    interval and the port-independent part shown (the first interval's verdict)."""
     if finding.summary is not None:
         answers = tuple(
             (i.protocol, i.first, i.last, i.verdict.allowed, i.verdict.egress.allowed, i.verdict.ingress.allowed)
@@ -243,9 +284,7 @@ def _halves_key(verdict: Verdict, *, with_ports: bool) -> Hashable:
                 (
                     p.policy,
                     p.allows if with_ports else None,
-                    tuple(
-                        (r.index, r.matched if with_ports else None, tuple(x.matched for x in r.peers)) for r in p.rules
-                    ),
+                    tuple((r.index, r.matched if with_ports else None, r.peer_matched) for r in p.rules),
                 )
                 for p in half.policies
             ),

@@ -218,3 +218,27 @@ def test_each_distinct_explanation_is_printed_once_with_every_range_it_covers(ru
           "203.0.113.128/25"], True),
         (["203.0.113.8/29", "203.0.113.32/29"], False),
     ]  # fmt: skip
+
+
+def _single_addresses(count: int) -> str:
+    peers = "".join(f"    - ipBlock: {{cidr: 198.18.0.{2 * i}/32}}\n" for i in range(count))
+    return (
+        "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: out, namespace: app}\n"
+        f"spec:\n  podSelector: {{}}\n  policyTypes: [Egress]\n  egress:\n  - to:\n{peers}    ports: [{{port: 443}}]\n"
+    )
+
+
+@pytest.mark.parametrize("port", [("--port", "443"), ()])
+def test_one_address_per_peer_is_one_explanation_not_one_per_address(run, tmp_path, port) -> None:
+    """Twenty single-address ipBlocks of one rule: allowed by that rule, denied elsewhere; each
+    peer says which addresses of its explanation it matches."""
+    path = write(tmp_path, "many.yaml", SMALL + _single_addresses(20))
+    document = json.loads(run("explain", "-f", path, "app/client", "198.18.0.0/24", *port, "-o", "json").stdout)
+    results = document["results"]
+    assert len(results) == 2
+    allowed = next(r for r in results if r["allowed"])
+    assert allowed["destination_addresses"] == [f"198.18.0.{2 * i}/32" for i in range(20)]
+    egress = allowed["verdict"]["egress"] if port else allowed["ports"]["egress"]
+    peers = egress["policies"][0]["rules"][0]["peers"]
+    assert all(p["matched"] for p in peers)
+    assert peers[5]["reasons"] == ["matches 198.18.0.10/32 of these addresses"]
