@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from policyctl.cli.main import main
 from tests.apiserver import FakeApiServer
+from tests.apiserver.server import Fault
 
 WEBSHOP = Path(__file__).resolve().parents[2] / "examples" / "webshop"
 _WORKLOADS = {"Deployment": ("spec", "template"), "DaemonSet": ("spec", "template"),
@@ -140,6 +141,25 @@ def test_an_unreachable_server_exits_2(tmp_path: Path) -> None:
     result = run("matrix", "--kubeconfig", kubeconfig)
     assert result.exit_code == 2
     assert "cannot reach" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        pytest.param(Fault(verb="list", kind="Pod", body=b"<html>502 Bad Gateway</html>", content_type="text/html"),
+                     "pods list page 1 is not JSON", id="an-html-page"),
+        pytest.param(Fault(verb="list", kind="NetworkPolicy", truncate=30, honest_length=True),
+                     "networkpolicies list page 1 is not JSON", id="a-truncated-list"),
+        pytest.param(Fault(verb="list", kind="Namespace", body=b"{}"), "namespaces list page 1 has no metadata",
+                     id="an-empty-object"),
+    ],
+)
+def test_an_unreadable_list_exits_2_naming_it(webshop: str, apiserver: FakeApiServer, fault: Fault,
+                                               message: str) -> None:
+    apiserver.add_fault(fault)
+    result = run("matrix", "--kubeconfig", webshop)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.stderr
 
 
 def test_check_of_the_live_cluster_finds_the_planted_mistake(webshop: str) -> None:
