@@ -20,6 +20,7 @@ from policyctl.policy.diagnostics import Diagnostic, Severity, format_path
 from policyctl.policy.yamlsource import Document, Path
 
 INT32_MAX = 2**31 - 1
+_SHOWN_CHARACTERS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +45,21 @@ class Site:
             severity,
             code,
             message,
-            field=format_path(path),
+            field=format_path(path) or self.whole(),
             object=self.object,
         )
+
+    def whole(self) -> str:
+        """The field of a diagnostic about the object as a whole: its place in a list
+        (``items[3]``), or ``(document)``."""
+        return format_path(self.base) or "(document)"
+
+
+def shown(text: str) -> str:
+    """``text``, cut with its length when it is too long to read in a one-line message."""
+    if len(text) <= _SHOWN_CHARACTERS:
+        return text
+    return f"{text[:_SHOWN_CHARACTERS]}… ({len(text):,} characters)"
 
 
 def describe(value: object) -> str:
@@ -58,7 +71,7 @@ def describe(value: object) -> str:
     if isinstance(value, (int, float)):
         return f"number {value}"
     if isinstance(value, str):
-        return f'string "{value}"'
+        return f'string "{shown(value)}"'
     if isinstance(value, list):
         return "a list"
     return "a map"
@@ -98,8 +111,8 @@ class FieldReader:
             self.error(
                 path,
                 "needs-quotes",
-                f"{scalar.raw} is read by YAML as {describe(value)}, but a string is required; "
-                f'quote it: "{scalar.raw}"',
+                f"{shown(scalar.raw)} is read by YAML as {describe(value)}, but a string is required; "
+                f'quote it: "{shown(scalar.raw)}"',
             )
             return
         self.error(path, "invalid-type", f"expected {expected}, got {describe(value)}")

@@ -28,10 +28,8 @@ Invariants:
 
 from __future__ import annotations
 
-import os
-import sys
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TextIO
@@ -41,6 +39,8 @@ from policyctl.policy.clusterparse import CLUSTER_POLICY_KINDS, parse_cluster_po
 from policyctl.policy.defaults import build_network_policy
 from policyctl.policy.diagnostics import Diagnostic, Severity, has_errors
 from policyctl.policy.fields import Site
+from policyctl.policy.inputlimits import DEFAULT_LIMITS, InputLimits
+from policyctl.policy.manifestfiles import read_sources
 from policyctl.policy.model import (
     NAMESPACE_NAME_LABEL,
     Cluster,
@@ -59,10 +59,8 @@ from policyctl.policy.objects import (
     provenance_of,
 )
 from policyctl.policy.validation import validate_network_policy
-from policyctl.policy.yamlsource import Document, Path, read_documents
+from policyctl.policy.yamlsource import Document, Path
 
-MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-STDIN_SOURCE = "<stdin>"
 _CLUSTER_SCOPED = frozenset({"Namespace", "Node", *CLUSTER_POLICY_KINDS})
 
 
@@ -303,55 +301,17 @@ def load_documents(
     )
 
 
-def _manifest_files(directory: str) -> list[str]:
-    found = []
-    for root, dirs, files in os.walk(directory):
-        dirs.sort()
-        found.extend(os.path.join(root, f) for f in sorted(files) if f.endswith(MANIFEST_SUFFIXES))
-    return found
-
-
-def _read_text(path: str, opener: Callable[[str], str]) -> tuple[str | None, Diagnostic | None]:
-    try:
-        return opener(path), None
-    except FileNotFoundError:
-        message = "no such file or directory"
-    except UnicodeDecodeError as error:
-        message = f"not UTF-8 text ({error.reason} at byte {error.start})"
-    except OSError as error:
-        message = error.strerror or str(error)
-    return None, Diagnostic(path, 0, Severity.ERROR, "unreadable-file", message)
-
-
-def _open_utf8(path: str) -> str:
-    with open(path, encoding="utf-8-sig") as handle:
-        return handle.read()
-
-
 def load(
-    paths: Sequence[str], *, stdin: TextIO | None = None, default_namespace: str = "default"
+    paths: Sequence[str],
+    *,
+    stdin: TextIO | None = None,
+    default_namespace: str = "default",
+    limits: InputLimits = DEFAULT_LIMITS,
 ) -> LoadResult:
     """Read manifests from files, directories (recursively) and ``-`` (standard input, or
-    ``stdin`` when given) into a cluster, with every diagnostic."""
-    documents: list[Document] = []
-    diagnostics: list[Diagnostic] = []
-    sources: list[tuple[str, str | None]] = []
-    for path in paths:
-        if path == "-":
-            sources.append((STDIN_SOURCE, (stdin or sys.stdin).read()))
-        elif os.path.isdir(path):
-            sources.extend((f, None) for f in _manifest_files(path))
-        else:
-            sources.append((path, None))
-    for source, text in sources:
-        if text is None:
-            text, problem = _read_text(source, _open_utf8)
-            if problem is not None:
-                diagnostics.append(problem)
-                continue
-        read, found = read_documents(text or "", source=source)
-        documents.extend(read)
-        diagnostics.extend(found)
+    ``stdin`` when given) into a cluster, with every diagnostic; reading is bounded by
+    ``limits`` (:mod:`policy.manifestfiles`)."""
+    _, documents, diagnostics = read_sources(paths, stdin=stdin, limits=limits)
     result = load_documents(documents, default_namespace=default_namespace)
     return LoadResult(
         cluster=result.cluster,

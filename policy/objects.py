@@ -229,7 +229,9 @@ def parse_namespace(
 
 def parse_node(value: Mapping[str, object], *, site: Site) -> tuple[Node | None, list[Diagnostic]]:
     """A Node and the ``status.addresses`` of type InternalIP or ExternalIP that are IPs,
-    InternalIPs first."""
+    InternalIPs first. Each entry is a ``NodeAddress`` of two strings: any other JSON type is
+    the decoding error the API server gives; an address of another type or that is not an IP
+    (a Hostname, a DNS name) is not a pod-network peer and is left out."""
     reader = FieldReader(site)
     meta = _field(value, ("metadata",), reader)
     name = check_object_name(reader, meta.get("name"), ("metadata", "name"))
@@ -237,12 +239,18 @@ def parse_node(value: Mapping[str, object], *, site: Site) -> tuple[Node | None,
     status = _field(value, ("status",), reader)
     found: list[tuple[int, IPAddress]] = []
     if status.get("addresses") is not None:
-        for entry in reader.sequence(status["addresses"], ("status", "addresses")) or []:
-            if not isinstance(entry, Mapping) or entry.get("type") not in _NODE_ADDRESS_TYPES:
+        for i, raw in enumerate(reader.sequence(status["addresses"], ("status", "addresses")) or []):
+            path = ("status", "addresses", i)
+            entry = reader.mapping(raw, path) if raw is not None else None
+            if entry is None:
                 continue
-            parsed = parse_ip_sloppy(entry.get("address") or "")
+            kind = reader.string(entry.get("type"), (*path, "type"))
+            address = reader.string(entry.get("address"), (*path, "address"))
+            if kind not in _NODE_ADDRESS_TYPES or not address:
+                continue
+            parsed = parse_ip_sloppy(address)
             if parsed is not None:
-                found.append((_NODE_ADDRESS_TYPES.index(str(entry["type"])), parsed.address))
+                found.append((_NODE_ADDRESS_TYPES.index(kind), parsed.address))
     if reader.failed or name is None:
         return None, reader.diagnostics
     addresses = tuple(dict.fromkeys(a for _, a in sorted(found, key=lambda f: f[0])))

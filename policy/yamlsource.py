@@ -1,71 +1,54 @@
 """YAML and JSON manifests read into plain values that remember where every node was.
 
-Values are built from PyYAML's node graph rather than by PyYAML's constructor, for three
-reasons:
+Values are built from libyaml's event stream (:mod:`policy.yamlbuild`), not by PyYAML's
+constructor, for four reasons:
 
-* every mapping key and sequence item keeps its 1-based line, so a diagnostic can point at
+* every mapping key and sequence item has its 1-based line, so a diagnostic can point at
   ``spec.ingress[0].from[1]`` inside the file (:meth:`Document.line_of`);
 * duplicate keys are reported (the API server rejects duplicate fields under strict field
   validation; PyYAML silently keeps the last one);
-* unquoted scalars are typed as ``kubectl`` types them. kubectl converts YAML to JSON with
-  go-yaml v2, a YAML 1.1 reader: ``yes``/``no``/``on``/``off``/``y``/``n`` are booleans and
-  ``1.0`` is a number, and the API server then rejects a boolean or number where a string
-  belongs (a label value, say). The raw text of each scalar is kept so that error can say
-  which value to quote.
+* unquoted scalars are typed as ``kubectl`` types them (:mod:`policy.scalars`), and the raw
+  text of each scalar is kept so that a type error can say which value to quote;
+* speed and safety: the C parser's events are turned into values by one iterative loop, and
+  the positions of a document are recorded only when something first asks for them (most
+  documents of a large cluster are never asked), by reading that document's text again.
 
 Invariants: a source never raises on bad input; malformed YAML becomes a ``yaml-syntax``
-diagnostic with its line, and the documents read before the error are still returned.
-Timestamps stay strings (their raw text); JSON has no timestamp type.
+diagnostic with its line (a real line of the file, counted in ``\\n`` as editors count them)
+and the field being read, and the documents read before the error are still returned. Every
+input is bounded by :class:`~policy.inputlimits.InputLimits`. Timestamps stay strings (their
+raw text); JSON has no timestamp type.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Mapping
+from bisect import bisect_right
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import yaml
 
-from policyctl.policy.diagnostics import Diagnostic, Severity, format_path
+from policyctl.policy.diagnostics import Diagnostic, Severity
+from policyctl.policy.inputlimits import DEFAULT_LIMITS, InputLimits
+from policyctl.policy.scalars import Scalar, resolve_plain
+from policyctl.policy.yamlbuild import Bail, Path, Recorder, StopFile, fast_document, field_name, skip_document
+
+__all__ = ["Document", "Path", "Scalar", "read_documents", "resolve_plain"]
 
 try:
-    _Loader: type = yaml.CSafeLoader
+    _Parser: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _Loader = yaml.SafeLoader
+    _Parser = yaml.SafeLoader
 
-Path = tuple[str | int, ...]
-
-_STR_TAG = "tag:yaml.org,2002:str"
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-_SOURCE_COMMENT_RE = re.compile(r"^#\s*Source:\s*(\S.*?)\s*$")
-_MAX_NODES = 1_000_000
+_SOURCE_COMMENT_RE = re.compile(r"^[ \t]*#[ \t]*Source:[ \t]*(\S.*?)[ \t]*$", re.MULTILINE)
 _JSON_SURROGATE_PAIR_RE = re.compile(
     r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", re.IGNORECASE
 )
-
-# go-yaml v2's resolve table (yaml.v2/resolve.go), which kubectl's YAML-to-JSON step uses.
-_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
-_TRUES = frozenset({"y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true", "True", "TRUE"})
-_FALSES = frozenset({"n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE"})
-_SPECIAL_FLOATS = {
-    ".inf": math.inf, ".Inf": math.inf, ".INF": math.inf,
-    "+.inf": math.inf, "+.Inf": math.inf, "+.INF": math.inf,
-    "-.inf": -math.inf, "-.Inf": -math.inf, "-.INF": -math.inf,
-    ".nan": math.nan, ".NaN": math.nan, ".NAN": math.nan,
-}  # fmt: skip
-_GO_INT_RE = re.compile(r"^[-+]?(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)$")
-_GO_FLOAT_RE = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
-
-
-@dataclass(frozen=True, slots=True)
-class Scalar:
-    """A scalar as written: ``raw`` text and whether it was plain (unquoted), which is when
-    YAML guesses its type from the text."""
-
-    raw: str
-    plain: bool
-    line: int
+# What YAML 1.1 allows in a stream (libyaml's reader refuses the rest).
+_FORBIDDEN_CHARACTER_RE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# Line breaks libyaml counts that editors do not: a CR alone, NEL, LS, PS.
+_ODD_BREAK_RE = re.compile("\r(?!\n)|[\x85\u2028\u2029]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,168 +84,6 @@ class Document:
         return any(tuple(d[:size]) == tuple(path) for d in self.defects)
 
 
-def resolve_plain(raw: str) -> object:
-    """The value go-yaml v2 gives an unquoted scalar: YAML 1.1 nulls and booleans, Go integer
-    syntax (``0x``, ``0o``, ``0b``, leading-zero octal, ``_`` separators), then floats."""
-    if raw in _NULLS:
-        return None
-    if raw in _TRUES:
-        return True
-    if raw in _FALSES:
-        return False
-    if raw in _SPECIAL_FLOATS:
-        return _SPECIAL_FLOATS[raw]
-    if raw[0] not in "0123456789+-.":
-        return raw
-    plain = raw.replace("_", "")
-    if _GO_INT_RE.match(plain):
-        sign, digits = (-1, plain[1:]) if plain[0] == "-" else (1, plain.lstrip("+"))
-        if len(digits) > 1 and digits[0] == "0" and digits[1] in "0123456789":
-            return sign * int(digits, 8)
-        return sign * int(digits, 0)
-    if _GO_FLOAT_RE.match(plain):
-        return float(plain)
-    return raw
-
-
-class _Builder:
-    """Turns one document's node graph into values, lines and scalars."""
-
-    def __init__(self, *, source: str, index: int) -> None:
-        self.source = source
-        self.index = index
-        self.lines: dict[Path, int] = {}
-        self.scalars: dict[Path, Scalar] = {}
-        self.defects: list[Path] = []
-        self.diagnostics: list[Diagnostic] = []
-        self._active: set[int] = set()
-        self._count = 0
-        self._resolver = yaml.resolver.Resolver()
-
-    def error(self, line: int, code: str, message: str, path: Path) -> None:
-        self.diagnostics.append(
-            Diagnostic(self.source, line, Severity.ERROR, code, message, field=format_path(path))
-        )
-
-    def build(self, node: yaml.Node, path: Path) -> object:
-        self._count += 1
-        if self._count > _MAX_NODES:
-            raise _TooLarge(node.start_mark.line + 1)
-        if id(node) in self._active:
-            self.error(node.start_mark.line + 1, "yaml-recursive-alias",
-                       "an alias refers to the node that contains it", path)
-            return None
-        if isinstance(node, yaml.ScalarNode):
-            return self._scalar(node, path)
-        self._active.add(id(node))
-        try:
-            if isinstance(node, yaml.SequenceNode):
-                items = []
-                for i, child in enumerate(node.value):
-                    self.lines[(*path, i)] = child.start_mark.line + 1
-                    items.append(self.build(child, (*path, i)))
-                return items
-            return self._mapping(node, path)
-        finally:
-            self._active.discard(id(node))
-
-    def _scalar(self, node: yaml.ScalarNode, path: Path) -> object:
-        self.scalars[path] = Scalar(node.value, not node.style, node.start_mark.line + 1)
-        return self._typed(node)
-
-    def _typed(self, node: yaml.ScalarNode) -> object:
-        plain = not node.style
-        implicit_tag = self._resolver.resolve(yaml.ScalarNode, node.value, (True, False))
-        if plain and node.tag == implicit_tag:
-            return resolve_plain(node.value)
-        if node.tag == _STR_TAG or not node.tag.startswith("tag:yaml.org,2002:"):
-            return node.value
-        if node.tag in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary"):
-            return node.value
-        return resolve_plain(node.value)
-
-    def _key(self, node: yaml.Node, path: Path) -> str | None:
-        if not isinstance(node, yaml.ScalarNode):
-            self.error(node.start_mark.line + 1, "invalid-key",
-                       "a mapping key must be a scalar", path)
-            return None
-        value = self._typed(node)
-        if isinstance(value, str):
-            return value
-        if isinstance(value, bool):
-            # kubectl turns a boolean key into "true"/"false"; say so, it is rarely meant.
-            text = "true" if value else "false"
-            self.diagnostics.append(Diagnostic(
-                self.source, node.start_mark.line + 1, Severity.WARNING, "yaml-boolean-key",
-                f"key {node.value} is read by YAML 1.1 as the boolean {text} and becomes the "
-                f'key "{text}"; quote it ("{node.value}") to keep it',
-            ))  # fmt: skip
-            return text
-        return node.value if value is not None else "null"
-
-    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, object]:
-        result: dict[str, object] = {}
-        seen: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE_TAG or (
-                isinstance(key_node, yaml.ScalarNode) and key_node.value == "<<"
-                and not key_node.style
-            ):
-                self._merge(value_node, path, result)
-                continue
-            key = self._key(key_node, path)
-            if key is None:
-                continue
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                self.error(line, "duplicate-key",
-                           f'key "{key}" already defined at line {seen[key]}', (*path, key))
-                self.defects.append(path)
-            seen[key] = line
-            self.lines[(*path, key)] = line
-            result[key] = self.build(value_node, (*path, key))
-        return result
-
-    def _merge(self, node: yaml.Node, path: Path, into: dict[str, object]) -> None:
-        """``<<: *anchor`` (or a list of anchors) as go-yaml v2 does it: entries are merged
-        in order, a later one overriding an earlier one."""
-        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
-        for source in sources:
-            merged = self.build(source, path)
-            if not isinstance(merged, dict):
-                self.error(source.start_mark.line + 1, "invalid-merge",
-                           "a merge key (<<) needs a mapping or a list of mappings", path)
-                continue
-            into.update(merged)
-
-
-class _TooLarge(Exception):
-    def __init__(self, line: int) -> None:
-        self.line = line
-
-
-def _source_comment(lines: list[str], start: int, end: int) -> str | None:
-    """The last ``# Source: path`` comment Helm writes above a document, between the previous
-    document's end and this one's first node (0-based lines, ``end`` exclusive)."""
-    found = None
-    for text in lines[start:end]:
-        match = _SOURCE_COMMENT_RE.match(text.strip())
-        if match:
-            found = match.group(1)
-    return found
-
-
-def _syntax_diagnostic(error: yaml.YAMLError, *, source: str, text: str) -> Diagnostic:
-    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-    if mark is not None:
-        line, column = mark.line + 1, mark.column + 1
-    else:
-        position = getattr(error, "position", 0) or 0
-        line, column = text.count("\n", 0, position) + 1, 0
-    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-    context = getattr(error, "context", None)
-    message = f"malformed YAML: {problem}" + (f" ({context})" if context else "")
-    return Diagnostic(source, line, Severity.ERROR, "yaml-syntax", message, column=column)
 
 
 def _join_json_surrogates(text: str) -> str:
@@ -280,36 +101,244 @@ def _join_json_surrogates(text: str) -> str:
     return _JSON_SURROGATE_PAIR_RE.sub(joined, text)
 
 
-def read_documents(text: str, *, source: str) -> tuple[list[Document], list[Diagnostic]]:
+class _Lines:
+    """Lines as editors count them, from libyaml's marks. libyaml also breaks lines at a lone
+    CR, NEL, LS and PS; in a text that has any of those, lines are counted from the mark's
+    character index instead. Every line is clamped to the file's last line."""
+
+    def __init__(self, text: str) -> None:
+        self.last = max(1, text.count("\n") + (0 if text.endswith("\n") else 1))
+        self._newlines: list[int] | None = None
+        if _ODD_BREAK_RE.search(text):
+            self._newlines = [m.start() for m in re.finditer("\n", text)]
+
+    def at(self, line0: int, index: int) -> int:
+        """1-based line of a mark (libyaml's 0-based line and character index)."""
+        line = line0 + 1 if self._newlines is None else bisect_right(self._newlines, index - 1) + 1
+        return min(max(line, 1), self.last)
+
+    def of_index(self, text: str, index: int) -> int:
+        return min(text.count("\n", 0, index) + 1, self.last)
+
+
+@dataclass(frozen=True, slots=True)
+class _Slice:
+    """Where a document's text is, to read it again for its positions."""
+
+    text: str
+    start: int
+    end: int
+    line0: int
+    source: str
+    limits: InputLimits
+    lines: _Lines
+
+    def record(self, *, stop: int | None = None) -> Recorder:
+        """Read the document again with every position; a partial recorder when the text
+        ends early, is malformed or crosses a limit (:attr:`Recorder.stopped`; its
+        :meth:`~Recorder.current_path` says where)."""
+        start, line0, lines = self.start, self.line0, self.lines
+        recorder = Recorder(
+            source=self.source, limits=self.limits,
+            line_at=lambda mark: lines.at(mark.line + line0, mark.index + start),
+        )  # fmt: skip
+        parser = _Parser(self.text[start : self.end if stop is None else stop])
+        try:
+            parser.get_event()
+            if isinstance(parser.get_event(), yaml.DocumentStartEvent):
+                recorder.run(parser.get_event)
+        except yaml.YAMLError:
+            pass
+        except StopFile:
+            recorder.stopped = True
+        finally:
+            parser.dispose()
+        return recorder
+
+
+class _Positions:
+    """The lines and scalars of a fast-read document, recorded on first use."""
+
+    __slots__ = ("_eager", "_lines", "_scalars", "_slice")
+
+    def __init__(self, eager: dict[Path, int], where: _Slice) -> None:
+        self._eager = eager
+        self._slice: _Slice | None = where
+        self._lines: dict[Path, int] | None = None
+        self._scalars: dict[Path, Scalar] = {}
+
+    def full(self) -> tuple[dict[Path, int], dict[Path, Scalar]]:
+        if self._lines is None:
+            assert self._slice is not None
+            recorder = self._slice.record()
+            self._lines = {**self._eager, **recorder.lines}
+            self._scalars = recorder.scalars
+            self._slice = None
+        return self._lines, self._scalars
+
+
+class _LinesView(Mapping[Path, int]):
+    __slots__ = ("_positions",)
+
+    def __init__(self, positions: _Positions) -> None:
+        self._positions = positions
+
+    def __getitem__(self, path: Path) -> int:
+        eager = self._positions._eager
+        return eager[path] if path in eager else self._positions.full()[0][path]
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._positions._eager or path in self._positions.full()[0]
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self._positions.full()[0])
+
+    def __len__(self) -> int:
+        return len(self._positions.full()[0])
+
+
+class _ScalarsView(Mapping[Path, Scalar]):
+    __slots__ = ("_positions",)
+
+    def __init__(self, positions: _Positions) -> None:
+        self._positions = positions
+
+    def __getitem__(self, path: Path) -> Scalar:
+        return self._positions.full()[1][path]
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self._positions.full()[1])
+
+    def __len__(self) -> int:
+        return len(self._positions.full()[1])
+
+
+def _source_comment(text: str, start: int, end: int) -> str | None:
+    """The last ``# Source: path`` comment Helm writes above a document, between the previous
+    document's end and this document's first node (character indexes)."""
+    found = None
+    for match in _SOURCE_COMMENT_RE.finditer(text, start, end):
+        found = match.group(1)
+    return found
+
+
+class _Reader:
+    """One text's documents; see :func:`read_documents`."""
+
+    def __init__(self, text: str, *, source: str, limits: InputLimits) -> None:
+        self.text = text
+        self.source = source
+        self.limits = limits
+        self.lines = _Lines(text)
+        self.documents: list[Document] = []
+        self.diagnostics: list[Diagnostic] = []
+        self._typed: dict[str, object] = {}
+
+    def error(self, line: int, code: str, message: str, path: Path = (), *, column: int = 0) -> None:
+        self.diagnostics.append(
+            Diagnostic(self.source, line, Severity.ERROR, code, message, field=field_name(path), column=column)
+        )
+
+    def slice(self, start: int, end: int, line0: int) -> _Slice:
+        """The text from the start of the line of ``start`` (libyaml's 0-based ``line0``), so
+        that a document's indentation is kept."""
+        start = self.text.rfind("\n", 0, start) + 1
+        return _Slice(self.text, start, end, line0, self.source, self.limits, self.lines)
+
+    def read(self) -> None:
+        forbidden = _FORBIDDEN_CHARACTER_RE.search(self.text)
+        if forbidden is not None:
+            self._forbidden(forbidden.start())
+            return
+        parser = _Parser(self.text)
+        previous_end = 0
+        document_start, document_line = 0, 0
+        try:
+            parser.get_event()
+            while True:
+                event = parser.get_event()
+                if not isinstance(event, yaml.DocumentStartEvent):
+                    break
+                document_start, document_line = event.start_mark.index, event.start_mark.line
+                if len(self.documents) >= self.limits.max_documents:
+                    self.error(
+                        self.lines.at(event.start_mark.line, document_start), "too-many-documents",
+                        f"more than {self.limits.max_documents:,} YAML documents in one file "
+                        "(--max-documents, POLICYCTL_MAX_DOCUMENTS); the rest of the file is not read",
+                    )  # fmt: skip
+                    return
+                previous_end = self._document(parser, document_start, document_line, previous_end)
+        except StopFile:
+            return
+        except yaml.YAMLError as error:
+            self._syntax(error, document_start, document_line)
+        finally:
+            parser.dispose()
+
+    def _document(self, parser: yaml.CSafeLoader, start: int, line0: int, previous_end: int) -> int:
+        """Read one document (its start event consumed); the index where it ends."""
+        index = len(self.documents)
+        try:
+            value, root_index, end = fast_document(parser.get_event, self.limits, self._typed)
+        except Bail:
+            end = skip_document(parser.get_event)
+            self._recorded(self.slice(start, end, line0), index, previous_end)
+            return end
+        where = self.slice(start, end, line0)
+        root_line = self.lines.at(where.line0 + self.text.count("\n", where.start, root_index), root_index)
+        comment = _source_comment(self.text, previous_end, root_index) if value is not None else None
+        positions = _Positions({(): root_line}, where)
+        self.documents.append(Document(
+            self.source, index, value, source_comment=comment,
+            lines=_LinesView(positions), scalars=_ScalarsView(positions),
+        ))  # fmt: skip
+        return end
+
+    def _recorded(self, where: _Slice, index: int, previous_end: int) -> None:
+        recorder = where.record()
+        self.diagnostics.extend(recorder.diagnostics)
+        if recorder.stopped:
+            raise StopFile
+        root_index = where.start + recorder.root_index
+        recorder.lines.setdefault((), self.lines.at(where.line0, where.start))
+        comment = _source_comment(self.text, previous_end, root_index) if recorder.root is not None else None
+        self.documents.append(Document(
+            self.source, index, recorder.root, source_comment=comment,
+            lines=recorder.lines, scalars=recorder.scalars, defects=tuple(recorder.defects),
+        ))  # fmt: skip
+
+    def _syntax(self, error: yaml.YAMLError, document_start: int, document_line: int) -> None:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        if mark is not None:
+            line, column, index = self.lines.at(mark.line, mark.index), mark.column + 1, mark.index
+        else:
+            line, column, index = self.lines.last, 0, len(self.text)
+        where = self.slice(document_start, len(self.text), document_line)
+        path = where.record(stop=max(index, where.start)).current_path()
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        context = getattr(error, "context", None)
+        message = f"malformed YAML: {problem}" + (f" ({context})" if context else "")
+        self.error(line, "yaml-syntax", message, path, column=column)
+
+    def _forbidden(self, index: int) -> None:
+        """A character YAML does not allow (a control character, a NUL byte): the line and the
+        field where it is, found by reading the text up to it."""
+        start = self.text.rfind("\n---", 0, index)
+        where = self.slice(0 if start < 0 else start + 1, len(self.text), 0)
+        path = where.record(stop=index).current_path()
+        self.error(
+            self.lines.of_index(self.text, index), "yaml-syntax",
+            f"malformed YAML: character U+{ord(self.text[index]):04X} is not allowed in YAML (binary data?)", path,
+        )
+
+
+def read_documents(
+    text: str, *, source: str, limits: InputLimits = DEFAULT_LIMITS
+) -> tuple[list[Document], list[Diagnostic]]:
     """Every document of a YAML or JSON text, with the diagnostics found while reading.
 
     Empty documents (``---`` with nothing after it) are kept with value ``None`` so that
     document indexes match the file."""
-    text = _join_json_surrogates(text)
-    documents: list[Document] = []
-    diagnostics: list[Diagnostic] = []
-    lines = text.splitlines()
-    previous_end = 0
-    try:
-        for index, root in enumerate(yaml.compose_all(text, Loader=_Loader)):
-            builder = _Builder(source=source, index=index)
-            start = root.start_mark.line
-            builder.lines[()] = start + 1
-            try:
-                value = builder.build(root, ())
-            except _TooLarge as too_large:
-                diagnostics.append(Diagnostic(
-                    source, too_large.line, Severity.ERROR, "yaml-too-large",
-                    f"document expands to more than {_MAX_NODES} nodes (aliases?)",
-                ))  # fmt: skip
-                value = None
-            documents.append(Document(
-                source, index, value,
-                source_comment=_source_comment(lines, previous_end, start + 1),
-                lines=builder.lines, scalars=builder.scalars, defects=tuple(builder.defects),
-            ))  # fmt: skip
-            diagnostics.extend(builder.diagnostics)
-            previous_end = max(builder.lines.values())
-    except yaml.YAMLError as error:
-        diagnostics.append(_syntax_diagnostic(error, source=source, text=text))
-    return documents, diagnostics
+    reader = _Reader(_join_json_surrogates(text), source=source, limits=limits)
+    reader.read()
+    return reader.documents, reader.diagnostics

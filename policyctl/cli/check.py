@@ -13,19 +13,27 @@ bad assertion files; the report is still printed), else 1 when a finding is at o
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Sequence
 
 import click
 
 from policyctl import __version__
-from policyctl.cli.inputs import EXIT_INPUT, EXIT_NO, EXIT_OK, cluster_options, live_requested, load_cluster, namespace_option
+from policyctl.cli.inputs import (
+    EXIT_INPUT,
+    EXIT_NO,
+    EXIT_OK,
+    cluster_options,
+    input_limits,
+    live_requested,
+    load_cluster,
+    namespace_option,
+)
 from policyctl.cli.render_check import at_or_above, to_github, to_json, to_junit, to_sarif, to_text
 from policyctl.policy.diagnostics import Diagnostic, Severity, has_errors
-from policyctl.policy.loader import MANIFEST_SUFFIXES, STDIN_SOURCE, load_documents
+from policyctl.policy.loader import load_documents
+from policyctl.policy.manifestfiles import read_sources as read_manifest_sources
 from policyctl.policy.model import Cluster
-from policyctl.policy.yamlsource import Document, read_documents
+from policyctl.policy.yamlsource import Document
 from policyctl.verifier.assertions import check_assertions, load_assertions
 from policyctl.verifier.lint import RULES, lint
 from policyctl.verifier.lint_sources import Manifests, through_source_comments
@@ -33,47 +41,9 @@ from policyctl.verifier.lint_sources import Manifests, through_source_comments
 FORMATS = ("text", "json", "sarif", "junit", "github")
 
 
-def _expand(paths: Sequence[str]) -> list[str]:
-    found: list[str] = []
-    for path in paths:
-        if path != "-" and os.path.isdir(path):
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                found.extend(os.path.join(root, f) for f in sorted(files) if f.endswith(MANIFEST_SUFFIXES))
-        else:
-            found.append(path)
-    return found
-
-
 def read_sources(paths: Sequence[str]) -> tuple[list[str], list[Document], list[Diagnostic]]:
     """The files read (``<stdin>`` for ``-``), their documents and the reading diagnostics."""
-    files: list[str] = []
-    documents: list[Document] = []
-    diagnostics: list[Diagnostic] = []
-    for path in _expand(paths):
-        source = STDIN_SOURCE if path == "-" else path
-        files.append(source)
-        try:
-            if path == "-":
-                text = sys.stdin.read()
-            else:
-                with open(path, encoding="utf-8-sig") as handle:
-                    text = handle.read()
-        except FileNotFoundError:
-            diagnostics.append(Diagnostic(path, 0, Severity.ERROR, "unreadable-file", "no such file or directory"))
-            continue
-        except UnicodeDecodeError as error:
-            diagnostics.append(Diagnostic(
-                path, 0, Severity.ERROR, "unreadable-file", f"not UTF-8 text ({error.reason} at byte {error.start})"
-            ))  # fmt: skip
-            continue
-        except OSError as error:
-            diagnostics.append(Diagnostic(path, 0, Severity.ERROR, "unreadable-file", error.strerror or str(error)))
-            continue
-        read, found = read_documents(text, source=source)
-        documents.extend(read)
-        diagnostics.extend(found)
-    return files, documents, diagnostics
+    return read_manifest_sources(paths, limits=input_limits())
 
 
 def assertion_findings(cluster: Cluster, paths: Sequence[str]) -> tuple[list[Diagnostic], list[Diagnostic]]:

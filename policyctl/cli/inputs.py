@@ -29,6 +29,7 @@ import yaml
 from rich.console import Console
 
 from policyctl.policy.diagnostics import Diagnostic, InputError, PolicyctlError, Severity, has_errors
+from policyctl.policy.inputlimits import DEFAULT_LIMITS, MIB, InputLimits
 from policyctl.policy.loader import load
 from policyctl.policy.model import Cluster, Family, Protocol
 
@@ -181,7 +182,7 @@ def load_cluster(filenames: Sequence[str], *, namespace: str) -> Cluster:
     if not filenames:
         raise fail("no input: give manifests with -f PATH")
     stdin = sys.stdin if "-" in filenames else None
-    result = load(list(filenames), stdin=stdin, default_namespace=namespace)
+    result = load(list(filenames), stdin=stdin, default_namespace=namespace, limits=input_limits())
     print_diagnostics(result.diagnostics)
     if not result.ok:
         raise click.exceptions.Exit(EXIT_INPUT)
@@ -208,6 +209,62 @@ def skipped_kinds() -> dict[str, int]:
     """Kind -> count of the objects the current command read and skipped."""
     ctx = click.get_current_context(silent=True)
     return dict(ctx.find_root().meta.get(_SKIPPED, {})) if ctx is not None else {}
+
+
+_LIMITS = "policyctl.input-limits"
+_SIZE_UNITS = {"": 1, "K": 2**10, "KI": 2**10, "M": MIB, "MI": MIB, "G": 2**30, "GI": 2**30}
+
+
+class ByteSize(click.ParamType):
+    """``1048576``, ``512K``, ``256M``, ``1G`` (binary units; ``MiB`` and ``MB`` are the same)."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper().removesuffix("B")
+        digits = text.rstrip("KMGI")
+        unit = text[len(digits):]
+        if not digits.isdigit() or unit not in _SIZE_UNITS or int(digits) < 1:
+            self.fail(f"{value!r}: expected a size such as 1048576, 512K, 256M or 1G", param, ctx)
+        return int(digits) * _SIZE_UNITS[unit]
+
+
+def input_limit_options(function: F) -> F:
+    """``--max-file-size``, ``--max-documents``, ``--max-depth`` and ``--max-number-digits``
+    (each also read from ``POLICYCTL_MAX_*``), kept for :func:`input_limits`."""
+    defaults = DEFAULT_LIMITS
+    options = (
+        click.option("--max-file-size", type=ByteSize(), envvar="POLICYCTL_MAX_FILE_SIZE",
+                     default=defaults.max_file_bytes, show_default=f"{defaults.max_file_bytes // MIB}M",
+                     help="Largest manifest file (or standard input) read. Env: POLICYCTL_MAX_FILE_SIZE."),
+        click.option("--max-documents", type=click.IntRange(min=1), envvar="POLICYCTL_MAX_DOCUMENTS",
+                     default=defaults.max_documents, show_default=True,
+                     help="Most YAML documents read from one file. Env: POLICYCTL_MAX_DOCUMENTS."),
+        click.option("--max-depth", type=click.IntRange(1, 1000), envvar="POLICYCTL_MAX_DEPTH",
+                     default=defaults.max_depth, show_default=True,
+                     help="Deepest nesting of maps and lists in a document. Env: POLICYCTL_MAX_DEPTH."),
+        click.option("--max-number-digits", type=click.IntRange(min=20), envvar="POLICYCTL_MAX_NUMBER_DIGITS",
+                     default=defaults.max_number_digits, show_default=True,
+                     help="Longest unquoted number read. Env: POLICYCTL_MAX_NUMBER_DIGITS."),
+    )  # fmt: skip
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def keep_input_limits(ctx: click.Context, *, max_file_size: int, max_documents: int, max_depth: int,
+                      max_number_digits: int) -> None:  # fmt: skip
+    """Remember the limits given to the command group for every command that reads input."""
+    ctx.meta[_LIMITS] = InputLimits(max_file_size, max_documents, max_depth, max_number_digits)
+
+
+def input_limits() -> InputLimits:
+    """The limits of the current command (the defaults when none were given)."""
+    ctx = click.get_current_context(silent=True)
+    limits = ctx.meta.get(_LIMITS) if ctx is not None else None
+    return limits if isinstance(limits, InputLimits) else DEFAULT_LIMITS
 
 
 def read_live_cluster(*, kubeconfig: str | None, context: str | None, namespace: str | None) -> Cluster:
