@@ -30,6 +30,7 @@ COMMANDS = (
     "policyctl.cli.gen:gen",
     "policyctl.cli.diff:diff",
     "policyctl.cli.verify:verify",
+    "policyctl.cli.convert:convert",
 )
 
 
