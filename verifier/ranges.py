@@ -5,10 +5,10 @@ adds for cluster-scoped peers), so :meth:`PolicyIndex.atoms` cuts the address sp
 of them starts or ends. Two more facts depend on *which* address it is: ingress from the
 destination pod's own node is always allowed ("agents on a node ... can communicate with all
 pods on that node"), and node addresses may be matched as nodes; so every node address inside
-the range is its own piece. :func:`pieces` clips the atoms to a range and gives each piece the
-key that decides it: the index's view of its addresses and whether it is an address of a
-given node. Pieces with equal keys get the same verdict with the same reasons (only the
-address they name differs), so a caller decides one piece per key.
+the range is its own piece. :func:`pieces` clips the atoms to a range and gives each piece
+what decides it: the index's view of its addresses and whether it is an address of a given
+node. Pieces with equal views and flags get the same verdict with the same reasons (only the
+address they name differs), so a caller needs to decide one piece per distinct pair at most.
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ from .index import PolicyIndex, View
 
 @dataclass(frozen=True, slots=True)
 class Piece:
-    """Addresses ``first``..``last`` that every policy treats alike; ``key`` decides them."""
+    """Addresses that every policy treats alike (``view``); ``own_node``: they are the
+    address of the node of the pod at the other end."""
 
     range: AddressRange
-    key: tuple[View, bool]
+    view: View
+    own_node: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,6 @@ def pieces(index: PolicyIndex, network: IPNetwork, *, own_node: Iterable[IPAddre
         if atom.high < low or atom.low > high:
             continue
         first, last = as_address(max(atom.low, low), family), as_address(min(atom.high, high), family)
-        found.append(Piece(AddressRange(first, last), (index.view_of_address(first), first in own and first == last)))
+        found.append(Piece(AddressRange(first, last), index.view_of_address(first), first in own and first == last))
     return tuple(found)
 

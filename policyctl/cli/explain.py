@@ -10,7 +10,7 @@ distinct explanations, not with the number of pieces.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 
 import click
@@ -33,13 +33,15 @@ from policyctl.cli.progress import Progress, quiet_option
 from policyctl.cli.render_explain import explain_document, render_explain_table
 from policyctl.policy.addressranges import AddressRange
 from policyctl.policy.endpoints import ResolvedEndpoint, resolve_endpoint
-from policyctl.policy.model import Cluster, Family, IPAddress, IPBlockPeer, Node, Pod, Protocol
+from policyctl.policy.model import Cluster, Direction, Family, IPAddress, IPBlockPeer, Node, Pod, Protocol
 from policyctl.policy.portsummary import PortSummary, summarize_ports
 from policyctl.policy.semantics import evaluate
 from policyctl.compiler.intervals import block_intervals
 from policyctl.policy.verdicts import Connection, DirectionVerdict, Endpoint, PeerResult, Verdict
 from policyctl.verifier.index import PolicyIndex
-from policyctl.verifier.ranges import RangeSet, pieces
+from policyctl.verifier.decisions import Decider
+from policyctl.verifier.index import EndKind
+from policyctl.verifier.ranges import Piece, RangeSet, pieces
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +153,8 @@ def compute_findings(cluster: Cluster, query: Query) -> tuple[Finding, ...]:
     the other end's node), one representative per key is decided, and keys whose outcomes are
     equal (:func:`_outcome_key`) share a finding, listing every range they cover."""
     index = PolicyIndex(cluster) if query.source.network is not None or query.destination.network is not None else None
-    sources = _pieces(cluster, index, query.source, query.destination)
-    destinations = _pieces(cluster, index, query.destination, query.source)
+    sources = _pieces(cluster, index, query.source, query.destination, family=query.family, is_source=True)
+    destinations = _pieces(cluster, index, query.destination, query.source, family=query.family, is_source=False)
     by_key: dict[tuple[object, object], tuple[Endpoint, Endpoint, list[AddressRange], list[AddressRange]]] = {}
     for source_key, source, source_range in sources:
         for destination_key, destination, destination_range in destinations:
@@ -235,7 +237,13 @@ def _decide(cluster: Cluster, query: Query, source: Endpoint, destination: Endpo
 
 
 def _pieces(
-    cluster: Cluster, index: PolicyIndex | None, end: ResolvedEndpoint, other: ResolvedEndpoint
+    cluster: Cluster,
+    index: PolicyIndex | None,
+    end: ResolvedEndpoint,
+    other: ResolvedEndpoint,
+    *,
+    family: Family,
+    is_source: bool,
 ) -> list[tuple[object, Endpoint, AddressRange | None]]:
     """(key, representative end, range) per piece of ``end``; one piece unless it is a CIDR.
     The representative of a key is the first address of its first piece."""
@@ -247,12 +255,37 @@ def _pieces(
     if isinstance(other.endpoint, Pod) and other.endpoint.node is not None:
         node = cluster.node_by_name.get(other.endpoint.node)
         own = node.addresses if node is not None else ()
+    key = _piece_key(index, other.endpoint, family=family, is_source=is_source)
     first: dict[object, IPAddress] = {}
     found = []
     for piece in pieces(index, end.network, own_node=own):
-        representative = first.setdefault(piece.key, piece.range.first)
-        found.append((piece.key, representative, piece.range))
+        chosen = key(piece)
+        representative = first.setdefault(chosen, piece.range.first)
+        found.append((chosen, representative, piece.range))
     return found  # type: ignore[return-value]
+
+
+def _piece_key(
+    index: PolicyIndex, other: Endpoint | None, *, family: Family, is_source: bool
+) -> Callable[[Piece], object]:
+    """What decides the explanation of a piece of addresses facing ``other``: whether it is
+    ``other``'s own node, and, when ``other`` is a pod, the ports the pod's half allows
+    (``Decider.half``, every tier included) and which of the rules applying to it have a peer
+    matching the piece. Pieces with equal keys have equal :func:`_outcome_key` (the
+    verifier's decisions are those of the oracle, property-tested), so a few keys stand for
+    many pieces: one per rule outcome, not one per ipBlock."""
+    if not isinstance(other, Pod):
+        return lambda piece: piece.own_node
+    decider = Decider(index)
+    direction = Direction.INGRESS if is_source else Direction.EGRESS
+    view = index.view_of_pod(other, family)
+    rules = [index.rules[i] for i in index.applying(view.selectors, direction)[1]] if view.kind is EndKind.POD else []
+
+    def key(piece: Piece) -> object:
+        matches = tuple(decider.peer_matches(rule, piece.view) for rule in rules)
+        return piece.own_node, decider.half(direction, view, piece.view), matches
+
+    return key
 
 
 def _outcome_key(finding: Finding) -> Hashable:
