@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping
 
 from policyctl.policy.diagnostics import Diagnostic
 from policyctl.policy.model import Cluster
-from policyctl.verifier import lint_peers, lint_policies, lint_ports
+from policyctl.verifier import lint_peers, lint_policies, lint_ports, lint_tiers
 from policyctl.verifier.lint_context import Check, LintContext, LintRule
 from policyctl.verifier.lint_sources import Manifests
 
@@ -23,6 +23,7 @@ CHECKS: tuple[tuple[LintRule, Check], ...] = (
     *lint_ports.CHECKS,
     *lint_peers.CHECKS,
     *lint_policies.CHECKS,
+    *lint_tiers.CHECKS,
 )
 
 #: Every lint rule by code, in code order.
