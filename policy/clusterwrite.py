@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-
 from policyctl.policy.clustermodel import (
     BASELINE_ADMIN_PRIORITY,
     ClusterNetworkPolicy,
@@ -39,8 +38,16 @@ from policyctl.policy.clustermodel import (
     SourceKind,
     Tier,
 )
+from policyctl.policy.model import (
+    Direction,
+    IPBlockPeer,
+    LabelSelector,
+    PodPeer,
+    PortMatch,
+    Protocol,
+    SelectedNamespaces,
+)
 from policyctl.policy.scalars import resolve_plain
-from policyctl.policy.model import Direction, IPBlockPeer, LabelSelector, PodPeer, PortMatch, Protocol, SelectedNamespaces
 
 API_VERSION = "policy.networking.k8s.io/v1alpha2"
 _MAX_CIDRS = 25
@@ -186,7 +193,7 @@ def _baseline_priority(others: Iterable[ClusterNetworkPolicy]) -> int:
     if BASELINE_ADMIN_PRIORITY not in taken:
         return BASELINE_ADMIN_PRIORITY
     below = max((p for p in taken if p < BASELINE_ADMIN_PRIORITY), default=-1) + 1
-    return below if below < BASELINE_ADMIN_PRIORITY else BASELINE_ADMIN_PRIORITY
+    return min(BASELINE_ADMIN_PRIORITY, below)
 
 
 def convert_policies(policies: Iterable[ClusterNetworkPolicy]) -> tuple[Converted, ...]:

@@ -39,11 +39,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from policyctl.compiler.intervals import Interval
+from policyctl.policy.clustermodel import Action
 from policyctl.policy.model import Direction, PortMatch
 
-from policyctl.policy.clustermodel import Action
-
-from .index import EndKind, IndexedClusterRule, IndexedRule, NamedPorts, PolicyIndex, View
+from .index import (
+    EndKind,
+    IndexedClusterRule,
+    IndexedRule,
+    NamedPorts,
+    PolicyIndex,
+    View,
+)
 from .portsets import ALL, NONE, PortSet
 
 

@@ -30,7 +30,9 @@ What each rule checks, precisely:
   acts as Accept too.
 * ``baseline-unreachable``: a Baseline rule whose subject selects some pods, every one of them
   isolated by NetworkPolicy in the rule's direction, so the rule never applies.
-* ``domain-names-not-enforced``: every ``domainNames`` peer (it matches no traffic here).
+* ``domain-names-not-enforced``: every ``domainNames`` peer (it matches no traffic here), for
+  policies the loader did not already report (it warns with the same code when it reads a
+  file).
 """
 
 from __future__ import annotations
@@ -39,7 +41,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from policyctl.policy.clustermodel import Action, ClusterNetworkPolicy, ClusterRule, DomainNamesPeer, Tier
+from policyctl.policy.clustermodel import (
+    Action,
+    ClusterNetworkPolicy,
+    ClusterRule,
+    DomainNamesPeer,
+    Tier,
+)
 from policyctl.policy.diagnostics import Diagnostic, Severity, format_path
 from policyctl.policy.model import Cluster, Direction, Family, Pod
 from policyctl.verifier.decisions import Decider
@@ -423,7 +431,13 @@ def unreachable_baseline_rules(context: LintContext) -> Iterator[Diagnostic]:
 
 
 def unenforced_domain_names(context: LintContext) -> Iterator[Diagnostic]:
+    """Policies read from the documents lint was given were already reported by the loader,
+    with this code, at the peer (``policy.clusterparse``); the others (a cluster read from the
+    API, or built in code) are reported here."""
+    read = {d.source for d in context.manifests.documents}
     for policy in context.cluster.cluster_policies:
+        if policy.provenance is not None and policy.provenance.file in read:
+            continue
         for rule in policy.egress:
             for i, peer in enumerate(rule.peers):
                 if isinstance(peer, DomainNamesPeer):
@@ -435,18 +449,6 @@ def unenforced_domain_names(context: LintContext) -> Iterator[Diagnostic]:
                         "DNS-aware data path",
                         path=(*_rule_path(rule), "to"),
                     )  # fmt: skip
-
-
-def domain_name_notes(policies: tuple[ClusterNetworkPolicy, ...]) -> tuple[str, ...]:
-    """One line per rule with ``domainNames``, for commands that prove or explain: the peer
-    matches nothing here."""
-    return tuple(
-        f"{rule.provenance or policy}: {policy} {rule.label}: domainNames not enforced: names are not resolved "
-        "(treated as matching no traffic)"
-        for policy in policies
-        for rule in policy.egress
-        if any(isinstance(p, DomainNamesPeer) for p in rule.peers)
-    )
 
 
 CHECKS: tuple[tuple[LintRule, Check], ...] = (

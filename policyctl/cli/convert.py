@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import click
+
 from policyctl.cli.inputs import (
     EXIT_INPUT,
     EXIT_NO,
@@ -26,8 +27,18 @@ from policyctl.cli.inputs import (
     namespace_option,
     print_diagnostics,
 )
-from policyctl.policy.clustermodel import ClusterNetworkPolicy, DomainNamesPeer, SourceKind, Tier
-from policyctl.policy.clusterwrite import Converted, UnwritableError, convert_policies, manifests_yaml
+from policyctl.policy.clustermodel import (
+    ClusterNetworkPolicy,
+    DomainNamesPeer,
+    SourceKind,
+    Tier,
+)
+from policyctl.policy.clusterwrite import (
+    Converted,
+    UnwritableError,
+    convert_policies,
+    manifests_yaml,
+)
 from policyctl.policy.diagnostics import has_errors
 from policyctl.policy.loader import load_documents
 from policyctl.policy.model import Cluster

@@ -11,8 +11,6 @@ from dataclasses import replace
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from policyctl.cli.convert import render
 from policyctl.policy.clustermodel import ClusterNetworkPolicy, SourceKind, Tier
 from policyctl.policy.clusterwrite import convert_policies
 from policyctl.policy.diagnostics import has_errors
@@ -22,6 +20,8 @@ from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
 from policyctl.policy.yamlsource import read_documents
 from policyctl.verifier.migration import first_counterexample
+
+from policyctl.cli.convert import render
 from tests.cluster_strategies import tiered_clusters
 from tests.strategies import connections
 
@@ -86,10 +86,8 @@ def test_a_counterexample_is_a_connection_the_oracle_decides_differently(cluster
         return
     difference = found.difference
     protocol, port = difference.ports.first()  # type: ignore[misc]
-    source = cluster.pod_by_key[difference.source.key] if isinstance(difference.source, Pod) else difference.source
-    destination = (
-        cluster.pod_by_key[difference.destination.key] if isinstance(difference.destination, Pod) else difference.destination
-    )
+    source, destination = (cluster.pod_by_key[e.key] if isinstance(e, Pod) else e
+                           for e in (difference.source, difference.destination))  # fmt: skip
     connection = Connection(source, destination, protocol, port, difference.family)
     before = evaluate(cluster, connection).allowed
     after_connection = Connection(

@@ -7,7 +7,6 @@ node. The expected line is read from the manifest text, not from the code under 
 from __future__ import annotations
 
 import pytest
-
 from policyctl.policy.loader import load_documents
 from policyctl.policy.yamlsource import read_documents
 from policyctl.verifier.lint import RULES, lint
@@ -151,7 +150,8 @@ def _lint(text: str, code: str):
     loaded = load_documents(documents)
     assert not [d for d in (*problems, *loaded.diagnostics) if d.severity.value == "error"]
     skip = [c for c in RULES if c != code]
-    return lint(loaded.cluster, Manifests.index(documents), skip=skip)
+    manifests = Manifests() if code == "domain-names-not-enforced" else Manifests.index(documents)
+    return lint(loaded.cluster, manifests, skip=skip)
 
 
 def _marked_line(text: str) -> int:
@@ -162,7 +162,8 @@ def _marked_line(text: str) -> int:
 @pytest.mark.parametrize(("code", "bad", "fixed", "message"), CASES)
 def test_tier_rule_fires_at_the_marked_line(code: str, bad: str, fixed: str, message: str) -> None:
     found = _lint(bad, code)
-    assert [(d.code, d.file, d.line) for d in found] == [(code, "case.yaml", _marked_line(bad))], [str(d) for d in found]
+    expected = [(code, "case.yaml", _marked_line(bad))]
+    assert [(d.code, d.file, d.line) for d in found] == expected, [str(d) for d in found]
     assert message in found[0].message
     assert found[0].hint
     assert found[0].severity is RULES[code].severity
@@ -184,3 +185,13 @@ def test_same_priority_overlap_names_both_policies_with_their_places() -> None:
 def test_tier_rules_are_silent_without_cluster_policies() -> None:
     for code in ("cluster-rule-shadowed", "same-priority-overlap", "pass-to-nowhere", "baseline-unreachable"):
         assert _lint(ISOLATE_X_IN, code) == ()
+
+
+def test_domain_names_read_from_a_file_are_reported_once_by_the_loader() -> None:
+    text = _cnp("names", "Admin", 1, DOMAINS_OUT)
+    documents, _ = read_documents(BASE + text, source="case.yaml")
+    loaded = load_documents(documents)
+    from_loader = [d for d in loaded.diagnostics if d.code == "domain-names-not-enforced"]
+    assert [(d.file, d.field) for d in from_loader] == [("case.yaml", "spec.egress[0].to[0].domainNames")]
+    skip = [c for c in RULES if c != "domain-names-not-enforced"]
+    assert lint(loaded.cluster, Manifests.index(documents), skip=skip) == ()

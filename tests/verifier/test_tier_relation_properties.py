@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from policyctl.policy.ipblocks import end_address
 from policyctl.policy.model import Cluster, Family, Node, Pod, Protocol
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
 from policyctl.verifier.portsets import ALL, FIRST_PORT, LAST_PORT, NONE, PortSet
 from policyctl.verifier.relation import Relation, connectivity
+
 from tests.cluster_strategies import tiered_clusters
 from tests.strategies import connections, edge_ports
 
@@ -100,4 +100,5 @@ def test_outside_classes_with_tiers_agree_with_semantics(cluster: Cluster) -> No
             for pod in cluster.pods:
                 address = outside.witness
                 _agrees(cluster, Connection(pod, address, Protocol.TCP, 80, family), relation.to_address(pod, address))
-                _agrees(cluster, Connection(address, pod, Protocol.TCP, 80, family), relation.from_address(address, pod))
+                inbound = relation.from_address(address, pod)
+                _agrees(cluster, Connection(address, pod, Protocol.TCP, 80, family), inbound)
