@@ -599,10 +599,14 @@ def _v(family: Family) -> str:
     return "4" if family is Family.IPV4 else "6"
 
 
+def final_verdict(mode: Mode) -> Verdict:
+    """What a denied new connection meets: drop, or in audit mode return (it passes)."""
+    return Verdict.DROP if mode is Mode.ENFORCE else Verdict.RETURN
+
+
 def deny_rules(mode: Mode, pod: Pod, direction: Direction, comment: str) -> tuple[Rule, ...]:
     """Log (rate-limited) and drop; in audit mode log, count and return."""
-    final = Verdict.DROP if mode is Mode.ENFORCE else Verdict.RETURN
-    return (Rule((LOG_RATE, Log(log_prefix(mode, direction, pod)))), Rule((Counter(), final), comment=comment))
+    return (Rule((LOG_RATE, Log(log_prefix(mode, direction, pod)))), Rule((Counter(), final_verdict(mode)), comment=comment))
 
 
 def network_policy_rules(mode: Mode, pod: Pod, direction: Direction, allows: tuple[str, ...], sources: Collection[str]) -> tuple[Rule, ...]:
@@ -727,7 +731,7 @@ def compile_node(
 ) -> Ruleset:
     """The ruleset ``node`` must enforce for ``cluster``. Pure and deterministic: equal input
     gives an equal (and identically rendered) ruleset."""
-    from .tiers import Stages, TierSets, tier_chains
+    from .tiers import Denial, Stages, TierSets, tier_chains
 
     graph = graph if graph is not None else PolicyGraph(cluster)
     tier_sets = TierSets(cluster, graph.index) if cluster.cluster_policies else None
@@ -775,8 +779,8 @@ def compile_node(
             assert tier_sets is not None
             name = tiered_chain_name(mode, pod, direction, allows if is_isolated else None)
             stage = network_policy_rules(mode, pod, direction, allows, sources) if is_isolated else None
-            tail = deny_rules(mode, pod, direction, "denied by a cluster policy rule")
-            chains = tier_chains(tier_sets, stages, direction, pod, name=name, network_policy=stage, deny_tail=tail,
+            denial = Denial((LOG_RATE, Log(log_prefix(mode, direction, pod))), final_verdict(mode))
+            chains = tier_chains(tier_sets, stages, direction, pod, name=name, network_policy=stage, denial=denial,
                                  comment=f"{direction.value.lower()} of {pod.key}")
             pod_chains.extend(chains)
             chain = chains[0]

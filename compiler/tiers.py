@@ -11,8 +11,8 @@ without userspace:
 * ``Accept`` is ``counter accept``: it ends this direction's base chain only, so the other
   direction (the next postrouting base chain) still decides, as "an egress Accept still leaves
   the destination's ingress to decide";
-* ``Deny`` is ``counter goto <pod chain>-deny``: the pod's rate-limited log and drop (audit
-  mode: log, count and return);
+* ``Deny`` logs (rate-limited, the pod's prefix) and is ``counter drop`` (audit mode: log,
+  count and return), as the NetworkPolicy stage denies;
 * ``Pass`` is ``counter goto <pod chain>-pass``, the NetworkPolicy or Baseline stage without
   the rest of the Admin tier (``counter return`` when that stage is empty).
 
@@ -217,12 +217,22 @@ def _set(name: str, types: tuple[FieldType, ...], elements: tuple[Element, ...],
 
 
 def _comment(policy: ClusterNetworkPolicy, rule: ClusterRule, family: Family) -> str:
+    """The policy first (``enforcer.stats`` counts a rule for the ``Kind/name`` it names)."""
     where = f" {rule.provenance}" if rule.provenance else ""
     text = (
-        f"{policy.tier.value} {policy.ref} priority {policy.priority} {_label(rule)} "
-        f"{rule.action.value.lower()} {family.value}{where}"
+        f"{policy.ref} {_label(rule)} {rule.action.value.lower()}, {policy.tier.value} tier priority "
+        f"{policy.priority}, {family.value}{where}"
     )
     return text[:COMMENT_MAX_BYTES]
+
+
+@dataclass(frozen=True, slots=True)
+class Denial:
+    """What a Deny does, as the NetworkPolicy stage does it: ``log`` (rate-limited) in one
+    rule, then ``counter`` and ``final`` (drop; audit mode: return) in the next."""
+
+    log: tuple[Statement, ...]
+    final: Verdict
 
 
 def tier_rules(
@@ -231,23 +241,18 @@ def tier_rules(
     direction: Direction,
     local: Pod,
     *,
-    deny: str,
+    denial: Denial,
     passed: Statement,
 ) -> list[Rule]:
-    """The nft rules of one tier for ``local``, in precedence order: per cluster rule, one
-    lookup per family the local pod has an address in, with the rule's verdict."""
+    """The nft rules of one tier for ``local``, in precedence order: per cluster rule and
+    family the local pod has an address in, one lookup with the rule's verdict (a Deny: a
+    logging lookup, then the counting one, so its counter names the policy)."""
     rules: list[Rule] = []
     peer_is_source = direction is Direction.INGRESS
     families = [f for f in (Family.IPV4, Family.IPV6) if local.ip(f) is not None]
     for policy in policies:
         for rule in policy.rules(direction):
-            verdict: Statement
-            if rule.action is Action.ACCEPT:
-                verdict = Verdict.ACCEPT
-            elif rule.action is Action.DENY:
-                verdict = Goto(deny)
-            else:
-                verdict = passed
+            verdict: Statement = {Action.ACCEPT: Verdict.ACCEPT, Action.DENY: denial.final}.get(rule.action, passed)
             domains = [p for p in rule.peers if isinstance(p, DomainNamesPeer)]
             if domains:
                 names = ",".join(n for p in domains for n in p.names)
@@ -258,8 +263,10 @@ def tier_rules(
                 if name is None:
                     continue
                 peer = Key.address(family, source=peer_is_source)
-                keys = (peer, Key.L4PROTO, Key.TH_DPORT) if rule.ports else (peer,)
-                rules.append(Rule((Lookup(keys, name), Counter(), verdict), _comment(policy, rule, family)))
+                lookup = Lookup((peer, Key.L4PROTO, Key.TH_DPORT) if rule.ports else (peer,), name)
+                if rule.action is Action.DENY:
+                    rules.append(Rule((lookup, *denial.log)))
+                rules.append(Rule((lookup, Counter(), verdict), _comment(policy, rule, family)))
     return rules
 
 
@@ -271,26 +278,23 @@ def tier_chains(
     *,
     name: str,
     network_policy: tuple[Rule, ...] | None,
-    deny_tail: tuple[Rule, ...],
+    denial: Denial,
     comment: str,
 ) -> tuple[Chain, ...]:
-    """The pod chain ``name`` (Admin rules, then the lower stage) and, when used, ``name-pass``
-    (the lower stage alone, for Pass) and ``name-deny`` (log and drop). The lower stage is the
-    NetworkPolicy stage when ``network_policy`` is given (the pod is isolated: allow lookups,
-    log, drop), else the Baseline rules; falling off the end returns, and the base chain
-    accepts (the default allow)."""
-    deny = f"{name}-deny"
+    """The pod chain ``name`` (Admin rules, then the lower stage) and, when an Admin rule
+    passes to a non-empty lower stage, ``name-pass`` (the lower stage alone). The lower stage
+    is the NetworkPolicy stage when ``network_policy`` is given (the pod is isolated: allow
+    lookups, log, drop), else the Baseline rules; falling off the end returns, and the base
+    chain accepts (the default allow)."""
     lower: list[Rule]
     if network_policy is not None:
         lower = list(network_policy)
     else:
-        lower = tier_rules(sets, stages.baseline, direction, local, deny=deny, passed=Verdict.RETURN)
+        lower = tier_rules(sets, stages.baseline, direction, local, denial=denial, passed=Verdict.RETURN)
     pass_name = f"{name}-pass"
     passed: Statement = Goto(pass_name) if lower else Verdict.RETURN
-    admin = tier_rules(sets, stages.admin, direction, local, deny=deny, passed=passed)
+    admin = tier_rules(sets, stages.admin, direction, local, denial=denial, passed=passed)
     chains = [Chain(name, tuple(admin + lower), comment=comment)]
     if any(isinstance(s, Goto) and s.target == pass_name for r in admin for s in r.statements):
         chains.append(Chain(pass_name, tuple(lower), comment=f"{comment}, after an Admin Pass"))
-    if any(isinstance(s, Goto) and s.target == deny for r in admin + lower for s in r.statements):
-        chains.append(Chain(deny, deny_tail, comment=f"{comment}, denied by a cluster policy"))
     return tuple(chains)

@@ -467,9 +467,11 @@ def _rename_devices(plan: LabPlan) -> LabPlan:
 
 def lab_cluster(cluster: Cluster, plan: LabPlan) -> Cluster:
     """The cluster as the lab runs it: every pod on its node with its lab addresses, every
-    node with the lab's node addresses. This is what the compiler is given, so the ruleset
-    names the addresses real packets carry."""
+    node with the lab's node addresses (the ``Node``'s own where the cluster pins them, see
+    :func:`node_addresses`) and its labels, which ``nodes`` peers of cluster policies select.
+    This is what the compiler is given, so the ruleset names the addresses real packets carry."""
     pods = plan.pod_by_key
+    given = {n.name: n for n in cluster.nodes}
     return replace(
         cluster,
         pods=tuple(
@@ -480,5 +482,8 @@ def lab_cluster(cluster: Cluster, plan: LabPlan) -> Cluster:
             )
             for p in cluster.pods
         ),
-        nodes=tuple(Node(n.name, n.addresses) for n in plan.nodes),
+        nodes=tuple(
+            replace(given[n.name], addresses=n.addresses) if n.name in given else Node(n.name, n.addresses)
+            for n in plan.nodes
+        ),
     )

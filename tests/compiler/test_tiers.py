@@ -15,7 +15,7 @@ from policyctl.compiler.engine import CompiledCluster
 from policyctl.compiler.evaluator import Evaluator, Packet
 from policyctl.compiler.intervals import address_interval
 from policyctl.compiler.render_json import render_json
-from policyctl.compiler.ruleset import Counter, Goto, Verdict
+from policyctl.compiler.ruleset import Counter, Goto, Log, Verdict
 from policyctl.policy.clustermodel import (
     Action,
     ClusterNetworkPolicy,
@@ -114,15 +114,16 @@ def test_tier_precedence_compiles_to_the_oracles_verdict(
     assert _allowed(_with(*policies, network_policies=network_policies), "x/a", "x/b") == (allowed, allowed)
 
 
-def test_a_pass_goes_to_a_chain_holding_the_lower_stage_and_a_deny_to_the_deny_chain() -> None:
+def test_a_pass_goes_to_a_chain_holding_the_lower_stage_and_a_deny_logs_then_drops() -> None:
     ruleset = compile_node(_with(ADMIN_PASS_B, ADMIN_DENY_B, network_policies=(ISOLATE_A,)), "n1")
     pod_chain = next(c for c in ruleset.chains if any(isinstance(s, Goto) and s.target.endswith("-pass")
                                                       for r in c.rules for s in r.statements))
-    names = {c.name for c in ruleset.chains}
-    assert {f"{pod_chain.name}-pass", f"{pod_chain.name}-deny"} <= names
     lower = ruleset.chain(f"{pod_chain.name}-pass").rules
     assert pod_chain.rules[-len(lower):] == lower and lower[-1].statements == (Counter(), Verdict.DROP)
-    assert ruleset.chain(f"{pod_chain.name}-deny").rules[-1].statements == (Counter(), Verdict.DROP)
+    log, drop = pod_chain.rules[1:3]
+    assert isinstance(log.statements[-1], Log) and log.statements[-1].prefix == "policyctl drop egress x/a "
+    assert drop.statements[1:] == (Counter(), Verdict.DROP) and drop.statements[0] == log.statements[0]
+    assert drop.comment.startswith("ClusterNetworkPolicy/deny-b egress[0] deny, Admin tier priority 20")
 
 
 def test_a_domain_names_peer_leaves_a_counter_that_says_it_is_not_enforced() -> None:

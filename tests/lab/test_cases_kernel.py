@@ -36,6 +36,30 @@ ROUTED = (
 )
 
 
+#: ClusterNetworkPolicy cases: the upstream conformance suite transcribed (``cnp-conformance/``) and
+#: the shared tiers case; pinned node addresses and labels, ``nodes`` peers, hostNetwork pods. About
+#: a minute each on the lab, so the default run takes a selection covering every tier, action, peer
+#: kind and protocol and named ports; the rest are marked ``slow`` (run them with ``-m slow``).
+CLUSTER_CASES = (
+    *sorted(p.relative_to(CASES).as_posix() for p in CASES.glob("cnp-conformance/*.yaml")),
+    "../../../shared/cases/04-cluster-network-policy-tiers.yaml",
+)
+CLUSTER_SELECTION = (
+    "../../../shared/cases/04-cluster-network-policy-tiers.yaml",
+    "cnp-conformance/CNPAdminTierEgressInlineCIDRPeers.yaml",
+    "cnp-conformance/CNPAdminTierEgressNodePeers.yaml",
+    "cnp-conformance/CNPAdminTierIntegration.yaml",
+    "cnp-conformance/CNPAdminTierPriorityField.yaml",
+    "cnp-conformance/CNPAdminTierEgressSCTP.yaml",
+    "cnp-conformance/CNPBaselineTierIngressNamedPort.yaml",
+    "cnp-conformance/CNPBaselineTierEgressUDP.yaml",
+)
+CLUSTER_ROUTED = (
+    "cnp-conformance/CNPAdminTierEgressNodePeers.yaml",
+    "cnp-conformance/CNPAdminTierIntegration.yaml",
+)
+
+
 def run_on_lab(case: str, cni: Cni) -> dict[str, object]:
     with LabEngine(cni=cni) as engine:
         return run_case(load_probe_case(CASES / case), engine).to_json()
@@ -60,5 +84,26 @@ def test_every_case_passes_on_the_bridged_lab(case: str, state_root: Path, lab_n
 
 @pytest.mark.parametrize("case", ROUTED)
 def test_selected_cases_pass_on_the_routed_lab(case: str, state_root: Path, lab_namespaces: set[str]) -> None:
+    result = run_on_lab(case, Cni.ROUTED)
+    assert result["passed"], failures(result)
+
+
+def test_the_cluster_policy_cases_exist() -> None:
+    assert all((CASES / case).is_file() for case in (*CLUSTER_CASES, *CLUSTER_SELECTION, *CLUSTER_ROUTED))
+    assert set(CLUSTER_SELECTION) <= set(CLUSTER_CASES) and len(CLUSTER_CASES) >= 20
+
+
+@pytest.mark.parametrize(
+    "case", [c if c in CLUSTER_SELECTION else pytest.param(c, marks=pytest.mark.slow) for c in CLUSTER_CASES]
+)
+def test_every_cluster_policy_case_passes_on_the_bridged_lab(case: str, state_root: Path,
+                                                             lab_namespaces: set[str]) -> None:
+    result = run_on_lab(case, Cni.BRIDGED)
+    assert result["passed"], failures(result)
+
+
+@pytest.mark.parametrize("case", CLUSTER_ROUTED)
+def test_selected_cluster_policy_cases_pass_on_the_routed_lab(case: str, state_root: Path,
+                                                              lab_namespaces: set[str]) -> None:
     result = run_on_lab(case, Cni.ROUTED)
     assert result["passed"], failures(result)
