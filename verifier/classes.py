@@ -21,6 +21,7 @@ that run hostNetwork pods), not with the pods.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
 
 from policyctl.policy.model import Family, Pod
 
@@ -62,6 +63,8 @@ class PodGroups:
             for (row, column, impossible, host, node), pods in grouped.items()
         )
         self.group_of: dict[str, int] = {p.key: i for i, g in enumerate(self.groups) for p in g.pods}
+        columns = [g.column for g in self.groups]
+        self._columns = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -81,8 +84,7 @@ class PodGroups:
     def row(self, source: int) -> list[PortSet]:
         """``between(source, d)`` for every group ``d``, in order: one list lookup per entry."""
         s = self.groups[source]
-        cells = self.matrix.cells[s.row]
-        found = [cells[d.column] for d in self.groups]
+        found = list(self._columns(self.matrix.cells[s.row]))
         if s.host_network and s.node is not None:
             for index, d in enumerate(self.groups):
                 if d.node == s.node:

@@ -22,8 +22,10 @@ squared; the per-unit table is only ever produced row by row (:meth:`TruthTable.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 from policyctl.policy.endpoints import workload_label
 from policyctl.policy.model import Cluster, Family, Pod, Protocol
@@ -118,19 +120,20 @@ def cell_words(ports: PortSet) -> str:
 
 
 def _valuer(port: tuple[int, Protocol] | None) -> Callable[[PortSet], Cell]:
-    """PortSet -> cell, memoised by identity: the relation shares equal port sets, so most
-    lookups hit."""
-    seen: dict[int, tuple[PortSet, Cell]] = {}
-
     def value(ports: PortSet) -> Cell:
-        found = seen.get(id(ports))
-        if found is None:
-            cell: Cell = cell_words(ports) if port is None else ports.contains(port[1], port[0])
-            found = (ports, cell)
-            seen[id(ports)] = found
-        return found[1]
+        return cell_words(ports) if port is None else ports.contains(port[1], port[0])
 
     return value
+
+
+def _cells(rows: Sequence[Sequence[PortSet]], value: Callable[[PortSet], Cell]) -> list[list[Cell]]:
+    """Port sets to cells, each distinct object converted once: the relation shares port set
+    objects between cells, so the per-cell work is two lookups done in C."""
+    objects: dict[int, PortSet] = {}
+    for row in rows:
+        objects.update(zip(map(id, row), row))
+    get = {key: value(ports) for key, ports in objects.items()}.__getitem__
+    return [list(map(get, map(id, row))) for row in rows]
 
 
 def _combine(values: set[Cell]) -> Cell:
@@ -158,16 +161,14 @@ def build_truth_table(
         signature = (tuple(sorted(counts)), tuple(sorted(g for g, n in counts.items() if n > 1)), len(unit.pods) == 1)
         blocks.setdefault(signature, []).append(unit)
     signatures = list(blocks)
-    used = sorted({g for s in signatures for g in s[0]})  # type: ignore[union-attr]
-    grid = {g: groups.row(g) for g in used}
-    between = {g: {h: value(grid[g][h]) for h in used} for g in used}
-    simple = all(len(s[0]) == 1 for s in signatures)  # type: ignore[arg-type]
+    between = _cells([groups.row(g) for g in range(len(groups))], value)
     table: list[list[Cell]] = []
-    for source in signatures:
-        if simple:
-            row = between[source[0][0]]  # type: ignore[index]
-            table.append([row[target[0][0]] for target in signatures])  # type: ignore[index]
-        else:
+    if all(len(s[0]) == 1 for s in signatures):  # type: ignore[arg-type]
+        positions = [s[0][0] for s in signatures]  # type: ignore[index]
+        pick = itemgetter(*positions)
+        table = [list(pick(between[p])) if len(positions) > 1 else [between[p][p]] for p in positions]
+    else:
+        for source in signatures:
             pairs = [(source[0], target[0]) for target in signatures]
             table.append([_combine({between[g][h] for g in s for h in t}) for s, t in pairs])  # type: ignore[union-attr]
     own: list[Cell] = []
@@ -190,29 +191,34 @@ def merge_blocks(
     classes of interchangeable units, each class in block order, classes by first block.
 
     Candidates are bucketed by a necessary condition (a unit's own answer and the multisets
-    of its row and column without itself), then checked exactly against one member of each
-    class in the bucket: interchangeability is transitive, so one member suffices."""
+    of its block's row and column without the diagonal), then checked exactly against one
+    member of each class in the bucket: interchangeability is transitive, so one member
+    suffices."""
     count = len(sizes)
+    rows = [list(row) for row in table]
+    columns = [list(column) for column in zip(*table)] if count else []
 
     def bucket(b: int) -> tuple[object, ...]:
-        row: dict[Cell, int] = {}
-        column: dict[Cell, int] = {}
-        for x in range(count):
-            if x != b:
-                row[table[b][x]] = row.get(table[b][x], 0) + sizes[x]
-                column[table[x][b]] = column.get(table[x][b], 0) + sizes[x]
-        if sizes[b] > 1:
-            row[inner[b]] = row.get(inner[b], 0) + sizes[b] - 1
-            column[inner[b]] = column.get(inner[b], 0) + sizes[b] - 1
-        return own[b], frozenset(row.items()), frozenset(column.items())
+        row, column = Counter(rows[b]), Counter(columns[b])
+        row[rows[b][b]] -= 1
+        column[rows[b][b]] -= 1
+        return own[b], frozenset((+row).items()), frozenset((+column).items())
+
+    def equal_elsewhere(x: list[Cell], y: list[Cell], b: int, c: int) -> bool:
+        """``x == y`` except at positions ``b`` and ``c`` (compared in C, then restored)."""
+        saved = x[b], x[c], y[b], y[c]
+        x[b] = x[c] = y[b] = y[c] = MIXED
+        try:
+            return x == y
+        finally:
+            x[b], x[c], y[b], y[c] = saved
 
     def swappable(c: int, b: int) -> bool:
         if own[b] != own[c] or table[b][c] != table[c][b]:
             return False
         if (sizes[b] > 1 and inner[b] != table[c][b]) or (sizes[c] > 1 and inner[c] != table[b][c]):
             return False
-        rb, rc = table[b], table[c]
-        return all(rb[x] == rc[x] and table[x][b] == table[x][c] for x in range(count) if x != b and x != c)
+        return equal_elsewhere(rows[b], rows[c], b, c) and equal_elsewhere(columns[b], columns[c], b, c)
 
     buckets: dict[tuple[object, ...], list[list[int]]] = {}
     classes: list[list[int]] = []
