@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 from policyctl.policy.addresses import parse_ip_sloppy
 from policyctl.policy.diagnostics import Diagnostic
-from policyctl.policy.fields import FieldReader, Site
+from policyctl.policy.fields import FieldReader, Site, is_mapping
 from policyctl.policy.model import (
     NAMESPACE_NAME_LABEL,
     ContainerPort,
@@ -33,6 +33,7 @@ from policyctl.policy.model import (
     Provenance,
 )
 from policyctl.policy.names import port_name_errors, port_number_errors
+from policyctl.policy.selectors_parsing import memoized
 from policyctl.policy.selectors_parsing import read_labels
 from policyctl.policy.validation import check_namespace_name, check_object_name
 from policyctl.policy.yamlsource import Path
@@ -47,6 +48,8 @@ WORKLOAD_TEMPLATES: Mapping[str, tuple[str, Path]] = {
     "CronJob": ("cronjob", ("spec", "jobTemplate", "spec", "template")),
 }
 _PROTOCOLS = {p.value: p for p in Protocol}
+_port_number_errors = memoized(port_number_errors)
+_port_name_errors = memoized(port_name_errors)
 _NODE_ADDRESS_TYPES = ("InternalIP", "ExternalIP")
 
 
@@ -58,15 +61,15 @@ def _field(raw: object, path: Path, reader: FieldReader) -> Mapping[str, object]
     """The mapping at ``path`` under ``raw``; absent or ``null`` is empty."""
     current: object = raw
     for depth, key in enumerate(path):
-        if not isinstance(current, Mapping):
+        if not is_mapping(current):
             return {}
         current = current.get(key)
         if current is None:
             return {}
-        if not isinstance(current, Mapping):
+        if not is_mapping(current):
             reader.wrong_type(current, path[: depth + 1], "a map")
             return {}
-    return current if isinstance(current, Mapping) else {}
+    return current if is_mapping(current) else {}
 
 
 def _container_port(reader: FieldReader, raw: object, path: Path) -> ContainerPort | None:
@@ -76,12 +79,12 @@ def _container_port(reader: FieldReader, raw: object, path: Path) -> ContainerPo
     start = len(reader.diagnostics)
     number = reader.integer(port.get("containerPort"), (*path, "containerPort"))
     if number is not None:
-        for message in port_number_errors(number):
+        for message in _port_number_errors(number):
             reader.error((*path, "containerPort"), "invalid-port", f"{number}: {message}")
     name = None
     if port.get("name") is not None:
         name = reader.string(port["name"], (*path, "name"))
-        for message in port_name_errors(name or "") if name is not None else []:
+        for message in _port_name_errors(name or "") if name is not None else []:
             reader.error((*path, "name"), "invalid-port-name", f'"{name}": {message}')
     protocol = Protocol.TCP
     if port.get("protocol") is not None:
@@ -106,7 +109,7 @@ def read_container_ports(
             continue
         containers = reader.sequence(pod_spec[group], (*path, group))
         for i, container in enumerate(containers or []):
-            if not isinstance(container, Mapping):
+            if not is_mapping(container):
                 reader.wrong_type(container, (*path, group, i), "a map")
                 continue
             if group == "initContainers" and container.get("restartPolicy") != "Always":

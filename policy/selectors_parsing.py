@@ -17,6 +17,10 @@ entry is the requirement ``key In (value)``, and "the requirements are ANDed".
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Sequence
+from functools import lru_cache
+from typing import TypeVar
+
 from policyctl.policy.diagnostics import Diagnostic
 from policyctl.policy.fields import FieldReader, Site
 from policyctl.policy.model import LabelSelector, Operator, Requirement
@@ -26,17 +30,28 @@ from policyctl.policy.yamlsource import Path
 SELECTOR_FIELDS = frozenset({"matchLabels", "matchExpressions"})
 REQUIREMENT_FIELDS = frozenset({"key", "operator", "values"})
 _OPERATORS = {op.value: op for op in Operator}
+K = TypeVar("K", bound=Hashable)
+
+
+def memoized(check: Callable[[K], Sequence[str]]) -> Callable[[K], tuple[str, ...]]:
+    """A validation of names, as a pure function of the name, remembered: label keys and
+    values, port names and numbers repeat across the pods of a cluster."""
+    return lru_cache(maxsize=1 << 16)(lambda value: tuple(check(value)))
+
+
+_qualified_name_errors = memoized(qualified_name_errors)
+_label_value_errors = memoized(label_value_errors)
 
 
 def check_label_key(reader: FieldReader, key: str, path: Path) -> bool:
-    errors = qualified_name_errors(key)
+    errors = _qualified_name_errors(key)
     for message in errors:
         reader.error(path, "invalid-label-key", f'"{key}": {message}')
     return not errors
 
 
 def check_label_value(reader: FieldReader, value: str, path: Path) -> bool:
-    errors = label_value_errors(value)
+    errors = _label_value_errors(value)
     for message in errors:
         reader.error(path, "invalid-label-value", f'"{value}": {message}')
     return not errors

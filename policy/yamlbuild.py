@@ -140,6 +140,57 @@ def fast_document(
         event = get()
 
 
+def fast_lines(get: Callable[[], object], line_at: LineAt, typed: dict[str, object]) -> dict[Path, int]:
+    """The line of every mapping key and sequence item (and the root) of a document that
+    :func:`fast_document` read without bailing, whose events ``get`` returns again; the same
+    lines the :class:`Recorder` gives, at a third of its cost."""
+    scalar_event, mapping_start, sequence_start = ScalarEvent, MappingStartEvent, SequenceStartEvent
+    mapping_end, sequence_end, document_end = MappingEndEvent, SequenceEndEvent, DocumentEndEvent
+    no_key, resolve, cached = _NO_KEY, resolve_plain, typed.get
+    lines: dict[Path, int] = {}
+    stack: list[tuple[Path | None, bool, int]] = []
+    path: Path | None = None
+    is_map = False
+    key: object = no_key
+    count = 0
+    while True:
+        event = get()
+        kind = event.__class__
+        if kind is scalar_event:
+            if is_map:
+                if key is no_key:
+                    text = event.value  # type: ignore[attr-defined]
+                    key = text if event.style else cached(text, no_key)  # type: ignore[attr-defined]
+                    if key is no_key:
+                        key = typed[text] = resolve(text)
+                    lines[(*path, key)] = line_at(event.start_mark)  # type: ignore[attr-defined,misc]
+                else:
+                    key = no_key
+            elif path is not None:
+                lines[(*path, count)] = line_at(event.start_mark)  # type: ignore[attr-defined]
+                count += 1
+            else:
+                lines[()] = line_at(event.start_mark)  # type: ignore[attr-defined]
+        elif kind is mapping_start or kind is sequence_start:
+            if is_map:
+                child: Path = (*path, key)  # type: ignore[misc]
+                key = no_key
+            elif path is not None:
+                child = (*path, count)
+                lines[child] = line_at(event.start_mark)  # type: ignore[attr-defined]
+                count += 1
+            else:
+                child = ()
+                lines[()] = line_at(event.start_mark)  # type: ignore[attr-defined]
+            stack.append((path, is_map, count))
+            path, is_map, count = child, kind is mapping_start, 0
+        elif kind is mapping_end or kind is sequence_end:
+            path, is_map, count = stack.pop()
+            key = no_key
+        elif kind is document_end:
+            return lines
+
+
 def skip_document(get: Callable[[], object]) -> int:
     """Consume the rest of a document's events; the index where it ends."""
     while True:

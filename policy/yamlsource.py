@@ -32,7 +32,17 @@ import yaml
 from policyctl.policy.diagnostics import Diagnostic, Severity
 from policyctl.policy.inputlimits import DEFAULT_LIMITS, InputLimits
 from policyctl.policy.scalars import Scalar, resolve_plain
-from policyctl.policy.yamlbuild import Bail, Path, Recorder, StopFile, fast_document, field_name, skip_document
+from policyctl.policy.yamlbuild import (
+    Bail,
+    LineAt,
+    Path,
+    Recorder,
+    StopFile,
+    fast_document,
+    fast_lines,
+    field_name,
+    skip_document,
+)
 
 __all__ = ["Document", "Path", "Scalar", "read_documents", "resolve_plain"]
 
@@ -133,16 +143,26 @@ class _Slice:
     limits: InputLimits
     lines: _Lines
 
+    def line_at(self) -> LineAt:
+        start, line0, lines = self.start, self.line0, self.lines
+        return lambda mark: lines.at(mark.line + line0, mark.index + start)
+
+    def lines_only(self) -> dict[Path, int]:
+        """The lines of a document the fast reader read, by reading it again as fast."""
+        parser = _Parser(self.text[self.start : self.end])
+        try:
+            parser.get_event()
+            parser.get_event()
+            return fast_lines(parser.get_event, self.line_at(), {})
+        finally:
+            parser.dispose()
+
     def record(self, *, stop: int | None = None) -> Recorder:
         """Read the document again with every position; a partial recorder when the text
         ends early, is malformed or crosses a limit (:attr:`Recorder.stopped`; its
         :meth:`~Recorder.current_path` says where)."""
-        start, line0, lines = self.start, self.line0, self.lines
-        recorder = Recorder(
-            source=self.source, limits=self.limits,
-            line_at=lambda mark: lines.at(mark.line + line0, mark.index + start),
-        )  # fmt: skip
-        parser = _Parser(self.text[start : self.end if stop is None else stop])
+        recorder = Recorder(source=self.source, limits=self.limits, line_at=self.line_at())
+        parser = _Parser(self.text[self.start : self.end if stop is None else stop])
         try:
             parser.get_event()
             if isinstance(parser.get_event(), yaml.DocumentStartEvent):
@@ -157,24 +177,27 @@ class _Slice:
 
 
 class _Positions:
-    """The lines and scalars of a fast-read document, recorded on first use."""
+    """The lines and scalars of a fast-read document, each recorded on first use: lines by a
+    second fast pass (rules' provenance asks for them), scalars by the full recorder (only a
+    type error asks for them)."""
 
     __slots__ = ("_eager", "_lines", "_scalars", "_slice")
 
     def __init__(self, eager: dict[Path, int], where: _Slice) -> None:
         self._eager = eager
-        self._slice: _Slice | None = where
+        self._slice = where
         self._lines: dict[Path, int] | None = None
-        self._scalars: dict[Path, Scalar] = {}
+        self._scalars: dict[Path, Scalar] | None = None
 
-    def full(self) -> tuple[dict[Path, int], dict[Path, Scalar]]:
+    def lines(self) -> dict[Path, int]:
         if self._lines is None:
-            assert self._slice is not None
-            recorder = self._slice.record()
-            self._lines = {**self._eager, **recorder.lines}
-            self._scalars = recorder.scalars
-            self._slice = None
-        return self._lines, self._scalars
+            self._lines = {**self._eager, **self._slice.lines_only()}
+        return self._lines
+
+    def scalars(self) -> dict[Path, Scalar]:
+        if self._scalars is None:
+            self._scalars = self._slice.record().scalars
+        return self._scalars
 
 
 class _LinesView(Mapping[Path, int]):
@@ -185,16 +208,16 @@ class _LinesView(Mapping[Path, int]):
 
     def __getitem__(self, path: Path) -> int:
         eager = self._positions._eager
-        return eager[path] if path in eager else self._positions.full()[0][path]
+        return eager[path] if path in eager else self._positions.lines()[path]
 
     def __contains__(self, path: object) -> bool:
-        return path in self._positions._eager or path in self._positions.full()[0]
+        return path in self._positions._eager or path in self._positions.lines()
 
     def __iter__(self) -> Iterator[Path]:
-        return iter(self._positions.full()[0])
+        return iter(self._positions.lines())
 
     def __len__(self) -> int:
-        return len(self._positions.full()[0])
+        return len(self._positions.lines())
 
 
 class _ScalarsView(Mapping[Path, Scalar]):
@@ -204,13 +227,13 @@ class _ScalarsView(Mapping[Path, Scalar]):
         self._positions = positions
 
     def __getitem__(self, path: Path) -> Scalar:
-        return self._positions.full()[1][path]
+        return self._positions.scalars()[path]
 
     def __iter__(self) -> Iterator[Path]:
-        return iter(self._positions.full()[1])
+        return iter(self._positions.scalars())
 
     def __len__(self) -> int:
-        return len(self._positions.full()[1])
+        return len(self._positions.scalars())
 
 
 def _source_comment(text: str, start: int, end: int) -> str | None:

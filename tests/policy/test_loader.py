@@ -150,7 +150,7 @@ def test_list_items_get_their_own_lines_and_typed_lists_lend_their_kind():
     )
     assert result.cluster.pods[0].provenance.line == 4
     assert [(str(p.ref), p.provenance.line) for p in result.cluster.policies] == [("x/deny", 14)]
-    assert codes(diagnostics) == [(7, "skipped-kind", ""), (17, "needs-quotes", "spec.podSelector.matchLabels.app")]
+    assert codes(diagnostics) == [(7, "skipped-kind", "items[1]"), (17, "needs-quotes", "spec.podSelector.matchLabels.app")]
     assert diagnostics[1].object == "NetworkPolicy x/bad"
     assert dict(result.skipped) == {"Service": 1}
 
@@ -354,7 +354,7 @@ def test_node_keeps_internal_then_external_ip_addresses():
 
 def test_document_that_is_not_an_object_or_has_no_kind_is_an_error():
     _, diagnostics = load_text("- a\n- b\n---\nmetadata: {name: x}\n")
-    assert codes(diagnostics) == [(1, "not-an-object", ""), (4, "missing-kind", "")]
+    assert codes(diagnostics) == [(1, "not-an-object", "(document)"), (4, "missing-kind", "(document)")]
 
 
 def test_output_is_sorted_whatever_the_input_order():
