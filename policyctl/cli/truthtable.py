@@ -169,8 +169,8 @@ def build_truth_table(
         table = [list(pick(between[p])) if len(positions) > 1 else [between[p][p]] for p in positions]
     else:
         for source in signatures:
-            pairs = [(source[0], target[0]) for target in signatures]
-            table.append([_combine({between[g][h] for g in s for h in t}) for s, t in pairs])  # type: ignore[union-attr]
+            mine: Sequence[int] = source[0]  # type: ignore[assignment]
+            table.append([_combine({between[g][h] for g in mine for h in t[0]}) for t in signatures])  # type: ignore[union-attr]
     own: list[Cell] = []
     for members, multi, single in signatures:  # type: ignore[misc]
         if single:
