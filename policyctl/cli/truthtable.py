@@ -170,7 +170,9 @@ def build_truth_table(
     else:
         for source in signatures:
             mine: Sequence[int] = source[0]  # type: ignore[assignment]
-            table.append([_combine({between[g][h] for g in mine for h in t[0]}) for t in signatures])  # type: ignore[union-attr]
+            table.append(
+                [_combine({between[g][h] for g in mine for h in t[0]}) for t in signatures]  # type: ignore[union-attr]
+            )
     own: list[Cell] = []
     for members, multi, single in signatures:  # type: ignore[misc]
         if single:
