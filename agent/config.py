@@ -46,6 +46,10 @@ class AgentConfig:
     page_size: int = 500
     keep_established: bool = False
     log_level: str = "info"
+    pod_name: str = ""
+    pod_namespace: str = ""
+    """This agent's own pod (the downward API's ``metadata.name``/``metadata.namespace``): a
+    cluster view without it, or without its namespace, is never applied."""
     netns: str | None = None
     """Apply rules inside this named network namespace (``/run/netns/NAME``) while the API is
     reached from the agent's own: how the lab runs one agent per node namespace."""
@@ -57,6 +61,11 @@ class AgentConfig:
     @property
     def intervals(self) -> Intervals:
         return Intervals(self.min_interval, self.max_interval, self.retry_interval)
+
+    @property
+    def own_pod(self) -> str | None:
+        """``namespace/name`` of this agent's pod, when both are known."""
+        return f"{self.pod_namespace}/{self.pod_name}" if self.pod_name and self.pod_namespace else None
 
     @property
     def http_limits(self) -> Limits:
@@ -83,6 +92,9 @@ class AgentConfig:
             problems.append(f"--metrics-port and --health-port must differ (both {self.metrics_port})")
         if self.read_timeout <= 0:
             problems.append(f"--read-timeout must be positive (got {self.read_timeout})")
+        if bool(self.pod_name) != bool(self.pod_namespace):
+            problems.append("--pod-name and --pod-namespace (POD_NAME, POD_NAMESPACE) go together "
+                            f"(got {self.pod_name!r} and {self.pod_namespace!r})")
         if self.stale_after <= 0:
             problems.append(f"--stale-after must be positive (got {self.stale_after})")
         if self.http_connections < 1:

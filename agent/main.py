@@ -10,8 +10,8 @@ nftables, so syncs never overlap.
 What the kernel holds only ever comes from whole lists: a reflector replaces its resource in
 the store only with a complete list it could read, so a failed, truncated or unreadable list
 leaves the last good state (and the ruleset built from it) in place, and a sync refuses a
-cluster view that lacks this node (:class:`~policyctl.agent.sync.NodeMissing`), the shape an
-empty view takes.
+cluster view that lacks this node, or this agent's own pod or its namespace
+(:class:`~policyctl.agent.sync.IncompleteView`): the shape an empty view takes.
 
 Start-up order matters for correctness: the first sync waits until every reflector has listed
 once. A ruleset compiled from a half-filled cache would drop allowed traffic (a peer pod not
@@ -97,6 +97,7 @@ class Agent:
             clock=clock,
             resync_interval=config.max_interval,
             freeze_after_first_sync=True,
+            required_pod=config.own_pod,
         )
         self.runner = BoundedFrequencyRunner(self.sync, config.intervals, clock=clock)
         self.reflectors = tuple(

@@ -20,10 +20,12 @@ latest state cannot apply a stale one), then
    allows (the ruleset accepts every packet of an established connection). If that fails it
    is retried on the next sync even when the ruleset is unchanged.
 
-A snapshot without this node's Node object is refused (:class:`NodeMissing`) before anything
-is compiled: a node's agent always runs on a node the API server knows, so such a view is a
-cache that is empty or not yet filled, and the ruleset compiled from it would take every rule
-away. The previous ruleset stays, and the sync is retried.
+A snapshot that lacks what the agent knows exists is refused (:class:`IncompleteView`) before
+anything is compiled: this node's Node object (an agent always runs on a node the API server
+knows) and, when the agent knows its own pod (``required_pod``, from the downward API), that
+pod and its Namespace. Such a view is a cache that is empty or not yet filled, and the
+ruleset compiled from it would take rules away. The previous ruleset stays, and the sync is
+retried.
 
 A sync that raises leaves the previous ruleset in force (the kernel takes transactions whole);
 the runner retries it, and that next sync compiles from scratch and applies the whole ruleset
@@ -50,8 +52,9 @@ from policyctl.enforcer.conntrack import ConntrackTable, IPAddress, revoke, rule
 from policyctl.policy.model import Cluster, Pod
 
 
-class NodeMissing(Exception):
-    """The cluster view has no Node object of this agent's node: nothing is applied."""
+class IncompleteView(Exception):
+    """The cluster view lacks this node, or this agent's own pod or its namespace: nothing is
+    applied."""
 
 
 class Snapshots(Protocol):
@@ -121,6 +124,7 @@ class NodeSync:
         wall_clock: Callable[[], float] = time.time,
         resync_interval: float = 0.0,
         freeze_after_first_sync: bool = False,
+        required_pod: str | None = None,
     ) -> None:
         self.snapshots = snapshots
         self.node = node
@@ -138,6 +142,7 @@ class NodeSync:
         self.first_success_at: float | None = None
         self.resync_interval = resync_interval
         self.freeze_after_first_sync = freeze_after_first_sync
+        self.required_pod = required_pod
         self.compiler = NodeCompiler(node, table=enforcer.table, mode=mode)
         self._document: dict[str, Any] | None = None
         self._verified_at: float | None = None
@@ -209,9 +214,7 @@ class NodeSync:
 
     def _sync(self, sync_id: int, started: float) -> SyncReport:
         cluster = self.snapshots.snapshot()
-        if self.node not in cluster.node_by_name:
-            raise NodeMissing(f"node {self.node} is not among the {len(cluster.nodes)} nodes of the cluster view "
-                              f"({len(cluster.pods)} pods, {len(cluster.policies)} policies); nothing applied")
+        self._check_complete(cluster)
         # The store hands out the same snapshot object while nothing changed (a resync).
         resync = cluster is self._cluster
         first = self._cluster is None
@@ -269,6 +272,21 @@ class NodeSync:
             }},
         )
         return report
+
+    def _check_complete(self, cluster: Cluster) -> None:
+        size = f"{len(cluster.nodes)} nodes, {len(cluster.namespaces)} namespaces, {len(cluster.pods)} pods"
+        if self.node not in cluster.node_by_name:
+            raise IncompleteView(f"node {self.node} is not among the {len(cluster.nodes)} nodes of the cluster view "
+                                 f"({size}); nothing applied")  # fmt: skip
+        if self.required_pod is None:
+            return
+        namespace = self.required_pod.partition("/")[0]
+        if self.required_pod not in cluster.pod_by_key:
+            raise IncompleteView(f"this agent's pod {self.required_pod} is not in the cluster view ({size}); "
+                                 "nothing applied")  # fmt: skip
+        if namespace not in cluster.namespace_by_name:
+            raise IncompleteView(f"this agent's namespace {namespace} is not in the cluster view ({size}); "
+                                 "nothing applied")  # fmt: skip
 
     def _revoke(self, local: tuple[Pod, ...], sync_id: int) -> int:
         if self.conntrack is None:

@@ -20,6 +20,11 @@ from policyctl.cli.inputs import fail, input_errors
 
 @click.command()
 @click.option("--node", envvar="NODE_NAME", default="", help="This node's name (default: $NODE_NAME, from the downward API).")
+@click.option("--pod-name", envvar="POD_NAME", default="",
+              help="This agent's pod (default: $POD_NAME); with --pod-namespace, a cluster view without it "
+                   "is never applied.")
+@click.option("--pod-namespace", envvar="POD_NAMESPACE", default="",
+              help="This agent's namespace (default: $POD_NAMESPACE).")
 @click.option("--kubeconfig", default=None, metavar="FILE", help="Kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, or the pod's service account).")
 @click.option("--context", default=None, help="Kubeconfig context.")
 @click.option("--table", default="policyctl", show_default=True, help="The inet nftables table the agent owns.")
@@ -50,6 +55,8 @@ from policyctl.cli.inputs import fail, input_errors
 @click.option("--cleanup", is_flag=True, help="Delete the agent's table on this node and exit (uninstall).")
 def agent(
     node: str,
+    pod_name: str,
+    pod_namespace: str,
     kubeconfig: str | None,
     context: str | None,
     table: str,
@@ -92,6 +99,8 @@ def agent(
             return
         config = AgentConfig(
             node=node,
+            pod_name=pod_name,
+            pod_namespace=pod_namespace,
             table=table,
             mode=mode,
             min_interval=min_interval,

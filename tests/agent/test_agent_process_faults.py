@@ -31,6 +31,7 @@ from policyctl.enforcer.apply import Enforcer
 from tests.agent.conftest import TABLE, expected_document, seed
 from tests.apiserver import FakeApiServer
 from tests.apiserver.server import Fault
+from tests.kubeapi import objects as raw
 
 pytestmark = pytest.mark.kernel
 
@@ -38,6 +39,15 @@ POLICYCTL = str(Path(sys.executable).with_name("policyctl"))
 STALE_AFTER = 1.5
 HTML = b"<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
 KINDS = ("Pod", "Namespace", "Node", "NetworkPolicy")
+AGENT_POD = ("kube-system", "policyctl-agent-x7k2p")
+
+
+def agent_pod() -> dict[str, Any]:
+    """The agent's own pod, as the DaemonSet runs it: host network, on node-a."""
+    obj = raw.pod(f"{AGENT_POD[0]}/{AGENT_POD[1]}", {"app.kubernetes.io/name": "policyctl-agent"},
+                  ip="192.168.50.1", node="node-a")  # fmt: skip
+    obj["spec"]["hostNetwork"] = True
+    return obj
 
 
 class AgentProcess:
@@ -45,8 +55,9 @@ class AgentProcess:
     and metrics ports from the ``agent started`` line."""
 
     def __init__(self, argv: list[str]) -> None:
-        self.process = subprocess.Popen(argv, env={"NODE_NAME": "node-a", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        env = {"NODE_NAME": "node-a", "POD_NAME": AGENT_POD[1], "POD_NAMESPACE": AGENT_POD[0],
+               "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}  # fmt: skip
+        self.process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines: list[dict[str, Any]] = []
         self.raw: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -124,6 +135,8 @@ def wait(predicate: Callable[[], bool], *, timeout: float, what: str, process: A
 @pytest.fixture
 def agent(apiserver: FakeApiServer, kernel: Enforcer, node_netns: str, tmp_path: Path) -> Iterator[AgentProcess]:
     seed(apiserver)
+    apiserver.create(raw.namespace(AGENT_POD[0]))
+    apiserver.create(agent_pod())
     kubeconfig = apiserver.write_kubeconfig(tmp_path / "kubeconfig")
     running = AgentProcess([
         POLICYCTL, "agent", "--kubeconfig", kubeconfig, "--netns", node_netns, "--table", TABLE,
@@ -212,8 +225,8 @@ def test_a_fault_keeps_the_last_ruleset_fails_readiness_and_converges_after(
          process=agent)  # fmt: skip
     assert "10.50.1.11" not in nft_table(node_netns), "the deleted peer is still allowed"
     wait(lambda: agent.get("/readyz") == (200, "ok\n"), timeout=45, what="/readyz to pass again", process=agent)
-    assert agent.samples("policyctl_watch_stale_seconds") == {
-        (("resource", r),): 0.0 for r in ("namespaces", "networkpolicies", "nodes", "pods")}
+    wait(lambda: set(agent.samples("policyctl_watch_stale_seconds").values()) == {0.0}, timeout=10,
+         what="every cache in sync", process=agent)  # fmt: skip
     assert not agent.samples("policyctl_thread_restarts"), "a thread died"
     assert not [line for line in agent.lines if line.get("msg", "").startswith("thread")], "a thread died"
 
@@ -235,6 +248,31 @@ def test_a_view_without_this_node_never_reaches_the_kernel(
     wait(lambda: agent.get("/readyz")[0] == 503, timeout=20, what="/readyz to fail", process=agent)
     assert "syncs have failed for" in agent.get("/readyz")[1]
     assert nft_table(node_netns) == before, "an empty view reached the kernel"
+    apiserver.clear_faults()
+    apiserver.compact()
+    apiserver.expire_watches()
+    wait(lambda: agent.get("/readyz") == (200, "ok\n"), timeout=45, what="/readyz to pass again", process=agent)
+    assert kernel.plan(expected_document(apiserver)).empty
+
+
+def test_well_formed_empty_lists_of_pods_namespaces_and_nodes_never_empty_the_table(
+    apiserver: FakeApiServer, kernel: Enforcer, node_netns: str, agent: AgentProcess
+) -> None:
+    """A proxy answering lists with well-formed empty lists: whichever cache empties first,
+    the view lacks this node, this agent's pod or its namespace, and is never applied."""
+    before = nft_table(node_netns)
+    for kind in ("Pod", "Namespace", "Node"):
+        body = json.dumps({"kind": f"{kind}List", "apiVersion": "v1", "metadata": {"resourceVersion": "1"},
+                           "items": []}).encode()  # fmt: skip
+        apiserver.add_fault(Fault(verb="list", kind=kind, body=body))
+    apiserver.compact()
+    apiserver.expire_watches()
+    agent.wait_for(lambda line: line.get("msg") == "sync failed; the previous ruleset stays in force", timeout=20)
+    wait(lambda: "syncs have failed for" in agent.get("/readyz")[1], timeout=20, what="/readyz to fail",
+         process=agent)  # fmt: skip
+    assert nft_table(node_netns) == before, "an empty view reached the kernel"
+    errors = {line.get("error", "") for line in agent.lines if line.get("msg", "").startswith("sync failed")}
+    assert all("nothing applied" in e for e in errors), errors
     apiserver.clear_faults()
     apiserver.compact()
     apiserver.expire_watches()

@@ -8,12 +8,13 @@ import ipaddress
 import io
 import json
 import uuid
+from typing import Any
 
 import pytest
 
 from policyctl.agent.logs import configure
 from policyctl.agent.metrics import AgentMetrics
-from policyctl.agent.sync import NodeSync
+from policyctl.agent.sync import IncompleteView, NodeSync
 from policyctl.compiler.compile import compile_node
 from policyctl.compiler.render_json import to_document
 from policyctl.enforcer.conntrack import Flow
@@ -223,3 +224,48 @@ def test_a_sync_that_fails_inside_the_compiler_is_followed_by_a_whole_correct_ru
     assert enforcer.verified[-1] is True and report.compiled
     assert enforcer.kernel == expected(snapshots.cluster)
     assert report.elements == compile_node(snapshots.cluster, "node-1").element_count
+
+
+def without(cluster: Cluster, *, nodes: tuple[str, ...] = (), pods: tuple[str, ...] = (),
+            namespaces: tuple[str, ...] = ()) -> Cluster:
+    return dataclasses.replace(
+        cluster,
+        nodes=tuple(n for n in cluster.nodes if n.name not in nodes),
+        pods=tuple(p for p in cluster.pods if p.key not in pods),
+        namespaces=tuple(n for n in cluster.namespaces if n.name not in namespaces),
+    )
+
+
+@pytest.mark.parametrize(
+    ("view", "required_pod", "message"),
+    [
+        pytest.param(lambda c: without(c, nodes=("node-1",)), None, "node node-1 is not among the 1 nodes",
+                     id="this-node-missing"),
+        pytest.param(lambda c: Cluster(), None, "node node-1 is not among the 0 nodes", id="an-empty-view"),
+        pytest.param(lambda c: without(c, pods=("y/batch",)), "y/batch", "this agent's pod y/batch is not in",
+                     id="own-pod-missing"),
+        pytest.param(lambda c: without(c, namespaces=("y",)), "y/batch", "this agent's namespace y is not in",
+                     id="own-namespace-missing"),
+    ],
+)
+def test_an_incomplete_view_is_never_applied(view: Any, required_pod: str | None, message: str) -> None:
+    cluster = base_cluster(WEB_FROM_CLIENTS)
+    snapshots = FixedSnapshots(cluster)
+    enforcer = RecordingEnforcer()
+    sync = NodeSync(snapshots, node="node-1", enforcer=enforcer, required_pod=required_pod)  # type: ignore[arg-type]
+    sync()
+    applied = list(enforcer.applies)
+    snapshots.cluster = view(cluster)
+    with pytest.raises(IncompleteView, match=message):
+        sync()
+    assert enforcer.applies == applied and enforcer.kernel == expected(cluster), "the previous ruleset stays"
+    assert sync.failing_since is not None and message in (sync.last_error or "")
+    snapshots.cluster = cluster
+    sync()
+    assert sync.failing_since is None and sync.last_error is None
+
+
+def test_a_complete_view_with_the_agents_own_pod_is_applied() -> None:
+    sync, _, enforcer = make(base_cluster(WEB_FROM_CLIENTS), required_pod="y/batch")
+    sync()
+    assert enforcer.kernel == expected(base_cluster(WEB_FROM_CLIENTS))

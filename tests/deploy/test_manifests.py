@@ -77,13 +77,15 @@ def test_containers_have_net_admin_only_and_a_read_only_root(kind: str) -> None:
     assert security["readOnlyRootFilesystem"] is True
 
 
-def test_daemonset_probes_use_loopback_and_the_node_name_comes_from_the_downward_api() -> None:
+def test_daemonset_probes_use_loopback_and_the_node_and_pod_names_come_from_the_downward_api() -> None:
     (container,) = _pod(by_kind("DaemonSet"))["containers"]
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"]["host"] == "127.0.0.1", probe
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}} in container["env"]
+    assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in container["env"]
+    assert {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}} in container["env"]
     assert container["args"][0] == "agent"
     health = {a.split("=", 1)[1] for a in container["args"] if a.startswith("--health-port=")}
     assert health == {str(container["livenessProbe"]["httpGet"]["port"])}
