@@ -62,6 +62,7 @@ MAX_EVENT_BYTES = 16 * 1024 * 1024
 longer line is not an event, and reading on would only grow memory."""
 
 _EXCERPT = 60
+_SEGMENT = 64 * 1024
 _OBJECT_EVENTS = frozenset({"ADDED", "MODIFIED", "DELETED"})
 
 
@@ -280,11 +281,22 @@ def watch_event(line: bytes, resource: Resource) -> Mapping[str, Any]:
     return event
 
 
+def _segments(response: Any) -> Iterator[bytes]:
+    """The body as it arrives, at most 64 KiB at a time: a chunked body chunk by chunk (a
+    chunk that claims to be huge is read in pieces), any other body as each read returns
+    (``read1``: a short event is not held back until 64 KiB have arrived)."""
+    if getattr(response, "chunked", True) or not hasattr(response, "read1"):
+        yield from response.stream(amt=_SEGMENT, decode_content=False)
+        return
+    while data := response.read1(_SEGMENT, decode_content=False):
+        yield data
+
+
 def lines(response: Any, *, limit: int = MAX_EVENT_BYTES) -> Iterator[bytes]:
     """The non-empty lines of a streamed body as they arrive. A line longer than ``limit``,
     or a stream that ends in the middle of a line, is a :class:`MalformedResponse`."""
     buffer = bytearray()
-    for segment in response.stream(amt=None, decode_content=False):
+    for segment in _segments(response):
         buffer.extend(segment if isinstance(segment, bytes) else str(segment).encode())
         start = 0
         while (end := buffer.find(b"\n", start)) != -1:

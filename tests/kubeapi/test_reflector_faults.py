@@ -274,5 +274,19 @@ def test_watch_lines_that_cannot_be_events_are_malformed(chunks: list[bytes], me
         list(lines(Response(), limit=1024))
 
 
+def test_a_watch_body_without_chunks_is_read_as_it_arrives(shop: FakeApiServer, api: Any) -> None:
+    """A proxy that streams the watch without chunked encoding: each event is handled when it
+    arrives, not when 64 KiB have."""
+    store = ClusterStore()
+    event = json.dumps({"type": "ADDED", "object": pod("shop/late", {"app": "late"}, ip="10.0.0.7")})
+    with reflecting(api, store, (PODS,)) as reflectors:
+        watching(shop, "Pod")
+        padding = b" " * 20_000
+        shop.add_fault(Fault(verb="watch", kind="Pod", body=(event + "\n").encode() + padding, trickle=0.0005))
+        shop.drop_watches("Pod")
+        wait_until(lambda: "shop/late" in store.keys(PODS), timeout=5, what="the event, long before the body ends")
+        assert reflectors[PODS].restarts["malformed"] == 0
+
+
 def test_an_event_of_an_unknown_type_is_passed_on_for_the_reflector_to_skip() -> None:
     assert watch_event(b'{"type": "SURPRISE", "object": {}}', PODS)["type"] == "SURPRISE"
