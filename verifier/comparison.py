@@ -181,15 +181,15 @@ def policy_differences(a: Relation, b: Relation, *, families: tuple[Family, ...]
         sources = [g for g in joint if affected(ca, cb, g[0], g[1], Direction.EGRESS)]
         destinations = [g for g in joint if affected(ca, cb, g[0], g[1], Direction.INGRESS)]
         chosen_sources = {id(g) for g in sources}
-        pairs = [(s, d) for s in sources for d in joint]
-        pairs += [(s, d) for s in joint if id(s) not in chosen_sources for d in destinations]
-        for (si, sj, spods), (di, dj, dpods) in sorted(pairs, key=lambda p: (p[0][2][0].key, p[1][2][0].key)):
-            extra = a.decider.ports(ca.views[si], ca.views[di]) - b.decider.ports(cb.views[sj], cb.views[dj])
-            if not extra:
-                continue
-            pair = ca.ordinary_pair(spods, dpods)
-            if pair is not None:
-                yield Difference(pair[0], pair[1], family, extra, spods, dpods)
+        for group in joint:
+            si, sj, spods = group
+            for di, dj, dpods in joint if id(group) in chosen_sources else destinations:
+                extra = a.decider.ports(ca.views[si], ca.views[di]) - b.decider.ports(cb.views[sj], cb.views[dj])
+                if not extra:
+                    continue
+                pair = ca.ordinary_pair(spods, dpods)
+                if pair is not None:
+                    yield Difference(pair[0], pair[1], family, extra, spods, dpods)
         outside = _joint_atoms(a, b, family)
         for si, sj, spods in sources:
             for address in outside:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from policyctl.policy.endpoints import workload_label
 from policyctl.policy.model import Cluster, Family, IPAddress, Pod
 
-from .comparison import Difference, any_differences
+from .comparison import Difference, differences, policy_differences, same_ends
 from .portsets import PortSet
 from .relation import Relation, cluster_families
 
@@ -111,9 +111,10 @@ def semantic_diff(old: Cluster, new: Cluster) -> FlowDiff:
     """Flows ``new`` allows that ``old`` did not (added) and the reverse (removed)."""
     families = tuple(f for f in Family if f in set(cluster_families(old)) | set(cluster_families(new)))
     a, b = Relation(old, families=families), Relation(new, families=families)
+    compared = policy_differences if same_ends(old, new) else differences
     return FlowDiff(
-        added=_grouped(list(any_differences(b, a))),
-        removed=_grouped(list(any_differences(a, b))),
+        added=_grouped(list(compared(b, a))),
+        removed=_grouped(list(compared(a, b))),
         pods_added=tuple(sorted(set(new.pod_by_key) - set(old.pod_by_key))),
         pods_removed=tuple(sorted(set(old.pod_by_key) - set(new.pod_by_key))),
     )
