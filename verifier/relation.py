@@ -116,9 +116,86 @@ class Relation:
         column_of = tuple(columns.setdefault(self._column_key(v), len(columns)) for v in views)
         row_view = {r: views[i] for i, r in reversed(list(enumerate(row_of)))}
         column_view = {c: views[i] for i, c in reversed(list(enumerate(column_of)))}
-        ports = self.decider.ports
-        cells = tuple(tuple(ports(row_view[r], column_view[c]) for c in range(len(columns))) for r in range(len(rows)))
+        cells = self._cells([row_view[r] for r in range(len(rows))], [column_view[c] for c in range(len(columns))])
         return FamilyRelation(family, views, members, class_of, row_of, column_of, cells)
+
+    def _cells(self, sources: Sequence[View], destinations: Sequence[View]) -> tuple[tuple[PortSet, ...], ...]:
+        """``Decider.ports`` for every (row, column), with each half computed once per pair of
+        what it depends on: the egress half per (egress side of the source, the destination as
+        egress rules see it), the ingress half per (column, the source as ingress rules see
+        it), only where the egress half allows something."""
+        half = self.decider.half
+        far_out: dict[View, int] = {}
+        out_of = [far_out.setdefault(self._far(v, Direction.EGRESS), len(far_out)) for v in destinations]
+        far_in: dict[View, int] = {}
+        in_of = [far_in.setdefault(self._far(v, Direction.INGRESS), len(far_in)) for v in sources]
+        out_views, in_views = list(far_out), list(far_in)
+        sides: dict[tuple[object, ...], list[PortSet]] = {}
+        ingress: list[dict[int, PortSet]] = [{} for _ in destinations]
+        meets: dict[tuple[int, int], PortSet] = {}
+        cells = []
+        for r, source in enumerate(sources):
+            if source.impossible:
+                cells.append((NONE,) * len(destinations))
+                continue
+            side = self._egress_side(source)
+            egress = sides.get(side)
+            if egress is None:
+                egress = [half(Direction.EGRESS, source, far) for far in out_views]
+                sides[side] = egress
+            seen = in_of[r]
+            row = []
+            for c, destination in enumerate(destinations):
+                allowed_out = egress[out_of[c]]
+                if not allowed_out or destination.impossible:
+                    row.append(NONE)
+                    continue
+                allowed_in = ingress[c].get(seen)
+                if allowed_in is None:
+                    allowed_in = ingress[c][seen] = half(Direction.INGRESS, destination, in_views[seen])
+                key = (id(allowed_out), id(allowed_in))
+                met = meets.get(key)
+                if met is None:
+                    met = meets[key] = allowed_out & allowed_in
+                row.append(met)
+            cells.append(tuple(row))
+        return tuple(cells)
+
+    def _egress_side(self, view: View) -> tuple[object, ...]:
+        """What the egress half depends on from the source: the rules that apply to it."""
+        if view.kind is not EndKind.POD:
+            return (view.kind,)
+        tiers = self.index.tiered(view.selectors, Direction.EGRESS) if self.index.cluster_rules else None
+        return (view.kind, self.index.applying(view.selectors, Direction.EGRESS), tiers)
+
+    @cached_property
+    def _far_ids(self) -> dict[Direction, tuple[frozenset[int], frozenset[int], frozenset[int]]]:
+        """Per direction, the selector, ipBlock and nodes-peer ids some rule of that direction
+        names, NetworkPolicy or cluster-scoped."""
+        found = {}
+        for direction in (Direction.INGRESS, Direction.EGRESS):
+            rules = [r for r in self.index.rules if r.direction is direction]
+            tiered = [r for r in self.index.cluster_rules if r.direction is direction]
+            found[direction] = (
+                frozenset(s for r in (*rules, *tiered) for s in r.selectors),
+                frozenset(b for r in (*rules, *tiered) for b in r.blocks),
+                frozenset(n for r in tiered for n in r.nodes),
+            )
+        return found
+
+    def _far(self, view: View, direction: Direction) -> View:
+        """``view`` as the far end of a half of ``direction``: only what its rules' peers can
+        name, and the named ports when it is the destination (egress). Halves read nothing
+        else of the far end, so equal projections get equal halves."""
+        selectors, blocks, nodes = self._far_ids[direction]
+        return View(
+            view.kind,
+            view.selectors & selectors if view.kind is EndKind.POD else frozenset(),
+            None if view.blocks is None else view.blocks & blocks,
+            view.named if direction is Direction.EGRESS else (),
+            False,
+            view.nodes & nodes,
+        )
 
     @cached_property
     def _peer_ids(self) -> dict[Direction, tuple[frozenset[int], frozenset[int]]]:
