@@ -40,7 +40,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from policyctl.agent.httpserver import BoundedHTTPServer, Limits, Reply
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -54,6 +53,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from policyctl import __version__
+from policyctl.agent.httpserver import BoundedHTTPServer, Limits, Reply
 
 #: Sync durations span a no-op resync (milliseconds) to a large first apply (seconds).
 SYNC_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

@@ -93,7 +93,8 @@ def test_an_ipv6_address_is_served_on_an_ipv6_socket() -> None:
     [
         pytest.param(Limits(max_connections=0), "max connections must be at least 1", id="no-connections"),
         pytest.param(Limits(timeout=0), "timeout must be positive", id="no-timeout"),
-        pytest.param(Limits(timeout=5, lifetime=1), "must not be shorter than the timeout", id="lifetime-below-timeout"),
+        pytest.param(Limits(timeout=5, lifetime=1), "must not be shorter than the timeout",
+                     id="lifetime-below-timeout"),
     ],
 )
 def test_unusable_limits_are_refused(limits: Limits, problem: str) -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import urllib.request
 
 import pytest
-from policyctl.agent.metrics import AgentMetrics, ReflectorState
 from prometheus_client.parser import text_string_to_metric_families
 
 from policyctl import __version__
+from policyctl.agent.metrics import AgentMetrics, ReflectorState
 
 EXPECTED_TYPES = {
     "policyctl_sync_duration_seconds": "histogram",

@@ -165,7 +165,9 @@ def test_a_reflector_thread_that_dies_is_restarted_and_relists(
     assert agent.readiness().ok, agent.readiness().reasons
 
 
-def test_a_thread_that_keeps_dying_makes_liveness_fail(apiserver: FakeApiServer, agent_on: Callable[..., Agent]) -> None:
+def test_a_thread_that_keeps_dying_makes_liveness_fail(
+    apiserver: FakeApiServer, agent_on: Callable[..., Agent]
+) -> None:
     agent = agent_on(restart_budget=RestartBudget(restarts=2, window=600.0))
     assert agent.wait_ready(10), agent.readiness().reasons
     reflector = _pods(agent)

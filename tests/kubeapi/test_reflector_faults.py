@@ -13,16 +13,16 @@ import math
 import threading
 from typing import Any
 
-import policyctl.kubeapi.reflector as reflector_module
 import pytest
 from kubernetes import client
+
+import policyctl.kubeapi.reflector as reflector_module
 from policyctl.kubeapi.errors import MalformedResponse
 from policyctl.kubeapi.listwatch import lines, watch_event
 from policyctl.kubeapi.reflector import Reflector
 from policyctl.kubeapi.resources import Resource
 from policyctl.kubeapi.store import ClusterStore
 from policyctl.policy.model import Direction
-
 from tests.apiserver import FakeApiServer
 from tests.apiserver.server import Fault
 from tests.kubeapi.conftest import READ_TIMEOUT, reflecting, server_cluster, wait_until
