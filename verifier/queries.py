@@ -24,6 +24,7 @@ from policyctl.policy.diagnostics import Diagnostic, Severity
 from policyctl.policy.model import (
     Cluster,
     Direction,
+    Family,
     IPBlockPeer,
     LabelSelector,
     NamespaceScope,
@@ -39,7 +40,7 @@ from .comparison import Difference, first_difference
 from .index import PolicyIndex, ScopedSelector
 from .labelspace import label_states
 from .redundancy import Candidate, redundant_candidates
-from .relation import Relation
+from .relation import Relation, cluster_families
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +77,12 @@ def _with_policies(cluster: Cluster, policies: Sequence[NetworkPolicy]) -> Clust
 
 
 def compare(first: Cluster, second: Cluster) -> Comparison:
-    """Flows each of two clusters (the same pods, different policies) allows and the other not."""
-    return Comparison(first_difference(first, second), first_difference(second, first))
+    """Flows each of two clusters (the same pods, different policies) allows and the other not:
+    one relation each, compared both ways."""
+    found = set(cluster_families(first)) | set(cluster_families(second))
+    families = tuple(f for f in Family if f in found)
+    a, b = Relation(first, families=families), Relation(second, families=families)
+    return Comparison(first_difference(a, b), first_difference(b, a))
 
 
 def equivalent(first: Cluster, second: Cluster) -> bool:
