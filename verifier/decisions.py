@@ -76,13 +76,23 @@ class TierSplit:
     undecided: PortSet
 
 
+@dataclass(frozen=True, slots=True)
+class Mentioned:
+    """Ids of the scoped selectors, ipBlocks and nodes peers some rules name."""
+
+    selectors: frozenset[int]
+    blocks: frozenset[int]
+    nodes: frozenset[int]
+
+
 class Decider:
     """Port sets between views of one cluster, memoised on everything they depend on."""
 
     def __init__(self, index: PolicyIndex) -> None:
         self.index = index
         self._rule_ports: dict[tuple[int, EndKind, NamedPorts], PortSet] = {}
-        self._halves: dict[tuple[Direction, frozenset[int], NamedPorts, View], PortSet] = {}
+        self._halves: dict[tuple[Direction, frozenset[int], NamedPorts, tuple[object, ...]], PortSet] = {}
+        self._mentions: dict[tuple[Direction, frozenset[int]], Mentioned] = {}
         self._meets: dict[tuple[PortSet, PortSet], PortSet] = {}
 
     def rule_ports(self, rule: IndexedRule | IndexedClusterRule, destination: View) -> PortSet:
@@ -153,12 +163,42 @@ class Decider:
         if pod.kind is not EndKind.POD:
             return ALL
         named = pod.named if direction is Direction.INGRESS else ()
-        key = (direction, pod.selectors, named, other)
+        key = (direction, pod.selectors, named, self.seen(direction, pod.selectors, other))
         found = self._halves.get(key)
         if found is None:
             found = self._decide(direction, pod, other)
             self._halves[key] = found
         return found
+
+    def mentioned(self, direction: Direction, selectors: frozenset[int]) -> Mentioned:
+        """The selector, ipBlock and nodes-peer ids named by the rules that apply to a pod
+        with these selectors in ``direction`` (NetworkPolicy and both tiers)."""
+        key = (direction, selectors)
+        found = self._mentions.get(key)
+        if found is None:
+            _, rule_ids = self.index.applying(selectors, direction)
+            tiers = self.index.tiered(selectors, direction)
+            rules = [self.index.rules[r] for r in rule_ids]
+            cluster = [self.index.cluster_rules[r] for r in (*tiers.admin, *tiers.baseline)]
+            found = Mentioned(
+                frozenset(s for r in (*rules, *cluster) for s in r.selectors),
+                frozenset(b for r in (*rules, *cluster) for b in r.blocks),
+                frozenset(n for r in cluster for n in r.nodes),
+            )
+            self._mentions[key] = found
+        return found
+
+    def seen(self, direction: Direction, selectors: frozenset[int], other: View) -> tuple[object, ...]:
+        """What the rules applying to the pod can see of ``other``: the half depends on
+        ``other`` through this only, so halves are memoised on it."""
+        seen = self.mentioned(direction, selectors)
+        return (
+            other.kind,
+            other.selectors & seen.selectors if other.kind is EndKind.POD else frozenset(),
+            None if other.blocks is None else other.blocks & seen.blocks,
+            other.nodes & seen.nodes,
+            other.named if direction is Direction.EGRESS else (),
+        )
 
     def _decide(self, direction: Direction, pod: View, other: View) -> PortSet:
         tiers = self.index.tiered(pod.selectors, direction)

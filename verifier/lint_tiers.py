@@ -141,6 +141,9 @@ class TierLint:
     context: LintContext
     relation: Relation = field(init=False)
 
+    _walks: dict[tuple[object, ...], Walk] = field(init=False, default_factory=dict)
+    _others: dict[tuple[object, ...], tuple[End, ...]] = field(init=False, default_factory=dict)
+
     def __post_init__(self) -> None:
         self.relation = Relation(self.context.cluster)
 
@@ -169,16 +172,40 @@ class TierLint:
         return found
 
     def pairs(self, subject: int, direction: Direction) -> Iterator[tuple[End, End]]:
-        """(pod class the subject selects, other-end class), in every family."""
-        for subjects, others in self.ends.values():
+        """(pod class the subject selects, other-end class), in every family; of the other
+        ends only one per distinct thing the rules applying to the pod can see of them (the
+        walk depends on nothing else, so every answer about "some pair" is unchanged)."""
+        for family, (subjects, others) in self.ends.items():
             for pod in subjects:
                 if subject in pod.view.selectors:
-                    for other in others:
+                    for other in self._distinct(family, direction, pod.view.selectors, others):
                         yield pod, other
+
+    def _distinct(self, family: Family, direction: Direction, selectors: frozenset[int],
+                  others: tuple[End, ...]) -> tuple[End, ...]:  # fmt: skip
+        mentioned = self.decider.mentioned(direction, selectors)
+        key = (family, direction, mentioned)
+        found = self._others.get(key)
+        if found is None:
+            chosen: dict[tuple[object, ...], End] = {}
+            for other in others:
+                chosen.setdefault(self.decider.seen(direction, selectors, other.view), other)
+            found = self._others[key] = tuple(chosen.values())
+        return found
 
     def walk(self, pod: View, other: View, direction: Direction) -> Walk:
         """The tiers for one pair, recording what each rule decides (``hits``) and what it
-        matches whatever came before (``matched``)."""
+        matches whatever came before (``matched``); memoised on what the rules applying to the
+        pod can see of ``other`` (:meth:`Decider.seen`)."""
+        named = pod.named if direction is Direction.INGRESS else ()
+        key = (direction, pod.selectors, named, self.decider.seen(direction, pod.selectors, other))
+        found = self._walks.get(key)
+        if found is None:
+            found = self._walk(pod, other, direction)
+            self._walks[key] = found
+        return found
+
+    def _walk(self, pod: View, other: View, direction: Direction) -> Walk:
         tiers = self.index.tiered(pod.selectors, direction)
         destination = other if direction is Direction.EGRESS else pod
         hits: dict[int, PortSet] = {}
