@@ -115,7 +115,7 @@ def test_without_manifests_or_kubeconfig_the_error_says_what_to_give() -> None:
 def test_the_default_kubeconfig_is_found_through_the_environment(webshop: str) -> None:
     result = run("matrix", "--port", "8443/TCP", "-o", "json", env={"KUBECONFIG": webshop})
     assert result.exit_code == 0, result.stderr
-    assert sorted(json.loads(result.stdout)["allowed"]) == [
+    assert sorted(u["name"] for u in json.loads(result.stdout)["units"]) == [
         "shop/cart", "shop/checkout", "shop/frontend", "shop/payments", "shop/postgres", "shop/redis",
     ]  # fmt: skip
 
