@@ -9,8 +9,9 @@
   and an agent that no longer follows the cluster says so (the rules it last applied stay).
 * **Alive** (``/healthz``) while the sync loop turns (its heartbeat is fresh, the last sync
   attempt is not older than the runner's max interval plus a grace period) and every thread
-  the agent needs is running: a thread that dies is restarted (:mod:`agent.supervisor`), and
-  one that keeps dying is left dead and reported here, so the kubelet restarts the pod. It
+  the agent needs is running: a thread that dies is reported here until it is restarted
+  (:mod:`agent.supervisor`), and one that keeps dying is left dead, so the kubelet restarts
+  the pod. It
   does not look at the API server: a control-plane upgrade must not make kubelet restart
   every agent (the rules stay in force without us anyway).
 
@@ -35,8 +36,8 @@ class HealthState:
     clock; ``first_sync_at`` is when the first sync from synced caches succeeded.
     ``stale`` is each cache's seconds out of sync (0 when in sync) and ``errors`` what its
     last failure was; ``failing_for`` how long syncs have been failing (0 when the last one
-    succeeded) and ``sync_error`` the last failure; ``dead_threads`` the threads that
-    stopped and will not be restarted, each with why."""
+    succeeded) and ``sync_error`` the last failure; ``dead_threads`` the threads that are
+    not running, each with why."""
 
     synced: Mapping[str, bool] = field(default_factory=dict)
     first_sync_at: float | None = None

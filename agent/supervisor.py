@@ -6,10 +6,13 @@ survives any answer, the runner any failed sync), so a thread only ends early on
 exception that is not an ``Exception``. When one does, the supervisor logs it, runs the
 thread's ``before_restart`` (a reflector forgets its version and relists) and starts it again,
 at most ``budget.restarts`` times within ``budget.window`` seconds; a thread that dies more
-often than that is left dead and reported by :meth:`Supervisor.dead`, which makes liveness
-fail so the kubelet restarts the pod: a restart loop inside one process is no better than a
-clean one. :meth:`Supervisor.check` does the rounds; :meth:`Supervisor.run` calls it every
-``tick`` from a thread of its own, whose death is reported the same way.
+often than that is left dead for good: a restart loop inside one process is no better than a
+clean one. :meth:`Supervisor.dead` reports every thread that is not running, the ones about
+to be restarted too, so liveness never says 200 while a thread the agent needs is dead (the
+kubelet restarts the pod only after several failed probes, so a restart in between goes
+unpunished). :meth:`Supervisor.check` does the rounds; :meth:`Supervisor.run` calls it from a
+thread of its own as soon as a thread ends (and every ``tick``); the supervisor's own death
+is reported the same way.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ class Supervisor:
         self._lock = threading.Lock()
         self._threads: dict[str, _Supervised] = {}
         self._own: threading.Thread | None = None
+        self._ended = threading.Event()
         self.total_restarts: collections.Counter[str] = collections.Counter()
 
     def start(self, name: str, target: Callable[[], None], *, before_restart: Callable[[], None] | None = None) -> None:
@@ -84,10 +88,12 @@ class Supervisor:
             entry.error = f"{type(error).__name__}: {error}"
             self._log.error("thread died", exc_info=error,
                             extra={"fields": {"thread": entry.name, "error": entry.error}})  # fmt: skip
-            return
-        if not self._stop.is_set():
-            entry.error = "returned while the agent runs"
-            self._log.error("thread ended", extra={"fields": {"thread": entry.name, "error": entry.error}})
+        else:
+            if not self._stop.is_set():
+                entry.error = "returned while the agent runs"
+                self._log.error("thread ended", extra={"fields": {"thread": entry.name, "error": entry.error}})
+        finally:
+            self._ended.set()
 
     def check(self) -> None:
         """Restart every thread that died, within its budget."""
@@ -116,8 +122,8 @@ class Supervisor:
             self._launch(entry)
 
     def dead(self) -> Mapping[str, str]:
-        """Threads that stopped and will not be restarted (the supervisor's own included),
-        each with why."""
+        """Threads that are not running (the supervisor's own included), each with why: those
+        left dead for good, and those about to be restarted."""
         found: dict[str, str] = {}
         if self._stop.is_set():
             return found
@@ -126,7 +132,9 @@ class Supervisor:
         for entry in entries:
             if entry.given_up:
                 found[entry.name] = (f"died {len(entry.restarts) + 1} times within {self._budget.window:g}s, "
-                                     f"last: {entry.error}")  # fmt: skip
+                                     f"last: {entry.error}; not restarted")  # fmt: skip
+            elif entry.thread is not None and not entry.thread.is_alive():
+                found[entry.name] = f"stopped ({entry.error}); restarting"
         own = self._own
         if own is not None and not own.is_alive():
             stopped = [e.name for e in entries if e.thread is not None and not e.thread.is_alive()]
@@ -136,12 +144,21 @@ class Supervisor:
         return found
 
     def run(self, *, tick: float = 1.0) -> None:
-        """Do the rounds every ``tick`` seconds until stop (the supervisor's own thread)."""
-        while not self._stop.wait(tick):
+        """Do the rounds as soon as a thread ends, and every ``tick`` seconds, until stop (the
+        supervisor's own thread)."""
+        while not self._stop.is_set():
+            self._ended.wait(tick)
+            self._ended.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.check()
             except Exception as error:
                 self._log.error("supervisor round failed", exc_info=error, extra={"fields": {"error": str(error)}})
+
+    def wake(self) -> None:
+        """End the supervisor's wait at once (after setting stop)."""
+        self._ended.set()
 
     def start_own(self, *, tick: float = 1.0) -> None:
         self._own = threading.Thread(target=self.run, kwargs={"tick": tick}, name="supervisor", daemon=True)

@@ -59,6 +59,8 @@ def test_a_dead_thread_is_restarted_within_its_budget(deaths: int, budget: Resta
         for _ in range(deaths + 1):
             wait_until(lambda: not supervisor._threads["worker"].thread.is_alive() or calls[0] > deaths,  # type: ignore[union-attr]
                        what="the thread to die or to settle")
+            if calls[0] <= deaths and not supervisor._threads["worker"].given_up:
+                assert supervisor.dead()["worker"].endswith("; restarting"), "a dead thread is reported at once"
             supervisor.check()
             clock.advance(1.0)
         assert ("worker" in supervisor.dead()) is dead
@@ -68,7 +70,7 @@ def test_a_dead_thread_is_restarted_within_its_budget(deaths: int, budget: Resta
             assert calls[0] == deaths + 1
             assert supervisor._threads["worker"].thread.is_alive()  # type: ignore[union-attr]
         else:
-            assert "died 4 times within 60s, last: Killed: death 4" == supervisor.dead()["worker"]
+            assert supervisor.dead()["worker"] == "died 4 times within 60s, last: Killed: death 4; not restarted"
     finally:
         stop.set()
         supervisor.join(5)
@@ -99,7 +101,7 @@ def test_a_thread_that_returns_while_the_agent_runs_counts_as_dead() -> None:
     supervisor.start("worker", lambda: None)
     wait_until(lambda: not supervisor._threads["worker"].thread.is_alive(), what="the thread to end")  # type: ignore[union-attr]
     supervisor.check()
-    assert supervisor.dead() == {"worker": "died 1 times within 60s, last: returned while the agent runs"}
+    assert supervisor.dead() == {"worker": "died 1 times within 60s, last: returned while the agent runs; not restarted"}
     stop.set()
     assert supervisor.dead() == {}, "after stop, ended threads are no news"
 
