@@ -83,6 +83,22 @@ def _collisions(original: Cluster, converted: tuple[Converted, ...]) -> list[str
     return found
 
 
+def _tie_notes(original: Cluster, converted: tuple[Converted, ...]) -> list[str]:
+    """Ties whose order conversion changes: at one priority of one tier, a v1alpha1 policy
+    sorted before every ClusterNetworkPolicy (by kind); converted, the name decides."""
+    existing = [p for p in original.cluster_policies if p.kind is SourceKind.CLUSTER_NETWORK_POLICY]
+    found = []
+    for c in converted:
+        for other in existing:
+            if other.tier is c.original.tier and other.priority == c.priority and other.name < c.original.name:
+                found.append(
+                    f"{c.original.provenance or c.original}: warning: {c.original} and {other} share "
+                    f"{other.tier.value} priority {other.priority}: {c.original} was applied first (by kind); "
+                    f"converted, {other} is (by name). Give one of them another priority if the order matters"
+                )  # fmt: skip
+    return found
+
+
 def _domain_name_notes(converted: tuple[Converted, ...]) -> list[str]:
     return [
         f"{rule.provenance or c.original}: warning: {c.original} {rule.label}: domainNames kept as written, "
@@ -129,7 +145,7 @@ def convert(filenames: tuple[str, ...], namespace: str, output_file: str | None)
     if collisions:
         click.echo("\n".join(collisions), err=True)
         raise click.exceptions.Exit(EXIT_INPUT)
-    for note in _domain_name_notes(converted):
+    for note in (*_tie_notes(original, converted), *_domain_name_notes(converted)):
         click.echo(note, err=True)
     text = render(converted)
     counterexample = first_counterexample(original, _read_back(text, original, converted))

@@ -157,6 +157,7 @@ def test_a_tie_broken_differently_after_conversion_is_a_counterexample(run, tmp_
     result = run("convert", "-f", str(tmp_path / "cluster.yaml"), "-f", str(tmp_path / "tied.yaml"), "-o", str(target))
     assert result.exit_code == 1, result.stderr
     assert "not equivalent: web/b -> x/a on 1/TCP (IPv4) is allowed by the converted set only" in result.stderr
+    assert "AdminNetworkPolicy zeta and ClusterNetworkPolicy alpha share Admin priority 5" in result.stderr
     assert not target.exists()
 
 
