@@ -3,9 +3,10 @@
 Two manifests can differ in text and mean the same, or differ by one peer and open a whole
 namespace; this compares what they *allow* (:mod:`verifier.comparison`) in both directions and
 groups the differences by (source workload, destination workload, family), each with the
-merged port ranges and one concrete pod pair; pods without a workload are named by their group
-of equivalent pods (the first pod and how many more), so the report grows with the groups a
-change touches, never with pod pairs. Outside addresses appear as the first address of
+merged port ranges and one concrete pod pair. Pods without a workload are grouped per
+namespace: the pods of one difference share their views, and groups of one namespace with the
+same other end, family and ports are folded into one (named by the first pod and how many
+more), so the report grows with what a change touches, never with pod pairs. Outside addresses appear as the first address of
 their range. Pods that exist on one side only are listed apart.
 """
 
@@ -31,6 +32,9 @@ class FlowChange:
     family: Family
     ports: PortSet
     example: tuple[str, str]
+    source_pods: tuple[str, ...] = ()
+    destination_pods: tuple[str, ...] = ()
+    """The pods a ``source``/``destination`` made of pods without a workload stands for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,29 +57,29 @@ def _name(end: Pod | IPAddress) -> str:
     return end.key if isinstance(end, Pod) else str(end)
 
 
-def _units(ends: tuple[Pod | IPAddress, ...]) -> dict[str, set[str]]:
-    """The ends of one side of a difference by the unit a reader names them by: a pod's
-    workload; for pods without one, the group of equivalent pods of one namespace (the
-    difference's ends all have the same views), named by its first pod and how many more;
-    an address by itself."""
-    found: dict[str, set[str]] = {}
-    loose: dict[str, list[str]] = {}
+Unit = tuple[str, ...] | tuple[str, str, frozenset[str]]
+"""How a reader names ends: ``("unit", label)`` for a workload or an address, ``("pods",
+namespace, keys)`` for pods without a workload."""
+
+
+def _units(ends: tuple[Pod | IPAddress, ...]) -> dict[Unit, set[str]]:
+    """The ends of one side of a difference by unit: a pod's workload; pods without one
+    grouped per namespace (the difference's ends all have the same views); an address."""
+    found: dict[Unit, set[str]] = {}
+    loose: dict[str, set[str]] = {}
     for end in ends:
         if isinstance(end, Pod) and not end.workload:
-            loose.setdefault(end.namespace, []).append(end.key)
+            loose.setdefault(end.namespace, set()).add(end.key)
         else:
-            found.setdefault(_unit(end), set()).add(_name(end))
-    for keys in loose.values():
-        keys.sort()
-        more = len(keys) - 1
-        label = keys[0] if not more else f"{keys[0]} and {more} equivalent pod{'s' if more > 1 else ''}"
-        found.setdefault(label, set()).update(keys)
+            found.setdefault(("unit", _unit(end)), set()).add(_name(end))
+    for namespace, keys in loose.items():
+        found[("pods", namespace, frozenset(keys))] = keys
     return found
 
 
 def _unit_pairs(
     sources: tuple[Pod | IPAddress, ...], destinations: tuple[Pod | IPAddress, ...]
-) -> set[tuple[str, str]]:
+) -> set[tuple[Unit, Unit]]:
     """Unit pairs (:func:`_units`) of every two *different* ends: a unit pair made only of one
     pod with itself is left out (a pod reaching itself is never a flow)."""
     by_source = _units(sources)
@@ -88,23 +92,62 @@ def _unit_pairs(
     }
 
 
+Merged = dict[tuple[Unit, Unit, Family], tuple[PortSet, tuple[str, str]]]
+
+
+def _fold(merged: Merged, side: int) -> Merged:
+    """Pods units of one namespace (on ``side``: 0 sources, 1 destinations) that have the same
+    other end, family and ports become one unit: the statement "each of these may now reach
+    each of those on these ports" holds for the union."""
+    folded: Merged = {}
+    pending: dict[tuple[object, ...], tuple[set[str], PortSet, tuple[str, str]]] = {}
+    for key, (ports, example) in merged.items():
+        unit = key[side]
+        if unit[0] != "pods":
+            folded[key] = (ports, example)
+            continue
+        other = key[1 - side]
+        group = (unit[1], other, key[2], ports)
+        keys, _, first = pending.get(group, (set(), ports, example))
+        pending[group] = (keys | unit[2], ports, min(first, example))  # type: ignore[operator]
+    for (namespace, other, family, _), (keys, ports, example) in pending.items():
+        unit: Unit = ("pods", namespace, frozenset(keys))
+        key = (unit, other, family) if side == 0 else (other, unit, family)
+        folded[key] = (ports, example)  # type: ignore[index]
+    return folded
+
+
+def _label(unit: Unit) -> str:
+    if unit[0] != "pods":
+        return unit[1]  # type: ignore[return-value]
+    keys = sorted(unit[2])  # type: ignore[arg-type]
+    more = len(keys) - 1
+    return keys[0] if not more else f"{keys[0]} and {more} more pod{'s' if more > 1 else ''}"
+
+
+def _members(unit: Unit) -> tuple[str, ...]:
+    return tuple(sorted(unit[2])) if unit[0] == "pods" else ()  # type: ignore[arg-type]
+
+
 def _grouped(found: list[Difference]) -> tuple[FlowChange, ...]:
-    merged: dict[tuple[str, str, Family], tuple[PortSet, tuple[str, str]]] = {}
+    merged: Merged = {}
     for difference in found:
         sources = difference.sources or (difference.source,)
         destinations = difference.destinations or (difference.destination,)
         if _name(difference.source) == _name(difference.destination):
-            units = {(_unit(difference.source), _unit(difference.destination))}
+            units = {(("unit", _unit(difference.source)), ("unit", _unit(difference.destination)))}
         else:
             units = _unit_pairs(sources, destinations)
         for source, destination in units:
             key = (source, destination, difference.family)
             ports, example = merged.get(key, (PortSet(), (_name(difference.source), _name(difference.destination))))
             merged[key] = (ports | difference.ports, example)
-    return tuple(
-        FlowChange(s, d, f, ports, example)
-        for (s, d, f), (ports, example) in sorted(merged.items(), key=lambda i: (i[0][0], i[0][1], i[0][2].value))
-    )
+    merged = _fold(_fold(merged, 0), 1)
+    changes = [
+        FlowChange(_label(s), _label(d), f, ports, example, _members(s), _members(d))
+        for (s, d, f), (ports, example) in merged.items()
+    ]
+    return tuple(sorted(changes, key=lambda c: (c.source, c.destination, c.family.value)))
 
 
 def semantic_diff(old: Cluster, new: Cluster) -> FlowDiff:

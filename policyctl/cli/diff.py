@@ -99,6 +99,8 @@ def _change(change: FlowChange) -> dict[str, Any]:
         "family": change.family.value,
         "ports": [{"protocol": p.value, "first": low, "last": high} for p, low, high in change.ports.ranges()],
         "example": {"from": change.example[0], "to": change.example[1]},
+        **({"from_pods": list(change.source_pods)} if change.source_pods else {}),
+        **({"to_pods": list(change.destination_pods)} if change.destination_pods else {}),
     }
 
 

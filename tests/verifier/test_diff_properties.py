@@ -21,6 +21,7 @@ from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
 from policyctl.verifier.comparison import Difference, any_differences, differences, same_ends
 from policyctl.verifier.relation import Relation, cluster_families
+from policyctl.verifier.semdiff import FlowDiff, semantic_diff
 from policyctl.verifier.viewclasses import view_classes
 from tests.strategies import clusters, edge_ports, labels
 
@@ -119,3 +120,40 @@ def test_only_policy_changes_take_the_incremental_comparison(cluster: Cluster, d
     other = data.draw(_changed(cluster))
     relabelled = any(cluster.pod_by_key[p.key].labels != p.labels for p in other.pods)
     assert same_ends(cluster, other) is not relabelled
+
+
+def _report_points(diff: FlowDiff, classes_of: Relation, ports: tuple[int, ...], removed: bool) -> set[Point]:
+    points: set[Point] = set()
+    for change in diff.removed if removed else diff.added:
+        sources = change.source_pods or (change.source,)
+        destinations = change.destination_pods or (change.destination,)
+        classes = view_classes(classes_of, change.family)
+        for s in sources:
+            for d in destinations:
+                if s not in classes.class_of or d not in classes.class_of or s == d:
+                    continue
+                pods = classes_of.cluster.pod_by_key
+                if classes.bypass(pods[s], pods[d]) is not None:
+                    continue
+                for protocol in Protocol:
+                    for port in ports:
+                        if change.ports.contains(protocol, port):
+                            points.add((s, d, change.family.value, protocol, port))
+    return points
+
+
+@SETTINGS
+@given(clusters(max_pods=5, max_policies=4), st.data())
+def test_the_grouped_report_of_pods_without_workloads_expands_to_the_oracle(
+    cluster: Cluster, data: st.DataObject
+) -> None:
+    """Groups of pods are folded only where every member pair has the same ports, so the
+    report itself, expanded to its pods, is exact."""
+    other = data.draw(_changed(cluster))
+    assert all(p.workload is None for p in cluster.pods)
+    ports = edge_ports(cluster)
+    found = semantic_diff(cluster, other)
+    families = cluster_families(cluster)
+    base = Relation(cluster, families=families)
+    assert _report_points(found, base, ports, removed=True) == _oracle(cluster, other, ports)
+    assert _report_points(found, base, ports, removed=False) == _oracle(other, cluster, ports)
