@@ -64,7 +64,7 @@ class PodGroups:
         )
         self.group_of: dict[str, int] = {p.key: i for i, g in enumerate(self.groups) for p in g.pods}
         columns = [g.column for g in self.groups]
-        self._columns = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
+        self._columns = itemgetter(*columns) if len(columns) > 1 else lambda row: tuple(row[c] for c in columns)
 
     def __len__(self) -> int:
         return len(self.groups)

@@ -165,8 +165,11 @@ def build_truth_table(
     table: list[list[Cell]] = []
     if all(len(s[0]) == 1 for s in signatures):  # type: ignore[arg-type]
         positions = [s[0][0] for s in signatures]  # type: ignore[index]
-        pick = itemgetter(*positions)
-        table = [list(pick(between[p])) if len(positions) > 1 else [between[p][p]] for p in positions]
+        if len(positions) > 1:
+            pick = itemgetter(*positions)
+            table = [list(pick(between[p])) for p in positions]
+        else:
+            table = [[between[p][p]] for p in positions]
     else:
         for source in signatures:
             mine: Sequence[int] = source[0]  # type: ignore[assignment]

@@ -143,3 +143,22 @@ def test_group_units(rows: dict[str, str], expected: list[tuple[str, ...]]) -> N
     cells = {s: {d: rows[s][i] == "T" for i, d in enumerate(names)} for s in names}
     groups = group_units(_units(*names), cells)
     assert [tuple(u.name for u in g.members) for g in groups] == expected
+
+
+@pytest.mark.parametrize("output", ["json", "csv", "markdown", "table"])
+def test_a_cluster_without_pods_is_an_empty_table(run, tmp_path, output) -> None:
+    path = tmp_path / "ns.yaml"
+    path.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: empty}\n")
+    result = run("matrix", "-f", str(path), "-o", output)
+    assert result.exit_code == 0, result.stderr
+    if output == "json":
+        document = json.loads(result.stdout)
+        assert (document["units"], document["groups"], document["allowed"]) == ([], [], {})
+
+
+def test_a_single_pod_is_its_own_group(run, tmp_path) -> None:
+    path = tmp_path / "pod.yaml"
+    path.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: x}\nspec: {containers: [{name: c}]}")
+    document = json.loads(run("matrix", "-f", str(path), "--port", "80", "-o", "json").stdout)
+    assert document["groups"] == [{"name": "x/a", "members": ["x/a"], "inner": None, "own": True}]
+    assert document["allowed"] == {"x/a": {"x/a": True}}
