@@ -13,6 +13,13 @@ leaves the last good state (and the ruleset built from it) in place, and a sync 
 cluster view that lacks this node, or this agent's own pod or its namespace
 (:class:`~policyctl.agent.sync.IncompleteView`): the shape an empty view takes.
 
+The cluster-scoped policy kinds (ClusterNetworkPolicy, AdminNetworkPolicy,
+BaselineAdminNetworkPolicy) are read while the API server serves them
+(:class:`~policyctl.kubeapi.served.ServedReflector`, one shared
+:class:`~policyctl.kubeapi.served.Discovery`): a CRD that is absent is no error (its kind holds
+no objects, logged once), and one installed, upgraded or removed later is followed within the
+discovery's ``max_age``.
+
 Start-up order matters for correctness: the first sync waits until every reflector has listed
 once. A ruleset compiled from a half-filled cache would drop allowed traffic (a peer pod not
 yet listed is a peer that matches nothing). Until then the table keeps whatever it holds
@@ -45,8 +52,8 @@ from policyctl.enforcer.apply import Enforcer
 from policyctl.enforcer.backend import NftBackend, default_backend
 from policyctl.enforcer.conntrack import ConntrackTable, ConntrackTool
 from policyctl.enforcer.errors import ConntrackError
-from policyctl.kubeapi.reflector import Reflector
-from policyctl.kubeapi.resources import Resource
+from policyctl.kubeapi.resources import RESOURCES, Resource
+from policyctl.kubeapi.served import AnyReflector, Discovery, reflector_for
 from policyctl.kubeapi.store import ChangeKind, ClusterStore
 
 #: How often the loops wake while idle, so heartbeats stay fresh.
@@ -57,7 +64,8 @@ class Agent:
     """One node's agent. ``api`` is an ``ApiClient`` of the official client; ``enforcer``
     applies rulesets (an :class:`Enforcer` on ``backend``, by default the host's nftables;
     :meth:`stop` closes the backend); ``reflector_options`` are passed to every reflector
-    (tests shorten timeouts)."""
+    (tests shorten timeouts); ``discovery`` says which custom resources the server serves
+    (default: asked every 30 seconds)."""
 
     def __init__(
         self,
@@ -73,6 +81,7 @@ class Agent:
         resources: Sequence[Resource] = tuple(Resource),
         reflector_options: Mapping[str, Any] | None = None,
         restart_budget: RestartBudget = RestartBudget(),
+        discovery: Discovery | None = None,
     ) -> None:
         problems = config.validate()
         if problems:
@@ -100,9 +109,12 @@ class Agent:
             required_pod=config.own_pod,
         )
         self.runner = BoundedFrequencyRunner(self.sync, config.intervals, clock=clock)
-        self.reflectors = tuple(
-            Reflector(
+        discovery = discovery if discovery is not None else Discovery(
+            api, request_timeout=(10.0, config.read_timeout))
+        self.reflectors: tuple[AnyReflector, ...] = tuple(
+            reflector_for(
                 resource,
+                discovery=discovery,
                 api=api,
                 store=self.store,
                 read_timeout=config.read_timeout,
@@ -128,7 +140,8 @@ class Agent:
 
     def _reflector_states(self) -> list[ReflectorState]:
         now = self._clock()
-        return [ReflectorState(r.resource.value, r.synced, r.restarts, r.stale_seconds(now)) for r in self.reflectors]
+        return [ReflectorState(r.resource.value, r.synced, r.restarts, r.stale_seconds(now), RESOURCES[r.resource].kind,
+                               self.store.count(r.resource), getattr(r, "served", True)) for r in self.reflectors]  # fmt: skip
 
     def health_state(self) -> HealthState:
         now = self._clock()
@@ -179,11 +192,11 @@ class Agent:
         }})
         return self
 
-    def _reflector_body(self, reflector: Reflector) -> Callable[[], None]:
+    def _reflector_body(self, reflector: AnyReflector) -> Callable[[], None]:
         """The thread body; ``reflector.run`` is looked up at each start."""
         return lambda: reflector.run(self._stop)
 
-    def _reflector_reset(self, reflector: Reflector) -> Callable[[], None]:
+    def _reflector_reset(self, reflector: AnyReflector) -> Callable[[], None]:
         """Before a dead reflector's thread is started again: relist, and sync after it (the
         thread may have died between a store write and its sync request)."""
 

@@ -2,7 +2,7 @@
 
 Names follow the Prometheus conventions (``policyctl_`` prefix, base units, ``_total`` on
 counters, ``_seconds`` on durations) and carry only low-cardinality labels: a sync ``result``,
-a watched ``resource`` and a restart ``reason``, never a pod or policy name.
+a watched ``resource``, an object ``kind`` and a restart ``reason``, never a pod or policy name.
 
 =============================================== ========= ==================================
 name                                            type      meaning
@@ -21,6 +21,10 @@ policyctl_cache_synced{resource}                gauge     1 once the reflector h
 policyctl_watch_stale_seconds{resource}         gauge     seconds the cache has been out of
                                                           sync with the API server (0: in
                                                           sync)
+policyctl_objects{kind}                         gauge     objects in the cache, by kind (Pod,
+                                                          ClusterNetworkPolicy, ...)
+policyctl_resource_served{resource}             gauge     1 while the API server serves the
+                                                          resource (0: its CRD is absent)
 policyctl_thread_restarts_total{thread}         counter   threads restarted after dying
 policyctl_http_rejected_connections_total{server} counter connections over the limit, closed
 policyctl_build_info{version}                   gauge     always 1
@@ -62,17 +66,22 @@ SYNC_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 3
 @dataclass(frozen=True, slots=True)
 class ReflectorState:
     """What the metrics need of one reflector: whether it has listed, its restarts by
-    reason (``410``, ``timeout``, ``error``, ...) and how long it has been out of sync."""
+    reason (``410``, ``timeout``, ``error``, ...), how long it has been out of sync, the
+    ``kind`` and number of ``objects`` it holds, and whether the API server serves it."""
 
     resource: str
     synced: bool
     restarts: Mapping[str, int]
     stale_seconds: float = 0.0
+    kind: str = ""
+    objects: int = 0
+    served: bool = True
 
 
 class ReflectorCollector(Collector):
-    """``policyctl_watch_restarts_total``, ``policyctl_cache_synced`` and
-    ``policyctl_watch_stale_seconds``, read from the reflectors at scrape time through
+    """``policyctl_watch_restarts_total``, ``policyctl_cache_synced``,
+    ``policyctl_watch_stale_seconds``, ``policyctl_objects`` and
+    ``policyctl_resource_served``, read from the reflectors at scrape time through
     ``states``."""
 
     def __init__(self, states: Callable[[], Iterable[ReflectorState]]) -> None:
@@ -94,7 +103,20 @@ class ReflectorCollector(Collector):
             "Seconds the resource's cache has been out of sync with the API server (0 while in sync).",
             labels=["resource"],
         )
+        objects = GaugeMetricFamily(
+            "policyctl_objects",
+            "Objects of the kind in the agent's cache (0 for a kind the API server does not serve).",
+            labels=["kind"],
+        )
+        served = GaugeMetricFamily(
+            "policyctl_resource_served",
+            "1 while the API server serves the resource, 0 while it does not (its CRD is not installed).",
+            labels=["resource"],
+        )
         for state in sorted(self._states(), key=lambda s: s.resource):
+            if state.kind:
+                objects.add_metric([state.kind], float(state.objects))
+            served.add_metric([state.resource], 1.0 if state.served else 0.0)
             synced.add_metric([state.resource], 1.0 if state.synced else 0.0)
             stale.add_metric([state.resource], state.stale_seconds)
             for reason in sorted(state.restarts):
@@ -102,6 +124,8 @@ class ReflectorCollector(Collector):
         yield restarts
         yield synced
         yield stale
+        yield objects
+        yield served
 
 
 class AgentMetrics:

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
+
 from policyctl.kubeapi.errors import DeadlineExceeded, MalformedResponse
 from policyctl.kubeapi.resources import RESOURCES, Resource, list_function
 
@@ -225,14 +226,17 @@ def list_all(
     request_timeout: RequestTimeout = (10.0, 60.0),
     watchdog: Watchdog | None = None,
     page_deadline: float | None = None,
+    served_version: str | None = None,
 ) -> Listing:
     """List every object of ``resource`` (in ``namespace`` when given), ``page_size`` at a
     time. Raises the client's ``ApiException`` on an HTTP error other than an expired continue
     token, which restarts the list (at most a few times), and :class:`MalformedResponse` on
     a page that cannot be read. With a ``watchdog``, each page's body must be read within
-    ``page_deadline`` seconds (default: the read timeout)."""
-    function = list_function(api, resource, namespace=namespace)
+    ``page_deadline`` seconds (default: the read timeout). A custom resource is listed at
+    ``served_version`` (its version as discovered; default: the most preferred one)."""
+    function = list_function(api, resource, namespace=namespace, version=served_version)
     info = RESOURCES[resource]
+    served_as = info.api_version_at(served_version)
     guard = watchdog.guard if watchdog is not None else _unguarded
     seconds = page_deadline if page_deadline is not None else request_timeout[1]
     restarts = 0
@@ -252,7 +256,7 @@ def list_all(
                 found, page_version, token = _page(_decode(data, f"{resource.value} list page {pages}"),
                                                    resource, pages)  # fmt: skip
                 version = version or page_version
-                items.extend({**item, "apiVersion": info.api_version, "kind": info.kind} for item in found)
+                items.extend({**item, "apiVersion": served_as, "kind": info.kind} for item in found)
                 if not token:
                     return Listing(tuple(items), version, pages)
         except ApiException as error:
@@ -330,8 +334,9 @@ class WatchStream:
         request_timeout: RequestTimeout,
         watchdog: Watchdog | None = None,
         lifetime: float | None = None,
+        served_version: str | None = None,
     ) -> None:
-        function = list_function(api, resource)
+        function = list_function(api, resource, version=served_version)
         self._resource = resource
         self._guard = watchdog.guard if watchdog is not None else _unguarded
         self._lifetime = lifetime if lifetime is not None else timeout_seconds + request_timeout[1]

@@ -3,10 +3,12 @@
 A reader keeps only what NetworkPolicy semantics needs, never whole objects: for a pod its
 namespace, name, uid, labels, ``status.podIPs``, ``spec.nodeName``, ``spec.hostNetwork``,
 ``status.phase`` and named container ports; for a namespace its labels; for a node its
-addresses; a NetworkPolicy as the parsed, defaulted :class:`~policy.model.NetworkPolicy`.
+addresses and labels; a NetworkPolicy as the parsed, defaulted
+:class:`~policy.model.NetworkPolicy`; a ClusterNetworkPolicy, AdminNetworkPolicy or
+BaselineAdminNetworkPolicy as the :class:`~policy.clustermodel.ClusterNetworkPolicy` it means.
 Parsing goes through the same functions as manifests (``policy.objects``,
-``policy.loader.parse_network_policy``), so defaults and validation are identical whether a
-policy came from a file or from the API server.
+``policy.loader.parse_network_policy``, ``policy.clusterparse.parse_cluster_policy``), so
+defaults and validation are identical whether a policy came from a file or from the API server.
 
 Invariants:
 
@@ -18,8 +20,9 @@ Invariants:
 * Provenance names the object in the API (``cluster:networkpolicies/shop/deny``), since there
   is no file and line.
 * An object the parser refuses (which the API server would not have stored, unless the two
-  disagree) yields the diagnostics saying why, and no value; except a NetworkPolicy, which
-  fails closed (:func:`refused_policy`): leaving it out would open traffic its author closed.
+  disagree) yields the diagnostics saying why, and no value; except the policies, which fail
+  closed (:func:`refused_policy`, :func:`kubeapi.clusterpolicies.refused_cluster_policy`):
+  leaving one out would open traffic its author closed.
 """
 
 from __future__ import annotations
@@ -28,7 +31,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Union
 
+from policyctl.kubeapi.clusterpolicies import refused_cluster_policy
 from policyctl.kubeapi.resources import RESOURCES, Resource
+from policyctl.policy.clustermodel import ClusterNetworkPolicy
+from policyctl.policy.clusterparse import parse_cluster_policy
 from policyctl.policy.diagnostics import Diagnostic, Severity
 from policyctl.policy.fields import Site
 from policyctl.policy.loader import parse_network_policy
@@ -37,7 +43,7 @@ from policyctl.policy.objects import parse_namespace, parse_node, parse_pod
 from policyctl.policy.selectors_parsing import parse_label_selector
 from policyctl.policy.yamlsource import Document
 
-ModelObject = Union[Pod, Namespace, Node, NetworkPolicy]
+ModelObject = Union[Pod, Namespace, Node, NetworkPolicy, ClusterNetworkPolicy]
 
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 
@@ -66,11 +72,15 @@ def object_key(resource: Resource, raw: Mapping[str, Any]) -> str:
 
 def _slim(resource: Resource, raw: Mapping[str, Any]) -> dict[str, Any]:
     """The fields the parsers read, with ``apiVersion``/``kind`` set (list items lack them)
-    and without what the API adds that manifests do not carry (``status`` of a policy)."""
+    and without what the API adds that manifests do not carry (``status`` of a policy). A
+    custom resource keeps the version it was served at."""
     info = RESOURCES[resource]
-    value: dict[str, Any] = {"apiVersion": info.api_version, "kind": info.kind,
-                             "metadata": raw.get("metadata") or {}}  # fmt: skip
-    for part in ("spec", "status") if resource is not Resource.NETWORK_POLICIES else ("spec",):
+    api_version = info.api_version
+    if info.custom and raw.get("apiVersion") in {info.api_version_at(v) for v in info.versions}:
+        api_version = str(raw["apiVersion"])
+    value: dict[str, Any] = {"apiVersion": api_version, "kind": info.kind, "metadata": raw.get("metadata") or {}}
+    policy = resource is Resource.NETWORK_POLICIES or info.custom
+    for part in ("spec",) if policy else ("spec", "status"):
         if raw.get(part) is not None:
             value[part] = raw[part]
     return value
@@ -123,11 +133,16 @@ def project(resource: Resource, raw: Mapping[str, Any]) -> tuple[Projection | No
         parsed = parse_namespace(value, site=site)
     elif resource is Resource.NODES:
         parsed = parse_node(value, site=site)
-    else:
+    elif resource is Resource.NETWORK_POLICIES:
         parsed = parse_network_policy(value, document=document)
+    else:
+        parsed = parse_cluster_policy(value, kind=RESOURCES[resource].kind, site=site)
     obj, diagnostics = parsed
     if obj is None and resource is Resource.NETWORK_POLICIES:
         obj, notice = refused_policy(value, key=key, site=site)
+        diagnostics = [*diagnostics, notice]
+    elif obj is None and RESOURCES[resource].custom:
+        obj, notice = refused_cluster_policy(value, kind=RESOURCES[resource].kind, key=key, site=site)
         diagnostics = [*diagnostics, notice]
     if obj is None:
         return None, diagnostics

@@ -59,6 +59,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError
+
 from policyctl.kubeapi.errors import DeadlineExceeded, MalformedResponse
 from policyctl.kubeapi.listwatch import RequestTimeout, Watchdog, WatchStream, list_all
 from policyctl.kubeapi.projections import Projection, object_key, project
@@ -66,7 +68,6 @@ from policyctl.kubeapi.resources import Resource
 from policyctl.kubeapi.store import Change, ChangeKind, ClusterStore
 from policyctl.kubeapi.unreadable import unreadable
 from policyctl.policy.diagnostics import Severity
-from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,8 @@ class Reflector:
     from; ``backoff`` the first and the largest pause between failing attempts;
     ``list_deadline`` the most a list page may take to arrive whole (default: the read
     timeout). ``on_change(resource, key, kind)`` is called, from the reflector's thread, for
-    every change to the store, synthesised deletions included.
+    every change to the store, synthesised deletions included. ``served_version`` is the
+    version a custom resource is read at, as discovered (:mod:`kubeapi.discovery`).
     """
 
     def __init__(
@@ -129,8 +131,11 @@ class Reflector:
         clock: Clock = time.monotonic,
         on_change: OnChange | None = None,
         rng: random.Random | None = None,
+        served_version: str | None = None,
     ) -> None:
         self.resource = Resource(resource)
+        self.served_version = served_version
+        """The version a custom resource is read at (None: its most preferred one)."""
         self._api = api
         self._store = store
         self._timeouts: RequestTimeout = (connect_timeout, read_timeout)
@@ -288,7 +293,8 @@ class Reflector:
 
     def _relist(self) -> None:
         listing = list_all(self._api, self.resource, page_size=self._page_size, request_timeout=self._timeouts,
-                           watchdog=self._watchdog, page_deadline=self._list_deadline)  # fmt: skip
+                           watchdog=self._watchdog, page_deadline=self._list_deadline,
+                           served_version=self.served_version)  # fmt: skip
         projections = []
         for raw in listing.items:
             projection = self._project(raw)
@@ -313,7 +319,8 @@ class Reflector:
         assert self._version is not None
         stream = WatchStream(self._api, self.resource, resource_version=self._version,
                              timeout_seconds=self._rng.randint(*self._watch_timeout),
-                             request_timeout=self._timeouts, watchdog=self._watchdog)  # fmt: skip
+                             request_timeout=self._timeouts, watchdog=self._watchdog,
+                             served_version=self.served_version)  # fmt: skip
         self._last_heard = self._clock()
         self._delivered = False
         try:

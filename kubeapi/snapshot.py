@@ -11,6 +11,12 @@ user allowed to read only their namespace may be refused those two lists: then t
 out with a warning, and the semantics sees every namespace with only its
 ``kubernetes.io/metadata.name`` label, as for a namespace no manifest defines.
 
+The cluster-scoped policy kinds (ClusterNetworkPolicy, AdminNetworkPolicy,
+BaselineAdminNetworkPolicy) are listed when the API server serves them, at the version it
+serves (:func:`kubeapi.discovery.discover`, ``v1beta1`` before ``v1alpha2``); a kind it does not
+serve (no CRD) is no error and is noted at info level. A user refused discovery or the list of
+such a kind gets a warning that the verdicts leave that kind out, never a silent omission.
+
 The lists are not one consistent snapshot across resources (the API has none); each is
 consistent in itself.
 """
@@ -25,15 +31,16 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from policyctl.kubeapi.discovery import Served, discover
 from policyctl.kubeapi.errors import ReadError
 from policyctl.kubeapi.listwatch import RequestTimeout, list_all
 from policyctl.kubeapi.projections import project
-from policyctl.kubeapi.resources import RESOURCES, Resource
+from policyctl.kubeapi.resources import CUSTOM_RESOURCES, RESOURCES, Resource
 from policyctl.kubeapi.store import ClusterStore
 from policyctl.policy.diagnostics import Diagnostic, Severity
 from policyctl.policy.model import Cluster
 
-_CLUSTER_SCOPED_OPTIONAL = (Resource.NAMESPACES, Resource.NODES)
+_CLUSTER_SCOPED_OPTIONAL = (Resource.NAMESPACES, Resource.NODES, *CUSTOM_RESOURCES)
 _FORBIDDEN = (401, 403)
 
 
@@ -55,17 +62,21 @@ def read_cluster(
     request_timeout: RequestTimeout = (10.0, 60.0),
 ) -> Snapshot:
     """List Namespaces, Nodes, Pods and NetworkPolicies (the last two in ``namespace`` when
-    given, else in all namespaces). Raises :class:`ReadError` when a needed list fails."""
+    given, else in all namespaces), and the cluster-scoped policy kinds the server serves.
+    Raises :class:`ReadError` when a needed list fails."""
     store = ClusterStore()
     diagnostics: list[Diagnostic] = []
     versions: dict[Resource, str] = {}
     server = getattr(getattr(api, "configuration", None), "host", "the API server")
+    served = _served(api, request_timeout, diagnostics)
     for resource in Resource:
         scoped = namespace if RESOURCES[resource].namespaced else None
         where = f" in namespace {scoped!r}" if scoped else ""
+        if RESOURCES[resource].custom and resource not in served:
+            continue
         try:
-            listing = list_all(api, resource, namespace=scoped, page_size=page_size,
-                               request_timeout=request_timeout)  # fmt: skip
+            listing = list_all(api, resource, namespace=scoped, page_size=page_size, request_timeout=request_timeout,
+                               served_version=served.version(resource))  # fmt: skip
         except ApiException as error:
             if resource in _CLUSTER_SCOPED_OPTIONAL and error.status in _FORBIDDEN:
                 diagnostics.append(Diagnostic(
@@ -73,6 +84,8 @@ def read_cluster(
                     f"cannot list {resource.value} ({error.status} {error.reason}): left out; "
                     f"namespaces are seen with only their kubernetes.io/metadata.name label"
                     if resource is Resource.NAMESPACES else
+                    f"cannot list {resource.value} ({error.status} {error.reason}): left out; "
+                    f"verdicts do not include their tier" if RESOURCES[resource].custom else
                     f"cannot list {resource.value} ({error.status} {error.reason}): left out",
                 ))  # fmt: skip
                 continue
@@ -89,3 +102,22 @@ def read_cluster(
         store.replace(resource, projections)
         versions[resource] = listing.resource_version
     return Snapshot(store.snapshot(), tuple(sorted(diagnostics)), MappingProxyType(versions))
+
+
+def _served(api: Any, request_timeout: RequestTimeout, diagnostics: list[Diagnostic]) -> Served:
+    """The custom kinds to list; a kind not served is noted (info), discovery refused warned."""
+    try:
+        served = discover(api, request_timeout=request_timeout)
+    except ReadError as error:
+        if error.status not in _FORBIDDEN:
+            raise
+        diagnostics.append(Diagnostic("cluster:discovery", 0, Severity.WARNING, "cannot-discover",
+                                      f"{error}: ClusterNetworkPolicy, AdminNetworkPolicy and "
+                                      f"BaselineAdminNetworkPolicy left out; verdicts do not include their tiers"))  # fmt: skip
+        return Served()
+    for resource in CUSTOM_RESOURCES:
+        if resource not in served:
+            diagnostics.append(Diagnostic(f"cluster:{resource.value}", 0, Severity.INFO, "not-served",
+                                          f"{RESOURCES[resource].kind} is not served by the API server (no CRD): "
+                                          f"none to read"))  # fmt: skip
+    return served

@@ -13,7 +13,9 @@ Invariants:
 * :meth:`ClusterStore.replace` (after a relist) reports every key the new list lacks as a
   deletion: objects deleted while the reader was away never produce a DELETED event.
 * Snapshots are deterministic: namespaces and nodes sorted by name, pods and policies by
-  (namespace, name), exactly as a from-scratch sort would order them.
+  (namespace, name), exactly as a from-scratch sort would order them; the cluster-scoped
+  policies of the three kinds together, the Admin tier first, then by precedence
+  (:attr:`~policy.clustermodel.ClusterNetworkPolicy.order`), as the file loader orders them.
 * Snapshots are cheap on the event path: each resource keeps its objects in snapshot order as
   writes arrive (a binary search and a list insertion or deletion per write), so a snapshot
   after one change copies pointers of the resources that changed, never sorts. A relist sorts
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 
 from policyctl.kubeapi.projections import Projection
 from policyctl.kubeapi.resources import RESOURCES, Resource
+from policyctl.policy.clustermodel import ClusterNetworkPolicy, Tier
 from policyctl.policy.model import Cluster, Namespace, NetworkPolicy, Node, Pod
 
 
@@ -57,7 +60,19 @@ _MODEL_TYPES: dict[Resource, type] = {
     Resource.PODS: Pod,
     Resource.NODES: Node,
     Resource.NETWORK_POLICIES: NetworkPolicy,
+    Resource.CLUSTER_NETWORK_POLICIES: ClusterNetworkPolicy,
+    Resource.ADMIN_NETWORK_POLICIES: ClusterNetworkPolicy,
+    Resource.BASELINE_ADMIN_NETWORK_POLICIES: ClusterNetworkPolicy,
 }
+
+#: The resources whose values make up :attr:`Cluster.cluster_policies`.
+_CLUSTER_POLICY_RESOURCES = tuple(r for r, t in _MODEL_TYPES.items() if t is ClusterNetworkPolicy)
+
+
+def tier_order(policy: ClusterNetworkPolicy) -> tuple[bool, tuple[int, str, str]]:
+    """The order of :attr:`Cluster.cluster_policies`: the Admin tier first, then precedence."""
+    return (policy.tier is not Tier.ADMIN, policy.order)
+
 
 def _unordered(key: str) -> str:
     return key
@@ -145,6 +160,7 @@ class ClusterStore:
         self._tables: dict[Resource, _Table] = {r: _Table(r) for r in Resource}
         self._generation = 0
         self._cached: tuple[int, Cluster] | None = None
+        self._cluster_policies: tuple[tuple[object, ...], tuple[ClusterNetworkPolicy, ...]] = ((), ())
 
     @property
     def generation(self) -> int:
@@ -154,6 +170,11 @@ class ClusterStore:
     def get(self, resource: Resource, key: str) -> Projection | None:
         with self._lock:
             return self._tables[resource].records.get(key)
+
+    def count(self, resource: Resource) -> int:
+        """Objects of ``resource`` in the snapshot (stand-ins of another type left out)."""
+        with self._lock:
+            return len(self._tables[resource].order)
 
     def keys(self, resource: Resource) -> tuple[str, ...]:
         with self._lock:
@@ -200,6 +221,16 @@ class ClusterStore:
         self._generation += 1
         return Change(resource, key, kind)
 
+    def _tiered(self) -> tuple[ClusterNetworkPolicy, ...]:
+        """The three kinds' values in tier order; sorted again only when one of them changed."""
+        parts = tuple(self._tables[r].snapshot() for r in _CLUSTER_POLICY_RESOURCES)
+        seen, tiered = self._cluster_policies
+        if len(seen) != len(parts) or any(a is not b for a, b in zip(seen, parts)):
+            merged = [p for part in parts for p in part]
+            tiered = tuple(sorted(merged, key=tier_order))  # type: ignore[arg-type]
+            self._cluster_policies = (parts, tiered)
+        return tiered
+
     def snapshot(self) -> Cluster:
         """The cluster as the store holds it now; the same object while nothing changed.
         Costs one pointer copy per object of each resource written since the last snapshot."""
@@ -212,6 +243,7 @@ class ClusterStore:
                 pods=tables[Resource.PODS].snapshot(),  # type: ignore[arg-type]
                 nodes=tables[Resource.NODES].snapshot(),  # type: ignore[arg-type]
                 policies=tables[Resource.NETWORK_POLICIES].snapshot(),  # type: ignore[arg-type]
+                cluster_policies=self._tiered(),
             )
             self._cached = (self._generation, cluster)
             return cluster

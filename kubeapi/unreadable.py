@@ -8,6 +8,10 @@ is read the way a refused one is:
 * a NetworkPolicy **fails closed** (:func:`~kubeapi.projections.refused_policy`): it isolates
   the pods it selects, or every pod of its namespace when its ``podSelector`` cannot be read
   either, and allows nothing;
+* a ClusterNetworkPolicy, AdminNetworkPolicy or BaselineAdminNetworkPolicy fails closed too
+  (:func:`~kubeapi.clusterpolicies.refused_cluster_policy`): a rule that cannot be read denies
+  everything (Deny, Pass) or matches nothing (Accept); left out only when even that reading
+  raises or cannot be made;
 * an object of any other resource is left out, as a refused one is.
 
 A resource whose objects can open or close traffic on their own (as a NetworkPolicy does)
@@ -17,14 +21,15 @@ gets its entry in :data:`STAND_INS`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Union
 
+from policyctl.kubeapi.clusterpolicies import refused_cluster_policy
 from policyctl.kubeapi.projections import Projection, object_key, refused_policy
-from policyctl.kubeapi.resources import RESOURCES, Resource
+from policyctl.kubeapi.resources import CUSTOM_RESOURCES, RESOURCES, Resource
 from policyctl.policy.fields import Site
 from policyctl.policy.yamlsource import Document
 
-StandIn = Callable[[Resource, Mapping[str, Any], str], Projection]
+StandIn = Callable[[Resource, Mapping[str, Any], str], Union[Projection, None]]
 
 
 def _failing_closed_policy(resource: Resource, raw: Mapping[str, Any], key: str) -> Projection:
@@ -39,7 +44,25 @@ def _failing_closed_policy(resource: Resource, raw: Mapping[str, Any], key: str)
     return Projection(key, str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""), policy)
 
 
-STAND_INS: Mapping[Resource, StandIn] = {Resource.NETWORK_POLICIES: _failing_closed_policy}
+def _failing_closed_cluster_policy(resource: Resource, raw: Mapping[str, Any], key: str) -> Projection | None:
+    info = RESOURCES[resource]
+    value = {"apiVersion": info.api_version, "kind": info.kind, "metadata": {"name": key},
+             "spec": raw.get("spec") if isinstance(raw.get("spec"), Mapping) else {}}  # fmt: skip
+    site = Site(Document(f"cluster:{resource.value}/{key}", 0, value), (), f"{info.kind} {key}")
+    try:
+        policy, _ = refused_cluster_policy(value, kind=info.kind, key=key, site=site)
+    except Exception:
+        return None
+    if policy is None:
+        return None
+    meta = raw.get("metadata") if isinstance(raw.get("metadata"), Mapping) else {}
+    return Projection(key, str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""), policy)
+
+
+STAND_INS: Mapping[Resource, StandIn] = {
+    Resource.NETWORK_POLICIES: _failing_closed_policy,
+    **{resource: _failing_closed_cluster_policy for resource in CUSTOM_RESOURCES},
+}
 
 
 def unreadable(resource: Resource, raw: Mapping[str, Any]) -> Projection | None:

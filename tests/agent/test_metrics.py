@@ -22,6 +22,8 @@ EXPECTED_TYPES = {
     "policyctl_watch_restarts": "counter",
     "policyctl_cache_synced": "gauge",
     "policyctl_watch_stale_seconds": "gauge",
+    "policyctl_objects": "gauge",
+    "policyctl_resource_served": "gauge",
     "policyctl_thread_restarts": "counter",
     "policyctl_http_rejected_connections": "counter",
     "policyctl_build_info": "gauge",
@@ -79,3 +81,22 @@ def test_sync_duration_is_a_histogram_in_seconds(scraped: dict[str, object]) -> 
     assert samples[("policyctl_sync_duration_seconds_count", ())] == 1
     assert samples[("policyctl_sync_duration_seconds_bucket", (("le", "0.025"),))] == 1
     assert samples[("policyctl_sync_duration_seconds_bucket", (("le", "0.01"),))] == 0
+
+
+def test_objects_are_counted_by_kind_and_served_resources_flagged() -> None:
+    metrics = AgentMetrics()
+    metrics.watch(lambda: [
+        ReflectorState("pods", True, {}, 0.0, "Pod", 7, True),
+        ReflectorState("clusternetworkpolicies", True, {}, 0.0, "ClusterNetworkPolicy", 3, True),
+        ReflectorState("adminnetworkpolicies", True, {}, 0.0, "AdminNetworkPolicy", 0, False),
+    ])
+    scraped = {f.name: f for f in text_string_to_metric_families(metrics.exposition().body.decode())}
+    assert _samples(scraped, "policyctl_objects") == {
+        ("policyctl_objects", (("kind", "Pod"),)): 7.0,
+        ("policyctl_objects", (("kind", "AdminNetworkPolicy"),)): 0.0,
+        ("policyctl_objects", (("kind", "ClusterNetworkPolicy"),)): 3.0,
+    }
+    served = _samples(scraped, "policyctl_resource_served")
+    assert served[("policyctl_resource_served", (("resource", "adminnetworkpolicies"),))] == 0.0
+    assert served[("policyctl_resource_served", (("resource", "clusternetworkpolicies"),))] == 1.0
+    assert served[("policyctl_resource_served", (("resource", "pods"),))] == 1.0

@@ -9,6 +9,15 @@ policyctl reads is served, for Pods, Namespaces, Nodes and NetworkPolicies:
   ``/api/v1/nodes``, ``/apis/networking.k8s.io/v1/networkpolicies`` and
   ``/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies``, plus ``.../{name}`` for one
   object.
+* The cluster-scoped ``policy.networking.k8s.io`` kinds as their CRDs serve them:
+  ``/apis/policy.networking.k8s.io/{v1alpha2,v1beta1}/clusternetworkpolicies`` and
+  ``/apis/policy.networking.k8s.io/v1alpha1/{adminnetworkpolicies,baselineadminnetworkpolicies}``,
+  each object answered at the version asked (the schemas are the same, as the API server
+  converts between served versions). Which kinds and versions are served is set with
+  ``crds=`` (default: all) and changed with :meth:`install_crd` and :meth:`remove_crd` (which
+  deletes the kind's objects, as the API server does). Discovery answers for what is served:
+  ``GET /apis`` (``APIGroupList``), ``/apis/{group}`` and ``/apis/{group}/{version}``
+  (``APIResourceList``); a group or version not served is a 404.
 * Lists carry ``metadata.resourceVersion``; with ``limit`` they are cut into pages linked by a
   ``continue`` token, and every page is read from the state at the first page's version (the
   API's "consistent snapshot"). A token older than the compacted history is answered with
@@ -98,9 +107,23 @@ KINDS: Mapping[str, Kind] = {
         Kind("Node", "nodes", "/api/v1", "v1", False),
         Kind("NetworkPolicy", "networkpolicies", "/apis/networking.k8s.io/v1",
              "networking.k8s.io/v1", True),
+        Kind("ClusterNetworkPolicy", "clusternetworkpolicies", "/apis/policy.networking.k8s.io/v1beta1",
+             "policy.networking.k8s.io/v1beta1", False),
+        Kind("AdminNetworkPolicy", "adminnetworkpolicies", "/apis/policy.networking.k8s.io/v1alpha1",
+             "policy.networking.k8s.io/v1alpha1", False),
+        Kind("BaselineAdminNetworkPolicy", "baselineadminnetworkpolicies",
+             "/apis/policy.networking.k8s.io/v1alpha1", "policy.networking.k8s.io/v1alpha1", False),
     )
 }  # fmt: skip
 _BY_PREFIX_PLURAL = {(k.prefix, k.plural): k for k in KINDS.values()}
+
+CRD_GROUP = "policy.networking.k8s.io"
+#: The custom kinds and every version their CRDs can serve.
+CRD_VERSIONS: Mapping[str, tuple[str, ...]] = {
+    "ClusterNetworkPolicy": ("v1alpha2", "v1beta1"),
+    "AdminNetworkPolicy": ("v1alpha1",),
+    "BaselineAdminNetworkPolicy": ("v1alpha1",),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +133,13 @@ class RequestRecord:
     method: str
     path: str
     query: Mapping[str, str]
+
+    @property
+    def discovery(self) -> bool:
+        """A discovery request (``/api``, ``/apis``, ``/apis/{group}[/{version}]``): a
+        non-resource URL every authenticated user may read, outside resource RBAC."""
+        parts = self.path.strip("/").split("/")
+        return (parts[0] == "api" and len(parts) <= 2) or (parts[0] == "apis" and len(parts) <= 3)
 
     @property
     def verb(self) -> str:
@@ -173,6 +203,7 @@ class _Stream:
     expire: bool = False
     pending: list[Obj | bytes] = field(default_factory=list)
     cursor: int = 0
+    api_version: str = ""
 
 
 def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
@@ -195,8 +226,10 @@ class FakeApiServer:
         gone_as_http_status: bool = False,
         bookmark_interval: float | None = None,
         first_revision: int = 1000,
+        crds: Mapping[str, tuple[str, ...]] = CRD_VERSIONS,
     ) -> None:
         self.gone_as_http_status = gone_as_http_status
+        self._crds: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in crds.items() if v}
         self.bookmark_interval = bookmark_interval
         self._cond = threading.Condition()
         self._revision = first_revision
@@ -484,6 +517,8 @@ class FakeApiServer:
 
     def _route(self, path: str) -> tuple[Kind, str | None, str | None] | None:
         """(kind, namespace, name) of a path, or None when it is not served."""
+        if path.startswith(f"/apis/{CRD_GROUP}/"):
+            return self._custom_route(path)
         for prefix in ("/api/v1", "/apis/networking.k8s.io/v1"):
             if not path.startswith(prefix + "/"):
                 continue
@@ -496,6 +531,75 @@ class FakeApiServer:
                 kind = _BY_PREFIX_PLURAL.get((prefix, parts[0]))
                 if kind is not None:
                     return kind, None, parts[1] if len(parts) == 2 and not kind.namespaced else None
+        return None
+
+    # -- custom resources and discovery -----------------------------------------------------
+
+    def install_crd(self, kind: str, versions: tuple[str, ...] | None = None) -> None:
+        """Serve ``kind`` (at ``versions``, default every version its CRD has) from now on."""
+        with self._cond:
+            self._crds[kind] = tuple(versions or CRD_VERSIONS[kind])
+
+    def remove_crd(self, kind: str) -> None:
+        """Stop serving ``kind``: its objects are deleted (DELETED events), its open watches
+        end, and its paths and discovery entries are 404 from now on."""
+        with self._cond:
+            for key in [k for k in self._objects if k[0] == kind]:
+                self._record(key, "DELETED", copy.deepcopy(self._objects[key]))
+            self._crds.pop(kind, None)
+            for stream in self._open_streams(kind):
+                stream.expire = True
+            self._cond.notify_all()
+
+    def served_versions(self) -> dict[str, tuple[str, ...]]:
+        with self._cond:
+            return dict(self._crds)
+
+    def _custom_route(self, path: str) -> tuple[Kind, str | None, str | None] | None:
+        """A served custom kind at the requested version (``apiVersion`` as asked)."""
+        parts = path.strip("/").split("/")
+        if len(parts) not in (4, 5):
+            return None
+        version, plural = parts[2], parts[3]
+        with self._cond:
+            for name, versions in self._crds.items():
+                kind = KINDS[name]
+                if kind.plural == plural and version in versions:
+                    served = Kind(kind.kind, kind.plural, f"/apis/{CRD_GROUP}/{version}",
+                                  f"{CRD_GROUP}/{version}", False)  # fmt: skip
+                    return served, None, parts[4] if len(parts) == 5 else None
+        return None
+
+    def _discovery(self, path: str) -> tuple[int, Obj] | None:
+        """The answer to a discovery request, or None when ``path`` is not one."""
+        parts = path.strip("/").split("/")
+        with self._cond:
+            served = {v for versions in self._crds.values() for v in versions}
+            resources = {v: sorted(KINDS[k].plural for k, vs in self._crds.items() if v in vs) for v in served}
+        ordered = [v for v in ("v1beta1", "v1alpha2", "v1alpha1") if v in served]
+
+        def group(name: str, versions: list[str]) -> Obj:
+            listed = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
+            return {"name": name, "versions": listed, "preferredVersion": listed[0]}
+
+        if parts == ["api"]:
+            return 200, {"kind": "APIVersions", "versions": ["v1"]}
+        if parts == ["apis"]:
+            groups = [group("networking.k8s.io", ["v1"])] + ([group(CRD_GROUP, ordered)] if ordered else [])
+            return 200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+        if len(parts) == 2 and parts[0] == "apis" and parts[1] == CRD_GROUP:
+            if not ordered:
+                return 404, _status(404, "NotFound", "the server could not find the requested resource")
+            return 200, {"kind": "APIGroup", "apiVersion": "v1", **group(CRD_GROUP, ordered)}
+        if len(parts) == 3 and parts[0] == "apis" and parts[1] == CRD_GROUP:
+            if parts[2] not in served:
+                return 404, _status(404, "NotFound", "the server could not find the requested resource")
+            names = [n for plural in resources[parts[2]] for n in (plural, f"{plural}/status")]
+            listed = [{"name": n, "namespaced": False, "kind": next(k.kind for k in KINDS.values()
+                       if k.plural == n.partition("/")[0]), "verbs": ["get", "list", "watch"] if "/" not in n
+                       else ["get"]} for n in names]  # fmt: skip
+            return 200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{CRD_GROUP}/{parts[2]}",
+                         "resources": listed}  # fmt: skip
         return None
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -512,6 +616,10 @@ class FakeApiServer:
                 query = dict(parse_qsl(split.query, keep_blank_values=True))
                 with server._cond:
                     server.requests.append(RequestRecord("GET", split.path, query))
+                discovered = server._discovery(split.path)
+                if discovered is not None:
+                    self._json(*discovered)
+                    return
                 route = server._route(split.path)
                 if route is None:
                     self._json(404, _status(404, "NotFound", "the server could not find the requested resource"))
@@ -595,6 +703,7 @@ class FakeApiServer:
                     too_old = requested != "0" and int(requested) < server._floor
                     stream = _Stream(kind.kind, namespace, int(requested) if requested != "0" else 0,
                                      query.get("allowWatchBookmarks") in ("1", "true", "True"))  # fmt: skip
+                    stream.api_version = kind.api_version if kind.kind in CRD_VERSIONS else ""
                     initial: list[Obj] = []
                     if requested == "0" and not too_old:
                         for obj in server._state_at(server._revision, kind.kind).values():
@@ -675,7 +784,10 @@ class FakeApiServer:
                     if stream.namespace is not None and _key(event.object)[0] != stream.namespace:
                         continue
                     stream.position = event.revision
-                    yield {"type": event.type, "object": copy.deepcopy(event.object)}
+                    obj = copy.deepcopy(event.object)
+                    if stream.api_version:
+                        obj["apiVersion"] = stream.api_version
+                    yield {"type": event.type, "object": obj}
                 yield from stream.pending
                 stream.pending.clear()
 

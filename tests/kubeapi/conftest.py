@@ -50,9 +50,13 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float = 10.0, what: st
         time.sleep(0.01)
 
 
+#: The resources every API server serves (the custom ones have tests of their own).
+CORE_RESOURCES = tuple(r for r in Resource if not RESOURCES[r].custom)
+
+
 @contextmanager
 def reflecting(
-    api: Any, store: ClusterStore, resources: tuple[Resource, ...] = tuple(Resource), **options: Any
+    api: Any, store: ClusterStore, resources: tuple[Resource, ...] = CORE_RESOURCES, **options: Any
 ) -> Iterator[dict[Resource, Reflector]]:
     """Reflectors for ``resources`` running in threads until the block ends; synced on entry."""
     options.setdefault("read_timeout", READ_TIMEOUT)
