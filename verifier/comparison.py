@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from policyctl.compiler.intervals import as_address
+from policyctl.compiler.intervals import Interval, as_address, as_prefix
 from policyctl.policy.model import Cluster, Direction, Family, IPAddress, Pod
 
 from .index import EndKind
@@ -46,16 +46,47 @@ class Difference:
     ports: PortSet
     sources: tuple[Pod | IPAddress, ...] = ()
     destinations: tuple[Pod | IPAddress, ...] = ()
+    outside: str = ""
+    """For an outside end: every range of addresses both policy sets treat as the witness
+    (merged; the addresses of pods and nodes in them are not outside ends)."""
 
 
 def _name(end: Pod | IPAddress) -> str:
     return end.key if isinstance(end, Pod) else str(end)
 
 
-def _joint_atoms(a: Relation, b: Relation, family: Family) -> tuple[IPAddress, ...]:
-    """One outside address per distinct (ipBlocks of ``a``, ipBlocks of ``b``) containing it.
-    Joint atoms are cut at the union of both clusters' cuts, and cluster addresses are
-    single-address atoms in both, so every joint atom starts where an atom of one starts."""
+def _ranges(a: Relation, b: Relation, family: Family) -> dict[tuple[frozenset[int], frozenset[int]], str]:
+    """Per (ipBlocks of ``a``, ipBlocks of ``b``), the address ranges with exactly those,
+    merged (the first four, then how many more)."""
+    lows = sorted({atom.low for r in (a, b) for atom in r.index.atoms(family)})
+    top = (1 << (32 if family is Family.IPV4 else 128)) - 1
+    spans: dict[tuple[frozenset[int], frozenset[int]], list[tuple[int, int]]] = {}
+    for low, following in zip(lows, [*lows[1:], top + 1]):
+        address = as_address(low, family)
+        found = spans.setdefault((a.index.blocks_of(address), b.index.blocks_of(address)), [])
+        if found and found[-1][1] + 1 == low:
+            found[-1] = (found[-1][0], following - 1)
+        else:
+            found.append((low, following - 1))
+    labels = {}
+    for signature, intervals in spans.items():
+        texts = [_range_text(first, last, family) for first, last in intervals]
+        more = len(texts) - 4
+        labels[signature] = ", ".join(texts[:4]) + (f" and {more} more ranges" if more > 0 else "")
+    return labels
+
+
+def _range_text(first: int, last: int, family: Family) -> str:
+    """``10.0.0.0/8`` when the range is one CIDR, else ``11.0.0.0-172.15.255.255``."""
+    network = as_prefix(Interval(first, last), family)
+    return str(network) if network is not None else f"{as_address(first, family)}-{as_address(last, family)}"
+
+
+def _joint_atoms(a: Relation, b: Relation, family: Family) -> tuple[tuple[IPAddress, str], ...]:
+    """One outside address per distinct (ipBlocks of ``a``, ipBlocks of ``b``) containing it,
+    with the ranges it stands for (:func:`_ranges`). Joint atoms are cut at the union of both
+    clusters' cuts, and cluster addresses are single-address atoms in both, so every joint atom
+    starts where an atom of one starts."""
     taken = a.cluster_addresses | b.cluster_addresses
     points = [x for x in taken if Family.of(x) is family]
     lows = {atom.low for r in (a, b) for atom in r.index.atoms(family, points=points)}
@@ -64,7 +95,8 @@ def _joint_atoms(a: Relation, b: Relation, family: Family) -> tuple[IPAddress, .
         address = as_address(low, family)
         if address not in taken:
             chosen.setdefault((a.index.blocks_of(address), b.index.blocks_of(address)), address)
-    return tuple(sorted(chosen.values()))
+    labels = _ranges(a, b, family)
+    return tuple(sorted((address, labels[signature]) for signature, address in chosen.items()))
 
 
 Side = tuple[tuple[int, int], list[Pod]]
@@ -109,16 +141,16 @@ def differences(a: Relation, b: Relation, *, families: tuple[Family, ...] | None
         outside = _joint_atoms(a, b, family)
         for _, group in rows:
             pod, other = group[0], b.cluster.pod_by_key[group[0].key]
-            for address in outside:
+            for address, ranges in outside:
                 extra = a.to_address(pod, address) - b.to_address(other, address)
                 if extra:
-                    yield Difference(pod, address, family, extra, tuple(group), (address,))
+                    yield Difference(pod, address, family, extra, tuple(group), (address,), ranges)
         for _, group in columns:
             pod, other = group[0], b.cluster.pod_by_key[group[0].key]
-            for address in outside:
+            for address, ranges in outside:
                 extra = a.from_address(address, pod) - b.from_address(address, other)
                 if extra:
-                    yield Difference(address, pod, family, extra, (address,), tuple(group))
+                    yield Difference(address, pod, family, extra, (address,), tuple(group), ranges)
 
 
 def _ordinary_pair(a: Relation, b: Relation, sources: list[Pod], destinations: list[Pod], family: Family) -> tuple[Pod, Pod] | None:
@@ -192,19 +224,19 @@ def policy_differences(a: Relation, b: Relation, *, families: tuple[Family, ...]
                     yield Difference(pair[0], pair[1], family, extra, spods, dpods)
         outside = _joint_atoms(a, b, family)
         for si, sj, spods in sources:
-            for address in outside:
+            for address, ranges in outside:
                 extra = a.decider.ports(ca.views[si], a.index.view_of_address(address)) - b.decider.ports(
                     cb.views[sj], b.index.view_of_address(address)
                 )
                 if extra:
-                    yield Difference(spods[0], address, family, extra, spods, (address,))
+                    yield Difference(spods[0], address, family, extra, spods, (address,), ranges)
         for di, dj, dpods in destinations:
-            for address in outside:
+            for address, ranges in outside:
                 extra = a.decider.ports(a.index.view_of_address(address), ca.views[di]) - b.decider.ports(
                     b.index.view_of_address(address), cb.views[dj]
                 )
                 if extra:
-                    yield Difference(address, dpods[0], family, extra, (address,), dpods)
+                    yield Difference(address, dpods[0], family, extra, (address,), dpods, ranges)
 
 
 def any_differences(a: Relation, b: Relation) -> Iterator[Difference]:

@@ -62,14 +62,17 @@ Unit = tuple[str, ...] | tuple[str, str, frozenset[str]]
 namespace, keys)`` for pods without a workload."""
 
 
-def _units(ends: tuple[Pod | IPAddress, ...]) -> dict[Unit, set[str]]:
+def _units(ends: tuple[Pod | IPAddress, ...], outside: str = "") -> dict[Unit, set[str]]:
     """The ends of one side of a difference by unit: a pod's workload; pods without one
-    grouped per namespace (the difference's ends all have the same views); an address."""
+    grouped per namespace (the difference's ends all have the same views); an address by the
+    ranges it stands for (``outside``) when known."""
     found: dict[Unit, set[str]] = {}
     loose: dict[str, set[str]] = {}
     for end in ends:
         if isinstance(end, Pod) and not end.workload:
             loose.setdefault(end.namespace, set()).add(end.key)
+        elif not isinstance(end, Pod) and outside:
+            found.setdefault(("unit", outside), set()).add(_name(end))
         else:
             found.setdefault(("unit", _unit(end)), set()).add(_name(end))
     for namespace, keys in loose.items():
@@ -78,12 +81,12 @@ def _units(ends: tuple[Pod | IPAddress, ...]) -> dict[Unit, set[str]]:
 
 
 def _unit_pairs(
-    sources: tuple[Pod | IPAddress, ...], destinations: tuple[Pod | IPAddress, ...]
+    sources: tuple[Pod | IPAddress, ...], destinations: tuple[Pod | IPAddress, ...], outside: str = ""
 ) -> set[tuple[Unit, Unit]]:
     """Unit pairs (:func:`_units`) of every two *different* ends: a unit pair made only of one
     pod with itself is left out (a pod reaching itself is never a flow)."""
-    by_source = _units(sources)
-    by_destination = _units(destinations)
+    by_source = _units(sources, outside)
+    by_destination = _units(destinations, outside)
     return {
         (s, d)
         for s, source_names in by_source.items()
@@ -137,7 +140,7 @@ def _grouped(found: list[Difference]) -> tuple[FlowChange, ...]:
         if _name(difference.source) == _name(difference.destination):
             units = {(("unit", _unit(difference.source)), ("unit", _unit(difference.destination)))}
         else:
-            units = _unit_pairs(sources, destinations)
+            units = _unit_pairs(sources, destinations, difference.outside)
         for source, destination in units:
             key = (source, destination, difference.family)
             ports, example = merged.get(key, (PortSet(), (_name(difference.source), _name(difference.destination))))
