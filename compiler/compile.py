@@ -606,10 +606,13 @@ def final_verdict(mode: Mode) -> Verdict:
 
 def deny_rules(mode: Mode, pod: Pod, direction: Direction, comment: str) -> tuple[Rule, ...]:
     """Log (rate-limited) and drop; in audit mode log, count and return."""
-    return (Rule((LOG_RATE, Log(log_prefix(mode, direction, pod)))), Rule((Counter(), final_verdict(mode)), comment=comment))
+    log = Rule((LOG_RATE, Log(log_prefix(mode, direction, pod))))
+    return (log, Rule((Counter(), final_verdict(mode)), comment=comment))
 
 
-def network_policy_rules(mode: Mode, pod: Pod, direction: Direction, allows: tuple[str, ...], sources: Collection[str]) -> tuple[Rule, ...]:
+def network_policy_rules(
+    mode: Mode, pod: Pod, direction: Direction, allows: tuple[str, ...], sources: Collection[str]
+) -> tuple[Rule, ...]:
     """The NetworkPolicy stage of an isolated pod: jump to the allow chains of its families,
     then log and drop (audit: log, count and return)."""
     rules = tuple(Rule((Jump(allow),)) for allow in allows)
@@ -790,11 +793,12 @@ def compile_node(
             map_elements[dispatch_map_name(direction, family)].append((ip, Jump(chain.name)))
     dispatch = tuple(dispatch_map(name, elements) for name, elements in sorted(map_elements.items()))
     node_sets = tuple(node_set(node, f, node_addresses(cluster, node, f)) for f in FAMILIES)
+    tier_used = tier_sets.used() if tier_sets is not None else ()
     return Ruleset(
         table=table,
         node=node,
         mode=mode,
-        sets=tuple(sorted(node_sets + tuple(layout.sets) + (tier_sets.used() if tier_sets else ()), key=lambda s: s.name)),
+        sets=tuple(sorted(node_sets + tuple(layout.sets) + tier_used, key=lambda s: s.name)),
         maps=tuple(sorted(dispatch + tuple(layout.maps), key=lambda m: m.name)),
         chains=base_chains() + tuple(sorted(tuple(layout.chains) + tuple(pod_chains), key=lambda c: c.name)),
     )

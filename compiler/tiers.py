@@ -137,13 +137,15 @@ class TierSets:
         elif isinstance(peer, NodesPeer):
             for node in self.cluster.nodes:
                 address = end_address(self.cluster, node, family)
-                if address.address is not None and match_nodes_peer(self.cluster, peer, other=node, address=address).matched:
+                if address.address is None:
+                    continue
+                if match_nodes_peer(self.cluster, peer, other=node, address=address).matched:
                     yield from (address_interval(a) for a in node.addresses if Family.of(a) is family)
             for pod in self.cluster.pods:
-                if not pod.host_network:
-                    continue
                 address = end_address(self.cluster, pod, family)
-                if address.address is not None and match_nodes_peer(self.cluster, peer, other=pod, address=address).matched:
+                if not pod.host_network or address.address is None:
+                    continue
+                if match_nodes_peer(self.cluster, peer, other=pod, address=address).matched:
                     yield address_interval(address.address)
         # A DomainNamesPeer matches nothing: names are not resolved on the data path.
 
@@ -159,9 +161,11 @@ class TierSets:
             address = end_address(self.cluster, pod, family)
             if address.address is None:
                 continue
-            if not any(
-                match_cluster_peer(self.cluster, p, other=pod, address=address, family=family).matched for p in rule.peers
-            ):
+            matched = (
+                match_cluster_peer(self.cluster, p, other=pod, address=address, family=family).matched
+                for p in rule.peers
+            )
+            if not any(matched):
                 continue
             for match in named:
                 for iv in resolve_port(match, pod):

@@ -334,5 +334,6 @@ def test_histories_with_cluster_policies_follow_whole_compiles_and_patch(history
         assert compiler.ruleset == expected
         assert _entries_in_key_order(patch(previous, delta)) == _entries_in_key_order(expected)
         assert delta.empty == (previous == expected)
-        assert compiler.local_pods == tuple(sorted((p for p in snapshot.pods if p.node == name and not p.host_network), key=lambda p: p.key))
+        local = (p for p in snapshot.pods if p.node == name and not p.host_network)
+        assert compiler.local_pods == tuple(sorted(local, key=lambda p: p.key))
         previous = expected

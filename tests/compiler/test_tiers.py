@@ -61,7 +61,9 @@ def _cnp(name: str, tier: Tier, priority: int, subject: PodPeer, *rules: Cluster
     return ClusterNetworkPolicy(name, tier, priority, subject, ingress, egress)
 
 
-def _rule(direction: Direction, index: int, action: Action, *peers: object, ports: tuple[PortMatch, ...] = ()) -> ClusterRule:
+def _rule(
+    direction: Direction, index: int, action: Action, *peers: object, ports: tuple[PortMatch, ...] = ()
+) -> ClusterRule:
     return ClusterRule(direction, index, action, tuple(peers), ports)  # type: ignore[arg-type]
 
 
@@ -77,8 +79,12 @@ BASE = cluster(
 
 def _with(*policies: ClusterNetworkPolicy, network_policies: tuple[object, ...] = ()) -> Cluster:
     ordered = tuple(sorted(policies, key=lambda p: (p.tier is not Tier.ADMIN, p.order)))
-    base = BASE if not network_policies else cluster(*BASE.namespaces, *BASE.nodes, *BASE.pods, *network_policies)  # type: ignore[arg-type]
-    nodes = tuple(dataclasses.replace(n, labels=Labels({"role": "worker"} if n.name == "n2" else {})) for n in base.nodes)
+    base = BASE
+    if network_policies:
+        base = cluster(*BASE.namespaces, *BASE.nodes, *BASE.pods, *network_policies)  # type: ignore[arg-type]
+    nodes = tuple(
+        dataclasses.replace(n, labels=Labels({"role": "worker"} if n.name == "n2" else {})) for n in base.nodes
+    )
     return dataclasses.replace(base, nodes=nodes, cluster_policies=ordered)
 
 
@@ -89,10 +95,15 @@ def _allowed(c: Cluster, source: str, destination: str, number: int = 80) -> tup
     return CompiledCluster(c).allowed(connection), evaluate(c, connection).allowed
 
 
-ADMIN_DENY_B = _cnp("deny-b", Tier.ADMIN, 20, _peer({"app": "a"}), _rule(Direction.EGRESS, 0, Action.DENY, _peer({"app": "b"})))
-ADMIN_ACCEPT_B = _cnp("accept-b", Tier.ADMIN, 10, _peer({"app": "a"}), _rule(Direction.EGRESS, 0, Action.ACCEPT, _peer({"app": "b"})))
-ADMIN_PASS_B = _cnp("pass-b", Tier.ADMIN, 10, _peer({"app": "a"}), _rule(Direction.EGRESS, 0, Action.PASS, _peer({"app": "b"})))
-BASELINE_DENY_B = _cnp("base-deny-b", Tier.BASELINE, 1, _peer({"app": "a"}), _rule(Direction.EGRESS, 0, Action.DENY, _peer({"app": "b"})))
+
+def _a_to_b(name: str, tier: Tier, priority: int, action: Action) -> ClusterNetworkPolicy:
+    return _cnp(name, tier, priority, _peer({"app": "a"}), _rule(Direction.EGRESS, 0, action, _peer({"app": "b"})))
+
+
+ADMIN_DENY_B = _a_to_b("deny-b", Tier.ADMIN, 20, Action.DENY)
+ADMIN_ACCEPT_B = _a_to_b("accept-b", Tier.ADMIN, 10, Action.ACCEPT)
+ADMIN_PASS_B = _a_to_b("pass-b", Tier.ADMIN, 10, Action.PASS)
+BASELINE_DENY_B = _a_to_b("base-deny-b", Tier.BASELINE, 1, Action.DENY)
 ISOLATE_A = policy("x/isolate-a", {"app": "a"}, types=["Egress"])
 
 
