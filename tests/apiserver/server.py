@@ -17,7 +17,8 @@ policyctl reads is served, for Pods, Namespaces, Nodes and NetworkPolicies:
   ``crds=`` (default: all) and changed with :meth:`install_crd` and :meth:`remove_crd` (which
   deletes the kind's objects, as the API server does). Discovery answers for what is served:
   ``GET /apis`` (``APIGroupList``), ``/apis/{group}`` and ``/apis/{group}/{version}``
-  (``APIResourceList``); a group or version not served is a 404.
+  (``APIResourceList``); a group or version not served is a 404. :meth:`fail_discovery` answers
+  discovery with an HTTP error.
 * Lists carry ``metadata.resourceVersion``; with ``limit`` they are cut into pages linked by a
   ``continue`` token, and every page is read from the state at the first page's version (the
   API's "consistent snapshot"). A token older than the compacted history is answered with
@@ -230,6 +231,7 @@ class FakeApiServer:
     ) -> None:
         self.gone_as_http_status = gone_as_http_status
         self._crds: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in crds.items() if v}
+        self._discovery_status: int | None = None
         self.bookmark_interval = bookmark_interval
         self._cond = threading.Condition()
         self._revision = first_revision
@@ -551,6 +553,11 @@ class FakeApiServer:
                 stream.expire = True
             self._cond.notify_all()
 
+    def fail_discovery(self, status: int | None) -> None:
+        """Answer discovery requests with this HTTP status (None: answer them well again)."""
+        with self._cond:
+            self._discovery_status = status
+
     def served_versions(self) -> dict[str, tuple[str, ...]]:
         with self._cond:
             return dict(self._crds)
@@ -574,6 +581,7 @@ class FakeApiServer:
         """The answer to a discovery request, or None when ``path`` is not one."""
         parts = path.strip("/").split("/")
         with self._cond:
+            failing = self._discovery_status
             served = {v for versions in self._crds.values() for v in versions}
             resources = {v: sorted(KINDS[k].plural for k, vs in self._crds.items() if v in vs) for v in served}
         ordered = [v for v in ("v1beta1", "v1alpha2", "v1alpha1") if v in served]
@@ -582,6 +590,9 @@ class FakeApiServer:
             listed = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
             return {"name": name, "versions": listed, "preferredVersion": listed[0]}
 
+        discovery = parts in (["api"], ["apis"]) or (parts[0] == "apis" and len(parts) <= 3 and parts[1] == CRD_GROUP)
+        if failing is not None and discovery:
+            return failing, _status(failing, "ServiceUnavailable", "discovery failed")
         if parts == ["api"]:
             return 200, {"kind": "APIVersions", "versions": ["v1"]}
         if parts == ["apis"]:
