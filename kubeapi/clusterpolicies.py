@@ -20,7 +20,9 @@ a value rewritten rule by rule, never by a second reading of the fields:
 * a header part that cannot be read takes its most closed reading: the subject every pod,
   the tier Admin, the priority 0 (the fewest replaced parts that make the header readable);
 * if the rewritten policy is still refused, every direction that has rules becomes one such
-  Deny-all rule.
+  Deny-all rule;
+* a ``spec`` field the schema does not have is left out (its meaning is unknown; the rules
+  still apply as far as they can be read, and the object is reported).
 
 Only a policy whose name itself is refused (which no API server stores) is left out, with an
 error.

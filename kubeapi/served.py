@@ -30,7 +30,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Union
+from typing import Any
 
 from policyctl.kubeapi.discovery import Served, discover
 from policyctl.kubeapi.listwatch import RequestTimeout
@@ -289,7 +289,7 @@ class ServedReflector:
                 return
 
 
-AnyReflector = Union[Reflector, ServedReflector]
+AnyReflector = Reflector | ServedReflector
 
 
 def reflector_for(resource: Resource, *, discovery: Discovery, **options: Any) -> AnyReflector:
