@@ -26,6 +26,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import yaml
 
@@ -179,19 +180,19 @@ class _Slice:
 class _Positions:
     """The lines and scalars of a fast-read document, each recorded on first use: lines by a
     second fast pass (rules' provenance asks for them), scalars by the full recorder (only a
-    type error asks for them)."""
+    type error asks for them). The root's line is known from the start."""
 
-    __slots__ = ("_eager", "_lines", "_scalars", "_slice")
+    __slots__ = ("_lines", "_scalars", "_slice", "root_line")
 
-    def __init__(self, eager: dict[Path, int], where: _Slice) -> None:
-        self._eager = eager
+    def __init__(self, root_line: int, where: _Slice) -> None:
+        self.root_line = root_line
         self._slice = where
         self._lines: dict[Path, int] | None = None
         self._scalars: dict[Path, Scalar] | None = None
 
     def lines(self) -> dict[Path, int]:
         if self._lines is None:
-            self._lines = {**self._eager, **self._slice.lines_only()}
+            self._lines = {**self._slice.lines_only(), (): self.root_line}
         return self._lines
 
     def scalars(self) -> dict[Path, Scalar]:
@@ -207,17 +208,39 @@ class _LinesView(Mapping[Path, int]):
         self._positions = positions
 
     def __getitem__(self, path: Path) -> int:
-        eager = self._positions._eager
-        return eager[path] if path in eager else self._positions.lines()[path]
+        return self._positions.root_line if path == () else self._positions.lines()[path]
 
     def __contains__(self, path: object) -> bool:
-        return path in self._positions._eager or path in self._positions.lines()
+        return path == () or path in self._positions.lines()
 
     def __iter__(self) -> Iterator[Path]:
         return iter(self._positions.lines())
 
     def __len__(self) -> int:
         return len(self._positions.lines())
+
+
+class _RootOnly(Mapping[Path, int]):
+    """The lines of a document that is one scalar (or empty): its root's."""
+
+    __slots__ = ("_line",)
+
+    def __init__(self, line: int) -> None:
+        self._line = line
+
+    def __getitem__(self, path: Path) -> int:
+        if path != ():
+            raise KeyError(path)
+        return self._line
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(((),))
+
+    def __len__(self) -> int:
+        return 1
+
+
+_NO_SCALARS: Mapping[Path, Scalar] = MappingProxyType({})
 
 
 class _ScalarsView(Mapping[Path, Scalar]):
@@ -310,11 +333,13 @@ class _Reader:
         where = self.slice(start, end, line0)
         root_line = self.lines.at(where.line0 + self.text.count("\n", where.start, root_index), root_index)
         comment = _source_comment(self.text, previous_end, root_index) if value is not None else None
-        positions = _Positions({(): root_line}, where)
-        self.documents.append(Document(
-            self.source, index, value, source_comment=comment,
-            lines=_LinesView(positions), scalars=_ScalarsView(positions),
-        ))  # fmt: skip
+        if isinstance(value, (dict, list)):
+            positions = _Positions(root_line, where)
+            lines: Mapping[Path, int] = _LinesView(positions)
+            scalars: Mapping[Path, Scalar] = _ScalarsView(positions)
+        else:
+            lines, scalars = _RootOnly(root_line), _NO_SCALARS
+        self.documents.append(Document(self.source, index, value, comment, lines, scalars))
         return end
 
     def _recorded(self, where: _Slice, index: int, previous_end: int) -> None:

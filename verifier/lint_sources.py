@@ -192,10 +192,11 @@ def through_source_comments(
         starts.setdefault(document.source, []).append((document.line_of(()), document))
     for entries in starts.values():
         entries.sort(key=lambda entry: (entry[0], entry[1].index))
+    first_lines = {source: [line for line, _ in entries] for source, entries in starts.items()}
     mapped = []
     for diagnostic in diagnostics:
         entries = starts.get(diagnostic.file, [])
-        at = bisect.bisect_right([line for line, _ in entries], diagnostic.line) - 1
+        at = bisect.bisect_right(first_lines.get(diagnostic.file, []), diagnostic.line) - 1
         document = entries[at][1] if at >= 0 else None
         if document is None or document.source_comment is None:
             mapped.append(diagnostic)
