@@ -154,6 +154,7 @@ class Reflector:
         self._restarts = dict.fromkeys(RESTART_REASONS, 0)
         self._lost_at: float | None = clock()
         self._last_heard: float | None = None
+        self._asked_at: float | None = None
         self.lists = 0
         """Completed lists (the first one and every relist)."""
         self.last_event_at: float | None = None
@@ -181,16 +182,24 @@ class Reflector:
 
     @property
     def in_sync(self) -> bool:
-        """The store holds the resource as listed, and a watch from there is accepted."""
-        return self._lost_at is None
+        """The store holds the resource as listed, a watch from there is accepted, and no
+        request has gone unanswered for longer than the read timeout."""
+        return self.stale_seconds() == 0.0
 
     def stale_seconds(self, now: float | None = None) -> float:
         """0 while in sync; else how long since the cache was last known to be in sync
-        (since construction before the first list)."""
+        (since construction before the first list). A request still unanswered after the read
+        timeout counts as out of sync from the last byte heard before it, without waiting
+        for the client to give up: its own retries of a read timeout (urllib3 tries a request
+        four times) would otherwise hide a silent server for several read timeouts."""
+        now = self._clock() if now is None else now
         lost = self._lost_at
         if lost is None:
-            return 0.0
-        return max(0.0, (self._clock() if now is None else now) - lost)
+            asked = self._asked_at
+            if asked is None or now - asked <= self._timeouts[1]:
+                return 0.0
+            lost = self._last_heard if self._last_heard is not None else asked
+        return max(0.0, now - lost)
 
     def forget_version(self) -> None:
         """Make the next step a list (after this reflector's thread was restarted)."""
@@ -292,9 +301,13 @@ class Reflector:
         return min(largest, first * 2 ** (failures - 1)) * self._rng.uniform(0.5, 1.0)
 
     def _relist(self) -> None:
-        listing = list_all(self._api, self.resource, page_size=self._page_size, request_timeout=self._timeouts,
-                           watchdog=self._watchdog, page_deadline=self._list_deadline,
-                           served_version=self.served_version)  # fmt: skip
+        self._asked_at = self._clock()
+        try:
+            listing = list_all(self._api, self.resource, page_size=self._page_size, request_timeout=self._timeouts,
+                               watchdog=self._watchdog, page_deadline=self._list_deadline,
+                               served_version=self.served_version)  # fmt: skip
+        finally:
+            self._asked_at = None
         projections = []
         for raw in listing.items:
             projection = self._project(raw)
@@ -317,10 +330,14 @@ class Reflector:
         """One watch stream, to its end; True when it ended cleanly. ``_delivered`` says
         whether it delivered any event (a stream that worked for a while resets the backoff)."""
         assert self._version is not None
-        stream = WatchStream(self._api, self.resource, resource_version=self._version,
-                             timeout_seconds=self._rng.randint(*self._watch_timeout),
-                             request_timeout=self._timeouts, watchdog=self._watchdog,
-                             served_version=self.served_version)  # fmt: skip
+        self._asked_at = self._clock()
+        try:
+            stream = WatchStream(self._api, self.resource, resource_version=self._version,
+                                 timeout_seconds=self._rng.randint(*self._watch_timeout),
+                                 request_timeout=self._timeouts, watchdog=self._watchdog,
+                                 served_version=self.served_version)  # fmt: skip
+        finally:
+            self._asked_at = None
         self._last_heard = self._clock()
         self._delivered = False
         try:

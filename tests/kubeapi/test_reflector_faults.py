@@ -290,3 +290,22 @@ def test_a_watch_body_without_chunks_is_read_as_it_arrives(shop: FakeApiServer, 
 
 def test_an_event_of_an_unknown_type_is_passed_on_for_the_reflector_to_skip() -> None:
     assert watch_event(b'{"type": "SURPRISE", "object": {}}', PODS)["type"] == "SURPRISE"
+
+
+def test_a_reconnect_that_is_never_answered_is_out_of_sync_after_one_read_timeout(
+    shop: FakeApiServer, api: Any
+) -> None:
+    """The stream ends cleanly (the server's timeoutSeconds) and the server never answers the
+    reconnect: out of sync as soon as the request has waited a read timeout, long before the
+    client's own retries of the request (four read timeouts) give up."""
+    store = ClusterStore()
+    with reflecting(api, store, (PODS,), read_timeout=1.0, watch_timeout=(1, 1)) as reflectors:
+        reflector = reflectors[PODS]
+        watching(shop, "Pod")
+        assert reflector.in_sync
+        shop.add_fault(Fault(verb="watch", kind="Pod", stall=math.inf))
+        wait_until(lambda: reflector.stale_seconds() > 1.0, what="out of sync")
+        assert not reflector.in_sync
+        assert reflector.restarts["timeout"] == 0, "the client had not given up yet"
+        shop.clear_faults()
+        wait_until(lambda: reflector.in_sync, timeout=15, what="in sync again")
