@@ -36,7 +36,8 @@ def _problem(source: str, message: str, *, line: int = 1) -> Diagnostic:
 
 def manifest_files(directory: str) -> tuple[list[str], list[Diagnostic]]:
     """The manifest files under ``directory``, sorted, and a diagnostic for each directory
-    that could not be listed (never skipped in silence)."""
+    that could not be listed and each manifest name that is not a regular file (a FIFO would
+    block reading for ever); nothing is skipped in silence."""
     found: list[str] = []
     problems: list[Diagnostic] = []
 
@@ -45,7 +46,14 @@ def manifest_files(directory: str) -> tuple[list[str], list[Diagnostic]]:
 
     for root, dirs, files in os.walk(directory, onerror=unreadable):
         dirs.sort()
-        found.extend(os.path.join(root, f) for f in sorted(files) if f.endswith(MANIFEST_SUFFIXES))
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            if not name.endswith(MANIFEST_SUFFIXES):
+                continue
+            if os.path.isfile(path):
+                found.append(path)
+            else:
+                problems.append(_problem(path, "not a regular file (a FIFO, device or broken link is not read)"))
     return found, problems
 
 
@@ -69,7 +77,8 @@ def read_bytes(stream: BinaryIO, *, source: str, limits: InputLimits) -> tuple[b
         nul = -1 if utf16 else chunk.find(b"\0")
         if nul >= 0:
             line = newlines + chunk.count(b"\n", 0, nul) + 1
-            return None, _problem(source, f"binary data (a NUL byte at byte {size + nul:,}), not YAML or JSON", line=line)
+            message = f"binary data (a NUL byte at byte {size + nul:,}), not YAML or JSON"
+            return None, _problem(source, message, line=line)
         size += len(chunk)
         if size > limits.max_file_bytes:
             return None, _problem(

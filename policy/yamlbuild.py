@@ -398,7 +398,9 @@ class Recorder:
 
     # -- containers and aliases ---------------------------------------------------------
 
-    def _start(self, event: MappingStartEvent | SequenceStartEvent, container: dict | list) -> None:  # type: ignore[type-arg]
+    def _start(
+        self, event: MappingStartEvent | SequenceStartEvent, container: dict | list  # type: ignore[type-arg]
+    ) -> None:
         self._count += 1
         line = self.line_at(event.start_mark)
         if len(self._stack) >= self.limits.max_depth:

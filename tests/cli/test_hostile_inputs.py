@@ -82,7 +82,9 @@ def test_an_internal_error_is_one_line_and_exit_3(run, tmp_path, monkeypatch):
 
 
 def _process(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*POLICYCTL, *args], capture_output=True, text=True, timeout=120, check=False, **kwargs)  # type: ignore[call-overload]
+    command = [*POLICYCTL, *args]
+    options = {"capture_output": True, "text": True, "timeout": 120, "check": False, **kwargs}
+    return subprocess.run(command, **options)  # type: ignore[call-overload]
 
 
 def test_real_processes_on_a_device_and_a_missing_file_exit_2_at_line_1():
@@ -96,7 +98,10 @@ def test_real_processes_on_a_device_and_a_missing_file_exit_2_at_line_1():
 
 def test_real_process_on_a_mutated_manifest_exits_2(tmp_path):
     path = tmp_path / "m.yaml"
-    path.write_text("kind: NetworkPolicy\nmetadata: {name: x}\nspec:\n  podSelector: 5\n  ingress: [{from: [{ipBlock: {cidr: 7}}]}]\n")
+    path.write_text(
+        "kind: NetworkPolicy\nmetadata: {name: x}\nspec:\n  podSelector: 5\n"
+        "  ingress: [{from: [{ipBlock: {cidr: 7}}]}]\n"
+    )
     result = _process("matrix", "-f", str(path))
     assert result.returncode == 2 and f"{path}:4: error: spec.podSelector:" in result.stderr, result.stderr
 

@@ -224,7 +224,8 @@ def _replace_number(text: str, number: str) -> str:
     for candidate in ("8080", "5", "53"):
         if candidate in text:
             return text.replace(candidate, number, 1)
-    return text + f"---\nkind: Pod\nmetadata: {{name: n}}\nspec: {{containers: [{{ports: [{{containerPort: {number}}}]}}]}}\n"
+    pod = f"kind: Pod\nmetadata: {{name: n}}\nspec: {{containers: [{{ports: [{{containerPort: {number}}}]}}]}}\n"
+    return f"{text}---\n{pod}"
 
 
 _BOMB = (

@@ -88,7 +88,8 @@ def manifests(draw: st.DrawFn) -> Manifest:
 
 def line_count(data: bytes) -> int:
     """Lines as an editor shows them ('\\n'), a last line without one included."""
-    text = data.decode("utf-16", "replace") if data.startswith((b"\xff\xfe", b"\xfe\xff")) else data.decode("utf-8", "replace")
+    utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff"))
+    text = data.decode("utf-16" if utf16 else "utf-8", "replace")
     return max(1, text.count("\n") + (0 if text.endswith("\n") else 1))
 
 

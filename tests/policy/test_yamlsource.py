@@ -235,8 +235,10 @@ def test_a_number_longer_than_the_limit_is_an_error_at_its_field():
 LIMITS = [
     # (name, text, limits, (code, line, field))
     ("nesting", "a:\n  b:\n    c:\n      d: [[1]]\n", InputLimits(max_depth=3), ("yaml-too-deep", 4, "a.b.c")),
-    ("flow-nesting", "x: " + "[" * 300 + "]" * 300 + "\n", InputLimits(), ("yaml-too-deep", 1, "x[0][0][0][0][0][0][0].…187 more…[0][0][0][0]")),
-    ("documents", "a: 1\n---\nb: 2\n---\nc: 3\n", InputLimits(max_documents=2), ("too-many-documents", 4, "(document)")),
+    ("flow-nesting", "x: " + "[" * 300 + "]" * 300 + "\n", InputLimits(),
+     ("yaml-too-deep", 1, "x[0][0][0][0][0][0][0].…187 more…[0][0][0][0]")),
+    ("documents", "a: 1\n---\nb: 2\n---\nc: 3\n", InputLimits(max_documents=2),
+     ("too-many-documents", 4, "(document)")),
     ("aliases", "a: &a [x, x, x, x]\nb: &b [*a, *a, *a, *a]\nc: [*b, *b, *b]\n", InputLimits(max_alias_nodes=30),
      ("yaml-too-large", 3, "c")),
 ]  # fmt: skip
