@@ -201,8 +201,13 @@ class Decider:
         )
 
     def _decide(self, direction: Direction, pod: View, other: View) -> PortSet:
+        return self.decide(direction, pod, other, self.network_policy(direction, pod, other))
+
+    def decide(self, direction: Direction, pod: View, other: View, allowed_by_np: PortSet | None) -> PortSet:
+        """The half through the tiers (see the module docstring) given what NetworkPolicy
+        allows (None: no policy isolates the pod); public so that a caller that changes the
+        NetworkPolicies (a redundancy check removing one) reuses the same tier algebra."""
         tiers = self.index.tiered(pod.selectors, direction)
-        allowed_by_np = self.network_policy(direction, pod, other)
         if not tiers:
             return ALL if allowed_by_np is None else allowed_by_np
         destination = other if direction is Direction.EGRESS else pod

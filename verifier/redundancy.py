@@ -8,9 +8,11 @@ and a connection is allowed when "both the egress policy on the source pod and t
 policy on the destination pod" allow it. So, for a candidate and a direction it affects, with
 ``i`` a class of pods it selects (the *own* end) and ``j`` any other end (the *far* end):
 
-* the new half of ``i`` towards ``j`` is recomputed without the candidate: every port when no
-  other policy still isolates ``i`` in that direction, else the union of the remaining rules
-  whose peers admit ``j``;
+* the new half of ``i`` towards ``j`` is recomputed without the candidate: NetworkPolicy's
+  share is nothing to say when no other policy still isolates ``i`` in that direction, else
+  the union of the remaining rules whose peers admit ``j``; cluster-scoped tiers then decide
+  around it as always (``Decider.decide``: Admin first, NetworkPolicy for what Admin passes or
+  leaves, Baseline when no NetworkPolicy isolates);
 * the cell changes only when the new half meets the far end's half differently; when the
   policy still isolates ``i`` (or others do), that can happen only for ends some removed rule
   admits, so only those are visited (an inverted index from selector and ipBlock ids to
@@ -103,19 +105,19 @@ class Redundancy:
             for p in self._isolating(own.selectors, direction)
             if candidate.rule is not None or p.ref != candidate.policy.ref
         ]
-        if not kept:
-            return ALL
         removed = candidate.rule.id if candidate.rule is not None else None
         destination = far if direction is Direction.EGRESS else own
-        found = NONE
-        for policy in kept:
-            for rule_id in policy.rules[direction]:
-                if rule_id == removed:
-                    continue
-                rule = self.index.rules[rule_id]
-                if self.decider.peer_matches(rule, far):
-                    found = found | self.decider.rule_ports(rule, destination)
-        return found
+        allowed: PortSet | None = None
+        if kept:
+            allowed = NONE
+            for policy in kept:
+                for rule_id in policy.rules[direction]:
+                    if rule_id == removed:
+                        continue
+                    rule = self.index.rules[rule_id]
+                    if self.decider.peer_matches(rule, far):
+                        allowed = allowed | self.decider.rule_ports(rule, destination)
+        return self.decider.decide(direction, own, far, allowed)
 
     def _cell_without(self, candidate: Candidate, source: View, destination: View) -> PortSet:
         if source.impossible or destination.impossible:

@@ -20,6 +20,7 @@ from policyctl.policy.verdicts import Connection
 from policyctl.verifier.comparison import differences
 from policyctl.verifier.queries import redundancies
 from policyctl.verifier.relation import Relation
+from tests.cluster_strategies import tiered_clusters
 from tests.strategies import clusters
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -79,3 +80,17 @@ def test_a_candidate_not_called_redundant_changes_a_connection_the_oracle_decide
         protocol, port = difference.ports.first()  # type: ignore[misc]
         connection = Connection(difference.source, difference.destination, protocol, port, difference.family)
         assert evaluate(cluster, connection).allowed != evaluate(without, connection).allowed, key
+
+
+@SETTINGS
+@given(tiered_clusters(max_pods=4, max_policies=3, min_policies=1, max_cluster_policies=2))
+def test_redundancy_with_cluster_policy_tiers_equals_removing_and_comparing(cluster: Cluster) -> None:
+    """NetworkPolicy decides only what the Admin tier passes or leaves, and hands the rest to
+    the Baseline tier when it stops isolating: the removal is recomputed through the tiers."""
+    base = Relation(cluster)
+    expected = set()
+    for key, without in _candidates(cluster):
+        other = Relation(without, families=base.families)
+        if next(differences(base, other), None) is None and next(differences(other, base), None) is None:
+            expected.add(key)
+    assert _found(cluster) == expected
