@@ -23,6 +23,7 @@ from policyctl.verifier.comparison import Difference, any_differences, differenc
 from policyctl.verifier.relation import Relation, cluster_families
 from policyctl.verifier.semdiff import FlowDiff, semantic_diff
 from policyctl.verifier.viewclasses import view_classes
+from tests.cluster_strategies import tiered_clusters
 from tests.strategies import clusters, edge_ports, labels
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -157,3 +158,18 @@ def test_the_grouped_report_of_pods_without_workloads_expands_to_the_oracle(
     base = Relation(cluster, families=families)
     assert _report_points(found, base, ports, removed=True) == _oracle(cluster, other, ports)
     assert _report_points(found, base, ports, removed=False) == _oracle(other, cluster, ports)
+
+
+@SETTINGS
+@given(tiered_clusters(max_pods=4, max_policies=3, min_policies=1, max_cluster_policies=2), st.data())
+def test_differences_with_cluster_policy_tiers_equal_the_oracle(cluster: Cluster, data: st.DataObject) -> None:
+    """Cluster-scoped policies stay; NetworkPolicies change: the changed cells are decided
+    through the tiers, as everything else."""
+    other = data.draw(_changed(cluster))
+    families = cluster_families(cluster)
+    ports = edge_ports(cluster)
+    for first, second in ((cluster, other), (other, cluster)):
+        a, b = Relation(first, families=families), Relation(second, families=families)
+        found = list(any_differences(a, b))
+        assert _expanded(a, found, ports) == _oracle(first, second, ports)
+        assert _outside(found) == _outside(list(differences(a, b)))
