@@ -27,6 +27,8 @@ from policyctl.cli.inputs import (
     live_requested,
     load_cluster,
     namespace_option,
+    report_skipped,
+    skipped_kinds,
 )
 from policyctl.cli.render_check import at_or_above, to_github, to_json, to_junit, to_sarif, to_text
 from policyctl.policy.diagnostics import Diagnostic, Severity, has_errors
@@ -61,7 +63,7 @@ def assertion_findings(cluster: Cluster, paths: Sequence[str]) -> tuple[list[Dia
 
 def render(diagnostics: Sequence[Diagnostic], *, output: str, files: Sequence[str], fail_level: Severity) -> str:
     if output == "json":
-        return to_json(diagnostics, files=files)
+        return to_json(diagnostics, files=files, skipped=skipped_kinds())
     if output == "sarif":
         return to_sarif(diagnostics, rules=RULES, version=__version__)
     if output == "junit":
@@ -139,6 +141,7 @@ def check(
         files, documents, diagnostics = read_sources(sources)
         loaded = load_documents(documents, default_namespace=namespace)
         cluster = loaded.cluster
+        report_skipped(loaded.skipped)
         diagnostics.extend(loaded.diagnostics)
         diagnostics.extend(lint(cluster, Manifests.index(documents, default_namespace=namespace), skip=skip))
     bad_input = has_errors(diagnostics)

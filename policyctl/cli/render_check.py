@@ -73,13 +73,17 @@ def _finding(diagnostic: Diagnostic) -> dict[str, object]:
     }
 
 
-def to_json(diagnostics: Sequence[Diagnostic], *, files: Sequence[str]) -> str:
-    document = {
+def to_json(diagnostics: Sequence[Diagnostic], *, files: Sequence[str], skipped: Mapping[str, int]) -> str:
+    """``skipped_kinds`` counts the objects read and not understood, per kind (never silently
+    ignored), as in every other command's JSON."""
+    document: dict[str, object] = {
         "schema_version": SCHEMA_VERSION,
         "files": sorted(files),
         "findings": [_finding(d) for d in diagnostics],
         "summary": summary(diagnostics),
     }
+    if skipped:
+        document["skipped_kinds"] = dict(sorted(skipped.items()))
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 

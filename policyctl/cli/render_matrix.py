@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from rich.table import Table
 from rich.text import Text
 
-from policyctl.cli.inputs import console
+from policyctl.cli.inputs import console, skipped_kinds
 from policyctl.cli.truthtable import Cell, Group, TruthTable
 from policyctl.policy.model import Family, Protocol
 
@@ -79,6 +79,9 @@ def write_json(
     """The document with sorted keys, indented like ``emit_document`` except that each row of
     ``allowed`` is one line, written as it is made."""
     header = _header(table, port=port, family=family, expand=expand)
+    skipped = skipped_kinds()
+    if skipped:
+        header["skipped_kinds"] = dict(sorted(skipped.items()))
     out.write('{\n  "allowed": {')
     first = True
     for name, row in _allowed_rows(table, expand=expand):
