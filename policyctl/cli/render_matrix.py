@@ -17,10 +17,13 @@ import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+import click
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
 from policyctl.cli.inputs import console, skipped_kinds
+from policyctl.cli.matrix_flows import flow_lines, switch_note
 from policyctl.cli.truthtable import Cell, Group, TruthTable
 from policyctl.policy.model import Family, Protocol
 
@@ -137,9 +140,9 @@ def matrix_markdown(table: TruthTable, *, port: tuple[int, Protocol] | None, fam
 
 
 def _render_rich(table: TruthTable, *, port: tuple[int, Protocol] | None, family: Family) -> None:
-    """Rows carry the names, numbered; columns only the numbers, so many columns still fit."""
+    """Rows carry the names, numbered; columns only the numbers, so many columns still fit. A table
+    wider than the terminal would be shrunk to empty cells: it becomes a list (``cli.matrix_flows``)."""
     out = console()
-    out.print(f"connections {_asked(port)} {family.value} (rows: from, columns: to)")
     grid = Table()
     grid.add_column("from \\ to", no_wrap=True)
     for number, _ in enumerate(table.groups, start=1):
@@ -151,7 +154,15 @@ def _render_rich(table: TruthTable, *, port: tuple[int, Protocol] | None, family
             style = "green" if value is True else "red" if value is False else ""
             cells.append(Text(_mark(value), style=style))
         grid.add_row(*cells)
-    out.print(grid)
+    needed = Measurement.get(out, out.options.update_width(sys.maxsize), grid).minimum
+    if needed > out.width:
+        click.echo(switch_note(needed, out.width), err=True)
+        out.print(f"connections {_asked(port)} {family.value}: allowed flows by source", soft_wrap=True)
+        for line in flow_lines(table, _heading):
+            out.print(line, soft_wrap=True)
+    else:
+        out.print(f"connections {_asked(port)} {family.value} (rows: from, columns: to)")
+        out.print(grid)
     for line in _legend(table):
         out.print(line)
 
