@@ -23,7 +23,7 @@ with the classes the change selects times all classes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from policyctl.compiler.intervals import Interval, as_address, as_prefix
@@ -102,6 +102,55 @@ def _joint_atoms(a: Relation, b: Relation, family: Family) -> tuple[tuple[IPAddr
 Side = tuple[tuple[int, int], list[Pod]]
 
 
+def _node_addresses(a: Relation, b: Relation, family: Family) -> list[list[tuple[IPAddress, str]]]:
+    """The node addresses of ``family`` that no pod has, grouped by (view in ``a``, view in
+    ``b``): per group, addresses of at most two nodes, each with its node's name. Node addresses
+    are not outside addresses (a node has them), yet ipBlocks and ``nodes`` peers match them,
+    so they are compared apart; an address a hostNetwork pod also has is compared as that pod."""
+    pods = {x for r in (a, b) for p in r.cluster.pods for x in p.ips}
+    chosen: dict[tuple[object, object], list[tuple[IPAddress, str]]] = {}
+    for relation in (a, b):
+        for node in relation.cluster.nodes:
+            for address in node.addresses:
+                if Family.of(address) is not family or address in pods:
+                    continue
+                found = chosen.setdefault(
+                    (a.index.view_of_address(address), b.index.view_of_address(address)), []
+                )
+                if len(found) < 2 and all(node.name != n for _, n in found):
+                    found.append((address, node.name))
+    return list(chosen.values())
+
+
+def _node_differences(
+    a: Relation, b: Relation, family: Family, sources: Iterable[Sequence[Pod]], destinations: Iterable[Sequence[Pod]]
+) -> Iterator[Difference]:
+    """Ports ``a`` allows and ``b`` does not between pod classes and node addresses: egress of
+    each group of ``sources`` (pods alike as sources in both) to each node address, and each
+    node address to each group of ``destinations``, where the own-node bypass ("agents on a
+    node reach its pods") applies only to the group's pods on that node, so a pod elsewhere is
+    the witness: addresses of two nodes per joint view suffice, since a pod on neither, or on
+    the other node, is one. Cost: pod classes times distinct node views, never pod pairs."""
+    views = _node_addresses(a, b, family)
+    if not views:
+        return
+    for group in sources:
+        pod, other = group[0], b.cluster.pod_by_key[group[0].key]
+        for (address, _), *_ in views:
+            extra = a.to_address(pod, address) - b.to_address(other, address)
+            if extra:
+                yield Difference(pod, address, family, extra, tuple(group), (address,))
+    for group in destinations:
+        for addresses in views:
+            witness = next(((x, p) for x, node in addresses for p in group if p.node != node), None)
+            if witness is None:
+                continue
+            address, pod = witness
+            extra = a.from_address(address, pod) - b.from_address(address, b.cluster.pod_by_key[pod.key])
+            if extra:
+                yield Difference(address, pod, family, extra, (address,), tuple(group))
+
+
 def _sides(a: Relation, b: Relation, keys: list[str], family: Family) -> tuple[list[Side], list[Side]]:
     """Pods grouped by joint row (their row in ``a`` and in ``b``) and by joint column."""
     ca, cb = a.of(family), b.of(family)
@@ -151,6 +200,7 @@ def differences(a: Relation, b: Relation, *, families: tuple[Family, ...] | None
                 extra = a.from_address(address, pod) - b.from_address(address, other)
                 if extra:
                     yield Difference(address, pod, family, extra, (address,), tuple(group), ranges)
+        yield from _node_differences(a, b, family, (g for _, g in rows), (g for _, g in columns))
 
 
 def _ordinary_pair(a: Relation, b: Relation, sources: list[Pod], destinations: list[Pod], family: Family) -> tuple[Pod, Pod] | None:
@@ -237,6 +287,7 @@ def policy_differences(a: Relation, b: Relation, *, families: tuple[Family, ...]
                 )
                 if extra:
                     yield Difference(address, dpods[0], family, extra, (address,), dpods, ranges)
+        yield from _node_differences(a, b, family, (g[2] for g in sources), (g[2] for g in destinations))
 
 
 def any_differences(a: Relation, b: Relation) -> Iterator[Difference]:

@@ -173,3 +173,85 @@ def test_differences_with_cluster_policy_tiers_equal_the_oracle(cluster: Cluster
         found = list(any_differences(a, b))
         assert _expanded(a, found, ports) == _oracle(first, second, ports)
         assert _outside(found) == _outside(list(differences(a, b)))
+
+
+NodePoint = tuple[str, str, str, str]
+"""(pod, node, family, direction): a connection between a pod and a node's address."""
+
+
+def _node_oracle(a: Cluster, b: Cluster, ports: tuple[int, ...]) -> set[NodePoint]:
+    """Pod <-> node-address connections ``a`` allows on some edge port and ``b`` does not."""
+    points: set[NodePoint] = set()
+    taken = {x for p in a.pods for x in p.ips}
+    for family in cluster_families(a):
+        for node in a.nodes:
+            if node.ip(family) is None or node.ip(family) in taken:
+                continue
+            for pod in a.pods:
+                other = b.pod_by_key[pod.key]
+                for direction, there, back in (("egress", (pod, node), (other, node)), ("ingress", (node, pod), (node, other))):
+                    if any(
+                        evaluate(a, Connection(*there, protocol, port, family)).allowed
+                        and not evaluate(b, Connection(*back, protocol, port, family)).allowed
+                        for protocol in Protocol
+                        for port in ports
+                    ):
+                        points.add((pod.key, node.name, family.value, direction))
+    return points
+
+
+def _node_reported(a: Relation, b: Relation, found: list[Difference]) -> set[NodePoint]:
+    """The node points the differences stand for: a difference names one node address per
+    joint view (what every policy of both sets sees of it), so it stands for every node
+    address with that view; its pods are the group it names, minus, for ingress, the pods
+    on that node (the node bypass)."""
+    cluster = a.cluster
+    taken = {x for p in cluster.pods for x in p.ips}
+    views = {
+        (n.name, f): (a.index.view_of_address(x), b.index.view_of_address(x))
+        for n in cluster.nodes
+        for f in cluster_families(cluster)
+        if (x := n.ip(f)) is not None and x not in taken
+    }
+    points: set[NodePoint] = set()
+    for x in found:
+        egress = isinstance(x.source, Pod)
+        address = x.destination if egress else x.source
+        if isinstance(address, Pod) or not a.is_node_address(address):
+            continue
+        seen = (a.index.view_of_address(address), b.index.view_of_address(address))
+        for (name, family), view in views.items():
+            if family is not x.family or view != seen:
+                continue
+            for pod in x.sources if egress else x.destinations:
+                assert isinstance(pod, Pod)
+                if egress or pod.node != name:
+                    points.add((pod.key, name, family.value, "egress" if egress else "ingress"))
+    return points
+
+
+def _node_differences_match_the_oracle(cluster: Cluster, other: Cluster) -> None:
+    families = cluster_families(cluster)
+    ports = edge_ports(cluster)
+    for first, second in ((cluster, other), (other, cluster)):
+        a, b = Relation(first, families=families), Relation(second, families=families)
+        for found in (list(any_differences(a, b)), list(differences(a, b))):
+            assert _node_reported(a, b, found) == _node_oracle(first, second, ports)
+
+
+@SETTINGS
+@given(clusters(max_pods=5, max_policies=4), st.data())
+def test_differences_towards_and_from_node_addresses_equal_the_oracle(cluster: Cluster, data: st.DataObject) -> None:
+    """Node addresses are neither pods nor outside addresses, yet ipBlocks match them: the
+    comparison reports exactly the pod <-> node connections the oracle allows in one
+    snapshot and not the other."""
+    _node_differences_match_the_oracle(cluster, data.draw(_changed(cluster)))
+
+
+@SETTINGS
+@given(tiered_clusters(max_pods=4, max_policies=3, min_policies=1, max_cluster_policies=2), st.data())
+def test_node_address_differences_under_cluster_policy_tiers_equal_the_oracle(
+    cluster: Cluster, data: st.DataObject
+) -> None:
+    """The same with ClusterNetworkPolicies, whose ``nodes`` peers match node addresses."""
+    _node_differences_match_the_oracle(cluster, data.draw(_changed(cluster)))

@@ -117,3 +117,47 @@ def test_lateral_path_through_a_stepping_stone() -> None:
     hops = lateral_path(relation, A, C)
     assert [(h.source.key, h.destination.key, str(h.ports)) for h in hops] == [("x/a", "x/b", "TCP 8080"), ("x/b", "x/c", "TCP 22")]
     assert lateral_path(relation, A, C, ports=parse_ports("8080/TCP")) is None
+
+
+A_DENY_ALL = policy("x/a-deny", {"app": "a"}, types=["Ingress", "Egress"])
+C_DENY_ALL = policy("x/c-deny", {"app": "c"}, types=["Ingress"])
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "source", "destination"),
+    [
+        pytest.param(
+            policy("x/a-to-n2", {"app": "a"}, egress=[rule(ip_block("192.168.0.2/32"))]),
+            A_DENY_ALL,
+            A,
+            "192.168.0.2",
+            id="egress-to-another-nodes-address",
+        ),
+        pytest.param(
+            policy("x/a-to-n1", {"app": "a"}, egress=[rule(ip_block("192.168.0.1/32"))]),
+            A_DENY_ALL,
+            A,
+            "192.168.0.1",
+            id="egress-to-its-own-nodes-address-has-no-bypass",
+        ),
+        pytest.param(
+            policy("x/c-from-n1", {"app": "c"}, ingress=[rule(ip_block("192.168.0.1/32"))]),
+            C_DENY_ALL,
+            "192.168.0.1",
+            C,
+            id="ingress-from-another-nodes-address",
+        ),
+    ],
+)
+def test_policies_differing_only_on_a_node_address_are_not_equivalent(first, second, source, destination) -> None:
+    found = compare(with_policies(BASE, first), with_policies(BASE, second))
+    assert not found.equivalent
+    assert found.only_second is None
+    assert found.only_first is not None
+    assert (str(found.only_first.source), str(found.only_first.destination)) == (str(source), str(destination))
+
+
+def test_ingress_from_the_pods_own_node_is_equivalent_to_deny_because_of_the_node_bypass() -> None:
+    own = policy("x/a-from-n1", {"app": "a"}, ingress=[rule(ip_block("192.168.0.1/32"))])
+    deny = policy("x/a-deny-ingress", {"app": "a"}, types=["Ingress"])
+    assert compare(with_policies(BASE, own), with_policies(BASE, deny)).equivalent
