@@ -33,7 +33,9 @@ COMMANDS = [
     pytest.param(["matrix", "--port", "8080/TCP", "-o", "json"], {0}, id="matrix-port"),
     pytest.param(["matrix", "--all-ports", "-o", "json"], {0}, id="matrix-all-ports"),
     pytest.param(["check", "-o", "json"], {0, 1}, id="check"),
-    pytest.param(["explain", "shop/frontend", "shop/payments", "--port", "8443/TCP", "-o", "json"], {0, 1}, id="explain"),
+    pytest.param(
+        ["explain", "shop/frontend", "shop/payments", "--port", "8443/TCP", "-o", "json"], {0, 1}, id="explain"
+    ),
     pytest.param(["verify", "redundant", "-o", "json"], {0, 1}, id="verify-redundant"),
 ]
 

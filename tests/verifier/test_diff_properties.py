@@ -189,7 +189,8 @@ def _node_oracle(a: Cluster, b: Cluster, ports: tuple[int, ...]) -> set[NodePoin
                 continue
             for pod in a.pods:
                 other = b.pod_by_key[pod.key]
-                for direction, there, back in (("egress", (pod, node), (other, node)), ("ingress", (node, pod), (node, other))):
+                halves = (("egress", (pod, node), (other, node)), ("ingress", (node, pod), (node, other)))
+                for direction, there, back in halves:
                     if any(
                         evaluate(a, Connection(*there, protocol, port, family)).allowed
                         and not evaluate(b, Connection(*back, protocol, port, family)).allowed
