@@ -171,6 +171,8 @@ def statement(s: Statement) -> dict[str, Any]:
     if isinstance(s, Limit):
         return {"limit": {"rate": s.rate, "burst": s.burst, "per": s.per}}
     if isinstance(s, Log):
+        if s.group is not None:
+            return {"log": {"prefix": s.prefix, "group": s.group}}
         return {"log": {"prefix": s.prefix}}
     return _verdict(s)
 

@@ -89,7 +89,8 @@ def statement(s: Statement) -> str:
     if isinstance(s, Limit):
         return f"limit rate {s.rate}/{s.per} burst {s.burst} packets"
     if isinstance(s, Log):
-        return f"log prefix {_quote(s.prefix)}"
+        group = f" group {s.group}" if s.group is not None else ""
+        return f"log prefix {_quote(s.prefix)}{group}"
     if isinstance(s, Jump):
         return f"jump {s.target}"
     if isinstance(s, Goto):

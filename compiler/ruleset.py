@@ -147,7 +147,11 @@ class Limit:
 
 @dataclass(frozen=True, slots=True)
 class Log:
+    """``log prefix P``; with ``group`` the packet goes to that NFLOG group (read by
+    ``policyctl drops`` and the agent) instead of the kernel log."""
+
     prefix: str
+    group: int | None = None
 
 
 Statement = Union[CtStateIn, Icmpv6TypeRange, Lookup, VmapLookup, Counter, Limit, Log, Verdict, Jump, Goto]

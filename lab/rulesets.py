@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from policyctl.compiler.compile import compile_node
+from policyctl.compiler.droplog import log_to_group
 from policyctl.compiler.render_json import to_document
 from policyctl.compiler.ruleset import Mode
 from policyctl.policy.diagnostics import PolicyctlError
@@ -38,11 +39,12 @@ def table_name(prefix: str) -> str:
     return f"{prefix}policyctl"
 
 
-def compiler_for(prefix: str, *, mode: Mode = Mode.ENFORCE) -> Compiler:
-    """The project's compiler, with the lab's table name."""
+def compiler_for(prefix: str, *, mode: Mode = Mode.ENFORCE, log_group: int | None = None) -> Compiler:
+    """The project's compiler, with the lab's table name; with ``log_group`` denied packets
+    are logged to that NFLOG group (``compiler.droplog``)."""
 
     def compile_json(cluster: Cluster, node: str) -> Mapping[str, Any]:
-        return to_document(compile_node(cluster, node, table=table_name(prefix), mode=mode))
+        return to_document(log_to_group(compile_node(cluster, node, table=table_name(prefix), mode=mode), log_group))
 
     return compile_json
 

@@ -1,0 +1,56 @@
+"""Send the drop log of a compiled ruleset to an NFLOG group.
+
+The compiler logs every denied new connection once, in the rule just before the drop, behind a
+rate limit (``limit rate 10/second burst 20 packets log prefix "policyctl drop ingress x/a "``),
+so the accept path never logs and a flood of denied packets costs at most the limit's rate.
+Without a group, ``log`` writes to the kernel log, where nothing can read the packet's headers
+back reliably. With ``group N`` the kernel hands the prefix and the packet's first bytes to
+whoever listens on NFLOG group ``N`` (``policyctl drops``, the agent).
+
+The group is a property of where the ruleset runs, not of the cluster, so it is set here, on
+the compiler's output, by the one caller that knows it; the compiler's own rules, names and
+deltas are unchanged (a delta's chains are whole chains, so turning both the ruleset and each
+delta keeps ``patch(old, delta) == new``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .delta import RulesetDelta
+from .ruleset import Chain, Log, Rule, Ruleset
+
+#: NFLOG groups are 16-bit numbers (``nfgenmsg.res_id``).
+MAX_GROUP = 65535
+
+
+def _rule(rule: Rule, group: int) -> Rule:
+    if not any(isinstance(s, Log) for s in rule.statements):
+        return rule
+    statements = tuple(replace(s, group=group) if isinstance(s, Log) else s for s in rule.statements)
+    return replace(rule, statements=statements)
+
+
+def _chain(chain: Chain, group: int) -> Chain:
+    return replace(chain, rules=tuple(_rule(r, group) for r in chain.rules))
+
+
+def check_group(group: int) -> None:
+    if not 0 <= group <= MAX_GROUP:
+        raise ValueError(f"an NFLOG group is 0-{MAX_GROUP} (got {group})")
+
+
+def log_to_group(ruleset: Ruleset, group: int | None) -> Ruleset:
+    """``ruleset`` with every ``log`` statement sent to NFLOG ``group`` (None: unchanged)."""
+    if group is None:
+        return ruleset
+    check_group(group)
+    return replace(ruleset, chains=tuple(_chain(c, group) for c in ruleset.chains))
+
+
+def delta_to_group(delta: RulesetDelta, group: int | None) -> RulesetDelta:
+    """``delta`` with the ``log`` statements of its chains sent to ``group`` (None: unchanged)."""
+    if group is None or not delta.chains:
+        return delta
+    check_group(group)
+    return replace(delta, chains=tuple(_chain(c, group) for c in delta.chains))

@@ -1,0 +1,258 @@
+"""Why the kernel dropped a packet: a logged drop turned into a flow and the model's reason.
+
+The ruleset logs a denied new connection just before dropping it, with the prefix
+``policyctl drop <direction> <namespace/pod> `` (``policyctl audit ...`` in audit mode, where the
+packet passes): the prefix says which half denied it and for which local pod, the packet says
+the flow (addresses, protocol, destination port). The reason is not guessed from the rule that
+logged: the flow is decided again by the reference semantics (``policy.semantics``, the model
+``policyctl explain`` prints), on the cluster the caller gives (the agent's view, or the
+manifests of ``-f``), so a drop is explained exactly as ``explain`` explains that connection:
+the isolating policies and why no rule matched, the hints (the nearest rule and what it would
+need), or for a cluster-scoped policy the Deny rule itself with its tier and priority.
+
+When the model does not deny what the kernel dropped (the cluster given is not the one the
+ruleset was compiled from, or the address belongs to no pod the prefix names), the drop is
+still reported, with the disagreement in :attr:`Drop.problem`: never silently explained away.
+
+Pure: no I/O. :class:`AddressBook` turns packet addresses into pods, nodes or outside
+addresses once per cluster snapshot, so attributing a drop costs a dictionary lookup and one
+evaluation of one half.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from policyctl.compiler.compile import log_prefix
+from policyctl.compiler.ruleset import Mode
+from policyctl.enforcer.nflog import LoggedPacket
+from policyctl.enforcer.packetheaders import HeaderError, Headers, parse_headers
+from policyctl.policy.ipblocks import describe
+from policyctl.policy.model import Cluster, Direction, IPAddress, Node, Pod
+from policyctl.policy.semantics import evaluate_direction, selecting_policies
+from policyctl.policy.verdicts import Connection, DecidedBy, DirectionVerdict, Endpoint, TierOutcome
+
+SCHEMA_VERSION = 1
+PREFIX_HEAD = "policyctl "
+_DIRECTIONS = {"ingress": Direction.INGRESS, "egress": Direction.EGRESS}
+
+
+@dataclass(frozen=True, slots=True)
+class LogPrefix:
+    """What the logging rule says: ``drop`` or ``audit`` (logged, let through), the half,
+    and the local pod whose chain logged (its key as the compiler wrote it, possibly cut to
+    fit nft's 127-character prefix)."""
+
+    action: str
+    direction: Direction
+    pod: str
+
+    @property
+    def text(self) -> str:
+        return f"{PREFIX_HEAD}{self.action} {self.direction.value.lower()} {self.pod}"
+
+
+def parse_prefix(text: str) -> LogPrefix | None:
+    """``policyctl drop ingress x/a `` -> its parts; None for a prefix that is not ours."""
+    words = text.strip().split(" ")
+    if len(words) != 4 or f"{words[0]} " != PREFIX_HEAD or words[1] not in ("drop", "audit"):
+        return None
+    direction = _DIRECTIONS.get(words[2])
+    return None if direction is None else LogPrefix(words[1], direction, words[3])
+
+
+class AddressBook:
+    """Which end an address is in one cluster snapshot, as ``explain`` resolves an address:
+    a pod's address names the pod (a pod network pod before a hostNetwork pod sharing it),
+    else a node's address names the node, else it is an address outside the cluster."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        owners: dict[IPAddress, Endpoint] = {}
+        for node in sorted(cluster.nodes, key=lambda n: n.name, reverse=True):
+            for address in node.addresses:
+                owners[address] = node
+        for pod in sorted(cluster.pods, key=lambda p: (p.host_network, p.key), reverse=True):
+            for address in pod.ips:
+                owners[address] = pod
+        self._owners = owners
+
+    def end(self, address: IPAddress) -> Endpoint:
+        return self._owners.get(address, address)
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """One logged drop: when (Unix seconds), what the logging rule said, the packet's flow,
+    the two ends as the cluster names them, and the model's verdict on the half that
+    dropped it (``half``, as ``explain`` shows it; None when the flow cannot be decided:
+    then ``problem`` says why). ``problem`` is also set when the model disagrees with the
+    kernel."""
+
+    time: float
+    prefix: LogPrefix
+    headers: Headers
+    source: Endpoint
+    destination: Endpoint
+    half: DirectionVerdict | None
+    problem: str = ""
+
+    @property
+    def audit(self) -> bool:
+        return self.prefix.action == "audit"
+
+    @property
+    def policies(self) -> tuple[str, ...]:
+        """The policies the drop is attributed to: the cluster policy whose Deny rule
+        decided, else the NetworkPolicies isolating the pod in this direction."""
+        half = self.half
+        if half is None:
+            return ()
+        outcome = _deciding_tier(half)
+        if outcome is not None and outcome.deciding is not None:
+            return (str(outcome.deciding.policy),)
+        return tuple(str(p.policy) for p in half.policies)
+
+
+def _deciding_tier(half: DirectionVerdict) -> TierOutcome | None:
+    if half.decided_by is DecidedBy.ADMIN:
+        return half.admin
+    if half.decided_by is DecidedBy.BASELINE:
+        return half.baseline
+    return None
+
+
+def connection_of(headers: Headers, book: AddressBook) -> Connection | None:
+    """The new connection the packet starts, with its ends named as in the cluster; None when
+    it has no TCP, UDP or SCTP destination port (policies decide nothing else by port). A pod
+    whose packet reaches its own address has come back through a Service (DNAT on its node):
+    a pod reaching itself directly never meets the hooks."""
+    protocol = headers.policy_protocol
+    if protocol is None or headers.port is None:
+        return None
+    source, destination = book.end(headers.source), book.end(headers.destination)
+    hairpin = isinstance(source, Pod) and isinstance(destination, Pod) and source.key == destination.key
+    return Connection(source, destination, protocol, headers.port, headers.family, via_service=hairpin)
+
+
+def attribute(packet: LoggedPacket, book: AddressBook, *, now: float) -> Drop | None:
+    """The drop a logged packet stands for, explained on ``book``'s cluster; None when the
+    packet was not logged by a policyctl drop rule. ``now`` is used when the kernel gave the
+    packet no timestamp. Raises :class:`HeaderError` when the packet's bytes cannot be read."""
+    prefix = parse_prefix(packet.prefix)
+    if prefix is None:
+        return None
+    when = packet.timestamp if packet.timestamp is not None else now
+    try:
+        headers = parse_headers(packet.payload)
+    except HeaderError as error:
+        raise HeaderError(f"a packet logged by {prefix.pod}'s {prefix.direction.value.lower()} rule cannot be read "
+                          f"({error}; {len(packet.payload)} bytes copied)") from None
+    source, destination = book.end(headers.source), book.end(headers.destination)
+    connection = connection_of(headers, book)
+    local = source if prefix.direction is Direction.EGRESS else destination
+    if connection is None:
+        isolating = _isolating(book.cluster, local, prefix.direction)
+        problem = (f"{headers.protocol_name} has no port a policy could name; {prefix.pod} admits only listed "
+                   f"protocols and ports for {prefix.direction.value.lower()}{isolating}")
+        return Drop(when, prefix, headers, source, destination, None, problem)
+    half = evaluate_direction(book.cluster, connection, prefix.direction)
+    return Drop(when, prefix, headers, source, destination, half, _disagreement(prefix, half, local))
+
+
+def _isolating(cluster: Cluster, local: Endpoint, direction: Direction) -> str:
+    if not isinstance(local, Pod):
+        return ""
+    refs = [str(p.ref) for p in selecting_policies(cluster, local) if p.isolates(direction)]
+    return f" (isolated by {', '.join(refs)})" if refs else ""
+
+
+def _disagreement(prefix: LogPrefix, half: DirectionVerdict, local: Endpoint) -> str:
+    """Why the model does not explain what the kernel did, or "" when it does."""
+    mode = Mode.ENFORCE if prefix.action == "drop" else Mode.AUDIT
+    if not isinstance(local, Pod) or log_prefix(mode, prefix.direction, local).strip() != prefix.text:
+        return (f"the kernel's rule is {prefix.pod}'s but the address is {describe(local)} in this cluster: "
+                "the ruleset was compiled from another cluster view")
+    if half.allowed:
+        return (f"the model allows this {prefix.direction.value.lower()} half ({half.note}): the ruleset in the "
+                "kernel was compiled from another cluster view than this one (stale, or not yet updated)")
+    return ""
+
+
+def _end_document(address: IPAddress, end: Endpoint) -> dict[str, Any]:
+    if isinstance(end, Pod):
+        kind, name = "pod", end.key
+    elif isinstance(end, Node):
+        kind, name = "node", end.name
+    else:
+        kind, name = "address", str(end)
+    return {"address": str(address), "kind": kind, "name": name}
+
+
+def _where(provenance: object) -> str | None:
+    return None if provenance is None else str(provenance)
+
+
+def explanation_document(half: DirectionVerdict) -> dict[str, Any]:
+    """The deciding explanation of a denied half, in the words ``explain`` uses: who decided
+    (``decided_by``), the note, the isolating NetworkPolicies with their rules, or the
+    cluster policy's deciding rule with its tier and priority, and the hints."""
+    document: dict[str, Any] = {
+        "decided_by": half.decided_by.value,
+        "note": half.note,
+        "policies": [
+            {
+                "policy": str(p.policy),
+                "source": _where(p.provenance),
+                "rules": [
+                    {
+                        "rule": f"{r.direction.value.lower()}[{r.index}]",
+                        "source": _where(r.provenance),
+                        "peer_matched": r.peer_matched,
+                        "port_matched": r.port_matched,
+                    }
+                    for r in p.rules
+                ],
+            }
+            for p in half.policies
+        ],
+        "rule": None,
+        "hints": [{"text": h.text, "source": _where(h.provenance)} for h in half.hints],
+    }
+    outcome = _deciding_tier(half)
+    if outcome is not None and outcome.deciding is not None and outcome.deciding.deciding_rule is not None:
+        deciding = outcome.deciding
+        rule = deciding.deciding_rule.rule  # type: ignore[union-attr]
+        document["rule"] = {
+            "policy": str(deciding.policy),
+            "rule": rule.label,
+            "action": rule.action.value,
+            "tier": outcome.tier.value,
+            "priority": deciding.priority,
+            "source": _where(rule.provenance),
+            "policy_source": _where(deciding.provenance),
+        }
+    return document
+
+
+def drop_document(drop: Drop) -> dict[str, Any]:
+    """One drop as one JSON object (``policyctl drops -o json`` prints one per line; the
+    agent's ``/drops`` serves the same objects)."""
+    headers = drop.headers
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "time": round(drop.time, 6),
+        "action": drop.prefix.action,
+        "direction": drop.prefix.direction.value.lower(),
+        "pod": drop.prefix.pod,
+        "family": headers.family.value,
+        "protocol": headers.protocol_name,
+        "port": headers.port,
+        "source_port": headers.source_port,
+        "source": _end_document(headers.source, drop.source),
+        "destination": _end_document(headers.destination, drop.destination),
+        "policies": list(drop.policies),
+        "explanation": explanation_document(drop.half) if drop.half is not None else None,
+        "problem": drop.problem or None,
+    }
