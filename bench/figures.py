@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,17 +103,6 @@ def median(values: Sequence[float]) -> float:
     ordered = sorted(values)
     middle = len(ordered) // 2
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
-@contextmanager
-def stopwatch(clock: Callable[[], float] = time.perf_counter) -> Iterator[list[float]]:
-    """``with stopwatch() as t: ...`` then ``t[0]`` is the elapsed seconds."""
-    box: list[float] = []
-    started = clock()
-    try:
-        yield box
-    finally:
-        box.append(clock() - started)
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:

@@ -63,16 +63,6 @@ class RulesetDelta:
             or self.set_comments
         )
 
-    @property
-    def element_changes(self) -> int:
-        """Elements and map entries that come or go, whole objects counted by their size."""
-        return (
-            sum(len(s.elements) for s in self.sets)
-            + sum(len(m.elements) for m in self.maps)
-            + sum(len(e) for _, e in self.added_elements + self.removed_elements)
-            + sum(len(e) for _, e in self.added_entries + self.removed_entries)
-        )
-
 
 def _sorted_union(kept: Iterable[Element], added: Iterable[Element]) -> tuple[Element, ...]:
     return tuple(sorted(set(kept) | set(added)))
@@ -98,8 +88,8 @@ def patch(old: Ruleset, delta: RulesetDelta) -> Ruleset:
         if m.name in gone:
             continue
         kept = [e for e in m.elements if e not in entries_removed.get(m.name, ())]
-        elements = tuple(sorted(set(kept) | set(entries_added.get(m.name, ())), key=lambda e: e[0]))
-        maps.append(replace(m, elements=elements, comment=comments.get(m.name, m.comment)))
+        entries = tuple(sorted(set(kept) | set(entries_added.get(m.name, ())), key=lambda e: e[0]))
+        maps.append(replace(m, elements=entries, comment=comments.get(m.name, m.comment)))
     new_chains = {c.name: c for c in delta.chains}
     dropped = set(delta.removed_chains)
     base = [new_chains.pop(c.name, c) for c in old.chains if c.is_base and c.name not in dropped]
@@ -156,11 +146,11 @@ def diff(old: Ruleset, new: Ruleset) -> RulesetDelta:
             comments.append((name, new_sets[name].comment))
     added_entries, removed_entries = [], []
     for name in sorted(set(old_maps) & set(new_maps) - recreated):
-        before, after = set(old_maps[name].elements), set(new_maps[name].elements)
-        if after - before:
-            added_entries.append((name, tuple(sorted(after - before, key=lambda e: e[0]))))
-        if before - after:
-            removed_entries.append((name, tuple(sorted(before - after, key=lambda e: e[0]))))
+        entries_before, entries_after = set(old_maps[name].elements), set(new_maps[name].elements)
+        if entries_after - entries_before:
+            added_entries.append((name, tuple(sorted(entries_after - entries_before, key=lambda e: e[0]))))
+        if entries_before - entries_after:
+            removed_entries.append((name, tuple(sorted(entries_before - entries_after, key=lambda e: e[0]))))
         if old_maps[name].comment != new_maps[name].comment:
             comments.append((name, new_maps[name].comment))
     old_chains = {c.name: c for c in old.chains}

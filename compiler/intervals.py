@@ -99,8 +99,4 @@ def as_prefix(interval: Interval, family: Family) -> IPNetwork | None:
     return ipaddress.ip_network((as_address(interval.low, family), length))
 
 
-def port_interval(low: int, high: int | None = None) -> Interval:
-    return Interval(low, low if high is None else high)
-
-
 ALL_PORTS = Interval(PORT_MIN, PORT_MAX)

@@ -119,8 +119,10 @@ class Tracker:
     def touch_set(self, name: str) -> None:
         if name not in self.set_before:
             state = self.c._sets.get(name)
-            exists = state is not None and bool(state.finished)
-            self.set_before[name] = (exists, state.interval if exists else False, state.comment if exists else "")
+            if state is not None and state.finished:
+                self.set_before[name] = (True, state.interval, state.comment)
+            else:
+                self.set_before[name] = (False, False, "")
             self.groups[name] = set()
             self.c._set_objects.pop(name, None)
 
@@ -331,7 +333,9 @@ class Tracker:
             added_elements=tuple(sorted(added)),
             removed_elements=tuple(sorted(dropped)),
             added_entries=tuple((n, tuple(sorted(e, key=lambda x: x[0]))) for n, e in sorted(entries_added.items())),
-            removed_entries=tuple((n, tuple(sorted(e, key=lambda x: x[0]))) for n, e in sorted(entries_removed.items())),
+            removed_entries=tuple(
+                (n, tuple(sorted(e, key=lambda x: x[0]))) for n, e in sorted(entries_removed.items())
+            ),
             chains=tuple(sorted(chains, key=lambda ch: ch.name)),
             removed_chains=tuple(sorted(removed_chains)),
             set_comments=tuple(sorted(comments)),

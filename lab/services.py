@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import ipaddress
 import subprocess
-from collections.abc import Mapping
 
 from policyctl.lab.topology import LabPlan
 from policyctl.policy.diagnostics import PolicyctlError
@@ -70,7 +69,9 @@ def service_ruleset(plan: LabPlan) -> str:
         for family, cluster_ip in sorted(addresses.items(), key=lambda item: item[0].value):
             pod = endpoints[key].address(family)
             match = _MATCH[family]
-            rules.append(f"{match} daddr {cluster_ip} {match} saddr {pod} meta mark set meta mark | {MASQUERADE_MARK:#x}")
+            rules.append(
+                f"{match} daddr {cluster_ip} {match} saddr {pod} meta mark set meta mark | {MASQUERADE_MARK:#x}"
+            )
             rules.append(f"{match} daddr {cluster_ip} dnat {match} to {pod}")
     lines = [
         f"table {table} {{}}",
@@ -103,8 +104,3 @@ def apply_services(netns: str, script: str) -> None:
     if done.returncode != 0:
         raise ServiceError(f"loading the Service table in {netns}: {(done.stderr or done.stdout).strip()}")
 
-
-def services_by_node(plan: LabPlan) -> Mapping[str, str]:
-    """Node namespace -> the script to load there."""
-    script = service_ruleset(plan)
-    return {node.netns: script for node in plan.nodes}
