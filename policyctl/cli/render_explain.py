@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
@@ -210,8 +211,9 @@ def _rule_json(rule: RuleResult, *, with_ports: bool) -> dict[str, Any]:
 # -- human tables -------------------------------------------------------------------------
 
 
-def render_explain_table(query: Query, findings: Sequence[Finding]) -> None:
-    out = console()
+def render_explain_table(query: Query, findings: Sequence[Finding], out: Console | None = None) -> None:
+    """To ``out``, or to the terminal's console (``policyctl graph`` records the text per edge)."""
+    out = out or console()
     asked = "every port" if query.port is None else f"{query.port[0]}/{query.port[1].value}"
     out.print(
         f"{_label(query.source)} → {_label(query.destination)}  {asked}  {query.family.value}",
