@@ -87,8 +87,8 @@ def _scalar(kind: str, value: Any) -> tuple[int, int]:
     if kind in ("ipv4_addr", "ipv6_addr"):
         if not isinstance(value, str):
             raise UnsupportedExpression(f"{kind} value {value!r}")
-        number = _address(value)
-        return number, number
+        address = _address(value)
+        return address, address
     if kind == "inet_proto":
         number = PROTOCOLS.get(value) if isinstance(value, str) else value
     elif kind == "icmpv6_type":

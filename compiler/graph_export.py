@@ -33,9 +33,9 @@ def _scalars(attributes: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in sorted(attributes.items()) if isinstance(v, (str, int, float, bool))}
 
 
-def plain_graph(graph: PolicyGraph) -> nx.MultiDiGraph:
+def plain_graph(graph: PolicyGraph) -> nx.MultiDiGraph[str]:
     """A copy with only scalar attributes, nodes and edges in sorted order."""
-    out: nx.MultiDiGraph = nx.MultiDiGraph()
+    out: nx.MultiDiGraph[str] = nx.MultiDiGraph()
     for name in sorted(graph.graph.nodes):
         out.add_node(name, **_scalars(graph.graph.nodes[name]))
     for source, target, key, data in sorted(graph.graph.edges(keys=True, data=True), key=lambda e: (e[0], e[1], e[2])):

@@ -184,8 +184,7 @@ class TierSets:
                 return None
             name = f"{prefix}-{_digest(repr((policy.ref, rule.direction, rule.index)))}-v{_v(family)}"
             if name not in self.sets:
-                elements = tuple((iv,) for iv in peers)
-                self.sets[name] = _set(name, (address,), elements, source)
+                self.sets[name] = _set(name, (address,), tuple((iv,) for iv in peers), source)
             return name
         ingress = rule.direction is Direction.INGRESS
         static = [
