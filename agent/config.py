@@ -57,6 +57,18 @@ class AgentConfig:
     """Liveness fails when the sync loop has not turned for this long."""
     attempt_grace: float = 120.0
     """Liveness fails when no sync was attempted for ``max_interval`` plus this long."""
+    drop_log_group: int = -1
+    """Log denied packets to this NFLOG group and explain them (``agent.drops``); negative: the
+    kernel log, as before, and no drop monitor."""
+    drops_address: str = "127.0.0.1"
+    drops_port: int = 9182
+    """``/drops`` (recent drops, explained) while the drop monitor runs; negative: off."""
+    drops_buffer: int = 1000
+    """Drops kept for ``/drops``."""
+
+    @property
+    def log_group(self) -> int | None:
+        return self.drop_log_group if self.drop_log_group >= 0 else None
 
     @property
     def intervals(self) -> Intervals:
@@ -104,6 +116,17 @@ class AgentConfig:
         for flag, address in (("--metrics-address", self.metrics_address), ("--health-address", self.health_address)):
             if not _is_address(address):
                 problems.append(f"{flag} must be an IP address (got {address!r})")
+        if self.drop_log_group > 65535:
+            problems.append(f"--drop-log-group must be an NFLOG group, 0-65535 (got {self.drop_log_group})")
+        if self.drops_port > 65535:
+            problems.append(f"--drops-port must be at most 65535 (got {self.drops_port})")
+        others = (self.metrics_port, self.health_port)
+        if self.log_group is not None and self.drops_port > 0 and self.drops_port in others:
+            problems.append(f"--drops-port must differ from the metrics and health ports (got {self.drops_port})")
+        if not _is_address(self.drops_address):
+            problems.append(f"--drops-address must be an IP address (got {self.drops_address!r})")
+        if self.drops_buffer < 1:
+            problems.append(f"--drops-buffer must be at least 1 (got {self.drops_buffer})")
         if self.page_size <= 0:
             problems.append(f"--page-size must be positive (got {self.page_size})")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):

@@ -24,6 +24,7 @@ import socket
 import socketserver
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -58,6 +59,8 @@ class Reply:
 
 
 Route = Callable[[], Reply]
+QueryRoute = Callable[[Mapping[str, str]], Reply]
+"""A route that reads the query string (``?since=12`` -> ``{"since": "12"}``, last value wins)."""
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -68,11 +71,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         super().setup()
 
     def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
-        route = self.server.routes.get(self.path.split("?", 1)[0])
-        if route is None:
+        path, _, query = self.path.partition("?")
+        route = self.server.routes.get(path)
+        query_route = self.server.query_routes.get(path)
+        if route is None and query_route is None:
             self.send_error(404)
             return
-        reply = route()
+        if query_route is not None:
+            reply = query_route({k: v[-1] for k, v in urllib.parse.parse_qs(query).items()})
+        else:
+            assert route is not None
+            reply = route()
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(reply.body)))
@@ -102,12 +111,14 @@ class BoundedHTTPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
         limits: Limits = Limits(),
         name: str = "http",
         on_reject: Callable[[], None] | None = None,
+        query_routes: Mapping[str, QueryRoute] | None = None,
     ) -> None:
         problems = limits.validate()
         if problems:
             raise ValueError("; ".join(problems))
         self.address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
         self.routes = dict(routes)
+        self.query_routes = dict(query_routes or {})
         self.limits = limits
         self.rejected = 0
         """Connections closed unserved because the server was at its limit."""

@@ -1,5 +1,8 @@
 """The node agent, wired: reflectors -> store -> bounded-frequency runner -> sync -> kernel.
 
+With ``--drop-log-group`` one more thread reads the drop log (:mod:`~policyctl.agent.drops`)
+and a third small server answers ``/drops``.
+
 Threads: one per watched resource (its :class:`~policyctl.kubeapi.reflector.Reflector`), one
 for the sync loop, both under a :class:`~policyctl.agent.supervisor.Supervisor` that restarts
 them if they die (and makes liveness fail if they keep dying), and the two small bounded HTTP
@@ -41,6 +44,7 @@ from types import FrameType
 from typing import Any
 
 from policyctl.agent.config import AgentConfig
+from policyctl.agent.drops import DropLog, DropMonitor, PacketSource
 from policyctl.agent.health import HealthServer, HealthState, Verdict, liveness, readiness
 from policyctl.agent.httpserver import BoundedHTTPServer
 from policyctl.agent.logs import configure
@@ -52,6 +56,7 @@ from policyctl.enforcer.apply import Enforcer
 from policyctl.enforcer.backend import NftBackend, default_backend
 from policyctl.enforcer.conntrack import ConntrackTable, ConntrackTool
 from policyctl.enforcer.errors import ConntrackError
+from policyctl.enforcer.nflog import NflogReader
 from policyctl.kubeapi.resources import RESOURCES, Resource
 from policyctl.kubeapi.served import AnyReflector, Discovery, reflector_for
 from policyctl.kubeapi.store import ChangeKind, ClusterStore
@@ -82,6 +87,7 @@ class Agent:
         reflector_options: Mapping[str, Any] | None = None,
         restart_budget: RestartBudget = RestartBudget(),
         discovery: Discovery | None = None,
+        drop_source: Callable[..., PacketSource] | None = None,
     ) -> None:
         problems = config.validate()
         if problems:
@@ -107,6 +113,7 @@ class Agent:
             resync_interval=config.max_interval,
             freeze_after_first_sync=True,
             required_pod=config.own_pod,
+            log_group=config.log_group,
         )
         self.runner = BoundedFrequencyRunner(self.sync, config.intervals, clock=clock)
         discovery = discovery if discovery is not None else Discovery(
@@ -133,6 +140,13 @@ class Agent:
         self._loop_started = False
         self.health_server: HealthServer | None = None
         self.metrics_server: BoundedHTTPServer | None = None
+        self.drops_server: BoundedHTTPServer | None = None
+        self.drop_log = DropLog(config.drops_buffer)
+        self.drop_monitor: DropMonitor | None = None
+        if config.log_group is not None:
+            group, netns, opener = config.log_group, config.netns, drop_source or NflogReader
+            self.drop_monitor = DropMonitor(lambda: opener(group, netns=netns), self.store.snapshot, log=self.drop_log,
+                                            metrics=self.metrics, logger=self.log.getChild("drops"))
 
     def _changed(self, resource: Resource, key: str, kind: ChangeKind) -> None:
         self.log.debug("cache changed", extra={"fields": {"resource": resource.value, "object": key, "change": kind.value}})
@@ -180,6 +194,14 @@ class Agent:
         if c.metrics_port >= 0:
             self.metrics_server = self.metrics.serve(port=c.metrics_port, address=c.metrics_address,
                                                      limits=c.http_limits)
+        if self.drop_monitor is not None:
+            if c.drops_port >= 0:
+                self.drops_server = BoundedHTTPServer({}, query_routes={"/drops": self.drop_log.route},
+                                                      address=c.drops_address, port=c.drops_port,
+                                                      limits=c.http_limits, name="drops",
+                                                      on_reject=self.metrics.http_rejected.labels(server="drops").inc)
+            monitor = self.drop_monitor
+            self.supervisor.start("drops", lambda: monitor.run(self._stop))
         for reflector in self.reflectors:
             self.supervisor.start(f"reflector-{reflector.resource.value}", self._reflector_body(reflector),
                                   before_restart=self._reflector_reset(reflector))
@@ -189,6 +211,8 @@ class Agent:
             "table": c.table, "mode": c.mode, "min_interval": c.min_interval, "max_interval": c.max_interval,
             "health_port": self.health_server.port if self.health_server is not None else None,
             "metrics_port": self.metrics_server.port if self.metrics_server is not None else None,
+            "drop_log_group": c.log_group,
+            "drops_port": self.drops_server.port if self.drops_server is not None else None,
         }})
         return self
 
@@ -235,6 +259,9 @@ class Agent:
         if self.metrics_server is not None:
             self.metrics_server.close()
             self.metrics_server = None
+        if self.drops_server is not None:
+            self.drops_server.close()
+            self.drops_server = None
         close = getattr(self._backend, "close", None)
         if close is not None:
             close()

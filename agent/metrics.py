@@ -2,7 +2,9 @@
 
 Names follow the Prometheus conventions (``policyctl_`` prefix, base units, ``_total`` on
 counters, ``_seconds`` on durations) and carry only low-cardinality labels: a sync ``result``,
-a watched ``resource``, an object ``kind`` and a restart ``reason``, never a pod or policy name.
+a watched ``resource``, an object ``kind`` and a restart ``reason``, never a pod name. The one
+policy label (on drops) is bounded by the policies in force, as the issue of "which policy drops
+my packets" needs.
 
 =============================================== ========= ==================================
 name                                            type      meaning
@@ -28,6 +30,11 @@ policyctl_resource_served{resource}             gauge     1 while the API server
 policyctl_thread_restarts_total{thread}         counter   threads restarted after dying
 policyctl_http_rejected_connections_total{server} counter connections over the limit, closed
 policyctl_build_info{version}                   gauge     always 1
+policyctl_dropped_packets_total{policy,         counter   logged drops (``--drop-log-group``)
+direction,action}                                         by deciding policy (a cluster policy,
+                                                          or the isolating NetworkPolicies
+                                                          joined by ","; "none"), ingress or
+                                                          egress, drop or audit
 =============================================== ========= ==================================
 
 The reflector figures are read from the reflectors at scrape time (:class:`ReflectorCollector`)
@@ -169,6 +176,13 @@ class AgentMetrics:
             "policyctl_http_rejected_connections",
             "Connections to the metrics or health server closed unserved because the server was at its limit.",
             ["server"],
+            registry=r,
+        )
+        self.dropped_packets = Counter(
+            "policyctl_dropped_packets",
+            "Denied packets logged to the drop log (rate-limited per pod chain), by deciding policy, direction and "
+            "action (drop, or audit: logged and let through).",
+            ["policy", "direction", "action"],
             registry=r,
         )
         self.build_info = Gauge("policyctl_build_info", "Always 1; the version label says which build.", ["version"], registry=r)

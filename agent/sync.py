@@ -44,6 +44,7 @@ from policyctl.agent.collector import freeze_survivors, paused
 from policyctl.agent.isolation import Isolation, Selecting
 from policyctl.agent.metrics import AgentMetrics
 from policyctl.compiler.delta import RulesetDelta
+from policyctl.compiler.droplog import delta_to_group, log_to_group
 from policyctl.compiler.incremental import NodeCompiler
 from policyctl.compiler.render_json import to_document
 from policyctl.compiler.ruleset import Mode
@@ -125,8 +126,11 @@ class NodeSync:
         resync_interval: float = 0.0,
         freeze_after_first_sync: bool = False,
         required_pod: str | None = None,
+        log_group: int | None = None,
     ) -> None:
         self.snapshots = snapshots
+        self.log_group = log_group
+        """NFLOG group the ruleset's drop log goes to (``compiler.droplog``); None: the kernel log."""
         self.node = node
         self.enforcer = enforcer
         self.mode = mode
@@ -209,7 +213,7 @@ class NodeSync:
         """The node's whole ruleset as libnftables JSON, rendered only when something needs
         it whole (a full apply, a read-back, connection revocation)."""
         if self._document is None:
-            self._document = to_document(self.compiler.ruleset)
+            self._document = to_document(log_to_group(self.compiler.ruleset, self.log_group))
         return self._document
 
     def _sync(self, sync_id: int, started: float) -> SyncReport:
@@ -236,7 +240,8 @@ class NodeSync:
             applied = self.enforcer.apply(self.document, source=source, verify=True)
             self._verified_at = started
         else:
-            applied = self.enforcer.apply_delta(delta, desired=lambda: self.document, source=source)
+            applied = self.enforcer.apply_delta(delta_to_group(delta, self.log_group), desired=lambda: self.document,
+                                                source=source)
         self._cluster = cluster
         local = self.compiler.local_pods
         selecting = self.compiler.selecting

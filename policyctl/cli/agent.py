@@ -52,6 +52,12 @@ from policyctl.cli.inputs import fail, input_errors
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 @click.option("--netns", default=None, metavar="NAME",
               help="Apply rules inside this named network namespace; the API is reached from this one (the lab's nodes).")
+@click.option("--drop-log-group", type=int, default=-1, show_default=True, metavar="N",
+              help="Log denied packets to NFLOG group N and explain each one on /drops and in "
+                   "policyctl_dropped_packets_total (-1: the kernel log, no explanations).")
+@click.option("--drops-address", default="127.0.0.1", show_default=True, help="IP address to serve /drops on.")
+@click.option("--drops-port", type=int, default=9182, show_default=True, help="Port for /drops (-1: off).")
+@click.option("--drops-buffer", type=int, default=1000, show_default=True, help="Recent drops kept for /drops.")
 @click.option("--cleanup", is_flag=True, help="Delete the agent's table on this node and exit (uninstall).")
 def agent(
     node: str,
@@ -76,6 +82,10 @@ def agent(
     keep_established: bool,
     log_level: str,
     netns: str | None,
+    drop_log_group: int,
+    drops_address: str,
+    drops_port: int,
+    drops_buffer: int,
     cleanup: bool,
 ) -> None:
     """Enforce NetworkPolicy on this node, following the API server, until stopped.
@@ -85,6 +95,7 @@ def agent(
       NODE_NAME=node-1 policyctl agent --kubeconfig ~/.kube/config
       policyctl agent --node node-1 --metrics-port 9180 --health-port 9181
       policyctl agent --cleanup
+      policyctl agent --node node-1 --drop-log-group 100   # then: policyctl drops --agent
     """
     from policyctl.agent.config import AgentConfig
     from policyctl.agent.main import cleanup as remove_table
@@ -118,6 +129,10 @@ def agent(
             keep_established=keep_established,
             log_level=log_level,
             netns=netns,
+            drop_log_group=drop_log_group,
+            drops_address=drops_address,
+            drops_port=drops_port,
+            drops_buffer=drops_buffer,
         )
         problems = config.validate()
         if problems:

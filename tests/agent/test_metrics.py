@@ -27,6 +27,7 @@ EXPECTED_TYPES = {
     "policyctl_thread_restarts": "counter",
     "policyctl_http_rejected_connections": "counter",
     "policyctl_build_info": "gauge",
+    "policyctl_dropped_packets": "counter",
 }
 
 

@@ -13,6 +13,9 @@ NetworkPolicy egress (lab/e -> shop/a) and an Admin-tier ClusterNetworkPolicy De
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -20,9 +23,10 @@ from pathlib import Path
 import pytest
 
 from policyctl.compiler.ruleset import Mode
-from policyctl.enforcer.drops import AddressBook, Drop, attribute, drop_document
+from policyctl.enforcer.drops import AddressBook, Drop, attribute, drop_document, explanation_document
 from policyctl.enforcer.nflog import NflogReader
 from policyctl.lab.engine import LabEngine
+from policyctl.lab.probes import Attempt, run_probes
 from policyctl.lab.rulesets import compiler_for
 from policyctl.lab.topology import Cni, lab_cluster
 from policyctl.manifests.loader import load
@@ -122,3 +126,40 @@ def test_each_kernel_drop_is_attributed_as_the_oracle_explains_its_flow(
     assert isolated["policies"] == ["shop/b-from-a"]
     assert isolated["explanation"]["policies"][0]["source"] == f"{FIXTURE}:{line_of('name: b-from-a') - 2}"
     assert isolated["explanation"]["hints"]
+
+
+def test_policyctl_drops_on_a_node_prints_a_drop_as_the_oracle_explains_it(
+    state_root: Path, lab_namespaces: set[str]
+) -> None:
+    loaded = load([str(FIXTURE)])
+    with LabEngine(cni=Cni.ROUTED) as engine:
+        engine._compiler = compiler_for(engine.state.prefix, log_group=GROUP)
+        plan = engine.reconcile(loaded.cluster).plan
+        assert plan is not None
+        source, destination = plan.pod_by_key["lab/a"], plan.pod_by_key["shop/b"]
+        address = destination.address(Family.IPV4)
+        assert address is not None
+        argv = [str(Path(sys.executable).with_name("policyctl")), "drops", "-f", str(FIXTURE), "--netns",
+                plan.node_by_name["node-2"].netns, "--group", str(GROUP), "-o", "json", "--count", "1",
+                "--duration", "60"]
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            # Until the command has bound the group, a logged packet reaches nobody: keep trying.
+            deadline = time.monotonic() + 60
+            while process.poll() is None and time.monotonic() < deadline:
+                run_probes([Attempt("denied", source.netns, address)], protocol=Protocol.TCP, port=80, timeout=0.2,
+                           retries=0)
+            out, err = process.communicate(timeout=10)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 0, err
+    printed = json.loads(out.splitlines()[0])
+    cluster = loaded.cluster
+    expected = oracle_denial(cluster, cluster.pod_by_key["lab/a"], cluster.pod_by_key["shop/b"])
+    assert expected is not None
+    assert printed["explanation"] == explanation_document(expected)
+    assert (printed["action"], printed["direction"], printed["pod"], printed["protocol"], printed["port"]) == (
+        "drop", "ingress", "shop/b", "TCP", 80)
+    assert (printed["source"]["name"], printed["destination"]["name"], printed["problem"]) == ("lab/a", "shop/b", None)
