@@ -1,10 +1,10 @@
 """Each lab node's ruleset: compiled for the node, applied inside the node's namespace.
 
 The lab enforces exactly as the DaemonSet does: the compiler turns the cluster (with the lab's
-addresses) into the node's ``nft -j`` ruleset, and the enforcer's command line,
-``policyctl enforce --node NODE --ruleset FILE``, applies it from inside the node's network
-namespace (``ip netns exec``), the same code path as on a real node: one atomic transaction
-per change, and tracked connections the new ruleset denies are cut.
+addresses) into the node's ``nft -j`` ruleset, and the enforcer
+(:func:`~policyctl.enforcer.enforcement.enforce_ruleset`, what ``policyctl enforce`` runs)
+applies it inside the node's network namespace: one atomic transaction per change, and
+tracked connections the new ruleset denies are cut.
 
 Tables are named with the lab's prefix, like every other object the lab creates.
 """
@@ -12,7 +12,6 @@ Tables are named with the lab's prefix, like every other object the lab creates.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,6 +21,7 @@ from policyctl.compiler.compile import compile_node
 from policyctl.compiler.droplog import log_to_group
 from policyctl.compiler.render_json import to_document
 from policyctl.compiler.ruleset import Mode
+from policyctl.enforcer.enforcement import enforce_ruleset
 from policyctl.policy.diagnostics import PolicyctlError
 from policyctl.policy.model import Cluster
 
@@ -55,10 +55,16 @@ def enforce_command() -> list[str]:
 
 
 def apply_with_enforcer(netns: str, node: str, path: Path) -> None:
-    """Apply ``path`` in ``netns`` through the enforcer CLI."""
-    tables = [i["table"] for i in json.loads(path.read_text()).get("nftables", []) if "table" in i]
-    argv = ["ip", "netns", "exec", netns, *enforce_command(), "--node", node, "--ruleset", str(path)]
-    argv += ["--table", tables[0]["name"]] if tables else []
-    done = subprocess.run(argv, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RulesetError(f"applying {path} on {node}: {(done.stderr or done.stdout).strip()}")
+    """Apply ``path`` in ``netns`` through the enforcer's API, as a node does: one atomic
+    transaction, then the tracked connections it no longer allows are cut."""
+    document = json.loads(path.read_text())
+    tables = [i["table"] for i in document.get("nftables", []) if "table" in i]
+    if not tables:
+        raise RulesetError(f"{path}: the ruleset names no table")
+    try:
+        done = enforce_ruleset(document, table=tables[0]["name"], source=str(path), netns=netns)
+    except PolicyctlError as error:
+        raise RulesetError(f"applying {path} on {node}: {error}") from None
+    if done.revoke_error is not None:
+        raise RulesetError(f"applied {path} on {node}, but established connections were not re-checked: "
+                           f"{done.revoke_error}")

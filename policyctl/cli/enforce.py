@@ -22,7 +22,6 @@ machine without root or nftables (the message says what to install).
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import json
 import sys
 from typing import Any
@@ -32,10 +31,9 @@ import click
 from policyctl.cli.inputs import fail, input_errors, load_cluster
 from policyctl.enforcer.apply import Enforcer
 from policyctl.enforcer.backend import default_backend
-from policyctl.enforcer.conntrack import ConntrackTool, IPAddress, revoke, ruleset_judge
+from policyctl.enforcer.enforcement import enforce_ruleset
 from policyctl.enforcer.errors import NftApplyError
 from policyctl.enforcer.requirements import missing
-from policyctl.policy.diagnostics import PolicyctlError
 from policyctl.policy.model import Cluster
 
 
@@ -108,21 +106,6 @@ def compiled_ruleset(
     return to_document(ruleset), cluster
 
 
-def local_addresses(document: dict[str, Any]) -> frozenset[IPAddress]:
-    """Addresses of the local pods: the keys of the ruleset's verdict maps (its dispatch from
-    local pod address to that pod's chains)."""
-    found: set[IPAddress] = set()
-    for item in document.get("nftables", []):
-        body = item.get("map") if isinstance(item, dict) else None
-        if isinstance(body, dict) and body.get("map") == "verdict":
-            for element in body.get("elem", []):
-                try:
-                    found.add(ipaddress.ip_address(element[0]))
-                except (ValueError, TypeError, IndexError, KeyError):
-                    continue
-    return frozenset(found)
-
-
 @click.command()
 @click.option("--node", required=True, help="The node whose ruleset this is (as in the manifests).")
 @click.option(
@@ -170,9 +153,11 @@ def enforce(
 
     \b
     Examples:
-      policyctl enforce --node node-1 -f examples/webshop
-      ip netns exec lab-node-1 policyctl enforce --node node-1 --ruleset node-1.json
-      policyctl enforce --node node-1 -f examples/webshop --dry-run
+      policyctl gen --scale tiny > cluster.yaml
+      policyctl enforce --node node-1 -f cluster.yaml
+      policyctl compile --node node-1 -f cluster.yaml -o json > node-1.json
+      policyctl enforce --node node-1 --ruleset node-1.json
+      policyctl enforce --node node-1 -f cluster.yaml --dry-run
       policyctl enforce --node node-1 --cleanup
       policyctl enforce --node node-1 -f /dev/null --allow-empty   # empty the node's ruleset
     """
@@ -195,11 +180,13 @@ def enforce(
                 filenames, node=node, table=table, mode=mode or "enforce", namespace=namespace, allow_empty=allow_empty
             )
             source = f"<compiled for {node}>"
-        enforcer = Enforcer(default_backend(), table=table)
         try:
-            report = enforcer.apply(document, dry_run=dry_run, source=source)
+            done = enforce_ruleset(
+                document, table=table, source=source, keep_established=keep_established, dry_run=dry_run
+            )
         except NftApplyError as error:
             raise fail(str(error)) from None
+        report = done.report
         if dry_run:
             click.echo(json.dumps(report.transaction.payload(), indent=2, sort_keys=True))
             return
@@ -215,17 +202,9 @@ def enforce(
                 else "up to date, nothing sent"
             )
         )
-        if report.changed and not keep_established:
-            cut(document)
+        if done.revoke_error is not None:
+            click.echo(f"warning: established connections were not re-checked: {done.revoke_error}", err=True)
+        for flow in done.revoked:
+            click.echo(f"cut {flow}")
 
 
-def cut(document: dict[str, Any]) -> None:
-    """Delete tracked connections the applied ruleset no longer allows; a failure here is
-    reported but does not undo the apply."""
-    try:
-        result = revoke(ConntrackTool(), ruleset_judge(document), local=local_addresses(document))
-    except PolicyctlError as error:
-        click.echo(f"warning: established connections were not re-checked: {error}", err=True)
-        return
-    for flow in result.revoked:
-        click.echo(f"cut {flow}")
