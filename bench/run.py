@@ -548,8 +548,8 @@ def section_agent(ctx: Context) -> list[Figure]:
 
 
 def section_probe(ctx: Context) -> list[Figure]:
-    from policyctl.policy.probecases import load_probe_case
-    from policyctl.policy.probing import ModelEngine, run_case
+    from policyctl.probecases.cases import load_probe_case
+    from policyctl.probecases.runner import ModelEngine, run_case
 
     reason = kernel_unavailable()
     if reason:
@@ -608,7 +608,7 @@ def run(
     effort = EFFORT.get(scale, EFFORT["small"])
     if nca_timeout is not None:
         effort = dataclasses.replace(effort, nca_timeout=nca_timeout)
-    from policyctl.policy.loader import load
+    from policyctl.manifests.loader import load
 
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="policyctl-bench-") as tmp:

@@ -25,7 +25,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from policyctl.policy.engines import Observation, Probe
+from policyctl.probecases.engines import Observation, Probe
 from policyctl.policy.ipblocks import end_address
 from policyctl.policy.model import Cluster, Node, Pod
 from policyctl.policy.verdicts import Connection, Endpoint
@@ -106,7 +106,7 @@ class CompiledCluster:
 
 
 class CompiledEngine:
-    """:class:`policy.engines.Engine` over the compiled rulesets."""
+    """:class:`probecases.engines.Engine` over the compiled rulesets."""
 
     name = "compiled"
 

@@ -9,7 +9,7 @@ the rule as matching no traffic". For "Deny" and "Pass" rules, "fail closed" mea
 rule as a 'Deny all' rule"". Leaving the policy out instead would open what an administrator's
 Deny closed, which NetworkPolicy's reading avoids too (:func:`kubeapi.projections.refused_policy`).
 
-The stand-in is read by the one parser (:func:`policy.clusterparse.parse_cluster_policy`), from
+The stand-in is read by the one parser (:func:`manifests.clusterparse.parse_cluster_policy`), from
 a value rewritten rule by rule, never by a second reading of the fields:
 
 * each rule is tried alone under the policy's header; a rule that parses is kept as written;
@@ -36,10 +36,10 @@ from dataclasses import replace
 from typing import Any
 
 from policyctl.policy.clustermodel import ClusterNetworkPolicy
-from policyctl.policy.clusterparse import parse_cluster_policy
+from policyctl.manifests.clusterparse import parse_cluster_policy
 from policyctl.policy.diagnostics import Diagnostic, Severity
-from policyctl.policy.fields import Site
-from policyctl.policy.yamlsource import Document
+from policyctl.manifests.fields import Site
+from policyctl.manifests.yamlsource import Document
 
 REFUSED_CLUSTER_WARNING = ("refused by policyctl's parser: enforced failing closed (rules it cannot read deny all "
                            "traffic, or match none when they accept)")  # fmt: skip

@@ -6,8 +6,8 @@ namespace, name, uid, labels, ``status.podIPs``, ``spec.nodeName``, ``spec.hostN
 addresses and labels; a NetworkPolicy as the parsed, defaulted
 :class:`~policy.model.NetworkPolicy`; a ClusterNetworkPolicy, AdminNetworkPolicy or
 BaselineAdminNetworkPolicy as the :class:`~policy.clustermodel.ClusterNetworkPolicy` it means.
-Parsing goes through the same functions as manifests (``policy.objects``,
-``policy.loader.parse_network_policy``, ``policy.clusterparse.parse_cluster_policy``), so
+Parsing goes through the same functions as manifests (``manifests.objects``,
+``manifests.loader.parse_network_policy``, ``manifests.clusterparse.parse_cluster_policy``), so
 defaults and validation are identical whether a policy came from a file or from the API server.
 
 Invariants:
@@ -34,14 +34,14 @@ from typing import Any, Union
 from policyctl.kubeapi.clusterpolicies import refused_cluster_policy
 from policyctl.kubeapi.resources import RESOURCES, Resource
 from policyctl.policy.clustermodel import ClusterNetworkPolicy
-from policyctl.policy.clusterparse import parse_cluster_policy
+from policyctl.manifests.clusterparse import parse_cluster_policy
 from policyctl.policy.diagnostics import Diagnostic, Severity
-from policyctl.policy.fields import Site
-from policyctl.policy.loader import parse_network_policy
+from policyctl.manifests.fields import Site
+from policyctl.manifests.loader import parse_network_policy
 from policyctl.policy.model import Direction, LabelSelector, Namespace, NetworkPolicy, Node, Pod, Provenance
-from policyctl.policy.objects import parse_namespace, parse_node, parse_pod
-from policyctl.policy.selectors_parsing import parse_label_selector
-from policyctl.policy.yamlsource import Document
+from policyctl.manifests.objects import parse_namespace, parse_node, parse_pod
+from policyctl.manifests.selectors_parsing import parse_label_selector
+from policyctl.manifests.yamlsource import Document
 
 ModelObject = Union[Pod, Namespace, Node, NetworkPolicy, ClusterNetworkPolicy]
 

@@ -26,8 +26,8 @@ from typing import Any, Union
 from policyctl.kubeapi.clusterpolicies import refused_cluster_policy
 from policyctl.kubeapi.projections import Projection, object_key, refused_policy
 from policyctl.kubeapi.resources import CUSTOM_RESOURCES, RESOURCES, Resource
-from policyctl.policy.fields import Site
-from policyctl.policy.yamlsource import Document
+from policyctl.manifests.fields import Site
+from policyctl.manifests.yamlsource import Document
 
 StandIn = Callable[[Resource, Mapping[str, Any], str], Union[Projection, None]]
 

@@ -33,7 +33,7 @@ from policyctl.lab.servers import PodServers, own_addresses, pod_families
 from policyctl.lab.services import cluster_ips
 from policyctl.lab.state import LabState, drop_lease, new_prefix, remove_state, save_state, take_lease
 from policyctl.lab.topology import Cni, PlanError, cluster_families, plan_lab
-from policyctl.policy.engines import EngineUnavailable, Observation, Probe
+from policyctl.probecases.engines import EngineUnavailable, Observation, Probe
 from policyctl.policy.model import Cluster, Family
 
 

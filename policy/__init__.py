@@ -1,5 +1,5 @@
-"""The NetworkPolicy model, manifest loading and validation, and the reference semantics.
+"""The NetworkPolicy model, the matchers and the reference semantics.
 
-Pure: no I/O beyond reading the manifests it is asked to load, no logging. Everything else in
+Pure: no I/O, no logging. Manifests are read into this model by ``manifests``. Everything else in
 policyctl is tested against ``policy.semantics``.
 """

@@ -1,6 +1,6 @@
 """The Kubernetes objects policyctl reasons about, as frozen, validated values.
 
-Everything past the loader (``policy.loader``) sees only these types: API defaults are already
+Everything past the loader (``manifests.loader``) sees only these types: API defaults are already
 applied, nil-versus-empty distinctions are already turned into explicit variants, and every
 object carries the place it came from. The reference semantics (``policy.semantics``), the
 compiler and the verifier all read the same values.

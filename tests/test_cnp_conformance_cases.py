@@ -4,7 +4,7 @@
 Each case is one upstream ``ConformanceTest`` (Admin and Baseline ClusterNetworkPolicy tiers,
 standard and experimental features); its expected cells are upstream's ``PokeServer`` assertions,
 never this project's output. A case is loaded exactly as ``policyctl probe`` loads it
-(:func:`policy.probecases.load_probe_case`) and run on the reference semantics.
+(:func:`probecases.cases.load_probe_case`) and run on the reference semantics.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from policyctl.policy.probecases import load_probe_case
-from policyctl.policy.probing import ModelEngine, run_case
+from policyctl.probecases.cases import load_probe_case
+from policyctl.probecases.runner import ModelEngine, run_case
 
 CORPUS = Path(__file__).resolve().parent / "cases" / "cnp-conformance"
 CASES = sorted(CORPUS.glob("*.yaml"))

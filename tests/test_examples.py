@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from policyctl.cli.main import main
 from policyctl.verifier.assertions import check_assertions, load_assertions
-from policyctl.policy.loader import load
+from policyctl.manifests.loader import load
 
 ROOT = Path(__file__).resolve().parents[1]
 WEBSHOP = str(ROOT / "examples" / "webshop")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from policyctl.policy.probecases import load_probe_case
-from policyctl.policy.probing import ModelEngine, run_case
+from policyctl.probecases.cases import load_probe_case
+from policyctl.probecases.runner import ModelEngine, run_case
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CASES = REPO.parent / "shared" / "cases"

@@ -31,12 +31,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from policyctl.policy.diagnostics import Diagnostic, Severity
-from policyctl.policy.fields import FieldReader, Site
+from policyctl.manifests.fields import FieldReader, Site
 from policyctl.policy.model import Cluster, Family, LabelSelector, Provenance
-from policyctl.policy.selectors_parsing import read_label_selector
+from policyctl.manifests.selectors_parsing import read_label_selector
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
-from policyctl.policy.yamlsource import Document, read_documents
+from policyctl.manifests.yamlsource import Document, read_documents
 
 from .ends import End, EndSpec, Meeting, complement, meetings, resolve
 from .portsets import ALL, PortSet, parse_ports

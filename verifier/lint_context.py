@@ -35,7 +35,7 @@ from policyctl.policy.model import (
     PodPeer,
     Rule,
 )
-from policyctl.policy.yamlsource import Path
+from policyctl.manifests.yamlsource import Path
 from policyctl.verifier.lint_sources import Manifests
 
 RULE_KEYS = {Direction.INGRESS: ("ingress", "from"), Direction.EGRESS: ("egress", "to")}

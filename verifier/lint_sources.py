@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 
 from policyctl.policy.diagnostics import Diagnostic, Severity, format_path
 from policyctl.policy.model import Labels, NetworkPolicy, PolicyRef, Protocol
-from policyctl.policy.yamlsource import Document, Path
+from policyctl.manifests.yamlsource import Document, Path
 
 
 @dataclass(frozen=True, slots=True)

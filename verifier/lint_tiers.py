@@ -459,7 +459,7 @@ def unreachable_baseline_rules(context: LintContext) -> Iterator[Diagnostic]:
 
 def unenforced_domain_names(context: LintContext) -> Iterator[Diagnostic]:
     """Policies read from the documents lint was given were already reported by the loader,
-    with this code, at the peer (``policy.clusterparse``); the others (a cluster read from the
+    with this code, at the peer (``manifests.clusterparse``); the others (a cluster read from the
     API, or built in code) are reported here."""
     read = {d.source for d in context.manifests.documents}
     for policy in context.cluster.cluster_policies:

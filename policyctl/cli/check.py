@@ -32,10 +32,10 @@ from policyctl.cli.inputs import (
 )
 from policyctl.cli.render_check import at_or_above, to_github, to_json, to_junit, to_sarif, to_text
 from policyctl.policy.diagnostics import Diagnostic, Severity, has_errors
-from policyctl.policy.loader import load_documents
-from policyctl.policy.manifestfiles import read_sources as read_manifest_sources
+from policyctl.manifests.loader import load_documents
+from policyctl.manifests.manifestfiles import read_sources as read_manifest_sources
 from policyctl.policy.model import Cluster
-from policyctl.policy.yamlsource import Document
+from policyctl.manifests.yamlsource import Document
 from policyctl.verifier.assertions import check_assertions, load_assertions
 from policyctl.verifier.lint import RULES, lint
 from policyctl.verifier.lint_sources import Manifests, through_source_comments

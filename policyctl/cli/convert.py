@@ -1,7 +1,7 @@
 """``policyctl convert``: AdminNetworkPolicy and BaselineAdminNetworkPolicy to ClusterNetworkPolicy, proved.
 
 network-policy-api v0.3.0 replaced the two v1alpha1 kinds with ClusterNetworkPolicy, and CNIs
-follow. The conversion itself is a renaming (:mod:`policy.clusterwrite`); what a user needs is
+follow. The conversion itself is a renaming (:mod:`manifests.clusterwrite`); what a user needs is
 the assurance that nothing changed, so every conversion is checked by the verifier: the input
 cluster with its original policies and the same cluster with the converted ones (the written
 manifests read back with the loader) must allow exactly the same connections, every pod pair,
@@ -33,16 +33,16 @@ from policyctl.policy.clustermodel import (
     SourceKind,
     Tier,
 )
-from policyctl.policy.clusterwrite import (
+from policyctl.manifests.clusterwrite import (
     Converted,
     UnwritableError,
     convert_policies,
     manifests_yaml,
 )
 from policyctl.policy.diagnostics import has_errors
-from policyctl.policy.loader import load_documents
+from policyctl.manifests.loader import load_documents
 from policyctl.policy.model import Cluster
-from policyctl.policy.yamlsource import read_documents
+from policyctl.manifests.yamlsource import read_documents
 from policyctl.verifier.migration import first_counterexample
 
 _CONVERTED_SOURCE = "<converted>"

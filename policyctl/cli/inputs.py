@@ -29,8 +29,8 @@ import yaml
 from rich.console import Console
 
 from policyctl.policy.diagnostics import Diagnostic, InputError, PolicyctlError, Severity, has_errors
-from policyctl.policy.inputlimits import DEFAULT_LIMITS, MIB, InputLimits
-from policyctl.policy.loader import load
+from policyctl.manifests.inputlimits import DEFAULT_LIMITS, MIB, InputLimits
+from policyctl.manifests.loader import load
 from policyctl.policy.model import Cluster, Family, Protocol
 
 EXIT_OK = 0

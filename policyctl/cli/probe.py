@@ -2,7 +2,7 @@
 
 Engines are a small registry of ``module:factory`` names, imported only when chosen, so the
 model engine runs on any machine and an engine that cannot run here (its module is missing, or
-it raises :class:`~policyctl.policy.engines.EngineUnavailable`, e.g. the lab without root)
+it raises :class:`~policyctl.probecases.engines.EngineUnavailable`, e.g. the lab without root)
 exits 2 with the reason instead of a traceback.
 """
 
@@ -14,12 +14,12 @@ import click
 
 from policyctl.cli.inputs import emit_document, fail, input_errors, output_option
 from policyctl.cli.render_probe import render_probe_result
-from policyctl.policy.engines import Engine, EngineUnavailable
-from policyctl.policy.probecases import load_probe_case
-from policyctl.policy.probing import run_case
+from policyctl.probecases.engines import Engine, EngineUnavailable
+from policyctl.probecases.cases import load_probe_case
+from policyctl.probecases.runner import run_case
 
 ENGINES: dict[str, str] = {
-    "model": "policyctl.policy.probing:ModelEngine",
+    "model": "policyctl.probecases.runner:ModelEngine",
     "compiled": "policyctl.compiler.engine:CompiledEngine",
     "lab": "policyctl.lab.engine:LabEngine",
 }

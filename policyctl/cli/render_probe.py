@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from policyctl.cli.inputs import console
-from policyctl.policy.probing import CaseResult, ProbeOutcome
+from policyctl.probecases.runner import CaseResult, ProbeOutcome
 
 
 def render_probe_result(result: CaseResult) -> None:

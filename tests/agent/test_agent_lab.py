@@ -29,7 +29,7 @@ from policyctl.kubeapi.resources import RESOURCES, Resource
 from policyctl.kubeapi.store import ClusterStore
 from policyctl.lab.engine import LabEngine
 from policyctl.lab.topology import lab_cluster
-from policyctl.policy.engines import Probe
+from policyctl.probecases.engines import Probe
 from policyctl.policy.model import Cluster, Family, Protocol
 from tests.agent.conftest import fast_config, kernel_reason
 from tests.apiserver import FakeApiServer

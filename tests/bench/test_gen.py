@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from policyctl.bench.gen import SCALES, ClusterShape, ShapeError, generate
 from policyctl.policy.diagnostics import Severity
-from policyctl.policy.loader import load_documents
-from policyctl.policy.yamlsource import read_documents
+from policyctl.manifests.loader import load_documents
+from policyctl.manifests.yamlsource import read_documents
 
 
 def _load(manifests: list[dict[str, Any]]):  # type: ignore[no-untyped-def]

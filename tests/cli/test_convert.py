@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 from policyctl.policy.clustermodel import Action, SourceKind, Tier
-from policyctl.policy.loader import load
+from policyctl.manifests.loader import load
 from policyctl.policy.model import Protocol
 
 from tests.cli.conftest import write

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from policyctl.cli import probe as probe_module
-from policyctl.policy.engines import EngineUnavailable
+from policyctl.probecases.engines import EngineUnavailable
 from tests.cli.conftest import REPO, write
 
 CASE = str(REPO / "tests" / "cases" / "01-namespace-and-pod-selector-and-vs-or.yaml")

@@ -14,9 +14,9 @@ from policyctl.compiler.compile import compile_node
 from policyctl.compiler.engine import CompiledCluster, CompiledEngine
 from policyctl.compiler.render_json import render_json
 from policyctl.compiler.render_text import render_text
-from policyctl.policy.engines import Probe
+from policyctl.probecases.engines import Probe
 from policyctl.policy.model import Cluster, Protocol
-from policyctl.policy.probing import ModelEngine
+from policyctl.probecases.runner import ModelEngine
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
 from tests.strategies import cluster_families, clusters, connections, edge_addresses, edge_ports

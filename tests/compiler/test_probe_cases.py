@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from policyctl.compiler.engine import CompiledEngine
-from policyctl.policy.probecases import load_probe_case
-from policyctl.policy.probing import run_case
+from policyctl.probecases.cases import load_probe_case
+from policyctl.probecases.runner import run_case
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = sorted((ROOT.parent / "shared" / "cases").glob("*.yaml")) + sorted((ROOT / "tests" / "cases").rglob("*.yaml"))

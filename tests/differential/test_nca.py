@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from policyctl.policy.loader import load
+from policyctl.manifests.loader import load
 from policyctl.policy.model import Cluster, PolicyRef, Protocol
 from policyctl.policy.portsummary import summarize_ports
 from tests.differential import generator

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from policyctl.policy.loader import load
+from policyctl.manifests.loader import load
 from policyctl.policy.model import Cluster, Pod, Protocol
 from policyctl.policy.portsummary import summarize_ports
 

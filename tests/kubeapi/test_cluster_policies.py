@@ -28,7 +28,7 @@ from policyctl.kubeapi.store import ClusterStore
 from policyctl.kubeapi.unreadable import unreadable
 from policyctl.policy.clustermodel import Action, Tier
 from policyctl.policy.diagnostics import Severity
-from policyctl.policy.loader import load
+from policyctl.manifests.loader import load
 from policyctl.policy.model import IPBlockPeer, LabelSelector, PodPeer, SelectedNamespaces
 from policyctl.policy.semantics import evaluate
 from tests.apiserver import FakeApiServer

@@ -10,9 +10,9 @@ import pytest
 from policyctl.kubeapi.projections import project
 from policyctl.kubeapi.resources import Resource
 from policyctl.policy.diagnostics import Severity
-from policyctl.policy.loader import load_documents
+from policyctl.manifests.loader import load_documents
 from policyctl.policy.model import ContainerPort, Direction, Labels, LabelSelector, Namespace, NetworkPolicy, Node, Pod, Protocol
-from policyctl.policy.yamlsource import read_documents
+from policyctl.manifests.yamlsource import read_documents
 from tests.kubeapi.objects import namespace, node, pod, policy
 
 

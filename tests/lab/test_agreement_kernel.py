@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from policyctl.compiler.engine import CompiledEngine
 from policyctl.lab.engine import LabEngine
 from policyctl.lab.topology import Cni
-from policyctl.policy.engines import Probe
+from policyctl.probecases.engines import Probe
 from policyctl.policy.model import Protocol
-from policyctl.policy.probing import ModelEngine
+from policyctl.probecases.runner import ModelEngine
 from tests.cluster_strategies import tiered_clusters
 from tests.strategies import cluster_families, clusters, edge_ports
 

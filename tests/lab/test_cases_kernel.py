@@ -15,8 +15,8 @@ import pytest
 
 from policyctl.lab.engine import LabEngine
 from policyctl.lab.topology import Cni
-from policyctl.policy.probecases import load_probe_case
-from policyctl.policy.probing import run_case
+from policyctl.probecases.cases import load_probe_case
+from policyctl.probecases.runner import run_case
 
 pytestmark = pytest.mark.kernel
 

@@ -28,7 +28,7 @@ from policyctl.lab.engine import LabEngine
 from policyctl.lab.probes import Attempt, run_probes
 from policyctl.lab.rulesets import RulesetError, apply_with_enforcer, compiler_for, enforce_command, table_name
 from policyctl.lab.topology import Cni, PodPlan
-from policyctl.policy.engines import Probe
+from policyctl.probecases.engines import Probe
 from policyctl.policy.model import Cluster, Family, Protocol
 from tests.builders import cluster, pod, pod_peer, policy, port, rule
 

@@ -25,10 +25,10 @@ from policyctl.lab.engine import LabEngine
 from policyctl.lab.rulesets import table_name
 from policyctl.lab.state import LEASES, load_state
 from policyctl.lab.topology import Cni
-from policyctl.policy.engines import Probe
+from policyctl.probecases.engines import Probe
 from policyctl.policy.model import Cluster, Family, Labels, Pod, Protocol
-from policyctl.policy.probecases import load_probe_case
-from policyctl.policy.probing import run_case
+from policyctl.probecases.cases import load_probe_case
+from policyctl.probecases.runner import run_case
 
 pytestmark = pytest.mark.kernel
 

@@ -16,11 +16,11 @@ from dataclasses import replace
 import pytest
 
 from policyctl.policy.clustermodel import Action, ClusterNetworkPolicy, Tier
-from policyctl.policy.loader import load_documents
+from policyctl.manifests.loader import load_documents
 from policyctl.policy.model import Cluster, Labels, NetworkPolicy
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import DecidedBy
-from policyctl.policy.yamlsource import read_documents
+from policyctl.manifests.yamlsource import read_documents
 from tests.builders import connect, pod_peer, policy, rule, standard_cluster
 
 CNP = "apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\n"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from policyctl.policy.loader import load
+from policyctl.manifests.loader import load
 from policyctl.policy.model import Family
 from policyctl.policy.portsummary import summarize_ports
 from tests.cli.conftest import WEBSHOP, run, write  # noqa: F401  (run is a fixture)

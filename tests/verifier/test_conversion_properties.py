@@ -12,13 +12,13 @@ from dataclasses import replace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from policyctl.policy.clustermodel import ClusterNetworkPolicy, SourceKind, Tier
-from policyctl.policy.clusterwrite import convert_policies
+from policyctl.manifests.clusterwrite import convert_policies
 from policyctl.policy.diagnostics import has_errors
-from policyctl.policy.loader import load_documents
+from policyctl.manifests.loader import load_documents
 from policyctl.policy.model import Cluster, Family, Pod
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
-from policyctl.policy.yamlsource import read_documents
+from policyctl.manifests.yamlsource import read_documents
 from policyctl.verifier.migration import first_counterexample
 
 from policyctl.cli.convert import render

@@ -18,7 +18,7 @@ import pytest
 
 from policyctl.bench.gen import ClusterShape, generate
 from policyctl.cli.truthtable import build_truth_table
-from policyctl.policy.loader import load
+from policyctl.manifests.loader import load
 from policyctl.policy.model import Cluster, Family, Protocol
 from policyctl.verifier.classes import PodGroups
 from policyctl.verifier.relation import connectivity

@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 
 from policyctl.policy.diagnostics import Severity
-from policyctl.policy.loader import load_documents
-from policyctl.policy.yamlsource import read_documents
+from policyctl.manifests.loader import load_documents
+from policyctl.manifests.yamlsource import read_documents
 from policyctl.verifier.lint import RULES, lint
 from policyctl.verifier.lint_sources import Manifests
 from tests.verifier.test_lint_tiers import CASES as TIER_CASES

@@ -7,8 +7,8 @@ node. The expected line is read from the manifest text, not from the code under 
 from __future__ import annotations
 
 import pytest
-from policyctl.policy.loader import load_documents
-from policyctl.policy.yamlsource import read_documents
+from policyctl.manifests.loader import load_documents
+from policyctl.manifests.yamlsource import read_documents
 from policyctl.verifier.lint import RULES, lint
 from policyctl.verifier.lint_sources import Manifests
 

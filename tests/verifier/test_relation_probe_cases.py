@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from policyctl.policy.engines import Observation, Probe
+from policyctl.probecases.engines import Observation, Probe
 from policyctl.policy.model import Cluster
-from policyctl.policy.probecases import load_probe_case
-from policyctl.policy.probing import run_case
+from policyctl.probecases.cases import load_probe_case
+from policyctl.probecases.runner import run_case
 from policyctl.verifier.relation import connectivity
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ Two builders read the events of one document:
   does not handle, which costs nothing when it never happens.
 * :class:`Recorder`, for everything else: the line of every mapping key and sequence item,
   the raw text of every scalar, anchors and aliases (bounded by
-  :attr:`~policy.inputlimits.InputLimits.max_alias_nodes`), merge keys as go-yaml v2 applies
+  :attr:`~manifests.inputlimits.InputLimits.max_alias_nodes`), merge keys as go-yaml v2 applies
   them, and a diagnostic with its line and field for every problem. It also gives the lines
   of a fast-read document when a diagnostic first needs them, by reading its text again.
 
@@ -34,8 +34,8 @@ from yaml import (
 from yaml.error import Mark
 
 from policyctl.policy.diagnostics import Diagnostic, Severity, format_path
-from policyctl.policy.inputlimits import InputLimits
-from policyctl.policy.scalars import Scalar, looks_numeric, resolve_plain
+from policyctl.manifests.inputlimits import InputLimits
+from policyctl.manifests.scalars import Scalar, looks_numeric, resolve_plain
 
 Path = tuple[str | int, ...]
 LineAt = Callable[[Mark], int]

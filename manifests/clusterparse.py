@@ -37,7 +37,7 @@ from policyctl.policy.clustermodel import (
     Tier,
 )
 from policyctl.policy.diagnostics import Diagnostic
-from policyctl.policy.fields import FieldReader, Site
+from policyctl.manifests.fields import FieldReader, Site
 from policyctl.policy.model import (
     Direction,
     IPBlockPeer,
@@ -49,10 +49,10 @@ from policyctl.policy.model import (
     Provenance,
     SelectedNamespaces,
 )
-from policyctl.policy.names import port_name_errors
-from policyctl.policy.selectors_parsing import read_label_selector
-from policyctl.policy.validation import check_metadata
-from policyctl.policy.yamlsource import Path
+from policyctl.manifests.names import port_name_errors
+from policyctl.manifests.selectors_parsing import read_label_selector
+from policyctl.manifests.validation import check_metadata
+from policyctl.manifests.yamlsource import Path
 
 GROUP = "policy.networking.k8s.io"
 CLUSTER_NETWORK_POLICY_VERSIONS = (f"{GROUP}/v1alpha2", f"{GROUP}/v1beta1")

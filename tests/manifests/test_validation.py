@@ -11,15 +11,15 @@ import textwrap
 import pytest
 
 from policyctl.policy.diagnostics import Severity
-from policyctl.policy.loader import parse_network_policy
-from policyctl.policy.names import (
+from policyctl.manifests.loader import parse_network_policy
+from policyctl.manifests.names import (
     dns1123_label_errors,
     dns1123_subdomain_errors,
     label_value_errors,
     port_name_errors,
     qualified_name_errors,
 )
-from policyctl.policy.yamlsource import read_documents
+from policyctl.manifests.yamlsource import read_documents
 
 SPEC_FIRST_LINE = 7
 

@@ -1,7 +1,7 @@
 """Cluster-scoped policies written back as ``ClusterNetworkPolicy`` manifests (``v1alpha2``).
 
-The inverse of :mod:`policy.clusterparse` for the ClusterNetworkPolicy schema: a manifest this
-module writes reads back (``policy.loader``) to a policy equal to the one written, whatever
+The inverse of :mod:`manifests.clusterparse` for the ClusterNetworkPolicy schema: a manifest this
+module writes reads back (``manifests.loader``) to a policy equal to the one written, whatever
 kind it was read from. That is what migrating from AdminNetworkPolicy and
 BaselineAdminNetworkPolicy needs (``policyctl convert``), field by field as the API renamed
 them:
@@ -47,7 +47,7 @@ from policyctl.policy.model import (
     Protocol,
     SelectedNamespaces,
 )
-from policyctl.policy.scalars import resolve_plain
+from policyctl.manifests.scalars import resolve_plain
 
 API_VERSION = "policy.networking.k8s.io/v1alpha2"
 _MAX_CIDRS = 25
@@ -217,7 +217,7 @@ def convert_policies(policies: Iterable[ClusterNetworkPolicy]) -> tuple[Converte
 
 class _Dumper(yaml.SafeDumper):
     """Quotes every string a Kubernetes reader (go-yaml, YAML 1.1) would not read back as that
-    string: ``y``, ``on``, ``0x1F``, ``1e3``, ``~`` (:func:`policy.scalars.resolve_plain`)."""
+    string: ``y``, ``on``, ``0x1F``, ``1e3``, ``~`` (:func:`manifests.scalars.resolve_plain`)."""
 
 
 def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from policyctl.cli.main import main
-from tests.policy.fuzzmanifests import (
+from tests.manifests.fuzzmanifests import (
     ODD_VALUES,
     SEEDS,
     Manifest,

@@ -1,6 +1,6 @@
 """Running a probe case on an engine, and the model engine.
 
-The runner shows an :class:`~policyctl.policy.engines.Engine` the cluster of every step in turn,
+The runner shows an :class:`~policyctl.probecases.engines.Engine` the cluster of every step in turn,
 asks it for each probe's truth table, and compares the observation with the case's expected
 cells. :meth:`CaseResult.to_json` is the output of ``policyctl probe -o json`` exactly as
 ``../shared/spec/probe-cases.md`` defines it: ``observed`` holds every ordered pair of pods of
@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from policyctl.policy.engines import Engine, Observation, Probe
+from policyctl.probecases.engines import Engine, Observation, Probe
 from policyctl.policy.model import Cluster
-from policyctl.policy.probecases import CaseProbe, ProbeCase
+from policyctl.probecases.cases import CaseProbe, ProbeCase
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
 

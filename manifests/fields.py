@@ -3,7 +3,7 @@
 The API server decodes a manifest into Go structs: a field of the wrong JSON type is an error
 ("cannot unmarshal bool into ... of type string"), and under strict field validation (kubectl's
 default) so is a field the type does not have. :class:`FieldReader` does the same checks on
-the plain values of :mod:`policy.yamlsource`, collecting every problem as a
+the plain values of :mod:`manifests.yamlsource`, collecting every problem as a
 :class:`~policy.diagnostics.Diagnostic` instead of stopping at the first.
 
 JSON ``null`` is Go's zero value: callers treat a ``None`` field as absent before reading it.
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from policyctl.policy.diagnostics import Diagnostic, Severity, format_path
-from policyctl.policy.yamlsource import Document, Path
+from policyctl.manifests.yamlsource import Document, Path
 
 INT32_MAX = 2**31 - 1
 _SHOWN_CHARACTERS = 64

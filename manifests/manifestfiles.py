@@ -2,7 +2,7 @@
 
 A path may name anything: a directory (walked in sorted order for ``.yaml``/``.yml``/``.json``),
 a file of any size or encoding, a device that never ends (``/dev/zero``), a FIFO. Reading
-stops at :attr:`~policy.inputlimits.InputLimits.max_file_bytes` and at the first NUL byte
+stops at :attr:`~manifests.inputlimits.InputLimits.max_file_bytes` and at the first NUL byte
 (YAML allows none, and binary files have them early), so neither memory nor time depends on
 what the path turns out to be. Every problem is a diagnostic with a real line of the file
 (line 1 when the file cannot be opened at all) and the field ``(file)``.
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from typing import BinaryIO, TextIO
 
 from policyctl.policy.diagnostics import Diagnostic, Severity
-from policyctl.policy.inputlimits import MIB, InputLimits
-from policyctl.policy.yamlsource import Document, read_documents
+from policyctl.manifests.inputlimits import MIB, InputLimits
+from policyctl.manifests.yamlsource import Document, read_documents
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN_SOURCE = "<stdin>"

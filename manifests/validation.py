@@ -39,9 +39,9 @@ from collections.abc import Mapping
 
 from policyctl.policy.addresses import ParsedCIDR, parse_cidr_sloppy
 from policyctl.policy.diagnostics import Diagnostic
-from policyctl.policy.fields import FieldReader, Site
+from policyctl.manifests.fields import FieldReader, Site
 from policyctl.policy.model import Direction, Protocol
-from policyctl.policy.names import (
+from policyctl.manifests.names import (
     byte_length,
     dns1123_label_errors,
     dns1123_subdomain_errors,
@@ -50,8 +50,8 @@ from policyctl.policy.names import (
     port_number_errors,
     qualified_name_errors,
 )
-from policyctl.policy.selectors_parsing import read_label_selector, read_labels
-from policyctl.policy.yamlsource import Path
+from policyctl.manifests.selectors_parsing import read_label_selector, read_labels
+from policyctl.manifests.yamlsource import Path
 
 NETWORK_POLICY_API_VERSION = "networking.k8s.io/v1"
 NETWORK_POLICY_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec"})

@@ -1,7 +1,7 @@
 """Addresses of the pods and nodes of a probe case, and ``{{ip4:ns/pod}}`` substitution.
 
 The spec leaves unpinned addresses to the engine ("pod CIDRs per node, per family") and reports
-them in the output; every engine that takes its clusters from ``policy.probecases`` gets these,
+them in the output; every engine that takes its clusters from ``probecases.cases`` gets these,
 so all three answer about the same addresses. Node ``i`` of the model's ``nodes`` (from 1) has
 the pod CIDRs ``10.244.i.0/24`` and ``fd00:10:244:i::/64`` (hosts from ``.2``) and the node
 addresses ``172.18.0.(1+i)`` and ``fc00:f853:ccd:e793::(1+i)``, which its hostNetwork pods

@@ -13,11 +13,11 @@ import textwrap
 import pytest
 
 from policyctl.policy.clustermodel import Action, DomainNamesPeer, NodesPeer, SourceKind, Tier
-from policyctl.policy.clusterparse import parse_cidr_strict
+from policyctl.manifests.clusterparse import parse_cidr_strict
 from policyctl.policy.diagnostics import Severity
-from policyctl.policy.loader import load_documents
+from policyctl.manifests.loader import load_documents
 from policyctl.policy.model import Direction, IPBlockPeer, PortMatch, Protocol
-from policyctl.policy.yamlsource import read_documents
+from policyctl.manifests.yamlsource import read_documents
 
 HEAD = "apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\nmetadata: {name: p}\n"
 SUBJECT = "  subject: {namespaces: {}}\n"

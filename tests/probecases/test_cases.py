@@ -9,7 +9,7 @@ import pytest
 
 from policyctl.policy.diagnostics import InputError
 from policyctl.policy.model import NAMESPACE_NAME_LABEL, Family, PolicyRef, Protocol
-from policyctl.policy.probecases import ProbeCase, parse_probe_case
+from policyctl.probecases.cases import ProbeCase, parse_probe_case
 
 
 def parse(text: str) -> ProbeCase:

@@ -2,7 +2,7 @@
 field reader that collects diagnostics instead of stopping at the first problem.
 
 The spec's own files write the namespace ``y`` unquoted (``ns: y``, ``namespace_labels:
-{y: ...}``). kubectl's go-yaml v2 would read that as the boolean true (``policy.yamlsource``
+{y: ...}``). kubectl's go-yaml v2 would read that as the boolean true (``manifests.yamlsource``
 does, as it must for manifests); PyYAML's safe loader, which wrote those files, reads a string.
 So case files are read with ``yaml.SafeLoader`` into the same :class:`Document` the loader
 takes, and policies inside a case are validated on the values PyYAML gives.
@@ -17,7 +17,7 @@ import yaml
 
 from policyctl.policy.diagnostics import Diagnostic, InputError, Severity, format_path
 from policyctl.policy.model import Labels, Provenance
-from policyctl.policy.yamlsource import Document
+from policyctl.manifests.yamlsource import Document
 
 PathT = tuple[str | int, ...]
 

@@ -9,12 +9,12 @@ Invariants:
 
 * Every pod ever present in the case (model pods and ``pods_added``) gets its addresses before
   any step runs, so ``{{ip4:ns/pod}}`` in a policy of any step resolves, and a pod keeps its
-  addresses for the whole case (:mod:`policy.caseaddresses` says which).
+  addresses for the whole case (:mod:`probecases.addresses` says which).
 * Step fields apply in the order the spec lists them: ``remove_policies``, ``policies``,
   ``namespace_labels``, ``pod_labels``, ``pods_removed``, ``pods_added``; then the probes run.
 * Policies go through the loader's ``parse_network_policy`` after address substitution, so an
   invalid policy is reported with the case file, the line and the field path, like a manifest.
-* The file is read as PyYAML reads it, not as kubectl does (:mod:`policy.casereader` says why).
+* The file is read as PyYAML reads it, not as kubectl does (:mod:`probecases.reader` says why).
 * Bad input never half-parses: every problem found is collected and raised at once as
   :class:`~policyctl.policy.diagnostics.InputError`.
 """
@@ -29,16 +29,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from policyctl.policy.caseaddresses import assign_addresses, node_address, substitute_addresses
-from policyctl.policy.yamlsource import Document
-from policyctl.policy.casereader import CaseReader, PathT, kind_of, read_case_documents
+from policyctl.probecases.addresses import assign_addresses, node_address, substitute_addresses
+from policyctl.manifests.yamlsource import Document
+from policyctl.probecases.reader import CaseReader, PathT, kind_of, read_case_documents
 from policyctl.policy.diagnostics import Diagnostic, InputError, Severity, format_path
-from policyctl.policy.engines import Probe
+from policyctl.probecases.engines import Probe
 from policyctl.policy.addresses import parse_ip_sloppy
 from policyctl.policy.clustermodel import ClusterNetworkPolicy
-from policyctl.policy.clusterparse import CLUSTER_POLICY_KINDS, parse_cluster_policy
-from policyctl.policy.fields import Site
-from policyctl.policy.loader import parse_network_policy
+from policyctl.manifests.clusterparse import CLUSTER_POLICY_KINDS, parse_cluster_policy
+from policyctl.manifests.fields import Site
+from policyctl.manifests.loader import parse_network_policy
 from policyctl.policy.model import (
     NAMESPACE_NAME_LABEL,
     Cluster,

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 from policyctl.policy.addresses import parse_ip_sloppy
 from policyctl.policy.diagnostics import Diagnostic
-from policyctl.policy.fields import FieldReader, Site, is_mapping
+from policyctl.manifests.fields import FieldReader, Site, is_mapping
 from policyctl.policy.model import (
     NAMESPACE_NAME_LABEL,
     ContainerPort,
@@ -32,11 +32,11 @@ from policyctl.policy.model import (
     Protocol,
     Provenance,
 )
-from policyctl.policy.names import port_name_errors, port_number_errors
-from policyctl.policy.selectors_parsing import memoized
-from policyctl.policy.selectors_parsing import read_labels
-from policyctl.policy.validation import check_namespace_name, check_object_name
-from policyctl.policy.yamlsource import Path
+from policyctl.manifests.names import port_name_errors, port_number_errors
+from policyctl.manifests.selectors_parsing import memoized
+from policyctl.manifests.selectors_parsing import read_labels
+from policyctl.manifests.validation import check_namespace_name, check_object_name
+from policyctl.manifests.yamlsource import Path
 
 #: Workload kind -> (prefix of ``Pod.workload``, path of its pod template).
 WORKLOAD_TEMPLATES: Mapping[str, tuple[str, Path]] = {

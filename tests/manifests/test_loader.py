@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 from policyctl.policy.diagnostics import Severity
-from policyctl.policy.loader import load, load_documents
+from policyctl.manifests.loader import load, load_documents
 from policyctl.policy.model import (
     NAMESPACE_NAME_LABEL,
     ContainerPort,
@@ -21,7 +21,7 @@ from policyctl.policy.model import (
     Protocol,
     Provenance,
 )
-from policyctl.policy.yamlsource import read_documents
+from policyctl.manifests.yamlsource import read_documents
 
 TREE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "manifests", "tree")
 

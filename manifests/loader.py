@@ -6,15 +6,15 @@ Input forms: files, directories (recursively, ``.yaml``/``.yml``/``.json``, in s
 ``kind`` take it from the list.
 
 Objects read: Namespace, Pod, Node, NetworkPolicy (``networking.k8s.io/v1``), the cluster-scoped
-ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy (:mod:`policy.clusterparse`)
+ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy (:mod:`manifests.clusterparse`)
 and the pod templates of Deployment, StatefulSet, DaemonSet, ReplicaSet, Job and CronJob (see
-:mod:`policy.objects`). Other kinds are counted in :attr:`LoadResult.skipped`, which every command
+:mod:`manifests.objects`). Other kinds are counted in :attr:`LoadResult.skipped`, which every command
 reports.
 
 Invariants:
 
-* NetworkPolicies are defaulted (:mod:`policy.defaults`) and validated
-  (:mod:`policy.validation`); an object the API server would refuse is reported with every
+* NetworkPolicies are defaulted (:mod:`manifests.defaults`) and validated
+  (:mod:`manifests.validation`); an object the API server would refuse is reported with every
   reason and left out of the cluster.
 * A namespaced object without ``metadata.namespace`` goes to ``default_namespace`` (what
   ``kubectl apply`` does with the current context's namespace); a namespace that objects live
@@ -35,12 +35,12 @@ from types import MappingProxyType
 from typing import TextIO
 
 from policyctl.policy.clustermodel import ClusterNetworkPolicy
-from policyctl.policy.clusterparse import CLUSTER_POLICY_KINDS, parse_cluster_policy
-from policyctl.policy.defaults import build_network_policy
+from policyctl.manifests.clusterparse import CLUSTER_POLICY_KINDS, parse_cluster_policy
+from policyctl.manifests.defaults import build_network_policy
 from policyctl.policy.diagnostics import Diagnostic, Severity, has_errors
-from policyctl.policy.fields import Site
-from policyctl.policy.inputlimits import DEFAULT_LIMITS, InputLimits
-from policyctl.policy.manifestfiles import read_sources
+from policyctl.manifests.fields import Site
+from policyctl.manifests.inputlimits import DEFAULT_LIMITS, InputLimits
+from policyctl.manifests.manifestfiles import read_sources
 from policyctl.policy.model import (
     NAMESPACE_NAME_LABEL,
     Cluster,
@@ -50,7 +50,7 @@ from policyctl.policy.model import (
     Node,
     Pod,
 )
-from policyctl.policy.objects import (
+from policyctl.manifests.objects import (
     WORKLOAD_TEMPLATES,
     parse_namespace,
     parse_node,
@@ -58,8 +58,8 @@ from policyctl.policy.objects import (
     parse_workload,
     provenance_of,
 )
-from policyctl.policy.validation import validate_network_policy
-from policyctl.policy.yamlsource import Document, Path
+from policyctl.manifests.validation import validate_network_policy
+from policyctl.manifests.yamlsource import Document, Path
 
 _CLUSTER_SCOPED = frozenset({"Namespace", "Node", *CLUSTER_POLICY_KINDS})
 
@@ -289,7 +289,7 @@ _HANDLED_KINDS = frozenset({"Namespace", "Pod", "Node", "NetworkPolicy", *CLUSTE
 def load_documents(
     documents: Sequence[Document], *, default_namespace: str = "default"
 ) -> LoadResult:
-    """Read objects from documents already parsed (see :func:`policy.yamlsource.read_documents`)."""
+    """Read objects from documents already parsed (see :func:`manifests.yamlsource.read_documents`)."""
     collector = _Collector(default_namespace)
     for document in documents:
         if document.value is not None:
@@ -310,7 +310,7 @@ def load(
 ) -> LoadResult:
     """Read manifests from files, directories (recursively) and ``-`` (standard input, or
     ``stdin`` when given) into a cluster, with every diagnostic; reading is bounded by
-    ``limits`` (:mod:`policy.manifestfiles`)."""
+    ``limits`` (:mod:`manifests.manifestfiles`)."""
     _, documents, diagnostics = read_sources(paths, stdin=stdin, limits=limits)
     result = load_documents(documents, default_namespace=default_namespace)
     return LoadResult(

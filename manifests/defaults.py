@@ -19,7 +19,7 @@ one, of the selected namespaces (:class:`SelectedNamespaces`), all of their pods
 all"); an ipBlock CIDR with host bits set is its network, as ``ParseCIDRSloppy`` reads it,
 keeping what was written and warning about it, as the API server does (``GetWarningsForCIDR``).
 
-Everything here expects a policy that :func:`policy.validation.validate_network_policy`
+Everything here expects a policy that :func:`manifests.validation.validate_network_policy`
 accepted.
 """
 
@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 
 from policyctl.policy.addresses import ParsedCIDR, parse_cidr_sloppy
 from policyctl.policy.diagnostics import Diagnostic, Severity, format_path
-from policyctl.policy.fields import FieldReader, Site
+from policyctl.manifests.fields import FieldReader, Site
 from policyctl.policy.model import (
     Direction,
     IPBlockPeer,
@@ -44,8 +44,8 @@ from policyctl.policy.model import (
     Rule,
     SelectedNamespaces,
 )
-from policyctl.policy.selectors_parsing import read_label_selector
-from policyctl.policy.yamlsource import Path
+from policyctl.manifests.selectors_parsing import read_label_selector
+from policyctl.manifests.yamlsource import Path
 
 _RULE_KEYS = {Direction.INGRESS: ("ingress", "from"), Direction.EGRESS: ("egress", "to")}
 

@@ -35,9 +35,9 @@ from hypothesis import strategies as st
 
 from policyctl.policy.addresses import parse_cidr_sloppy, parse_ip_sloppy
 from policyctl.policy.diagnostics import Severity
-from policyctl.policy.loader import parse_network_policy
+from policyctl.manifests.loader import parse_network_policy
 from policyctl.policy.model import IPBlockPeer
-from policyctl.policy.names import (
+from policyctl.manifests.names import (
     dns1123_label_errors,
     dns1123_subdomain_errors,
     generated_name_prefix_errors,
@@ -45,7 +45,7 @@ from policyctl.policy.names import (
     port_name_errors,
     qualified_name_errors,
 )
-from policyctl.policy.yamlsource import read_documents
+from policyctl.manifests.yamlsource import read_documents
 
 KIB = 1 << 10
 

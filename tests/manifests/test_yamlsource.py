@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policyctl.policy.diagnostics import Severity
-from policyctl.policy.inputlimits import InputLimits
-from policyctl.policy.yamlsource import read_documents
+from policyctl.manifests.inputlimits import InputLimits
+from policyctl.manifests.yamlsource import read_documents
 
 
 def read(text: str):

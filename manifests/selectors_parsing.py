@@ -22,10 +22,10 @@ from functools import lru_cache
 from typing import TypeVar
 
 from policyctl.policy.diagnostics import Diagnostic
-from policyctl.policy.fields import FieldReader, Site
+from policyctl.manifests.fields import FieldReader, Site
 from policyctl.policy.model import LabelSelector, Operator, Requirement
-from policyctl.policy.names import label_value_errors, qualified_name_errors
-from policyctl.policy.yamlsource import Path
+from policyctl.manifests.names import label_value_errors, qualified_name_errors
+from policyctl.manifests.yamlsource import Path
 
 SELECTOR_FIELDS = frozenset({"matchLabels", "matchExpressions"})
 REQUIREMENT_FIELDS = frozenset({"key", "operator", "values"})

@@ -1,13 +1,13 @@
 """YAML and JSON manifests read into plain values that remember where every node was.
 
-Values are built from libyaml's event stream (:mod:`policy.yamlbuild`), not by PyYAML's
+Values are built from libyaml's event stream (:mod:`manifests.yamlbuild`), not by PyYAML's
 constructor, for four reasons:
 
 * every mapping key and sequence item has its 1-based line, so a diagnostic can point at
   ``spec.ingress[0].from[1]`` inside the file (:meth:`Document.line_of`);
 * duplicate keys are reported (the API server rejects duplicate fields under strict field
   validation; PyYAML silently keeps the last one);
-* unquoted scalars are typed as ``kubectl`` types them (:mod:`policy.scalars`), and the raw
+* unquoted scalars are typed as ``kubectl`` types them (:mod:`manifests.scalars`), and the raw
   text of each scalar is kept so that a type error can say which value to quote;
 * speed and safety: the C parser's events are turned into values by one iterative loop, and
   the positions of a document are recorded only when something first asks for them (most
@@ -16,7 +16,7 @@ constructor, for four reasons:
 Invariants: a source never raises on bad input; malformed YAML becomes a ``yaml-syntax``
 diagnostic with its line (a real line of the file, counted in ``\\n`` as editors count them)
 and the field being read, and the documents read before the error are still returned. Every
-input is bounded by :class:`~policy.inputlimits.InputLimits`. Timestamps stay strings (their
+input is bounded by :class:`~manifests.inputlimits.InputLimits`. Timestamps stay strings (their
 raw text); JSON has no timestamp type.
 """
 
@@ -31,9 +31,9 @@ from types import MappingProxyType
 import yaml
 
 from policyctl.policy.diagnostics import Diagnostic, Severity
-from policyctl.policy.inputlimits import DEFAULT_LIMITS, InputLimits
-from policyctl.policy.scalars import Scalar, resolve_plain
-from policyctl.policy.yamlbuild import (
+from policyctl.manifests.inputlimits import DEFAULT_LIMITS, InputLimits
+from policyctl.manifests.scalars import Scalar, resolve_plain
+from policyctl.manifests.yamlbuild import (
     Bail,
     LineAt,
     Path,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policyctl.policy.addresses import parse_cidr_sloppy
-from policyctl.policy.defaults import default_policy_types
+from policyctl.manifests.defaults import default_policy_types
 from policyctl.policy.diagnostics import Severity
 from policyctl.policy.model import (
     Direction,
@@ -24,7 +24,7 @@ from policyctl.policy.model import (
     Requirement,
     SelectedNamespaces,
 )
-from tests.policy.test_validation import SPEC_FIRST_LINE, parse, policy_text
+from tests.manifests.test_validation import SPEC_FIRST_LINE, parse, policy_text
 
 INGRESS = frozenset({Direction.INGRESS})
 BOTH = frozenset({Direction.INGRESS, Direction.EGRESS})
