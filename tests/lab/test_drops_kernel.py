@@ -24,7 +24,7 @@ import pytest
 
 from policyctl.compiler.ruleset import Mode
 from policyctl.enforcer.drops import AddressBook, Drop, attribute, drop_document, explanation_document
-from policyctl.enforcer.nflog import NflogReader
+from policyctl.enforcer.nflog import GroupInUse, NflogReader
 from policyctl.lab.engine import LabEngine
 from policyctl.lab.probes import Attempt, run_probes
 from policyctl.lab.rulesets import compiler_for
@@ -163,3 +163,17 @@ def test_policyctl_drops_on_a_node_prints_a_drop_as_the_oracle_explains_it(
     assert (printed["action"], printed["direction"], printed["pod"], printed["protocol"], printed["port"]) == (
         "drop", "ingress", "shop/b", "TCP", 80)
     assert (printed["source"]["name"], printed["destination"]["name"], printed["problem"]) == ("lab/a", "shop/b", None)
+
+
+def test_a_group_another_listener_holds_is_refused_with_exit_2(prefix: str) -> None:
+    name = f"{prefix}node"
+    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
+    with NflogReader(GROUP, netns=name):
+        with pytest.raises(GroupInUse, match=f"NFLOG group {GROUP} is already read"):
+            NflogReader(GROUP, netns=name)
+        argv = [str(Path(sys.executable).with_name("policyctl")), "drops", "-f", str(FIXTURE), "--netns", name,
+                "--group", str(GROUP), "--duration", "5"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "already read" in done.stderr and "--agent" in done.stderr and not done.stdout
+    with NflogReader(GROUP, netns=name):
+        pass
