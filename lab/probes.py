@@ -96,6 +96,14 @@ def run_probes(
     return result
 
 
+def round_waits(total: float, retries: int = DEFAULT_RETRIES) -> tuple[float, ...]:
+    """The wait of each round when the whole probe may wait ``total`` seconds: the rounds keep
+    their :data:`RETRY_FACTOR` ratio and add up to ``total``, so a denied pair (which waits
+    through every round) is answered after ``total``, as a command's ``--timeout`` promises."""
+    weights = [RETRY_FACTOR**i for i in range(retries + 1)]
+    return tuple(total * w / sum(weights) for w in weights)
+
+
 def _remaining(deadline: float) -> float:
     return max(deadline - time.monotonic(), 0.0)
 

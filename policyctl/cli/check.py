@@ -115,11 +115,13 @@ def check(
 
     \b
     Examples:
-      policyctl check -f k8s/
-      policyctl check -f k8s/ --assert k8s/connectivity.yaml -o sarif > policyctl.sarif
-      helm template shop ./chart | policyctl check -f - -o github
-      kustomize build overlays/prod | policyctl check -f -
+      policyctl check -f examples/webshop
+      policyctl check -f examples/webshop --assert examples/assertions/webshop.yaml -o sarif > policyctl.sarif
+      policyctl gen --scale tiny | policyctl check -f - -o github
       policyctl check --context prod -A          # the policies live in a cluster
+
+    Rendered charts and overlays are piped in with -f - (from helm template, kubectl
+    kustomize).
 
     Exit status: 0 no finding at or above --fail-level, 1 findings, 2 unusable input
     (the report is printed in every case).

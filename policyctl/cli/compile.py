@@ -15,7 +15,7 @@ from policyctl.compiler.ruleset import Mode
 @filename_option
 @namespace_option
 @click.option("--node", "node_name", required=True, metavar="NODE", help="The node whose ruleset to print.")
-@output_option(("nft", "json"))
+@output_option(("nft", "json"), versioned=False)
 @click.option("--table", default="policyctl", show_default=True, help="Name of the inet table.")
 @click.option(
     "--mode",

@@ -127,7 +127,7 @@ def convert(filenames: tuple[str, ...], namespace: str, output_file: str | None)
 
     \b
     Example:
-      policyctl convert -f policies/ -f cluster.yaml -o cnp.yaml
+      policyctl convert -f examples/admin-policies -f examples/webshop -o cnp.yaml
 
     Exit status: 0 converted and proved, 1 not equivalent (counterexample on stderr) or not
     expressible, 2 invalid input.

@@ -140,8 +140,13 @@ def diff(old: str, new: str, namespace: str, output: str) -> None:
     pod pair, port, protocol and family, and outside addresses, grouped by workload.
 
     \b
-    OLD/NEW: a manifest file or directory, or REV:PATH for a git revision of a path, e.g.
-      policyctl diff main:examples/webshop examples/webshop
+    OLD/NEW: a manifest file or directory, or REV:PATH for a git revision of a path.
+
+    \b
+    Examples:
+      policyctl diff HEAD:examples/webshop examples/webshop     # what the uncommitted edits change
+      policyctl diff examples/webshop examples/webshop -o json
+
     Exit status: 0 nothing changed, 1 flows changed, 2 invalid input.
     """
     with ExitStack() as stack:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import click
 
+from policyctl.cli.completion import complete_endpoint
 from policyctl.cli.inputs import (
     EXIT_NO,
     EXIT_OK,
@@ -30,7 +31,6 @@ from policyctl.cli.inputs import (
     parse_family,
 )
 from policyctl.cli.progress import Progress, quiet_option
-from policyctl.cli.render_explain import explain_document, render_explain_table
 from policyctl.policy.addressranges import AddressRange
 from policyctl.policy.endpoints import ResolvedEndpoint, resolve_endpoint
 from policyctl.policy.model import Cluster, Direction, Family, IPAddress, IPBlockPeer, Node, Pod, Protocol
@@ -74,8 +74,8 @@ class Query:
 
 
 @click.command()
-@click.argument("source", metavar="SRC")
-@click.argument("destination", metavar="DST")
+@click.argument("source", metavar="SRC", shell_complete=complete_endpoint)
+@click.argument("destination", metavar="DST", shell_complete=complete_endpoint)
 @filename_option
 @namespace_option
 @click.option(
@@ -137,6 +137,8 @@ def explain(
     query = Query(query.source, query.destination, chosen, port)
     with progress.phase("explaining"):
         findings = compute_findings(cluster, query)
+    from policyctl.cli.render_explain import explain_document, render_explain_table
+
     with progress.phase("writing the explanation"):
         if output == "table":
             render_explain_table(query, findings)

@@ -27,7 +27,7 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 @click.option("--policies", type=click.IntRange(min=0), help="NetworkPolicies.")
 @click.option("--dual-stack", is_flag=True, help="Give pods and nodes IPv6 addresses too.")
 @click.option("--seed", type=int, default=1, show_default=True, help="The same seed gives the same manifests.")
-@output_option(("yaml", "json"))
+@output_option(("yaml", "json"), versioned=False)
 def gen(scale: str, pods: int | None, namespaces: int | None, nodes: int | None, policies: int | None,
         dual_stack: bool, seed: int, output: str) -> None:
     """Print a generated cluster: Namespaces, Nodes, Pods (with nodeName and status.podIPs)
@@ -40,7 +40,7 @@ def gen(scale: str, pods: int | None, namespaces: int | None, nodes: int | None,
 
     \b
     Examples:
-      policyctl gen --scale full > cluster.yaml
+      policyctl gen --scale small > cluster.yaml
       policyctl gen --pods 500 --nodes 3 --policies 40 --dual-stack -o json | policyctl matrix -f - --port 8080/TCP
     """
     base = SCALES[scale]

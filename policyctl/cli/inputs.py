@@ -9,7 +9,8 @@ never shows a traceback for bad input.
 Without ``-f``, commands that take manifests read a live cluster instead, with kubectl's
 ``--kubeconfig``, ``--context``, ``-n`` and ``-A`` (:func:`cluster_options`): each resource is
 listed once through ``kubeapi.snapshot``, the agent's own reading. The Kubernetes client is
-imported only then.
+imported only then; rich, YAML and the manifest reader are imported where they are used, so
+that ``--version`` and shell completion do not pay for them.
 
 Human output is rich; rich already drops colour when ``NO_COLOR`` is set or stdout is not a
 terminal. Machine output (JSON, YAML, CSV) never goes through rich.
@@ -22,16 +23,17 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import yaml
-from rich.console import Console
 
+from policyctl.cli.completion import complete_namespace
 from policyctl.policy.diagnostics import Diagnostic, InputError, PolicyctlError, Severity, has_errors
 from policyctl.manifests.inputlimits import DEFAULT_LIMITS, MIB, InputLimits
-from policyctl.manifests.loader import load
 from policyctl.policy.model import Cluster, Family, Protocol
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_OK = 0
 EXIT_NO = 1
@@ -87,10 +89,11 @@ def cluster_options(function: F) -> F:
 
 def _context_namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """Without ``-n``, a command that reads a live cluster defaults to the context's namespace,
-    as kubectl does; with manifests the default stays ``default``."""
+    as kubectl does; with manifests the default stays ``default``. Shell completion (resilient
+    parsing) never reaches a cluster."""
     live = ctx.meta.get(_LIVE)
     source = ctx.get_parameter_source(param.name or "")
-    if live is None or source is not click.core.ParameterSource.DEFAULT:
+    if live is None or source is not click.core.ParameterSource.DEFAULT or ctx.resilient_parsing:
         return value
     if ctx.params.get("filenames") or ctx.params.get("paths") or "filenames" not in ctx.params:
         return value
@@ -105,6 +108,7 @@ def namespace_option(function: F) -> F:
         "--namespace",
         default="default",
         callback=_context_namespace,
+        shell_complete=complete_namespace,
         help="Namespace for objects without metadata.namespace and for pod names given "
         "without 'namespace/'; reading a cluster, the namespace whose pods and policies are "
         "read. Default: 'default', or the kubeconfig context's namespace when reading a cluster.",
@@ -121,16 +125,27 @@ def family_option(function: F) -> F:
     )(function)
 
 
-def output_option(choices: Sequence[str]) -> Callable[[F], F]:
+def output_option(choices: Sequence[str], *, versioned: bool = True) -> Callable[[F], F]:
+    """``-o``; ``versioned``: the JSON/YAML documents carry a ``schema_version``."""
     return click.option(
         "-o",
         "--output",
         type=click.Choice(list(choices)),
         default=choices[0],
         show_default=True,
-        help="Output format. "
-        + ("JSON/YAML are plain and sorted and carry a schema_version." if "json" in choices else ""),
+        help=_output_help(choices, versioned=versioned),
     )
+
+
+def _output_help(choices: Sequence[str], *, versioned: bool) -> str:
+    """Name only the machine formats the command has: a help that offers YAML where there is
+    none sends users to an error."""
+    machine = [name.upper() for name in ("json", "yaml") if name in choices]
+    if not machine:
+        return "Output format."
+    one = len(machine) == 1
+    text = f"Output format. {'/'.join(machine)} {'is' if one else 'are'} plain and sorted"
+    return text + (f" and {'carries' if one else 'carry'} a schema_version." if versioned else ".")
 
 
 class PortType(click.ParamType):
@@ -181,6 +196,8 @@ def load_cluster(filenames: Sequence[str], *, namespace: str) -> Cluster:
         raise fail("--kubeconfig, --context and -A read a cluster; with -f the manifests are read")
     if not filenames:
         raise fail("no input: give manifests with -f PATH")
+    from policyctl.manifests.loader import load
+
     stdin = sys.stdin if "-" in filenames else None
     result = load(list(filenames), stdin=stdin, default_namespace=namespace, limits=input_limits())
     print_diagnostics(result.diagnostics)
@@ -315,6 +332,8 @@ def input_errors() -> Iterator[None]:
 def console() -> Console:
     """A console for human output. Colour only on a terminal and without ``NO_COLOR``; when
     piped, lines are as wide as ``COLUMNS`` (default 120) instead of rich's 80."""
+    from rich.console import Console
+
     stream = sys.stdout
     terminal = stream.isatty()
     width = None if terminal else int(os.environ.get("COLUMNS", "120") or 120)
@@ -336,4 +355,6 @@ def emit_document(document: Any, output: str) -> None:
     if output == "json":
         click.echo(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False))
     else:
+        import yaml
+
         click.echo(yaml.safe_dump(document, sort_keys=True, allow_unicode=True), nl=False)

@@ -13,6 +13,8 @@ import sys
 
 import click
 
+from policyctl.cli.completion import complete_lab_pod
+from policyctl.cli.suggest import did_you_mean
 from policyctl.cli.inputs import (
     PortType,
     emit_document,
@@ -26,7 +28,7 @@ from policyctl.cli.inputs import (
 )
 from policyctl.lab import netns
 from policyctl.lab.lifecycle import describe, down, down_all, endpoints_of, start_servers, sync
-from policyctl.lab.probes import Attempt, method, run_probes
+from policyctl.lab.probes import DEFAULT_RETRIES, Attempt, method, round_waits, run_probes
 from policyctl.lab.rulesets import apply_with_enforcer, compiler_for
 from policyctl.lab.servers import PodServers, own_addresses, pod_families
 from policyctl.lab.state import (
@@ -53,7 +55,17 @@ def _require_kernel() -> None:
 
 @click.group()
 def lab() -> None:
-    """A local cluster of network namespaces where real packets prove enforcement (root)."""
+    """A local cluster of network namespaces where real packets prove enforcement (root).
+
+    \b
+    Examples:
+      policyctl lab up -f examples/webshop --name shop
+      policyctl lab probe --name shop shop/checkout shop/payments --port 8443
+      policyctl lab probe --name shop shop/frontend shop/postgres --port 5432 --timeout 0.5   # denied: exit 1
+      policyctl lab exec --name shop shop/frontend -- ip -brief address
+      policyctl lab status
+      policyctl lab down --name shop
+    """
 
 
 @lab.command()
@@ -109,16 +121,18 @@ def _pod(state: LabState, key: str) -> PodPlan:
     pods = plan.pod_by_key
     found = pods.get(key) or pods.get(f"default/{key}")
     if found is None:
-        raise fail(f"no pod {key!r} in lab {state.name}; pods: {', '.join(sorted(pods))}")
+        names = set(pods) | {k.removeprefix("default/") for k in pods if k.startswith("default/")}
+        raise fail(f"no pod {key!r} in lab {state.name} ({len(pods)} pods: 'policyctl lab status' lists them)"
+                   f"{did_you_mean(key, names)}")
     return found
 
 
 @lab.command(name="exec", context_settings={"ignore_unknown_options": True})
 @name_option
-@click.argument("pod")
+@click.argument("pod", shell_complete=complete_lab_pod)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_command(name: str, pod: str, command: tuple[str, ...]) -> None:
-    """Run COMMAND in POD's network namespace: policyctl lab exec x/a -- ip addr."""
+    """Run COMMAND (after --) in POD's network namespace."""
     _require_kernel()
     with input_errors():
         state = load_state(name)
@@ -128,11 +142,13 @@ def exec_command(name: str, pod: str, command: tuple[str, ...]) -> None:
 
 @lab.command(name="probe")
 @name_option
-@click.argument("source")
-@click.argument("destination")
+@click.argument("source", shell_complete=complete_lab_pod)
+@click.argument("destination", shell_complete=complete_lab_pod)
 @click.option("--port", "port", type=PortType(), required=True, help="PORT[/PROTOCOL], e.g. 80/TCP.")
 @family_option
-@click.option("--timeout", type=float, default=1.0, show_default=True, help="Seconds to wait for an answer.")
+@click.option("--timeout", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+              help="Seconds to wait for an answer in all: a denied pair is reported after this long, its "
+              "retries included.")
 def probe_command(name: str, source: str, destination: str, port: tuple[int, Protocol], family: str | None,
                   timeout: float) -> None:
     """Try one new connection from SOURCE to DESTINATION with real packets.
@@ -151,7 +167,9 @@ def probe_command(name: str, source: str, destination: str, port: tuple[int, Pro
     try:
         servers.serve(dst.netns, families=pod_families(dst.addresses), endpoints=[(protocol, number)],
                       addresses=own_addresses(dst))
-        result = run_probes([Attempt("pair", src.netns, address)], protocol=protocol, port=number, timeout=timeout)
+        first = round_waits(timeout, DEFAULT_RETRIES)[0]
+        result = run_probes([Attempt("pair", src.netns, address)], protocol=protocol, port=number, timeout=first,
+                            retries=DEFAULT_RETRIES)
     except PolicyctlError as error:
         raise fail(str(error)) from None
     finally:

@@ -52,7 +52,7 @@ def make_engine(name: str) -> Engine:
     "for each node, evaluated rule by rule. lab: real packets between network namespaces "
     "(needs root, nftables and iproute2).",
 )
-@output_option(("table", "json"))
+@output_option(("table", "json"), versioned=False)
 def probe(case_file: str, engine: str, output: str) -> None:
     """Run the probe case CASE.yaml on an engine and compare with its expected truth tables.
 

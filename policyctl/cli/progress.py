@@ -3,7 +3,8 @@
 A phase shows a spinner with its name only once it has run for ``delay`` seconds, so quick
 commands print nothing; the line is transient (erased when the phase ends) and goes to stderr,
 so stdout stays the command's output. Nothing is shown when stderr is not a terminal (pipes,
-CI logs) or with ``-q``: progress is for a person watching, never for a parser.
+CI logs) or with ``-q``: progress is for a person watching, never for a parser. rich is
+imported only when a spinner is shown.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.status import Status
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.status import Status
 
 DELAY = 1.0
 
@@ -38,7 +41,7 @@ class Progress:
     def __init__(self, *, enabled: bool, delay: float = DELAY, console: Console | None = None) -> None:
         self.enabled = enabled
         self.delay = delay
-        self.console = console or Console(stderr=True)
+        self.console = console
         self.shown: list[str] = []
 
     @classmethod
@@ -60,6 +63,10 @@ class Progress:
             with lock:
                 if done:
                     return
+                if self.console is None:
+                    from rich.console import Console
+
+                    self.console = Console(stderr=True)
                 spinner = self.console.status(f"{name}…", spinner="dots")
                 spinner.start()
                 status.append(spinner)

@@ -28,6 +28,8 @@ from policyctl.verifier.lint_context import LintRule
 SCHEMA_VERSION = 1
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 INFORMATION_URI = "https://github.com/policyctl/policyctl"
+RULES_URI = f"{INFORMATION_URI}/blob/main/docs/lint.md"
+"""Every code has a section there: a lint rule its own (``#CODE``), input errors one together."""
 SEVERITY_ORDER = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
 _SARIF_LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 _GITHUB_LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
@@ -97,6 +99,7 @@ def _descriptor(code: str, rules: Mapping[str, LintRule], sample: Diagnostic) ->
         "shortDescription": {"text": short},
         "fullDescription": {"text": full},
         "help": {"text": full},
+        "helpUri": f"{RULES_URI}#{code if rule else 'input-errors'}",
         "defaultConfiguration": {"level": _SARIF_LEVELS[rule.severity if rule else sample.severity]},
     }
 
@@ -187,16 +190,27 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
+def _is_file(name: str) -> bool:
+    """Whether an annotation can point at ``name``: standard input (``<stdin>``) is no file of
+    the repository, so its line goes into the message instead of ``file=``."""
+    return bool(name) and not (name.startswith("<") and name.endswith(">"))
+
+
 def to_github(diagnostics: Sequence[Diagnostic], *, files: int) -> str:
     lines = []
     for diagnostic in diagnostics:
-        properties = [f"file={_escape_property(diagnostic.file)}"]
-        if diagnostic.line >= 1:
-            properties.append(f"line={diagnostic.line}")
-        if diagnostic.column >= 1:
-            properties.append(f"col={diagnostic.column}")
+        properties = []
+        where = ""
+        if _is_file(diagnostic.file):
+            properties.append(f"file={_escape_property(diagnostic.file)}")
+            if diagnostic.line >= 1:
+                properties.append(f"line={diagnostic.line}")
+            if diagnostic.column >= 1:
+                properties.append(f"col={diagnostic.column}")
+        elif diagnostic.line >= 1:
+            where = f"{diagnostic.file} line {diagnostic.line}: "
         properties.append(f"title={_escape_property(f'policyctl {diagnostic.code}')}")
-        text = diagnostic.message + (f" ({diagnostic.field})" if diagnostic.field else "")
+        text = where + diagnostic.message + (f" ({diagnostic.field})" if diagnostic.field else "")
         if diagnostic.hint:
             text += f"\nFix: {diagnostic.hint}"
         lines.append(f"::{_GITHUB_LEVELS[diagnostic.severity]} {','.join(properties)}::{_escape_data(text)}")

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import click
 
+from policyctl.cli.completion import complete_endpoint
 from policyctl.cli.inputs import (
     EXIT_INPUT,
     EXIT_NO,
@@ -142,8 +143,8 @@ def coverage(filenames: tuple[str, ...], namespace: str, output: str) -> None:
 
 
 @verify.command()
-@click.argument("source")
-@click.argument("destination")
+@click.argument("source", shell_complete=complete_endpoint)
+@click.argument("destination", shell_complete=complete_endpoint)
 @filename_option
 @namespace_option
 @family_option

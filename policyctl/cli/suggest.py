@@ -1,0 +1,38 @@
+"""Suggestions ("did you mean") for every name a user types and policyctl looks up.
+
+One rule everywhere, so a typo gets the same kind of answer whether it names a command, a pod,
+a namespace, a node, a policy or a named port: the closest known names by ``difflib``
+similarity, at most three, and never the whole list of names (a cluster has thousands).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+CUTOFF = 0.6
+"""``difflib``'s own default: below it, two names share too little to be a typo of each other."""
+MARGIN = 0.1
+"""Names this much less similar than the best are left out: ``shop/paymnts`` is a typo of
+``shop/payments``, not of ``shop/cart``, which only shares the namespace."""
+
+
+def closest(name: str, known: Iterable[str], *, limit: int = 3) -> tuple[str, ...]:
+    """The known names nearest to ``name``, best first. A bare name is also compared with the
+    last part of each ``NAMESPACE/NAME``, so ``frontnd`` finds ``shop/frontend``."""
+    scored: dict[str, float] = {}
+    for candidate in set(known):
+        score = difflib.SequenceMatcher(None, name, candidate).ratio()
+        if "/" not in name and "/" in candidate:
+            score = max(score, difflib.SequenceMatcher(None, name, candidate.rpartition("/")[2]).ratio())
+        if score >= CUTOFF:
+            scored[candidate] = score
+    best = max(scored.values(), default=0.0)
+    ranked = sorted((c for c, s in scored.items() if s >= best - MARGIN), key=lambda c: (-scored[c], c))
+    return tuple(ranked[:limit])
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``"; did you mean 'a' or 'b'?"`` to append to an error, or ``""`` when nothing is close."""
+    found = closest(name, known)
+    return f"; did you mean {' or '.join(repr(f) for f in found)}?" if found else ""
