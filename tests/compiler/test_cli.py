@@ -72,7 +72,7 @@ def test_compile_unknown_node_exits_2_naming_known_nodes(manifest: str) -> None:
 
 @pytest.mark.parametrize("output", ["dot", "graphml", "json"])
 def test_graph_exports_parse_and_contain_the_policy(manifest: str, output: str) -> None:
-    result = CliRunner().invoke(main, ["graph", "-f", manifest, "-o", output])
+    result = CliRunner().invoke(main, ["graph", "-f", manifest, "--objects", "-o", output])
     assert result.exit_code == 0, result.output
     if output == "json":
         ids = {n["id"] for n in json.loads(result.output)["nodes"]}
@@ -86,6 +86,6 @@ def test_graph_exports_parse_and_contain_the_policy(manifest: str, output: str) 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz dot is not installed")
 def test_graph_html_is_self_contained(manifest: str) -> None:
-    result = CliRunner().invoke(main, ["graph", "-f", manifest, "-o", "html"])
+    result = CliRunner().invoke(main, ["graph", "-f", manifest, "--objects", "-o", "html"])
     assert result.exit_code == 0, result.output
     assert "<svg" in result.output and "<script" not in result.output and "http://" not in result.output.split("<svg")[0]

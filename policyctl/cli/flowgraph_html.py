@@ -1,0 +1,116 @@
+"""The connectivity view as one self-contained interactive HTML page.
+
+The page inlines the vendored Cytoscape.js (``vendor/cytoscape``, MIT, with its licence), the
+view's script and style (``flowview/``), the graph as JSON and the explanation of every edge,
+gzip-compressed (the explanations are most of the bytes and compress well; the page inflates
+them with the browser's ``DecompressionStream`` on the first click on an edge). Nothing is
+fetched, so the file can be mailed or attached to a CI run.
+
+Positions are computed here, not by a layout in the browser: namespaces are boxes packed in
+rows, their workloads on a grid inside, so a hundred namespaces open at once and a namespace
+is always in one place.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import html
+import json
+import math
+from collections.abc import Iterable
+from importlib import resources
+from typing import Any
+
+from policyctl.cli.flowgraph import FlowGraph, FlowNode
+from policyctl.cli.flowgraph_export import node_document
+
+SLOT_WIDTH = 300
+SLOT_HEIGHT = 110
+NAMESPACE_GAP = 120
+NODE_WIDTH = (110, 280)
+
+
+def layout(graph: FlowGraph) -> dict[str, tuple[int, int]]:
+    """Node centres: each namespace a near-square grid of slots, namespaces packed in rows
+    about as wide as the whole drawing is tall. Odd columns are shifted down and odd rows right,
+    so an edge between two nodes of a row or column does not run under the node between them."""
+    by_namespace: dict[str, list[FlowNode]] = {}
+    for node in graph.nodes:
+        by_namespace.setdefault(node.namespace, []).append(node)
+    sizes = {}
+    for namespace, members in by_namespace.items():
+        columns = math.ceil(math.sqrt(len(members)))
+        rows = math.ceil(len(members) / columns)
+        sizes[namespace] = (columns, rows)
+    area = sum((c * SLOT_WIDTH + NAMESPACE_GAP) * (r * SLOT_HEIGHT + NAMESPACE_GAP) for c, r in sizes.values())
+    row_width = max(math.sqrt(area) * 1.3, max((c * SLOT_WIDTH for c, _ in sizes.values()), default=0))
+    positions: dict[str, tuple[int, int]] = {}
+    x = y = row_height = 0
+    for namespace in graph.namespaces:
+        columns, rows = sizes[namespace]
+        width, height = columns * SLOT_WIDTH + SLOT_WIDTH // 3, rows * SLOT_HEIGHT + SLOT_HEIGHT // 2
+        if x > 0 and x + width > row_width:
+            x, y, row_height = 0, y + row_height + NAMESPACE_GAP, 0
+        for index, node in enumerate(by_namespace[namespace]):
+            row, column = divmod(index, columns)
+            shift_x, shift_y = (row % 2) * SLOT_WIDTH // 3, (column % 2) * SLOT_HEIGHT * 4 // 9
+            positions[node.id] = (x + column * SLOT_WIDTH + SLOT_WIDTH // 2 + shift_x,
+                                  y + row * SLOT_HEIGHT + SLOT_HEIGHT // 2 + shift_y)  # fmt: skip
+        x += width + NAMESPACE_GAP
+        row_height = max(row_height, height)
+    return positions
+
+
+def _width(label: str) -> int:
+    """About the width the label takes at the page's 13 px font, within ``NODE_WIDTH``."""
+    return max(NODE_WIDTH[0], min(NODE_WIDTH[1], round(len(label) * 7.6) + 24))
+
+
+def _asset(*path: str) -> str:
+    return resources.files("policyctl.cli").joinpath(*path).read_text(encoding="utf-8")
+
+
+def _script_json(document: Any) -> str:
+    """JSON safe inside a ``<script>`` element: ``</`` can never close it."""
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), sort_keys=True).replace("</", "<\\/")
+
+
+def pack_explanations(texts: Iterable[tuple[str, str]]) -> str:
+    """``{edge id: text}`` as base64 of gzip (mtime 0, so equal input gives equal bytes)."""
+    raw = json.dumps(dict(texts), ensure_ascii=False, sort_keys=True).encode("utf-8")
+    return base64.b64encode(gzip.compress(raw, compresslevel=9, mtime=0)).decode("ascii")
+
+
+def page_document(graph: FlowGraph) -> dict[str, Any]:
+    positions = layout(graph)
+    return {
+        "family": graph.family.value,
+        "asked": graph.asked,
+        "namespaces": list(graph.namespaces),
+        "nodes": [
+            {**node_document(n), "x": positions[n.id][0], "y": positions[n.id][1], "width": _width(n.label)}
+            for n in graph.nodes
+        ],
+        "edges": [{"id": e.id, "source": e.source, "target": e.target, "ports": e.ports} for e in graph.edges],
+    }
+
+
+def to_page(graph: FlowGraph, explanations: Iterable[tuple[str, str]], *, title: str) -> str:
+    """The whole page; ``explanations`` are ``(edge id, text)`` pairs (possibly none)."""
+    packed = pack_explanations(explanations)
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(title)}</title>\n<style>\n{_asset('flowview', 'app.css')}</style>\n</head>\n<body>\n"
+        f"<header><h1>{html.escape(title)}</h1>"
+        '<input id="search" type="search" placeholder="search a workload, pod or namespace" autocomplete="off">'
+        '<span id="found"></span><button id="fit" type="button">fit</button><span id="status"></span></header>\n'
+        '<main><div id="cy"></div><aside><ul id="results"></ul><div id="details">'
+        "<p>Click a workload to see its flows, or a flow to see why it is allowed.</p></div></aside></main>\n"
+        f'<script type="application/json" id="flow-data">{_script_json(page_document(graph))}</script>\n'
+        f'<script type="text/plain" id="flow-explain">{packed}</script>\n'
+        f"<script>\n{_asset('vendor', 'cytoscape', 'cytoscape.min.js')}\n</script>\n"
+        f"<script>\n{_asset('flowview', 'app.js')}</script>\n"
+        "</body>\n</html>\n"
+    )
