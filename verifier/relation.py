@@ -15,15 +15,17 @@ Addresses outside the pod network (the Internet, nodes, a CIDR in an assertion) 
 by address atoms (:meth:`PolicyIndex.atoms`) cut at every ipBlock boundary and at every pod and
 node address, so that "outside" atoms contain no cluster address.
 
-Cost: one port set per distinct (source side, destination side) pair, where a side is what
-the applying rules and the rules that could name it see (:class:`FamilyRelation`); nothing is enumerated per port or
-per address, and per-pod-pair work is limited to the two bypasses (hostNetwork pods times the
-pods of their node). :meth:`Relation.materialise` forces the whole relation and counts it.
+Cost: one port set per distinct (source side, destination side) pair that some rule can
+allow, where a side is what the applying rules and the rules that could name it see
+(:class:`FamilyRelation`); pairs no rule names share their row's default and are never
+visited, so a default deny keeps the work near the allowed pairs rather than sides squared.
+Nothing is enumerated per port or per address, and per-pod-pair work is limited to the two
+bypasses (hostNetwork pods times the pods of their node). :meth:`Relation.materialise` forces the whole relation and counts it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -31,8 +33,9 @@ from policyctl.compiler.intervals import as_address
 from policyctl.policy.model import Cluster, Direction, Family, IPAddress, Pod
 
 from .decisions import Decider
-from .index import Atom, EndKind, PolicyIndex, View
+from .index import Atom, EndKind, IndexedClusterRule, IndexedRule, PolicyIndex, View
 from .portsets import ALL, NONE, PortSet
+from .sparserows import SparseRow
 
 
 def cluster_families(cluster: Cluster) -> tuple[Family, ...]:
@@ -70,7 +73,8 @@ class FamilyRelation:
     ``cells[row_of[i]][column_of[j]]`` (pod-pair bypasses not included): classes that agree on
     everything the egress rules they apply and the ingress rules that could name them see
     share a row, and likewise for columns, so the stored table is far smaller than
-    classes x classes."""
+    classes x classes. Each row is a :class:`~verifier.sparserows.SparseRow`: its most common
+    port set (nothing, under a default deny) and the columns that differ."""
 
     family: Family
     views: tuple[View, ...]
@@ -78,7 +82,7 @@ class FamilyRelation:
     class_of: dict[str, int]
     row_of: tuple[int, ...]
     column_of: tuple[int, ...]
-    cells: tuple[tuple[PortSet, ...], ...]
+    cells: tuple[SparseRow[PortSet], ...]
 
     def cell(self, source: int, destination: int) -> PortSet:
         return self.cells[self.row_of[source]][self.column_of[destination]]
@@ -119,47 +123,78 @@ class Relation:
         cells = self._cells([row_view[r] for r in range(len(rows))], [column_view[c] for c in range(len(columns))])
         return FamilyRelation(family, views, members, class_of, row_of, column_of, cells)
 
-    def _cells(self, sources: Sequence[View], destinations: Sequence[View]) -> tuple[tuple[PortSet, ...], ...]:
-        """``Decider.ports`` for every (row, column), with each half computed once per pair of
-        what it depends on: the egress half per (egress side of the source, the destination as
-        egress rules see it), the ingress half per (column, the source as ingress rules see
-        it), only where the egress half allows something."""
+    def _cells(self, sources: Sequence[View], destinations: Sequence[View]) -> tuple[SparseRow[PortSet], ...]:
+        """``Decider.ports`` for every (row, column), as sparse rows, with each half computed
+        once per pair of what it depends on: the egress half per (egress side of the source,
+        the destination as egress rules see it), the ingress half per (column, the source as
+        ingress rules see it), only where the egress half allows something.
+
+        A half reads the far end only through what the applying rules name
+        (:meth:`Decider.seen`), so every far end that shares no selector, ipBlock or nodes
+        peer with those rules gets the half of a *blank* end of the same kind, address
+        presence and named ports. Those are decided once per blank; when a blank's half is
+        empty, as under a default deny, a row visits only the columns its rules name."""
         half = self.decider.half
         far_out: dict[View, int] = {}
         out_of = [far_out.setdefault(self._far(v, Direction.EGRESS), len(far_out)) for v in destinations]
         far_in: dict[View, int] = {}
         in_of = [far_in.setdefault(self._far(v, Direction.INGRESS), len(far_in)) for v in sources]
         out_views, in_views = list(far_out), list(far_in)
-        sides: dict[tuple[object, ...], list[PortSet]] = {}
+        columns_of: list[list[int]] = [[] for _ in out_views]
+        for c, far in enumerate(out_of):
+            if not destinations[c].impossible:
+                columns_of[far].append(c)
+        blanks = _Blanks(out_views)
+        sides: dict[tuple[object, ...], dict[int, PortSet]] = {}
         ingress: list[dict[int, PortSet]] = [{} for _ in destinations]
         meets: dict[tuple[int, int], PortSet] = {}
-        cells = []
+        width = len(destinations)
+        cells: list[SparseRow[PortSet]] = []
         for r, source in enumerate(sources):
             if source.impossible:
-                cells.append((NONE,) * len(destinations))
+                cells.append(SparseRow(width, NONE, {}))
                 continue
             side = self._egress_side(source)
             egress = sides.get(side)
             if egress is None:
-                egress = [half(Direction.EGRESS, source, far) for far in out_views]
-                sides[side] = egress
+                egress = sides[side] = self._egress_row(source, out_views, blanks)
             seen = in_of[r]
-            row = []
-            for c, destination in enumerate(destinations):
-                allowed_out = egress[out_of[c]]
-                if not allowed_out or destination.impossible:
-                    row.append(NONE)
-                    continue
-                allowed_in = ingress[c].get(seen)
-                if allowed_in is None:
-                    allowed_in = ingress[c][seen] = half(Direction.INGRESS, destination, in_views[seen])
-                key = (id(allowed_out), id(allowed_in))
-                met = meets.get(key)
-                if met is None:
-                    met = meets[key] = allowed_out & allowed_in
-                row.append(met)
-            cells.append(tuple(row))
+            row: dict[int, PortSet] = {}
+            for far, allowed_out in egress.items():
+                for c in columns_of[far]:
+                    allowed_in = ingress[c].get(seen)
+                    if allowed_in is None:
+                        allowed_in = ingress[c][seen] = half(Direction.INGRESS, destinations[c], in_views[seen])
+                    key = (id(allowed_out), id(allowed_in))
+                    met = meets.get(key)
+                    if met is None:
+                        met = meets[key] = allowed_out & allowed_in
+                    if met:
+                        row[c] = met
+            if 2 * len(row) > width:
+                cells.append(SparseRow.dense([row.get(c, NONE) for c in range(width)]))
+            else:
+                cells.append(SparseRow(width, NONE, row))
         return tuple(cells)
+
+    def _egress_row(self, source: View, out_views: Sequence[View], blanks: _Blanks) -> dict[int, PortSet]:
+        """The non-empty egress halves of ``source`` by far end: the far ends its rules name,
+        and every far end of a blank whose half is not empty."""
+        half = self.decider.half
+        if source.kind is not EndKind.POD:
+            return {f: ALL for f in range(len(out_views))}
+        named = self.decider.mentioned(Direction.EGRESS, source.selectors)
+        touched = blanks.touched(named.selectors, named.blocks, named.nodes)
+        found: dict[int, PortSet] = {}
+        for far in touched:
+            allowed = half(Direction.EGRESS, source, out_views[far])
+            if allowed:
+                found[far] = allowed
+        for blank, members in blanks.members.items():
+            allowed = half(Direction.EGRESS, source, blank)
+            if allowed:
+                found.update((f, allowed) for f in members if f not in touched)
+        return {f: found[f] for f in sorted(found)}
 
     def _egress_side(self, view: View) -> tuple[object, ...]:
         """What the egress half depends on from the source: the rules that apply to it."""
@@ -176,9 +211,10 @@ class Relation:
         for direction in (Direction.INGRESS, Direction.EGRESS):
             rules = [r for r in self.index.rules if r.direction is direction]
             tiered = [r for r in self.index.cluster_rules if r.direction is direction]
+            both: list[IndexedRule | IndexedClusterRule] = [*rules, *tiered]
             found[direction] = (
-                frozenset(s for r in (*rules, *tiered) for s in r.selectors),
-                frozenset(b for r in (*rules, *tiered) for b in r.blocks),
+                frozenset(s for r in both for s in r.selectors),
+                frozenset(b for r in both for b in r.blocks),
                 frozenset(n for r in tiered for n in r.nodes),
             )
         return found
@@ -287,8 +323,11 @@ class Relation:
             row_sizes[relation.row_of[i]] += len(group)
             column_sizes[relation.column_of[i]] += len(group)
         total = 0
+        every = sum(column_sizes)
         for r, row in enumerate(relation.cells):
-            total += row_sizes[r] * sum(column_sizes[c] for c, cell in enumerate(row) if cell)
+            listed = sum(column_sizes[c] for c, cell in row.exceptions.items() if cell)
+            rest = every - sum(column_sizes[c] for c in row.exceptions) if row.default else 0
+            total += row_sizes[r] * (listed + rest)
         for source, destination in self._bypass_pairs():
             counted = bool(relation.cell(relation.class_of[source.key], relation.class_of[destination.key]))
             actual = bool(self.bypass(source, destination, family))
@@ -337,6 +376,35 @@ class Relation:
 
     def is_node_address(self, address: IPAddress) -> bool:
         return any(address in n.addresses for n in self.cluster.nodes)
+
+
+class _Blanks:
+    """Far ends of one direction by the ids they carry, and each far end's blank: the same
+    end with every selector, ipBlock and nodes-peer id dropped (what a half whose rules
+    name none of them sees)."""
+
+    def __init__(self, views: Sequence[View]) -> None:
+        self.by_selector: dict[int, list[int]] = {}
+        self.by_block: dict[int, list[int]] = {}
+        self.by_node: dict[int, list[int]] = {}
+        self.members: dict[View, list[int]] = {}
+        for position, view in enumerate(views):
+            for s in view.selectors:
+                self.by_selector.setdefault(s, []).append(position)
+            for b in view.blocks or ():
+                self.by_block.setdefault(b, []).append(position)
+            for n in view.nodes:
+                self.by_node.setdefault(n, []).append(position)
+            blank = View(view.kind, frozenset(), None if view.blocks is None else frozenset(), view.named)
+            self.members.setdefault(blank, []).append(position)
+
+    def touched(self, selectors: Iterable[int], blocks: Iterable[int], nodes: Iterable[int]) -> set[int]:
+        """Far ends carrying at least one of these ids."""
+        found: set[int] = set()
+        for ids, index in ((selectors, self.by_selector), (blocks, self.by_block), (nodes, self.by_node)):
+            for key in ids:
+                found.update(index.get(key, ()))
+        return found
 
 
 def connectivity(cluster: Cluster, *, families: Sequence[Family] | None = None) -> Relation:

@@ -6,13 +6,14 @@ groups the differences by (source workload, destination workload, family), each 
 merged port ranges and one concrete pod pair. Pods without a workload are grouped per
 namespace: the pods of one difference share their views, and groups of one namespace with the
 same other end, family and ports are folded into one (named by the first pod and how many
-more), so the report grows with what a change touches, never with pod pairs. Outside addresses appear as the first address of
-their range. Pods that exist on one side only are listed apart.
+more), so the report grows with what a change touches, never with pod pairs. Outside addresses
+appear as the first address of their range. Pods that exist on one side only are listed apart.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from policyctl.policy.endpoints import workload_label
 from policyctl.policy.model import Cluster, Family, IPAddress, Pod
@@ -57,7 +58,7 @@ def _name(end: Pod | IPAddress) -> str:
     return end.key if isinstance(end, Pod) else str(end)
 
 
-Unit = tuple[str, ...] | tuple[str, str, frozenset[str]]
+Unit = tuple[Literal["unit"], str] | tuple[Literal["pods"], str, frozenset[str]]
 """How a reader names ends: ``("unit", label)`` for a workload or an address, ``("pods",
 namespace, keys)`` for pods without a workload."""
 
@@ -103,33 +104,31 @@ def _fold(merged: Merged, side: int) -> Merged:
     other end, family and ports become one unit: the statement "each of these may now reach
     each of those on these ports" holds for the union."""
     folded: Merged = {}
-    pending: dict[tuple[object, ...], tuple[set[str], PortSet, tuple[str, str]]] = {}
+    pending: dict[tuple[str, Unit, Family, PortSet], tuple[set[str], PortSet, tuple[str, str]]] = {}
     for key, (ports, example) in merged.items():
-        unit = key[side]
+        unit = key[0] if side == 0 else key[1]
         if unit[0] != "pods":
             folded[key] = (ports, example)
             continue
-        other = key[1 - side]
-        group = (unit[1], other, key[2], ports)
+        group = (unit[1], key[1] if side == 0 else key[0], key[2], ports)
         keys, _, first = pending.get(group, (set(), ports, example))
-        pending[group] = (keys | unit[2], ports, min(first, example))  # type: ignore[operator]
+        pending[group] = (keys | unit[2], ports, min(first, example))
     for (namespace, other, family, _), (keys, ports, example) in pending.items():
-        unit: Unit = ("pods", namespace, frozenset(keys))
-        key = (unit, other, family) if side == 0 else (other, unit, family)
-        folded[key] = (ports, example)  # type: ignore[index]
+        pods: Unit = ("pods", namespace, frozenset(keys))
+        folded[(pods, other, family) if side == 0 else (other, pods, family)] = (ports, example)
     return folded
 
 
 def _label(unit: Unit) -> str:
     if unit[0] != "pods":
-        return unit[1]  # type: ignore[return-value]
-    keys = sorted(unit[2])  # type: ignore[arg-type]
+        return unit[1]
+    keys = sorted(unit[2])
     more = len(keys) - 1
     return keys[0] if not more else f"{keys[0]} and {more} more pod{'s' if more > 1 else ''}"
 
 
 def _members(unit: Unit) -> tuple[str, ...]:
-    return tuple(sorted(unit[2])) if unit[0] == "pods" else ()  # type: ignore[arg-type]
+    return tuple(sorted(unit[2])) if unit[0] == "pods" else ()
 
 
 def _grouped(found: list[Difference]) -> tuple[FlowChange, ...]:
@@ -138,7 +137,9 @@ def _grouped(found: list[Difference]) -> tuple[FlowChange, ...]:
         sources = difference.sources or (difference.source,)
         destinations = difference.destinations or (difference.destination,)
         if _name(difference.source) == _name(difference.destination):
-            units = {(("unit", _unit(difference.source)), ("unit", _unit(difference.destination)))}
+            units: set[tuple[Unit, Unit]] = {
+                (("unit", _unit(difference.source)), ("unit", _unit(difference.destination)))
+            }
         else:
             units = _unit_pairs(sources, destinations, difference.outside)
         for source, destination in units:
