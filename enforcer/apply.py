@@ -113,7 +113,9 @@ class Enforcer:
         query = getattr(self.backend, "table_handle", None)
         if query is not None:
             return query(self.family, self.table)
-        return handle_from_listing(self.backend.run({"nftables": [{"list": {"tables": None}}]}), self.family, self.table)
+        return handle_from_listing(
+            self.backend.run({"nftables": [{"list": {"tables": None}}]}), self.family, self.table
+        )
 
     def _trusted(self) -> TableState | None:
         """The last committed state when the table is still the one it was committed to."""

@@ -222,7 +222,8 @@ class LibnftablesBackend:
             if _is_missing(err):
                 return None
             raise NftCommandError(err)
-        return out
+        table: Payload = out
+        return table
 
     def check(self, payload: Payload) -> None:
         rc, _, err = self._json_cmd(payload, dry_run=True)

@@ -338,7 +338,12 @@ def _keyed(rendered: RenderedElements, keys: TypedKeys) -> list[tuple[str, Any, 
 
 
 def _element_changes(
-    current: TableState, added: RenderedElements, removed: RenderedElements, *, added_keys: TypedKeys, removed_keys: TypedKeys
+    current: TableState,
+    added: RenderedElements,
+    removed: RenderedElements,
+    *,
+    added_keys: TypedKeys,
+    removed_keys: TypedKeys,
 ) -> tuple[dict[str, SetState], dict[str, set[ElementKey]], dict[str, set[ElementKey]]]:
     """Kept sets and maps patched copy-on-write, with the keys that left and came to each.
     A removed element must be held (a map element with the same target); an added one must
@@ -372,7 +377,9 @@ def _element_changes(
     return patched_sets, gone, {name: set(entries) for name, entries in came.items()}
 
 
-def plan_delta(current: TableState, delta: RulesetDelta, *, source: str = "<ruleset>") -> tuple[Transaction, TableState]:
+def plan_delta(
+    current: TableState, delta: RulesetDelta, *, source: str = "<ruleset>"
+) -> tuple[Transaction, TableState]:
     """The transaction that applies ``delta`` to a table holding ``current``, and the state
     the table holds after it: ``current`` patched copy-on-write (untouched sets and chains are
     shared, a touched set shares its unchanged elements). Keys of the elements that come or

@@ -40,7 +40,9 @@ class PatchedMapping(Mapping[K, V]):
 
     __slots__ = ("_base", "_added", "_removed", "_length")
 
-    def __init__(self, base: Mapping[K, V], added: dict[K, V], removed: frozenset[K], *, length: int | None = None) -> None:
+    def __init__(
+        self, base: Mapping[K, V], added: dict[K, V], removed: frozenset[K], *, length: int | None = None
+    ) -> None:
         self._base = base
         self._added = added
         self._removed = removed

@@ -63,7 +63,9 @@ def _counted(expr: Iterable[Any]) -> tuple[int, int, str] | None:
     return (packets, bytes_, action) if seen else None
 
 
-def rule_counters(listing: Mapping[str, Any], *, family: str = "inet", table: str = "policyctl") -> tuple[RuleCounter, ...]:
+def rule_counters(
+    listing: Mapping[str, Any], *, family: str = "inet", table: str = "policyctl"
+) -> tuple[RuleCounter, ...]:
     """Every rule of our table that carries a counter, with its comment and decision."""
     state = read_table(listing, family=family, table=table, source="<kernel>", strict=False)
     found: list[RuleCounter] = []
