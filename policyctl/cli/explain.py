@@ -19,7 +19,6 @@ from policyctl.cli.completion import complete_endpoint
 from policyctl.cli.inputs import (
     EXIT_NO,
     EXIT_OK,
-    PortType,
     emit_document,
     fail,
     family_option,
@@ -30,6 +29,7 @@ from policyctl.cli.inputs import (
     output_option,
     parse_family,
 )
+from policyctl.cli.namedports import NamedPort, PortOrNameType, require_declared, resolve_on
 from policyctl.cli.progress import Progress, quiet_option
 from policyctl.policy.addressranges import AddressRange
 from policyctl.policy.endpoints import ResolvedEndpoint, resolve_endpoint
@@ -80,10 +80,11 @@ class Query:
 @namespace_option
 @click.option(
     "--port",
-    type=PortType(),
+    type=PortOrNameType(),
     default=None,
-    help="Decide one port, e.g. 8443/TCP, 53/UDP (protocol default TCP). Without it every "
-    "port of TCP, UDP and SCTP is summarised as ranges.",
+    help="Decide one port, e.g. 8443/TCP, 53/UDP (protocol default TCP), or a container port's name, "
+    "e.g. http, resolved on DST as policies resolve named ports. Without it every port of TCP, UDP and "
+    "SCTP is summarised as ranges.",
 )
 @family_option
 @output_option(("table", "json", "yaml"))
@@ -99,7 +100,7 @@ def explain(
     destination: str,
     filenames: tuple[str, ...],
     namespace: str,
-    port: tuple[int, Protocol] | None,
+    port: tuple[int, Protocol] | NamedPort | None,
     family: str | None,
     output: str,
     exit_code: bool,
@@ -127,12 +128,12 @@ def explain(
     with progress.phase("loading manifests"):
         cluster = load_cluster(filenames, namespace=namespace)
     with input_errors():
-        query = Query(
-            resolve_endpoint(source, cluster, namespace=namespace),
-            resolve_endpoint(destination, cluster, namespace=namespace),
-            Family.IPV4,
-            port,
-        )
+        ends = (resolve_endpoint(source, cluster, namespace=namespace),
+                resolve_endpoint(destination, cluster, namespace=namespace))  # fmt: skip
+    if isinstance(port, NamedPort):
+        require_declared(port, cluster)
+        port = resolve_on(port, ends[1].endpoint)
+    query = Query(ends[0], ends[1], Family.IPV4, port)
     chosen = _family(query, parse_family(family))
     query = Query(query.source, query.destination, chosen, port)
     with progress.phase("explaining"):

@@ -68,6 +68,7 @@ def main(ctx: click.Context, **limits: int) -> None:
     Examples:
       policyctl explain -f examples/webshop shop/frontend shop/payments --port 8443/TCP
       policyctl matrix -f examples/webshop --port 8080/TCP
+      policyctl matrix -f examples/webshop --port http    # each pod's own port named http
       policyctl check -f examples/webshop          # exit 1: the example's planted mistake
 
     Exit status: 0 success, 1 the answer is no (denied with explain --exit-code, probe

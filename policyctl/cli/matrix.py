@@ -11,7 +11,6 @@ from __future__ import annotations
 import click
 
 from policyctl.cli.inputs import (
-    PortType,
     fail,
     family_option,
     filename_option,
@@ -20,6 +19,8 @@ from policyctl.cli.inputs import (
     output_option,
     parse_family,
 )
+from policyctl.cli.namedmatrix import resolve_for_matrix
+from policyctl.cli.namedports import NamedPort, PortOrNameType
 from policyctl.cli.progress import Progress, quiet_option
 from policyctl.cli.render_matrix import render_matrix
 from policyctl.cli.truthtable import build_truth_table
@@ -33,10 +34,11 @@ from policyctl.verifier.relation import connectivity
 @namespace_option
 @click.option(
     "--port",
-    type=PortType(),
+    type=PortOrNameType(),
     default=None,
-    help="The port and protocol to decide, e.g. 8080/TCP. Without it a cell lists the "
-    "allowed ports (exact ranges over TCP, UDP and SCTP).",
+    help="The port and protocol to decide, e.g. 8080/TCP, or a container port's name (http), decided "
+    "on each destination's own port of that name. Without it a cell lists the allowed ports (exact "
+    "ranges over TCP, UDP and SCTP).",
 )
 @family_option
 @output_option(("table", "json", "csv", "markdown"))
@@ -61,7 +63,7 @@ from policyctl.verifier.relation import connectivity
 def matrix(
     filenames: tuple[str, ...],
     namespace: str,
-    port: tuple[int, Protocol] | None,
+    port: tuple[int, Protocol] | NamedPort | None,
     family: str | None,
     output: str,
     workloads: bool,
@@ -87,7 +89,11 @@ def matrix(
     chosen = parse_family(family) or Family.IPV4
     with progress.phase("computing the relation over classes"):
         groups = PodGroups(connectivity(cluster, families=(chosen,)), chosen)
+    shown: tuple[int | str, Protocol] | None = port if not isinstance(port, NamedPort) else (port.name, port.protocol)
+    if isinstance(port, NamedPort):
+        groups = resolve_for_matrix(port, cluster, groups)
+        port = groups.decided
     with progress.phase(f"grouping {len(groups)} pod classes"):
         table = build_truth_table(cluster, port=port, family=chosen, workloads=workloads, groups=groups)
     with progress.phase("writing the table"):
-        render_matrix(table, output=output, port=port, family=chosen, expand=expand)
+        render_matrix(table, output=output, port=shown, family=chosen, expand=expand)

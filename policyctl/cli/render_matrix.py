@@ -31,7 +31,7 @@ SCHEMA_VERSION = 2
 
 
 def render_matrix(
-    table: TruthTable, *, output: str, port: tuple[int, Protocol] | None, family: Family, expand: bool = False
+    table: TruthTable, *, output: str, port: tuple[int | str, Protocol] | None, family: Family, expand: bool = False
 ) -> None:
     out = sys.stdout
     if output == "json":
@@ -45,7 +45,7 @@ def render_matrix(
     out.flush()
 
 
-def matrix_document(table: TruthTable, *, port: tuple[int, Protocol] | None, family: Family) -> dict[str, Any]:
+def matrix_document(table: TruthTable, *, port: tuple[int | str, Protocol] | None, family: Family) -> dict[str, Any]:
     """The grouped JSON document as a value (what :func:`write_json` writes without --expand)."""
     return {
         **_header(table, port=port, family=family, expand=False),
@@ -53,7 +53,9 @@ def matrix_document(table: TruthTable, *, port: tuple[int, Protocol] | None, fam
     }
 
 
-def _header(table: TruthTable, *, port: tuple[int, Protocol] | None, family: Family, expand: bool) -> dict[str, Any]:
+def _header(
+    table: TruthTable, *, port: tuple[int | str, Protocol] | None, family: Family, expand: bool
+) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "port": None if port is None else {"port": port[0], "protocol": port[1].value},
@@ -77,7 +79,7 @@ def _header(table: TruthTable, *, port: tuple[int, Protocol] | None, family: Fam
 
 
 def write_json(
-    table: TruthTable, out: TextIO, *, port: tuple[int, Protocol] | None, family: Family, expand: bool
+    table: TruthTable, out: TextIO, *, port: tuple[int | str, Protocol] | None, family: Family, expand: bool
 ) -> None:
     """The document with sorted keys, indented like ``emit_document`` except that each row of
     ``allowed`` is one line, written as it is made."""
@@ -124,7 +126,7 @@ def write_csv(table: TruthTable, out: TextIO, *, expand: bool) -> None:
         writer.writerow([source.name, members, *(_plain(table.group_cell(source, d)) for d in table.groups)])
 
 
-def matrix_markdown(table: TruthTable, *, port: tuple[int, Protocol] | None, family: Family) -> str:
+def matrix_markdown(table: TruthTable, *, port: tuple[int | str, Protocol] | None, family: Family) -> str:
     groups = table.groups
     lines = [
         f"Connections {_asked(port)} {family.value} (rows: from, columns: to)",
@@ -139,7 +141,7 @@ def matrix_markdown(table: TruthTable, *, port: tuple[int, Protocol] | None, fam
     return "\n".join(lines) + "\n"
 
 
-def _render_rich(table: TruthTable, *, port: tuple[int, Protocol] | None, family: Family) -> None:
+def _render_rich(table: TruthTable, *, port: tuple[int | str, Protocol] | None, family: Family) -> None:
     """Rows carry the names, numbered; columns only the numbers, so many columns still fit. A table
     wider than the terminal would be shrunk to empty cells: it becomes a list (``cli.matrix_flows``)."""
     out = console()
@@ -191,7 +193,7 @@ def _unit_label(name: str, host_network: bool) -> str:
     return f"{name} (hostNetwork)" if host_network else name
 
 
-def _asked(port: tuple[int, Protocol] | None) -> str:
+def _asked(port: tuple[int | str, Protocol] | None) -> str:
     return "on any port" if port is None else f"to {port[0]}/{port[1].value}"
 
 

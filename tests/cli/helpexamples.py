@@ -48,8 +48,9 @@ def examples(text: str) -> list[str]:
 
 
 def stray_commands(text: str) -> list[str]:
-    """Lines that read as a command to copy (they start with ``policyctl``) outside any
-    examples block, so an example can never escape the test that runs them."""
+    """Lines of the description (before ``Options:``, whose help is wrapped prose) that read as
+    a command to copy, outside any examples block: so no example escapes being run."""
     inside = set(examples(text))
-    return [line.strip() for line in text.splitlines()
+    description = text.split("\nOptions:", 1)[0]
+    return [line.strip() for line in description.splitlines()
             if line.strip().startswith("policyctl ") and line.strip() not in inside]  # fmt: skip

@@ -47,6 +47,7 @@ EXPECTED: dict[str, Example] = {
     # policyctl
     "policyctl explain -f examples/webshop shop/frontend shop/payments --port 8443/TCP": Example(),
     "policyctl matrix -f examples/webshop --port 8080/TCP": Example(),
+    "policyctl matrix -f examples/webshop --port http    # each pod's own port named http": Example(),
     "policyctl check -f examples/webshop          # exit 1: the example's planted mistake": Example(1),
     # agent
     "NODE_NAME=node-1 policyctl agent --kubeconfig ~/.kube/config": Example(STILL_RUNNING, "serves"),
@@ -124,7 +125,8 @@ def workdir(tmp_path: Path) -> Path:
 
 def _environment(workdir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "POLICYCTL_DEBUG")}
-    return {**env, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}", "HOME": str(workdir / "home"), "COLUMNS": "120"}
+    return {**env, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}", "HOME": str(workdir / "home"), "COLUMNS": "120",
+            "POLICYCTL_LAB_STATE": str(workdir / "labs")}
 
 
 def _run(example: str, workdir: Path, server: FakeApiServer | None) -> int:
@@ -182,4 +184,5 @@ def test_help_examples_run_as_root_and_exit_as_documented(path: tuple[str, ...],
         _run_all(path, workdir)
     finally:
         if path == ("lab",):
-            subprocess.run([str(BIN / "policyctl"), "lab", "down", "--name", "shop"], capture_output=True)
+            subprocess.run([str(BIN / "policyctl"), "lab", "down", "--name", "shop"], env=_environment(workdir),
+                           capture_output=True)  # fmt: skip

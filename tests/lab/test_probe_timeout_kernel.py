@@ -1,0 +1,68 @@
+"""``lab probe --timeout``: the whole wait of a denied pair, retries included; and a mistyped
+pod answered with the closest name rather than every pod of the lab."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from policyctl.lab.probes import RETRY_FACTOR, round_waits
+from tests.lab.test_lab_kernel import MANIFEST, cli
+
+STARTUP = 3.0
+"""Starting policyctl and the destination's server, on a loaded machine; before the timeout
+was the whole wait, a denied pair took 13 times ``--timeout``."""
+
+
+@pytest.mark.parametrize(
+    ("total", "retries", "waits"),
+    [
+        pytest.param(13.0, 2, (1.0, 3.0, 9.0), id="rounds-keep-the-retry-factor"),
+        pytest.param(1.0, 2, (1 / 13, 3 / 13, 9 / 13), id="one-second-in-all"),
+        pytest.param(0.5, 0, (0.5,), id="no-retry-waits-it-all-at-once"),
+    ],
+)
+def test_round_waits_add_up_to_the_timeout(total: float, retries: int, waits: tuple[float, ...]) -> None:
+    found = round_waits(total, retries)
+    assert found == pytest.approx(waits)
+    assert sum(found) == pytest.approx(total)
+    assert all(b == pytest.approx(a * RETRY_FACTOR) for a, b in zip(found, found[1:]))
+
+
+@pytest.fixture
+def lab(tmp_path: Path, lab_namespaces: set[str]):
+    env = {"POLICYCTL_LAB_STATE": str(tmp_path / "labs")}
+    manifest = tmp_path / "lab.yaml"
+    manifest.write_text(MANIFEST)
+    name = f"t{os.getpid()}"
+    cli("up", "-f", str(manifest), "--name", name, env=env)
+    try:
+        yield name, env
+    finally:
+        cli("down", "--name", name, env=env)
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize(("source", "destination", "port"), [("x/a", "x/b", "80/TCP"), ("w/c", "x/b", "80/SCTP"),
+                                                              ("w/c", "x/b", "53/UDP")])  # fmt: skip
+def test_a_denied_pair_is_answered_within_its_timeout(lab, source: str, destination: str, port: str) -> None:
+    name, env = lab
+    started = time.monotonic()
+    done = cli("probe", "--name", name, source, destination, "--port", port, "--timeout", "0.5", env=env, check=1)
+    assert time.monotonic() - started < 0.5 + STARTUP
+    assert "denied" in done.stdout
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize(
+    ("typed", "suggested"),
+    [("x/aa", "'x/a'"), ("w/cc", "'w/c'"), ("c", "'w/c'")],
+)
+def test_a_mistyped_pod_gets_the_closest_name_not_the_list(lab, typed: str, suggested: str) -> None:
+    name, env = lab
+    done = cli("probe", "--name", name, typed, "x/b", "--port", "80", env=env, check=2)
+    assert f"did you mean {suggested}" in done.stderr
+    assert "x/b," not in done.stderr
