@@ -65,6 +65,9 @@ class AgentConfig:
     """``/drops`` (recent drops, explained) while the drop monitor runs; negative: off."""
     drops_buffer: int = 1000
     """Drops kept for ``/drops``."""
+    publish_events: bool = False
+    """Publish a ``Programmed`` Event on each policy when its change reached this node's kernel
+    (``agent.programmed``; needs RBAC create and patch on events)."""
 
     @property
     def log_group(self) -> int | None:

@@ -45,24 +45,29 @@ from typing import Any
 
 from policyctl.agent.config import AgentConfig
 from policyctl.agent.drops import DropLog, DropMonitor, PacketSource
+from policyctl.agent.programmed import PolicyKey, ProgrammedTracker, event_for
 from policyctl.agent.health import HealthServer, HealthState, Verdict, liveness, readiness
 from policyctl.agent.httpserver import BoundedHTTPServer
 from policyctl.agent.logs import configure
 from policyctl.agent.metrics import AgentMetrics, ReflectorState
 from policyctl.agent.runner import BoundedFrequencyRunner
 from policyctl.agent.supervisor import RestartBudget, Supervisor
-from policyctl.agent.sync import NodeSync, RulesetApplier
+from policyctl.agent.sync import NodeSync, RulesetApplier, SyncReport
 from policyctl.enforcer.apply import Enforcer
 from policyctl.enforcer.backend import NftBackend, default_backend
 from policyctl.enforcer.conntrack import ConntrackTable, ConntrackTool
 from policyctl.enforcer.errors import ConntrackError
 from policyctl.enforcer.nflog import NflogReader
+from policyctl.kubeapi.events import EventPublisher, create_or_patch
 from policyctl.kubeapi.resources import RESOURCES, Resource
 from policyctl.kubeapi.served import AnyReflector, Discovery, reflector_for
 from policyctl.kubeapi.store import ChangeKind, ClusterStore
 
 #: How often the loops wake while idle, so heartbeats stay fresh.
 TICK = 1.0
+#: The resources whose objects are policies: their changes are followed to the kernel.
+POLICY_RESOURCES = frozenset({Resource.NETWORK_POLICIES, Resource.CLUSTER_NETWORK_POLICIES,
+                              Resource.ADMIN_NETWORK_POLICIES, Resource.BASELINE_ADMIN_NETWORK_POLICIES})
 
 
 class Agent:
@@ -115,7 +120,12 @@ class Agent:
             required_pod=config.own_pod,
             log_group=config.log_group,
         )
-        self.runner = BoundedFrequencyRunner(self.sync, config.intervals, clock=clock)
+        self.programmed = ProgrammedTracker(config.node)
+        self.events: EventPublisher | None = None
+        if config.publish_events:
+            self.events = EventPublisher(lambda event, count: create_or_patch(api, event, count=count),
+                                         logger=self.log.getChild("events"))
+        self.runner = BoundedFrequencyRunner(self._sync_and_record, config.intervals, clock=clock)
         discovery = discovery if discovery is not None else Discovery(
             api, request_timeout=(10.0, config.read_timeout))
         self.reflectors: tuple[AnyReflector, ...] = tuple(
@@ -149,13 +159,35 @@ class Agent:
                                             metrics=self.metrics, logger=self.log.getChild("drops"))
 
     def _changed(self, resource: Resource, key: str, kind: ChangeKind) -> None:
-        self.log.debug("cache changed", extra={"fields": {"resource": resource.value, "object": key, "change": kind.value}})
+        self.log.debug(
+            "cache changed", extra={"fields": {"resource": resource.value, "object": key, "change": kind.value}}
+        )
+        if resource in POLICY_RESOURCES:
+            policy = PolicyKey.of(RESOURCES[resource].kind, key)
+            if kind is ChangeKind.DELETED:
+                self.programmed.deleted(policy)
+            else:
+                self.programmed.changed(policy, self._clock())
         self.runner.request()
+
+    def _sync_and_record(self) -> SyncReport:
+        """One sync; when it succeeds, every policy change seen before it started is programmed
+        on this node (``agent.programmed``): observed, logged, and published as an Event."""
+        started = self._clock()
+        report = self.sync()
+        for done in self.programmed.synced(started, self._clock(), wall_clock=time.time()):
+            self.metrics.programmed.labels(kind=done.policy.kind).observe(done.latency)
+            self.log.debug("policy programmed", extra={"fields": {
+                "policy": str(done.policy), "latency_seconds": round(done.latency, 6), "sync_id": report.sync_id}})
+            if self.events is not None:
+                self.events.publish(event_for(done))
+        return report
 
     def _reflector_states(self) -> list[ReflectorState]:
         now = self._clock()
         return [ReflectorState(r.resource.value, r.synced, r.restarts, r.stale_seconds(now), RESOURCES[r.resource].kind,
-                               self.store.count(r.resource), getattr(r, "served", True)) for r in self.reflectors]  # fmt: skip
+                               self.store.count(r.resource), getattr(r, "served", True))
+                for r in self.reflectors]
 
     def health_state(self) -> HealthState:
         now = self._clock()
@@ -194,6 +226,9 @@ class Agent:
         if c.metrics_port >= 0:
             self.metrics_server = self.metrics.serve(port=c.metrics_port, address=c.metrics_address,
                                                      limits=c.http_limits)
+        if self.events is not None:
+            events = self.events
+            self.supervisor.start("events", lambda: events.run(self._stop))
         if self.drop_monitor is not None:
             if c.drops_port >= 0:
                 self.drops_server = BoundedHTTPServer({}, query_routes={"/drops": self.drop_log.route},
@@ -236,7 +271,10 @@ class Agent:
             self._stop.wait(0.05)
         if self._stop.is_set():
             return
-        self.log.info("caches synced; first sync", extra={"fields": {"resources": sorted(r.resource.value for r in self.reflectors)}})
+        self.log.info(
+            "caches synced; first sync",
+            extra={"fields": {"resources": sorted(r.resource.value for r in self.reflectors)}},
+        )
         self._loop_started = True
         self.runner.loop(self._stop, tick=TICK)
 

@@ -30,6 +30,8 @@ policyctl_resource_served{resource}             gauge     1 while the API server
 policyctl_thread_restarts_total{thread}         counter   threads restarted after dying
 policyctl_http_rejected_connections_total{server} counter connections over the limit, closed
 policyctl_build_info{version}                   gauge     always 1
+policyctl_policy_programmed_seconds{kind}       histogram a policy change seen -> the sync that
+                                                          put it in this node's kernel done
 policyctl_dropped_packets_total{policy,         counter   logged drops (``--drop-log-group``)
 direction,action}                                         by deciding policy (a cluster policy,
                                                           or the isolating NetworkPolicies
@@ -178,6 +180,14 @@ class AgentMetrics:
             ["server"],
             registry=r,
         )
+        self.programmed = Histogram(
+            "policyctl_policy_programmed_seconds",
+            "Seconds from the agent seeing a policy change to the end of the sync that programmed it in this "
+            "node's kernel, by policy kind.",
+            ["kind"],
+            buckets=SYNC_BUCKETS,
+            registry=r,
+        )
         self.dropped_packets = Counter(
             "policyctl_dropped_packets",
             "Denied packets logged to the drop log (rate-limited per pod chain), by deciding policy, direction and "
@@ -185,7 +195,9 @@ class AgentMetrics:
             ["policy", "direction", "action"],
             registry=r,
         )
-        self.build_info = Gauge("policyctl_build_info", "Always 1; the version label says which build.", ["version"], registry=r)
+        self.build_info = Gauge(
+            "policyctl_build_info", "Always 1; the version label says which build.", ["version"], registry=r
+        )
         self.build_info.labels(version=__version__).set(1)
         for result in ("applied", "unchanged", "failed"):
             self.syncs.labels(result=result)

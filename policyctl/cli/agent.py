@@ -19,45 +19,82 @@ from policyctl.cli.inputs import fail, input_errors
 
 
 @click.command()
-@click.option("--node", envvar="NODE_NAME", default="", help="This node's name (default: $NODE_NAME, from the downward API).")
+@click.option(
+    "--node", envvar="NODE_NAME", default="", help="This node's name (default: $NODE_NAME, from the downward API)."
+)
 @click.option("--pod-name", envvar="POD_NAME", default="",
               help="This agent's pod (default: $POD_NAME); with --pod-namespace, a cluster view without it "
                    "is never applied.")
 @click.option("--pod-namespace", envvar="POD_NAMESPACE", default="",
               help="This agent's namespace (default: $POD_NAMESPACE).")
-@click.option("--kubeconfig", default=None, metavar="FILE", help="Kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, or the pod's service account).")
+@click.option(
+    "--kubeconfig",
+    default=None,
+    metavar="FILE",
+    help="Kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, or the pod's service account).",
+)
 @click.option("--context", default=None, help="Kubeconfig context.")
 @click.option("--table", default="policyctl", show_default=True, help="The inet nftables table the agent owns.")
 @click.option("--mode", type=click.Choice(["enforce", "audit"]), default="enforce", show_default=True,
               help="enforce: drop what policy denies; audit: count and log it, let it through.")
-@click.option("--min-interval", type=float, default=1.0, show_default=True, help="Seconds between syncs at least (bursts of events coalesce).")
-@click.option("--max-interval", type=float, default=60.0, show_default=True, help="Seconds between syncs at most (periodic resync repairs drift).")
-@click.option("--retry-interval", type=float, default=5.0, show_default=True, help="Seconds before retrying a failed sync.")
+@click.option(
+    "--min-interval",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Seconds between syncs at least (bursts of events coalesce).",
+)
+@click.option(
+    "--max-interval",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds between syncs at most (periodic resync repairs drift).",
+)
+@click.option(
+    "--retry-interval", type=float, default=5.0, show_default=True, help="Seconds before retrying a failed sync."
+)
 @click.option("--metrics-address", default="127.0.0.1", show_default=True,
               help="IP address to serve /metrics on (the DaemonSet gives the node's own, $(HOST_IP)).")
 @click.option("--metrics-port", type=int, default=9180, show_default=True, help="Port for /metrics (-1: off).")
 @click.option("--health-address", default="127.0.0.1", show_default=True,
               help="IP address to serve /healthz and /readyz on.")
-@click.option("--health-port", type=int, default=9181, show_default=True, help="Port for /healthz and /readyz (-1: off).")
+@click.option(
+    "--health-port", type=int, default=9181, show_default=True, help="Port for /healthz and /readyz (-1: off)."
+)
 @click.option("--http-connections", type=int, default=16, show_default=True,
               help="Connections the metrics and the health server each serve at once; more are closed.")
 @click.option("--http-timeout", type=float, default=5.0, show_default=True,
               help="Seconds a metrics or health connection may wait for bytes (twice this: its whole life).")
-@click.option("--read-timeout", type=float, default=90.0, show_default=True,
-              help="Seconds of silence after which a watch or list is taken for dead; also the most a list page may take.")
+@click.option(
+    "--read-timeout",
+    type=float,
+    default=90.0,
+    show_default=True,
+    help="Seconds of silence after which a watch or list is taken for dead; also the most a list page may take.",
+)
 @click.option("--stale-after", type=float, default=120.0, show_default=True,
               help="Seconds a cache may be out of sync with the API server (or syncs may fail) before /readyz fails.")
 @click.option("--page-size", type=int, default=500, show_default=True, help="Objects per list page.")
 @click.option("--keep-established", is_flag=True, help="Do not cut tracked connections a new ruleset denies.")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
-@click.option("--netns", default=None, metavar="NAME",
-              help="Apply rules inside this named network namespace; the API is reached from this one (the lab's nodes).")
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
+)
+@click.option(
+    "--netns",
+    default=None,
+    metavar="NAME",
+    help="Apply rules inside this named network namespace; the API is reached from this one (the lab's nodes).",
+)
 @click.option("--drop-log-group", type=int, default=-1, show_default=True, metavar="N",
               help="Log denied packets to NFLOG group N and explain each one on /drops and in "
                    "policyctl_dropped_packets_total (-1: the kernel log, no explanations).")
 @click.option("--drops-address", default="127.0.0.1", show_default=True, help="IP address to serve /drops on.")
 @click.option("--drops-port", type=int, default=9182, show_default=True, help="Port for /drops (-1: off).")
 @click.option("--drops-buffer", type=int, default=1000, show_default=True, help="Recent drops kept for /drops.")
+@click.option("--publish-events", is_flag=True,
+              help="Publish a Programmed Event on each policy when its change reached this node's kernel "
+                   "(needs RBAC create/patch on events; read them with policyctl status).")
 @click.option("--cleanup", is_flag=True, help="Delete the agent's table on this node and exit (uninstall).")
 def agent(
     node: str,
@@ -86,6 +123,7 @@ def agent(
     drops_address: str,
     drops_port: int,
     drops_buffer: int,
+    publish_events: bool,
     cleanup: bool,
 ) -> None:
     """Enforce NetworkPolicy on this node, following the API server, until stopped.
@@ -133,6 +171,7 @@ def agent(
             drops_address=drops_address,
             drops_port=drops_port,
             drops_buffer=drops_buffer,
+            publish_events=publish_events,
         )
         problems = config.validate()
         if problems:

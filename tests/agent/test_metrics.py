@@ -28,6 +28,7 @@ EXPECTED_TYPES = {
     "policyctl_http_rejected_connections": "counter",
     "policyctl_build_info": "gauge",
     "policyctl_dropped_packets": "counter",
+    "policyctl_policy_programmed_seconds": "histogram",
 }
 
 

@@ -23,6 +23,9 @@ policyctl reads is served, for Pods, Namespaces, Nodes and NetworkPolicies:
   ``continue`` token, and every page is read from the state at the first page's version (the
   API's "consistent snapshot"). A token older than the compacted history is answered with
   HTTP 410 ``Expired``, as the API server does.
+* Events (``core/v1``), the one kind written through HTTP, as the agent publishes them:
+  ``POST /api/v1/namespaces/{ns}/events`` (409 when the name exists) and ``PATCH`` of one
+  Event with a merge patch; listed and watched like the other kinds.
 * ``?watch=1&resourceVersion=N`` streams, chunked, one JSON event per line: every change after
   ``N`` (``ADDED``/``MODIFIED``/``DELETED``), ``BOOKMARK`` events when asked for with
   ``allowWatchBookmarks=true``, and a clean end after ``timeoutSeconds``. Without a version
@@ -106,6 +109,7 @@ KINDS: Mapping[str, Kind] = {
         Kind("Pod", "pods", "/api/v1", "v1", True),
         Kind("Namespace", "namespaces", "/api/v1", "v1", False),
         Kind("Node", "nodes", "/api/v1", "v1", False),
+        Kind("Event", "events", "/api/v1", "v1", True),
         Kind("NetworkPolicy", "networkpolicies", "/apis/networking.k8s.io/v1",
              "networking.k8s.io/v1", True),
         Kind("ClusterNetworkPolicy", "clusternetworkpolicies", "/apis/policy.networking.k8s.io/v1beta1",
@@ -144,7 +148,10 @@ class RequestRecord:
 
     @property
     def verb(self) -> str:
-        """The RBAC verb this request needs: ``watch``, ``list`` or ``get``."""
+        """The RBAC verb this request needs: ``watch``, ``list`` or ``get`` (``create`` and
+        ``patch`` for the Events the agent publishes)."""
+        if self.method in ("POST", "PATCH"):
+            return "create" if self.method == "POST" else "patch"
         if self.query.get("watch") in ("1", "true", "True"):
             return "watch"
         parts = self.path.strip("/").split("/")
@@ -210,6 +217,19 @@ class _Stream:
 def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
     meta = obj.get("metadata") or {}
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def _merge(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: maps merge key by key, ``null`` removes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = _merge(merged.get(key), value)
+    return merged
 
 
 def _status(code: int, reason: str, message: str) -> Obj:
@@ -651,6 +671,58 @@ class FakeApiServer:
                     self._json(*server._get(kind, namespace, name))
                 else:
                     self._json(*server._list(kind, namespace, query))
+
+            def _written(self, method: str) -> tuple[Kind, str, str | None, Any] | None:
+                """The Event route and body of a POST or PATCH (only Events are ever written
+                through HTTP, as only the agent's Events are), or None after answering."""
+                split = urlsplit(self.path)
+                with server._cond:
+                    server.requests.append(RequestRecord(method, split.path, dict(parse_qsl(split.query))))
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    body = json.loads(self.rfile.read(length) or b"null")
+                except ValueError:
+                    self._json(400, _status(400, "BadRequest", "the body is not JSON"))
+                    return None
+                route = server._route(split.path)
+                if route is None or route[0].kind != "Event" or route[1] is None or not isinstance(body, dict):
+                    self._json(405, _status(405, "MethodNotAllowed", f"{method} {split.path} is not served"))
+                    return None
+                if route[0].plural in server._forbidden:
+                    self._json(403, _status(403, "Forbidden", f'events is forbidden: User "tester" cannot {method}'))
+                    return None
+                return route[0], route[1], route[2], body
+
+            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+                written = self._written("POST")
+                if written is None:
+                    return
+                _, namespace, name, body = written
+                if name is not None:
+                    self._json(405, _status(405, "MethodNotAllowed", "POST to a named object"))
+                    return
+                body["kind"] = "Event"
+                body.setdefault("metadata", {})["namespace"] = namespace
+                try:
+                    self._json(201, server.create(body))
+                except KeyError:
+                    self._json(409, _status(409, "AlreadyExists", f'events "{body["metadata"].get("name")}" '
+                                            "already exists"))
+
+            def do_PATCH(self) -> None:  # noqa: N802 (the stdlib's name)
+                written = self._written("PATCH")
+                if written is None:
+                    return
+                kind, namespace, name, patch = written
+                if name is None or "merge-patch" not in (self.headers.get("Content-Type") or ""):
+                    self._json(415, _status(415, "UnsupportedMediaType", "only merge patches of named Events"))
+                    return
+                with server._cond:
+                    current = copy.deepcopy(server._objects.get((kind.kind, namespace, name)))
+                    if current is None:
+                        self._json(404, _status(404, "NotFound", f'events "{name}" not found'))
+                        return
+                    self._json(200, server.update(_merge(current, patch)))
 
             def _json(self, code: int, body: Obj) -> None:
                 data = json.dumps(body).encode()
