@@ -1,0 +1,1 @@
+../../policyctl/__init__.py

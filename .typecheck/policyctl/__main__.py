@@ -1,0 +1,1 @@
+../../policyctl/__main__.py
