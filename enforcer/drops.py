@@ -34,6 +34,8 @@ from policyctl.policy.semantics import evaluate_direction, selecting_policies
 from policyctl.policy.verdicts import Connection, DecidedBy, DirectionVerdict, Endpoint, TierOutcome
 
 SCHEMA_VERSION = 1
+#: Verdicts an address book remembers before it starts over.
+EXPLAINED_MAX = 4096
 PREFIX_HEAD = "policyctl "
 _DIRECTIONS = {"ingress": Direction.INGRESS, "egress": Direction.EGRESS}
 
@@ -77,9 +79,21 @@ class AddressBook:
             for address in pod.ips:
                 owners[address] = pod
         self._owners = owners
+        self._verdicts: dict[tuple[Connection, Direction], DirectionVerdict] = {}
 
     def end(self, address: IPAddress) -> Endpoint:
         return self._owners.get(address, address)
+
+    def explain(self, connection: Connection, direction: Direction) -> DirectionVerdict:
+        """The oracle's verdict on one half, remembered: a denied client retries (TCP resends
+        its SYN), and every retry is logged as one more drop of the same connection."""
+        key = (connection, direction)
+        found = self._verdicts.get(key)
+        if found is None:
+            if len(self._verdicts) >= EXPLAINED_MAX:
+                self._verdicts.clear()
+            found = self._verdicts[key] = evaluate_direction(self.cluster, connection, direction)
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +171,7 @@ def attribute(packet: LoggedPacket, book: AddressBook, *, now: float) -> Drop | 
         problem = (f"{headers.protocol_name} has no port a policy could name; {prefix.pod} admits only listed "
                    f"protocols and ports for {prefix.direction.value.lower()}{isolating}")
         return Drop(when, prefix, headers, source, destination, None, problem)
-    half = evaluate_direction(book.cluster, connection, prefix.direction)
+    half = book.explain(connection, prefix.direction)
     return Drop(when, prefix, headers, source, destination, half, _disagreement(prefix, half, local))
 
 

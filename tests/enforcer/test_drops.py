@@ -128,3 +128,10 @@ def test_an_address_names_a_pod_before_a_host_network_pod_before_its_node() -> N
     assert book.end(ipaddress.ip_address("10.0.0.1")) == running.pod_by_key["x/h"]
     assert book.end(ipaddress.ip_address("10.0.0.2")) == ipaddress.ip_address("10.0.0.2")
     assert AddressBook(cluster(node("n1", "10.0.0.1"))).end(ipaddress.ip_address("10.0.0.1")).name == "n1"  # type: ignore[union-attr]
+
+
+def test_retries_of_one_connection_are_explained_once() -> None:
+    book = AddressBook(addressed())
+    first = attribute(logged("policyctl drop ingress shop/b ", "lab/a", "shop/b"), book, now=0.0)
+    again = attribute(logged("policyctl drop ingress shop/b ", "lab/a", "shop/b"), book, now=1.0)
+    assert first is not None and again is not None and first.half is again.half
