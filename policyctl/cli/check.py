@@ -31,11 +31,12 @@ from policyctl.cli.inputs import (
     skipped_kinds,
 )
 from policyctl.cli.render_check import at_or_above, to_github, to_json, to_junit, to_sarif, to_text
-from policyctl.policy.diagnostics import Diagnostic, Severity, has_errors
+from policyctl.cli.suggest import did_you_mean
 from policyctl.manifests.loader import load_documents
 from policyctl.manifests.manifestfiles import read_sources as read_manifest_sources
-from policyctl.policy.model import Cluster
 from policyctl.manifests.yamlsource import Document
+from policyctl.policy.diagnostics import Diagnostic, Severity, has_errors
+from policyctl.policy.model import Cluster
 from policyctl.verifier.assertions import check_assertions, load_assertions
 from policyctl.verifier.lint import RULES, lint
 from policyctl.verifier.lint_sources import Manifests, through_source_comments
@@ -129,9 +130,14 @@ def check(
     sources = (*filenames, *paths)
     unknown = sorted(set(skip) - set(RULES))
     if unknown:
-        raise click.BadParameter(f"unknown lint rule {', '.join(unknown)}; rules: {', '.join(RULES)}", param_hint="--skip")
+        raise click.BadParameter(
+            f"unknown lint rule {', '.join(unknown)}{did_you_mean(unknown[0], RULES)} (docs/lint.md lists them)",
+            param_hint="--skip",
+        )
     if not sources and live_requested():
-        files, documents, diagnostics = [], [], []
+        files: list[str] = []
+        documents: list[Document] = []
+        diagnostics: list[Diagnostic] = []
         cluster = load_cluster((), namespace=namespace)
         diagnostics.extend(lint(cluster, None, skip=skip))
     elif not sources:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from policyctl.cli.inputs import fail, filename_option, input_errors, load_cluster, namespace_option, output_option
+from policyctl.cli.suggest import did_you_mean
 from policyctl.compiler.compile import compile_node
 from policyctl.compiler.render_json import render_json
 from policyctl.compiler.render_text import render_text
@@ -24,7 +25,9 @@ from policyctl.compiler.ruleset import Mode
     show_default=True,
     help="enforce: denied new connections are logged and dropped. audit: logged and counted only.",
 )
-def compile_command(filenames: tuple[str, ...], namespace: str, node_name: str, output: str, table: str, mode: str) -> None:
+def compile_command(
+    filenames: tuple[str, ...], namespace: str, node_name: str, output: str, table: str, mode: str
+) -> None:
     """Print the nftables table NODE enforces: its egress and ingress checks for local pods.
 
     \b
@@ -34,7 +37,8 @@ def compile_command(filenames: tuple[str, ...], namespace: str, node_name: str, 
     cluster = load_cluster(filenames, namespace=namespace)
     known = sorted({n.name for n in cluster.nodes} | {p.node for p in cluster.pods if p.node})
     if node_name not in known:
-        raise fail(f"no node {node_name!r} in the manifests (nodes: {', '.join(known) or 'none'})")
+        shown = ", ".join(known[:10]) + (f", ... ({len(known)} in all)" if len(known) > 10 else "")
+        raise fail(f"no node {node_name!r} in the manifests (nodes: {shown or 'none'}){did_you_mean(node_name, known)}")
     if not table or len(table) > 255 or not all(c.isalnum() or c in "-_." for c in table):
         raise fail(f"--table {table!r}: use 1-255 letters, digits, '-', '_' or '.'")
     with input_errors():

@@ -14,7 +14,6 @@ import sys
 import click
 
 from policyctl.cli.completion import complete_lab_pod
-from policyctl.cli.suggest import did_you_mean
 from policyctl.cli.inputs import (
     PortType,
     emit_document,
@@ -26,6 +25,7 @@ from policyctl.cli.inputs import (
     namespace_option,
     parse_family,
 )
+from policyctl.cli.suggest import did_you_mean
 from policyctl.lab import netns
 from policyctl.lab.lifecycle import describe, down, down_all, endpoints_of, start_servers, sync
 from policyctl.lab.probes import DEFAULT_RETRIES, Attempt, method, round_waits, run_probes
@@ -114,6 +114,14 @@ def down_command(name: str, everything: bool) -> None:
     click.echo(f"removed {len(removed)} namespaces")
 
 
+def _lab(name: str) -> LabState:
+    """The lab ``name``; one that is not up is bad input naming the closest lab that is."""
+    try:
+        return load_state(name)
+    except PolicyctlError as error:
+        raise fail(f"{error}{did_you_mean(name, [s.name for s in list_states()])}") from None
+
+
 def _pod(state: LabState, key: str) -> PodPlan:
     plan = state.plan
     if plan is None:
@@ -134,8 +142,7 @@ def _pod(state: LabState, key: str) -> PodPlan:
 def exec_command(name: str, pod: str, command: tuple[str, ...]) -> None:
     """Run COMMAND (after --) in POD's network namespace."""
     _require_kernel()
-    with input_errors():
-        state = load_state(name)
+    state = _lab(name)
     target = _pod(state, pod)
     os.execvp("ip", ["ip", "netns", "exec", target.netns, *command])
 
@@ -156,8 +163,7 @@ def probe_command(name: str, source: str, destination: str, port: tuple[int, Pro
     Exit status: 0 allowed, 1 denied, 2 no such lab or pod."""
     _require_kernel()
     number, protocol = port
-    with input_errors():
-        state = load_state(name)
+    state = _lab(name)
     src, dst = _pod(state, source), _pod(state, destination)
     chosen = parse_family(family) or (state.plan.families[0] if state.plan else Family.IPV4)
     address = dst.address(chosen)

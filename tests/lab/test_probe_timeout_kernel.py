@@ -66,3 +66,10 @@ def test_a_mistyped_pod_gets_the_closest_name_not_the_list(lab, typed: str, sugg
     done = cli("probe", "--name", name, typed, "x/b", "--port", "80", env=env, check=2)
     assert f"did you mean {suggested}" in done.stderr
     assert "x/b," not in done.stderr
+
+
+@pytest.mark.kernel
+def test_a_mistyped_lab_gets_the_closest_lab_that_is_up(lab) -> None:
+    name, env = lab
+    done = cli("probe", "--name", name + "x", "x/a", "x/b", "--port", "80", env=env, check=2)
+    assert f"did you mean {name!r}?" in done.stderr
