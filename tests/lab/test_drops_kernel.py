@@ -1,7 +1,8 @@
 """Drops read from the kernel are attributed exactly as the oracle explains their flows.
 
 The lab enforces ``tests/fixtures/drops/cluster.yaml`` with the drop log sent to an NFLOG
-group; every pod probes every pod on TCP 80 with real packets. Then, for every logged drop:
+group; every pod probes every pod on TCP 80 with real packets (IPv4 over both CNI styles, and
+IPv6). Then, for every logged drop:
 the flow it names is a pair the oracle (``policy.semantics.evaluate``) denies, the half that
 dropped it is the one the oracle denies first on the packet's way (egress on the source's node,
 else ingress on the destination's), and the attribution equals the oracle's verdict on that
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -39,14 +41,15 @@ pytestmark = pytest.mark.kernel
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "drops" / "cluster.yaml"
 GROUP = 4242
-PROBE = Probe(80, Protocol.TCP, Family.IPV4)
 QUIET = 1.0
 
 
-def oracle_denial(cluster: Cluster, source: Pod, destination: Pod) -> DirectionVerdict | None:
+def oracle_denial(
+    cluster: Cluster, source: Pod, destination: Pod, family: Family = Family.IPV4
+) -> DirectionVerdict | None:
     """The half that drops the first packet of source -> destination:80, by the oracle alone:
     egress (checked on the source's node) before ingress; None when the pair is allowed."""
-    verdict = evaluate(cluster, Connection(source, destination, Protocol.TCP, 80, Family.IPV4))
+    verdict = evaluate(cluster, Connection(source, destination, Protocol.TCP, 80, family))
     if not verdict.egress.allowed:
         return verdict.egress
     if not verdict.ingress.allowed:
@@ -69,20 +72,24 @@ def line_of(text: str) -> int:
     return next(i for i, line in enumerate(FIXTURE.read_text().splitlines(), 1) if text in line)
 
 
-@pytest.mark.parametrize("cni", [Cni.ROUTED, Cni.BRIDGED])
+@pytest.mark.parametrize(("cni", "family"), [(Cni.ROUTED, Family.IPV4), (Cni.BRIDGED, Family.IPV4),
+                                             (Cni.ROUTED, Family.IPV6)])
 def test_each_kernel_drop_is_attributed_as_the_oracle_explains_its_flow(
-    cni: Cni, state_root: Path, lab_namespaces: set[str]
+    cni: Cni, family: Family, state_root: Path, lab_namespaces: set[str]
 ) -> None:
     loaded = load([str(FIXTURE)])
     assert loaded.diagnostics == ()
-    with LabEngine(cni=cni) as engine:
+    given = loaded.cluster
+    if family is Family.IPV6:
+        given = replace(given, pods=tuple(replace(p, ips=()) for p in given.pods))
+    with LabEngine(cni=cni, families=(family,)) as engine:
         engine._compiler = compiler_for(engine.state.prefix, mode=Mode.ENFORCE, log_group=GROUP)
-        plan = engine.reconcile(loaded.cluster).plan
+        plan = engine.reconcile(given).plan
         assert plan is not None
-        running = lab_cluster(loaded.cluster, plan)
+        running = lab_cluster(given, plan)
         readers = [NflogReader(GROUP, netns=node.netns) for node in plan.nodes]
         try:
-            engine.observe(loaded.cluster, PROBE)
+            engine.observe(given, Probe(80, Protocol.TCP, family))
             drops = drain(readers, AddressBook(running))
         finally:
             for reader in readers:
@@ -91,11 +98,12 @@ def test_each_kernel_drop_is_attributed_as_the_oracle_explains_its_flow(
     by_pair: dict[tuple[str, str], list[Drop]] = defaultdict(list)
     for drop in drops:
         assert isinstance(drop.source, Pod) and isinstance(drop.destination, Pod), drop
+        assert drop.headers.family is family
         by_pair[(drop.source.key, drop.destination.key)].append(drop)
     denied: dict[tuple[str, str], DirectionVerdict] = {}
     for source in running.pods:
         for destination in running.pods:
-            half = oracle_denial(running, source, destination)
+            half = oracle_denial(running, source, destination, family)
             if half is not None:
                 denied[(source.key, destination.key)] = half
     assert sorted(by_pair) == sorted(denied)
