@@ -36,6 +36,7 @@ COMMANDS = {
     "verify": "policyctl.cli.verify:verify",
     "convert": "policyctl.cli.convert:convert",
     "drops": "policyctl.cli.drops:drops",
+    "status": "policyctl.cli.status:status",
 }
 """Command name -> ``module:attribute``; a module is imported only when its command is used."""
 
