@@ -69,7 +69,7 @@ def status(policy: str | None, kubeconfig: str | None, context: str | None, outp
     \b
     Examples:
       policyctl status
-      policyctl status shop/web-from-gateways -o json
+      policyctl status shop/payments-ingress -o json
     """
     from policyctl.kubeapi.config import connect
 
