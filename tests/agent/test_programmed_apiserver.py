@@ -10,11 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from policyctl.agent.main import Agent
 from policyctl.cli.status import status
-from tests.agent.conftest import fast_config, seed
+from policyctl.enforcer.apply import Enforcer
+from policyctl.enforcer.backend import LibnftablesBackend
+from tests.agent.conftest import expected_document, fast_config, seed
 from tests.agent.fakes import RecordingEnforcer
 from tests.apiserver import FakeApiServer
 from tests.kubeapi import objects as raw
@@ -85,3 +88,21 @@ def test_status_of_an_unknown_policy_is_an_input_error(apiserver: FakeApiServer,
     result = CliRunner().invoke(status, ["shop/nothing", "--kubeconfig",
                                          str(apiserver.write_kubeconfig(tmp_path / "kc"))])
     assert result.exit_code == 2 and "no policy 'shop/nothing'" in result.output
+
+
+@pytest.mark.kernel
+def test_a_programmed_event_is_published_only_once_the_kernel_holds_the_change(
+    apiserver: FakeApiServer, kernel: Enforcer, node_netns: str, start_agent: Callable[..., Agent]
+) -> None:
+    seed(apiserver)
+    start_agent(fast_config(publish_events=True), backend=LibnftablesBackend(netns=node_netns))
+    assert wait_for(lambda: ("web", "node-a") in programmed(apiserver))
+    assert kernel.plan(expected_document(apiserver)).empty
+    opened = raw.policy("shop/web", {"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Ingress"],
+                                     "ingress": [{}]})
+    apiserver.update(opened)
+    assert wait_for(lambda: programmed(apiserver)[("web", "node-a")].get("count") == 2)
+    # The Event of the change exists: the kernel already enforces it.
+    assert kernel.plan(expected_document(apiserver)).empty
+    annotations = programmed(apiserver)[("web", "node-a")]["metadata"]["annotations"]
+    assert 0 < float(annotations["policyctl.io/latency-seconds"]) < 10
