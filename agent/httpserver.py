@@ -67,7 +67,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server: BoundedHTTPServer
 
     def setup(self) -> None:
-        self.timeout = self.server.limits.timeout
+        self.timeout = self.server.limits.timeout  # type: ignore[misc]
         super().setup()
 
     def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
@@ -158,14 +158,14 @@ class BoundedHTTPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
             self._open[request] = time.monotonic() + self.limits.lifetime
             self.served += 1
         try:
-            super().process_request(request, client_address)  # type: ignore[arg-type]
+            super().process_request(request, client_address)
         except BaseException:
             self._release(request)
             raise
 
     def process_request_thread(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
         try:
-            super().process_request_thread(request, client_address)  # type: ignore[arg-type]
+            super().process_request_thread(request, client_address)
         finally:
             self._release(request)
 

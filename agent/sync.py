@@ -29,7 +29,8 @@ retried.
 
 A sync that raises leaves the previous ruleset in force (the kernel takes transactions whole);
 the runner retries it, and that next sync compiles from scratch and applies the whole ruleset
-after a full read of the kernel, so a step that failed halfway never leaks into later deltas. Metrics and logs are written here, where the facts are.
+after a full read of the kernel, so a step that failed halfway never leaks into later deltas.
+Metrics and logs are written here, where the facts are.
 """
 
 from __future__ import annotations
@@ -316,8 +317,8 @@ class NodeSync:
         sizes = self._sizes
         for name in delta.removed:
             sizes.pop(name, None)
-        for whole in (*delta.sets, *delta.maps):
-            sizes[whole.name] = len(whole.elements)
+        sizes.update({s.name: len(s.elements) for s in delta.sets})
+        sizes.update({m.name: len(m.elements) for m in delta.maps})
         for name, elements in (*delta.added_elements, *delta.added_entries):
             sizes[name] = sizes.get(name, 0) + len(elements)
         for name, elements in (*delta.removed_elements, *delta.removed_entries):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import operator
 import random
 from collections.abc import Callable
 
@@ -27,7 +28,9 @@ from policyctl.policy.model import (
     Direction,
     Family,
     LabelSelector,
+    Namespace,
     NetworkPolicy,
+    Node,
     OwnNamespace,
     Pod,
     PodPeer,
@@ -109,6 +112,11 @@ def _key(value: Pod | NetworkPolicy) -> str:
     return f"{value.namespace}/{value.name}"
 
 
+def _store_key(value: Namespace | Node | Pod | NetworkPolicy) -> str:
+    """Namespaces and nodes are cluster-scoped: the store keys them by name alone."""
+    return value.name if isinstance(value, (Namespace, Node)) else _key(value)
+
+
 def store_writes(before: Cluster, after: Cluster) -> list[StoreWrite]:
     """The store writes of the watch events that turn ``before`` into ``after``: an upsert
     (ADDED or MODIFIED) for every pod and policy object that is new, a removal (DELETED) for
@@ -123,10 +131,10 @@ def store_writes(before: Cluster, after: Cluster) -> list[StoreWrite]:
         for value in new:
             if id(value) not in kept:
                 projection = Projection(_key(value), f"uid-{_key(value)}", "1", value)
-                writes.append(lambda store, r=resource, p=projection: store.upsert(r, p))
+                writes.append(operator.methodcaller("upsert", resource, projection))
         for value in old:
             if _key(value) not in keys:
-                writes.append(lambda store, r=resource, k=_key(value): store.remove(r, k))
+                writes.append(operator.methodcaller("remove", resource, _key(value)))
     return writes
 
 
@@ -138,8 +146,7 @@ def fill(store: ClusterStore, cluster: Cluster) -> None:
         (Resource.PODS, cluster.pods),
         (Resource.NETWORK_POLICIES, cluster.policies),
     ):
-        key = (lambda v: v.name) if resource in (Resource.NAMESPACES, Resource.NODES) else _key
-        store.replace(resource, [Projection(key(v), f"uid-{key(v)}", "1", v) for v in values])
+        store.replace(resource, [Projection(_store_key(v), f"uid-{_store_key(v)}", "1", v) for v in values])
 
 
 EVENTS: dict[str, Event] = {

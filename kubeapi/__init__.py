@@ -1,1 +1,2 @@
-"""The Kubernetes API edge: client configuration, list/watch reflectors, and slim projections of API objects into the policy model."""
+"""The Kubernetes API edge: client configuration, list/watch reflectors, and slim projections
+of API objects into the policy model."""

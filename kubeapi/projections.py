@@ -96,7 +96,7 @@ def refused_policy(value: Mapping[str, Any], *, key: str, site: Site) -> tuple[N
     cannot read never opens what its author closed. Its ``podSelector`` is used when it can
     be read, else every pod of its namespace. Its ``policyTypes`` are used when they can be
     read, else the API default (Ingress, plus Egress when it has an ``egress`` section)."""
-    spec = value.get("spec") if isinstance(value.get("spec"), Mapping) else {}
+    spec = found if isinstance(found := value.get("spec"), Mapping) else {}
     namespace, _, name = key.partition("/")
     selector, _ = parse_label_selector(spec.get("podSelector"), site=site, path=("spec", "podSelector"))
     named = {"Ingress": Direction.INGRESS, "Egress": Direction.EGRESS}
@@ -116,7 +116,8 @@ def refused_policy(value: Mapping[str, Any], *, key: str, site: Site) -> tuple[N
     scope = "the pods its podSelector selects" if selector is not None else f"every pod of namespace {namespace}"
     directions = " and ".join(sorted(d.value for d in types))
     notice = site.diagnostic((), "fails-closed", f"NetworkPolicy {key} is enforced as isolating {scope} for "
-                             f"{directions} and allowing nothing, until it can be read", severity=Severity.WARNING)  # fmt: skip
+                             f"{directions} and allowing nothing, until it can be read",
+                             severity=Severity.WARNING)
     return policy, notice
 
 
@@ -147,7 +148,7 @@ def project(resource: Resource, raw: Mapping[str, Any]) -> tuple[Projection | No
     if obj is None:
         return None, diagnostics
     meta = raw.get("metadata") or {}
-    status = raw.get("status") if isinstance(raw.get("status"), Mapping) else {}
+    status = found if isinstance(found := raw.get("status"), Mapping) else {}
     phase = str(status.get("phase") or "") if resource is Resource.PODS else ""
     if isinstance(obj, Pod) and phase in TERMINAL_PHASES:
         obj = replace(obj, ips=())

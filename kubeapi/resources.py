@@ -117,4 +117,4 @@ def list_function(
             return function(namespace, **kwargs)
 
         return namespaced
-    return getattr(group_api, info.list_all)  # type: ignore[no-any-return]
+    return getattr(group_api, info.list_all)

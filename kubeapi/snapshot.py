@@ -113,7 +113,7 @@ def _served(api: Any, request_timeout: RequestTimeout, diagnostics: list[Diagnos
             raise
         diagnostics.append(Diagnostic("cluster:discovery", 0, Severity.WARNING, "cannot-discover",
                                       f"{error}: ClusterNetworkPolicy, AdminNetworkPolicy and "
-                                      f"BaselineAdminNetworkPolicy left out; verdicts do not include their tiers"))  # fmt: skip
+                                      "BaselineAdminNetworkPolicy left out; verdicts do not include their tiers"))
         return Served()
     for resource in CUSTOM_RESOURCES:
         if resource not in served:

@@ -84,7 +84,7 @@ def _by_namespace_then_name(key: str) -> tuple[str, str, str]:
     return key.partition("/")
 
 
-def sort_key(resource: Resource) -> Callable[[str], object]:
+def sort_key(resource: Resource) -> Callable[[str], str | tuple[str, str, str]]:
     """Snapshot order of a resource's store keys: (namespace, name) for namespaced kinds, the
     name for cluster-scoped ones."""
     return _by_namespace_then_name if RESOURCES[resource].namespaced else _unordered

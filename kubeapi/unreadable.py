@@ -40,7 +40,7 @@ def _failing_closed_policy(resource: Resource, raw: Mapping[str, Any], key: str)
         policy, _ = refused_policy(value, key=key, site=site)
     except Exception:
         policy, _ = refused_policy({"spec": {}}, key=key, site=site)
-    meta = raw.get("metadata") if isinstance(raw.get("metadata"), Mapping) else {}
+    meta = found if isinstance(found := raw.get("metadata"), Mapping) else {}
     return Projection(key, str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""), policy)
 
 
@@ -55,7 +55,7 @@ def _failing_closed_cluster_policy(resource: Resource, raw: Mapping[str, Any], k
         return None
     if policy is None:
         return None
-    meta = raw.get("metadata") if isinstance(raw.get("metadata"), Mapping) else {}
+    meta = found if isinstance(found := raw.get("metadata"), Mapping) else {}
     return Projection(key, str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""), policy)
 
 

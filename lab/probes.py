@@ -222,9 +222,9 @@ def _sctp(attempts: Sequence[Attempt], *, port: int, timeout: float) -> dict[Has
             last_look = now >= deadline
             for item in list(waiting.values()):
                 if not last_look and now - item.sent >= _RESEND:
-                    packet = sctp.init_packet(source_port=item.source_port, destination_port=port, tag=item.tag)
+                    init = sctp.init_packet(source_port=item.source_port, destination_port=port, tag=item.tag)
                     try:
-                        item.sock.sendto(packet, (str(item.attempt.destination), 0))
+                        item.sock.sendto(init, (str(item.attempt.destination), 0))
                     except OSError:
                         pass
                     item.sent = now

@@ -177,10 +177,11 @@ class PodServers:
                         pass
                     continue
                 with self._lock:
-                    if key.fileobj.fileno() == -1:
+                    sock = key.fileobj
+                    if isinstance(sock, int) or sock.fileno() == -1:
                         continue
                     try:
-                        key.data(key.fileobj)
+                        key.data(sock)
                     except OSError as error:
                         if error.errno not in (errno.EAGAIN, errno.ECONNREFUSED, errno.ECONNRESET):
                             raise

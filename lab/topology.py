@@ -255,8 +255,8 @@ def node_addresses(cluster: Cluster, *, families: Iterable[Family]) -> dict[str,
     host_pods: dict[tuple[str, Family], IPAddress] = {}
     for pod in sorted(cluster.pods, key=lambda p: p.key):
         if pod.host_network:
-            for address in pod.ips:
-                host_pods.setdefault((placement[pod.key], Family.of(address)), address)
+            for ip in pod.ips:
+                host_pods.setdefault((placement[pod.key], Family.of(ip)), ip)
     taken = set(pod_owned) | {a for addrs in given.values() for a in addrs} | {a for a in host_pods.values()}
     result: dict[str, tuple[IPAddress, ...]] = {}
     owners: dict[IPAddress, str] = {}
@@ -402,7 +402,9 @@ def plan_lab(cluster: Cluster, *, prefix: str, cni: Cni, families: Iterable[Fami
                     # has that CIDR too.
                     gateway = gateways.get(_default_cidr(family, index + 1))
                     if gateway is None:
-                        gateway = ipaddress.ip_interface(f"{ROUTED_GATEWAY[family]}/{64 if family is Family.IPV6 else 32}")
+                        gateway = ipaddress.ip_interface(
+                            f"{ROUTED_GATEWAY[family]}/{64 if family is Family.IPV6 else 32}"
+                        )
                         extra_gateways.add(gateway)
                     pod_addresses.append(host_route)
                     pod_routes.append(Route("default", "eth0", str(gateway.ip), onlink=True))
@@ -426,7 +428,9 @@ def plan_lab(cluster: Cluster, *, prefix: str, cni: Cni, families: Iterable[Fami
                 underlay_peer=link_of_node,
                 underlay_addresses=tuple(f"{a}/{a.max_prefixlen}" for a in underlay),
                 bridge=bridge,
-                gateways=tuple(str(g) for g in sorted({*gateways.values(), *extra_gateways}, key=lambda g: (g.version, g))),
+                gateways=tuple(
+                    str(g) for g in sorted({*gateways.values(), *extra_gateways}, key=lambda g: (g.version, g))
+                ),
                 routes=tuple(sorted(set(routes))),
             )
         )

@@ -11,6 +11,7 @@ takes, and policies inside a case are validated on the values PyYAML gives.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from enum import Enum
 from typing import Any
 
 import yaml
@@ -26,10 +27,12 @@ def read_case_documents(text: str, *, source: str) -> list[Document]:
     """The YAML documents of a case file as PyYAML's safe loader reads them, each with the line
     of every path; malformed YAML raises :class:`InputError` with the line."""
     loader = yaml.SafeLoader(text)
-    documents = []
+    documents: list[Document] = []
     try:
         while loader.check_node():
             node = loader.get_node()
+            if node is None:
+                break
             lines: dict[PathT, int] = {}
             _record_lines(node, (), lines)
             value = loader.construct_document(node)
@@ -131,7 +134,7 @@ class CaseReader:
         self.error(path, f"pods are named namespace/name, not {value!r}")
         return None
 
-    def enum(self, value: Any, path: PathT, kind: type, default: Any) -> Any:
+    def enum(self, value: Any, path: PathT, kind: type[Enum], default: Any) -> Any:
         if value is None:
             return default
         try:

@@ -349,11 +349,11 @@ def _family(query: Query, requested: Family | None) -> Family:
     if written:
         return written.pop()
     addresses: list[IPAddress] = []
-    for end in (query.source.endpoint, query.destination.endpoint):
-        if isinstance(end, Pod):
-            addresses.extend(end.ips)
-        elif isinstance(end, Node):
-            addresses.extend(end.addresses)
+    for endpoint in (query.source.endpoint, query.destination.endpoint):
+        if isinstance(endpoint, Pod):
+            addresses.extend(endpoint.ips)
+        elif isinstance(endpoint, Node):
+            addresses.extend(endpoint.addresses)
     if addresses and all(a.version == 6 for a in addresses):
         return Family.IPV6
     return Family.IPV4

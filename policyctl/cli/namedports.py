@@ -35,7 +35,7 @@ class NamedPort:
         return f"{self.name}/{self.protocol.value}"
 
 
-class PortOrNameType(PortType):
+class PortOrNameType(click.ParamType):
     """``80``, ``80/TCP``, ``http``, ``dns/UDP``: a number (as :class:`PortType`) or a
     container port's name, with a protocol (default TCP, as the API)."""
 
@@ -46,7 +46,7 @@ class PortOrNameType(PortType):
             return value
         name, _, protocol = str(value).partition("/")
         if name.isdigit() or not name:
-            return super().convert(value, param, ctx)
+            return PortType().convert(value, param, ctx)
         if not _NAME.match(name):
             self.fail(f"{value!r}: a port is a number (1-65535) or a container port's name "
                       "(up to 15 lowercase letters, digits and '-'), e.g. 8080/TCP or http", param, ctx)  # fmt: skip
