@@ -12,6 +12,8 @@ pair of refined groups, never per pod pair.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from policyctl.cli.namedports import NamedPort, require_declared
@@ -19,6 +21,9 @@ from policyctl.policy.matchers import named_port_numbers
 from policyctl.policy.model import Cluster, Protocol
 from policyctl.verifier.classes import PodGroups
 from policyctl.verifier.portsets import ALL, NONE, PortSet
+
+if TYPE_CHECKING:
+    from policyctl.verifier.sparserows import SparseRow
 
 
 class NamedPortGroups(PodGroups):
@@ -57,6 +62,13 @@ class NamedPortGroups(PodGroups):
     def row(self, source: int) -> list[PortSet]:
         base = self.base.row(self.parts[source][0])
         return [self._decided(base[d], number) for d, number in self.parts]
+
+    def sparse_row(self, source: int) -> SparseRow[PortSet]:
+        """The row in the sparse form tables are built from, every cell given: a named port
+        decides each destination on its own number, so there is no shared default to keep."""
+        from policyctl.verifier.sparserows import SparseRow
+
+        return SparseRow.dense(self.row(source))
 
     @property
     def decided(self) -> tuple[int, Protocol]:

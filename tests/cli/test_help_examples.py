@@ -70,6 +70,9 @@ EXPECTED: dict[str, Example] = {
     "policyctl drops -f examples/webshop --group 100": Example(STILL_RUNNING, "serves"),
     # it reads the drops of the agent started with --drop-log-group; with none listening: exit 2, naming the URL
     "policyctl drops --agent http://127.0.0.1:9182 -o json": Example(2, "netns"),
+    # status: policies and their Programmed Events, read from the cluster
+    "policyctl status": Example(0, "cluster"),
+    "policyctl status shop/payments-ingress -o json": Example(1, "cluster"),  # no agent has programmed it
     # enforce
     "policyctl gen --scale tiny > cluster.yaml": Example(),
     "policyctl enforce --node node-1 -f cluster.yaml": Example(0, "netns"),
@@ -151,11 +154,25 @@ def _run(example: str, workdir: Path, server: FakeApiServer | None) -> int:
     return STILL_RUNNING
 
 
+def _serve(server: FakeApiServer, workdir: Path) -> None:
+    """The generated cluster, and the web shop's namespaces and policies beside it."""
+    texts = [(workdir / "cluster.yaml").read_text(encoding="utf-8")]
+    texts += [path.read_text(encoding="utf-8") for path in sorted((workdir / "examples" / "webshop").glob("*.yaml"))]
+    served: set[tuple[str, str, str]] = set()
+    for text in texts:
+        for document in yaml.safe_load_all(text):
+            if not document or document.get("kind") not in ("Namespace", "Pod", "Node", "NetworkPolicy"):
+                continue
+            meta = document.get("metadata", {})
+            key = (document["kind"], meta.get("namespace", ""), meta["name"])
+            if key not in served:
+                served.add(key)
+                server.create(document)
+
+
 def _run_all(path: tuple[str, ...], workdir: Path) -> None:
     with FakeApiServer() as server:
-        for document in yaml.safe_load_all((workdir / "cluster.yaml").read_text(encoding="utf-8")):
-            if document and document.get("kind") in ("Namespace", "Pod", "Node", "NetworkPolicy"):
-                server.create(document)
+        _serve(server, workdir)
         for example in ALL[path]:
             assert _run(example, workdir, server) == EXPECTED[example].code, example
 
