@@ -5,9 +5,9 @@ compiler's rate limit, on the log statement only) to NFLOG group ``N`` of the no
 namespace, and this module reads the group from one thread:
 
 * each logged packet is attributed by :func:`~policyctl.enforcer.drops.attribute` on the
-  agent's latest cluster snapshot (the same view the ruleset was compiled from; an address
-  index is built once per snapshot), so a drop is explained exactly as ``policyctl explain``
-  explains that connection;
+  snapshot the kernel's ruleset was last compiled from (an address index is built once per
+  snapshot), so a drop is explained exactly as ``policyctl explain`` explains that connection
+  on that view;
 * the drop counts in ``policyctl_dropped_packets_total{policy,direction,action}``;
 * its JSON document (``enforcer.drops.drop_document``) goes into a bounded ring buffer
   (:class:`DropLog`) that ``GET /drops?since=SEQ`` serves as one JSON object per line, on a

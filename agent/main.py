@@ -62,6 +62,7 @@ from policyctl.kubeapi.events import EventPublisher, create_or_patch
 from policyctl.kubeapi.resources import RESOURCES, Resource
 from policyctl.kubeapi.served import AnyReflector, Discovery, reflector_for
 from policyctl.kubeapi.store import ChangeKind, ClusterStore
+from policyctl.policy.model import Cluster
 
 #: How often the loops wake while idle, so heartbeats stay fresh.
 TICK = 1.0
@@ -155,8 +156,14 @@ class Agent:
         self.drop_monitor: DropMonitor | None = None
         if config.log_group is not None:
             group, netns, opener = config.log_group, config.netns, drop_source or NflogReader
-            self.drop_monitor = DropMonitor(lambda: opener(group, netns=netns), self.store.snapshot, log=self.drop_log,
-                                            metrics=self.metrics, logger=self.log.getChild("drops"))
+            self.drop_monitor = DropMonitor(lambda: opener(group, netns=netns), self._enforced_cluster,
+                                            log=self.drop_log, metrics=self.metrics, logger=self.log.getChild("drops"))
+
+    def _enforced_cluster(self) -> Cluster:
+        """What drops are explained on: the snapshot the kernel's ruleset was compiled from,
+        else (before the first sync) the cache as it is."""
+        applied = self.sync.applied_cluster
+        return applied if applied is not None else self.store.snapshot()
 
     def _changed(self, resource: Resource, key: str, kind: ChangeKind) -> None:
         self.log.debug(

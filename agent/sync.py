@@ -210,6 +210,12 @@ class NodeSync:
         self._sizes = {}
 
     @property
+    def applied_cluster(self) -> Cluster | None:
+        """The snapshot the kernel's ruleset was last compiled from (None before a sync
+        succeeded, or after a failure until the next one)."""
+        return self._cluster
+
+    @property
     def document(self) -> dict[str, Any]:
         """The node's whole ruleset as libnftables JSON, rendered only when something needs
         it whole (a full apply, a read-back, connection revocation)."""
