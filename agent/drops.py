@@ -125,6 +125,8 @@ class DropMonitor:
         self._book: AddressBook | None = None
         self.unreadable = 0
         """Logged packets whose bytes could not be read as an IP packet."""
+        self.lost_reads = 0
+        """Reads of the drop log the kernel reported lost (its buffer was full)."""
 
     def _address_book(self) -> AddressBook:
         cluster = self._snapshot()
@@ -155,6 +157,16 @@ class DropMonitor:
                                                     action=drop.prefix.action).inc()
         return kept
 
+    def _report_overruns(self, source: PacketSource) -> None:
+        """Drops the kernel could not hand over (the socket's buffer was full) are logged and
+        counted in :attr:`lost_reads`, never silent."""
+        lost = getattr(source, "overruns", 0)
+        if lost:
+            self.lost_reads += lost
+            source.overruns = 0  # type: ignore[attr-defined]
+            self._logger.warning("drop log overrun: some drops were not read", extra={"fields": {
+                "reads_lost": lost, "total": self.lost_reads}})
+
     def run(self, stop: threading.Event) -> None:
         """The thread body: open the source (retrying while it cannot be), read, handle."""
         while not stop.is_set():
@@ -167,6 +179,7 @@ class DropMonitor:
             try:
                 while not stop.is_set():
                     self.handle(source.read(self._tick))
+                    self._report_overruns(source)
             except NflogError as error:
                 self._logger.warning("drop log read failed; reopening", extra={"fields": {"error": str(error)}})
             finally:

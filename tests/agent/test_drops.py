@@ -172,3 +172,20 @@ def test_a_sync_with_a_log_group_applies_grouped_rulesets_and_deltas() -> None:
     logs = [s for c in enforcer.deltas[-1].chains for r in c.rules for s in r.statements if isinstance(s, Log)]
     assert logs and {log.group for log in logs} == {12}
     assert enforcer.applies[-1] == to_document(log_to_group(compile_node(snapshots.cluster, "node-1"), 12))
+
+
+def test_drops_the_kernel_could_not_hand_over_are_counted() -> None:
+    stop = threading.Event()
+    source = Packets((INGRESS,))
+    source.overruns = 2  # type: ignore[attr-defined]
+    original = source.read
+
+    def read(timeout: float | None) -> tuple[LoggedPacket, ...]:
+        if not source.batches:
+            stop.set()
+        return original(timeout)
+
+    source.read = read  # type: ignore[method-assign]
+    monitor = DropMonitor(lambda: source, addressed, log=DropLog(), tick=0.01)
+    monitor.run(stop)
+    assert monitor.lost_reads == 2 and source.overruns == 0  # type: ignore[attr-defined]
