@@ -72,6 +72,19 @@ def complete_namespace(ctx: click.Context, param: click.Parameter, incomplete: s
     return [] if cluster is None else _items(namespace_names(cluster), incomplete)
 
 
+def port_names(cluster: Cluster) -> set[str]:
+    """Every container port name of the input, ``NAME`` for TCP and ``NAME/PROTOCOL`` otherwise,
+    as ``--port`` takes them."""
+    return {c.name if c.protocol.value == "TCP" else f"{c.name}/{c.protocol.value}"
+            for pod in cluster.pods for c in pod.ports if c.name}  # fmt: skip
+
+
+def complete_port(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Named ports only: a number needs no completion."""
+    cluster = input_cluster(ctx)
+    return [] if cluster is None else _items(port_names(cluster), incomplete)
+
+
 def lab_pod_names(lab: str) -> set[str]:
     """The pods of a lab that is up, as ``lab probe`` and ``lab exec`` accept them: every
     ``NAMESPACE/NAME`` and the bare names of the ``default`` namespace."""

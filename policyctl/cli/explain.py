@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import click
 
-from policyctl.cli.completion import complete_endpoint
+from policyctl.cli.completion import complete_endpoint, complete_port
 from policyctl.cli.inputs import (
     EXIT_NO,
     EXIT_OK,
@@ -81,6 +81,7 @@ class Query:
 @click.option(
     "--port",
     type=PortOrNameType(),
+    shell_complete=complete_port,
     default=None,
     help="Decide one port, e.g. 8443/TCP, 53/UDP (protocol default TCP), or a container port's name, "
     "e.g. http, resolved on DST as policies resolve named ports. Without it every port of TCP, UDP and "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import click
 
+from policyctl.cli.completion import complete_port
 from policyctl.cli.inputs import (
     fail,
     family_option,
@@ -35,6 +36,7 @@ from policyctl.verifier.relation import connectivity
 @click.option(
     "--port",
     type=PortOrNameType(),
+    shell_complete=complete_port,
     default=None,
     help="The port and protocol to decide, e.g. 8080/TCP, or a container port's name (http), decided "
     "on each destination's own port of that name. Without it a cell lists the allowed ports (exact "
