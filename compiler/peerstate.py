@@ -46,7 +46,9 @@ class Peers:
     def reached(self, selector: str) -> tuple[PeerIdentity, ...]:
         found = self._reached.get(selector)
         if found is None:
-            found = self._reached[selector] = tuple(sorted(self.by_selector.get(selector, ()), key=lambda p: p.sort_key))
+            found = self._reached[selector] = tuple(
+                sorted(self.by_selector.get(selector, ()), key=lambda p: p.sort_key)
+            )
         return found
 
     def everyone(self) -> tuple[PeerIdentity, ...]:

@@ -250,7 +250,9 @@ def render_delta(
     whole += [_rule(place, c, r) for c in delta.chains for r in c.rules]
     added = [(name, tuple(element_value(types[name], e) for e in elements)) for name, elements in delta.added_elements]
     added += [(name, tuple(map_entry(a, t) for a, t in entries)) for name, entries in delta.added_entries]
-    removed = [(name, tuple(element_value(types[name], e) for e in elements)) for name, elements in delta.removed_elements]
+    removed = [
+        (name, tuple(element_value(types[name], e) for e in elements)) for name, elements in delta.removed_elements
+    ]
     removed += [(name, tuple(map_entry(a, t) for a, t in entries)) for name, entries in delta.removed_entries]
     return RenderedDelta(
         objects={"nftables": whole},

@@ -66,7 +66,9 @@ CLUSTER_POLICY_KINDS: Mapping[str, tuple[str, ...]] = {
 
 _TOP_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
 _SELECTOR_PAIR = frozenset({"namespaceSelector", "podSelector"})
-_DOMAIN_RE = re.compile(r"(\*\.)?([a-zA-z0-9]([-a-zA-Z0-9_]*[a-zA-Z0-9])?\.)+[a-zA-z0-9]([-a-zA-Z0-9_]*[a-zA-Z0-9])?\.?")
+_DOMAIN_RE = re.compile(
+    r"(\*\.)?([a-zA-z0-9]([-a-zA-Z0-9_]*[a-zA-Z0-9])?\.)+[a-zA-z0-9]([-a-zA-Z0-9_]*[a-zA-Z0-9])?\.?"
+)
 _PREFIX_RE = re.compile(r"(0|[1-9][0-9]{0,2})")
 _MAX_RULES = {SourceKind.CLUSTER_NETWORK_POLICY: 25}
 _MAX_ADMIN_ITEMS = 100
@@ -450,7 +452,9 @@ def _tier(reader: _Reader, spec: Mapping[str, object]) -> Tier | None:
     return Tier(text)
 
 
-def parse_cluster_policy(value: Mapping[str, object], *, kind: str, site: Site) -> tuple[ClusterNetworkPolicy | None, list[Diagnostic]]:
+def parse_cluster_policy(
+    value: Mapping[str, object], *, kind: str, site: Site
+) -> tuple[ClusterNetworkPolicy | None, list[Diagnostic]]:
     """One cluster-scoped policy of ``kind`` -> the model (None when the API server would
     refuse it) and every diagnostic."""
     schema = _SCHEMAS[SourceKind(kind)]
@@ -467,17 +471,28 @@ def parse_cluster_policy(value: Mapping[str, object], *, kind: str, site: Site) 
     assert isinstance(meta, Mapping)
     name = str(meta.get("name") or "")
     if meta.get("namespace"):
-        fields.warn(("metadata", "namespace"), "ignored-namespace", f"{kind} is cluster-scoped: the namespace is ignored")
+        fields.warn(
+            ("metadata", "namespace"), "ignored-namespace", f"{kind} is cluster-scoped: the namespace is ignored"
+        )
     if schema.kind is SourceKind.BASELINE_ADMIN_NETWORK_POLICY and name and name != "default":
-        fields.error(("metadata", "name"), "invalid-name",
-                     'Only one baseline admin network policy with metadata.name="default" can be created in the cluster')
-    spec = fields.mapping(value.get("spec"), ("spec",), known=schema.spec_fields) if value.get("spec") is not None else None
+        fields.error(
+            ("metadata", "name"),
+            "invalid-name",
+            'Only one baseline admin network policy with metadata.name="default" can be created in the cluster',
+        )
+    spec = (
+        fields.mapping(value.get("spec"), ("spec",), known=schema.spec_fields)
+        if value.get("spec") is not None
+        else None
+    )
     if spec is None:
         if value.get("spec") is None:
             fields.error(("spec",), "required-field", "spec is required")
         return None, fields.diagnostics
     tier = _tier(reader, spec)
-    priority = BASELINE_ADMIN_PRIORITY if schema.kind is SourceKind.BASELINE_ADMIN_NETWORK_POLICY else _priority(reader, spec)
+    priority = (
+        BASELINE_ADMIN_PRIORITY if schema.kind is SourceKind.BASELINE_ADMIN_NETWORK_POLICY else _priority(reader, spec)
+    )
     subject = reader.subject(spec.get("subject"), ("spec", "subject"))
     ingress = reader.rules(spec, Direction.INGRESS)
     egress = reader.rules(spec, Direction.EGRESS)

@@ -128,7 +128,9 @@ def _read_end(reader: FieldReader, value: object, path: tuple[str | int, ...]) -
             return EndSpec(pod=text, text=text)
         if text.count("/") == 2:
             return EndSpec(workload=text, text=text)
-        reader.error(path, "invalid-end", f'"{text}": expected internet, a CIDR, NAMESPACE/POD, NAMESPACE/KIND/NAME or a map')
+        reader.error(
+            path, "invalid-end", f'"{text}": expected internet, a CIDR, NAMESPACE/POD, NAMESPACE/KIND/NAME or a map'
+        )
         return None
     raw = reader.mapping(value, path, known=_END_FIELDS)
     if raw is None:
@@ -151,7 +153,9 @@ def _read_end(reader: FieldReader, value: object, path: tuple[str | int, ...]) -
     if raw.get("internet") is True:
         values["internet"] = True
     if (values.get("cidr") or values.get("internet")) and len(values) > 1:
-        reader.error(path, "invalid-end", "cidr and internet stand alone: outside addresses have no namespace or labels")
+        reader.error(
+            path, "invalid-end", "cidr and internet stand alone: outside addresses have no namespace or labels"
+        )
         return None
     text = ", ".join(f"{k}={_show(v)}" for k, v in sorted(values.items()))
     return EndSpec(text=f"{{{text}}}" if text else "<any pod>", **values)  # type: ignore[arg-type]
@@ -161,7 +165,9 @@ def _show(value: object) -> str:
     return str(value) if not isinstance(value, LabelSelector) else f"[{value}]"
 
 
-def _read_assertion(document: Document, value: object, position: int, base: tuple[str | int, ...]) -> tuple[Assertion | None, list[Diagnostic]]:
+def _read_assertion(
+    document: Document, value: object, position: int, base: tuple[str | int, ...]
+) -> tuple[Assertion | None, list[Diagnostic]]:
     site = Site(document, base, object=f"assertion {position}")
     reader = FieldReader(site)
     raw = reader.mapping(value, (), known=_ASSERTION_FIELDS)
@@ -176,7 +182,7 @@ def _read_assertion(document: Document, value: object, position: int, base: tupl
     except ValueError:
         reader.error(("expect",), "invalid-expect", f"expect must be can, cannot or only, got {expect_text!r}")
         expect = None
-    ends = []
+    ends: list[EndSpec | None] = []
     for key in ("from", "to"):
         if key not in raw:
             reader.error((key,), "missing-field", f"{key} is required")
@@ -231,7 +237,11 @@ def load_assertions(path: str) -> tuple[list[Assertion], list[Diagnostic]]:
             continue
         if not isinstance(value, list):
             line = document.line_of(base)
-            diagnostics.append(Diagnostic(path, line, Severity.ERROR, "invalid-type", "expected a list of assertions", field="assertions"))
+            diagnostics.append(
+                Diagnostic(
+                    path, line, Severity.ERROR, "invalid-type", "expected a list of assertions", field="assertions"
+                )
+            )
             continue
         for position, item in enumerate(value):
             found, problems = _read_assertion(document, item, position, (*base, position))
@@ -250,7 +260,11 @@ def _reason(relation: Relation, meeting: Meeting, family: Family, ports: PortSet
     if meeting.pods is None or first is None:
         return ""
     verdict = evaluate(relation.cluster, Connection(meeting.pods[0], meeting.pods[1], first[0], first[1], family))
-    notes = [h.note for h in (verdict.egress, verdict.ingress) if h.note and (h.allowed is not verdict.allowed or not verdict.allowed)]
+    notes = [
+        h.note
+        for h in (verdict.egress, verdict.ingress)
+        if h.note and (h.allowed is not verdict.allowed or not verdict.allowed)
+    ]
     if verdict.allowed:
         notes = [n for n in (verdict.ingress.note, verdict.egress.note) if n.startswith("allowed by")] or notes
     return "; ".join(notes[:1])
@@ -285,7 +299,9 @@ def _check(relation: Relation, assertion: Assertion) -> AssertionResult:
     return AssertionResult(assertion, True)
 
 
-def check_assertions(cluster: Cluster, assertions: list[Assertion], *, relation: Relation | None = None) -> list[AssertionResult]:
+def check_assertions(
+    cluster: Cluster, assertions: list[Assertion], *, relation: Relation | None = None
+) -> list[AssertionResult]:
     """Each assertion proved (``passed``) or refuted with a counterexample, in input order."""
     relation = relation or connectivity(cluster)
     return [_check(relation, a) for a in assertions]

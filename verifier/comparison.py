@@ -184,7 +184,9 @@ def differences(a: Relation, b: Relation, *, families: tuple[Family, ...] | None
                     yield Difference(pair[0], pair[1], family, extra, tuple(sources), tuple(destinations))
         for s, d in a._bypass_pairs():
             if d.key in b.cluster.pod_by_key and s.key in b.cluster.pod_by_key:
-                extra = a.ports(s, d, family=family) - b.ports(b.cluster.pod_by_key[s.key], b.cluster.pod_by_key[d.key], family=family)
+                extra = a.ports(s, d, family=family) - b.ports(
+                    b.cluster.pod_by_key[s.key], b.cluster.pod_by_key[d.key], family=family
+                )
                 if extra:
                     yield Difference(s, d, family, extra, (s,), (d,))
         outside = _joint_atoms(a, b, family)
@@ -203,14 +205,17 @@ def differences(a: Relation, b: Relation, *, families: tuple[Family, ...] | None
         yield from _node_differences(a, b, family, (g for _, g in rows), (g for _, g in columns))
 
 
-def _ordinary_pair(a: Relation, b: Relation, sources: list[Pod], destinations: list[Pod], family: Family) -> tuple[Pod, Pod] | None:
+def _ordinary_pair(
+    a: Relation, b: Relation, sources: list[Pod], destinations: list[Pod], family: Family
+) -> tuple[Pod, Pod] | None:
     """A (source, destination) pair that no bypass applies to in either relation."""
     return next(
         (
             (s, d)
             for s in sources
             for d in (destinations if s.host_network else destinations[:2])
-            if a.bypass(s, d, family) is None and b.bypass(b.cluster.pod_by_key[s.key], b.cluster.pod_by_key[d.key], family) is None
+            if a.bypass(s, d, family) is None
+            and b.bypass(b.cluster.pod_by_key[s.key], b.cluster.pod_by_key[d.key], family) is None
         ),
         None,
     )
@@ -313,4 +318,6 @@ def _families(a: Cluster | Relation, b: Cluster | Relation) -> tuple[Family, ...
 
 
 def describe(difference: Difference) -> str:
-    return f"{_name(difference.source)} -> {_name(difference.destination)} ({difference.family.value}): {difference.ports}"
+    return (
+        f"{_name(difference.source)} -> {_name(difference.destination)} ({difference.family.value}): {difference.ports}"
+    )

@@ -102,7 +102,9 @@ def _hypothetical(relation: Relation, spec: EndSpec, family: Family, *, inside: 
     pod_selectors = [s.pods for s in index.selectors] + ([spec.pod_selector] if spec.pod_selector is not None else [])
     atoms = {a.blocks: a for a in index.atoms(family)}
     addresses: list[tuple[frozenset[int] | None, str]] = [(None, "without an address")]
-    addresses += [(blocks, f"at {as_address(a.low, family)}") for blocks, a in sorted(atoms.items(), key=lambda i: i[1].low)]
+    addresses += [
+        (blocks, f"at {as_address(a.low, family)}") for blocks, a in sorted(atoms.items(), key=lambda i: i[1].low)
+    ]
     named = tuple((name, protocol, ()) for name, protocol in index.named)
     seen: set[View] = set()
     extra = [spec.namespace] if spec.namespace else []

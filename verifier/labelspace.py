@@ -55,7 +55,8 @@ def label_states(
                 }
                 grown.setdefault(failed | more, {**labels, **seen})
         states = grown
-    return tuple(sorted(((f, Labels(l)) for f, l in states.items()), key=lambda s: (sorted(s[0]), tuple(s[1].items()))))
+    witnesses = ((failed, Labels(labels)) for failed, labels in states.items())
+    return tuple(sorted(witnesses, key=lambda s: (sorted(s[0]), tuple(s[1].items()))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +74,14 @@ def namespace_choices(
     """Every existing namespace (defined, or named by a pod or policy) and one witness new
     namespace per combination of ``selectors`` outcomes a new namespace can produce; ``names``
     are more names a new namespace may be given (e.g. one an assertion names)."""
-    existing = sorted({n.name for n in cluster.namespaces} | {p.namespace for p in cluster.pods} | {p.namespace for p in cluster.policies})
+    existing = sorted(
+        {n.name for n in cluster.namespaces}
+        | {p.namespace for p in cluster.pods}
+        | {p.namespace for p in cluster.policies}
+    )
     found = [NamespaceChoice(n, cluster.namespace_labels(n), True) for n in existing]
-    mentioned = {v for s in selectors for r in s.requirements if r.key == NAMESPACE_NAME_LABEL for v in r.values} | set(names)
+    named = {v for s in selectors for r in s.requirements if r.key == NAMESPACE_NAME_LABEL for v in r.values}
+    mentioned = named | set(names)
     taken = set(existing)
     candidates = (*sorted(mentioned - taken), _fresh(taken | mentioned, FRESH_NAMESPACE))
     for name in candidates:

@@ -76,7 +76,7 @@ def _objects(document: Document) -> Iterator[tuple[Path, str, Mapping[str, objec
     kind = value.get("kind")
     if isinstance(kind, str) and kind.endswith("List") and isinstance(value.get("items"), list):
         item_kind = kind[: -len("List")]
-        for i, item in enumerate(value["items"]):  # type: ignore[arg-type]
+        for i, item in enumerate(value["items"]):
             if isinstance(item, Mapping):
                 written = item.get("kind")
                 yield ("items", i), written if isinstance(written, str) else item_kind, item
@@ -197,10 +197,10 @@ def through_source_comments(
     for diagnostic in diagnostics:
         entries = starts.get(diagnostic.file, [])
         at = bisect.bisect_right(first_lines.get(diagnostic.file, []), diagnostic.line) - 1
-        document = entries[at][1] if at >= 0 else None
-        if document is None or document.source_comment is None:
+        holder = entries[at][1] if at >= 0 else None
+        if holder is None or holder.source_comment is None:
             mapped.append(diagnostic)
             continue
         line = diagnostic.line - entries[at][0] + 1
-        mapped.append(replace(diagnostic, file=document.source_comment, line=line))
+        mapped.append(replace(diagnostic, file=holder.source_comment, line=line))
     return tuple(sorted(mapped))

@@ -293,10 +293,10 @@ def shadowed_rules(context: LintContext) -> Iterator[Diagnostic]:
                 if taker < 0:
                     names.append("the Admin tier")
                     continue
-                earlier = _rule_of(index, taker)
-                owner = next(p.policy for p in index.cluster_policies if p.policy.ref == earlier.policy)
-                where = f" ({earlier.rule.provenance})" if earlier.rule.provenance else ""
-                names.append(f"{earlier.action.value} {owner} {earlier.rule.label}{where}")
+                taken = _rule_of(index, taker)
+                owner = next(p.policy for p in index.cluster_policies if p.policy.ref == taken.policy)
+                where = f" ({taken.rule.provenance})" if taken.rule.provenance else ""
+                names.append(f"{taken.action.value} {owner} {taken.rule.label}{where}")
             accept_over_deny = rule.action is Action.DENY and any(
                 t >= 0 and _rule_of(index, t).action is Action.ACCEPT for t in takers[rule_id]
             )

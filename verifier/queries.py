@@ -57,7 +57,9 @@ class Finding:
 
     def to_diagnostic(self) -> Diagnostic:
         where = self.provenance or Provenance("<cluster>", 0)
-        return Diagnostic(where.file, where.line, self.severity, self.code, self.message, self.field, self.object, hint=self.hint)
+        return Diagnostic(
+            where.file, where.line, self.severity, self.code, self.message, self.field, self.object, hint=self.hint
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +164,26 @@ def empty_selectors(cluster: Cluster, *, index: PolicyIndex | None = None) -> li
     for policy in sorted(cluster.policies, key=lambda p: p.ref):
         obj = _policy_object(policy)
         if not _satisfiable(policy.pod_selector):
-            found.append(Finding("unsatisfiable-selector", f"podSelector {policy.pod_selector} can never select a pod", policy.provenance, obj, "spec.podSelector", Severity.ERROR))
+            found.append(
+                Finding(
+                    "unsatisfiable-selector",
+                    f"podSelector {policy.pod_selector} can never select a pod",
+                    policy.provenance,
+                    obj,
+                    "spec.podSelector",
+                    Severity.ERROR,
+                )
+            )
         elif not selects(OwnNamespace(policy.namespace), policy.pod_selector):
-            found.append(Finding("empty-selector", f"podSelector {policy.pod_selector} selects no pod in namespace {policy.namespace}", policy.provenance, obj, "spec.podSelector"))
+            found.append(
+                Finding(
+                    "empty-selector",
+                    f"podSelector {policy.pod_selector} selects no pod in namespace {policy.namespace}",
+                    policy.provenance,
+                    obj,
+                    "spec.podSelector",
+                )
+            )
         for direction in (Direction.INGRESS, Direction.EGRESS):
             name = direction.value.lower()
             side = "from" if direction is Direction.INGRESS else "to"
@@ -178,15 +197,49 @@ def empty_selectors(cluster: Cluster, *, index: PolicyIndex | None = None) -> li
                     if not _satisfiable(peer.pods) or (
                         not isinstance(peer.namespaces, OwnNamespace) and not _satisfiable(peer.namespaces.selector)
                     ):
-                        found.append(Finding("unsatisfiable-selector", f"peer can never select a pod: {peer.pods}", where, obj, field, Severity.ERROR))
+                        found.append(
+                            Finding(
+                                "unsatisfiable-selector",
+                                f"peer can never select a pod: {peer.pods}",
+                                where,
+                                obj,
+                                field,
+                                Severity.ERROR,
+                            )
+                        )
                         empty_peers += 1
                     elif not selects(peer.namespaces, peer.pods):
-                        found.append(Finding("empty-selector", f"peer selects no existing pod (pods [{peer.pods}])", where, obj, field, Severity.INFO))
+                        found.append(
+                            Finding(
+                                "empty-selector",
+                                f"peer selects no existing pod (pods [{peer.pods}])",
+                                where,
+                                obj,
+                                field,
+                                Severity.INFO,
+                            )
+                        )
                         empty_peers += 1
                 if rule.peers and empty_peers == len(rule.peers):
-                    found.append(Finding("empty-rule", f"{name}[{rule.index}]: no peer selects anything, the rule allows nothing", where, obj, f"spec.{name}[{rule.index}]"))
+                    found.append(
+                        Finding(
+                            "empty-rule",
+                            f"{name}[{rule.index}]: no peer selects anything, the rule allows nothing",
+                            where,
+                            obj,
+                            f"spec.{name}[{rule.index}]",
+                        )
+                    )
                 if rule.ports and not any(_port_can_match(m, named) for m in rule.ports):
-                    found.append(Finding("empty-rule", f"{name}[{rule.index}]: no port can match, the rule allows nothing", where, obj, f"spec.{name}[{rule.index}].ports"))
+                    found.append(
+                        Finding(
+                            "empty-rule",
+                            f"{name}[{rule.index}]: no port can match, the rule allows nothing",
+                            where,
+                            obj,
+                            f"spec.{name}[{rule.index}].ports",
+                        )
+                    )
     return found
 
 

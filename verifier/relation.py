@@ -20,7 +20,8 @@ allow, where a side is what the applying rules and the rules that could name it 
 (:class:`FamilyRelation`); pairs no rule names share their row's default and are never
 visited, so a default deny keeps the work near the allowed pairs rather than sides squared.
 Nothing is enumerated per port or per address, and per-pod-pair work is limited to the two
-bypasses (hostNetwork pods times the pods of their node). :meth:`Relation.materialise` forces the whole relation and counts it.
+bypasses (hostNetwork pods times the pods of their node). :meth:`Relation.materialise` forces the
+whole relation and counts it.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ from .sparserows import SparseRow
 
 def cluster_families(cluster: Cluster) -> tuple[Family, ...]:
     """Families any pod or node has an address in; IPv4 when none has one."""
-    found = {Family.of(a) for p in cluster.pods for a in p.ips} | {Family.of(a) for n in cluster.nodes for a in n.addresses}
+    found = {Family.of(a) for p in cluster.pods for a in p.ips} | {
+        Family.of(a) for n in cluster.nodes for a in n.addresses
+    }
     return tuple(f for f in Family if f in found) or (Family.IPV4,)
 
 
