@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,3 +91,24 @@ def test_through_the_agent_text_is_the_same_as_read_here(run: Any, agent_url: st
 def test_unusable_input_exits_2_with_the_reason(run: Any, args: tuple[str, ...], message: str) -> None:
     result = run("drops", *args)
     assert result.exit_code == 2 and message in result.stderr
+
+
+def test_following_the_agent_prints_drops_as_they_come(run: Any) -> None:
+    log = DropLog()
+    log.add(document(INGRESS))
+    server = BoundedHTTPServer({}, query_routes={"/drops": log.route}, address="127.0.0.1", port=0)
+    later = threading.Timer(0.5, lambda: log.add(document(DENY)))
+    later.start()
+    try:
+        result = run("drops", "--agent", f"http://127.0.0.1:{server.port}", "--count", "2", "--duration", "20",
+                     "-o", "json")
+    finally:
+        later.cancel()
+        server.close()
+    assert result.exit_code == 0
+    assert [json.loads(text)["seq"] for text in result.stdout.splitlines()] == [1, 2]
+
+
+def test_following_stops_at_the_duration_with_what_came(run: Any, agent_url: str) -> None:
+    result = run("drops", "--agent", agent_url, "--duration", "1.5", "-o", "json")
+    assert result.exit_code == 0 and len(result.stdout.splitlines()) == 2
