@@ -35,7 +35,7 @@ from policyctl.manifests.fields import FieldReader, Site
 from policyctl.policy.model import Cluster, Family, LabelSelector, Provenance
 from policyctl.manifests.selectors_parsing import read_label_selector
 from policyctl.policy.semantics import evaluate
-from policyctl.policy.verdicts import Connection
+from policyctl.policy.verdicts import Connection, DecidedBy
 from policyctl.manifests.yamlsource import Document, read_documents
 
 from .ends import End, EndSpec, Meeting, complement, meetings, resolve
@@ -73,20 +73,21 @@ class Assertion:
 
 @dataclass(frozen=True, slots=True)
 class Counterexample:
-    """Why an assertion failed, concretely: ``ports`` are the offending (allowed for cannot /
-    only, denied for can) ports between ``source`` and ``destination``."""
+    """Why an assertion failed, concretely: ``ports`` are the offending ports between
+    ``source`` and ``destination``, ``denied`` for an unmet ``can``, allowed for ``cannot`` and
+    ``only``; ``reason`` is the reference verdict's note on the first of them."""
 
     source: str
     destination: str
     family: Family
     ports: PortSet
     reason: str = ""
+    denied: bool = False
 
     def __str__(self) -> str:
-        verb = "denied" if self.reason.startswith("denied") else "allowed"
+        verb = "denied" if self.denied else "allowed"
         text = f"{self.source} -> {self.destination} ({self.family.value}): {verb} on {self.ports}"
-        detail = self.reason.removeprefix("denied").lstrip(": ")
-        return text + (f" ({detail})" if detail else "")
+        return text + (f" ({self.reason})" if self.reason else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +267,8 @@ def _reason(relation: Relation, meeting: Meeting, family: Family, ports: PortSet
         if h.note and (h.allowed is not verdict.allowed or not verdict.allowed)
     ]
     if verdict.allowed:
-        notes = [n for n in (verdict.ingress.note, verdict.egress.note) if n.startswith("allowed by")] or notes
+        by_policy = [h.note for h in (verdict.ingress, verdict.egress) if h.decided_by is DecidedBy.NETWORK_POLICY]
+        notes = by_policy or notes
     return "; ".join(notes[:1])
 
 
@@ -292,9 +294,8 @@ def _check(relation: Relation, assertion: Assertion) -> AssertionResult:
                     bad = _violation(assertion, meeting)
                     if bad:
                         reason = _reason(relation, meeting, family, bad)
-                        if assertion.expect is Expect.CAN:
-                            reason = "denied" + (f": {reason}" if reason else "")
-                        example = Counterexample(meeting.source, meeting.destination, family, bad, reason)
+                        denied = assertion.expect is Expect.CAN
+                        example = Counterexample(meeting.source, meeting.destination, family, bad, reason, denied)
                         return AssertionResult(assertion, False, example)
     return AssertionResult(assertion, True)
 
