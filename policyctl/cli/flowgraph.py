@@ -84,7 +84,7 @@ def flow_graph(table: TruthTable, *, family: Family, port: tuple[int, Protocol] 
     for namespace, group_name, units in sorted(
         (ns, g, units) for g, by_ns in split.items() for ns, units in by_ns.items()
     ):
-        inner = table.cells[group_name][group_name] if len(units) > 1 else None
+        inner = table.group_cell(table.by_name[group_name], table.by_name[group_name]) if len(units) > 1 else None
         node = FlowNode(
             id=f"n{len(nodes)}",
             namespace=namespace,
@@ -98,9 +98,8 @@ def flow_graph(table: TruthTable, *, family: Family, port: tuple[int, Protocol] 
         of_group.setdefault(group_name, []).append((node, units[0]))
     edges: list[FlowEdge] = []
     for source_group in table.groups:
-        row = table.cells[source_group.name]
         for destination_group in table.groups:
-            value = row[destination_group.name]
+            value = table.group_cell(source_group, destination_group)
             if not allowed(value):
                 continue
             for source, source_unit in of_group[source_group.name]:

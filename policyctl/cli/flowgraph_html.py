@@ -3,7 +3,7 @@
 The page inlines the vendored Cytoscape.js (``vendor/cytoscape``, MIT, with its licence), the
 view's script and style (``flowview/``), the graph as JSON and the explanation of every edge,
 gzip-compressed (the explanations are most of the bytes and compress well; the page inflates
-them with the browser's ``DecompressionStream`` on the first click on an edge). Nothing is
+them with the browser's ``DecompressionStream``, a chunk of edges at a time, on a click). Nothing is
 fetched, so the file can be mailed or attached to a CI run.
 
 Positions are computed here, not by a layout in the browser: namespaces are boxes packed in
@@ -29,6 +29,7 @@ SLOT_WIDTH = 300
 SLOT_HEIGHT = 110
 NAMESPACE_GAP = 120
 NODE_WIDTH = (110, 280)
+CHUNK = 100
 
 
 def layout(graph: FlowGraph) -> dict[str, tuple[int, int]]:
@@ -76,10 +77,16 @@ def _script_json(document: Any) -> str:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"), sort_keys=True).replace("</", "<\\/")
 
 
-def pack_explanations(texts: Iterable[tuple[str, str]]) -> str:
-    """``{edge id: text}`` as base64 of gzip (mtime 0, so equal input gives equal bytes)."""
-    raw = json.dumps(dict(texts), ensure_ascii=False, sort_keys=True).encode("utf-8")
-    return base64.b64encode(gzip.compress(raw, compresslevel=9, mtime=0)).decode("ascii")
+def pack_explanations(graph: FlowGraph, texts: Iterable[tuple[str, str]]) -> list[str]:
+    """``{edge id: text}`` in chunks of ``CHUNK`` edges (edge ``i`` in chunk ``i // CHUNK``), each
+    base64 of gzip (mtime 0, so equal input gives equal bytes): a click inflates one chunk."""
+    found = dict(texts)
+    chunks = []
+    for start in range(0, len(graph.edges), CHUNK):
+        part = {e.id: found[e.id] for e in graph.edges[start : start + CHUNK] if e.id in found}
+        raw = json.dumps(part, ensure_ascii=False, sort_keys=True).encode("utf-8")
+        chunks.append(base64.b64encode(gzip.compress(raw, compresslevel=9, mtime=0)).decode("ascii"))
+    return chunks
 
 
 def page_document(graph: FlowGraph) -> dict[str, Any]:
@@ -92,13 +99,16 @@ def page_document(graph: FlowGraph) -> dict[str, Any]:
             {**node_document(n), "x": positions[n.id][0], "y": positions[n.id][1], "width": _width(n.label)}
             for n in graph.nodes
         ],
-        "edges": [{"id": e.id, "source": e.source, "target": e.target, "ports": e.ports} for e in graph.edges],
+        "edges": [
+            {"id": e.id, "source": e.source, "target": e.target, "ports": e.ports, "chunk": i // CHUNK}
+            for i, e in enumerate(graph.edges)
+        ],
     }
 
 
 def to_page(graph: FlowGraph, explanations: Iterable[tuple[str, str]], *, title: str) -> str:
     """The whole page; ``explanations`` are ``(edge id, text)`` pairs (possibly none)."""
-    packed = pack_explanations(explanations)
+    packed = _script_json(pack_explanations(graph, explanations))
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
@@ -109,7 +119,7 @@ def to_page(graph: FlowGraph, explanations: Iterable[tuple[str, str]], *, title:
         '<main><div id="cy"></div><aside><ul id="results"></ul><div id="details">'
         "<p>Click a workload to see its flows, or a flow to see why it is allowed.</p></div></aside></main>\n"
         f'<script type="application/json" id="flow-data">{_script_json(page_document(graph))}</script>\n'
-        f'<script type="text/plain" id="flow-explain">{packed}</script>\n'
+        f'<script type="application/json" id="flow-explain">{packed}</script>\n'
         f"<script>\n{_asset('vendor', 'cytoscape', 'cytoscape.min.js')}\n</script>\n"
         f"<script>\n{_asset('flowview', 'app.js')}</script>\n"
         "</body>\n</html>\n"

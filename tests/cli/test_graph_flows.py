@@ -14,6 +14,7 @@ import pytest
 from policyctl.cli.flowexplain import asked_ports, command, explain_edges
 from policyctl.cli.flowgraph import build_flow_graph
 from policyctl.cli.inputs import load_cluster
+from policyctl.cli.truthtable import build_truth_table
 from policyctl.policy.model import Family, Protocol
 from tests.cli.conftest import WEBSHOP
 
@@ -85,18 +86,19 @@ def test_edges_are_exactly_the_matrix_of_workloads(run, tiny, cluster, args) -> 
     cell, or the node's ``inner`` when both are members of one node; none where it says no."""
     path = SHOP if cluster == "webshop" else tiny
     document = _flows(run, path, *args)
-    matrix = run("matrix", "-f", path, "--workloads", "-o", "json", *(args or ("--all-ports",)))
-    table = json.loads(matrix.stdout)
-    group_of = {u["name"]: u["group"] for u in table["units"]}
+    port = (int(args[1].split("/")[0]), Protocol(args[1].split("/")[1])) if args else None
+    table = build_truth_table(load_cluster((path,), namespace="default"), port=port, family=Family.IPV4,
+                              workloads=True)  # fmt: skip
+    names = [u.name for u in table.units]
     nodes = {m: n for n in document["nodes"] for m in n["members"]}
     edges = {(e["source"], e["target"]): e["ports"] for e in document["edges"]}
     words = {True: "allowed", False: "denied"}
-    assert len(edges) == len(document["edges"]) and len(nodes) == len(group_of) > 1
-    for source in group_of:
-        for target in group_of:
+    assert len(edges) == len(document["edges"]) and len(nodes) == len(names) > 1
+    for source in names:
+        for target in names:
             if source == target:
                 continue
-            cell = table["allowed"][group_of[source]][group_of[target]]
+            cell = table.cell(source, target)
             expected = None if cell in (False, "none") else words.get(cell, cell)
             s, t = nodes[source], nodes[target]
             found = s["inner"] if s is t else edges.get((s["id"], t["id"]))

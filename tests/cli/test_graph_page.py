@@ -171,7 +171,7 @@ def test_a_hundred_namespaces_open_quickly_and_stay_searchable(browser: Chromium
     browser.errors.clear()
     started = time.monotonic()
     browser.open(page)
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 30  # about 1 s on a quiet machine; CI's may be busy
     assert browser.evaluate("flowView.rendered") == len(document["nodes"])
     last = document["nodes"][-1]
     browser.type("#search", last["members"][0])

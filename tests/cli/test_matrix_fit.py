@@ -3,11 +3,13 @@ cells shrunk to nothing or to an ellipsis."""
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 
+from policyctl.cli.inputs import load_cluster
+from policyctl.cli.truthtable import Group, build_truth_table
+from policyctl.policy.model import Family, Protocol
 from tests.cli.conftest import WEBSHOP
 
 SHOP = str(WEBSHOP)
@@ -86,26 +88,27 @@ def test_matrix_fits_the_terminal(run, monkeypatch, args, columns, note, expecte
 @pytest.mark.parametrize(
     "args", [("--port", "8080/TCP"), ("--all-ports",), ("--port", "53/UDP", "--workloads")], ids=str
 )
-def test_listed_flows_are_the_allowed_cells_of_the_json(run, monkeypatch, args) -> None:
+def test_listed_flows_are_the_allowed_cells_of_the_table(run, monkeypatch, args) -> None:
     """The list says exactly what the grouped table says: one line per allowed cell, none else."""
-    document = json.loads(run("matrix", "-f", SHOP, *args, "-o", "json").stdout)
+    port = (int(args[1].split("/")[0]), Protocol(args[1].split("/")[1])) if args[0] == "--port" else None
+    cluster = load_cluster((SHOP,), namespace="default")
+    table = build_truth_table(cluster, port=port, family=Family.IPV4, workloads="--workloads" in args)
     monkeypatch.setenv("COLUMNS", "40")
     listed = run("matrix", "-f", SHOP, *args).stdout
-    groups = {g["name"]: g for g in document["groups"]}
 
-    def label(name: str) -> str:
-        members = groups[name]["members"]
-        if len(members) > 1:
-            return f"{name} ({len(members)})"
-        host = next(u["host_network"] for u in document["units"] if u["name"] == members[0])
-        return f"{members[0]} (hostNetwork)" if host else members[0]
+    def label(group: Group) -> str:
+        if len(group.members) > 1:
+            return f"{group.name} ({len(group.members)})"
+        unit = group.members[0]
+        return f"{unit.name} (hostNetwork)" if unit.host_network else unit.name
 
     expected: set[tuple[str, str]] = set()
-    for source, row in document["allowed"].items():
-        for destination, value in row.items():
-            if value is False or value == "none" or (source == destination and len(groups[source]["members"]) == 1):
+    for source in table.groups:
+        for destination in table.groups:
+            value = table.group_cell(source, destination)
+            if value is False or value == "none" or (source is destination and len(source.members) == 1):
                 continue
-            shown = f"other members of {source}" if source == destination else label(destination)
+            shown = f"other members of {source.name}" if source is destination else label(destination)
             expected.add((label(source), shown if value is True else f"{shown}: {value}"))
     found: set[tuple[str, str]] = set()
     heading = ""

@@ -4,7 +4,8 @@
 (function () {
   "use strict";
   const data = JSON.parse(document.getElementById("flow-data").textContent);
-  const state = { explain: null, selected: null };
+  const state = { chunks: JSON.parse(document.getElementById("flow-explain").textContent), explain: new Map(),
+    selected: null };
   const byId = (id) => document.getElementById(id);
   const nodes = new Map(data.nodes.map((n) => [n.id, n]));
   const large = data.edges.length > 1000 || data.nodes.length > 500;
@@ -23,7 +24,8 @@
     });
   });
   data.edges.forEach((e) => {
-    elements.push({ group: "edges", data: { id: e.id, source: e.source, target: e.target, label: e.ports } });
+    elements.push({ group: "edges", data: { id: e.id, source: e.source, target: e.target, label: e.ports,
+      chunk: e.chunk } });
   });
 
   const cy = cytoscape({
@@ -75,25 +77,24 @@
     return n.namespace + "/" + n.label;
   }
 
-  async function explanations() {
-    if (state.explain === null) {
-      const packed = byId("flow-explain").textContent.trim();
-      if (!packed) {
-        state.explain = {};
-      } else {
-        const bytes = Uint8Array.from(atob(packed), (c) => c.charCodeAt(0));
-        const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
-        state.explain = JSON.parse(await new Response(stream).text());
-      }
+  async function explanations(chunk) {
+    if (!state.explain.has(chunk)) {
+      const packed = state.chunks[chunk];
+      if (packed === undefined) return {};
+      const bytes = Uint8Array.from(atob(packed), (c) => c.charCodeAt(0));
+      const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+      state.explain.set(chunk, JSON.parse(await new Response(stream).text()));
     }
-    return state.explain;
+    return state.explain.get(chunk);
   }
 
+  // Restyling every element costs seconds at a hundred namespaces, so a large graph only
+  // marks the selection's own flows; a small one also fades everything else.
   function highlight(collection) {
     cy.batch(() => {
-      cy.elements().removeClass("faded near");
+      cy.elements(".faded, .near").removeClass("faded near");
       if (collection) {
-        cy.elements().not(collection).not(collection.ancestors()).addClass("faded");
+        if (!large) cy.elements().not(collection).not(collection.ancestors()).addClass("faded");
         collection.edges().addClass("near");
       }
     });
@@ -148,7 +149,8 @@
     const pre = text("pre", "explaining…", "explain");
     pre.id = "explain";
     panel.appendChild(pre);
-    const found = (await explanations())[id];
+    const found = (await explanations(edge.data("chunk")))[id];
+    if (state.selected !== id) return true;
     pre.textContent = found === undefined ? "no explanation embedded (graph --no-explain)" : found;
     return true;
   }
