@@ -12,8 +12,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from policyctl.policy.clustermodel import NodesPeer
-from policyctl.policy.model import Cluster, IPAddress, IPBlockPeer, IPNetwork
+from policyctl.policy.clustermodel import ClusterNetworkPolicy, NodesPeer
+from policyctl.policy.model import Cluster, IPAddress, IPBlockPeer, IPNetwork, NetworkPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +26,7 @@ class AddressRange:
     @property
     def networks(self) -> tuple[IPNetwork, ...]:
         """The range as the fewest CIDRs, in order."""
-        return tuple(ipaddress.summarize_address_range(self.first, self.last))  # type: ignore[arg-type]
+        return tuple(ipaddress.summarize_address_range(self.first, self.last))
 
     def __str__(self) -> str:
         return ", ".join(str(n) for n in self.networks)
@@ -37,7 +37,8 @@ def block_networks(cluster: Cluster) -> tuple[IPNetwork, ...]:
     ``networks`` CIDR of cluster-scoped policies, and each node address when a ``nodes`` peer
     can match it), sorted."""
     found: set[IPNetwork] = set()
-    for policy in (*cluster.policies, *cluster.cluster_policies):
+    policies: list[NetworkPolicy | ClusterNetworkPolicy] = [*cluster.policies, *cluster.cluster_policies]
+    for policy in policies:
         for rule in (*policy.ingress, *policy.egress):
             for peer in rule.peers:
                 if isinstance(peer, IPBlockPeer):

@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
-from policyctl.policy.model import Cluster, Family, Pod, Protocol
+from policyctl.policy.clustermodel import ClusterNetworkPolicy
+from policyctl.policy.model import Cluster, Family, NetworkPolicy, Pod, Protocol
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection, Endpoint, Verdict
 
@@ -90,7 +91,8 @@ def port_boundaries(cluster: Cluster, destination: Endpoint) -> tuple[int, ...]:
             if container_port.name:
                 named.setdefault(container_port.name, []).append(container_port.port)
     points = {FIRST_PORT}
-    for policy in (*cluster.policies, *cluster.cluster_policies):
+    policies: list[NetworkPolicy | ClusterNetworkPolicy] = [*cluster.policies, *cluster.cluster_policies]
+    for policy in policies:
         for rule in (*policy.ingress, *policy.egress):
             for port in rule.ports:
                 if isinstance(port.port, int):
