@@ -25,17 +25,19 @@ from typing import Any
 from policyctl.cli.flowgraph import FlowGraph, FlowNode
 from policyctl.cli.flowgraph_export import node_document
 
-SLOT_WIDTH = 300
-SLOT_HEIGHT = 110
+SLOT_WIDTH = 250
+SLOT_HEIGHT = 90
 NAMESPACE_GAP = 120
-NODE_WIDTH = (110, 280)
+NODE_WIDTH = (110, 230)
 CHUNK = 100
+ASPECT = 1.8
 
 
 def layout(graph: FlowGraph) -> dict[str, tuple[int, int]]:
-    """Node centres: each namespace a near-square grid of slots, namespaces packed in rows
-    about as wide as the whole drawing is tall. Odd columns are shifted down and odd rows right,
-    so an edge between two nodes of a row or column does not run under the node between them."""
+    """Node centres: each namespace a near-square grid of slots; namespaces packed in rows
+    so that the drawing is about ``ASPECT`` times as wide as tall, like the page's canvas. Odd
+    columns are shifted down and odd rows right, so an edge between two nodes of a row or
+    column does not run under the node between them."""
     by_namespace: dict[str, list[FlowNode]] = {}
     for node in graph.nodes:
         by_namespace.setdefault(node.namespace, []).append(node)
@@ -44,28 +46,52 @@ def layout(graph: FlowGraph) -> dict[str, tuple[int, int]]:
         columns = math.ceil(math.sqrt(len(members)))
         rows = math.ceil(len(members) / columns)
         sizes[namespace] = (columns, rows)
-    area = sum((c * SLOT_WIDTH + NAMESPACE_GAP) * (r * SLOT_HEIGHT + NAMESPACE_GAP) for c, r in sizes.values())
-    row_width = max(math.sqrt(area) * 1.3, max((c * SLOT_WIDTH for c, _ in sizes.values()), default=0))
+    boxes = {
+        ns: (columns * SLOT_WIDTH + SLOT_WIDTH // 3, rows * SLOT_HEIGHT + SLOT_HEIGHT // 2)
+        for ns, (columns, rows) in sizes.items()
+    }
+    order = list(graph.namespaces)
+    widest = max((w for w, _ in boxes.values()), default=0)
+    row_width = min(
+        ((widest + NAMESPACE_GAP) * k for k in range(1, len(order) + 1)),
+        key=lambda limit: abs(math.log(_aspect(_shelves(order, boxes, limit), boxes) / ASPECT)),
+        default=0,
+    )
     positions: dict[str, tuple[int, int]] = {}
-    x = y = row_height = 0
-    for namespace in graph.namespaces:
-        columns, rows = sizes[namespace]
-        width, height = columns * SLOT_WIDTH + SLOT_WIDTH // 3, rows * SLOT_HEIGHT + SLOT_HEIGHT // 2
-        if x > 0 and x + width > row_width:
-            x, y, row_height = 0, y + row_height + NAMESPACE_GAP, 0
+    for namespace, (x, y) in _shelves(order, boxes, row_width).items():
+        columns, _ = sizes[namespace]
         for index, node in enumerate(by_namespace[namespace]):
             row, column = divmod(index, columns)
             shift_x, shift_y = (row % 2) * SLOT_WIDTH // 3, (column % 2) * SLOT_HEIGHT * 4 // 9
             positions[node.id] = (x + column * SLOT_WIDTH + SLOT_WIDTH // 2 + shift_x,
                                   y + row * SLOT_HEIGHT + SLOT_HEIGHT // 2 + shift_y)  # fmt: skip
-        x += width + NAMESPACE_GAP
-        row_height = max(row_height, height)
     return positions
 
 
+def _shelves(order: list[str], boxes: dict[str, tuple[int, int]], limit: int) -> dict[str, tuple[int, int]]:
+    """Top-left corners of ``boxes`` placed left to right in rows no wider than ``limit``."""
+    corners: dict[str, tuple[int, int]] = {}
+    x = y = row_height = 0
+    for name in order:
+        width, height = boxes[name]
+        if x > 0 and x + width > limit:
+            x, y, row_height = 0, y + row_height + NAMESPACE_GAP, 0
+        corners[name] = (x, y)
+        x += width + NAMESPACE_GAP
+        row_height = max(row_height, height)
+    return corners
+
+
+def _aspect(corners: dict[str, tuple[int, int]], boxes: dict[str, tuple[int, int]]) -> float:
+    """Width over height of the drawing."""
+    width = max(x + boxes[name][0] for name, (x, _) in corners.items())
+    height = max(y + boxes[name][1] for name, (_, y) in corners.items())
+    return width / height
+
+
 def _width(label: str) -> int:
-    """About the width the label takes at the page's 13 px font, within ``NODE_WIDTH``."""
-    return max(NODE_WIDTH[0], min(NODE_WIDTH[1], round(len(label) * 7.6) + 24))
+    """About the width the label takes at the page's 15 px font, within ``NODE_WIDTH``."""
+    return max(NODE_WIDTH[0], min(NODE_WIDTH[1], round(len(label) * 8.8) + 24))
 
 
 def _asset(*path: str) -> str:

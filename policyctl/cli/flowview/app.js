@@ -41,8 +41,8 @@
     style: [
       { selector: "node[kind = 'workload']", style: {
         shape: "round-rectangle", width: "data(width)", height: 44, "background-color": "#fff8c4",
-        "border-width": 1, "border-color": "#8a7a2a", label: "data(label)", "font-size": 13,
-        "text-valign": "center", "text-halign": "center", "text-wrap": "ellipsis", "text-max-width": 270,
+        "border-width": 1, "border-color": "#8a7a2a", label: "data(label)", "font-size": 15,
+        "text-valign": "center", "text-halign": "center", "text-wrap": "ellipsis", "text-max-width": 220,
         "min-zoomed-font-size": 6 } },
       { selector: "node[?host]", style: { "background-color": "#e4e4e4" } },
       { selector: "node[kind = 'namespace']", style: {
