@@ -5,13 +5,15 @@ may decide differently, node addresses (the destination's own node among them) i
 (``verifier.ranges``); pieces with the same key are decided once, by ``semantics.evaluate``
 for one port or by ``policy.portsummary`` for all of them, and pieces whose explanations are
 the same are reported once, with every range they cover. So the output grows with the
-distinct explanations, not with the number of pieces.
+distinct explanations, not with the number of pieces. Those helpers are imported where they
+are used, so completing a command line costs no more than the command's options.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import click
 
@@ -31,17 +33,15 @@ from policyctl.cli.inputs import (
 )
 from policyctl.cli.namedports import NamedPort, PortOrNameType, require_declared, resolve_on
 from policyctl.cli.progress import Progress, quiet_option
-from policyctl.policy.addressranges import AddressRange
-from policyctl.policy.endpoints import ResolvedEndpoint, resolve_endpoint
 from policyctl.policy.model import Cluster, Direction, Family, IPAddress, IPBlockPeer, Node, Pod, Protocol
-from policyctl.policy.portsummary import PortSummary, summarize_ports
-from policyctl.policy.semantics import evaluate
-from policyctl.compiler.intervals import block_intervals
-from policyctl.policy.verdicts import Connection, DirectionVerdict, Endpoint, PeerResult, Verdict
-from policyctl.verifier.index import PolicyIndex
-from policyctl.verifier.decisions import Decider
-from policyctl.verifier.index import EndKind
-from policyctl.verifier.ranges import Piece, RangeSet, pieces
+
+if TYPE_CHECKING:
+    from policyctl.policy.addressranges import AddressRange
+    from policyctl.policy.endpoints import ResolvedEndpoint
+    from policyctl.policy.portsummary import PortSummary
+    from policyctl.policy.verdicts import DirectionVerdict, Endpoint, PeerResult, Verdict
+    from policyctl.verifier.index import PolicyIndex
+    from policyctl.verifier.ranges import Piece, RangeSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +125,8 @@ def explain(
     denial. A CIDR end is split where the verdict may differ (ipBlock boundaries, node
     addresses); each distinct explanation is printed once with the ranges it covers.
     """
+    from policyctl.policy.endpoints import resolve_endpoint
+
     progress = Progress.for_terminal(quiet=quiet)
     with progress.phase("loading manifests"):
         cluster = load_cluster(filenames, namespace=namespace)
@@ -156,6 +158,9 @@ def compute_findings(cluster: Cluster, query: Query) -> tuple[Finding, ...]:
     Pieces are grouped by key (what every policy sees of their addresses and whether they are
     the other end's node), one representative per key is decided, and keys whose outcomes are
     equal (:func:`_outcome_key`) share a finding, listing every range they cover."""
+    from policyctl.verifier.index import PolicyIndex
+    from policyctl.verifier.ranges import RangeSet
+
     index = PolicyIndex(cluster) if query.source.network is not None or query.destination.network is not None else None
     sources = _pieces(cluster, index, query.source, query.destination, family=query.family, is_source=True)
     destinations = _pieces(cluster, index, query.destination, query.source, family=query.family, is_source=False)
@@ -193,6 +198,10 @@ def _widen(finding: Finding) -> Finding:
     """The representative's verdict told for every address the finding covers: an ipBlock
     peer is matched when it matches some of them, and then says which (``ipBlock`` matches an
     address "in cidr and in no except", so a peer's addresses are interval arithmetic)."""
+    from policyctl.compiler.intervals import block_intervals
+    from policyctl.policy.addressranges import AddressRange
+    from policyctl.policy.verdicts import PeerResult
+
     covered = finding.source_range or finding.destination_range
     if covered is None or finding.source_range is not None and finding.destination_range is not None:
         return finding
@@ -232,6 +241,10 @@ def _order(finding: Finding) -> tuple[int, int]:
 
 
 def _decide(cluster: Cluster, query: Query, source: Endpoint, destination: Endpoint) -> Finding:
+    from policyctl.policy.portsummary import summarize_ports
+    from policyctl.policy.semantics import evaluate
+    from policyctl.policy.verdicts import Connection
+
     if query.port is None:
         summary = summarize_ports(cluster, source, destination, family=query.family)
         return Finding(source, destination, summary=summary)
@@ -251,6 +264,8 @@ def _pieces(
 ) -> list[tuple[object, Endpoint, AddressRange | None]]:
     """(key, representative end, range) per piece of ``end``; one piece unless it is a CIDR.
     The representative of a key is the first address of its first piece."""
+    from policyctl.verifier.ranges import pieces
+
     if end.network is None:
         assert end.endpoint is not None
         return [(None, end.endpoint, None)]
@@ -278,6 +293,9 @@ def _piece_key(
     matching the piece. Pieces with equal keys have equal :func:`_outcome_key` (the
     verifier's decisions are those of the oracle, property-tested), so a few keys stand for
     many pieces: one per rule outcome, not one per ipBlock."""
+    from policyctl.verifier.decisions import Decider
+    from policyctl.verifier.index import EndKind
+
     if not isinstance(other, Pod):
         return lambda piece: piece.own_node
     decider = Decider(index)

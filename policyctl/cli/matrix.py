@@ -3,7 +3,8 @@
 Wiring only: the class relation (``verifier.relation``) refined into pod groups
 (``verifier.classes``), the grouped table (``cli.truthtable``) and its formats
 (``cli.render_matrix``). Nothing here visits pod pairs; ``--expand`` streams the per-unit
-table row by row.
+table row by row. Those are imported when the command runs, not when its command line is
+completed.
 """
 
 from __future__ import annotations
@@ -20,14 +21,9 @@ from policyctl.cli.inputs import (
     output_option,
     parse_family,
 )
-from policyctl.cli.namedmatrix import resolve_for_matrix
 from policyctl.cli.namedports import NamedPort, PortOrNameType
 from policyctl.cli.progress import Progress, quiet_option
-from policyctl.cli.render_matrix import render_matrix
-from policyctl.cli.truthtable import build_truth_table
 from policyctl.policy.model import Family, Protocol
-from policyctl.verifier.classes import PodGroups
-from policyctl.verifier.relation import connectivity
 
 
 @click.command()
@@ -81,6 +77,12 @@ def matrix(
     marked: policies never select them, so only ipBlocks decide traffic with them. A pod
     reaching its own address is always allowed (it never leaves its network namespace).
     """
+    from policyctl.cli.namedmatrix import resolve_for_matrix
+    from policyctl.cli.render_matrix import render_matrix
+    from policyctl.cli.truthtable import build_truth_table
+    from policyctl.verifier.classes import PodGroups
+    from policyctl.verifier.relation import connectivity
+
     if all_ports and port is not None:
         raise fail("--all-ports and --port exclude each other")
     if expand and output not in ("json", "csv"):
