@@ -156,11 +156,11 @@ class _Builder:
             path: Path = ("spec", key, i)
             peers = [
                 self.peer(p if isinstance(p, Mapping) else {}, (*path, peers_key, j))
-                for j, p in enumerate(raw.get(peers_key) or [])  # type: ignore[arg-type]
+                for j, p in enumerate(raw.get(peers_key) or [])
             ]
             ports = [
                 self.port(p if isinstance(p, Mapping) else {}, (*path, "ports", j))
-                for j, p in enumerate(raw.get("ports") or [])  # type: ignore[arg-type]
+                for j, p in enumerate(raw.get("ports") or [])
             ]
             provenance = Provenance(
                 self.site.document.source, self.site.line_of(path), self.site.document.index

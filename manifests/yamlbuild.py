@@ -21,21 +21,49 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
+from typing import Protocol
 
 from yaml import (
     AliasEvent,
     DocumentEndEvent,
+    Event,
     MappingEndEvent,
     MappingStartEvent,
     ScalarEvent,
     SequenceEndEvent,
     SequenceStartEvent,
 )
-from yaml.error import Mark
 
 from policyctl.policy.diagnostics import Diagnostic, Severity, format_path
 from policyctl.manifests.inputlimits import InputLimits
 from policyctl.manifests.scalars import Scalar, looks_numeric, resolve_plain
+
+
+
+class Mark(Protocol):
+    """A position in the text, as libyaml's parser (``yaml._yaml.Mark``) and PyYAML's
+    (``yaml.error.Mark``) both give it."""
+
+    @property
+    def line(self) -> int: ...
+
+    @property
+    def index(self) -> int: ...
+
+
+def start_of(event: Event) -> Mark:
+    """Where ``event`` starts; the parser marks every event (the stubs allow None)."""
+    if event.start_mark is None:
+        raise ValueError(f"{event!r} has no position")
+    return event.start_mark
+
+
+def end_of(event: Event) -> Mark:
+    """Where ``event`` ends (see :func:`start_of`)."""
+    if event.end_mark is None:
+        raise ValueError(f"{event!r} has no position")
+    return event.end_mark
+
 
 Path = tuple[str | int, ...]
 LineAt = Callable[[Mark], int]
@@ -84,7 +112,7 @@ def fast_document(
     stack: list[tuple[object, bool]] = []
     push, pop = stack.append, stack.pop
     depth = 0
-    container: dict | list | None = None  # type: ignore[type-arg]
+    container: dict | list | None = None
     is_map = False
     key: object = no_key
     root: object = None
@@ -108,7 +136,7 @@ def fast_document(
                         raise Bail
                     key = value
                 else:
-                    container[key] = value  # type: ignore[index]
+                    container[key] = value  # type: ignore[index,call-overload]
                     key = no_key
             elif container is not None:
                 container.append(value)  # type: ignore[union-attr]
@@ -117,11 +145,11 @@ def fast_document(
         elif kind is mapping_start or kind is sequence_start:
             if event.tag is not None or event.anchor is not None or depth >= max_depth:  # type: ignore[attr-defined]
                 raise Bail
-            new: dict | list = {} if kind is mapping_start else []  # type: ignore[type-arg]
+            new: dict | list = {} if kind is mapping_start else []
             if is_map:
                 if key is no_key:
                     raise Bail
-                container[key] = new  # type: ignore[index]
+                container[key] = new  # type: ignore[index,call-overload]
             elif container is not None:
                 container.append(new)  # type: ignore[union-attr]
             else:
@@ -163,7 +191,7 @@ def fast_lines(get: Callable[[], object], line_at: LineAt, typed: dict[str, obje
                     key = text if event.style else cached(text, no_key)  # type: ignore[attr-defined]
                     if key is no_key:
                         key = typed[text] = resolve(text)
-                    lines[(*path, key)] = line_at(event.start_mark)  # type: ignore[attr-defined,misc]
+                    lines[(*path, key)] = line_at(event.start_mark)  # type: ignore[attr-defined,arg-type,misc]
                 else:
                     key = no_key
             elif path is not None:
@@ -173,7 +201,7 @@ def fast_lines(get: Callable[[], object], line_at: LineAt, typed: dict[str, obje
                 lines[()] = line_at(event.start_mark)  # type: ignore[attr-defined]
         elif kind is mapping_start or kind is sequence_start:
             if is_map:
-                child: Path = (*path, key)  # type: ignore[misc]
+                child: Path = (*path, key)  # type: ignore[arg-type,misc]
                 key = no_key
             elif path is not None:
                 child = (*path, count)
@@ -196,7 +224,7 @@ def skip_document(get: Callable[[], object]) -> int:
     while True:
         event = get()
         if event.__class__ is DocumentEndEvent:
-            return event.end_mark.index  # type: ignore[attr-defined]
+            return end_of(event).index
 
 
 @dataclass(slots=True)
@@ -213,7 +241,7 @@ class _Frame:
     value of a ``<<`` key, merged when it ends) or ``discard`` (a mapping key that is not a
     scalar). ``path`` is None where nothing is recorded (inside merges and discarded keys)."""
 
-    container: dict | list  # type: ignore[type-arg]
+    container: dict | list
     path: Path | None
     role: str
     anchor: str | None
@@ -293,7 +321,7 @@ class Recorder:
             return text
         if len(text) > self.limits.max_number_digits and looks_numeric(text):
             self._error(
-                event.start_mark, "number-too-long",
+                start_of(event), "number-too-long",
                 f"a number of {len(text):,} characters; at most {self.limits.max_number_digits:,} are read "
                 "(--max-number-digits, POLICYCTL_MAX_NUMBER_DIGITS)", self._where(),
             )  # fmt: skip
@@ -307,17 +335,17 @@ class Recorder:
             self._key(frame, event)
             return
         value = self._typed(event)
-        scalar = Scalar(event.value, not event.style and event.tag is None, self.line_at(event.start_mark))
-        path = self._place(value, event.start_mark)
+        scalar = Scalar(event.value, not event.style and event.tag is None, self.line_at(start_of(event)))
+        path = self._place(value, start_of(event))
         if path is not None:
             self.scalars[path] = scalar
             self._last = path
         if event.anchor is not None:
-            entries = [((), scalar)] if path is not None else []
+            entries: list[tuple[Path, Scalar]] = [((), scalar)] if path is not None else []
             self._anchors[event.anchor] = _Anchor(value, 1, [], entries)
 
     def _key(self, frame: _Frame, event: ScalarEvent) -> None:
-        line = self.line_at(event.start_mark)
+        line = self.line_at(start_of(event))
         if event.tag == _MERGE_TAG or (event.value == "<<" and not event.style and event.tag is None):
             frame.key, frame.key_line = _MERGE, line
             return
@@ -325,7 +353,7 @@ class Recorder:
         if isinstance(value, bool):
             text = "true" if value else "false"
             self._error(
-                event.start_mark, "yaml-boolean-key",
+                start_of(event), "yaml-boolean-key",
                 f"key {event.value} is read by YAML 1.1 as the boolean {text} and becomes the key "
                 f'"{text}"; quote it ("{event.value}") to keep it',
                 (*(frame.path or ()), text), severity=Severity.WARNING,
@@ -372,9 +400,9 @@ class Recorder:
                 return None
             if key is _SKIP or key is _NO_KEY:
                 return None
-            frame.container[key] = value  # type: ignore[index]
-            return None if frame.path is None else (*frame.path, key)  # type: ignore[misc]
-        items: list = frame.container  # type: ignore[assignment,type-arg]
+            frame.container[key] = value
+            return None if frame.path is None else (*frame.path, key)  # type: ignore[arg-type]
+        items: list = frame.container  # type: ignore[assignment]
         items.append(value)
         if frame.path is None:
             return None
@@ -385,7 +413,7 @@ class Recorder:
     def _merge(self, frame: _Frame, value: object, mark: Mark) -> None:
         """``<<: *anchor`` or ``<<: [*a, *b]`` as go-yaml v2 does it: in the mapping's order,
         so later keys override; in a list, earlier mappings take precedence."""
-        target: dict = frame.container  # type: ignore[assignment,type-arg]
+        target: dict = frame.container  # type: ignore[assignment]
         sources = list(reversed(value)) if isinstance(value, list) else [value]
         for source in sources:
             if not isinstance(source, dict):
@@ -399,13 +427,13 @@ class Recorder:
     # -- containers and aliases ---------------------------------------------------------
 
     def _start(
-        self, event: MappingStartEvent | SequenceStartEvent, container: dict | list  # type: ignore[type-arg]
+        self, event: MappingStartEvent | SequenceStartEvent, container: dict | list
     ) -> None:
         self._count += 1
-        line = self.line_at(event.start_mark)
+        line = self.line_at(start_of(event))
         if len(self._stack) >= self.limits.max_depth:
             self._error(
-                event.start_mark, "yaml-too-deep",
+                start_of(event), "yaml-too-deep",
                 f"maps and lists nested more than {self.limits.max_depth} deep "
                 "(--max-depth, POLICYCTL_MAX_DEPTH); the rest of the file is not read", self._where(),
             )  # fmt: skip
@@ -416,7 +444,7 @@ class Recorder:
             role, path = "discard", None
         elif parent is not None and parent.container.__class__ is dict:
             if parent.key is _NO_KEY:
-                self._error(event.start_mark, "invalid-key", "a mapping key must be a scalar", parent.path or ())
+                self._error(start_of(event), "invalid-key", "a mapping key must be a scalar", parent.path or ())
                 parent.key = _SKIP
                 role, path = "discard", None
             elif parent.key is _MERGE:
@@ -425,7 +453,7 @@ class Recorder:
         if anchor is not None:
             self._building.add(anchor)
         if parent is None:
-            self.root_index = event.start_mark.index
+            self.root_index = start_of(event).index
         if role == "value":
             self._attach(parent, container, line)
         self._stack.append(_Frame(
@@ -442,7 +470,7 @@ class Recorder:
             return (*parent.path, parent.key) if isinstance(parent.key, str) else None
         return (*parent.path, len(parent.container))
 
-    def _attach(self, parent: _Frame | None, container: dict | list, line: int) -> None:  # type: ignore[type-arg]
+    def _attach(self, parent: _Frame | None, container: dict | list, line: int) -> None:
         """A new container goes into its parent at once, so its own children are recorded
         under the right path."""
         if parent is None:
@@ -452,9 +480,9 @@ class Recorder:
         if parent.container.__class__ is dict:
             key, parent.key = parent.key, _NO_KEY
             if isinstance(key, str):
-                parent.container[key] = container  # type: ignore[index]
+                parent.container[key] = container
             return
-        items: list = parent.container  # type: ignore[assignment,type-arg]
+        items: list = parent.container  # type: ignore[assignment]
         items.append(container)
         if parent.path is not None:
             self.lines[(*parent.path, len(items) - 1)] = line
@@ -473,16 +501,16 @@ class Recorder:
         if frame.role == "merge":
             parent = self._stack[-1]
             parent.key = _NO_KEY
-            self._merge(parent, frame.container, event.start_mark)
+            self._merge(parent, frame.container, start_of(event))
 
     def _alias(self, event: AliasEvent) -> None:
-        name = event.anchor
+        name = event.anchor or ""
         anchor = self._anchors.get(name)
         frame = self._stack[-1] if self._stack else None
         if name in self._building or anchor is None:
             recursive = name in self._building
             self._error(
-                event.start_mark,
+                start_of(event),
                 "yaml-recursive-alias" if recursive else "yaml-undefined-alias",
                 "an alias refers to the node that contains it" if recursive else f'alias "*{name}" has no anchor',
                 self._where(),
@@ -490,26 +518,26 @@ class Recorder:
             if frame is not None and frame.container.__class__ is dict and frame.key is _NO_KEY:
                 frame.key = _SKIP
             else:
-                self._place(None, event.start_mark)
+                self._place(None, start_of(event))
             return
         self._count += anchor.size
         self._aliased += anchor.size
         if self._aliased > self.limits.max_alias_nodes:
             self._error(
-                event.start_mark, "yaml-too-large",
+                start_of(event), "yaml-too-large",
                 f"aliases expand to more than {self.limits.max_alias_nodes:,} values; the rest of the file is not read",
                 self._where(),
             )  # fmt: skip
             raise StopFile
         if frame is not None and frame.container.__class__ is dict and frame.key is _NO_KEY:
             if isinstance(anchor.value, str):
-                self._set_key(frame, anchor.value, self.line_at(event.start_mark))
+                self._set_key(frame, anchor.value, self.line_at(start_of(event)))
             else:
-                self._error(event.start_mark, "invalid-key", "a mapping key must be a scalar", frame.path or ())
+                self._error(start_of(event), "invalid-key", "a mapping key must be a scalar", frame.path or ())
                 frame.key = _SKIP
             return
         merging = frame is not None and frame.container.__class__ is dict and frame.key is _MERGE
-        path = self._place(anchor.value, event.start_mark)
+        path = self._place(anchor.value, start_of(event))
         if merging and frame is not None and frame.path is not None:
             path = frame.path
             for relative, line in anchor.lines:

@@ -43,6 +43,7 @@ from policyctl.manifests.yamlbuild import (
     fast_lines,
     field_name,
     skip_document,
+    start_of,
 )
 
 __all__ = ["Document", "Path", "Scalar", "read_documents", "resolve_plain"]
@@ -305,10 +306,10 @@ class _Reader:
                 event = parser.get_event()
                 if not isinstance(event, yaml.DocumentStartEvent):
                     break
-                document_start, document_line = event.start_mark.index, event.start_mark.line
+                document_start, document_line = start_of(event).index, start_of(event).line
                 if len(self.documents) >= self.limits.max_documents:
                     self.error(
-                        self.lines.at(event.start_mark.line, document_start), "too-many-documents",
+                        self.lines.at(document_line, document_start), "too-many-documents",
                         f"more than {self.limits.max_documents:,} YAML documents in one file "
                         "(--max-documents, POLICYCTL_MAX_DOCUMENTS); the rest of the file is not read",
                     )  # fmt: skip
