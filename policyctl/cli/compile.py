@@ -6,9 +6,6 @@ import click
 
 from policyctl.cli.inputs import fail, filename_option, input_errors, load_cluster, namespace_option, output_option
 from policyctl.cli.suggest import did_you_mean
-from policyctl.compiler.compile import compile_node
-from policyctl.compiler.render_json import render_json
-from policyctl.compiler.render_text import render_text
 from policyctl.compiler.ruleset import Mode
 
 
@@ -42,5 +39,9 @@ def compile_command(
     if not table or len(table) > 255 or not all(c.isalnum() or c in "-_." for c in table):
         raise fail(f"--table {table!r}: use 1-255 letters, digits, '-', '_' or '.'")
     with input_errors():
+        from policyctl.compiler.compile import compile_node
+        from policyctl.compiler.render_json import render_json
+        from policyctl.compiler.render_text import render_text
+
         ruleset = compile_node(cluster, node_name, table=table, mode=Mode(mode))
     click.echo(render_json(ruleset, indent=2) if output == "json" else render_text(ruleset), nl=output == "json")

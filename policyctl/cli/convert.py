@@ -15,6 +15,7 @@ counterexample on stderr) or not expressible as ClusterNetworkPolicy, 2 invalid 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import click
 
@@ -33,23 +34,19 @@ from policyctl.policy.clustermodel import (
     SourceKind,
     Tier,
 )
-from policyctl.manifests.clusterwrite import (
-    Converted,
-    UnwritableError,
-    convert_policies,
-    manifests_yaml,
-)
 from policyctl.policy.diagnostics import has_errors
-from policyctl.manifests.loader import load_documents
 from policyctl.policy.model import Cluster
-from policyctl.manifests.yamlsource import read_documents
-from policyctl.verifier.migration import first_counterexample
+
+if TYPE_CHECKING:
+    from policyctl.manifests.clusterwrite import Converted
 
 _CONVERTED_SOURCE = "<converted>"
 
 
 def render(converted: tuple[Converted, ...]) -> str:
     """The manifests as one YAML stream, fields in the API's order."""
+    from policyctl.manifests.clusterwrite import manifests_yaml
+
     return manifests_yaml(c.manifest for c in converted)
 
 
@@ -59,6 +56,9 @@ def _sorted(policies: list[ClusterNetworkPolicy]) -> tuple[ClusterNetworkPolicy,
 
 def _read_back(text: str, original: Cluster, converted: tuple[Converted, ...]) -> Cluster:
     """The input cluster with the converted policies as the loader reads the written text."""
+    from policyctl.manifests.loader import load_documents
+    from policyctl.manifests.yamlsource import read_documents
+
     documents, problems = read_documents(text, source=_CONVERTED_SOURCE)
     result = load_documents(documents)
     diagnostics = (*problems, *result.diagnostics)
@@ -132,6 +132,9 @@ def convert(filenames: tuple[str, ...], namespace: str, output_file: str | None)
     Exit status: 0 converted and proved, 1 not equivalent (counterexample on stderr) or not
     expressible, 2 invalid input.
     """
+    from policyctl.manifests.clusterwrite import UnwritableError, convert_policies
+    from policyctl.verifier.migration import first_counterexample
+
     original = load_cluster(filenames, namespace=namespace)
     try:
         converted = convert_policies(original.cluster_policies)

@@ -29,9 +29,6 @@ from typing import Any
 import click
 
 from policyctl.cli.inputs import fail, input_errors, load_cluster
-from policyctl.enforcer.apply import Enforcer
-from policyctl.enforcer.backend import default_backend
-from policyctl.enforcer.enforcement import enforce_ruleset
 from policyctl.enforcer.errors import NftApplyError
 from policyctl.enforcer.requirements import missing
 from policyctl.policy.model import Cluster
@@ -161,6 +158,10 @@ def enforce(
       policyctl enforce --node node-1 --cleanup
       policyctl enforce --node node-1 -f /dev/null --allow-empty   # empty the node's ruleset
     """
+    from policyctl.enforcer.apply import Enforcer
+    from policyctl.enforcer.backend import default_backend
+    from policyctl.enforcer.enforcement import enforce_ruleset
+
     reason = missing()
     if reason:
         raise fail(f"cannot enforce here: {reason}")

@@ -3,7 +3,8 @@
 ``lab up`` builds nodes and pods as namespaces from manifests, applies each node's compiled
 ruleset through the enforcer inside the node's namespace, and starts the pods' servers;
 ``lab probe`` sends real packets between two pods; ``lab exec`` runs a command in a pod;
-``lab down`` removes a lab, and ``lab down --all`` also what a crashed one left behind.
+``lab down`` removes a lab, and ``lab down --all`` also what a crashed one left behind. Each
+command imports the lab's machinery when it runs, so completing a command line stays quick.
 """
 
 from __future__ import annotations
@@ -26,11 +27,6 @@ from policyctl.cli.inputs import (
     parse_family,
 )
 from policyctl.cli.suggest import did_you_mean
-from policyctl.lab import netns
-from policyctl.lab.lifecycle import describe, down, down_all, endpoints_of, start_servers, sync
-from policyctl.lab.probes import DEFAULT_RETRIES, Attempt, method, round_waits, run_probes
-from policyctl.lab.rulesets import apply_with_enforcer, compiler_for
-from policyctl.lab.servers import PodServers, own_addresses, pod_families
 from policyctl.lab.state import (
     LabState,
     list_states,
@@ -48,6 +44,8 @@ name_option = click.option("--name", default="default", show_default=True, help=
 
 
 def _require_kernel() -> None:
+    from policyctl.lab import netns
+
     reason = netns.available()
     if reason:
         raise fail(f"the lab cannot run here: {reason}")
@@ -78,6 +76,9 @@ def up(filenames: tuple[str, ...], namespace: str, cni: str, name: str) -> None:
     """Build a lab from manifests: one namespace per node and per pod (workloads are one pod
     each), the node's ruleset applied by the enforcer, and servers in every pod on every
     declared container port (and 80, 81) for TCP, UDP and SCTP."""
+    from policyctl.lab.lifecycle import describe, down, endpoints_of, start_servers, sync
+    from policyctl.lab.rulesets import apply_with_enforcer, compiler_for
+
     _require_kernel()
     cluster = load_cluster(filenames, namespace=namespace)
     if (state_root() / name / "lab.json").exists():
@@ -108,6 +109,8 @@ def up(filenames: tuple[str, ...], namespace: str, cni: str, name: str) -> None:
 @click.option("--all", "everything", is_flag=True, help="Every lab, and leftovers of crashed ones.")
 def down_command(name: str, everything: bool) -> None:
     """Remove a lab: its servers, namespaces, links, routes and nft tables."""
+    from policyctl.lab.lifecycle import down, down_all
+
     _require_kernel()
     with input_errors():
         removed = down_all() if everything else down(name)
@@ -161,6 +164,9 @@ def probe_command(name: str, source: str, destination: str, port: tuple[int, Pro
     """Try one new connection from SOURCE to DESTINATION with real packets.
 
     Exit status: 0 allowed, 1 denied, 2 no such lab or pod."""
+    from policyctl.lab.probes import DEFAULT_RETRIES, Attempt, method, round_waits, run_probes
+    from policyctl.lab.servers import PodServers, own_addresses, pod_families
+
     _require_kernel()
     number, protocol = port
     state = _lab(name)
@@ -190,6 +196,8 @@ def probe_command(name: str, source: str, destination: str, port: tuple[int, Pro
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def status(output: str) -> None:
     """List labs: nodes, pods, addresses, whether their servers run."""
+    from policyctl.lab.lifecycle import describe
+
     labs = [describe(s) for s in list_states()]
     if output == "json":
         emit_document({"labs": labs}, "json")

@@ -13,10 +13,7 @@ import importlib
 import click
 
 from policyctl.cli.inputs import emit_document, fail, input_errors, output_option
-from policyctl.cli.render_probe import render_probe_result
 from policyctl.probecases.engines import Engine, EngineUnavailable
-from policyctl.probecases.cases import load_probe_case
-from policyctl.probecases.runner import run_case
 
 ENGINES: dict[str, str] = {
     "model": "policyctl.probecases.runner:ModelEngine",
@@ -63,6 +60,10 @@ def probe(case_file: str, engine: str, output: str) -> None:
     Exit status: 0 every expected cell matched, 1 mismatches, 2 invalid case file or an
     engine that cannot run here (the reason is printed).
     """
+    from policyctl.cli.render_probe import render_probe_result
+    from policyctl.probecases.cases import load_probe_case
+    from policyctl.probecases.runner import run_case
+
     with input_errors():
         case = load_probe_case(case_file)
     try:

@@ -7,11 +7,8 @@ output is plain and sorted with a ``schema_version``; the table output is for pe
 from __future__ import annotations
 
 import click
-from rich.table import Table
 
 from policyctl.cli.inputs import console, emit_document, fail, input_errors, output_option
-from policyctl.enforcer.backend import default_backend
-from policyctl.enforcer.stats import policy_counters, rule_counters
 
 SCHEMA_VERSION = 1
 
@@ -21,6 +18,11 @@ SCHEMA_VERSION = 1
 @output_option(("table", "json"))
 def stats(table: str, output: str) -> None:
     """Show how many packets each policy rule allowed, denied or (audit mode) let through."""
+    from rich.table import Table
+
+    from policyctl.enforcer.backend import default_backend
+    from policyctl.enforcer.stats import policy_counters, rule_counters
+
     with input_errors():
         listing = default_backend().list_table("inet", table)
         if listing is None:

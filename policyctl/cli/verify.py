@@ -12,6 +12,7 @@ invalid input.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
@@ -31,14 +32,10 @@ from policyctl.cli.inputs import (
     print_diagnostics,
 )
 from policyctl.policy.diagnostics import Diagnostic, has_errors
-from policyctl.policy.endpoints import resolve_endpoint
 from policyctl.policy.model import Family, Pod
-from policyctl.verifier.assertions import check_assertions, load_assertions
-from policyctl.verifier.comparison import describe
-from policyctl.verifier.paths import lateral_path
-from policyctl.verifier.portsets import ALL, parse_ports
-from policyctl.verifier.queries import Finding, compare, empty_selectors, redundancies, uncovered_pods
-from policyctl.verifier.relation import connectivity
+
+if TYPE_CHECKING:
+    from policyctl.verifier.queries import Finding
 
 SCHEMA_VERSION = 1
 
@@ -51,7 +48,15 @@ def _diagnostics_document(diagnostics: Sequence[Diagnostic]) -> dict[str, object
     return {
         "schema_version": SCHEMA_VERSION,
         "findings": [
-            {"file": d.file, "line": d.line, "severity": d.severity.value, "code": d.code, "message": d.message, "field": d.field, "object": d.object}
+            {
+                "file": d.file,
+                "line": d.line,
+                "severity": d.severity.value,
+                "code": d.code,
+                "message": d.message,
+                "field": d.field,
+                "object": d.object,
+            }
             for d in diagnostics
         ],
     }
@@ -81,6 +86,8 @@ def verify() -> None:
 @_output
 def assert_command(assertion_files: tuple[str, ...], filenames: tuple[str, ...], namespace: str, output: str) -> None:
     """Check the assertions in FILE (can / cannot / only reach). Exit 1 when one fails."""
+    from policyctl.verifier.assertions import check_assertions, load_assertions
+
     cluster = load_cluster(filenames, namespace=namespace)
     loaded, problems = [], []
     for path in assertion_files:
@@ -97,10 +104,15 @@ def assert_command(assertion_files: tuple[str, ...], filenames: tuple[str, ...],
 
 @verify.command()
 @click.option("--old", "first", multiple=True, required=True, metavar="PATH", help="The first policy set (manifests).")
-@click.option("--new", "second", multiple=True, required=True, metavar="PATH", help="The second policy set (manifests).")
+@click.option(
+    "--new", "second", multiple=True, required=True, metavar="PATH", help="The second policy set (manifests)."
+)
 @namespace_option
 def equivalent(first: tuple[str, ...], second: tuple[str, ...], namespace: str) -> None:
     """Whether two manifest sets allow exactly the same flows; else a flow each allows alone."""
+    from policyctl.verifier.comparison import describe
+    from policyctl.verifier.queries import compare
+
     a = load_cluster(first, namespace=namespace)
     b = load_cluster(second, namespace=namespace)
     found = compare(a, b)
@@ -119,6 +131,9 @@ def equivalent(first: tuple[str, ...], second: tuple[str, ...], namespace: str) 
 @_output
 def redundant(filenames: tuple[str, ...], namespace: str, output: str) -> None:
     """Policies and rules whose removal changes no flow, selectors that select nothing."""
+    from policyctl.verifier.queries import empty_selectors, redundancies
+    from policyctl.verifier.relation import connectivity
+
     cluster = load_cluster(filenames, namespace=namespace)
     relation = connectivity(cluster)
     findings: list[Finding] = [
@@ -136,6 +151,8 @@ def redundant(filenames: tuple[str, ...], namespace: str, output: str) -> None:
 @_output
 def coverage(filenames: tuple[str, ...], namespace: str, output: str) -> None:
     """Pods that no policy isolates for ingress or egress. Exit 1 when there are any."""
+    from policyctl.verifier.queries import uncovered_pods
+
     cluster = load_cluster(filenames, namespace=namespace)
     diagnostics = sorted(f.to_diagnostic() for f in uncovered_pods(cluster))
     _show(diagnostics, output)
@@ -148,10 +165,23 @@ def coverage(filenames: tuple[str, ...], namespace: str, output: str) -> None:
 @filename_option
 @namespace_option
 @family_option
-@click.option("--ports", "port_text", default=None, metavar="PORTS", help="Hops only on these ports, e.g. 22/TCP or 1000-2000/UDP.")
-def path(source: str, destination: str, filenames: tuple[str, ...], namespace: str, family: str | None, port_text: str | None) -> None:
+@click.option(
+    "--ports",
+    "port_text",
+    default=None,
+    metavar="PORTS",
+    help="Hops only on these ports, e.g. 22/TCP or 1000-2000/UDP.",
+)
+def path(
+    source: str, destination: str, filenames: tuple[str, ...], namespace: str, family: str | None, port_text: str | None
+) -> None:
     """Whether SOURCE can reach DESTINATION through a chain of allowed connections (lateral
     movement), and the shortest such chain. Exit 0 when it can, 1 when it cannot."""
+    from policyctl.policy.endpoints import resolve_endpoint
+    from policyctl.verifier.paths import lateral_path
+    from policyctl.verifier.portsets import ALL, parse_ports
+    from policyctl.verifier.relation import connectivity
+
     cluster = load_cluster(filenames, namespace=namespace)
     with input_errors():
         ends = [resolve_endpoint(text, cluster, namespace=namespace).endpoint for text in (source, destination)]
