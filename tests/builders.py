@@ -137,10 +137,20 @@ def _place(rules: Iterable[Rule] | None, direction: Direction, namespace_name: s
     placed = []
     for index, r in enumerate(rules or ()):
         peers = tuple(
-            replace(p, namespaces=OwnNamespace(namespace_name)) if isinstance(p, PodPeer) and p.namespaces == _OWN else p
+            replace(p, namespaces=OwnNamespace(namespace_name))
+            if isinstance(p, PodPeer) and p.namespaces == _OWN
+            else p
             for p in r.peers
         )
-        placed.append(replace(r, direction=direction, index=index, peers=peers, provenance=r.provenance or Provenance(file, 10 + index)))
+        placed.append(
+            replace(
+                r,
+                direction=direction,
+                index=index,
+                peers=peers,
+                provenance=r.provenance or Provenance(file, 10 + index),
+            )
+        )
     return tuple(placed)
 
 
@@ -208,14 +218,23 @@ def standard_cluster(*policies: NetworkPolicy) -> Cluster:
     in each labelled ``pod=<name>`` with ports 80/81 on TCP/UDP/SCTP named
     ``serve-<port>-<protocol>``; pods alternate over node-1 (192.168.0.1) and node-2
     (192.168.0.2) in the order x/a, x/b, ...; pod i on node n has 10.244.n.(10+i)."""
-    objects: list[Namespace | Pod | Node | NetworkPolicy] = [node("node-1", "192.168.0.1"), node("node-2", "192.168.0.2")]
+    objects: list[Namespace | Pod | Node | NetworkPolicy] = [
+        node("node-1", "192.168.0.1"),
+        node("node-2", "192.168.0.2"),
+    ]
     index = 0
     for ns in ("x", "y", "z"):
         objects.append(namespace(ns, ns=ns))
         for name in ("a", "b", "c"):
             on = 1 + index % 2
             objects.append(
-                pod(f"{ns}/{name}", {"pod": name}, node=f"node-{on}", ips=[f"10.244.{on}.{10 + index}"], ports=STANDARD_PORTS)
+                pod(
+                    f"{ns}/{name}",
+                    {"pod": name},
+                    node=f"node-{on}",
+                    ips=[f"10.244.{on}.{10 + index}"],
+                    ports=STANDARD_PORTS,
+                )
             )
             index += 1
     return cluster(*objects, *policies)

@@ -75,13 +75,17 @@ def node_address(index: int, family: Family) -> IPAddress:
 
 def pod_address(index: int, node_index: int, family: Family) -> IPAddress:
     host = 10 + index
-    return ipaddress.ip_address(f"10.0.{node_index}.{host}" if family is Family.IPV4 else f"fd00:10:{node_index}::{host}")
+    return ipaddress.ip_address(
+        f"10.0.{node_index}.{host}" if family is Family.IPV4 else f"fd00:10:{node_index}::{host}"
+    )
 
 
 def requirements(keys: Sequence[str]) -> st.SearchStrategy[Requirement]:
     """One selector requirement over ``keys``: a matchLabels pair or any operator."""
     key = st.sampled_from(keys)
-    values = st.lists(st.sampled_from(LABEL_VALUES), min_size=1, max_size=2, unique=True).map(lambda v: tuple(sorted(v)))
+    values = st.lists(st.sampled_from(LABEL_VALUES), min_size=1, max_size=2, unique=True).map(
+        lambda v: tuple(sorted(v))
+    )
     return st.one_of(
         st.builds(lambda k, v: Requirement(k, Operator.IN, (v,), True), key, st.sampled_from(LABEL_VALUES)),
         st.builds(lambda k, op, v: Requirement(k, op, v), key, st.sampled_from([Operator.IN, Operator.NOT_IN]), values),
@@ -141,7 +145,9 @@ def _peers(draw: st.DrawFn, namespace: str, pool: Sequence[IPAddress]) -> PodPee
 
 
 @st.composite
-def _rules(draw: st.DrawFn, direction: Direction, namespace: str, pool: Sequence[IPAddress], file: str) -> tuple[Rule, ...]:
+def _rules(
+    draw: st.DrawFn, direction: Direction, namespace: str, pool: Sequence[IPAddress], file: str
+) -> tuple[Rule, ...]:
     count = draw(st.integers(0, 2))
     return tuple(
         Rule(
@@ -157,7 +163,11 @@ def _rules(draw: st.DrawFn, direction: Direction, namespace: str, pool: Sequence
 
 @st.composite
 def policies(
-    draw: st.DrawFn, *, namespaces: Sequence[str] = NAMESPACE_NAMES, pool: Sequence[IPAddress] = EXTERNAL_ADDRESSES, name: str = "p"
+    draw: st.DrawFn,
+    *,
+    namespaces: Sequence[str] = NAMESPACE_NAMES,
+    pool: Sequence[IPAddress] = EXTERNAL_ADDRESSES,
+    name: str = "p",
 ) -> NetworkPolicy:
     """A NetworkPolicy in one of ``namespaces`` with any policyTypes, 0-2 rules per direction
     (rules of a direction not in policyTypes included: they must be ignored), peers of every
@@ -178,7 +188,9 @@ def policies(
 
 
 _container_ports = st.lists(
-    st.builds(ContainerPort, st.sampled_from(PORT_NUMBERS), st.sampled_from(list(Protocol)), st.sampled_from(PORT_NAMES)),
+    st.builds(
+        ContainerPort, st.sampled_from(PORT_NUMBERS), st.sampled_from(list(Protocol)), st.sampled_from(PORT_NAMES)
+    ),
     max_size=3,
     unique_by=lambda c: c.name,
 )
@@ -238,7 +250,8 @@ def clusters(
     pool = [a for p in pods for a in p.ips] + [a for n in nodes for a in n.addresses]
     pool += [a for a in EXTERNAL_ADDRESSES if Family.of(a) in stack]
     drawn = [
-        draw(policies(namespaces=sorted(ns_names), pool=pool, name=f"p{i}")) for i in range(draw(st.integers(min_policies, max_policies)))
+        draw(policies(namespaces=sorted(ns_names), pool=pool, name=f"p{i}"))
+        for i in range(draw(st.integers(min_policies, max_policies)))
     ]
     return Cluster(
         namespaces=tuple(namespaces),
@@ -250,7 +263,9 @@ def clusters(
 
 def cluster_families(cluster: Cluster) -> tuple[Family, ...]:
     """The families any pod or node of ``cluster`` has an address in (IPv4 when none has)."""
-    found = {Family.of(a) for p in cluster.pods for a in p.ips} | {Family.of(a) for n in cluster.nodes for a in n.addresses}
+    found = {Family.of(a) for p in cluster.pods for a in p.ips} | {
+        Family.of(a) for n in cluster.nodes for a in n.addresses
+    }
     return tuple(f for f in Family if f in found) or (Family.IPV4,)
 
 
@@ -309,7 +324,11 @@ def connections(
     pods = [p for p in cluster.pods if usable(p)]
     nodes = [n for n in cluster.nodes if usable(n)]
     others: list[Endpoint] = [*nodes, *edge_addresses(cluster, family)]
-    ends = st.one_of(st.sampled_from(pods), st.sampled_from(pods), st.sampled_from(others)) if pods else st.sampled_from(others)
+    ends = (
+        st.one_of(st.sampled_from(pods), st.sampled_from(pods), st.sampled_from(others))
+        if pods
+        else st.sampled_from(others)
+    )
     source = draw(ends)
     rest = [p for p in pods if p != source]
     if isinstance(source, Pod) and draw(st.integers(0, 5)) == 5:
@@ -360,7 +379,9 @@ def cluster_events(draw: st.DrawFn, cluster: Cluster) -> Cluster:
     if cluster.policies:
         kinds += ["policy-delete", "policy-modify", "policy-provenance"]
     kind = draw(st.sampled_from(kinds))
-    pool = [a for p in cluster.pods for a in p.ips] + [a for n in nodes for a in n.addresses] or list(EXTERNAL_ADDRESSES)
+    pool = [a for p in cluster.pods for a in p.ips] + [a for n in nodes for a in n.addresses] or list(
+        EXTERNAL_ADDRESSES
+    )
     if kind == "nothing":
         return draw(st.sampled_from([cluster, dataclasses.replace(cluster)]))
     if kind == "pod-add":
@@ -400,13 +421,25 @@ def cluster_events(draw: st.DrawFn, cluster: Cluster) -> Cluster:
             return _replace_pod(cluster, pod, dataclasses.replace(pod, ips=ips))
         if kind == "pod-move":
             target = draw(st.integers(1, len(nodes)))
-            ips = tuple(_fresh_address(cluster, target, f) for f in stack) if pod.ips and not pod.host_network else pod.ips
+            ips = (
+                tuple(_fresh_address(cluster, target, f) for f in stack)
+                if pod.ips and not pod.host_network
+                else pod.ips
+            )
             if pod.host_network:
                 ips = nodes[target - 1].addresses
             return _replace_pod(cluster, pod, dataclasses.replace(pod, node=f"node-{target}", ips=ips))
         if pod.host_network:
-            return _replace_pod(cluster, pod, dataclasses.replace(pod, host_network=False, ips=tuple(_fresh_address(cluster, node_index, f) for f in stack)))
-        return _replace_pod(cluster, pod, dataclasses.replace(pod, host_network=True, ips=nodes[node_index - 1].addresses))
+            return _replace_pod(
+                cluster,
+                pod,
+                dataclasses.replace(
+                    pod, host_network=False, ips=tuple(_fresh_address(cluster, node_index, f) for f in stack)
+                ),
+            )
+        return _replace_pod(
+            cluster, pod, dataclasses.replace(pod, host_network=True, ips=nodes[node_index - 1].addresses)
+        )
     if kind in ("policy-add", "policy-modify"):
         if kind == "policy-add":
             name = f"e{len(cluster.policies)}-{draw(st.integers(0, 999))}"
@@ -431,7 +464,10 @@ def cluster_events(draw: st.DrawFn, cluster: Cluster) -> Cluster:
             return dataclasses.replace(r, provenance=Provenance(where.file, where.line + shift))
 
         new = dataclasses.replace(
-            old, ingress=tuple(moved(r) for r in old.ingress), egress=tuple(moved(r) for r in old.egress), provenance=Provenance("moved.yaml", shift)
+            old,
+            ingress=tuple(moved(r) for r in old.ingress),
+            egress=tuple(moved(r) for r in old.egress),
+            provenance=Provenance("moved.yaml", shift),
         )
         return dataclasses.replace(cluster, policies=tuple(new if p is old else p for p in cluster.policies))
     if kind == "namespace-relabel":

@@ -40,7 +40,9 @@ class RecordingEnforcer:
         commands: tuple[Mapping[str, Any], ...] = ({"replace": {"table": self.table}},) if changed else ()
         if not dry_run:
             self.kernel = desired
-        return ApplyReport(Transaction(commands=commands), applied=changed and not dry_run, dry_run=dry_run, duration_seconds=0.0)
+        return ApplyReport(
+            Transaction(commands=commands), applied=changed and not dry_run, dry_run=dry_run, duration_seconds=0.0
+        )
 
     def apply_delta(
         self, delta: RulesetDelta, *, desired: Callable[[], Mapping[str, Any]], source: str = "<ruleset>"

@@ -191,7 +191,11 @@ def test_api_changes_change_what_packets_can_do(lab: LabEngine, api: Any, apiser
         assert all(a.wait_ready(15) for a in agents), [a.readiness().reasons for a in agents]
         assert converged(lab, apiserver)
         seen = world.allowed()
-        assert (seen["edge/gw"]["shop/web"], seen["shop/db"]["shop/web"], seen["shop/web"]["shop/db"]) == (True, False, True)
+        assert (seen["edge/gw"]["shop/web"], seen["shop/db"]["shop/web"], seen["shop/web"]["shop/db"]) == (
+            True,
+            False,
+            True,
+        )
 
         retired_gateway = raw.pod("edge/gw", {"role": "retired"}, node="node-b")
         world.become([o for o in base if key_of(o) != key_of(retired_gateway)] + [retired_gateway])

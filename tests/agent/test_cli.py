@@ -18,7 +18,9 @@ from policyctl.cli.main import main
                      "--metrics-port and --health-port must differ", id="same-ports"),
         pytest.param(["--node", "n1", "--kubeconfig", "/nonexistent/kubeconfig"], {},
                      "/nonexistent/kubeconfig: kubeconfig file not found", id="missing-kubeconfig"),
-        pytest.param(["--node", "n1", "--stale-after", "0"], {}, "--stale-after must be positive", id="no-staleness-bound"),
+        pytest.param(
+            ["--node", "n1", "--stale-after", "0"], {}, "--stale-after must be positive", id="no-staleness-bound"
+        ),
         pytest.param(["--node", "n1", "--health-address", "localhost"], {},
                      "--health-address must be an IP address (got 'localhost')", id="health-address-a-name"),
         pytest.param(["--node", "n1", "--metrics-address", "$(HOST_IP)"], {},

@@ -32,7 +32,9 @@ def test_every_line_has_the_fixed_keys_first(lines: tuple[logging.Logger, io.Str
     assert str(line["ts"]).endswith("Z")
 
 
-def test_context_keys_come_before_the_rest_and_absent_ones_are_left_out(lines: tuple[logging.Logger, io.StringIO]) -> None:
+def test_context_keys_come_before_the_rest_and_absent_ones_are_left_out(
+    lines: tuple[logging.Logger, io.StringIO],
+) -> None:
     logger, stream = lines
     logger.info("policy now isolates pod", extra={"fields": {
         "zeta": 1, "direction": "ingress", "pod": "x/a", "policy": "x/deny", "sync_id": 1, "resource": None,
@@ -53,5 +55,7 @@ def test_an_exception_becomes_the_error_key(lines: tuple[logging.Logger, io.Stri
 
 def test_odd_values_are_rendered_as_text(lines: tuple[logging.Logger, io.StringIO]) -> None:
     logger, stream = lines
-    logger.warning("odd", extra={"fields": {"value": object.__new__(type("Thing", (), {"__str__": lambda s: "thing"}))}})
+    logger.warning(
+        "odd", extra={"fields": {"value": object.__new__(type("Thing", (), {"__str__": lambda s: "thing"}))}}
+    )
     assert _read(stream)[0]["value"] == "thing"

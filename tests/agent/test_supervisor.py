@@ -101,7 +101,9 @@ def test_a_thread_that_returns_while_the_agent_runs_counts_as_dead() -> None:
     supervisor.start("worker", lambda: None)
     wait_until(lambda: not supervisor._threads["worker"].thread.is_alive(), what="the thread to end")  # type: ignore[union-attr]
     supervisor.check()
-    assert supervisor.dead() == {"worker": "died 1 times within 60s, last: returned while the agent runs; not restarted"}
+    assert supervisor.dead() == {
+        "worker": "died 1 times within 60s, last: returned while the agent runs; not restarted"
+    }
     stop.set()
     assert supervisor.dead() == {}, "after stop, ended threads are no news"
 

@@ -122,12 +122,19 @@ def test_a_conntrack_failure_is_retried_on_the_next_sync_even_without_a_change()
 
 def test_logs_name_the_pod_policy_and_direction_when_isolation_changes() -> None:
     stream = io.StringIO()
-    sync, snapshots, _ = make(base_cluster(WEB_FROM_CLIENTS), logger=configure(node="node-1", stream=stream, name=f"policyctl.test.{uuid.uuid4().hex}"))
+    sync, snapshots, _ = make(
+        base_cluster(WEB_FROM_CLIENTS),
+        logger=configure(node="node-1", stream=stream, name=f"policyctl.test.{uuid.uuid4().hex}"),
+    )
     sync()
     snapshots.cluster = dataclasses.replace(snapshots.cluster, policies=())
     sync()
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    isolation = [(line["msg"], line["pod"], line["policy"], line["direction"], line["sync_id"]) for line in lines if "pod" in line]
+    isolation = [
+        (line["msg"], line["pod"], line["policy"], line["direction"], line["sync_id"])
+        for line in lines
+        if "pod" in line
+    ]
     assert isolation == [
         ("policy now isolates pod", "x/web", "x/web-from-clients", "ingress", 1),
         ("policy no longer isolates pod", "x/web", "x/web-from-clients", "ingress", 2),
@@ -160,9 +167,14 @@ def test_metrics_follow_the_syncs() -> None:
     [
         pytest.param([("event", 0.0)], [True, False], id="an-event-right-after-a-full-read-trusts-the-last-commit"),
         pytest.param([("resync", 0.0)], [True, True], id="a-periodic-resync-reads-the-kernel"),
-        pytest.param([("event", 59.0), ("event", 1.0)], [True, False, True], id="an-event-after-the-interval-reads-the-kernel"),
-        pytest.param([("event", 30.0), ("resync", 1.0), ("event", 1.0)], [True, False, True, False],
-                     id="a-resync-restarts-the-interval"),
+        pytest.param(
+            [("event", 59.0), ("event", 1.0)], [True, False, True], id="an-event-after-the-interval-reads-the-kernel"
+        ),
+        pytest.param(
+            [("event", 30.0), ("resync", 1.0), ("event", 1.0)],
+            [True, False, True, False],
+            id="a-resync-restarts-the-interval",
+        ),
     ],
 )
 def test_the_kernel_is_read_back_at_resyncs_and_after_the_interval(

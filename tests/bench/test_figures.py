@@ -26,9 +26,18 @@ def test_median_of_even_count_is_the_mean_of_the_middle_two() -> None:
 TARGETS = {
     "below limit met": (Figure("x", "s", 0.4, target=Target(0.5)), True),
     "at limit not below": (Figure("x", "s", 0.5, target=Target(0.5)), False),
-    "ratio at least met": (Figure("x", "conn/s", 95.0, baseline=100.0, target=Target(0.95, below=False, on_ratio=True)), True),
-    "ratio short": (Figure("x", "conn/s", 89.0, baseline=100.0, target=Target(0.90, below=False, on_ratio=True)), False),
-    "ratio without baseline is unknown": (Figure("x", "conn/s", 89.0, target=Target(0.9, below=False, on_ratio=True)), None),
+    "ratio at least met": (
+        Figure("x", "conn/s", 95.0, baseline=100.0, target=Target(0.95, below=False, on_ratio=True)),
+        True,
+    ),
+    "ratio short": (
+        Figure("x", "conn/s", 89.0, baseline=100.0, target=Target(0.90, below=False, on_ratio=True)),
+        False,
+    ),
+    "ratio without baseline is unknown": (
+        Figure("x", "conn/s", 89.0, target=Target(0.9, below=False, on_ratio=True)),
+        None,
+    ),
     "no value is unknown": (Figure("x", "s", None, target=Target(1.0)), None),
 }
 

@@ -94,7 +94,11 @@ def test_small_preset_uses_each_policy_feature(feature: Any) -> None:
 
 
 def test_pods_carry_the_four_label_keys_with_few_identities_per_app() -> None:
-    pods = [m for m in generate(SCALES["small"]) if m["kind"] == "Pod" and m["metadata"]["namespace"] not in ("kube-system", "monitoring")]
+    pods = [
+        m
+        for m in generate(SCALES["small"])
+        if m["kind"] == "Pod" and m["metadata"]["namespace"] not in ("kube-system", "monitoring")
+    ]
     assert all({"app", "tier", "team", "version"} <= set(p["metadata"]["labels"]) for p in pods)
     identities = {(p["metadata"]["namespace"], tuple(sorted(p["metadata"]["labels"].items()))) for p in pods}
     apps = {(p["metadata"]["namespace"], p["metadata"]["labels"]["app"]) for p in pods}
@@ -125,7 +129,9 @@ def test_impossible_shape_is_refused_naming_the_field(shape: ClusterShape, field
     dual_stack=st.booleans(),
     seed=st.integers(0, 1000),
 )
-def test_any_valid_shape_loads_at_its_size(pods: int, namespaces: int, nodes: int, policies: int, dual_stack: bool, seed: int) -> None:
+def test_any_valid_shape_loads_at_its_size(
+    pods: int, namespaces: int, nodes: int, policies: int, dual_stack: bool, seed: int
+) -> None:
     shape = ClusterShape(pods=max(pods, namespaces), namespaces=namespaces, nodes=nodes, policies=policies,
                          dual_stack=dual_stack, seed=seed)
     cluster = _load(generate(shape)).cluster

@@ -39,7 +39,9 @@ def _match(left: Any, right: Any) -> dict[str, Any]:
 
 
 def test_set_lookup_becomes_one_rule_per_element_matching_each_field() -> None:
-    rules = [c["rule"] for c in linear_document(DOCUMENT)["nftables"] if "rule" in c and c["rule"]["chain"] == "allow-1"]
+    rules = [
+        c["rule"] for c in linear_document(DOCUMENT)["nftables"] if "rule" in c and c["rule"]["chain"] == "allow-1"
+    ]
     assert [r["expr"] for r in rules] == [
         [_match(SADDR, "10.0.0.2"), _match(L4, "tcp"), _match(DPORT, 80), {"counter": None}, {"accept": None}],
         [_match(SADDR, {"prefix": {"addr": "10.1.0.0", "len": 16}}), _match(L4, "tcp"),
@@ -49,7 +51,11 @@ def test_set_lookup_becomes_one_rule_per_element_matching_each_field() -> None:
 
 def test_verdict_map_becomes_one_jump_rule_per_local_pod_in_map_order() -> None:
     daddr = {"payload": {"protocol": "ip", "field": "daddr"}}
-    rules = [c["rule"]["expr"] for c in linear_document(DOCUMENT)["nftables"] if "rule" in c and c["rule"]["chain"] == "ingress"]
+    rules = [
+        c["rule"]["expr"]
+        for c in linear_document(DOCUMENT)["nftables"]
+        if "rule" in c and c["rule"]["chain"] == "ingress"
+    ]
     assert rules[1:] == [
         [_match(daddr, "10.0.0.3"), {"jump": {"target": "in-a"}}],
         [_match(daddr, "10.0.0.4"), {"jump": {"target": "in-b"}}],

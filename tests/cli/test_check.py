@@ -115,7 +115,9 @@ BAD_CIDR = CLEAN + "  ingress:\n  - from: [{ipBlock: {cidr: 10.0.0.0/33}}]\n"
         pytest.param(None, (), 1, id="warning-at-default-fail-level"),
         pytest.param(None, ("--fail-level", "error"), 0, id="warning-below-fail-level-error"),
         pytest.param(CLEAN.replace("  policyTypes: [Ingress]\n", ""), (), 0, id="info-below-default"),
-        pytest.param(CLEAN.replace("  policyTypes: [Ingress]\n", ""), ("--fail-level", "info"), 1, id="info-at-fail-level-info"),
+        pytest.param(
+            CLEAN.replace("  policyTypes: [Ingress]\n", ""), ("--fail-level", "info"), 1, id="info-at-fail-level-info"
+        ),
         pytest.param(BAD_CIDR, (), 2, id="invalid-policy"),
         pytest.param("a: [\n", (), 2, id="malformed-yaml"),
     ],

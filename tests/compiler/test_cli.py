@@ -88,4 +88,6 @@ def test_graph_exports_parse_and_contain_the_policy(manifest: str, output: str) 
 def test_graph_html_is_self_contained(manifest: str) -> None:
     result = CliRunner().invoke(main, ["graph", "-f", manifest, "--objects", "-o", "html"])
     assert result.exit_code == 0, result.output
-    assert "<svg" in result.output and "<script" not in result.output and "http://" not in result.output.split("<svg")[0]
+    assert (
+        "<svg" in result.output and "<script" not in result.output and "http://" not in result.output.split("<svg")[0]
+    )

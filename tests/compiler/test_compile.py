@@ -149,7 +149,11 @@ def test_rule_without_ports_uses_an_address_only_set_so_icmp_passes() -> None:
 
 def test_pods_of_one_identity_share_one_identity_chain_and_set() -> None:
     pods = [pod(f"x/w{i}", {"app": "web"}, node="n1", ips=[f"10.0.1.{i + 1}"]) for i in range(5)]
-    c = cluster(node("n1", "192.168.0.1"), *pods, policy("x/in", {"app": "web"}, ingress=[rule(pod_peer({"app": "web"}), ports=[port(80)])]))
+    c = cluster(
+        node("n1", "192.168.0.1"),
+        *pods,
+        policy("x/in", {"app": "web"}, ingress=[rule(pod_peer({"app": "web"}), ports=[port(80)])]),
+    )
     rs = compile_node(c, "n1")
     assert [ch.name for ch in rs.chains if ch.name.startswith("in-allow-")] == ["in-allow-v4"]
     identity_chains = [ch.name for ch in rs.chains if ch.name.startswith("in-from-")]
@@ -158,7 +162,9 @@ def test_pods_of_one_identity_share_one_identity_chain_and_set() -> None:
     assert [s.name for s in identity_sets] == [f"{identity_chains[0]}-ports-v4"]
     assert not identity_sets[0].interval
     assert elements(rs, identity_sets[0].name) == [{"concat": [f"10.0.1.{i + 1}", "tcp", 80]} for i in range(5)]
-    assert elements(rs, "in-peers-v4") == [[f"10.0.1.{i + 1}", {"jump": {"target": identity_chains[0]}}] for i in range(5)]
+    assert elements(rs, "in-peers-v4") == [
+        [f"10.0.1.{i + 1}", {"jump": {"target": identity_chains[0]}}] for i in range(5)
+    ]
     assert len(elements(rs, "ingress-v4")) == 5
 
 
@@ -167,7 +173,13 @@ def test_pod_churn_within_an_identity_changes_only_elements() -> None:
         pods = [pod(f"y/c{i}", {"app": "client"}, node="n2", ips=[f"10.0.2.{i + 1}"]) for i in range(count)]
         target = pod("x/a", {"app": "a"}, node="n1", ips=["10.0.1.1"])
         rules = [rule(pod_peer({"app": "client"}, {}), ports=[port(80)])]
-        return cluster(node("n1", "192.168.0.1"), node("n2", "192.168.0.2"), target, *pods, policy("x/in", {"app": "a"}, ingress=rules))
+        return cluster(
+            node("n1", "192.168.0.1"),
+            node("n2", "192.168.0.2"),
+            target,
+            *pods,
+            policy("x/in", {"app": "a"}, ingress=rules),
+        )
 
     before, after = compile_node(build(2), "n1"), compile_node(build(3), "n1")
     assert before.chains == after.chains
@@ -177,9 +189,16 @@ def test_pod_churn_within_an_identity_changes_only_elements() -> None:
 
 def test_no_chain_grows_with_pods_or_policies() -> None:
     def build(n: int) -> Cluster:
-        pods = [pod(f"x/p{i}", {"app": f"a{i % 3}"}, node="n1", ips=[f"10.0.{i // 200}.{i % 200 + 1}"]) for i in range(n)]
+        pods = [
+            pod(f"x/p{i}", {"app": f"a{i % 3}"}, node="n1", ips=[f"10.0.{i // 200}.{i % 200 + 1}"]) for i in range(n)
+        ]
         policies = [
-            policy(f"x/p{i}", {"app": f"a{i % 3}"}, ingress=[rule(pod_peer({"app": f"a{(i + 1) % 3}"}), ports=[port(1000 + i)])], egress=[rule(ip_block(f"172.{i}.0.0/16"))])
+            policy(
+                f"x/p{i}",
+                {"app": f"a{i % 3}"},
+                ingress=[rule(pod_peer({"app": f"a{(i + 1) % 3}"}), ports=[port(1000 + i)])],
+                egress=[rule(ip_block(f"172.{i}.0.0/16"))],
+            )
             for i in range(n // 4)
         ]
         return cluster(node("n1", "192.168.0.1"), *pods, *policies)
@@ -194,11 +213,32 @@ def _growth_cluster(per_identity: int) -> Cluster:
         for i in range(per_identity):
             host = ("x", "y")[i % 2]
             objects.append(
-                pod(f"{host}/{role}-{i}", {"role": role}, node=f"n{1 + i % 2}", ips=[f"10.{1 + i % 2}.{('web', 'db', 'client').index(role)}.{i + 1}", f"fd00:{1 + i % 2}:{('web', 'db', 'client').index(role)}::{i + 1}"], ports=[container_port(8080, "TCP", "http")])
+                pod(
+                    f"{host}/{role}-{i}",
+                    {"role": role},
+                    node=f"n{1 + i % 2}",
+                    ips=[
+                        f"10.{1 + i % 2}.{('web', 'db', 'client').index(role)}.{i + 1}",
+                        f"fd00:{1 + i % 2}:{('web', 'db', 'client').index(role)}::{i + 1}",
+                    ],
+                    ports=[container_port(8080, "TCP", "http")],
+                )
             )
     objects += [
-        policy("x/web", {"role": "web"}, ingress=[rule(pod_peer({"role": "client"}, {}), ports=[port("http"), port(9000, "TCP", 9100)])]),
-        policy("x/db", {"role": "db"}, ingress=[rule(pod_peer({"role": "web"}, {}), ports=[port(5432)])], egress=[rule(pod_peer({"role": "web"}, {}), ports=[port("http")]), rule(ip_block("10.0.0.0/8", "10.1.0.0/16"))]),
+        policy(
+            "x/web",
+            {"role": "web"},
+            ingress=[rule(pod_peer({"role": "client"}, {}), ports=[port("http"), port(9000, "TCP", 9100)])],
+        ),
+        policy(
+            "x/db",
+            {"role": "db"},
+            ingress=[rule(pod_peer({"role": "web"}, {}), ports=[port(5432)])],
+            egress=[
+                rule(pod_peer({"role": "web"}, {}), ports=[port("http")]),
+                rule(ip_block("10.0.0.0/8", "10.1.0.0/16")),
+            ],
+        ),
         policy("y/all", {}, ingress=[rule(pod_peer({}, {"ns": "x"}))], egress=[rule(ports=[port(53, "UDP")])]),
     ]
     return cluster(*objects)
@@ -214,7 +254,9 @@ def test_doubling_pods_at_most_doubles_a_nodes_elements(pods_per_identity: int) 
 @pytest.mark.parametrize("mode", [Mode.ENFORCE, Mode.AUDIT])
 def test_compiling_twice_and_in_any_input_order_gives_identical_bytes(mode: Mode) -> None:
     c = _growth_cluster(3)
-    shuffled = replace(c, pods=tuple(reversed(c.pods)), policies=tuple(reversed(c.policies)), namespaces=tuple(reversed(c.namespaces)))
+    shuffled = replace(
+        c, pods=tuple(reversed(c.pods)), policies=tuple(reversed(c.policies)), namespaces=tuple(reversed(c.namespaces))
+    )
     first, second, third = (compile_node(x, "n1", mode=mode) for x in (c, c, shuffled))
     assert render_json(first) == render_json(second) == render_json(third)
     assert render_text(first) == render_text(second) == render_text(third)
@@ -227,7 +269,9 @@ def test_compiling_twice_and_in_any_input_order_gives_identical_bytes(mode: Mode
         pytest.param(Mode.AUDIT, {"return": None}, "policyctl audit ingress x/a ", id="audit-returns"),
     ],
 )
-def test_denied_connections_are_logged_then_dropped_or_returned(mode: Mode, final: dict[str, None], prefix: str) -> None:
+def test_denied_connections_are_logged_then_dropped_or_returned(
+    mode: Mode, final: dict[str, None], prefix: str
+) -> None:
     c = standard_cluster(policy("x/deny", {"pod": "a"}))
     doc = json.loads(render_json(compile_node(c, "node-1", mode=mode)))
     rules = [i["rule"] for i in doc["nftables"] if "rule" in i and i["rule"]["chain"].startswith("in-")]
@@ -240,10 +284,20 @@ def test_denied_connections_are_logged_then_dropped_or_returned(mode: Mode, fina
 def test_comments_and_log_prefixes_fit_nft_limits() -> None:
     long_ns = "n" * 60
     pods = [pod(f"{long_ns}/{'p' * 60}{i}", {"app": "a"}, node="n1", ips=[f"10.0.1.{i + 1}"]) for i in range(3)]
-    policies = [policy(f"{long_ns}/{'q' * 50}{i}", {"app": "a"}, ingress=[rule(pod_peer({"app": "a"}), ports=[port(80)])]) for i in range(12)]
+    policies = [
+        policy(f"{long_ns}/{'q' * 50}{i}", {"app": "a"}, ingress=[rule(pod_peer({"app": "a"}), ports=[port(80)])])
+        for i in range(12)
+    ]
     doc = json.loads(render_json(compile_node(cluster(node("n1", "192.168.0.1"), *pods, *policies), "n1")))
-    comments = [body["comment"] for item in doc["nftables"] for body in item.values() if isinstance(body, dict) and "comment" in body]
-    prefixes = [e["log"]["prefix"] for item in doc["nftables"] if "rule" in item for e in item["rule"]["expr"] if "log" in e]
+    comments = [
+        body["comment"]
+        for item in doc["nftables"]
+        for body in item.values()
+        if isinstance(body, dict) and "comment" in body
+    ]
+    prefixes = [
+        e["log"]["prefix"] for item in doc["nftables"] if "rule" in item for e in item["rule"]["expr"] if "log" in e
+    ]
     assert comments and all(len(c.encode()) <= 128 for c in comments)
     assert any(c.endswith("~ +11") for c in comments)
     assert prefixes and all(len(p) <= 127 for p in prefixes)
@@ -257,7 +311,9 @@ def test_comments_name_policy_rule_file_and_line() -> None:
 
 def test_vmaps_dispatch_on_the_address_of_the_enforced_side() -> None:
     rs = compile_node(standard_cluster(), "node-1")
-    keys = {(c.name, s.key.value) for c in rs.chains for r in c.rules for s in r.statements if isinstance(s, VmapLookup)}
+    keys = {
+        (c.name, s.key.value) for c in rs.chains for r in c.rules for s in r.statements if isinstance(s, VmapLookup)
+    }
     assert keys == {
         ("egress", "ip saddr"), ("egress", "ip6 saddr"),
         ("input", "ip saddr"), ("input", "ip6 saddr"),
@@ -277,12 +333,29 @@ def _two_node_cluster(*, local_per_role: int, remote_per_role: int) -> Cluster:
             n = int(where[1])
             for i in range(count):
                 objects.append(
-                    pod(f"{('x', 'y')[i % 2]}/{role}-{where}-{i}", {"role": role}, node=where,
-                        ips=[f"10.{n}.{r}.{i + 1}", f"fd00:{n}:{r}::{i + 1}"], ports=[container_port(8080, "TCP", "http")])
+                    pod(
+                        f"{('x', 'y')[i % 2]}/{role}-{where}-{i}",
+                        {"role": role},
+                        node=where,
+                        ips=[f"10.{n}.{r}.{i + 1}", f"fd00:{n}:{r}::{i + 1}"],
+                        ports=[container_port(8080, "TCP", "http")],
+                    )
                 )
     objects += [
-        policy("x/web", {"role": "web"}, ingress=[rule(pod_peer({"role": "client"}, {}), ports=[port("http"), port(9000, "TCP", 9100)])]),
-        policy("x/db", {"role": "db"}, ingress=[rule(pod_peer({"role": "web"}, {}), ports=[port(5432)])], egress=[rule(pod_peer({"role": "web"}, {}), ports=[port("http")]), rule(ip_block("10.0.0.0/8", "10.1.0.0/16"))]),
+        policy(
+            "x/web",
+            {"role": "web"},
+            ingress=[rule(pod_peer({"role": "client"}, {}), ports=[port("http"), port(9000, "TCP", 9100)])],
+        ),
+        policy(
+            "x/db",
+            {"role": "db"},
+            ingress=[rule(pod_peer({"role": "web"}, {}), ports=[port(5432)])],
+            egress=[
+                rule(pod_peer({"role": "web"}, {}), ports=[port("http")]),
+                rule(ip_block("10.0.0.0/8", "10.1.0.0/16")),
+            ],
+        ),
         policy("y/all", {}, ingress=[rule(pod_peer({}, {"ns": "x"}))], egress=[rule(ports=[port(53, "UDP")])]),
     ]
     return cluster(*objects)
@@ -321,7 +394,11 @@ def test_a_nodes_elements_are_bounded_by_the_growth_law(remote_per_role: int) ->
     identities = len(ROLES) * 2  # three roles in two namespaces, one named-port shape
     port_ranges = 5 + 1  # every port entry of the policies, plus "any port"
     block_intervals = 2  # 10.0.0.0/8 except 10.1.0.0/16
-    bound = 2 * peer_addresses + local_addresses * identities * port_ranges + local_addresses * block_intervals * port_ranges
+    bound = (
+        2 * peer_addresses
+        + local_addresses * identities * port_ranges
+        + local_addresses * block_intervals * port_ranges
+    )
     node_elements = sum(len(s.elements) for s in rs.sets if s.name.startswith("node-"))
     dispatch = sum(len(m.elements) for m in rs.maps if m.name.startswith(("ingress-", "egress-")))
     assert rs.element_count - node_elements - dispatch <= bound
@@ -329,7 +406,10 @@ def test_a_nodes_elements_are_bounded_by_the_growth_law(remote_per_role: int) ->
 
 
 def _callers(*versions: str) -> Cluster:
-    callers = [pod(f"y/c{i}", {"app": "client", "version": v}, node="n2", ips=[f"10.0.2.{i + 1}"]) for i, v in enumerate(versions)]
+    callers = [
+        pod(f"y/c{i}", {"app": "client", "version": v}, node="n2", ips=[f"10.0.2.{i + 1}"])
+        for i, v in enumerate(versions)
+    ]
     return cluster(
         node("n1", "192.168.0.1"), node("n2", "192.168.0.2"),
         pod("x/a", {"app": "a"}, node="n1", ips=["10.0.1.1"]), *callers,
@@ -345,7 +425,9 @@ def test_label_identities_no_local_rule_tells_apart_share_one_chain() -> None:
 
 
 def test_relabelling_a_peer_within_the_same_selectors_changes_nothing() -> None:
-    assert render_json(compile_node(_callers("v1", "v1"), "n1")) == render_json(compile_node(_callers("v1", "v2"), "n1"))
+    assert render_json(compile_node(_callers("v1", "v1"), "n1")) == render_json(
+        compile_node(_callers("v1", "v2"), "n1")
+    )
 
 
 @pytest.mark.parametrize(

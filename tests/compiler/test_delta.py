@@ -72,7 +72,9 @@ def _web_cluster(*, replicas: int, from_app: str = "api") -> Cluster:
         ),
     ],
 )
-def test_the_delta_of_an_event_is_as_small_as_the_event(before: Cluster, after: Cluster, expected: dict[str, int]) -> None:
+def test_the_delta_of_an_event_is_as_small_as_the_event(
+    before: Cluster, after: Cluster, expected: dict[str, int]
+) -> None:
     old, new = _compiled(before, "node-1"), _compiled(after, "node-1")
     delta = diff(old, new)
     assert patch(old, delta) == new

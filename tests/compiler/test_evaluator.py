@@ -53,12 +53,25 @@ CASES = [
         id="base-chains-run-in-priority-order",
     ),
     pytest.param(
-        doc(base("a", 0, "drop"), chain("c"), rule("a", {"jump": {"target": "c"}}), rule("a", {"accept": None}), rule("c", {"return": None}), rule("c", {"drop": None})),
+        doc(
+            base("a", 0, "drop"),
+            chain("c"),
+            rule("a", {"jump": {"target": "c"}}),
+            rule("a", {"accept": None}),
+            rule("c", {"return": None}),
+            rule("c", {"drop": None}),
+        ),
         True,
         id="return-resumes-after-the-jump",
     ),
     pytest.param(
-        doc(base("a", 0, "drop"), chain("c"), rule("a", {"goto": {"target": "c"}}), rule("a", {"accept": None}), rule("c", {"return": None})),
+        doc(
+            base("a", 0, "drop"),
+            chain("c"),
+            rule("a", {"goto": {"target": "c"}}),
+            rule("a", {"accept": None}),
+            rule("c", {"return": None}),
+        ),
         False,
         id="goto-never-comes-back",
     ),
@@ -93,7 +106,15 @@ CASES = [
     ),
     pytest.param(
         doc(
-            {"map": {**T, "name": "m", "type": "ipv4_addr", "map": "verdict", "elem": [["10.0.0.1", {"jump": {"target": "c"}}]]}},
+            {
+                "map": {
+                    **T,
+                    "name": "m",
+                    "type": "ipv4_addr",
+                    "map": "verdict",
+                    "elem": [["10.0.0.1", {"jump": {"target": "c"}}]],
+                }
+            },
             base("a", 0), chain("c"),
             rule("a", {"vmap": {"key": SADDR, "data": "@m"}}),
             rule("c", {"drop": None}),
@@ -102,7 +123,14 @@ CASES = [
         id="verdict-map-dispatch",
     ),
     pytest.param(
-        doc(base("a", 0), rule("a", {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}}, {"drop": None})),
+        doc(
+            base("a", 0),
+            rule(
+                "a",
+                {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}},
+                {"drop": None},
+            ),
+        ),
         True,
         id="new-packet-is-not-established",
     ),
@@ -129,7 +157,13 @@ def test_unknown_expressions_are_refused(statement: dict[str, Any]) -> None:
 
 
 def test_icmpv6_neighbour_discovery_range_matches_only_icmpv6() -> None:
-    nd = {"match": {"op": "==", "left": {"payload": {"protocol": "icmpv6", "field": "type"}}, "right": {"range": ["nd-router-solicit", "nd-redirect"]}}}
+    nd = {
+        "match": {
+            "op": "==",
+            "left": {"payload": {"protocol": "icmpv6", "field": "type"}},
+            "right": {"range": ["nd-router-solicit", "nd-redirect"]},
+        }
+    }
     evaluator = Evaluator(doc(base("a", 0, "drop"), rule("a", nd, {"accept": None})))
     a, b = ipaddress.ip_address("fd00::1"), ipaddress.ip_address("fd00::2")
     assert evaluator.evaluate("postrouting", Packet(a, b, 58, icmp_type=135)).accepted

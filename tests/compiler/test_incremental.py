@@ -32,7 +32,10 @@ def _entries_in_key_order(ruleset: Ruleset) -> Ruleset:
     """``ruleset`` with map entries that share an address ordered by target. Two local pods
     with one address give a dispatch map two entries for one key; ``patch`` rebuilds entries
     from a set, so only their order among themselves can differ."""
-    maps = tuple(dataclasses.replace(m, elements=tuple(sorted(m.elements, key=lambda e: (e[0], e[1].target)))) for m in ruleset.maps)
+    maps = tuple(
+        dataclasses.replace(m, elements=tuple(sorted(m.elements, key=lambda e: (e[0], e[1].target))))
+        for m in ruleset.maps
+    )
     return dataclasses.replace(ruleset, maps=maps)
 
 
@@ -46,7 +49,9 @@ def test_every_step_equals_a_whole_compile(history: list[Cluster]) -> None:
         expected = compile_node(snapshot, name, table="t", mode=Mode.AUDIT)
         assert compiler.ruleset == expected
         assert [s.sources for s in compiler.ruleset.sets] == [s.sources for s in expected.sets]
-        assert compiler.local_pods == tuple(sorted((p for p in snapshot.pods if p.node == name and not p.host_network), key=lambda p: p.key))
+        assert compiler.local_pods == tuple(
+            sorted((p for p in snapshot.pods if p.node == name and not p.host_network), key=lambda p: p.key)
+        )
 
 
 def _steps(history: list[Cluster]) -> Iterator[tuple[Ruleset, RulesetDelta, Ruleset]]:
@@ -88,7 +93,16 @@ ALLOW_WEB = policy(
 
 
 def _world(*extra: object) -> Cluster:
-    return cluster(namespace("x"), node("node-1", "192.168.0.1"), node("node-2", "192.168.0.2"), WEB_1, API_1, DB_1, ALLOW_WEB, *extra)  # type: ignore[arg-type]
+    return cluster(
+        namespace("x"),
+        node("node-1", "192.168.0.1"),
+        node("node-2", "192.168.0.2"),
+        WEB_1,
+        API_1,
+        DB_1,
+        ALLOW_WEB,
+        *extra,
+    )  # type: ignore[arg-type]
 
 
 def _with_pods(base: Cluster, *, add: tuple[Pod, ...] = (), drop: tuple[Pod, ...] = ()) -> Cluster:
@@ -144,7 +158,9 @@ def test_a_local_replica_adds_its_dispatch_entry_its_pod_chain_and_its_set_eleme
         (f"{api}-ports-v4", ((local, tcp, Interval(80, 80)),)),
         (f"{db}-ports-v4", ((local, tcp, Interval(5432, 5432)),)),
     )
-    assert delta == RulesetDelta(added_elements=delta.added_elements, added_entries=delta.added_entries, chains=delta.chains)
+    assert delta == RulesetDelta(
+        added_elements=delta.added_elements, added_entries=delta.added_entries, chains=delta.chains
+    )
 
 
 @pytest.mark.parametrize(
@@ -177,13 +193,19 @@ def test_relabelling_a_pod_within_the_same_selectors_changes_nothing() -> None:
         pytest.param({"team": "b"}, {"team": "a"}, id="namespace-enters-the-selector"),
     ],
 )
-def test_a_namespace_relabel_gives_what_a_whole_compile_gives(labels_before: dict[str, str], labels_after: dict[str, str]) -> None:
-    from_team_a = policy("x/from-team-a", {"app": "web"}, ingress=[rule(pod_peer({}, {"team": "a"}), ports=[port(443)])])
+def test_a_namespace_relabel_gives_what_a_whole_compile_gives(
+    labels_before: dict[str, str], labels_after: dict[str, str]
+) -> None:
+    from_team_a = policy(
+        "x/from-team-a", {"app": "web"}, ingress=[rule(pod_peer({}, {"team": "a"}), ports=[port(443)])]
+    )
     before = cluster(
         namespace("x"), namespace("y", labels_before), node("node-1", "192.168.0.1"), WEB_1,
         pod("y/client", {"app": "client"}, node="node-2", ips=["10.0.2.30"]), from_team_a,
     )
-    after = dataclasses.replace(before, namespaces=tuple(namespace("y", labels_after) if n.name == "y" else n for n in before.namespaces))
+    after = dataclasses.replace(
+        before, namespaces=tuple(namespace("y", labels_after) if n.name == "y" else n for n in before.namespaces)
+    )
     first, delta, compiler = _stepped(before, after)
     expected = compile_node(after, "node-1")
     assert compiler.ruleset == expected
@@ -193,7 +215,9 @@ def test_a_namespace_relabel_gives_what_a_whole_compile_gives(labels_before: dic
 
 def test_a_port_range_entering_a_set_recreates_it_whole() -> None:
     before = _world()
-    ranged = policy("x/api-range", {"app": "web"}, ingress=[rule(pod_peer({"app": "api"}), ports=[port(8000, end_port=8010)])])
+    ranged = policy(
+        "x/api-range", {"app": "web"}, ingress=[rule(pod_peer({"app": "api"}), ports=[port(8000, end_port=8010)])]
+    )
     first, delta, _ = _stepped(before, dataclasses.replace(before, policies=(*before.policies, ranged)))
     name = f"{_peer_chain_of(first, '10.0.2.10')}-ports-v4"
     recreated = [s for s in delta.sets if s.name == name]
@@ -246,7 +270,9 @@ def test_an_egress_rule_to_anyone_on_a_named_port_reaches_every_identity_as_it_c
     server = pod("y/server", {"app": "server"}, node="node-2", ips=["10.0.2.40"], ports=http)
     base = _with_pods(_world(), add=(server,))
     with_rule = dataclasses.replace(base, policies=(*base.policies, named))
-    other = pod("y/other", {"app": "other"}, node="node-2", ips=["10.0.2.41"], ports=[container_port(9090, "TCP", "http")])
+    other = pod(
+        "y/other", {"app": "other"}, node="node-2", ips=["10.0.2.41"], ports=[container_port(9090, "TCP", "http")]
+    )
     history = [base, with_rule, _with_pods(with_rule, add=(other,)), _with_pods(with_rule, drop=(server,)), base]
     _follows_whole_compiles(history)
 
@@ -254,13 +280,26 @@ def test_an_egress_rule_to_anyone_on_a_named_port_reaches_every_identity_as_it_c
 # A dual-stack local pod whose rules reach two peer selectors and also fill the shared sets
 # (an ipBlock rule and a rule without peers): what an identity's coming and going may touch.
 WEB_DS = pod("x/web-1", {"app": "web"}, node="node-1", ips=["10.0.1.10", "fd00::1:10"])
-WEB_EXTRA = policy("x/web-extra", {"app": "web"}, ingress=[rule(ip_block("172.16.0.0/16"), ports=[port(22)]), rule(ports=[port(9000)])])
-API_METRICS = pod("x/api-2", {"app": "api"}, node="node-2", ips=["10.0.2.11"], ports=[container_port(9100, "TCP", "metrics")])
+WEB_EXTRA = policy(
+    "x/web-extra", {"app": "web"}, ingress=[rule(ip_block("172.16.0.0/16"), ports=[port(22)]), rule(ports=[port(9000)])]
+)
+API_METRICS = pod(
+    "x/api-2", {"app": "api"}, node="node-2", ips=["10.0.2.11"], ports=[container_port(9100, "TCP", "metrics")]
+)
 API_DS = pod("x/api-3", {"app": "api"}, node="node-2", ips=["10.0.2.12", "fd00::2:12"])
 
 
 def _shared_world(*extra: Pod) -> Cluster:
-    base = cluster(namespace("x"), node("node-1", "192.168.0.1"), node("node-2", "192.168.0.2"), WEB_DS, API_1, DB_1, ALLOW_WEB, WEB_EXTRA)
+    base = cluster(
+        namespace("x"),
+        node("node-1", "192.168.0.1"),
+        node("node-2", "192.168.0.2"),
+        WEB_DS,
+        API_1,
+        DB_1,
+        ALLOW_WEB,
+        WEB_EXTRA,
+    )
     return _with_pods(base, add=extra)
 
 
@@ -279,23 +318,51 @@ def _sets_in(delta: RulesetDelta) -> set[str]:
 @pytest.mark.parametrize(
     ("before", "after", "address", "suffix"),
     [
-        pytest.param(_shared_world(), _shared_world(API_METRICS), "10.0.2.11", "-ports-v4", id="an-identity-with-other-named-ports-appears"),
-        pytest.param(_shared_world(API_METRICS), _shared_world(), "10.0.2.11", "-ports-v4", id="that-identity-disappears"),
-        pytest.param(_shared_world(), _shared_world(API_DS), "10.0.2.10", "-ports-v6", id="a-dual-stack-member-brings-its-identity-a-family"),
-        pytest.param(_shared_world(API_DS), _shared_world(), "10.0.2.10", "-ports-v6", id="the-identity-loses-that-family"),
+        pytest.param(
+            _shared_world(),
+            _shared_world(API_METRICS),
+            "10.0.2.11",
+            "-ports-v4",
+            id="an-identity-with-other-named-ports-appears",
+        ),
+        pytest.param(
+            _shared_world(API_METRICS), _shared_world(), "10.0.2.11", "-ports-v4", id="that-identity-disappears"
+        ),
+        pytest.param(
+            _shared_world(),
+            _shared_world(API_DS),
+            "10.0.2.10",
+            "-ports-v6",
+            id="a-dual-stack-member-brings-its-identity-a-family",
+        ),
+        pytest.param(
+            _shared_world(API_DS), _shared_world(), "10.0.2.10", "-ports-v6", id="the-identity-loses-that-family"
+        ),
     ],
 )
-def test_a_peer_identity_changing_reach_touches_only_its_own_sets(before: Cluster, after: Cluster, address: str, suffix: str) -> None:
+def test_a_peer_identity_changing_reach_touches_only_its_own_sets(
+    before: Cluster, after: Cluster, address: str, suffix: str
+) -> None:
     first, delta, compiler = _stepped(before, after)
     expected = compile_node(after, "node-1")
     assert compiler.ruleset == expected
     assert patch(first, delta) == expected
-    chain = next(_peer_chain_of(r, address) for r in (expected, first) if ipaddress.ip_address(address) in dict(next(m for m in r.maps if m.name == "in-peers-v4").elements))
+    chain = next(
+        _peer_chain_of(r, address)
+        for r in (expected, first)
+        if ipaddress.ip_address(address) in dict(next(m for m in r.maps if m.name == "in-peers-v4").elements)
+    )
     assert _sets_in(delta) == {f"{chain}{suffix}"}
 
 
 def test_identities_coming_and_going_leave_the_shared_sets_alone_and_follow_whole_compiles() -> None:
-    history = [_shared_world(), _shared_world(API_METRICS), _shared_world(API_METRICS, API_DS), _shared_world(API_DS), _shared_world()]
+    history = [
+        _shared_world(),
+        _shared_world(API_METRICS),
+        _shared_world(API_METRICS, API_DS),
+        _shared_world(API_DS),
+        _shared_world(),
+    ]
     _follows_whole_compiles(history)
     compiler = NodeCompiler("node-1")
     compiler.update(history[0])

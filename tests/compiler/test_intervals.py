@@ -53,7 +53,9 @@ def test_block_intervals_subtract_excepts(cidr: str, excepts: list[str], expecte
         pytest.param([(1, 5), (3, 8)], [(1, 8)], id="overlapping"),
     ],
 )
-def test_normalise_gives_disjoint_non_adjacent_intervals(items: list[tuple[int, int]], expected: list[tuple[int, int]]) -> None:
+def test_normalise_gives_disjoint_non_adjacent_intervals(
+    items: list[tuple[int, int]], expected: list[tuple[int, int]]
+) -> None:
     assert normalise(Interval(a, b) for a, b in items) == tuple(Interval(a, b) for a, b in expected)
 
 
@@ -78,7 +80,9 @@ intervals = st.builds(lambda a, w: Interval(a, a + w), st.integers(0, 200), st.i
 
 @settings(max_examples=150)
 @given(st.lists(intervals, max_size=6), st.lists(intervals, max_size=6), st.integers(0, 240))
-def test_subtract_keeps_exactly_the_points_outside_removed(base: list[Interval], removed: list[Interval], point: int) -> None:
+def test_subtract_keeps_exactly_the_points_outside_removed(
+    base: list[Interval], removed: list[Interval], point: int
+) -> None:
     inside = any(i.contains(point) for i in base) and not any(i.contains(point) for i in removed)
     result = subtract(base, removed)
     assert any(i.contains(point) for i in result) == inside

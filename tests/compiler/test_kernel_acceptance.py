@@ -30,7 +30,9 @@ from tests.strategies import clusters
 pytestmark = [
     pytest.mark.kernel,
     pytest.mark.skipif(os.geteuid() != 0, reason="applying nftables needs root"),
-    pytest.mark.skipif(shutil.which("nft") is None or shutil.which("unshare") is None, reason="nft or unshare is not installed"),
+    pytest.mark.skipif(
+        shutil.which("nft") is None or shutil.which("unshare") is None, reason="nft or unshare is not installed"
+    ),
 ]
 
 
@@ -62,18 +64,39 @@ def dual_stack_cluster() -> Cluster:
     return cluster(
         node("n1", "192.168.0.1", "fd00:192::1"),
         node("n2", "192.168.0.2", "fd00:192::2"),
-        pod("x/a", {"app": "a"}, node="n1", ips=["10.0.1.1", "fd00:10:1::1"], ports=[container_port(8080, "TCP", "http")]),
-        pod("x/b", {"app": "b"}, node="n1", ips=["10.0.1.2", "fd00:10:1::2"], ports=[container_port(5353, "UDP", "dns")]),
-        pod("y/c", {"app": "c"}, node="n2", ips=["10.0.2.1", "fd00:10:2::1"], ports=[container_port(9000, "SCTP", "sig")]),
+        pod(
+            "x/a",
+            {"app": "a"},
+            node="n1",
+            ips=["10.0.1.1", "fd00:10:1::1"],
+            ports=[container_port(8080, "TCP", "http")],
+        ),
+        pod(
+            "x/b", {"app": "b"}, node="n1", ips=["10.0.1.2", "fd00:10:1::2"], ports=[container_port(5353, "UDP", "dns")]
+        ),
+        pod(
+            "y/c",
+            {"app": "c"},
+            node="n2",
+            ips=["10.0.2.1", "fd00:10:2::1"],
+            ports=[container_port(9000, "SCTP", "sig")],
+        ),
         pod("y/h", {"app": "c"}, node="n2", ips=["192.168.0.2", "fd00:192::2"], host_network=True),
         policy(
             "x/a",
             {"app": "a"},
             ingress=[
-                rule(pod_peer({"app": "b"}), ip_block("10.0.0.0/8", "10.0.2.0/24", "10.0.3.128/25"), ports=[port("http"), port(9000, "SCTP", 9100)]),
+                rule(
+                    pod_peer({"app": "b"}),
+                    ip_block("10.0.0.0/8", "10.0.2.0/24", "10.0.3.128/25"),
+                    ports=[port("http"), port(9000, "SCTP", 9100)],
+                ),
                 rule(ip_block("fd00::/16", "fd00:10:2::/64")),
             ],
-            egress=[rule(pod_peer({}, {}), ports=[port("dns", "UDP"), port("sig", "SCTP")]), rule(ports=[port(53, "UDP"), port(None, "TCP")])],
+            egress=[
+                rule(pod_peer({}, {}), ports=[port("dns", "UDP"), port("sig", "SCTP")]),
+                rule(ports=[port(53, "UDP"), port(None, "TCP")]),
+            ],
         ),
         policy("y/none", {}, types=["Ingress", "Egress"]),
     )
@@ -81,7 +104,10 @@ def dual_stack_cluster() -> Cluster:
 
 RULESETS = [
     pytest.param(lambda: compile_node(standard_cluster(), "node-1"), id="no-policies"),
-    pytest.param(lambda: compile_node(standard_cluster(policy("x/deny", {})), "node-1", table="pc-test"), id="deny-all-other-table-name"),
+    pytest.param(
+        lambda: compile_node(standard_cluster(policy("x/deny", {})), "node-1", table="pc-test"),
+        id="deny-all-other-table-name",
+    ),
     pytest.param(lambda: compile_node(dual_stack_cluster(), "n1"), id="dual-stack-n1"),
     pytest.param(lambda: compile_node(dual_stack_cluster(), "n2", mode=Mode.AUDIT), id="dual-stack-n2-audit"),
 ]

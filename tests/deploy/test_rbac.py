@@ -43,9 +43,13 @@ def needed(request: RequestRecord) -> tuple[str, str, str]:
 def test_every_call_is_allowed_and_every_rule_is_used(tmp_path: Path) -> None:
     with FakeApiServer(bookmark_interval=0.15) as server:
         seed(server)
-        api: Any = kubeconfig_loader.new_client_from_config(config_file=server.write_kubeconfig(tmp_path / "kubeconfig"))
+        api: Any = kubeconfig_loader.new_client_from_config(
+            config_file=server.write_kubeconfig(tmp_path / "kubeconfig")
+        )
         enforcer = RecordingEnforcer(table="pctest")
-        agent = Agent(fast_config(health_port=-1), api=api, enforcer=enforcer, reflector_options=REFLECTOR_OPTIONS).start()
+        agent = Agent(
+            fast_config(health_port=-1), api=api, enforcer=enforcer, reflector_options=REFLECTOR_OPTIONS
+        ).start()
         try:
             assert agent.wait_ready(10), agent.readiness().reasons
             deadline = time.monotonic() + 10

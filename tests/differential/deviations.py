@@ -30,7 +30,9 @@ from policyctl.policy.model import (
     SelectedNamespaces,
 )
 
-_NOTHING = PodPeer(SelectedNamespaces(LabelSelector.of([Requirement("policyctl.invalid/never", Operator.EXISTS)])), LabelSelector())
+_NOTHING = PodPeer(
+    SelectedNamespaces(LabelSelector.of([Requirement("policyctl.invalid/never", Operator.EXISTS)])), LabelSelector()
+)
 
 
 def _map_peers(cluster: Cluster, change: Callable[[NetworkPolicy, Peer], Peer]) -> Cluster:

@@ -34,7 +34,11 @@ _LINE = re.compile(r"^(\S+)\[Pod\] => (\S+)\[Pod\] : (.*)$")
 
 
 def nca_binary() -> str | None:
-    candidates = [os.environ.get("POLICYCTL_NCA", ""), str(REPO / ".venv" / "nca" / "bin" / "nca"), shutil.which("nca") or ""]
+    candidates = [
+        os.environ.get("POLICYCTL_NCA", ""),
+        str(REPO / ".venv" / "nca" / "bin" / "nca"),
+        shutil.which("nca") or "",
+    ]
     return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
 
 
@@ -89,7 +93,9 @@ def _pod_manifest(pod: Pod) -> dict[str, object]:
     }
 
 
-def write_inputs(cluster: Cluster, policies: Iterable[Mapping[str, object]], directory: Path) -> tuple[Path, Path, Path]:
+def write_inputs(
+    cluster: Cluster, policies: Iterable[Mapping[str, object]], directory: Path
+) -> tuple[Path, Path, Path]:
     """The cluster's pods (with addresses, hostNetwork ones left out) and namespaces as NCA
     reads them, and the policy manifests, under ``directory``."""
     pods = [_pod_manifest(p) for p in cluster.pods if p.ips and not p.host_network]
@@ -97,7 +103,11 @@ def write_inputs(cluster: Cluster, policies: Iterable[Mapping[str, object]], dir
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n.name, "labels": dict(n.labels)}}
         for n in cluster.namespaces
     ]
-    pod_file, namespace_file, policy_dir = directory / "pods.yaml", directory / "namespaces.yaml", directory / "policies"
+    pod_file, namespace_file, policy_dir = (
+        directory / "pods.yaml",
+        directory / "namespaces.yaml",
+        directory / "policies",
+    )
     policy_dir.mkdir(parents=True, exist_ok=True)
     pod_file.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "PodList", "items": pods}))
     namespace_file.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "NamespaceList", "items": namespaces}))

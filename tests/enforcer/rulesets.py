@@ -100,7 +100,9 @@ def ruleset(
             "rule": {
                 **base,
                 "chain": "postrouting",
-                "expr": [{"vmap": {"key": {"payload": {"protocol": "ip", "field": "daddr"}}, "data": "@ingress_dispatch"}}],
+                "expr": [
+                    {"vmap": {"key": {"payload": {"protocol": "ip", "field": "daddr"}}, "data": "@ingress_dispatch"}}
+                ],
             }
         },
     ]

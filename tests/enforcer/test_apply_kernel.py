@@ -178,7 +178,9 @@ def test_probes_during_reapply_never_see_a_wrong_answer(node: Node, backend: Lib
     prober = threading.Thread(target=probe)
     prober.start()
     try:
-        other_pods = ruleset(isolated=(B,), allowed=((f"{A}/32", B, 80), ("10.0.0.0/8", "10.77.2.3", 22)), local_pods=(A, B))
+        other_pods = ruleset(
+            isolated=(B,), allowed=((f"{A}/32", B, 80), ("10.0.0.0/8", "10.77.2.3", 22)), local_pods=(A, B)
+        )
         for round_ in range(6):
             restarted = Enforcer(LibnftablesBackend(netns=node.node.name))
             restarted.apply(other_pods if round_ % 2 else ONLY_80)

@@ -35,7 +35,9 @@ def test_dry_run_prints_the_transaction_and_applies_nothing(node: Node, backend:
     assert backend.list_table("inet", "policyctl") is None
 
 
-def test_enforce_then_cleanup_leaves_foreign_tables_alone(node: Node, backend: LibnftablesBackend, tmp_path: Path) -> None:
+def test_enforce_then_cleanup_leaves_foreign_tables_alone(
+    node: Node, backend: LibnftablesBackend, tmp_path: Path
+) -> None:
     backend.run({"nftables": [{"add": {"table": {"family": "ip", "name": "foreign"}}}]})
     path = tmp_path / "node-1.json"
     path.write_text(json.dumps(RULESET))

@@ -15,12 +15,14 @@ ipv4     2 udp      17 29 src=10.77.1.2 dst=10.77.9.9 sport=5353 dport=53 [UNREP
 ipv4     2 icmp     1 29 src=10.77.1.2 dst=10.77.2.2 type=8 code=0 id=7 src=10.77.2.2 dst=10.77.1.2 type=0 code=0 id=7 mark=0 use=1
 ipv6     10 tcp      6 60 SYN_SENT src=fd00::1 dst=fd00::2 sport=1 dport=443 [UNREPLIED] src=fd00::2 dst=fd00::1 sport=443 dport=1 mark=0 use=1
 conntrack v1.4.7 (conntrack-tools): 4 flow entries have been shown.
-"""
+"""  # noqa: E501 (conntrack -L prints one flow per line)
 ip = ipaddress.ip_address
 
 
 def test_the_original_direction_is_the_first_tuple() -> None:
-    flows = {(f.protocol, str(f.source), str(f.destination), f.destination_port, f.state) for f in parse_listing(LISTING)}
+    flows = {
+        (f.protocol, str(f.source), str(f.destination), f.destination_port, f.state) for f in parse_listing(LISTING)
+    }
     assert flows == {
         ("tcp", "10.77.1.2", "10.77.2.2", 81, "ESTABLISHED"),
         ("udp", "10.77.1.2", "10.77.9.9", 53, ""),
@@ -31,7 +33,9 @@ def test_the_original_direction_is_the_first_tuple() -> None:
 
 def test_only_denied_ported_flows_of_local_pods_are_cut() -> None:
     flows = parse_listing(LISTING)
-    judged, denied = flows_to_revoke(flows, lambda f: f.destination_port == 53, local={ip("10.77.2.2"), ip("10.77.9.9")})
+    judged, denied = flows_to_revoke(
+        flows, lambda f: f.destination_port == 53, local={ip("10.77.2.2"), ip("10.77.9.9")}
+    )
     assert [(f.protocol, f.destination_port) for f in judged] == [("tcp", 81), ("udp", 53)]
     assert [(f.protocol, f.destination_port) for f in denied] == [("tcp", 81)]
 

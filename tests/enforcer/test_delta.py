@@ -67,11 +67,15 @@ def entry(text: str, chain: str) -> tuple[Any, Jump]:
     return ipaddress.ip_address(text), Jump(chain)
 
 
-ALLOW = Set("allow", (FieldType.IPV4, FieldType.PROTO, FieldType.SERVICE), (service("10.0.0.5", 6, 80),), interval=False)
+ALLOW = Set(
+    "allow", (FieldType.IPV4, FieldType.PROTO, FieldType.SERVICE), (service("10.0.0.5", 6, 80),), interval=False
+)
 PEERS = Set("peers", (FieldType.IPV4,), (address("10.0.0.1"), address("10.0.0.2")), interval=False)
 INGRESS = VerdictMap("ingress-v4", FieldType.IPV4, (entry("10.0.0.5", "pod-a"),))
 IDENTITIES = VerdictMap("ident-v4", FieldType.IPV4, (entry("10.0.0.1", "id-x"), entry("10.0.0.2", "id-x")))
-INPUT = Chain("input", (Rule((VmapLookup(Key.IP_DADDR, "ingress-v4"),)),), hook=Hook.INPUT, priority=0, policy=Verdict.ACCEPT)
+INPUT = Chain(
+    "input", (Rule((VmapLookup(Key.IP_DADDR, "ingress-v4"),)),), hook=Hook.INPUT, priority=0, policy=Verdict.ACCEPT
+)
 GUARD = Chain("guard", (Rule((Lookup((Key.IP_SADDR,), "peers"), Verdict.ACCEPT)),))
 POD_A = Chain("pod-a", (Rule((VmapLookup(Key.IP_SADDR, "ident-v4"),)), Rule((Counter(), Verdict.DROP))))
 ID_X = Chain("id-x", (Rule((Lookup((Key.IP_DADDR, Key.L4PROTO, Key.TH_DPORT), "allow"), Verdict.ACCEPT)),))
@@ -84,7 +88,9 @@ BASE = Ruleset(
 
 def changed(*, sets: tuple[Set, ...] = (ALLOW, PEERS), maps: tuple[VerdictMap, ...] = (IDENTITIES, INGRESS),
             chains: tuple[Chain, ...] = (INPUT, GUARD, ID_X, POD_A)) -> Ruleset:
-    return dataclasses.replace(BASE, sets=sets, maps=maps, chains=(chains[0], *sorted(chains[1:], key=lambda c: c.name)))
+    return dataclasses.replace(
+        BASE, sets=sets, maps=maps, chains=(chains[0], *sorted(chains[1:], key=lambda c: c.name))
+    )
 
 
 def commands(after: Ruleset) -> list[str]:
@@ -102,13 +108,22 @@ def commands(after: Ruleset) -> list[str]:
     [
         pytest.param(BASE, [], id="nothing-changed-sends-nothing"),
         pytest.param(
-            changed(sets=(dataclasses.replace(ALLOW, elements=(service("10.0.0.5", 6, 80), service("10.0.0.5", 6, 443))),
-                          dataclasses.replace(PEERS, elements=(address("10.0.0.1"),)))),
+            changed(
+                sets=(
+                    dataclasses.replace(ALLOW, elements=(service("10.0.0.5", 6, 80), service("10.0.0.5", 6, 443))),
+                    dataclasses.replace(PEERS, elements=(address("10.0.0.1"),)),
+                )
+            ),
             ["delete element peers", "add element allow"],
             id="elements-only-send-elements-only",
         ),
         pytest.param(
-            changed(sets=(ALLOW, dataclasses.replace(PEERS, elements=(address("10.0.0.1"), cidr("10.1.0.0/16")), interval=True))),
+            changed(
+                sets=(
+                    ALLOW,
+                    dataclasses.replace(PEERS, elements=(address("10.0.0.1"), cidr("10.1.0.0/16")), interval=True),
+                )
+            ),
             ["flush chain guard", "delete set peers", "add set peers", "add rule guard"],
             id="recreated-set-flushes-and-refills-the-chain-that-looks-it-up",
         ),
@@ -118,14 +133,24 @@ def commands(after: Ruleset) -> list[str]:
             id="removed-identity-chain-goes-after-its-map-entries",
         ),
         pytest.param(
-            changed(maps=(dataclasses.replace(IDENTITIES, elements=(*IDENTITIES.elements, entry("10.0.0.3", "id-y"))), INGRESS),
-                    chains=(INPUT, GUARD, ID_X, ID_Y, POD_A)),
+            changed(
+                maps=(
+                    dataclasses.replace(IDENTITIES, elements=(*IDENTITIES.elements, entry("10.0.0.3", "id-y"))),
+                    INGRESS,
+                ),
+                chains=(INPUT, GUARD, ID_X, ID_Y, POD_A),
+            ),
             ["add chain id-y", "add element ident-v4", "add rule id-y"],
             id="new-identity-chain-exists-before-its-map-entry",
         ),
         pytest.param(
-            changed(maps=(dataclasses.replace(IDENTITIES, elements=(entry("10.0.0.1", "id-x"), entry("10.0.0.2", "id-y"))), INGRESS),
-                    chains=(INPUT, GUARD, ID_X, ID_Y, POD_A)),
+            changed(
+                maps=(
+                    dataclasses.replace(IDENTITIES, elements=(entry("10.0.0.1", "id-x"), entry("10.0.0.2", "id-y"))),
+                    INGRESS,
+                ),
+                chains=(INPUT, GUARD, ID_X, ID_Y, POD_A),
+            ),
             ["delete element ident-v4", "add chain id-y", "add element ident-v4", "add rule id-y"],
             id="map-entry-with-a-new-target-is-deleted-and-added",
         ),
@@ -167,14 +192,24 @@ def test_a_kept_set_carried_whole_sends_only_its_changed_elements() -> None:
 @pytest.mark.parametrize(
     "delta",
     [
-        pytest.param(RulesetDelta(removed_elements=(("peers", (address("10.9.9.9"),)),)), id="removes-an-element-not-held"),
-        pytest.param(RulesetDelta(added_elements=(("peers", (address("10.0.0.1"),)),)), id="adds-an-element-already-held"),
+        pytest.param(
+            RulesetDelta(removed_elements=(("peers", (address("10.9.9.9"),)),)), id="removes-an-element-not-held"
+        ),
+        pytest.param(
+            RulesetDelta(added_elements=(("peers", (address("10.0.0.1"),)),)), id="adds-an-element-already-held"
+        ),
         pytest.param(RulesetDelta(added_elements=(("ghost", (address("10.0.0.1"),)),)), id="changes-a-set-not-held"),
         pytest.param(RulesetDelta(removed=("ghost",)), id="removes-a-set-not-held"),
         pytest.param(RulesetDelta(removed_chains=("ghost",)), id="removes-a-chain-not-held"),
-        pytest.param(RulesetDelta(removed_entries=(("ident-v4", (entry("10.0.0.1", "id-y"),)),)), id="removes-a-map-entry-with-another-target"),
+        pytest.param(
+            RulesetDelta(removed_entries=(("ident-v4", (entry("10.0.0.1", "id-y"),)),)),
+            id="removes-a-map-entry-with-another-target",
+        ),
         pytest.param(RulesetDelta(added_entries=(("peers", (entry("10.0.0.9", "id-x"),)),)), id="names-a-set-as-a-map"),
-        pytest.param(RulesetDelta(removed=("peers",), removed_elements=(("peers", (address("10.0.0.1"),)),)), id="removes-a-set-and-its-elements"),
+        pytest.param(
+            RulesetDelta(removed=("peers",), removed_elements=(("peers", (address("10.0.0.1"),)),)),
+            id="removes-a-set-and-its-elements",
+        ),
     ],
 )
 def test_a_delta_that_does_not_fit_the_state_is_refused(delta: RulesetDelta) -> None:
@@ -268,6 +303,8 @@ def test_sets_a_delta_leaves_alone_are_shared_not_copied(step: tuple[Ruleset, Ru
 @given(steps())
 def test_a_delta_from_nothing_renders_the_whole_table(step: tuple[Ruleset, Ruleset]) -> None:
     ruleset = step[0]
-    rendered = render_delta(diff(empty_ruleset(TABLE, "node-1", Mode.ENFORCE), ruleset), family="inet", table=TABLE, types={})
+    rendered = render_delta(
+        diff(empty_ruleset(TABLE, "node-1", Mode.ENFORCE), ruleset), family="inet", table=TABLE, types={}
+    )
     assert rendered.objects["nftables"] == objects(ruleset)[1:]
     assert (rendered.added, rendered.removed, rendered.removed_sets, rendered.removed_chains) == ((), (), (), ())

@@ -65,14 +65,36 @@ def after_full_apply(backend: LibnftablesBackend, ruleset: Ruleset) -> TableStat
             compiled(*PODS[:2], pod("x/b", {"pod": "b"}, node="node-1", ips=["10.77.2.3"]), ALLOW_80),
             id="pod-renumbered",
         ),
-        pytest.param(hand.BASE, hand.changed(sets=(hand.ALLOW, dataclasses.replace(
-            hand.PEERS, elements=(hand.address("10.0.0.1"), hand.cidr("10.1.0.0/16")), interval=True))), id="set-recreated"),
-        pytest.param(hand.BASE, hand.changed(
-            maps=(dataclasses.replace(hand.IDENTITIES, elements=(hand.entry("10.0.0.1", "id-x"), hand.entry("10.0.0.2", "id-y"))), hand.INGRESS),
-            chains=(hand.INPUT, hand.GUARD, hand.ID_X, hand.ID_Y, hand.POD_A)), id="map-entry-retargeted"),
+        pytest.param(
+            hand.BASE,
+            hand.changed(
+                sets=(
+                    hand.ALLOW,
+                    dataclasses.replace(
+                        hand.PEERS, elements=(hand.address("10.0.0.1"), hand.cidr("10.1.0.0/16")), interval=True
+                    ),
+                )
+            ),
+            id="set-recreated",
+        ),
+        pytest.param(
+            hand.BASE,
+            hand.changed(
+                maps=(
+                    dataclasses.replace(
+                        hand.IDENTITIES, elements=(hand.entry("10.0.0.1", "id-x"), hand.entry("10.0.0.2", "id-y"))
+                    ),
+                    hand.INGRESS,
+                ),
+                chains=(hand.INPUT, hand.GUARD, hand.ID_X, hand.ID_Y, hand.POD_A),
+            ),
+            id="map-entry-retargeted",
+        ),
     ],
 )
-def test_a_delta_leaves_the_table_a_full_apply_would(backend: LibnftablesBackend, before: Ruleset, after: Ruleset) -> None:
+def test_a_delta_leaves_the_table_a_full_apply_would(
+    backend: LibnftablesBackend, before: Ruleset, after: Ruleset
+) -> None:
     enforcer = Enforcer(backend)
     enforcer.apply(to_document(before))
     report = enforcer.apply_delta(diff(before, after), desired=never)

@@ -79,9 +79,25 @@ def test_a_listing_spelled_the_kernel_way_equals_the_written_ruleset() -> None:
 @pytest.mark.parametrize(
     ("mutate", "field"),
     [
-        pytest.param(lambda d: d["nftables"].append({"rule": {"family": "inet", "table": "policyctl", "chain": "ghost", "expr": []}}), "", id="rule-of-undeclared-chain"),
-        pytest.param(lambda d: d["nftables"].append({"set": {"family": "ip", "table": "other", "name": "x", "type": "ipv4_addr"}}), "table", id="object-of-another-table"),
-        pytest.param(lambda d: d["nftables"].append({"set": {"family": "inet", "table": "policyctl", "name": "x"}}), "type", id="set-without-type"),
+        pytest.param(
+            lambda d: d["nftables"].append(
+                {"rule": {"family": "inet", "table": "policyctl", "chain": "ghost", "expr": []}}
+            ),
+            "",
+            id="rule-of-undeclared-chain",
+        ),
+        pytest.param(
+            lambda d: d["nftables"].append(
+                {"set": {"family": "ip", "table": "other", "name": "x", "type": "ipv4_addr"}}
+            ),
+            "table",
+            id="object-of-another-table",
+        ),
+        pytest.param(
+            lambda d: d["nftables"].append({"set": {"family": "inet", "table": "policyctl", "name": "x"}}),
+            "type",
+            id="set-without-type",
+        ),
         pytest.param(lambda d: d["nftables"].append({"flowtable": {"name": "f"}}), "", id="unsupported-object"),
     ],
 )
@@ -118,7 +134,10 @@ class Kernel:
             return
         if kind == "chain" and verb == "add":
             rules = self.chains.get(name, {}).get("rules", [])
-            self.chains[name] = {"spec": {k: v for k, v in obj.items() if k not in ("family", "table", "name")}, "rules": rules}
+            self.chains[name] = {
+                "spec": {k: v for k, v in obj.items() if k not in ("family", "table", "name")},
+                "rules": rules,
+            }
         elif kind == "chain" and verb == "flush":
             self.chains[name]["rules"] = []
         elif kind == "chain" and verb == "delete":
@@ -181,7 +200,9 @@ def tables(draw: Any) -> dict[str, Any]:
     sets = draw(st.lists(st.sampled_from(["s1", "s2", "s3"]), unique=True))
     for name in sets:
         interval = draw(st.booleans())
-        pool = ["10.0.0.1", "10.0.0.2", "10.0.0.3"] + ([{"prefix": {"addr": "10.1.0.0", "len": 16}}] if interval else [])
+        pool = ["10.0.0.1", "10.0.0.2", "10.0.0.3"] + (
+            [{"prefix": {"addr": "10.1.0.0", "len": 16}}] if interval else []
+        )
         elem = draw(st.lists(st.sampled_from(range(len(pool))), unique=True))
         spec = {**BASE_OBJ, "name": name, "type": "ipv4_addr", "elem": [pool[i] for i in sorted(elem)]}
         if interval:
@@ -190,8 +211,17 @@ def tables(draw: Any) -> dict[str, Any]:
     regular = draw(st.lists(st.sampled_from(["c1", "c2"]), unique=True))
     if regular and draw(st.booleans()):
         elem = draw(st.lists(st.sampled_from(["10.0.0.1", "10.0.0.2"]), unique=True))
-        objects.append({"map": {**BASE_OBJ, "name": "m", "type": "ipv4_addr", "map": "verdict",
-                                "elem": [[a, {"jump": {"target": draw(st.sampled_from(regular))}}] for a in sorted(elem)]}})
+        objects.append(
+            {
+                "map": {
+                    **BASE_OBJ,
+                    "name": "m",
+                    "type": "ipv4_addr",
+                    "map": "verdict",
+                    "elem": [[a, {"jump": {"target": draw(st.sampled_from(regular))}}] for a in sorted(elem)],
+                }
+            }
+        )
     chains = regular + (["base"] if draw(st.booleans()) else [])
     for name in chains:
         spec = {**BASE_OBJ, "name": name}
@@ -203,7 +233,16 @@ def tables(draw: Any) -> dict[str, Any]:
         for _ in range(draw(st.integers(0, 2))):
             choice = draw(st.sampled_from(["set", "jump", "plain"]))
             if choice == "set" and sets:
-                expr = [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": f"@{draw(st.sampled_from(sets))}"}}, {"accept": None}]
+                expr = [
+                    {
+                        "match": {
+                            "op": "==",
+                            "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                            "right": f"@{draw(st.sampled_from(sets))}",
+                        }
+                    },
+                    {"accept": None},
+                ]
             elif choice == "jump" and [c for c in regular if c != name]:
                 expr = [{"jump": {"target": draw(st.sampled_from([c for c in regular if c != name]))}}]
             else:
@@ -219,7 +258,9 @@ def load(kernel: Kernel, document: dict[str, Any]) -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(tables(), tables())
-def test_the_plan_turns_any_table_into_any_other_in_a_valid_order(before: dict[str, Any], after: dict[str, Any]) -> None:
+def test_the_plan_turns_any_table_into_any_other_in_a_valid_order(
+    before: dict[str, Any], after: dict[str, Any]
+) -> None:
     kernel, expected = Kernel(), Kernel()
     load(kernel, before)
     load(expected, after)

@@ -15,10 +15,16 @@ from policyctl.enforcer.elements import element_key, value_key
     ("written", "listed"),
     [
         pytest.param({"prefix": {"addr": "10.3.0.1", "len": 32}}, "10.3.0.1", id="host-prefix-lists-as-address"),
-        pytest.param({"range": ["10.1.0.0", "10.1.255.255"]}, {"prefix": {"addr": "10.1.0.0", "len": 16}}, id="aligned-range-lists-as-prefix"),
+        pytest.param(
+            {"range": ["10.1.0.0", "10.1.255.255"]},
+            {"prefix": {"addr": "10.1.0.0", "len": 16}},
+            id="aligned-range-lists-as-prefix",
+        ),
         pytest.param(6, "tcp", id="protocol-number-lists-by-name"),
         pytest.param({"range": [80, 80]}, 80, id="one-port-range-lists-as-port"),
-        pytest.param({"elem": {"val": "10.0.0.1", "counter": {"packets": 3, "bytes": 9}}}, "10.0.0.1", id="counter-wrapper"),
+        pytest.param(
+            {"elem": {"val": "10.0.0.1", "counter": {"packets": 3, "bytes": 9}}}, "10.0.0.1", id="counter-wrapper"
+        ),
         pytest.param(
             {"concat": [{"prefix": {"addr": "10.0.0.5", "len": 32}}, 17, {"range": [53, 53]}]},
             {"concat": ["10.0.0.5", "udp", 53]},
@@ -35,7 +41,11 @@ def test_equivalent_spellings_have_one_key(written: object, listed: object) -> N
     ("one", "other"),
     [
         pytest.param("10.0.0.1", "10.0.0.2", id="different-addresses"),
-        pytest.param({"prefix": {"addr": "10.0.0.0", "len": 8}}, {"prefix": {"addr": "10.0.0.0", "len": 9}}, id="different-prefix-lengths"),
+        pytest.param(
+            {"prefix": {"addr": "10.0.0.0", "len": 8}},
+            {"prefix": {"addr": "10.0.0.0", "len": 9}},
+            id="different-prefix-lengths",
+        ),
         pytest.param("10.0.0.1", "::ffff:10.0.0.1", id="ipv4-is-not-mapped-ipv6"),
         pytest.param("tcp", "udp", id="different-protocols"),
         pytest.param({"concat": ["10.0.0.1", 80]}, {"concat": [80, "10.0.0.1"]}, id="field-order-matters"),

@@ -15,7 +15,9 @@ values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
     max_leaves=10,
 )
-commands = st.lists(st.dictionaries(st.sampled_from(["add", "delete", "flush"]), values, min_size=1, max_size=1), max_size=5)
+commands = st.lists(
+    st.dictionaries(st.sampled_from(["add", "delete", "flush"]), values, min_size=1, max_size=1), max_size=5
+)
 
 
 def reversed_keys(tree: Any) -> Any:

@@ -55,7 +55,12 @@ def test_a_typed_element_has_the_key_of_its_rendering(typed: tuple[tuple[FieldTy
     ("types", "element", "listed"),
     [
         pytest.param((FieldType.IPV4,), (Interval(167772161, 167772161),), "10.0.0.1", id="ipv4-address"),
-        pytest.param((FieldType.IPV4,), (Interval(167772160, 167837695),), {"prefix": {"addr": "10.0.0.0", "len": 16}}, id="ipv4-block"),
+        pytest.param(
+            (FieldType.IPV4,),
+            (Interval(167772160, 167837695),),
+            {"prefix": {"addr": "10.0.0.0", "len": 16}},
+            id="ipv4-block",
+        ),
         pytest.param((FieldType.IPV6,), (Interval(1, 1),), "::1", id="ipv6-address"),
         pytest.param(
             (FieldType.IPV4, FieldType.PROTO, FieldType.SERVICE),
@@ -65,7 +70,9 @@ def test_a_typed_element_has_the_key_of_its_rendering(typed: tuple[tuple[FieldTy
         ),
     ],
 )
-def test_a_typed_element_has_the_key_of_its_kernel_listing(types: tuple[FieldType, ...], element: Element, listed: object) -> None:
+def test_a_typed_element_has_the_key_of_its_kernel_listing(
+    types: tuple[FieldType, ...], element: Element, listed: object
+) -> None:
     assert typed_element_key(types, element) == element_key(listed)
 
 
@@ -83,7 +90,9 @@ chain_names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), 
 
 @settings(max_examples=200, deadline=None)
 @given(addresses, chain_names)
-def test_a_map_entry_has_the_keys_of_its_rendering(address: ipaddress.IPv4Address | ipaddress.IPv6Address, chain: str) -> None:
+def test_a_map_entry_has_the_keys_of_its_rendering(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, chain: str
+) -> None:
     assert entry_keys(address, Jump(chain)) == element_keys("map", map_entry(address, Jump(chain)))
 
 

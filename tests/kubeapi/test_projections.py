@@ -11,7 +11,17 @@ from policyctl.kubeapi.projections import project
 from policyctl.kubeapi.resources import Resource
 from policyctl.policy.diagnostics import Severity
 from policyctl.manifests.loader import load_documents
-from policyctl.policy.model import ContainerPort, Direction, Labels, LabelSelector, Namespace, NetworkPolicy, Node, Pod, Protocol
+from policyctl.policy.model import (
+    ContainerPort,
+    Direction,
+    Labels,
+    LabelSelector,
+    Namespace,
+    NetworkPolicy,
+    Node,
+    Pod,
+    Protocol,
+)
 from policyctl.manifests.yamlsource import read_documents
 from tests.kubeapi.objects import namespace, node, pod, policy
 
@@ -46,13 +56,20 @@ def test_a_pod_keeps_named_ports_of_containers_and_sidecars_and_its_host_network
     raw = pod("kube-system/agent", ports=[{"name": "metrics", "containerPort": 9100}])
     raw["spec"]["hostNetwork"] = True
     raw["spec"]["initContainers"] = [
-        {"name": "proxy", "restartPolicy": "Always", "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"}]},
+        {
+            "name": "proxy",
+            "restartPolicy": "Always",
+            "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"}],
+        },
         {"name": "setup", "ports": [{"name": "gone", "containerPort": 1}]},
     ]
     projection, _ = project(Resource.PODS, raw)
     assert projection is not None and isinstance(projection.value, Pod)
     assert projection.value.host_network
-    assert projection.value.ports == (ContainerPort(53, Protocol.UDP, "dns"), ContainerPort(9100, Protocol.TCP, "metrics"))
+    assert projection.value.ports == (
+        ContainerPort(53, Protocol.UDP, "dns"),
+        ContainerPort(9100, Protocol.TCP, "metrics"),
+    )
 
 
 def test_namespaces_and_nodes() -> None:
@@ -117,8 +134,11 @@ def test_a_refused_policy_denies_what_it_would_isolate_and_nothing_else() -> Non
     projection, _ = project(Resource.NETWORK_POLICIES, policy("shop/bad", {
         "podSelector": {"matchLabels": {"app": "db"}}, "ingress": [{"ports": [{"port": 70000}]}]}))
     assert projection is not None
-    cluster = b.cluster(b.pod("shop/db", {"app": "db"}, ips=["10.0.0.2"]), b.pod("shop/web", {"app": "web"}, ips=["10.0.0.3"]),
-                        projection.value)  # type: ignore[arg-type]
+    cluster = b.cluster(
+        b.pod("shop/db", {"app": "db"}, ips=["10.0.0.2"]),
+        b.pod("shop/web", {"app": "web"}, ips=["10.0.0.3"]),
+        projection.value,
+    )  # type: ignore[arg-type]
     db, web = cluster.pod_by_key["shop/db"], cluster.pod_by_key["shop/web"]
     assert not evaluate(cluster, Connection(web, db, Protocol.TCP, 5432)).allowed
     assert evaluate(cluster, Connection(db, web, Protocol.TCP, 80)).allowed

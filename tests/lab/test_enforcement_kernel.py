@@ -74,7 +74,9 @@ def test_a_rejected_transaction_leaves_the_old_policy_in_force(state_root: Path,
             return document
 
         engine._compiler = broken
-        admit_all = cluster(*PODS, policy("x/b-from-xa", {"pod": "b"}, ingress=[rule(pod_peer({}, {}), ports=[port(80)])]))
+        admit_all = cluster(
+            *PODS, policy("x/b-from-xa", {"pod": "b"}, ingress=[rule(pod_peer({}, {}), ports=[port(80)])])
+        )
         with pytest.raises(RulesetError, match="nowhere"):
             engine.reconcile(admit_all)
         assert connects(engine, "x/a", "x/b")
@@ -180,7 +182,9 @@ def syn_sources(raw: socket.socket) -> list[str]:
             found.append(str(ipaddress.ip_address(packet[12:16])))
 
 
-def syns_until(wanted: str, *, at: socket.socket, also: socket.socket, seconds: float = 5.0) -> tuple[list[str], list[str]]:
+def syns_until(
+    wanted: str, *, at: socket.socket, also: socket.socket, seconds: float = 5.0
+) -> tuple[list[str], list[str]]:
     """SYN sources seen at both taps until ``wanted`` has been seen at ``at`` (bounded, so a
     busy machine delays the answer instead of changing it)."""
     seen, other = [], []

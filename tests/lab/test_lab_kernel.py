@@ -46,13 +46,30 @@ def drop_new_to_denied(prefix: str) -> Any:
         table = table_name(prefix)
         base = {"family": "inet", "table": table}
         rules = [
-            {"rule": {**base, "chain": "forward", "expr": [
-                {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}},
-                {"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": {"set": ["tcp", "udp", "sctp"]}}},
-                {"match": {"op": "==", "left": {"payload": {"protocol": "ip6" if a.version == 6 else "ip", "field": "daddr"}},
-                           "right": str(a)}},
-                {"drop": None},
-            ]}}
+            {
+                "rule": {
+                    **base,
+                    "chain": "forward",
+                    "expr": [
+                        {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}},
+                        {
+                            "match": {
+                                "op": "==",
+                                "left": {"meta": {"key": "l4proto"}},
+                                "right": {"set": ["tcp", "udp", "sctp"]},
+                            }
+                        },
+                        {
+                            "match": {
+                                "op": "==",
+                                "left": {"payload": {"protocol": "ip6" if a.version == 6 else "ip", "field": "daddr"}},
+                                "right": str(a),
+                            }
+                        },
+                        {"drop": None},
+                    ],
+                }
+            }
             for pod in sorted(cluster.pods, key=lambda p: p.key)
             if pod.labels.get("deny") == "yes"
             for a in pod.ips
@@ -90,7 +107,10 @@ def test_every_probe_method_sees_allowed_and_denied_pairs_in_both_families(
         for protocol in Protocol:
             for family in Family:
                 observation = engine.observe(step1, Probe(80, protocol, family))
-                assert observation.method == {"TCP": "tcp-connect", "UDP": "udp-echo", "SCTP": "sctp-raw-init"}[protocol.value]
+                assert (
+                    observation.method
+                    == {"TCP": "tcp-connect", "UDP": "udp-echo", "SCTP": "sctp-raw-init"}[protocol.value]
+                )
                 assert observation.allowed == expected(step1), (protocol, family)
         # Next step: the label moves to y/a, x/a goes away, z/c arrives.
         step2 = Cluster(pods=(
@@ -169,7 +189,9 @@ spec:
 
 
 def cli(*args: str, env: Mapping[str, str], check: int | None = 0) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([POLICYCTL, "lab", *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=60)
+    done = subprocess.run(
+        [POLICYCTL, "lab", *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=60
+    )
     if check is not None:
         assert done.returncode == check, (args, done.stdout, done.stderr)
     return done
@@ -209,7 +231,11 @@ def test_lab_up_probe_exec_down_leaves_nothing(cni: Cni, tmp_path: Path, lab_nam
 
 
 def netns_process_alive(pid: int | None) -> bool:
-    return pid is not None and Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1]
+    return (
+        pid is not None
+        and Path(f"/proc/{pid}").exists()
+        and "Z" not in Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1]
+    )
 
 
 def test_down_all_removes_what_a_killed_lab_up_left_behind(tmp_path: Path, lab_namespaces: set[str]) -> None:

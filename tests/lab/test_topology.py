@@ -204,7 +204,9 @@ def test_pod_names_depend_on_the_pod_alone_so_other_pods_survive_a_removal(remov
 
 @settings(max_examples=40)
 @given(cni=st.sampled_from(list(Cni)), families=st.sampled_from([(Family.IPV4,), (Family.IPV6,), DUAL]))
-def test_assigned_addresses_are_unique_and_each_lies_in_a_subnet_of_its_node(cni: Cni, families: tuple[Family, ...]) -> None:
+def test_assigned_addresses_are_unique_and_each_lies_in_a_subnet_of_its_node(
+    cni: Cni, families: tuple[Family, ...]
+) -> None:
     plan = plan_lab(standard(), prefix=PREFIX, cni=cni, families=families)
     addresses = [ipaddress.ip_interface(a).ip for p in plan.pods for a in p.addresses]
     assert len(addresses) == len(set(addresses)) == len(plan.pods) * len(families)
@@ -212,7 +214,9 @@ def test_assigned_addresses_are_unique_and_each_lies_in_a_subnet_of_its_node(cni
         index = int(pod.node.split("-")[1])
         for text in pod.addresses:
             address = ipaddress.ip_interface(text).ip
-            expected = ipaddress.ip_network(f"10.244.{index}.0/24" if address.version == 4 else f"fd00:10:244:{index}::/64")
+            expected = ipaddress.ip_network(
+                f"10.244.{index}.0/24" if address.version == 4 else f"fd00:10:244:{index}::/64"
+            )
             assert address in expected
 
 

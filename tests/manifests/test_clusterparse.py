@@ -30,7 +30,12 @@ def load(text: str):
 
 
 def spec(body: str, *, tier: str = "Admin", priority: str = "5") -> str:
-    return HEAD + f"spec:\n  tier: {tier}\n  priority: {priority}\n" + SUBJECT + textwrap.indent(textwrap.dedent(body), "  ")
+    return (
+        HEAD
+        + f"spec:\n  tier: {tier}\n  priority: {priority}\n"
+        + SUBJECT
+        + textwrap.indent(textwrap.dedent(body), "  ")
+    )
 
 
 INVALID = [
@@ -68,9 +73,15 @@ INVALID = [
     pytest.param(spec("egress:\n- action: Deny\n  to: [{networks: ['::ffff:10.0.0.0/104']}]\n"), "invalid-cidr",
                  "spec.egress[0].to[0].networks[0]", id="cidr-no-ipv4-mapped"),
     # PortRange: XValidation self.start < self.end
-    pytest.param(spec("ingress:\n- action: Deny\n  from: [{namespaces: {}}]\n"
-                      "  protocols: [{tcp: {destinationPort: {range: {start: 80, end: 80}}}}]\n"),
-                 "invalid-port-range", "spec.ingress[0].protocols[0].tcp.destinationPort.range", id="range-start-lt-end"),
+    pytest.param(
+        spec(
+            "ingress:\n- action: Deny\n  from: [{namespaces: {}}]\n"
+            "  protocols: [{tcp: {destinationPort: {range: {start: 80, end: 80}}}}]\n"
+        ),
+        "invalid-port-range",
+        "spec.ingress[0].protocols[0].tcp.destinationPort.range",
+        id="range-start-lt-end",
+    ),
     # Port number: Minimum=1, Maximum=65535
     pytest.param(spec("ingress:\n- action: Deny\n  from: [{namespaces: {}}]\n"
                       "  protocols: [{udp: {destinationPort: {number: 0}}}]\n"),
@@ -128,7 +139,10 @@ def test_every_field_is_read_into_the_model():
           - destinationNamedPort: http
         egress:
         - action: Accept
-          to: [{networks: [10.0.0.0/8, 'fd00::/8']}, {nodes: {matchLabels: {role: infra}}}, {domainNames: ['*.example.com']}]
+          to:
+          - {networks: [10.0.0.0/8, 'fd00::/8']}
+          - {nodes: {matchLabels: {role: infra}}}
+          - {domainNames: ['*.example.com']}
         """, tier="Baseline", priority="0"))
     [policy] = result.cluster.cluster_policies
     assert (policy.tier, policy.priority, policy.kind) == (Tier.BASELINE, 0, SourceKind.CLUSTER_NETWORK_POLICY)

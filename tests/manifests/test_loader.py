@@ -150,7 +150,10 @@ def test_list_items_get_their_own_lines_and_typed_lists_lend_their_kind():
     )
     assert result.cluster.pods[0].provenance.line == 4
     assert [(str(p.ref), p.provenance.line) for p in result.cluster.policies] == [("x/deny", 14)]
-    assert codes(diagnostics) == [(7, "skipped-kind", "items[1]"), (17, "needs-quotes", "spec.podSelector.matchLabels.app")]
+    assert codes(diagnostics) == [
+        (7, "skipped-kind", "items[1]"),
+        (17, "needs-quotes", "spec.podSelector.matchLabels.app"),
+    ]
     assert diagnostics[1].object == "NetworkPolicy x/bad"
     assert dict(result.skipped) == {"Service": 1}
 
@@ -166,7 +169,9 @@ def test_list_items_get_their_own_lines_and_typed_lists_lend_their_kind():
          "ClusterNetworkPolicy (crd.antrea.io/v1beta1)"),
     ],
 )
-def test_kinds_not_read_are_reported_where_they_are_policy_like_ones_as_warnings(api_version, kind, severity, skipped_as):
+def test_kinds_not_read_are_reported_where_they_are_policy_like_ones_as_warnings(
+    api_version, kind, severity, skipped_as
+):
     result, diagnostics = load_text(
         f"""\
         apiVersion: v1
@@ -287,7 +292,11 @@ def test_malformed_yaml_reports_its_line_and_keeps_the_documents_before(tmp_path
     result = load([str(path)])
     assert [n.name for n in result.cluster.namespaces] == ["x"]
     (diagnostic,) = result.diagnostics
-    assert (diagnostic.file, diagnostic.line, diagnostic.code) == (str(path), 6, "yaml-syntax")  # the last line, never past it
+    assert (diagnostic.file, diagnostic.line, diagnostic.code) == (
+        str(path),
+        6,
+        "yaml-syntax",
+    )  # the last line, never past it
     assert not result.ok
 
 

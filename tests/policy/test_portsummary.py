@@ -31,11 +31,15 @@ def _allowed(summary, protocol):
         pytest.param([port(80, end_port=90)], (), [(80, 90)], [], id="range-with-endPort"),
         pytest.param([port(80), port(81)], (), [(80, 81)], [], id="adjacent-numbers-merge"),
         pytest.param([port(80, end_port=85), port(83, end_port=90)], (), [(80, 90)], [], id="overlapping-ranges-merge"),
-        pytest.param([port("http")], (container_port(8080, "TCP", "http"),), [(8080, 8080)], [], id="named-port-resolved"),
+        pytest.param(
+            [port("http")], (container_port(8080, "TCP", "http"),), [(8080, 8080)], [], id="named-port-resolved"
+        ),
         pytest.param([port("http")], (container_port(8080, "UDP", "http"),), [], [], id="named-port-other-protocol"),
         pytest.param([port("http")], (), [], [], id="named-port-undefined"),
         pytest.param([port(None, "UDP")], (), [], [(1, LAST_PORT)], id="all-ports-of-udp"),
-        pytest.param([port(1), port(LAST_PORT)], (), [(1, 1), (LAST_PORT, LAST_PORT)], [], id="edges-of-the-port-space"),
+        pytest.param(
+            [port(1), port(LAST_PORT)], (), [(1, 1), (LAST_PORT, LAST_PORT)], [], id="edges-of-the-port-space"
+        ),
         pytest.param([], (), [(1, LAST_PORT)], [(1, LAST_PORT)], id="no-ports-means-every-port"),
     ],
 )
@@ -85,7 +89,11 @@ def test_intervals_cover_every_port_of_every_protocol_once() -> None:
             id="one-hole",
         ),
         pytest.param(
-            [(Protocol.TCP, 1, LAST_PORT, False), (Protocol.UDP, 1, LAST_PORT, True), (Protocol.SCTP, 1, LAST_PORT, False)],
+            [
+                (Protocol.TCP, 1, LAST_PORT, False),
+                (Protocol.UDP, 1, LAST_PORT, True),
+                (Protocol.SCTP, 1, LAST_PORT, False),
+            ],
             "UDP (all ports) allowed, everything else denied",
             id="a-whole-protocol",
         ),

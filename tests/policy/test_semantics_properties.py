@@ -28,7 +28,15 @@ from policyctl.policy.model import (
 from policyctl.policy.ipblocks import end_address
 from policyctl.policy.semantics import evaluate, evaluate_direction, is_isolated, selecting_policies
 from policyctl.policy.verdicts import Connection
-from tests.strategies import NAMESPACE_LABEL_KEYS, EXTERNAL_ADDRESSES, cluster_families, clusters, connections, policies, selectors
+from tests.strategies import (
+    NAMESPACE_LABEL_KEYS,
+    EXTERNAL_ADDRESSES,
+    cluster_families,
+    clusters,
+    connections,
+    policies,
+    selectors,
+)
 
 PROPERTY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -78,7 +86,9 @@ def test_adding_a_policy_never_removes_allowed_traffic_of_isolated_pod(data, dir
     if not before.allowed:
         return
     pool = [a for p in cluster.pods for a in p.ips]
-    extra = data.draw(policies(namespaces=[n.name for n in cluster.namespaces], pool=pool or EXTERNAL_ADDRESSES, name="extra"))
+    extra = data.draw(
+        policies(namespaces=[n.name for n in cluster.namespaces], pool=pool or EXTERNAL_ADDRESSES, name="extra")
+    )
     after = evaluate_direction(replace(cluster, policies=(*cluster.policies, extra)), connection, direction)
     assert after.allowed
 
@@ -169,7 +179,11 @@ def near_misses(draw):
     cluster = draw(clusters(host_network=False))
     source = draw(st.sampled_from(cluster.pods))
     destination = draw(st.sampled_from(cluster.pods))
-    scope = draw(st.one_of(st.just(OwnNamespace(destination.namespace)), st.builds(SelectedNamespaces, selectors(NAMESPACE_LABEL_KEYS))))
+    scope = draw(
+        st.one_of(
+            st.just(OwnNamespace(destination.namespace)), st.builds(SelectedNamespaces, selectors(NAMESPACE_LABEL_KEYS))
+        )
+    )
     near = NetworkPolicy(
         destination.namespace,
         "near",
@@ -177,7 +191,9 @@ def near_misses(draw):
         frozenset({Direction.INGRESS}),
         ingress=(Rule(Direction.INGRESS, 0, (PodPeer(scope, draw(selectors())),)),),
     )
-    connection = Connection(source, destination, Protocol.TCP, 80, cluster_families(cluster)[0], via_service=draw(st.booleans()))
+    connection = Connection(
+        source, destination, Protocol.TCP, 80, cluster_families(cluster)[0], via_service=draw(st.booleans())
+    )
     return replace(cluster, policies=(*cluster.policies, near)), connection
 
 

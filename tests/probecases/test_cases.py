@@ -156,7 +156,10 @@ def test_probe_fields_and_defaults() -> None:
         """)
     first, second = case.steps[0].probes
     assert (first.probe.port, first.probe.protocol, first.probe.via_service) == (81, Protocol.SCTP, True)
-    assert [(e.source, e.destination, e.allowed) for e in first.expected] == [("x/a", "x/b", False), ("y/c", "y/c", True)]
+    assert [(e.source, e.destination, e.allowed) for e in first.expected] == [
+        ("x/a", "x/b", False),
+        ("y/c", "y/c", True),
+    ]
     assert (second.probe.protocol, second.probe.family, second.probe.via_service, second.expected) == (
         Protocol.TCP, Family.IPV4, False, ()
     )

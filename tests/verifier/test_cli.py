@@ -12,7 +12,7 @@ import pytest
 from policyctl.manifests.loader import load
 from policyctl.policy.model import Family
 from policyctl.policy.portsummary import summarize_ports
-from tests.cli.conftest import WEBSHOP, run, write  # noqa: F401  (run is a fixture)
+from tests.cli.conftest import WEBSHOP, write
 from tests.cli.matrixdoc import expanded_table
 
 SHOP = str(WEBSHOP)

@@ -20,7 +20,9 @@ from tests.strategies import NAMESPACE_NAMES, cluster_families, clusters, edge_p
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _allowed_somewhere(cluster: Cluster, source: Pod, destination: Pod, family: Family, ports: tuple[int, ...]) -> set[tuple[Protocol, int]]:
+def _allowed_somewhere(
+    cluster: Cluster, source: Pod, destination: Pod, family: Family, ports: tuple[int, ...]
+) -> set[tuple[Protocol, int]]:
     return {
         (p, n)
         for p in Protocol
@@ -79,8 +81,16 @@ def _new_pods(draw: st.DrawFn, cluster: Cluster, selector: LabelSelector, namesp
 
 
 @SETTINGS
-@given(clusters(max_pods=4, max_policies=3), st.sampled_from(NAMESPACE_NAMES), selectors(), st.sampled_from(["cannot", "can"]), st.data())
-def test_label_space_proofs_hold_for_new_pods(cluster: Cluster, namespace: str, selector: LabelSelector, expect: str, data: st.DataObject) -> None:
+@given(
+    clusters(max_pods=4, max_policies=3),
+    st.sampled_from(NAMESPACE_NAMES),
+    selectors(),
+    st.sampled_from(["cannot", "can"]),
+    st.data(),
+)
+def test_label_space_proofs_hold_for_new_pods(
+    cluster: Cluster, namespace: str, selector: LabelSelector, expect: str, data: st.DataObject
+) -> None:
     destination = data.draw(st.sampled_from([p for p in cluster.pods if not p.host_network] or list(cluster.pods)))
     ports = parse_ports("80/TCP")
     assertion = Assertion(

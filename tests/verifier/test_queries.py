@@ -7,9 +7,30 @@ import pytest
 from policyctl.policy.model import Family, Protocol
 from policyctl.verifier.paths import lateral_path
 from policyctl.verifier.portsets import parse_ports
-from policyctl.verifier.queries import compare, contains, empty_selectors, redundant_policies, redundant_rules, uncovered_pods, vacuous
+from policyctl.verifier.queries import (
+    compare,
+    contains,
+    empty_selectors,
+    redundant_policies,
+    redundant_rules,
+    uncovered_pods,
+    vacuous,
+)
 from policyctl.verifier.relation import connectivity
-from tests.builders import cluster, container_port, ip_block, node, pod, pod_peer, policy, port, requirement, rule, selector, with_policies
+from tests.builders import (
+    cluster,
+    container_port,
+    ip_block,
+    node,
+    pod,
+    pod_peer,
+    policy,
+    port,
+    requirement,
+    rule,
+    selector,
+    with_policies,
+)
 
 A = pod("x/a", {"app": "a"}, node="n1", ips=["10.0.0.1"])
 B = pod("x/b", {"app": "b"}, node="n1", ips=["10.0.0.2"], ports=[container_port(8080, "TCP", "http")])
@@ -68,7 +89,9 @@ def test_only_rule_of_an_isolating_policy_is_not_redundant() -> None:
 @pytest.mark.parametrize(
     ("added", "codes"),
     [
-        pytest.param(policy("x/none", {"app": "zzz"}), {("empty-selector", "spec.podSelector")}, id="podselector-selects-no-pod"),
+        pytest.param(
+            policy("x/none", {"app": "zzz"}), {("empty-selector", "spec.podSelector")}, id="podselector-selects-no-pod"
+        ),
         pytest.param(
             policy("x/never", selector({"app": "a"}, requirement("app", "NotIn", "a"))),
             {("unsatisfiable-selector", "spec.podSelector")},
@@ -84,7 +107,9 @@ def test_only_rule_of_an_isolating_policy_is_not_redundant() -> None:
             {("empty-rule", "spec.ingress[0].ports")},
             id="named-port-no-pod-defines",
         ),
-        pytest.param(policy("x/ok", {"app": "b"}, ingress=[rule(ip_block("10.0.0.0/8"))]), set(), id="ipblock-peer-is-not-empty"),
+        pytest.param(
+            policy("x/ok", {"app": "b"}, ingress=[rule(ip_block("10.0.0.0/8"))]), set(), id="ipblock-peer-is-not-empty"
+        ),
     ],
 )
 def test_empty_selectors(added, codes) -> None:
@@ -93,7 +118,10 @@ def test_empty_selectors(added, codes) -> None:
 
 
 def test_uncovered_pods_per_direction() -> None:
-    found = {f.message.split(" ")[0] + " " + f.message.split("for ")[1].split(":")[0] for f in uncovered_pods(with_policies(BASE, DENY_B))}
+    found = {
+        f.message.split(" ")[0] + " " + f.message.split("for ")[1].split(":")[0]
+        for f in uncovered_pods(with_policies(BASE, DENY_B))
+    }
     assert found == {"x/a Ingress", "x/a Egress", "x/c Ingress", "x/c Egress", "x/b Egress"}
 
 
@@ -115,7 +143,10 @@ def test_lateral_path_through_a_stepping_stone() -> None:
     relation = connectivity(with_policies(BASE, c_only_from_b, a_to_b))
     assert not relation.ports(A, C, family=Family.IPV4)
     hops = lateral_path(relation, A, C)
-    assert [(h.source.key, h.destination.key, str(h.ports)) for h in hops] == [("x/a", "x/b", "TCP 8080"), ("x/b", "x/c", "TCP 22")]
+    assert [(h.source.key, h.destination.key, str(h.ports)) for h in hops] == [
+        ("x/a", "x/b", "TCP 8080"),
+        ("x/b", "x/c", "TCP 22"),
+    ]
     assert lateral_path(relation, A, C, ports=parse_ports("8080/TCP")) is None
 
 

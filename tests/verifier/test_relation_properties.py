@@ -45,7 +45,9 @@ def test_pod_pair_ports_agree_with_semantics(cluster: Cluster) -> None:
 def test_outside_address_ports_agree_with_semantics(cluster: Cluster, data: st.DataObject) -> None:
     relation = connectivity(cluster)
     for family in relation.families:
-        outside = list(edge_addresses(cluster, family)) + [a for n in cluster.nodes for a in n.addresses if Family.of(a) is family]
+        outside = list(edge_addresses(cluster, family)) + [
+            a for n in cluster.nodes for a in n.addresses if Family.of(a) is family
+        ]
         address = data.draw(st.sampled_from(outside))
         pod: Pod = data.draw(st.sampled_from(cluster.pods))
         _agrees(cluster, pod, address, family, relation.to_address(pod, address))
@@ -61,6 +63,9 @@ def test_count_equals_pairs_listed(cluster: Cluster) -> None:
             1
             for s in cluster.pods
             for d in cluster.pods
-            if any(evaluate(cluster, Connection(s, d, p, n, family)).allowed for p, n in _probe_ports(cluster, relation.ports(s, d, family=family)))
+            if any(
+                evaluate(cluster, Connection(s, d, p, n, family)).allowed
+                for p, n in _probe_ports(cluster, relation.ports(s, d, family=family))
+            )
         )
         assert relation.count(family) == expected

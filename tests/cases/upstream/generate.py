@@ -548,7 +548,10 @@ def allow_from_y_pod_a() -> tuple[Json, Reachability]:
     return policy, r
 
 
-POD_IN_OTHER_NAMESPACE = "should enforce policy to allow traffic only from a pod in a different namespace based on PodSelector and NamespaceSelector"
+POD_IN_OTHER_NAMESPACE = (
+    "should enforce policy to allow traffic only from a pod in a different namespace"
+    " based on PodSelector and NamespaceSelector"
+)
 
 
 @upstream
@@ -828,7 +831,8 @@ def egress_denied_on_client_side() -> UpstreamTest:
     r.expect_peer(to_ns="y", to_pod="b", allowed=False)
     return single(
         TCP_CONTEXT,
-        "should support denying of egress traffic on the client side (even if the server explicitly allows this traffic)",
+        "should support denying of egress traffic on the client side"
+        " (even if the server explicitly allows this traffic)",
         [egress, ingress_a, ingress_b],
         Probe(80, "TCP", r),
     )
@@ -847,7 +851,8 @@ def egress_to_pod_in_other_namespace() -> UpstreamTest:
     r.expect("x/a", "y/a", True)
     return single(
         TCP_CONTEXT,
-        "should enforce egress policy allowing traffic to a server in a different namespace based on PodSelector and NamespaceSelector",
+        "should enforce egress policy allowing traffic to a server in a different namespace"
+        " based on PodSelector and NamespaceSelector",
         [policy],
         Probe(80, "TCP", r),
     )
@@ -1010,7 +1015,8 @@ def ingress_and_egress_independent() -> UpstreamTest:
     denied.expect_all_ingress("x/a", False)
     return UpstreamTest(
         *TCP_CONTEXT,
-        "should enforce policies to check ingress and egress policies can be controlled independently based on PodSelector",
+        "should enforce policies to check ingress and egress policies can be controlled independently"
+        " based on PodSelector",
         (
             Step((Probe(80, "TCP", Reachability()),), policies=(allow_egress,)),
             Step((Probe(80, "TCP", denied),), policies=(deny_ingress,)),
@@ -1048,7 +1054,8 @@ def sctp_policy_isolates() -> UpstreamTest:
     r.expect_all_ingress("x/a", False)
     return single(
         TCP_CONTEXT,
-        "should properly isolate pods that are selected by a policy allowing SCTP, even if the plugin doesn't support SCTP",
+        "should properly isolate pods that are selected by a policy allowing SCTP,"
+        " even if the plugin doesn't support SCTP",
         [policy],
         Probe(81, "TCP", r),
     )
