@@ -18,16 +18,19 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import tarfile
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from policyctl.cli.inputs import EXIT_NO, EXIT_OK, emit_document, fail, load_cluster, namespace_option, output_option
-from policyctl.verifier.semdiff import FlowChange, FlowDiff, semantic_diff
+
+if TYPE_CHECKING:
+    import tarfile
+
+    from policyctl.verifier.semdiff import FlowChange, FlowDiff
 
 SCHEMA_VERSION = 1
 
@@ -82,6 +85,8 @@ def revision_path(spec: str) -> Iterator[str]:
     archive = _git("archive", "--format=tar", tree, "--", *([prefix] if prefix else []), cwd=root)
     if archive.returncode != 0:
         raise fail(f"{spec}: {archive.stderr.decode(errors='replace').strip()}")
+    import tarfile
+
     with tempfile.TemporaryDirectory(prefix="policyctl-diff-") as directory:
         target = os.path.join(directory, "tree.tar")
         with open(target, "wb") as handle:
@@ -149,10 +154,14 @@ def diff(old: str, new: str, namespace: str, output: str) -> None:
 
     Exit status: 0 nothing changed, 1 flows changed, 2 invalid input.
     """
+    from policyctl.verifier.semdiff import semantic_diff
+
     with ExitStack() as stack:
         old_path = stack.enter_context(revision_path(old))
         new_path = stack.enter_context(revision_path(new))
-        found = semantic_diff(load_cluster([old_path], namespace=namespace), load_cluster([new_path], namespace=namespace))
+        found = semantic_diff(
+            load_cluster([old_path], namespace=namespace), load_cluster([new_path], namespace=namespace)
+        )
     if output == "text":
         click.echo(diff_text(found), nl=False)
     else:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from policyctl.cli.main import COMMANDS
 from tests.cli.conftest import REPO
 
 POLICYCTL = Path(sys.executable).with_name("policyctl")
@@ -69,3 +70,21 @@ def test_a_command_still_imports_what_it_uses() -> None:
     """The import log does see heavy modules when a command needs them (the check above is not vacuous)."""
     names = imported(["explain", "-f", "examples/webshop", "shop/frontend", "shop/cart", "--port", "8080"])
     assert {"rich", "yaml", "policyctl.verifier", "policyctl.manifests.loader"} <= names
+
+
+LIBRARIES = ("rich", "networkx", "yaml", "kubernetes", "prometheus_client", "pyroute2", "policyctl.verifier",
+             "policyctl.manifests.loader")  # fmt: skip
+LEFT = {
+    "check": {"yaml", "policyctl.verifier", "policyctl.manifests.loader"},  # its linter and reader at module level
+    "gen": {"yaml"},  # it writes YAML by default
+}
+"""Commands whose module still imports a heavy library when loaded, and which ones."""
+
+
+@pytest.mark.skipif(not POLICYCTL.exists(), reason="policyctl is not installed beside this Python")
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_completing_a_commands_options_loads_no_engine(command: str) -> None:
+    names = imported([], _POLICYCTL_COMPLETE="bash_complete", COMP_WORDS=f"policyctl {command} --", COMP_CWORD="2")
+    found = {n for n in names for prefix in LIBRARIES if n == prefix or n.startswith(prefix + ".")}
+    allowed = LEFT.get(command, set())
+    assert not {n for n in found if not any(n == a or n.startswith(a + ".") for a in allowed)}
