@@ -13,20 +13,21 @@ just enough for those facts to be the same for every member:
   where some hostNetwork pod runs; elsewhere the node cannot change an answer.
 
 So ``between(a, b)`` is the answer for *any* pod of ``a`` to any *different* pod of ``b``, and
-``own(a)`` for a pod to itself. The cost is one entry per pod and, for a table, one lookup per
-pair of groups: the number of groups grows with the policies' distinctions (and the nodes
-that run hostNetwork pods), not with the pods.
+``own(a)`` for a pod to itself. The cost is one entry per pod and, for a table, one entry per
+group pair that differs from its row's default (:meth:`PodGroups.sparse_row`): the number of
+groups grows with the policies' distinctions (and the nodes that run hostNetwork pods), not
+with the pods.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from operator import itemgetter
 
 from policyctl.policy.model import Family, Pod
 
 from .portsets import ALL, NONE, PortSet
 from .relation import FamilyRelation, Relation
+from .sparserows import SparseRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +64,12 @@ class PodGroups:
             for (row, column, impossible, host, node), pods in grouped.items()
         )
         self.group_of: dict[str, int] = {p.key: i for i, g in enumerate(self.groups) for p in g.pods}
-        columns = [g.column for g in self.groups]
-        self._columns = itemgetter(*columns) if len(columns) > 1 else lambda row: tuple(row[c] for c in columns)
+        self._of_column: dict[int, list[int]] = {}
+        self._of_node: dict[str, list[int]] = {}
+        for index, group in enumerate(self.groups):
+            self._of_column.setdefault(group.column, []).append(index)
+            if group.node is not None:
+                self._of_node.setdefault(group.node, []).append(index)
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -82,14 +87,19 @@ class PodGroups:
         return self.matrix.cells[s.row][d.column]
 
     def row(self, source: int) -> list[PortSet]:
-        """``between(source, d)`` for every group ``d``, in order: one list lookup per entry."""
+        """``between(source, d)`` for every group ``d``, in order."""
+        return list(self.sparse_row(source))
+
+    def sparse_row(self, source: int) -> SparseRow[PortSet]:
+        """``between(source, d)`` for every group ``d``: the relation row's default and the
+        groups of its differing columns, so the cost is that of the differences."""
         s = self.groups[source]
-        found = list(self._columns(self.matrix.cells[s.row]))
+        cells = self.matrix.cells[s.row]
+        found = {d: ports for column, ports in cells.exceptions.items() for d in self._of_column.get(column, ())}
         if s.host_network and s.node is not None:
-            for index, d in enumerate(self.groups):
-                if d.node == s.node:
-                    found[index] = NONE if s.impossible or d.impossible else ALL
-        return found
+            for d in self._of_node.get(s.node, ()):
+                found[d] = NONE if s.impossible or self.groups[d].impossible else ALL
+        return SparseRow.of(len(self.groups), cells.default, found.items())
 
     def ports(self, source: Pod, destination: Pod) -> PortSet:
         """The answer for one pod pair, from the groups (the same as ``Relation.ports``)."""

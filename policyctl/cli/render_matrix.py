@@ -1,12 +1,14 @@
 """Presentation of ``policyctl matrix``: grouped rich/markdown tables, JSON and CSV.
 
 Every format shows groups of interchangeable units (``cli.truthtable``). JSON
-(``schema_version`` 2): ``units`` (each with its ``group``), ``groups`` (``members``, ``inner``:
-the answer between two different members, ``own``: a member to itself) and ``allowed[g][h]``,
-the answer from any member of ``g`` to any different member of ``h``; expanding it to unit
-pairs is exact. CSV is the same group table with a ``members`` column. With ``--expand`` JSON's
-``allowed`` and the CSV are per unit instead, written one source row at a time so memory stays
-that of the groups. Output is byte-stable: keys sorted, rows in unit or group order.
+(``schema_version`` 3, docs/matrix-json.md): ``units`` (each with its ``group``), ``groups``
+(``members``, ``inner``: the answer between two different members, ``own``: a member to
+itself) and ``allowed[g]``, the row of group ``g`` stored sparse: ``default``, the answer from
+any member of ``g`` to any different member of every group not in ``cells``, and ``cells[h]``
+where it differs; expanding it to unit pairs is exact. CSV is the same group table, dense, with
+a ``members`` column. With ``--expand`` JSON's ``allowed`` rows (same sparse shape) and the CSV
+are per unit instead, written one source row at a time so memory stays that of the groups.
+Output is byte-stable: keys sorted, rows in unit or group order.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from policyctl.cli.matrix_flows import flow_lines, switch_note
 from policyctl.cli.truthtable import Cell, Group, TruthTable
 from policyctl.policy.model import Family, Protocol
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def render_matrix(
@@ -49,7 +51,7 @@ def matrix_document(table: TruthTable, *, port: tuple[int | str, Protocol] | Non
     """The grouped JSON document as a value (what :func:`write_json` writes without --expand)."""
     return {
         **_header(table, port=port, family=family, expand=False),
-        "allowed": {g: dict(sorted(row.items())) for g, row in sorted(table.cells.items())},
+        "allowed": dict(_allowed_rows(table, expand=False)),
     }
 
 
@@ -100,15 +102,17 @@ def write_json(
     out.write("\n}\n")
 
 
-def _allowed_rows(table: TruthTable, *, expand: bool) -> Iterator[tuple[str, dict[str, Cell]]]:
+def _allowed_rows(table: TruthTable, *, expand: bool) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Rows as ``{"default": cell, "cells": {name: cell}}`` (only the cells that differ),
+    sorted by name: per group, or per unit with ``expand``."""
     if not expand:
         for name in sorted(table.cells):
-            yield name, dict(sorted(table.cells[name].items()))
+            row = table.cells[name]
+            yield name, {"cells": dict(sorted(row.exceptions.items())), "default": row.default}
         return
-    order = sorted(range(len(table.units)), key=lambda i: table.units[i].name)
-    names = [table.units[i].name for i in order]
-    for unit, cells in table.rows():
-        yield unit.name, dict(zip(names, (cells[i] for i in order)))
+    names = [u.name for u in table.units]
+    for unit, default, cells in table.sparse_rows():
+        yield unit.name, {"cells": {names[c]: cells[c] for c in sorted(cells)}, "default": default}
 
 
 def write_csv(table: TruthTable, out: TextIO, *, expand: bool) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from policyctl.cli.truthtable import Unit, group_units
 from tests.cli.conftest import WEBSHOP
-from tests.cli.matrixdoc import expanded_cell, expanded_table
+from tests.cli.matrixdoc import expanded_cell, expanded_table, row_cell
 
 SHOP = str(WEBSHOP)
 
@@ -25,7 +25,9 @@ def webshop_8080(run) -> dict:
 @pytest.mark.parametrize(
     ("source", "destination", "allowed"),
     [
-        pytest.param("ingress-nginx/ingress-nginx-controller", "shop/frontend", True, id="ingress-to-frontend-named-port"),
+        pytest.param(
+            "ingress-nginx/ingress-nginx-controller", "shop/frontend", True, id="ingress-to-frontend-named-port"
+        ),
         pytest.param("shop/frontend", "shop/cart", True, id="frontend-to-cart"),
         pytest.param("shop/checkout", "shop/cart", True, id="checkout-to-cart"),
         pytest.param("shop/cart", "shop/checkout", False, id="cart-not-to-checkout"),
@@ -43,21 +45,48 @@ def test_expanded_json_is_the_grouped_json_expanded(run, args) -> None:
     grouped = json.loads(run("matrix", "-f", SHOP, *args, "-o", "json").stdout)
     expanded = json.loads(run("matrix", "-f", SHOP, *args, "-o", "json", "--expand").stdout)
     assert expanded["expanded"] is True and grouped["expanded"] is False
-    assert expanded["allowed"] == expanded_table(grouped)
+    assert expanded_table(expanded) == expanded_table(grouped)
     assert {k: v for k, v in expanded.items() if k not in ("allowed", "expanded")} == {
         k: v for k, v in grouped.items() if k not in ("allowed", "expanded")
     }
+
+
+@pytest.mark.parametrize(
+    ("row", "default", "cells"),
+    [
+        pytest.param("shop/cart", False, {"shop/cart": True}, id="isolated-pod-lists-only-itself"),
+        pytest.param("shop/checkout", False, {"shop/cart": True, "shop/checkout": True}, id="caller-lists-callee"),
+        pytest.param(
+            "shop/frontend",
+            False,
+            {"shop/cart": True, "shop/checkout": True, "shop/frontend": True},
+            id="frontend-lists-both-backends",
+        ),
+    ],
+)
+def test_json_rows_are_a_default_and_the_cells_that_differ(webshop_8080, row, default, cells) -> None:
+    assert webshop_8080["allowed"][row] == {"default": default, "cells": cells}
+
+
+def test_expanded_json_rows_are_sparse_per_pod(run) -> None:
+    document = json.loads(run("matrix", "-f", SHOP, "--port", "8080/TCP", "-o", "json", "--expand").stdout)
+    assert document["allowed"]["shop/checkout"] == {
+        "default": False,
+        "cells": {"shop/cart": True, "shop/checkout": True},
+    }
+    assert document["allowed"]["shop/redis"] == {"default": False, "cells": {"shop/redis": True}}
+    assert list(document["allowed"]) == sorted(u["name"] for u in document["units"])
 
 
 def test_interchangeable_pods_are_grouped(webshop_8080) -> None:
     groups = {tuple(g["members"]): g for g in webshop_8080["groups"]}
     data = groups[("shop/payments", "shop/postgres", "shop/redis")]
     assert (data["inner"], data["own"]) == (False, True)
-    assert webshop_8080["allowed"][data["name"]][data["name"]] is False
+    assert row_cell(webshop_8080["allowed"][data["name"]], data["name"]) is False
     units = {u["name"]: u for u in webshop_8080["units"]}
     assert units["monitoring/node-exporter"]["host_network"] is True
     assert units["shop/redis"]["group"] == data["name"]
-    assert webshop_8080["schema_version"] == 2
+    assert webshop_8080["schema_version"] == 3
 
 
 def test_json_is_byte_stable_and_parses(run) -> None:
@@ -94,7 +123,7 @@ def test_expanded_csv_is_the_full_table(run) -> None:
 
 def test_markdown_without_port_lists_allowed_ports(run) -> None:
     result = run("matrix", "-f", SHOP, "-o", "markdown")
-    line = next(l for l in result.stdout.splitlines() if l.startswith("| shop/frontend |"))
+    line = next(row for row in result.stdout.splitlines() if row.startswith("| shop/frontend |"))
     assert "TCP 8443" in line and "TCP 53, UDP 53" in line
 
 
@@ -111,7 +140,9 @@ def test_expand_is_refused_for_tables(run) -> None:
 
 def test_invalid_input_exits_2(run, tmp_path) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nspec: {podSelector: 3}\n")
+    path.write_text(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nspec: {podSelector: 3}\n"
+    )
     result = run("matrix", "-f", str(path))
     assert result.exit_code == 2
     assert f"{path}:4: error: spec.podSelector" in result.stderr
@@ -135,6 +166,14 @@ def _units(*names: str) -> list[Unit]:
         ),
         pytest.param(
             {"a": "TTT", "b": "TTT", "c": "FFT"}, [("a", "b"), ("c",)], id="same-row-different-column-from-c"
+        ),
+        pytest.param(
+            {"a": "TFFT", "b": "FTFT", "c": "FFTF", "d": "FFFT"},
+            [("a", "b"), ("c",), ("d",)],
+            id="rows-with-different-defaults-group",
+        ),
+        pytest.param(
+            {"a": "TFT", "b": "FTT", "c": "TTT"}, [("a", "b"), ("c",)], id="pair-answering-each-other-apart-groups"
         ),
     ],
 )
@@ -161,4 +200,4 @@ def test_a_single_pod_is_its_own_group(run, tmp_path) -> None:
     path.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: x}\nspec: {containers: [{name: c}]}")
     document = json.loads(run("matrix", "-f", str(path), "--port", "80", "-o", "json").stdout)
     assert document["groups"] == [{"name": "x/a", "members": ["x/a"], "inner": None, "own": True}]
-    assert document["allowed"] == {"x/a": {"x/a": True}}
+    assert document["allowed"] == {"x/a": {"default": True, "cells": {}}}

@@ -22,7 +22,7 @@ from policyctl.policy.model import Cluster, Family, Protocol
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
 from policyctl.verifier.portsets import ALL, FIRST_PORT, LAST_PORT, NONE, PortSet, parse_ports
-from tests.cli.matrixdoc import expanded_table
+from tests.cli.matrixdoc import expanded_table, row_cell
 from tests.strategies import clusters, edge_ports
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -118,7 +118,7 @@ def test_grouped_csv_holds_the_json_group_table(cluster: Cluster, with_port: boo
     for row in rows[1:]:
         group = next(g for g in document["groups"] if g["name"] == row[0])
         assert row[1].split(" ") == group["members"]
-        expected = [document["allowed"][row[0]][n] for n in names]
+        expected = [row_cell(document["allowed"][row[0]], n) for n in names]
         assert row[2:] == [("true" if v else "false") if isinstance(v, bool) else v for v in expected]
 
 
