@@ -18,10 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench.figures import Figure, Target, median
+from policyctl.bench.figures import Figure, Target, median
 
 TARGET = Target(0.2)
-CALLS = {
+CALLS: dict[str, tuple[list[str], list[str], dict[str, str]]] = {
     "version": ([], ["--version"], {}),
     "complete_command_name": ([], [], {"_POLICYCTL_COMPLETE": "bash_complete", "COMP_WORDS": "policyctl ex",
                                        "COMP_CWORD": "1"}),
