@@ -60,6 +60,13 @@ def _items(names: Iterable[str], incomplete: str) -> list[CompletionItem]:
     return [CompletionItem(name) for name in sorted(names) if name.startswith(incomplete)]
 
 
+def complete_path(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Files and directories, completed by the shell itself (click's ``file`` item)."""
+    from click.shell_completion import CompletionItem
+
+    return [CompletionItem(incomplete, type="file")]
+
+
 def complete_endpoint(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
     cluster = input_cluster(ctx)
     if cluster is None:

@@ -28,6 +28,7 @@ from typing import Any
 
 import click
 
+from policyctl.cli.completion import complete_path
 from policyctl.cli.inputs import fail, input_errors, load_cluster
 from policyctl.enforcer.errors import NftApplyError
 from policyctl.enforcer.requirements import missing
@@ -111,10 +112,12 @@ def compiled_ruleset(
     "filenames",
     multiple=True,
     metavar="PATH",
+    shell_complete=complete_path,
     help="Manifests to compile for --node (file, directory or '-'). Repeatable.",
 )
 @click.option(
-    "--ruleset", "ruleset_path", metavar="FILE", help="A compiled ruleset (nft -j list table format), '-' for stdin."
+    "--ruleset", "ruleset_path", metavar="FILE", shell_complete=complete_path,
+    help="A compiled ruleset (nft -j list table format), '-' for stdin."
 )
 @click.option("-n", "--namespace", default="default", show_default=True, help="Namespace for objects without one (-f).")
 @click.option("--table", default="policyctl", show_default=True, help="The inet table we own.")

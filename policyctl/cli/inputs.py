@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from policyctl.cli.completion import complete_namespace
+from policyctl.cli.completion import complete_namespace, complete_path
 from policyctl.policy.diagnostics import Diagnostic, InputError, PolicyctlError, Severity, has_errors
 from policyctl.manifests.inputlimits import DEFAULT_LIMITS, MIB, InputLimits
 from policyctl.policy.model import Cluster, Family, Protocol
@@ -51,6 +51,7 @@ def filename_option(function: F) -> F:
         "filenames",
         multiple=True,
         metavar="PATH",
+        shell_complete=complete_path,
         help="Manifest file, directory (read recursively, *.yaml/*.yml/*.json) or '-' for "
         "stdin. Repeatable. Namespaces, Pods, workloads (Deployment, StatefulSet, DaemonSet, "
         "...; each stands for one pod), Nodes, NetworkPolicies, ClusterNetworkPolicies, "
@@ -73,6 +74,7 @@ def cluster_options(function: F) -> F:
     kept on the click context for :func:`load_cluster`, so commands need no parameters."""
     options = (
         click.option("--kubeconfig", metavar="FILE", expose_value=False, is_eager=True, callback=_remember,
+                     shell_complete=complete_path,
                      help="Kubeconfig to read the cluster with (default: $KUBECONFIG, "
                      "~/.kube/config, or the pod's service account)."),
         click.option("--context", metavar="NAME", expose_value=False, is_eager=True, callback=_remember,

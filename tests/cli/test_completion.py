@@ -29,7 +29,7 @@ def complete(line: str, *, shell: str = "bash", cwd: str = str(REPO)) -> list[st
     if not result.output.strip():
         return []
     if shell == "bash":
-        return [line.partition(",")[2] for line in result.output.splitlines()]
+        return [line.partition(",")[2] for line in result.output.splitlines()]  # "plain,NAME" or "file,PREFIX"
     if shell == "zsh":
         lines = result.output.splitlines()
         return [lines[i + 1] for i in range(0, len(lines), 3)]
@@ -54,6 +54,8 @@ def complete(line: str, *, shell: str = "bash", cwd: str = str(REPO)) -> list[st
         pytest.param(f"policyctl explain -f {WEBSHOP} shop/cart shop/redis --port dns", ["dns-tcp", "dns/UDP"],
                      id="named-ports-of-another-protocol-carry-it"),
         pytest.param("policyctl explain shop/", [], id="nothing-without-f"),
+        pytest.param("policyctl matrix -f exa", ["exa"], id="f-is-completed-by-the-shell-as-a-path"),
+        pytest.param("policyctl enforce --node n --ruleset no", ["no"], id="ruleset-is-a-path"),
         pytest.param("policyctl explain -f - shop/", [], id="stdin-is-never-read-while-completing"),
         pytest.param("policyctl explain -f does-not-exist.yaml shop/", [], id="unreadable-input-gives-nothing"),
         pytest.param("policyctl lab probe --name no-such-lab sh", [], id="lab-pods-of-a-lab-that-is-not-up"),
@@ -88,3 +90,11 @@ def test_the_completion_script_of_every_documented_shell(shell: str, marker: str
     result = CliRunner().invoke(main, [], prog_name="policyctl", env=env, catch_exceptions=False)
     assert result.exit_code == 0
     assert marker in result.output and "_POLICYCTL_COMPLETE" in result.output
+
+
+@pytest.mark.parametrize("line", ["policyctl matrix -f exa", "policyctl explain --kubeconfig ~/.ku",
+                                  "policyctl enforce --node n -f cl", "policyctl enforce --node n --ruleset no"])
+def test_paths_are_left_to_the_shells_file_completion(line: str) -> None:
+    env = {"_POLICYCTL_COMPLETE": "bash_complete", "COMP_WORDS": line, "COMP_CWORD": str(len(line.split(" ")) - 1)}
+    result = CliRunner().invoke(main, [], prog_name="policyctl", env=env, catch_exceptions=False)
+    assert result.output.splitlines() == [f"file,{line.rsplit(' ', 1)[1]}"]
