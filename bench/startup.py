@@ -2,8 +2,10 @@
 
 ``policyctl --version`` and shell completion must stay under 0.2 s whole process: each figure
 is the median of repeated runs of the installed ``policyctl`` script, beside the baseline of the
-same Python starting and doing nothing (``python -c pass``), measured in the same run. Which
-modules these calls import is asserted by tests/cli/test_lazy_imports.py; this measures time.
+same Python starting and doing nothing (``python -c pass``), measured in the same run, and the
+machine's load (a loaded two-core machine stretches both alike, so the ratio is what compares
+across runs). Which modules these calls import is asserted by tests/cli/test_lazy_imports.py;
+this measures time.
 
 Usage: ``.venv/bin/python -m bench.startup [--runs N] [--repo DIR]`` prints JSON on stdout.
 """
@@ -56,7 +58,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1])
     options = parser.parse_args()
-    document = {figure.name: figure.to_json() for figure in figures(runs=options.runs, repo=options.repo)}
+    document: dict[str, object] = {f.name: f.to_json() for f in figures(runs=options.runs, repo=options.repo)}
+    document["machine"] = {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)}
     print(json.dumps(document, indent=2, sort_keys=True))
 
 
