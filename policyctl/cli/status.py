@@ -23,6 +23,7 @@ from typing import Any
 import click
 
 from policyctl.cli.inputs import EXIT_NO, EXIT_OK, emit_document, fail, input_errors, output_option
+from policyctl.cli.suggest import did_you_mean
 
 SCHEMA_VERSION = 1
 _POLICY_LISTS = (
@@ -79,7 +80,8 @@ def status(policy: str | None, kubeconfig: str | None, context: str | None, outp
     if policy is not None:
         chosen = [s for s in statuses if _matches(s.policy, policy)]
         if not chosen:
-            raise fail(f"no policy {policy!r} in the cluster or its Events")
+            names = [n for s in statuses for n in _names(s.policy) if n]
+            raise fail(f"no policy {policy!r} in the cluster or its Events{did_you_mean(policy, names)}")
         statuses = chosen
     if output == "json":
         emit_document({"schema_version": SCHEMA_VERSION, "policies": [_json(s) for s in statuses]}, "json")
@@ -89,9 +91,13 @@ def status(policy: str | None, kubeconfig: str | None, context: str | None, outp
         raise click.exceptions.Exit(EXIT_OK if all(s.everywhere for s in statuses) else EXIT_NO)
 
 
+def _names(key: Any) -> tuple[str, ...]:
+    """The spellings that name a policy: ``NAMESPACE/NAME`` for a NetworkPolicy, ``KIND/NAME``."""
+    return (str(key), f"{key.namespace}/{key.name}" if key.kind == "NetworkPolicy" else "", f"{key.kind}/{key.name}")
+
+
 def _matches(key: Any, text: str) -> bool:
-    return text in (str(key), f"{key.namespace}/{key.name}" if key.kind == "NetworkPolicy" else "",
-                    f"{key.kind}/{key.name}")
+    return text in _names(key)
 
 
 def _statuses(api: Any) -> list[PolicyStatus]:

@@ -55,3 +55,20 @@ def test_a_mistyped_node_gets_the_closest_nodes(run, tmp_path) -> None:
     assert result.exit_code == 2
     assert "did you mean 'worker-7'" in result.stderr
     assert "(30 in all)" in result.stderr and "worker-29" not in result.stderr
+
+
+def test_a_mistyped_policy_gets_the_closest_policy_of_the_cluster(run, tmp_path, monkeypatch) -> None:
+    import yaml
+
+    from tests.apiserver.server import FakeApiServer
+
+    with FakeApiServer() as server:
+        for path in sorted(WEBSHOP.glob("*.yaml")):
+            for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+                if document and document["kind"] in ("Namespace", "NetworkPolicy"):
+                    server.create(document)
+        monkeypatch.setenv("KUBECONFIG", server.write_kubeconfig(tmp_path / "kubeconfig"))
+        result = run("status", "shop/payments-ingres")
+    assert result.exit_code == 2
+    assert "no policy 'shop/payments-ingress'" not in result.stderr
+    assert "did you mean 'shop/payments-ingress'?" in result.stderr
