@@ -78,7 +78,9 @@ def match_ip_block(peer: IPBlockPeer, *, other: Endpoint, address: EndAddress, f
     and inside no ``except``. Boundaries are inclusive: the network and last addresses of a
     CIDR belong to it."""
     if Family.of(peer.cidr) is not family:
-        return PeerResult(peer, False, (f"ipBlock {peer.cidr} is {Family.of(peer.cidr).value}, connection is {family.value}",))
+        return PeerResult(
+            peer, False, (f"ipBlock {peer.cidr} is {Family.of(peer.cidr).value}, connection is {family.value}",)
+        )
     if address.address is None:
         return PeerResult(peer, False, (address.problem or f"no {family.value} address known for {describe(other)}",))
     ip = address.address
