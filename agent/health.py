@@ -86,7 +86,9 @@ def liveness(state: HealthState, now: float, *, heartbeat_timeout: float, attemp
     startup probe covers."""
     reasons = []
     if state.heartbeat is not None and now - state.heartbeat > heartbeat_timeout:
-        reasons.append(f"the sync loop has not turned for {now - state.heartbeat:.1f}s (limit {heartbeat_timeout:.1f}s)")
+        reasons.append(
+            f"the sync loop has not turned for {now - state.heartbeat:.1f}s (limit {heartbeat_timeout:.1f}s)"
+        )
     if state.last_attempt is not None and now - state.last_attempt > attempt_timeout:
         reasons.append(f"no sync attempted for {now - state.last_attempt:.1f}s (limit {attempt_timeout:.1f}s)")
     reasons.extend(f"thread {name} is dead: {why}" for name, why in sorted(state.dead_threads.items()))

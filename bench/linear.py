@@ -62,7 +62,14 @@ def _expand(rule: Mapping[str, Any], sets: Mapping[str, list[Any]]) -> list[dict
         vmap = expr.get("vmap") if isinstance(expr, Mapping) else None
         if vmap:
             return [
-                {**rule, "expr": [*exprs[:position], {"match": {"op": "==", "left": vmap["key"], "right": address}}, verdict]}
+                {
+                    **rule,
+                    "expr": [
+                        *exprs[:position],
+                        {"match": {"op": "==", "left": vmap["key"], "right": address}},
+                        verdict,
+                    ],
+                }
                 for address, verdict in sets.get(vmap["data"], [])
             ]
     return [dict(rule)]

@@ -391,7 +391,7 @@ class _CaseParser(CaseReader):
     def added_pods(
         self, raw_steps: list, *, nodes: tuple[str, ...], start: int
     ) -> list[_PodSpec]:
-        added = []
+        added: list[_PodSpec] = []
         for index, raw in enumerate(raw_steps):
             if not isinstance(raw, Mapping):
                 continue
@@ -522,7 +522,9 @@ class _CaseParser(CaseReader):
     def _add_diagnostics(self, diagnostics: Sequence[Diagnostic], path: PathT) -> None:
         prefix = format_path(path)
         self.diagnostics.extend(
-            d if d.field.startswith(prefix) else dataclasses.replace(d, field=f"{prefix}.{d.field}" if d.field else prefix)
+            d
+            if d.field.startswith(prefix)
+            else dataclasses.replace(d, field=f"{prefix}.{d.field}" if d.field else prefix)
             for d in diagnostics
         )
 

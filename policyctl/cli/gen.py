@@ -44,7 +44,11 @@ def gen(scale: str, pods: int | None, namespaces: int | None, nodes: int | None,
       policyctl gen --pods 500 --nodes 3 --policies 40 --dual-stack -o json | policyctl matrix -f - --port 8080/TCP
     """
     base = SCALES[scale]
-    overrides = {k: v for k, v in (("pods", pods), ("namespaces", namespaces), ("nodes", nodes), ("policies", policies)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (("pods", pods), ("namespaces", namespaces), ("nodes", nodes), ("policies", policies))
+        if v is not None
+    }
     shape = dataclasses.replace(base, **overrides, dual_stack=dual_stack or base.dual_stack, seed=seed)
     try:
         manifests = generate(shape)
