@@ -3,7 +3,7 @@
 A named port means a different number on different pods, so the pod groups of the relation
 (:class:`~policyctl.verifier.classes.PodGroups`, pods with the same ports to and from everyone)
 are refined by the number the name resolves to on each pod
-(:func:`policyctl.policy.matchers.named_port_numbers`, the semantics' own resolution). A cell
+(:func:`policyctl.cli.namedports.resolved_number`, the semantics' own resolution). A cell
 is then whether the source group's ports to the destination group contain the destination's
 number; a pod that declares no such port can receive no connection "to port http", so its
 column is false and a note says how many such pods there are. The cost stays one lookup per
@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from policyctl.cli.namedports import NamedPort, require_declared
-from policyctl.policy.matchers import named_port_numbers
-from policyctl.policy.model import Cluster, Protocol
+from policyctl.cli.namedports import NamedPort, require_declared, resolved_number
+from policyctl.policy.model import Cluster, Pod, Protocol
 from policyctl.verifier.classes import PodGroups
 from policyctl.verifier.portsets import ALL, NONE, PortSet
 
@@ -30,7 +29,7 @@ class NamedPortGroups(PodGroups):
     """``groups`` refined by the number ``port`` names on each pod (None: it names none);
     its port sets are ALL or NONE: whether the destination's own number is allowed."""
 
-    def __init__(self, groups: PodGroups, port: NamedPort, pods_by_key: dict[str, object]) -> None:
+    def __init__(self, groups: PodGroups, port: NamedPort, pods_by_key: dict[str, Pod]) -> None:
         self.base = groups
         self.family = groups.family
         self.protocol = port.protocol
@@ -38,8 +37,7 @@ class NamedPortGroups(PodGroups):
         self.parts: list[tuple[int, int | None]] = []
         self.group_of = {}
         for key, index in groups.group_of.items():
-            numbers = named_port_numbers(pods_by_key[key], port.name, port.protocol)
-            part = (index, numbers[0] if numbers else None)
+            part = (index, resolved_number(port, pods_by_key[key]))
             if part not in refined:
                 refined[part] = len(self.parts)
                 self.parts.append(part)
@@ -84,9 +82,9 @@ def resolve_for_matrix(port: NamedPort, cluster: Cluster, groups: PodGroups) -> 
     numbers: dict[int, int] = {}
     missing = 0
     for pod in cluster.pods:
-        found = named_port_numbers(pod, port.name, port.protocol)
-        if found:
-            numbers[found[0]] = numbers.get(found[0], 0) + 1
+        found = resolved_number(port, pod)
+        if found is not None:
+            numbers[found] = numbers.get(found, 0) + 1
         else:
             missing += 1
     listed = ", ".join(f"{n}/{port.protocol.value} on {c} pod(s)" for n, c in sorted(numbers.items()))

@@ -1,7 +1,7 @@
 """``--port http`` or ``--port dns/UDP``: a port by the name a pod's container gives it.
 
-The name is resolved on the destination pod by :func:`policyctl.policy.matchers.named_port_numbers`,
-the resolution the semantics use for a policy's named port (``NetworkPolicyPort.port`` "can
+The name is resolved on the destination pod by :func:`policyctl.policy.ports.match_port`, the
+function the semantics resolve a policy's named port with (``NetworkPolicyPort.port`` "can
 either be a numerical or named port on a pod"): a container port of that name and protocol,
 on a pod of the pod network. So ``explain --port http`` decides exactly the connection a
 policy allowing port ``http`` is about. A name that no pod of the input declares is an error
@@ -18,8 +18,9 @@ import click
 
 from policyctl.cli.inputs import PortType, fail
 from policyctl.cli.suggest import did_you_mean
-from policyctl.policy.matchers import named_port_numbers
-from policyctl.policy.model import Cluster, Pod, Protocol
+from policyctl.policy.model import Cluster, Pod, PortMatch, Protocol
+from policyctl.policy.ports import match_port
+from policyctl.policy.verdicts import Endpoint
 
 _NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$")
 """``IANA_SVC_NAME``, the API's rule for a container port's name: at most 15 lowercase
@@ -73,14 +74,22 @@ def require_declared(port: NamedPort, cluster: Cluster) -> None:
     raise fail(f"no pod declares a port named {port.name!r}{close}")
 
 
-def resolve_on(port: NamedPort, destination: object) -> tuple[int, Protocol]:
+def resolved_number(port: NamedPort, destination: Endpoint) -> int | None:
+    """The number the semantics resolve ``port`` to on ``destination``, as for a policy port
+    naming it (:func:`policyctl.policy.ports.match_port`); None when it names nothing there."""
+    asked = PortMatch(port.protocol, port.name)
+    return match_port(asked, protocol=port.protocol, number=0, destination=destination).resolved
+
+
+def resolve_on(port: NamedPort, destination: Endpoint | None) -> tuple[int, Protocol]:
     """The number ``port`` names on ``destination``; exit 2 when it names none there."""
-    numbers = named_port_numbers(destination, port.name, port.protocol)
-    if numbers:
-        click.echo(f"note: port {port.name!r} is {numbers[0]}/{port.protocol.value} on {destination}", err=True)
-        return numbers[0], port.protocol
+    number = resolved_number(port, destination) if destination is not None else None
+    if number is not None:
+        click.echo(f"note: port {port.name!r} is {number}/{port.protocol.value} on {destination}", err=True)
+        return number, port.protocol
     if not isinstance(destination, Pod):
-        raise fail(f"--port {port}: a named port is resolved on the destination pod; {destination} is not a pod")
+        what = "a range of addresses" if destination is None else str(destination)
+        raise fail(f"--port {port}: a named port is resolved on the destination pod; {what} is not a pod")
     if destination.host_network:
         raise fail(f"--port {port}: {destination.key} is a hostNetwork pod, whose ports are its node's: "
                    "give the number")  # fmt: skip

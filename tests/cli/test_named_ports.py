@@ -1,5 +1,5 @@
 """``--port NAME``: a container port's name, resolved on each destination pod as the semantics
-resolve a policy's named port (``policy.matchers.named_port_numbers``)."""
+resolve a policy's named port (``policy.ports.match_port``)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,18 @@ import json
 import pytest
 
 from policyctl.manifests.loader import load
-from policyctl.policy.matchers import named_port_numbers
-from policyctl.policy.model import Protocol
+from policyctl.policy.model import Pod, Protocol
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
 from tests.cli.conftest import WEBSHOP
 
 INGRESS = "ingress-nginx/ingress-nginx-controller"
+
+
+def declared(pod: Pod, name: str, protocol: Protocol) -> list[int]:
+    """The API's rule, written out: a container port of that name and protocol, on a pod of
+    the pod network (a hostNetwork pod's ports are its node's)."""
+    return [] if pod.host_network else [c.port for c in pod.ports if c.name == name and c.protocol is protocol]
 
 
 @pytest.mark.parametrize(
@@ -54,6 +59,9 @@ def test_explain_decides_the_number_the_destination_gives_the_name(
                      id="the-destination-lacks-the-name"),
         pytest.param(("explain", "shop/frontend", "203.0.113.9", "--port", "http"),
                      "a named port is resolved on the destination pod; 203.0.113.9 is not a pod", id="not-a-pod"),
+        pytest.param(("explain", "shop/frontend", "203.0.113.0/24", "--port", "http"),
+                     "a named port is resolved on the destination pod; a range of addresses is not a pod",
+                     id="not-a-pod-but-a-cidr"),
     ],
 )  # fmt: skip
 def test_a_name_that_resolves_to_nothing_is_bad_input(run, args: tuple[str, ...], message: str) -> None:
@@ -80,7 +88,7 @@ def test_matrix_cells_are_the_oracle_on_each_destinations_own_number(run, name: 
     for source, row in cells.items():
         for destination in pods:
             allowed = row["cells"].get(destination, row["default"]) if "default" in row else row[destination]
-            numbers = named_port_numbers(pods[destination], name, protocol)
+            numbers = declared(pods[destination], name, protocol)
             if not numbers:
                 expected = False
             elif source == destination:
