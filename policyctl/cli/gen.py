@@ -7,15 +7,9 @@ import json
 import sys
 
 import click
-import yaml
 
 from policyctl.bench.gen import SCALES, ShapeError, generate
 from policyctl.cli.inputs import fail, output_option
-
-try:
-    _Dumper: type = yaml.CSafeDumper
-except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _Dumper = yaml.SafeDumper
 
 
 @click.command(name="gen")
@@ -58,4 +52,7 @@ def gen(scale: str, pods: int | None, namespaces: int | None, nodes: int | None,
         json.dump({"apiVersion": "v1", "kind": "List", "items": manifests}, sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        yaml.dump_all(manifests, sys.stdout, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+        import yaml
+
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's when PyYAML was built with it
+        yaml.dump_all(manifests, sys.stdout, Dumper=dumper, sort_keys=False, default_flow_style=False)

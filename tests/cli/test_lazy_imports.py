@@ -76,7 +76,6 @@ LIBRARIES = ("rich", "networkx", "yaml", "kubernetes", "prometheus_client", "pyr
              "policyctl.manifests.loader")  # fmt: skip
 LEFT = {
     "check": {"yaml", "policyctl.verifier", "policyctl.manifests.loader"},  # its linter and reader at module level
-    "gen": {"yaml"},  # it writes YAML by default
 }
 """Commands whose module still imports a heavy library when loaded, and which ones."""
 
