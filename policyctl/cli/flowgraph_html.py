@@ -141,7 +141,8 @@ def to_page(graph: FlowGraph, explanations: Iterable[tuple[str, str]], *, title:
         f"<title>{html.escape(title)}</title>\n<style>\n{_asset('flowview', 'app.css')}</style>\n</head>\n<body>\n"
         f"<header><h1>{html.escape(title)}</h1>"
         '<input id="search" type="search" placeholder="search a workload, pod or namespace" autocomplete="off">'
-        '<span id="found"></span><button id="fit" type="button">fit</button><span id="status"></span></header>\n'
+        '<span id="found"></span><button id="fit" type="button">fit</button>'
+        '<label><input id="all-flows" type="checkbox"> all flows</label><span id="status"></span></header>\n'
         '<main><div id="cy"></div><aside><ul id="results"></ul><div id="details">'
         "<p>Click a workload to see its flows, or a flow to see why it is allowed.</p></div></aside></main>\n"
         f'<script type="application/json" id="flow-data">{_script_json(page_document(graph))}</script>\n'

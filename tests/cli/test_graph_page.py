@@ -181,3 +181,39 @@ def test_a_hundred_namespaces_open_quickly_and_stay_searchable(browser: Chromium
     browser.evaluate(f"flowView.selectEdge('{edge}', true)")
     assert browser.wait_for("document.getElementById('explain')?.textContent.startsWith('$ policyctl explain')")
     assert browser.errors == []
+
+
+def test_a_large_graph_draws_the_selections_flows_until_asked_for_all(browser: Chromium, tmp_path: Path) -> None:
+    """100 namespaces and 4,000 pods, about 2,000 edges: they are drawn only for the selection,
+    or all with the ``all flows`` box."""
+    manifests = tmp_path / "cluster.yaml"
+    manifests.write_text(_policyctl("gen", "--namespaces", "100", "--pods", "4000", "--policies", "600"))
+    page = tmp_path / "flows.html"
+    page.write_text(_policyctl("graph", "-f", str(manifests), "-o", "html", "-q", "--no-explain"), encoding="utf-8")
+    document = json.loads(page.read_text().split('id="flow-data">', 1)[1].split("</script>", 1)[0])
+    assert len(document["namespaces"]) == 100 and len(document["edges"]) > 1000
+    browser.errors.clear()
+    browser.open(page)
+    visible = "flowView.cy.edges().filter(e => e.visible()).length"
+    assert browser.evaluate("flowView.large") is True
+    assert browser.evaluate("flowView.rendered") == len(document["nodes"])
+    assert browser.evaluate(visible) == 0
+    assert browser.evaluate("document.getElementById('status').textContent").endswith("; drawn: the selection's")
+    busiest = max(
+        document["nodes"], key=lambda n: sum(n["id"] in (e["source"], e["target"]) for e in document["edges"])
+    )
+    degree = sum(busiest["id"] in (e["source"], e["target"]) for e in document["edges"])
+    browser.evaluate(f"flowView.selectNode({json.dumps(busiest['id'])}, true)")
+    assert browser.evaluate(visible) == degree
+    assert browser.evaluate("document.querySelectorAll('#details ul.flows li').length") == degree
+    browser.send("Input.dispatchKeyEvent", type="keyDown", key="Escape", code="Escape", windowsVirtualKeyCode=27)
+    browser.send("Input.dispatchKeyEvent", type="keyUp", key="Escape", code="Escape", windowsVirtualKeyCode=27)
+    assert browser.wait_for(f"{visible} === 0")
+    browser.evaluate("document.getElementById('all-flows').click()")
+    assert browser.evaluate(visible) == len(document["edges"])
+    edge = document["edges"][0]["id"]
+    browser.evaluate(f"flowView.selectEdge('{edge}', true)")
+    assert browser.wait_for("document.getElementById('explain')?.textContent") == (
+        "no explanation embedded (graph --no-explain)"
+    )
+    assert browser.errors == []

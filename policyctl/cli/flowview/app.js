@@ -25,7 +25,7 @@
   });
   data.edges.forEach((e) => {
     elements.push({ group: "edges", data: { id: e.id, source: e.source, target: e.target, label: e.ports,
-      chunk: e.chunk } });
+      chunk: e.chunk }, classes: large ? "hidden" : "" });
   });
 
   const cy = cytoscape({
@@ -56,11 +56,12 @@
         opacity: large ? 0.35 : 0.8, label: "data(label)", "font-size": 10, "text-rotation": "autorotate",
         "text-background-color": "#ffffff", "text-background-opacity": 0.8, "min-zoomed-font-size": 9 } },
       { selector: ".faded", style: { opacity: 0.08 } },
+      { selector: "edge.hidden", style: { display: "none" } },
       { selector: "edge.near", style: { opacity: 1, width: 2, "line-color": "#2f6fb5", "target-arrow-color": "#2f6fb5",
-        "z-index": 10 } },
+        "z-index": 10, display: "element" } },
       { selector: "node.match", style: { "border-width": 4, "border-color": "#d9480f" } },
       { selector: "node:selected", style: { "border-width": 4, "border-color": "#2f6fb5" } },
-      { selector: "edge:selected", style: { opacity: 1, width: 3, "line-color": "#d9480f",
+      { selector: "edge:selected", style: { display: "element", opacity: 1, width: 3, "line-color": "#d9480f",
         "target-arrow-color": "#d9480f", "z-index": 20, "min-zoomed-font-size": 0 } },
     ],
   });
@@ -178,13 +179,18 @@
 
   cy.on("tap", "node[kind = 'workload']", (event) => selectNode(event.target.id(), false));
   cy.on("tap", "edge", (event) => selectEdge(event.target.id(), false));
+  function clear() {
+    state.selected = null;
+    cy.elements().unselect();
+    highlight(null);
+    byId("details").replaceChildren(text("p", "Click a workload to see its flows, or a flow to see why it is allowed."));
+  }
   cy.on("tap", (event) => {
-    if (event.target === cy) {
-      state.selected = null;
-      cy.elements().unselect();
-      highlight(null);
-      byId("details").replaceChildren(text("p", "Click a workload to see its flows, or a flow to see why it is allowed."));
-    }
+    const target = event.target;
+    if (target === cy || (target.isNode() && target.data("kind") === "namespace")) clear();
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") clear();
   });
   const box = byId("search");
   box.addEventListener("input", () => search(box.value));
@@ -195,12 +201,18 @@
     }
   });
   byId("fit").addEventListener("click", () => cy.fit(undefined, 20));
+  // A large graph opens with only the selection's flows drawn: thousands of edges at once are
+  // slow to redraw on every pan and say little; the box draws them all.
+  const all = byId("all-flows");
+  all.checked = !large;
+  all.addEventListener("change", () => cy.batch(() => cy.edges().toggleClass("hidden", !all.checked)));
 
   byId("status").textContent = data.nodes.length + " workload nodes in " + data.namespaces.length +
-    " namespaces, " + data.edges.length + " allowed flows (" + data.asked + ", " + data.family + ")";
+    " namespaces, " + data.edges.length + " allowed flows (" + data.asked + ", " + data.family + ")" +
+    (large ? "; drawn: the selection's" : "");
   window.flowView = {
     cy: cy, selectNode: selectNode, selectEdge: selectEdge, search: search,
-    rendered: cy.nodes("[kind = 'workload']").length, ready: true,
+    rendered: cy.nodes("[kind = 'workload']").length, large: large, ready: true,
   };
   document.body.dataset.ready = "true";
 })();
