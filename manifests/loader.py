@@ -1,7 +1,8 @@
 """Manifests -> a :class:`~policy.model.Cluster`, as the API server would hold them.
 
-Input forms: files, directories (recursively, ``.yaml``/``.yml``/``.json``, in sorted order),
-``-`` for standard input; multi-document YAML; JSON; ``kind: List`` and typed lists
+Input forms: files, directories (walked as a repository: :mod:`manifests.walk`; documents that
+are not Kubernetes objects are skipped with a note, :mod:`manifests.triage`), ``-`` for standard
+input; multi-document YAML; JSON; ``kind: List`` and typed lists
 (``PodList``, ``NetworkPolicyList``, any ``*List`` with ``items``), whose items without a
 ``kind`` take it from the list.
 
@@ -40,7 +41,7 @@ from policyctl.manifests.defaults import build_network_policy
 from policyctl.policy.diagnostics import Diagnostic, Severity, has_errors
 from policyctl.manifests.fields import Site
 from policyctl.manifests.inputlimits import DEFAULT_LIMITS, InputLimits
-from policyctl.manifests.manifestfiles import read_sources
+from policyctl.manifests.manifestfiles import read_inputs
 from policyctl.policy.model import (
     NAMESPACE_NAME_LABEL,
     Cluster,
@@ -58,6 +59,7 @@ from policyctl.manifests.objects import (
     parse_workload,
     provenance_of,
 )
+from policyctl.manifests.triage import Skipped
 from policyctl.manifests.validation import validate_network_policy
 from policyctl.manifests.yamlsource import Document, Path
 
@@ -72,6 +74,8 @@ class LoadResult:
     cluster: Cluster
     diagnostics: tuple[Diagnostic, ...] = ()
     skipped: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    skipped_files: tuple[Skipped, ...] = ()
+    """Files and documents read and not taken as objects (not Kubernetes, Helm, Kustomize)."""
 
     @property
     def ok(self) -> bool:
@@ -91,7 +95,7 @@ def _object_label(kind: str, value: Mapping[str, object], default_namespace: str
 
 
 def parse_network_policy(
-    value: Mapping,  # type: ignore[type-arg]
+    value: Mapping,
     *,
     document: Document,
     path: tuple[str | int, ...] = (),
@@ -126,7 +130,7 @@ class _Collector:
         self.diagnostics: list[Diagnostic] = []
         self.skipped: Counter[str] = Counter()
 
-    def _replace(self, table: dict, key: object, obj: object, *, site: Site, what: str) -> None:  # type: ignore[type-arg]
+    def _replace(self, table: dict, key: object, obj: object, *, site: Site, what: str) -> None:
         previous = table.get(key)
         if previous is not None:
             self.diagnostics.append(site.diagnostic(
@@ -257,7 +261,9 @@ class _Collector:
             pods=tuple(self.pods[k] for k in sorted(self.pods)),
             nodes=tuple(self.nodes[k] for k in sorted(self.nodes)),
             policies=tuple(self.policies[k] for k in sorted(self.policies)),
-            cluster_policies=tuple(sorted(self.cluster_policies.values(), key=lambda p: (p.tier != p.tier.ADMIN, p.order))),
+            cluster_policies=tuple(
+                sorted(self.cluster_policies.values(), key=lambda p: (p.tier != p.tier.ADMIN, p.order))
+            ),
         )
 
 
@@ -311,10 +317,11 @@ def load(
     """Read manifests from files, directories (recursively) and ``-`` (standard input, or
     ``stdin`` when given) into a cluster, with every diagnostic; reading is bounded by
     ``limits`` (:mod:`manifests.manifestfiles`)."""
-    _, documents, diagnostics = read_sources(paths, stdin=stdin, limits=limits)
-    result = load_documents(documents, default_namespace=default_namespace)
+    sources = read_inputs(paths, stdin=stdin, limits=limits)
+    result = load_documents(sources.documents, default_namespace=default_namespace)
     return LoadResult(
         cluster=result.cluster,
-        diagnostics=tuple(sorted(diagnostics + list(result.diagnostics))),
+        diagnostics=tuple(sorted(sources.diagnostics + result.diagnostics)),
         skipped=result.skipped,
+        skipped_files=sources.skipped,
     )

@@ -1,6 +1,6 @@
 """Manifest files and standard input read into text, within limits, whatever they hold.
 
-A path may name anything: a directory (walked in sorted order for ``.yaml``/``.yml``/``.json``),
+A path may name anything: a directory (walked as a repository, :mod:`manifests.walk`),
 a file of any size or encoding, a device that never ends (``/dev/zero``), a FIFO. Reading
 stops at :attr:`~manifests.inputlimits.InputLimits.max_file_bytes` and at the first NUL byte
 (YAML allows none, and binary files have them early), so neither memory nor time depends on
@@ -16,45 +16,24 @@ from __future__ import annotations
 import codecs
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import BinaryIO, TextIO
 
-from policyctl.policy.diagnostics import Diagnostic, Severity
+from policyctl.policy.diagnostics import Diagnostic
 from policyctl.manifests.inputlimits import MIB, InputLimits
+from policyctl.manifests.helm import render_chart
+from policyctl.manifests.triage import Skipped, triage
+from policyctl.manifests.walk import unreadable, walk
 from policyctl.manifests.yamlsource import Document, read_documents
 
-MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN_SOURCE = "<stdin>"
-FILE_FIELD = "(file)"
 _CHUNK = MIB
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
 def _problem(source: str, message: str, *, line: int = 1) -> Diagnostic:
-    return Diagnostic(source, line, Severity.ERROR, "unreadable-file", message, field=FILE_FIELD)
-
-
-def manifest_files(directory: str) -> tuple[list[str], list[Diagnostic]]:
-    """The manifest files under ``directory``, sorted, and a diagnostic for each directory
-    that could not be listed and each manifest name that is not a regular file (a FIFO would
-    block reading for ever); nothing is skipped in silence."""
-    found: list[str] = []
-    problems: list[Diagnostic] = []
-
-    def unreadable(error: OSError) -> None:
-        problems.append(_problem(error.filename or directory, error.strerror or str(error)))
-
-    for root, dirs, files in os.walk(directory, onerror=unreadable):
-        dirs.sort()
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            if not name.endswith(MANIFEST_SUFFIXES):
-                continue
-            if os.path.isfile(path):
-                found.append(path)
-            else:
-                problems.append(_problem(path, "not a regular file (a FIFO, device or broken link is not read)"))
-    return found, problems
+    return unreadable(source, message, line=line)
 
 
 def _size_text(size: int) -> str:
@@ -135,30 +114,71 @@ def read_stdin(stdin: TextIO | None, *, limits: InputLimits) -> tuple[str | None
     return text, None
 
 
-def read_sources(
-    paths: Sequence[str], *, stdin: TextIO | None = None, limits: InputLimits
-) -> tuple[list[str], list[Document], list[Diagnostic]]:
-    """The sources read (``<stdin>`` for ``-``, every manifest file of a directory), their
-    documents and every diagnostic of reading them."""
+@dataclass(frozen=True)
+class Sources:
+    """What reading the given paths produced: the files read (``<stdin>`` for ``-``), the
+    documents that are Kubernetes objects, every diagnostic, and a note for everything read
+    and deliberately not taken as an object (:mod:`manifests.triage`, :mod:`manifests.walk`)."""
+
+    files: tuple[str, ...] = ()
+    documents: tuple[Document, ...] = ()
+    diagnostics: tuple[Diagnostic, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+
+
+def read_inputs(
+    paths: Sequence[str],
+    *,
+    stdin: TextIO | None = None,
+    limits: InputLimits,
+    excluded: Callable[[str], bool] | None = None,
+) -> Sources:
+    """Every manifest of ``paths``: files, directories walked as a repository (Helm charts
+    rendered, Kustomize files skipped, :mod:`manifests.walk`) and ``-``; in each file, the
+    documents that are not Kubernetes objects are skipped with a note (:mod:`manifests.triage`)."""
     files: list[str] = []
+    charts: list[str] = []
     documents: list[Document] = []
     diagnostics: list[Diagnostic] = []
+    skipped: list[Skipped] = []
     for path in paths:
         if path != "-" and os.path.isdir(path):
-            found, problems = manifest_files(path)
-            files.extend(found)
-            diagnostics.extend(problems)
+            found = walk(path, excluded=excluded)
+            files.extend(found.files)
+            charts.extend(found.charts)
+            skipped.extend(found.skipped)
+            diagnostics.extend(found.problems)
         else:
             files.append(STDIN_SOURCE if path == "-" else path)
+    texts: list[tuple[str, str | None, Diagnostic | None]] = []
     for source in files:
         if source == STDIN_SOURCE:
-            text, problem = read_stdin(stdin, limits=limits)
+            texts.append((source, *read_stdin(stdin, limits=limits)))
         else:
-            text, problem = read_path(source, limits=limits)
+            texts.append((source, *read_path(source, limits=limits)))
+    for chart in charts:
+        rendered = render_chart(chart, limits=limits)
+        if rendered.skipped is not None:
+            skipped.append(rendered.skipped)
+        elif rendered.problem is not None or rendered.text is not None:
+            files.append(rendered.source)
+            texts.append((rendered.source, rendered.text, rendered.problem))
+    for source, text, problem in texts:
         if problem is not None:
             diagnostics.append(problem)
             continue
-        read, found = read_documents(text or "", source=source, limits=limits)
-        documents.extend(read)
-        diagnostics.extend(found)
-    return files, documents, diagnostics
+        read, found_diagnostics = read_documents(text or "", source=source, limits=limits)
+        kept, kept_diagnostics, notes = triage(text or "", read, found_diagnostics)
+        documents.extend(kept)
+        diagnostics.extend(kept_diagnostics)
+        skipped.extend(notes)
+    return Sources(tuple(files), tuple(documents), tuple(diagnostics), tuple(sorted(skipped)))
+
+
+def read_sources(
+    paths: Sequence[str], *, stdin: TextIO | None = None, limits: InputLimits
+) -> tuple[list[str], list[Document], list[Diagnostic]]:
+    """:func:`read_inputs` without the notes: the sources read, their object documents and
+    every diagnostic of reading them."""
+    sources = read_inputs(paths, stdin=stdin, limits=limits)
+    return list(sources.files), list(sources.documents), list(sources.diagnostics)

@@ -6,7 +6,8 @@ server checks them (``pkg/apis/core/validation``): object names (``ValidatePodNa
 labels (``ValidateLabels``), container ports (``containerPort`` ``IsValidPortNum``, ``name``
 ``IsValidPortName``, ``protocol`` TCP/UDP/SCTP, defaulted to TCP) and pod IPs (each a valid
 IP, "may specify no more than one IP for each IP family"). Other fields of these kinds are not
-looked at, so their unknown fields are not reported.
+looked at, so their unknown fields are not reported, except in a container port, which is read
+whole: a misspelt ``containerport`` is named with the field it likely means.
 
 A workload (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob) stands for one pod
 named like the workload, with its template's labels and container ports and no addresses:
@@ -47,6 +48,9 @@ WORKLOAD_TEMPLATES: Mapping[str, tuple[str, Path]] = {
     "Job": ("job", ("spec", "template")),
     "CronJob": ("cronjob", ("spec", "jobTemplate", "spec", "template")),
 }
+#: ``ContainerPort``'s fields; under strict field validation any other key is refused, and the
+#: misspelling is named (``containerport``) rather than left to look like a missing port.
+CONTAINER_PORT_FIELDS = frozenset({"name", "hostPort", "containerPort", "protocol", "hostIP"})
 _PROTOCOLS = {p.value: p for p in Protocol}
 _port_number_errors = memoized(port_number_errors)
 _port_name_errors = memoized(port_name_errors)
@@ -73,11 +77,15 @@ def _field(raw: object, path: Path, reader: FieldReader) -> Mapping[str, object]
 
 
 def _container_port(reader: FieldReader, raw: object, path: Path) -> ContainerPort | None:
-    port = reader.mapping(raw, path)
+    start = len(reader.diagnostics)
+    port = reader.mapping(raw, path, known=CONTAINER_PORT_FIELDS)
     if port is None:
         return None
-    start = len(reader.diagnostics)
-    number = reader.integer(port.get("containerPort"), (*path, "containerPort"))
+    if port.get("containerPort") is None:
+        if len(reader.diagnostics) == start:
+            reader.error((*path, "containerPort"), "missing-container-port", "containerPort is required")
+        return None
+    number = reader.integer(port["containerPort"], (*path, "containerPort"))
     if number is not None:
         for message in _port_number_errors(number):
             reader.error((*path, "containerPort"), "invalid-port", f"{number}: {message}")

@@ -91,7 +91,7 @@ def _read_requirement(reader: FieldReader, value: object, path: Path) -> Require
         reader.error(
             (*path, "values"),
             "missing-selector-values",
-            f"must be specified when `operator` is 'In' or 'NotIn'",
+            "must be specified when `operator` is 'In' or 'NotIn'",
         )
     if values and operator in (Operator.EXISTS, Operator.DOES_NOT_EXIST):
         reader.error(

@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from policyctl.policy.addresses import ParsedCIDR, parse_cidr_sloppy
-from policyctl.policy.diagnostics import Diagnostic
+from policyctl.policy.diagnostics import Diagnostic, Severity
 from policyctl.manifests.fields import FieldReader, Site
 from policyctl.policy.model import Direction, Protocol
 from policyctl.manifests.names import (
@@ -326,13 +326,31 @@ def _check_policy_types(reader: FieldReader, value: object) -> None:
                          f'"{item}": supported values: "Egress", "Ingress"')  # fmt: skip
 
 
+def _dropped_status(reader: FieldReader, status: object) -> None:
+    """``status`` was part of NetworkPolicy from Kubernetes 1.24 to 1.27 (``NetworkPolicyStatus``,
+    never used) and Go clients of those versions write ``status: {}`` into every manifest they
+    emit; the API server keeps no status for a NetworkPolicy, so it is dropped: a note when it is
+    empty, a warning when it holds something that will be lost."""
+    if status is None or status == {}:
+        reader.diagnostics.append(reader.site.diagnostic(
+            ("status",), "dropped-field",
+            "status is not stored for a NetworkPolicy (written by Go clients of Kubernetes 1.24-1.27): ignored",
+            severity=Severity.INFO,
+        ))  # fmt: skip
+        return
+    reader.warn(("status",), "dropped-field",
+                "status is not stored for a NetworkPolicy (the API server drops it): its content is ignored")
+
+
 def validate_network_policy(value: object, *, site: Site) -> list[Diagnostic]:
     """Every reason the API server would refuse this NetworkPolicy (empty when it would accept
     it). ``value`` is the decoded manifest, ``site`` where it sits."""
     reader = FieldReader(site)
-    raw = reader.mapping(value, (), known=NETWORK_POLICY_FIELDS)
+    raw = reader.mapping(value, (), known=NETWORK_POLICY_FIELDS | {"status"})
     if raw is None:
         return reader.diagnostics
+    if "status" in raw:
+        _dropped_status(reader, raw["status"])
     api_version = raw.get("apiVersion")
     if api_version is not None and api_version != NETWORK_POLICY_API_VERSION:
         reader.error(("apiVersion",), "unsupported-api-version",

@@ -32,7 +32,10 @@ from policyctl.cli.inputs import (
 )
 from policyctl.cli.render_check import at_or_above, to_github, to_json, to_junit, to_sarif, to_text
 from policyctl.cli.suggest import did_you_mean
+from policyctl.cli.checkconfig import CheckConfig, find_config, read_config
+from policyctl.cli.skipnotes import report_skipped_files
 from policyctl.manifests.loader import load_documents
+from policyctl.manifests.manifestfiles import read_inputs
 from policyctl.manifests.manifestfiles import read_sources as read_manifest_sources
 from policyctl.manifests.yamlsource import Document
 from policyctl.policy.diagnostics import Diagnostic, Severity, has_errors
@@ -103,6 +106,20 @@ def render(diagnostics: Sequence[Diagnostic], *, output: str, files: Sequence[st
     help="Exit 1 when a finding is at this severity or above.",
 )
 @click.option("--skip", multiple=True, metavar="CODE", help="Lint rule to leave out (its code). Repeatable.")
+@click.option(
+    "--min-severity",
+    type=click.Choice([s.value for s in Severity]),
+    default=None,
+    help="Show findings at this severity or above. Default: warning in text output, info otherwise.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    metavar="FILE",
+    help="Configuration (skipped rules, severities, excluded paths). Default: .policyctl.yaml in the first "
+    "directory checked.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="List every file skipped as not a Kubernetes object.")
 def check(
     paths: tuple[str, ...],
     filenames: tuple[str, ...],
@@ -111,6 +128,9 @@ def check(
     output: str,
     fail_level: str,
     skip: tuple[str, ...],
+    min_severity: str | None,
+    config_file: str | None,
+    verbose: bool,
 ) -> None:
     """Validate and lint NetworkPolicies (and check assertions) for CI.
 
@@ -134,6 +154,12 @@ def check(
             f"unknown lint rule {', '.join(unknown)}{did_you_mean(unknown[0], RULES)} (docs/lint.md lists them)",
             param_hint="--skip",
         )
+    config, config_problems = _config(config_file, sources)
+    if has_errors(config_problems):
+        report = render(config_problems, output=output, files=[config.source], fail_level=Severity(fail_level))
+        click.echo(report, nl=False)
+        raise click.exceptions.Exit(EXIT_INPUT)
+    skip = (*skip, *sorted(config.skip))
     if not sources and live_requested():
         files: list[str] = []
         documents: list[Document] = []
@@ -146,20 +172,41 @@ def check(
             "or a cluster with --kubeconfig/--context/-A"
         )
     else:
-        files, documents, diagnostics = read_sources(sources)
+        read = read_inputs(sources, limits=input_limits(), excluded=config.excluded)
+        files, documents, diagnostics = list(read.files), list(read.documents), list(read.diagnostics)
+        report_skipped_files(read.skipped, verbose=verbose)
         loaded = load_documents(documents, default_namespace=namespace)
         cluster = loaded.cluster
         report_skipped(loaded.skipped)
         diagnostics.extend(loaded.diagnostics)
         diagnostics.extend(lint(cluster, Manifests.index(documents, default_namespace=namespace), skip=skip))
     bad_input = has_errors(diagnostics)
+    diagnostics = config.reweigh(diagnostics) + config_problems
     if assertion_files:
         problems, failed = assertion_findings(cluster, assertion_files)
         bad_input = bad_input or has_errors(problems)
         diagnostics.extend(problems + failed)
     level = Severity(fail_level)
-    shown = through_source_comments(diagnostics, documents)
+    found = through_source_comments(diagnostics, documents)
+    shown = shown_at(found, min_severity=min_severity, output=output)
     click.echo(render(shown, output=output, files=sorted(set(files)), fail_level=level), nl=False)
     if bad_input:
         raise click.exceptions.Exit(EXIT_INPUT)
-    raise click.exceptions.Exit(EXIT_NO if any(at_or_above(d, level) for d in shown) else EXIT_OK)
+    raise click.exceptions.Exit(EXIT_NO if any(at_or_above(d, level) for d in found) else EXIT_OK)
+
+
+def _config(explicit: str | None, sources: Sequence[str]) -> tuple[CheckConfig, list[Diagnostic]]:
+    path = explicit or find_config(sources)
+    return read_config(path, rules=sorted(RULES)) if path else (CheckConfig(), [])
+
+
+def shown_at(diagnostics: Sequence[Diagnostic], *, min_severity: str | None, output: str) -> list[Diagnostic]:
+    """The findings at ``--min-severity`` or above (info is hidden in text output unless asked
+    for: the defaults it reports are noise to most readers); says on stderr how many were hidden."""
+    level = Severity(min_severity) if min_severity else (Severity.WARNING if output == "text" else Severity.INFO)
+    shown = [d for d in diagnostics if at_or_above(d, level)]
+    hidden = len(diagnostics) - len(shown)
+    if hidden:
+        lower = "info" if level is Severity.WARNING else "warning"
+        click.echo(f"note: {hidden} finding(s) below {level.value} not shown (--min-severity {lower})", err=True)
+    return shown

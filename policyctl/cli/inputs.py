@@ -202,6 +202,9 @@ def load_cluster(filenames: Sequence[str], *, namespace: str) -> Cluster:
 
     stdin = sys.stdin if "-" in filenames else None
     result = load(list(filenames), stdin=stdin, default_namespace=namespace, limits=input_limits())
+    from policyctl.cli.skipnotes import report_skipped_files
+
+    report_skipped_files(result.skipped_files, listing="policyctl check -v")
     print_diagnostics(result.diagnostics)
     if not result.ok:
         raise click.exceptions.Exit(EXIT_INPUT)
