@@ -27,13 +27,15 @@ class BrowserError(RuntimeError):
 
 
 class Chromium:
-    """One browser with one page. ``errors`` lists console errors, failed loads and exceptions."""
+    """One browser with one page. ``errors`` lists console errors, failed loads and exceptions;
+    ``requests`` every URL the page asked for."""
 
     def __init__(self, *, width: int = 1400, height: int = 900, timeout: float = 60.0) -> None:
         if BINARY is None:
             raise BrowserError("chromium is not installed")
         self.timeout = timeout
         self.errors: list[str] = []
+        self.requests: list[str] = []
         self._profile = tempfile.TemporaryDirectory(prefix="policyctl-chromium-")
         self._process = subprocess.Popen(
             [BINARY, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
@@ -43,7 +45,7 @@ class Chromium:
         )  # fmt: skip
         self._next = 0
         self._socket = websocket.create_connection(self._page_socket(), timeout=timeout, suppress_origin=True)
-        for domain in ("Runtime", "Log", "Page"):
+        for domain in ("Runtime", "Log", "Page", "Network"):
             self.send(f"{domain}.enable")
 
     def _page_socket(self) -> str:
@@ -70,6 +72,8 @@ class Chromium:
             details = params["exceptionDetails"]
             described = details.get("exception", {}).get("description", details.get("text"))
             self.errors.append(f"exception: {described}")
+        elif method == "Network.requestWillBeSent":
+            self.requests.append(params["request"]["url"])
         elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
             self.errors.append("log: " + params["entry"]["text"])
 

@@ -195,3 +195,31 @@ def test_svg_draws_namespaces_workloads_and_ports(run, tmp_path: Path) -> None:
     checked = subprocess.run(["dot", "-Tsvg"], input=run("graph", "-f", SHOP, "-o", "dot").stdout, text=True,
                              capture_output=True, check=True)  # fmt: skip
     assert checked.stdout.count('class="cluster"') == 4
+
+
+@pytest.mark.parametrize("cluster", ["webshop", "tiny"])
+def test_page_layout_keeps_nodes_and_namespaces_apart(tiny, cluster) -> None:
+    """No two node boxes overlap, and every namespace's nodes lie in a box no other
+    namespace's nodes enter (the page draws the namespace around its nodes)."""
+    from policyctl.cli.flowgraph_html import NODE_WIDTH, layout
+
+    graph = build_flow_graph(load_cluster((SHOP if cluster == "webshop" else tiny,), namespace="default"),
+                             family=Family.IPV4, port=None)  # fmt: skip
+    positions = layout(graph)
+    assert set(positions) == {n.id for n in graph.nodes}
+    half_width, half_height = NODE_WIDTH[1] / 2, 22
+    nodes = list(graph.nodes)
+    for i, a in enumerate(nodes):
+        for b in nodes[i + 1:]:
+            (ax, ay), (bx, by) = positions[a.id], positions[b.id]
+            assert abs(ax - bx) >= 2 * half_width - 20 or abs(ay - by) >= 2 * half_height, (a.label, b.label)
+    boxes = {}
+    for namespace in graph.namespaces:
+        points = [positions[n.id] for n in nodes if n.namespace == namespace]
+        boxes[namespace] = (min(x for x, _ in points), min(y for _, y in points),
+                            max(x for x, _ in points), max(y for _, y in points))  # fmt: skip
+    for node in nodes:
+        x, y = positions[node.id]
+        for namespace, (x1, y1, x2, y2) in boxes.items():
+            if namespace != node.namespace:
+                assert not (x1 - half_width <= x <= x2 + half_width and y1 - half_height <= y <= y2 + half_height)

@@ -53,6 +53,7 @@ def webshop_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def shop(browser: Chromium, webshop_page: Path) -> Iterator[Chromium]:
     """The webshop page freshly loaded; no console error may be left when the test ends."""
     browser.errors.clear()
+    browser.requests.clear()
     browser.open(webshop_page)
     yield browser
     assert browser.errors == []
@@ -90,6 +91,12 @@ def test_every_workload_is_drawn_inside_the_view(shop: Chromium) -> None:
     assert shop.evaluate("flowView.cy.nodes(\"[kind = 'namespace']\").map(n => n.data('label'))") == [
         "ingress-nginx", "kube-system", "monitoring", "shop",
     ]  # fmt: skip
+
+
+def test_the_page_fetches_nothing_but_itself(shop: Chromium, webshop_page: Path) -> None:
+    shop.evaluate("flowView.selectEdge(flowView.cy.edges()[0].id(), false).then(() => 0)")
+    shop.wait_for("document.getElementById('explain')?.textContent.startsWith('$ policyctl explain')")
+    assert [url for url in shop.requests if not url.startswith(("data:", "blob:"))] == [webshop_page.resolve().as_uri()]
 
 
 @pytest.mark.parametrize(
