@@ -82,7 +82,7 @@ def run_in_image(image: Image, script: str) -> subprocess.CompletedProcess[str]:
     root = image.rootfs
     prelude = (
         f"set -e; R={root}; mount --bind $R $R; mount -o remount,bind,ro $R $R; mount -t proc proc $R/proc; "
-        f"mount --bind /dev $R/dev; mount -t tmpfs tmpfs $R/tmp; IMAGE=\"chroot $R /usr/bin/env -i {env}\"; set +e; "
+        f'mount --bind /dev $R/dev; mount -t tmpfs tmpfs $R/tmp; IMAGE="chroot $R /usr/bin/env -i {env}"; set +e; '
     )
     return subprocess.run(
         ["unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "sh", "-c", prelude + script],

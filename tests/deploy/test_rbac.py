@@ -18,7 +18,7 @@ from tests.agent.conftest import REFLECTOR_OPTIONS, fast_config, seed
 from tests.agent.fakes import RecordingEnforcer
 from tests.apiserver import FakeApiServer, RequestRecord
 
-CLUSTER_ROLE = Path(__file__).resolve().parents[2] / "deploy" / "clusterrole.yaml"
+CLUSTER_ROLE = Path(__file__).resolve().parents[2] / "deploy" / "base" / "clusterrole.yaml"
 
 
 def granted() -> set[tuple[str, str, str]]:
