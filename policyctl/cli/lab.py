@@ -16,7 +16,6 @@ import click
 
 from policyctl.cli.completion import complete_lab_pod
 from policyctl.cli.inputs import (
-    PortType,
     emit_document,
     fail,
     family_option,
@@ -26,6 +25,7 @@ from policyctl.cli.inputs import (
     namespace_option,
     parse_family,
 )
+from policyctl.cli.namedports import NamedPort, PortOrNameType, require_declared, resolve_on
 from policyctl.cli.suggest import did_you_mean
 from policyctl.lab.state import (
     LabState,
@@ -58,7 +58,7 @@ def lab() -> None:
     \b
     Examples:
       policyctl lab up -f examples/webshop --name shop
-      policyctl lab probe --name shop shop/checkout shop/payments --port 8443
+      policyctl lab probe --name shop shop/checkout shop/payments --port https
       policyctl lab probe --name shop shop/frontend shop/postgres --port 5432 --timeout 0.5   # denied: exit 1
       policyctl lab exec --name shop shop/frontend -- ip -brief address
       policyctl lab status
@@ -85,7 +85,7 @@ def up(filenames: tuple[str, ...], namespace: str, cni: str, name: str) -> None:
         raise fail(f"lab {name!r} is already up; 'policyctl lab down --name {name}' first")
     state = LabState(name=name, prefix=new_prefix(), kind="cli", owner_pid=os.getpid(),
                      endpoints=endpoints_of(cluster, [(Protocol.TCP, 80), (Protocol.TCP, 81)]),
-                     source=tuple(filenames))
+                     source=tuple(f if f == "-" else os.path.abspath(f) for f in filenames))
     save_state(state)
     take_lease(state.prefix, os.getpid())
     try:
@@ -138,6 +138,17 @@ def _pod(state: LabState, key: str) -> PodPlan:
     return found
 
 
+def _named(port: NamedPort, state: LabState, destination: str) -> tuple[int, Protocol]:
+    """The number ``port`` names on the destination pod in the manifests the lab was built
+    from (``lab up -f``), resolved as the semantics resolve a policy's named port."""
+    if not state.source or "-" in state.source:
+        raise fail(f"--port {port}: lab {state.name} was not built from manifest files; give the port's number")
+    cluster = load_cluster(state.source, namespace="default")
+    require_declared(port, cluster)
+    pod = cluster.pod_by_key.get(destination)
+    return resolve_on(port, pod)
+
+
 @lab.command(name="exec", context_settings={"ignore_unknown_options": True})
 @name_option
 @click.argument("pod", shell_complete=complete_lab_pod)
@@ -154,13 +165,15 @@ def exec_command(name: str, pod: str, command: tuple[str, ...]) -> None:
 @name_option
 @click.argument("source", shell_complete=complete_lab_pod)
 @click.argument("destination", shell_complete=complete_lab_pod)
-@click.option("--port", "port", type=PortType(), required=True, help="PORT[/PROTOCOL], e.g. 80/TCP.")
+@click.option("--port", "port", type=PortOrNameType(), required=True,
+              help="PORT[/PROTOCOL], e.g. 80/TCP, or a container port's name (https), resolved on DESTINATION "
+              "in the manifests the lab was built from.")
 @family_option
 @click.option("--timeout", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
               help="Seconds to wait for an answer in all: a denied pair is reported after this long, its "
               "retries included.")
-def probe_command(name: str, source: str, destination: str, port: tuple[int, Protocol], family: str | None,
-                  timeout: float) -> None:
+def probe_command(name: str, source: str, destination: str, port: tuple[int, Protocol] | NamedPort,
+                  family: str | None, timeout: float) -> None:
     """Try one new connection from SOURCE to DESTINATION with real packets.
 
     Exit status: 0 allowed, 1 denied, 2 no such lab or pod."""
@@ -168,9 +181,9 @@ def probe_command(name: str, source: str, destination: str, port: tuple[int, Pro
     from policyctl.lab.servers import PodServers, own_addresses, pod_families
 
     _require_kernel()
-    number, protocol = port
     state = _lab(name)
     src, dst = _pod(state, source), _pod(state, destination)
+    number, protocol = _named(port, state, dst.key) if isinstance(port, NamedPort) else port
     chosen = parse_family(family) or (state.plan.families[0] if state.plan else Family.IPV4)
     address = dst.address(chosen)
     if address is None or src.address(chosen) is None:

@@ -91,7 +91,7 @@ EXPECTED: dict[str, Example] = {
     "policyctl graph -f examples/webshop --objects -o json": Example(),
     # lab
     "policyctl lab up -f examples/webshop --name shop": Example(0, "lab"),
-    "policyctl lab probe --name shop shop/checkout shop/payments --port 8443": Example(0, "lab"),
+    "policyctl lab probe --name shop shop/checkout shop/payments --port https": Example(0, "lab"),
     "policyctl lab probe --name shop shop/frontend shop/postgres --port 5432 --timeout 0.5   # denied: exit 1":
         Example(1, "lab"),
     "policyctl lab exec --name shop shop/frontend -- ip -brief address": Example(0, "lab"),

@@ -1,16 +1,20 @@
-"""``lab probe --timeout``: the whole wait of a denied pair, retries included; and a mistyped
-pod answered with the closest name rather than every pod of the lab."""
+"""``lab probe``: ``--timeout`` is the whole wait of a denied pair, retries included; a mistyped
+pod or lab is answered with the closest name rather than every name; ``--port NAME`` is the
+destination's own port of that name in the manifests the lab was built from."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from policyctl.lab.probes import RETRY_FACTOR, round_waits
-from tests.lab.test_lab_kernel import MANIFEST, cli
+from tests.lab.test_lab_kernel import MANIFEST, POLICYCTL, cli
+
+WEBSHOP = Path(__file__).resolve().parents[2] / "examples" / "webshop"
 
 STARTUP = 3.0
 """Starting policyctl and the destination's server, on a loaded machine; before the timeout
@@ -73,3 +77,38 @@ def test_a_mistyped_lab_gets_the_closest_lab_that_is_up(lab) -> None:
     name, env = lab
     done = cli("probe", "--name", name + "x", "x/a", "x/b", "--port", "80", env=env, check=2)
     assert f"did you mean {name!r}?" in done.stderr
+
+
+@pytest.fixture
+def webshop_lab(tmp_path: Path, lab_namespaces: set[str]):
+    env = {"POLICYCTL_LAB_STATE": str(tmp_path / "labs")}
+    name = f"w{os.getpid()}"
+    up = subprocess.run([POLICYCTL, "lab", "up", "-f", "examples/webshop", "--name", name], capture_output=True,
+                        text=True, env={**os.environ, **env}, cwd=WEBSHOP.parents[1], timeout=120)  # fmt: skip
+    assert up.returncode == 0, up.stderr
+    try:
+        yield name, env
+    finally:
+        cli("down", "--name", name, env=env)
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize(
+    ("source", "destination", "port", "code", "said"),
+    [
+        pytest.param("shop/checkout", "shop/payments", "https", 0, "8443/TCP IPv4: allowed", id="https-is-8443"),
+        pytest.param("shop/frontend", "shop/postgres", "postgres", 1, "5432/TCP IPv4: denied", id="postgres-is-5432"),
+        pytest.param("shop/checkout", "shop/postgres", "postgress", 2, "did you mean 'postgres'?", id="typo"),
+        pytest.param("shop/checkout", "shop/redis", "http", 2, "shop/redis declares no port named 'http'",
+                     id="not-on-the-destination"),
+    ],
+)  # fmt: skip
+def test_a_named_port_is_resolved_on_the_destination_in_the_labs_manifests_wherever_it_is_asked(
+    webshop_lab, tmp_path: Path, source: str, destination: str, port: str, code: int, said: str
+) -> None:
+    name, env = webshop_lab
+    done = subprocess.run([POLICYCTL, "lab", "probe", "--name", name, source, destination, "--port", port,
+                           "--timeout", "0.5"], capture_output=True, text=True, env={**os.environ, **env},
+                          cwd=tmp_path, timeout=60)  # fmt: skip
+    assert done.returncode == code, done.stderr
+    assert said in done.stdout + done.stderr
