@@ -151,6 +151,7 @@ class Relation:
         sides: dict[tuple[object, ...], dict[int, PortSet]] = {}
         ingress: list[dict[int, PortSet]] = [{} for _ in destinations]
         meets: dict[tuple[int, int], PortSet] = {}
+        same = _Interned()
         width = len(destinations)
         cells: list[SparseRow[PortSet]] = []
         for r, source in enumerate(sources):
@@ -160,14 +161,14 @@ class Relation:
             side = self._egress_side(source)
             egress = sides.get(side)
             if egress is None:
-                egress = sides[side] = self._egress_row(source, out_views, blanks)
+                egress = sides[side] = {f: same(p) for f, p in self._egress_row(source, out_views, blanks).items()}
             seen = in_of[r]
             row: dict[int, PortSet] = {}
             for far, allowed_out in egress.items():
                 for c in columns_of[far]:
                     allowed_in = ingress[c].get(seen)
                     if allowed_in is None:
-                        allowed_in = ingress[c][seen] = half(Direction.INGRESS, destinations[c], in_views[seen])
+                        allowed_in = ingress[c][seen] = same(half(Direction.INGRESS, destinations[c], in_views[seen]))
                     key = (id(allowed_out), id(allowed_in))
                     met = meets.get(key)
                     if met is None:
@@ -379,6 +380,23 @@ class Relation:
 
     def is_node_address(self, address: IPAddress) -> bool:
         return any(address in n.addresses for n in self.cluster.nodes)
+
+
+class _Interned:
+    """Equal port sets as one object: halves are memoised per what they depend on, so equal
+    answers arrive as many objects, and the meet of two halves is memoised by identity."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, PortSet] = {}
+        self._by_value: dict[PortSet, PortSet] = {}
+        self._kept: list[PortSet] = []
+
+    def __call__(self, ports: PortSet) -> PortSet:
+        found = self._by_id.get(id(ports))
+        if found is None:
+            found = self._by_id[id(ports)] = self._by_value.setdefault(ports, ports)
+            self._kept.append(ports)
+        return found
 
 
 class _Blanks:
