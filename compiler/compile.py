@@ -33,12 +33,13 @@ from __future__ import annotations
 import bisect
 import functools
 import hashlib
+import typing
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-import typing
 
 from policyctl.policy.ipblocks import end_address
+from policyctl.policy.matchers import isolating, port_ranges, resolver_on
 from policyctl.policy.model import (
     Cluster,
     Direction,
@@ -71,7 +72,6 @@ from .ruleset import (
     Rule,
     Ruleset,
     Set,
-    Statement,
     Verdict,
     VerdictMap,
     VmapLookup,
@@ -121,17 +121,12 @@ def resolve_port(match: PortMatch, pod: Pod | None) -> tuple[Interval, ...]:
     """The ports a ``NetworkPolicyPort`` means on a destination pod: all ports of the protocol
     when ``port`` is unset, ``port..endPort`` for a range, and for a named port every container
     port of the pod with that name and the rule's protocol (none when the destination is not a
-    pod on the pod network: a hostNetwork pod counts as its node's address)."""
-    if match.port is None:
+    pod on the pod network: a hostNetwork pod counts as its node's address). The rule is
+    :func:`policy.matchers.port_ranges`, as in the oracle and the verifier."""
+    ranges = port_ranges(match, resolver_on(pod))
+    if ranges is None:
         return (ALL_PORTS,)
-    if isinstance(match.port, int):
-        high = match.end_port if match.end_port is not None else match.port
-        return (Interval(match.port, high),) if high >= match.port else ()
-    if pod is None or pod.host_network:
-        return ()
-    return normalise(
-        Interval(c.port, c.port) for c in pod.ports if c.name == match.port and c.protocol is match.protocol
-    )
+    return normalise(Interval(low, high) for low, high in ranges)
 
 
 NamedPorts = tuple[tuple[str, str, int], ...]
@@ -207,7 +202,9 @@ class _Peers:
     families: dict[PeerIdentity, set[Family]] = field(default_factory=dict)
     by_selector: dict[str, list[PeerIdentity]] = field(default_factory=dict)
 
-    def reached(self, peer: SelectedIdentities, groups: dict[Identity, dict[NamedPorts, tuple[Pod, ...]]]) -> list[PeerIdentity]:
+    def reached(
+        self, peer: SelectedIdentities, groups: dict[Identity, dict[NamedPorts, tuple[Pod, ...]]]
+    ) -> list[PeerIdentity]:
         """The peer identities a pod peer selects (computed once per selector)."""
         if peer.node not in self.by_selector:
             found = {self.of[(i, ports)] for i in peer.identities for ports in groups.get(i, {})}
@@ -222,7 +219,9 @@ def _peers(groups: dict[Identity, dict[NamedPorts, tuple[Pod, ...]]], views: Ite
     everyone = False
     for view in views:
         if view.peers is None:
-            everyone = everyone or (view.direction is Direction.EGRESS and any(isinstance(m.port, str) for m in view.ports))
+            everyone = everyone or (
+                view.direction is Direction.EGRESS and any(isinstance(m.port, str) for m in view.ports)
+            )
             continue
         for peer in view.peers:
             if not isinstance(peer, IPBlockPeer):
@@ -234,16 +233,18 @@ def _peers(groups: dict[Identity, dict[NamedPorts, tuple[Pod, ...]]], views: Ite
         if not names:
             continue
         for ports, members in by_ports.items():
-            peer = PeerIdentity(tuple(sorted(names)), ports)
-            peers.of[(identity, ports)] = peer
-            peers.members.setdefault(peer, []).extend(members)
-            peers.families.setdefault(peer, set()).update(Family.of(a) for m in members for a in m.ips)
+            shared = PeerIdentity(tuple(sorted(names)), ports)
+            peers.of[(identity, ports)] = shared
+            peers.members.setdefault(shared, []).extend(members)
+            peers.families.setdefault(shared, set()).update(Family.of(a) for m in members for a in m.ips)
     return peers
 
 
 def cluster_families(cluster: Cluster) -> tuple[Family, ...]:
     """Families any pod or node has an address in."""
-    found = {Family.of(a) for p in cluster.pods for a in p.ips} | {Family.of(a) for n in cluster.nodes for a in n.addresses}
+    found = {Family.of(a) for p in cluster.pods for a in p.ips} | {
+        Family.of(a) for n in cluster.nodes for a in n.addresses
+    }
     return tuple(f for f in FAMILIES if f in found)
 
 
@@ -340,7 +341,9 @@ def collect(
         numeric = [m for m in view.ports if not isinstance(m.port, str)]
         named = [] if ingress else [m for m in view.ports if isinstance(m.port, str)]
         static = [
-            (PROTOCOL_NUMBERS[m.protocol], iv) for m in (view.ports if ingress else numeric) for iv in resolve_port(m, pod)
+            (PROTOCOL_NUMBERS[m.protocol], iv)
+            for m in (view.ports if ingress else numeric)
+            for iv in resolve_port(m, pod)
         ]
         for family in FAMILIES:
             ip = pod.ip(family)
@@ -374,14 +377,21 @@ def collect(
                     types = (addr(family), addr(family), FieldType.PROTO, FieldType.SERVICE)
                     for b in blocks:
                         for proto, iv in static:
-                            sets.add(f"{prefix}-blocks-ports-v{v}", types, (b, local, Interval(proto, proto), iv), source)
+                            sets.add(
+                                f"{prefix}-blocks-ports-v{v}", types, (b, local, Interval(proto, proto), iv), source
+                            )
                     for target in ctx.candidates() if named else ():
                         tip = target.ip(family)
                         if tip is None or not peer_view.contains(tip):
                             continue
                         for match in named:
                             for iv in resolve_port(match, target):
-                                element = (address_interval(tip), local, Interval(PROTOCOL_NUMBERS[match.protocol], PROTOCOL_NUMBERS[match.protocol]), iv)
+                                element = (
+                                    address_interval(tip),
+                                    local,
+                                    Interval(PROTOCOL_NUMBERS[match.protocol], PROTOCOL_NUMBERS[match.protocol]),
+                                    iv,
+                                )
                                 sets.add(f"{prefix}-blocks-ports-v{v}", types, element, source)
                     continue
                 for peer in ctx.reached(direction, peer_view):
@@ -439,12 +449,12 @@ def disjoint_boxes(boxes: Iterable[tuple[Interval, int, Interval]]) -> tuple[Ele
         merged: list[tuple[Interval, tuple[Interval, ...]]] = []
         for i in sorted(covered):
             segment = Interval(cuts[i], cuts[i + 1] - 1)
-            ports = normalise(covered[i])
-            if merged and merged[-1][1] == ports and merged[-1][0].high + 1 == segment.low:
-                merged[-1] = (Interval(merged[-1][0].low, segment.high), ports)
+            runs = normalise(covered[i])
+            if merged and merged[-1][1] == runs and merged[-1][0].high + 1 == segment.low:
+                merged[-1] = (Interval(merged[-1][0].low, segment.high), runs)
             else:
-                merged.append((segment, ports))
-        elements.extend((segment, Interval(proto, proto), p) for segment, ports in merged for p in ports)
+                merged.append((segment, runs))
+        elements.extend((segment, Interval(proto, proto), p) for segment, runs in merged for p in runs)
     return tuple(sorted(elements))
 
 
@@ -481,14 +491,18 @@ def _lookup_rule(keys: tuple[Key, ...], name: str, comment: str) -> Rule:
     return Rule((Lookup(keys, name), Counter(), Verdict.ACCEPT), comment)
 
 
-def finished_set(name: str, types: tuple[FieldType, ...], elements: tuple[Element, ...], sources: Collection[str]) -> Set:
+def finished_set(
+    name: str, types: tuple[FieldType, ...], elements: tuple[Element, ...], sources: Collection[str]
+) -> Set:
     """A set of disjoint, sorted elements. It needs the ``interval`` flag when some element is
     a range or a CIDR, and every ipBlock set is declared with it."""
     interval = "-blocks-" in name or any(not iv.is_single for e in elements for iv in e)
     return Set(name, types, elements, interval, terse_comment(sources), tuple(sorted(sources)))
 
 
-def peer_chain(direction: Direction, peer: PeerIdentity, comments: Mapping[str, str]) -> tuple[Chain | None, tuple[Family, ...]]:
+def peer_chain(
+    direction: Direction, peer: PeerIdentity, comments: Mapping[str, str]
+) -> tuple[Chain | None, tuple[Family, ...]]:
     """The chain of one peer identity, with a lookup rule for each of its sets that exists
     (``comments`` holds the comment of every set that exists; a lookup rule says what its
     set says), and the families it has sets in (its members' addresses of those families
@@ -544,7 +558,11 @@ def allow_chain(direction: Direction, family: Family, *, peer_map: bool, comment
             rules.append(_lookup_rule(keys, name, comments[name]))
     if not rules:
         return None
-    return Chain(allow_chain_name(direction, family), tuple(rules), comment=f"what local pods may do, {direction.value.lower()} {family.value}")
+    return Chain(
+        allow_chain_name(direction, family),
+        tuple(rules),
+        comment=f"what local pods may do, {direction.value.lower()} {family.value}",
+    )
 
 
 def peer_map(direction: Direction, family: Family, entries: Iterable[tuple[IPAddress, Jump]]) -> VerdictMap:
@@ -566,7 +584,9 @@ class _Layout:
     allow: dict[tuple[Direction, Family], str] = field(default_factory=dict)
 
 
-def _direction_layout(layout: _Layout, direction: Direction, sets: GatheredSets, admitted: set[PeerIdentity], peers: _Peers) -> None:
+def _direction_layout(
+    layout: _Layout, direction: Direction, sets: GatheredSets, admitted: set[PeerIdentity], peers: _Peers
+) -> None:
     """Turn one direction's gathered elements into sets, one chain per admitted peer
     identity, the peer maps and the shared allow chain of each family."""
     finished: dict[str, Set] = {}
@@ -637,8 +657,7 @@ def isolating_sources(selecting: Iterable[NetworkPolicy], direction: Direction) 
     """Provenance of the policies (among those selecting a pod) that isolate it in ``direction``."""
     return {
         f"{p.ref} isolates {direction.value.lower()} {p.provenance or ''}".strip()
-        for p in selecting
-        if p.isolates(direction)
+        for p in isolating(selecting, direction)
     }
 
 
@@ -668,7 +687,9 @@ def node_set(node: str, family: Family, addresses: Iterable[IPAddress]) -> Set:
 
 
 def base_chains() -> tuple[Chain, ...]:
-    established = Rule((CtStateIn(("established", "related")), Verdict.ACCEPT), comment="replies of allowed connections")
+    established = Rule(
+        (CtStateIn(("established", "related")), Verdict.ACCEPT), comment="replies of allowed connections"
+    )
     nd = Rule((ND_TYPES, Verdict.ACCEPT), comment="ICMPv6 neighbour discovery")
 
     def dispatch(direction: str, *, source: bool) -> list[Rule]:
@@ -730,7 +751,12 @@ def local_pods(cluster: Cluster, node: str) -> tuple[Pod, ...]:
 
 
 def compile_node(
-    cluster: Cluster, node: str, *, table: str = "policyctl", mode: Mode = Mode.ENFORCE, graph: PolicyGraph | None = None
+    cluster: Cluster,
+    node: str,
+    *,
+    table: str = "policyctl",
+    mode: Mode = Mode.ENFORCE,
+    graph: PolicyGraph | None = None,
 ) -> Ruleset:
     """The ruleset ``node`` must enforce for ``cluster``. Pure and deterministic: equal input
     gives an equal (and identically rendered) ruleset."""
@@ -756,9 +782,14 @@ def compile_node(
     ctx = _Context(
         groups,
         [p for p in cluster.pods if identity_of(p) is not None],
-        {d: _peers(groups, (v for _, direction, views in isolated if direction is d for v in views)) for d in Direction},
+        {
+            d: _peers(groups, (v for _, direction, views in isolated if direction is d for v in views))
+            for d in Direction
+        },
     )
-    gathered: dict[Direction, tuple[GatheredSets, set[PeerIdentity]]] = {d: (GatheredSets(), set()) for d in (Direction.EGRESS, Direction.INGRESS)}
+    gathered: dict[Direction, tuple[GatheredSets, set[PeerIdentity]]] = {
+        d: (GatheredSets(), set()) for d in (Direction.EGRESS, Direction.INGRESS)
+    }
     for pod, direction, views in isolated:
         sets, admitted = gathered[direction]
         collect(ctx, pod, direction, views, sets, admitted)

@@ -12,24 +12,24 @@ rule, rule ``allows-from``/``allows-to`` peer (selector, ipblock or any) carryin
 ports and provenance.
 
 Selectors are evaluated once per identity, never per pod. The compiler derives each local pod's
-allowed peers and ports from this graph only (:meth:`PolicyGraph.rules_for`).
+allowed peers and ports through its typed queries (:meth:`PolicyGraph.rules_for`), never by reading
+edge keys back.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Union
 
 import networkx as nx
-
+from policyctl.policy.matchers import isolating, selects, subject_of
 from policyctl.policy.model import (
     Cluster,
     Direction,
     IPBlockPeer,
-    Labels,
     LabelSelector,
     NamespaceScope,
     NetworkPolicy,
@@ -39,7 +39,6 @@ from policyctl.policy.model import (
     PortMatch,
     Provenance,
     Rule,
-    SelectedNamespaces,
 )
 
 from .identities import Identity, IdentityIndex
@@ -111,19 +110,13 @@ class RuleView:
         return f"{self.policy} {self.direction.value.lower()}[{self.index}]{where}"
 
 
-def _scope_matches(scope: NamespaceScope, namespace: str, namespace_labels: Labels) -> bool:
-    if isinstance(scope, SelectedNamespaces):
-        return scope.selector.matches(namespace_labels)
-    return scope.name == namespace
-
-
 class PolicyGraph:
     """The graph of one cluster snapshot, with the queries the compiler needs."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.index = IdentityIndex(cluster)
-        self.graph: nx.MultiDiGraph = nx.MultiDiGraph()
+        self.graph: nx.MultiDiGraph[str] = nx.MultiDiGraph()
         self._selectors: dict[str, tuple[Identity, ...]] = {}
         self._build()
 
@@ -135,9 +128,7 @@ class PolicyGraph:
         self.graph.add_node(node, kind="selector", label=text)
         chosen = []
         for identity in self.index.identities:
-            if _scope_matches(scope, identity.namespace, self.index.namespace_labels(identity)) and pods.matches(
-                identity.labels
-            ):
+            if selects(scope, pods, identity.namespace, self.index.namespace_labels(identity), identity.labels):
                 chosen.append(identity)
                 self.graph.add_edge(node, identity_node(identity), key="selects", relation="selects")
         self._selectors[node] = tuple(chosen)
@@ -155,9 +146,13 @@ class PolicyGraph:
             g.add_edge(node, f"ns:{identity.namespace}", key="in", relation="in")
         for pod in sorted(self.cluster.pods, key=lambda p: p.key):
             node = f"pod:{pod.key}"
-            g.add_node(node, kind="pod", label=pod.key, host_network=pod.host_network, addresses=",".join(map(str, pod.ips)))
+            g.add_node(
+                node, kind="pod", label=pod.key, host_network=pod.host_network, addresses=",".join(map(str, pod.ips))
+            )
             if not pod.host_network:
-                g.add_edge(node, identity_node(Identity(pod.namespace, pod.labels)), key="member-of", relation="member-of")
+                g.add_edge(
+                    node, identity_node(Identity(pod.namespace, pod.labels)), key="member-of", relation="member-of"
+                )
             if pod.node:
                 g.add_edge(node, f"node:{pod.node}", key="runs-on", relation="runs-on")
         for policy in sorted(self.cluster.policies, key=lambda p: p.ref):
@@ -173,7 +168,7 @@ class PolicyGraph:
             types=",".join(sorted(d.value for d in policy.policy_types)),
             provenance=str(policy.provenance or ""),
         )
-        target = self._add_selector(OwnNamespace(policy.namespace), policy.pod_selector)
+        target = self._add_selector(*subject_of(policy))
         g.add_edge(pnode, target, key="targets", relation="targets")
         for direction in (Direction.INGRESS, Direction.EGRESS):
             for rule in policy.rules(direction):
@@ -219,7 +214,7 @@ class PolicyGraph:
         by_ref = {p.ref: p for p in self.cluster.policies}
         found: dict[Identity, list[NetworkPolicy]] = {}
         for policy_ref in sorted(by_ref):
-            target = selector_node(OwnNamespace(policy_ref.namespace), by_ref[policy_ref].pod_selector)
+            target = selector_node(*subject_of(by_ref[policy_ref]))
             for identity in self._selectors[target]:
                 found.setdefault(identity, []).append(by_ref[policy_ref])
         return {i: tuple(ps) for i, ps in found.items()}
@@ -231,48 +226,36 @@ class PolicyGraph:
     def isolated(self, identity: Identity, direction: Direction) -> bool:
         """A pod is isolated in a direction when some policy that selects it has that type
         in ``policyTypes``."""
-        return any(p.isolates(direction) for p in self.selecting(identity))
+        return bool(isolating(self.selecting(identity), direction))
 
     def selected(self, scope: NamespaceScope, pods: LabelSelector) -> tuple[Identity, ...]:
         return self._selectors[selector_node(scope, pods)]
 
     def rules_for(self, identity: Identity, direction: Direction) -> tuple[RuleView, ...]:
         """The rules that may allow traffic of ``direction`` for pods of ``identity``: those
-        of every selecting policy whose ``policyTypes`` include the direction, read from the
-        graph's ``allows`` edges."""
-        views = []
-        for policy in self.selecting(identity):
-            if not policy.isolates(direction):
-                continue
-            for rule in policy.rules(direction):
-                views.append(self._view(policy, rule))
-        return tuple(views)
+        of every selecting policy whose ``policyTypes`` include the direction, their pod peers
+        resolved to the identities their selector nodes select."""
+        return tuple(
+            view for policy in isolating(self.selecting(identity), direction)
+            for view in rule_views(policy, direction, self._selected_identities)
+        )  # fmt: skip
 
-    def _view(self, policy: NetworkPolicy, rule: Rule) -> RuleView:
-        rnode = rule_node(policy.ref, rule.direction, rule.index)
-        peers: list[PeerView] = []
-        any_peer = False
-        edges = sorted(self.graph.out_edges(rnode, keys=True, data=True), key=lambda e: e[2])
-        for _, target, _key, _data in _by_position(edges):
-            kind = self.graph.nodes[target]["kind"]
-            if kind == "any":
-                any_peer = True
-            elif kind == "selector":
-                peers.append(SelectedIdentities(target, self._selectors[target]))
-            else:
-                peers.append(self.graph.nodes[target]["obj"])
-        return RuleView(
-            policy=policy.ref,
-            direction=rule.direction,
-            index=rule.index,
-            peers=None if any_peer else tuple(peers),
-            ports=rule.ports,
-            provenance=rule.provenance,
-        )
+    def _selected_identities(self, scope: NamespaceScope, pods: LabelSelector) -> SelectedIdentities:
+        node = selector_node(scope, pods)
+        return SelectedIdentities(node, self._selectors[node])
 
 
-def _by_position(edges: Iterable[tuple[str, str, str, dict[str, object]]]) -> list[tuple[str, str, str, dict[str, object]]]:
-    def position(edge: tuple[str, str, str, dict[str, object]]) -> int:
-        return int(edge[2].rsplit("[", 1)[1].rstrip("]"))
-
-    return sorted(edges, key=position)
+def rule_views(
+    policy: NetworkPolicy, direction: Direction, peer_of: Callable[[NamespaceScope, LabelSelector], SelectedIdentities]
+) -> tuple[RuleView, ...]:
+    """The views of a policy's rules of ``direction``, peers in the order written; ``peer_of``
+    resolves a pod peer (the graph: with its identities; an incremental compiler: by selector
+    name, its identities kept in its membership)."""
+    views = []
+    for rule in policy.rules(direction):
+        peers: list[PeerView] = [
+            peer_of(peer.namespaces, peer.pods) if isinstance(peer, PodPeer) else peer for peer in rule.peers
+        ]
+        views.append(RuleView(policy.ref, direction, rule.index, None if rule.any_peer else tuple(peers), rule.ports,
+                              rule.provenance))  # fmt: skip
+    return tuple(views)

@@ -67,11 +67,12 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from types import MappingProxyType
 from typing import TypeVar
 
+from policyctl.policy import matchers
 from policyctl.policy.ipblocks import end_address
 from policyctl.policy.model import (
     Cluster,
@@ -84,7 +85,6 @@ from policyctl.policy.model import (
     NamespaceScope,
     NetworkPolicy,
     Pod,
-    PodPeer,
     PolicyRef,
 )
 
@@ -109,7 +109,7 @@ from .compile import (
     pod_chain,
 )
 from .delta import MapEntry, RulesetDelta, diff, empty_ruleset
-from .graph import RuleView, SelectedIdentities, selector_node
+from .graph import RuleView, SelectedIdentities, rule_views, selector_node
 from .identities import Identity
 from .intervals import Interval
 from .membership import Membership
@@ -118,28 +118,16 @@ from .ruleset import Chain, Element, Jump, Mode, Ruleset, Set, VerdictMap
 from .tracking import DIRECTIONS, Comments, PodDirection, SetState, Tracker
 
 
-def _views_of(policy: NetworkPolicy, direction: Direction, name_of: Callable[[NamespaceScope, LabelSelector], str]) -> tuple[RuleView, ...]:
-    """The rule views of one policy as ``PolicyGraph.rules_for`` gives them, with pod peers
-    named by selector only (their identities are looked up by name, in the membership)."""
-    views = []
-    for rule in policy.rules(direction):
-        peers: list[SelectedIdentities | IPBlockPeer] = []
-        for peer in rule.peers:
-            if isinstance(peer, PodPeer):
-                peers.append(SelectedIdentities(name_of(peer.namespaces, peer.pods), ()))
-            else:
-                peers.append(peer)
-        views.append(RuleView(policy.ref, direction, rule.index, None if rule.any_peer else tuple(peers), rule.ports, rule.provenance))
-    return tuple(views)
-
-
 def _pod_selectors(views: Iterable[RuleView]) -> set[str]:
     return {p.node for v in views if v.peers is not None for p in v.peers if isinstance(p, SelectedIdentities)}
 
 
 def _reaches_everyone(views: Iterable[RuleView]) -> bool:
     """An egress rule without peers but with a named port reaches every pod (selector ``any``)."""
-    return any(v.peers is None and v.direction is Direction.EGRESS and any(isinstance(m.port, str) for m in v.ports) for v in views)
+    return any(
+        v.peers is None and v.direction is Direction.EGRESS and any(isinstance(m.port, str) for m in v.ports)
+        for v in views
+    )
 
 
 def _named_blocks(views: Iterable[RuleView]) -> tuple[IPBlockPeer, ...]:
@@ -238,10 +226,14 @@ class NodeCompiler:
         self._claims: dict[tuple[Direction, Family], dict[IPAddress, dict[PeerIdentity, int]]] = {
             (d, f): {} for d in DIRECTIONS for f in FAMILIES
         }
-        self._peer_entries: dict[tuple[Direction, Family], dict[IPAddress, Jump]] = {(d, f): {} for d in DIRECTIONS for f in FAMILIES}
+        self._peer_entries: dict[tuple[Direction, Family], dict[IPAddress, Jump]] = {
+            (d, f): {} for d in DIRECTIONS for f in FAMILIES
+        }
         self._allow: dict[tuple[Direction, Family], bool] = {(d, f): False for d in DIRECTIONS for f in FAMILIES}
         self._pod_chains: dict[PodDirection, Chain] = {}
-        self._dispatch: dict[tuple[Direction, Family], dict[str, MapEntry]] = {(d, f): {} for d in DIRECTIONS for f in FAMILIES}
+        self._dispatch: dict[tuple[Direction, Family], dict[str, MapEntry]] = {
+            (d, f): {} for d in DIRECTIONS for f in FAMILIES
+        }
         self._node_sets: dict[Family, tuple[IPAddress, ...]] = {f: () for f in FAMILIES}
         self._ruleset: Ruleset | None = empty_ruleset(self.table, self.node, self.mode)
         self._local_sorted: tuple[Pod, ...] | None = ()
@@ -355,7 +347,12 @@ class NodeCompiler:
         for direction in DIRECTIONS:
             for family in FAMILIES:
                 if allow_dirty.get((direction, family)) or track.peer_map_toggled(direction, family):
-                    chain = allow_chain(direction, family, peer_map=bool(self._peer_entries[(direction, family)]), comments=self._comments)
+                    chain = allow_chain(
+                        direction,
+                        family,
+                        peer_map=bool(self._peer_entries[(direction, family)]),
+                        comments=self._comments,
+                    )
                     name = allow_chain_name(direction, family)
                     track.set_chain(name, chain)
                     if (chain is not None) != self._allow[(direction, family)]:
@@ -444,25 +441,31 @@ class NodeCompiler:
         for policy in came:
             self._policies.setdefault(policy.namespace, {})[policy.ref] = policy
         for policy in itertools.chain(gone, came):
-            for key in self._local_by_namespace.get(policy.namespace, ()):
-                if policy.pod_selector.matches(self._local[key].labels):
-                    touched.add(key)
+            local = (self._local[key] for key in self._local_by_namespace.get(policy.namespace, ()))
+            touched.update(pod.key for pod in local if self._selects(policy, pod))
         return touched
 
     def _policy_views(self, policy: NetworkPolicy, direction: Direction) -> tuple[RuleView, ...]:
         held = self._views.get(id(policy))
         if held is None or held[0] is not policy:
-            held = self._views[id(policy)] = (policy, {d: _views_of(policy, d, self._selector_name) for d in DIRECTIONS})
+            views = {d: rule_views(policy, d, self._named_selector) for d in DIRECTIONS}
+            held = self._views[id(policy)] = (policy, views)
         return held[1][direction]
 
-    def _selector_name(self, scope: NamespaceScope, pods: LabelSelector) -> str:
+    def _named_selector(self, scope: NamespaceScope, pods: LabelSelector) -> SelectedIdentities:
+        """A pod peer named by its selector only (its identities are kept in the membership)."""
         name = self._selector_names.get((scope, pods))
         if name is None:
             name = self._selector_names[(scope, pods)] = selector_node(scope, pods)
             self._selector_definitions[name] = (scope, pods)
-        return name
+        return SelectedIdentities(name, ())
 
-    def _reselect(self, keys: set[str], changed: set[str]) -> tuple[set[PodDirection], set[PodDirection], dict[Direction, set[str]], bool]:
+    def _selects(self, policy: NetworkPolicy, pod: Pod) -> bool:
+        return matchers.subject_selects(policy, pod.namespace, self._membership.labels_of(pod.namespace), pod.labels)
+
+    def _reselect(
+        self, keys: set[str], changed: set[str]
+    ) -> tuple[set[PodDirection], set[PodDirection], dict[Direction, set[str]], bool]:
         """Recompute the selecting policies and rule views of local pods; returns the
         contributions and pod chains to redo, the selectors whose use in a direction started
         or stopped, and whether ``any`` did."""
@@ -477,7 +480,8 @@ class NodeCompiler:
                 self._selecting.pop(key, None)
             else:
                 namespace = self._policies.get(pod.namespace, {})
-                selecting = tuple(sorted((p for p in namespace.values() if p.pod_selector.matches(pod.labels)), key=lambda p: p.ref))
+                labels = self._membership.labels_of(pod.namespace)
+                selecting = tuple(sorted(matchers.selecting(namespace.values(), pod, labels), key=lambda p: p.ref))
                 old = self._selecting.get(key)
                 same = old is not None and len(old) == len(selecting) and all(a is b for a, b in zip(old, selecting))
                 if old is not None and same:
@@ -490,8 +494,9 @@ class NodeCompiler:
                 item = (key, direction)
                 old_views = self._isolated.get(item)
                 views = None
-                if pod is not None and any(p.isolates(direction) for p in selecting):
-                    views = tuple(v for p in selecting if p.isolates(direction) for v in self._policy_views(p, direction))
+                isolating = matchers.isolating(selecting, direction) if pod is not None else ()
+                if isolating:
+                    views = tuple(v for p in isolating for v in self._policy_views(p, direction))
                     self._isolated[item] = views
                 else:
                     self._isolated.pop(item, None)
@@ -557,7 +562,9 @@ class NodeCompiler:
             names = peers.names[identity] = self._names(direction, identity)
         return PeerIdentity(names, named_ports(pod)) if names else None
 
-    def _recontribute(self, item: PodDirection, track: Tracker, *, peers: AbstractSet[PeerIdentity] | None = None) -> None:
+    def _recontribute(
+        self, item: PodDirection, track: Tracker, *, peers: AbstractSet[PeerIdentity] | None = None
+    ) -> None:
         """Recompute what a local pod adds in one direction: all of it, or with ``peers`` only
         its part in the sets of those peer identities (the rest cannot have changed when
         only they appeared, disappeared or changed families). Only the sets, groups and
@@ -635,9 +642,9 @@ class NodeCompiler:
                     del counts[source]
                     state.cached_comment = None
             for source in new_sources - old_sources:
-                held = counts.get(source, 0)
-                counts[source] = held + 1
-                if not held:
+                count = counts.get(source, 0)
+                counts[source] = count + 1
+                if not count:
                     state.cached_comment = None
 
     def _repod(self, item: PodDirection, track: Tracker) -> None:
@@ -650,7 +657,9 @@ class NodeCompiler:
         if pod is not None and views is not None:
             families = [f for f in FAMILIES if pod.ip(f) is not None]
             allows = tuple(allow_chain_name(direction, f) for f in families if self._allow[(direction, f)])
-            chain = pod_chain(self.mode, pod, direction, allows, isolating_sources(self._selecting.get(key, ()), direction))
+            chain = pod_chain(
+                self.mode, pod, direction, allows, isolating_sources(self._selecting.get(key, ()), direction)
+            )
             self._pod_chains[item] = chain
         if old is not None and (chain is None or old.name != chain.name):
             track.set_chain(old.name, None)
@@ -702,7 +711,9 @@ class NodeCompiler:
         return dispatch_map(dispatch_map_name(direction, family), (entries[k] for k in sorted(entries)))
 
     def _assemble(self) -> Ruleset:
-        sets = [self._node_set(f) for f in FAMILIES] + [self._set_object(n) for n, s in self._sets.items() if s.finished]
+        sets = [self._node_set(f) for f in FAMILIES] + [
+            self._set_object(n) for n, s in self._sets.items() if s.finished
+        ]
         maps = [self._dispatch_map(d, f) for d in DIRECTIONS for f in FAMILIES]
         maps += [self._peer_map(d, f) for d in DIRECTIONS for f in FAMILIES if self._peer_entries[(d, f)]]
         return Ruleset(

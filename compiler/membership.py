@@ -21,7 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from policyctl.policy.model import NAMESPACE_NAME_LABEL, Labels, LabelSelector, NamespaceScope, OwnNamespace, Pod
+from policyctl.policy.matchers import scope_matches
+from policyctl.policy.model import (
+    Labels,
+    LabelSelector,
+    NamespaceScope,
+    OwnNamespace,
+    Pod,
+    undefined_namespace_labels,
+)
 
 from .identities import Identity
 
@@ -37,14 +45,13 @@ class Membership:
         self._by_namespace: dict[str, set[Identity]] = {}
         self._definitions: dict[str, tuple[NamespaceScope, LabelSelector]] = {}
         self._own: dict[str, set[str]] = {}
-        self._wide: dict[str, LabelSelector] = {}
+        self._wide: dict[str, NamespaceScope] = {}
         self._wide_in: dict[str, set[str]] = {}
 
     def labels_of(self, namespace: str) -> Labels:
-        """A namespace's labels; one that is not defined has only the name label, which the
-        API server always sets."""
+        """A namespace's labels (:func:`policy.model.undefined_namespace_labels` when it is not defined)."""
         found = self._namespace_labels.get(namespace)
-        return found if found is not None else Labels({NAMESPACE_NAME_LABEL: namespace})
+        return found if found is not None else undefined_namespace_labels(namespace)
 
     def add(self, identity: Identity, pod: Pod) -> bool:
         """Add a member; True when its identity is new (and has been matched)."""
@@ -87,11 +94,11 @@ class Membership:
             self._own.setdefault(scope.name, set()).add(name)
             namespaces = [scope.name]
         else:
-            self._wide[name] = scope.selector
+            self._wide[name] = scope
             for namespace, cached in self._wide_in.items():
-                if scope.selector.matches(self.labels_of(namespace)):
+                if scope_matches(scope, namespace, self.labels_of(namespace)):
                     cached.add(name)
-            namespaces = [n for n in self._by_namespace if scope.selector.matches(self.labels_of(n))]
+            namespaces = [n for n in self._by_namespace if scope_matches(scope, n, self.labels_of(n))]
         chosen = {i for n in namespaces for i in self._by_namespace.get(n, ()) if pods.matches(i.labels)}
         self.selected[name] = chosen
         for identity in chosen:
@@ -114,5 +121,7 @@ class Membership:
         cached = self._wide_in.get(namespace)
         if cached is None:
             labels = self.labels_of(namespace)
-            cached = self._wide_in[namespace] = {n for n, s in self._wide.items() if s.matches(labels)}
+            cached = self._wide_in[namespace] = {
+                n for n, s in self._wide.items() if scope_matches(s, namespace, labels)
+            }
         return cached

@@ -20,8 +20,9 @@ proposed unchecked. Output is sorted by (cost, text) and capped, so it is determ
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import overload
 
 from policyctl.policy.ipblocks import EndAddress
 from policyctl.policy.model import (
@@ -41,6 +42,56 @@ from policyctl.policy.model import (
     Rule,
 )
 from policyctl.policy.verdicts import Connection, Endpoint, Hint, PolicyResult, RuleResult
+
+class LazyHints(Sequence[Hint]):
+    """A denied half's hints, found the first time they are read. Finding them re-decides the
+    half once per candidate change, many times the cost of the verdict itself, and most callers
+    read only ``allowed`` (a matrix, the verifier's checks); ``explain`` reads them and gets
+    exactly what an eager search would give. Equal to (and hashed as) the tuple it stands for."""
+
+    __slots__ = ("_compute", "_value")
+
+    def __init__(self, compute: Callable[[], tuple[Hint, ...]]) -> None:
+        self._compute: Callable[[], tuple[Hint, ...]] | None = compute
+        self._value: tuple[Hint, ...] | None = None
+
+    def _hints(self) -> tuple[Hint, ...]:
+        if self._value is None:
+            assert self._compute is not None
+            self._value, self._compute = self._compute(), None
+        return self._value
+
+    @overload
+    def __getitem__(self, index: int) -> Hint: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Hint, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> Hint | tuple[Hint, ...]:
+        return self._hints()[index]
+
+    def __len__(self) -> int:
+        return len(self._hints())
+
+    def __iter__(self) -> Iterator[Hint]:
+        return iter(self._hints())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazyHints):
+            return self._hints() == other._hints()
+        if isinstance(other, tuple):
+            return self._hints() == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._hints())
+
+    def __repr__(self) -> str:
+        return repr(self._hints())
+
+    def __reduce__(self) -> tuple[type[tuple[Hint, ...]], tuple[tuple[Hint, ...]]]:
+        return (tuple, (self._hints(),))
+
 
 Recheck = Callable[[Cluster, Connection], bool]
 """Decides the same half again on a changed cluster/connection: True when it is allowed."""
@@ -124,7 +175,14 @@ def _where(rule: RuleResult, policy: NetworkPolicy) -> str:
 
 
 def _peer_candidates(
-    cluster: Cluster, connection: Connection, *, policy: NetworkPolicy, rule: Rule, result: RuleResult, other: Endpoint, address: EndAddress
+    cluster: Cluster,
+    connection: Connection,
+    *,
+    policy: NetworkPolicy,
+    rule: Rule,
+    result: RuleResult,
+    other: Endpoint,
+    address: EndAddress,
 ) -> list[_Candidate]:
     found: list[_Candidate] = []
     where = _where(result, policy)
@@ -167,7 +225,9 @@ def _label_candidates(cluster: Cluster, connection: Connection, *, peer: PodPeer
         found = cluster.namespace_by_name.get(other.namespace)
         provenance = found.provenance if found else None
     if pod_changes:
-        changed_cluster, changed_connection = _relabel_pod(changed_cluster, changed_connection, other, _edit(other.labels, pod_changes))
+        changed_cluster, changed_connection = _relabel_pod(
+            changed_cluster, changed_connection, other, _edit(other.labels, pod_changes)
+        )
         texts.append(_describe_changes(pod_changes, target=other.key, namespace=False))
         cost += 1
         provenance = other.provenance
@@ -200,7 +260,11 @@ def find_hints(
                 f"the pod is selected by {policy.ref}" + (f" ({policy.provenance})" if policy.provenance else "")
                 + f" which allows nothing for {direction.value}: add an {noun} rule"
             )
-            opened = replace(policy, **{noun: (Rule(direction, 0, provenance=policy.provenance),)})
+            allow_all = (Rule(direction, 0, provenance=policy.provenance),)
+            if direction is Direction.INGRESS:
+                opened = replace(policy, ingress=allow_all)
+            else:
+                opened = replace(policy, egress=allow_all)
             changed = replace(cluster, policies=tuple(opened if p.ref == policy.ref else p for p in cluster.policies))
             candidates.append(_Candidate(4, text, changed, connection, policy.provenance))
             continue
@@ -208,7 +272,9 @@ def find_hints(
             rule = rules[rule_result.index]
             if rule_result.port_matched and not rule_result.peer_matched:
                 candidates.extend(
-                    _peer_candidates(cluster, connection, policy=policy, rule=rule, result=rule_result, other=other, address=address)
+                    _peer_candidates(
+                        cluster, connection, policy=policy, rule=rule, result=rule_result, other=other, address=address
+                    )
                 )
             elif rule_result.peer_matched and not rule_result.port_matched:
                 added = PortMatch(connection.protocol, connection.port)

@@ -35,6 +35,12 @@ IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
+def undefined_namespace_labels(name: str) -> Labels:
+    """The labels of a namespace that is referenced but not defined: only the name label, which
+    the API server always sets."""
+    return Labels({NAMESPACE_NAME_LABEL: name})
+
+
 class Protocol(str, enum.Enum):
     """``NetworkPolicyPort.protocol``: "TCP, UDP, or SCTP ... If not specified, defaults to TCP"."""
 
@@ -411,7 +417,7 @@ class Cluster:
         """Labels of a namespace; one that is not defined has only the name label, which the
         API server always sets."""
         found = self.namespace_by_name.get(name)
-        return found.labels if found else Labels({NAMESPACE_NAME_LABEL: name})
+        return found.labels if found else undefined_namespace_labels(name)
 
     def policies_in(self, namespace: str) -> tuple[NetworkPolicy, ...]:
         return tuple(p for p in self.policies if p.namespace == namespace)

@@ -17,8 +17,9 @@ pod, and a hostNetwork pod is taken as its node's address (the common implementa
 concepts page describes: "it ignores hostNetwork pods when matching podSelector and
 namespaceSelector"), so only ipBlocks can match those ends.
 
-Reasons are deterministic strings that name the failing requirement and what the end has, so
-hints can be derived from them and tests can assert on them.
+Whether a pod peer matches is :func:`policy.matchers.peer_selects` (the rule every engine calls);
+this module adds the reasons. Reasons are deterministic strings that name the failing requirement
+and what the end has, so hints can be derived from them and tests can assert on them.
 """
 
 from __future__ import annotations
@@ -26,7 +27,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from policyctl.policy.ipblocks import EndAddress, describe, match_ip_block
-from policyctl.policy.model import Cluster, Family, IPBlockPeer, LabelSelector, OwnNamespace, Peer, Pod, PodPeer, Requirement
+from policyctl.policy.matchers import peer_selects
+from policyctl.policy.model import (
+    Cluster,
+    Family,
+    IPBlockPeer,
+    LabelSelector,
+    OwnNamespace,
+    Peer,
+    Pod,
+    PodPeer,
+    Requirement,
+)
 from policyctl.policy.verdicts import Endpoint, PeerResult
 
 
@@ -49,19 +61,17 @@ def match_pod_peer(cluster: Cluster, peer: PodPeer, *, other: Endpoint) -> PeerR
     if other.host_network:
         where = f" (the address of node {other.node})" if other.node else ""
         return PeerResult(peer, False, (f"{other.key} is a hostNetwork pod: only ipBlocks can match it{where}",))
+    namespace_labels = cluster.namespace_labels(other.namespace)
     reasons: list[str] = []
-    namespace_ok = True
     if isinstance(peer.namespaces, OwnNamespace):
         if other.namespace != peer.namespaces.name:
-            namespace_ok = False
             reasons.append(f"policy namespace {peer.namespaces.name} only: peer is in {other.namespace}")
         else:
             reasons.append(f"namespace {other.namespace} is the policy's namespace")
     else:
         selector = peer.namespaces.selector
-        failures = _selector_failures(selector, cluster.namespace_labels(other.namespace), prefix=f"namespace {other.namespace}:")
+        failures = _selector_failures(selector, namespace_labels, prefix=f"namespace {other.namespace}:")
         if failures:
-            namespace_ok = False
             reasons.extend(failures)
         elif selector.is_empty:
             reasons.append("namespaceSelector {} selects every namespace")
@@ -74,7 +84,7 @@ def match_pod_peer(cluster: Cluster, peer: PodPeer, *, other: Endpoint) -> PeerR
         reasons.append("podSelector {} selects every pod")
     else:
         reasons.append(f"pod {other.key} has {peer.pods}")
-    return PeerResult(peer, namespace_ok and not failures, tuple(reasons))
+    return PeerResult(peer, peer_selects(peer, other, namespace_labels), tuple(reasons))
 
 
 def match_peer(cluster: Cluster, peer: Peer, *, other: Endpoint, address: EndAddress, family: Family) -> PeerResult:

@@ -20,47 +20,43 @@ resolves to nothing and the port matches no connection.
 from __future__ import annotations
 
 from policyctl.policy.ipblocks import describe
+from policyctl.policy.matchers import port_admits, resolver_on
 from policyctl.policy.model import Pod, PortMatch, Protocol
 from policyctl.policy.verdicts import Endpoint, PortResult
 
 
-def _resolve(port: PortMatch, name: str, destination: Endpoint) -> tuple[tuple[int, ...], str]:
-    """The numbers ``name`` resolves to on ``destination`` (sorted), or () and why not."""
+def _unresolved(port: PortMatch, name: str, destination: Endpoint) -> str:
+    """Why ``name`` resolves to nothing on ``destination``."""
     if not isinstance(destination, Pod):
-        return (), f'named port "{name}" matches nothing: {describe(destination)} is not a pod'
+        return f'named port "{name}" matches nothing: {describe(destination)} is not a pod'
     if destination.host_network:
-        return (), f'named port "{name}" matches nothing: {destination.key} is a hostNetwork pod'
+        return f'named port "{name}" matches nothing: {destination.key} is a hostNetwork pod'
     same_name = sorted((c for c in destination.ports if c.name == name), key=lambda c: (c.port, c.protocol.value))
-    numbers = tuple(c.port for c in same_name if c.protocol is port.protocol)
-    if numbers:
-        return numbers, ""
     if same_name:
         found = ", ".join(f"{c.port}/{c.protocol.value}" for c in same_name)
-        return (), f'named port "{name}" is {found} on {destination.key}, not {port.protocol.value}'
-    return (), f'named port "{name}" is not defined on {destination.key}'
+        return f'named port "{name}" is {found} on {destination.key}, not {port.protocol.value}'
+    return f'named port "{name}" is not defined on {destination.key}'
 
 
 def match_port(port: PortMatch, *, protocol: Protocol, number: int, destination: Endpoint) -> PortResult:
-    """Whether ``port`` admits a connection to ``number``/``protocol`` on ``destination``."""
+    """Whether ``port`` admits a connection to ``number``/``protocol`` on ``destination``: the
+    rule is :func:`policy.matchers.port_admits` (which every engine calls); this adds why."""
+    named = resolver_on(destination)
+    matched = port_admits(port, protocol, number, named)
     resolved: int | None = None
     if isinstance(port.port, str):
-        numbers, problem = _resolve(port, port.port, destination)
+        numbers = named(port.port, port.protocol)
         if not numbers:
-            return PortResult(port, False, problem)
+            return PortResult(port, False, _unresolved(port, port.port, destination))
         resolved = number if number in numbers else numbers[0]
     if port.protocol is not protocol:
         return PortResult(port, False, f"{port} is {port.protocol.value}, connection is {protocol.value}", resolved)
     if port.port is None:
-        return PortResult(port, True, f"all {protocol.value} ports", resolved)
+        return PortResult(port, matched, f"all {protocol.value} ports", resolved)
     if isinstance(port.port, str):
         shown = f'named port "{port.port}" is {resolved}/{port.protocol.value} on {describe(destination)}'
-        if resolved == number:
-            return PortResult(port, True, shown, resolved)
-        return PortResult(port, False, f"{shown}, connection is to {number}", resolved)
+        return PortResult(port, matched, shown if matched else f"{shown}, connection is to {number}", resolved)
     if port.end_port is not None:
-        inside = port.port <= number <= port.end_port
-        verb = "is in" if inside else "is outside"
-        return PortResult(port, inside, f"{number} {verb} {port.port}-{port.end_port}/{protocol.value}")
-    if port.port == number:
-        return PortResult(port, True, f"{port} matches")
-    return PortResult(port, False, f"{port}: connection is to {number}")
+        verb = "is in" if matched else "is outside"
+        return PortResult(port, matched, f"{number} {verb} {port.port}-{port.end_port}/{protocol.value}")
+    return PortResult(port, matched, f"{port} matches" if matched else f"{port}: connection is to {number}")

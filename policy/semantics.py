@@ -32,11 +32,13 @@ from dataclasses import replace
 from functools import partial
 
 from policyctl.policy.clustermodel import Action, Tier
-from policyctl.policy.hints import find_hints
+from policyctl.policy.hints import LazyHints, find_hints
 from policyctl.policy.ipblocks import EndAddress, describe, end_address
-from policyctl.policy.model import Cluster, Direction, Node, NetworkPolicy, Pod, Rule
+from policyctl.policy.matchers import isolating, selecting, takes_part
+from policyctl.policy.model import Cluster, Direction, NetworkPolicy, Node, Pod, Rule
 from policyctl.policy.peers import match_peer
 from policyctl.policy.ports import match_port
+from policyctl.policy.tiers import cluster_rule_hints, evaluate_tier, final
 from policyctl.policy.verdicts import (
     Bypass,
     Connection,
@@ -48,7 +50,6 @@ from policyctl.policy.verdicts import (
     TierOutcome,
     Verdict,
 )
-from policyctl.policy.tiers import cluster_rule_hints, evaluate_tier, final
 
 
 def selecting_policies(cluster: Cluster, pod: Pod) -> tuple[NetworkPolicy, ...]:
@@ -56,16 +57,15 @@ def selecting_policies(cluster: Cluster, pod: Pod) -> tuple[NetworkPolicy, ...]:
 
     ``podSelector`` "selects the pods to which this NetworkPolicy object applies ... An empty
     podSelector selects all pods in this namespace": only policies of the pod's own namespace
-    can select it. A hostNetwork pod is never selected (decided in docs/semantics.md)."""
-    if pod.host_network:
-        return ()
-    found = (p for p in cluster.policies_in(pod.namespace) if p.pod_selector.matches(pod.labels))
+    can select it. A hostNetwork pod is never selected (decided in docs/semantics.md). The rule
+    is :func:`policy.matchers.selecting`, which the compiler and the verifier call too."""
+    found = selecting(cluster.policies_in(pod.namespace), pod, cluster.namespace_labels(pod.namespace))
     return tuple(sorted(found, key=lambda p: p.ref))
 
 
 def is_isolated(cluster: Cluster, pod: Pod, direction: Direction) -> bool:
     """Whether some policy selecting ``pod`` has ``direction`` in its policyTypes."""
-    return any(p.isolates(direction) for p in selecting_policies(cluster, pod))
+    return bool(isolating(selecting_policies(cluster, pod), direction))
 
 
 def _ends(connection: Connection, direction: Direction) -> tuple[Endpoint, Endpoint]:
@@ -75,22 +75,36 @@ def _ends(connection: Connection, direction: Direction) -> tuple[Endpoint, Endpo
     return connection.destination, connection.source
 
 
-def _match_rule(cluster: Cluster, rule: Rule, *, connection: Connection, other: Endpoint, address: EndAddress) -> RuleResult:
+def _match_rule(
+    cluster: Cluster, rule: Rule, *, connection: Connection, other: Endpoint, address: EndAddress
+) -> RuleResult:
     peers = tuple(match_peer(cluster, p, other=other, address=address, family=connection.family) for p in rule.peers)
     ports = tuple(
-        match_port(p, protocol=connection.protocol, number=connection.port, destination=connection.destination) for p in rule.ports
+        match_port(p, protocol=connection.protocol, number=connection.port, destination=connection.destination)
+        for p in rule.ports
     )
     matched = (not peers or any(p.matched for p in peers)) and (not ports or any(p.matched for p in ports))
     return RuleResult(rule.direction, rule.index, matched, peers, ports, rule.provenance)
 
 
 def _policy_results(
-    cluster: Cluster, connection: Connection, *, applying: tuple[NetworkPolicy, ...], direction: Direction, other: Endpoint, address: EndAddress
+    cluster: Cluster,
+    connection: Connection,
+    *,
+    applying: tuple[NetworkPolicy, ...],
+    direction: Direction,
+    other: Endpoint,
+    address: EndAddress,
 ) -> tuple[PolicyResult, ...]:
     results = []
     for policy in applying:
-        rules = tuple(_match_rule(cluster, r, connection=connection, other=other, address=address) for r in policy.rules(direction))
-        results.append(PolicyResult(policy.ref, any(r.matched for r in rules), rules, policy.provenance, policy.defaults_applied))
+        rules = tuple(
+            _match_rule(cluster, r, connection=connection, other=other, address=address)
+            for r in policy.rules(direction)
+        )
+        results.append(
+            PolicyResult(policy.ref, any(r.matched for r in rules), rules, policy.provenance, policy.defaults_applied)
+        )
     return tuple(results)
 
 
@@ -107,18 +121,20 @@ def _from_own_node(cluster: Cluster, source: Endpoint, destination: Pod) -> bool
     return node is not None and source in node.addresses
 
 
-def _decide(cluster: Cluster, connection: Connection, direction: Direction, *, with_hints: bool) -> DirectionVerdict:
+def _decide(cluster: Cluster, connection: Connection, direction: Direction) -> DirectionVerdict:
     pod, other = _ends(connection, direction)
     if not isinstance(pod, Pod):
         note = f"{describe(pod)} is not a pod: no policy applies to it"
-        return DirectionVerdict(direction, True, None, False, bypass=Bypass.NOT_A_POD, note=note, decided_by=DecidedBy.BYPASS)
+        return DirectionVerdict(
+            direction, True, None, False, bypass=Bypass.NOT_A_POD, note=note, decided_by=DecidedBy.BYPASS
+        )
     if pod.host_network:
         note = f"{pod.key} is a hostNetwork pod: policies never select it"
         return DirectionVerdict(direction, True, pod, False, bypass=Bypass.HOST_NETWORK, note=note,
                                 decided_by=DecidedBy.BYPASS)  # fmt: skip
-    selecting = selecting_policies(cluster, pod)
-    applying = tuple(p for p in selecting if p.isolates(direction))
-    shown = tuple(p.ref for p in selecting if not p.isolates(direction))
+    selected = selecting_policies(cluster, pod)
+    applying = isolating(selected, direction)
+    shown = tuple(p.ref for p in selected if not takes_part(p, direction))
     address = end_address(cluster, other, connection.family)
     results = _policy_results(cluster, connection, applying=applying, direction=direction, other=other, address=address)
     isolated = bool(applying)
@@ -129,18 +145,23 @@ def _decide(cluster: Cluster, connection: Connection, direction: Direction, *, w
     if direction is Direction.INGRESS and _from_own_node(cluster, other, pod):
         note = f"{describe(other)} is on {pod.key}'s own node {pod.node}: a node may always reach its pods"
         return replace(verdict, bypass=Bypass.FROM_OWN_NODE, note=note, decided_by=DecidedBy.BYPASS)
-    tier = partial(evaluate_tier, cluster, pod=pod, direction=direction, connection=connection, other=other, address=address)
+    tier = partial(
+        evaluate_tier, cluster, pod=pod, direction=direction, connection=connection, other=other, address=address
+    )
     admin = tier(Tier.ADMIN)
     verdict = replace(verdict, admin=admin)
     if final(admin):
-        return _tier_decision(verdict, admin, DecidedBy.ADMIN, with_hints=with_hints)
+        return _tier_decision(verdict, admin, DecidedBy.ADMIN)
     passed = _admin_prefix(admin)
     if not isolated:
         baseline = tier(Tier.BASELINE)
         verdict = replace(verdict, baseline=baseline)
         if final(baseline):
-            return _tier_decision(verdict, baseline, DecidedBy.BASELINE, with_hints=with_hints)
-        note = f"{pod.key} is not isolated for {direction.value}: no policy selecting it has {direction.value} in policyTypes"
+            return _tier_decision(verdict, baseline, DecidedBy.BASELINE)
+        note = (
+            f"{pod.key} is not isolated for {direction.value}: "
+            f"no policy selecting it has {direction.value} in policyTypes"
+        )
         if baseline.policies:
             note = "no Baseline-tier rule matched; default allow: " + note
         return replace(verdict, note=passed + note)
@@ -149,17 +170,10 @@ def _decide(cluster: Cluster, connection: Connection, direction: Direction, *, w
     if allowing:
         return replace(verdict, note=f"{passed}allowed by {', '.join(allowing)}")
     refs = ", ".join(str(r.policy) for r in results)
-    hints = ()
-    if with_hints:
-        hints = find_hints(
-            cluster,
-            connection,
-            direction=direction,
-            other=other,
-            address=address,
-            results=results,
-            recheck=lambda c, k: _decide(c, k, direction, with_hints=False).allowed,
-        )
+    hints = LazyHints(partial(
+        find_hints, cluster, connection, direction=direction, other=other, address=address, results=results,
+        recheck=lambda c, k: _decide(c, k, direction).allowed,
+    ))  # fmt: skip
     note = f"{passed}{pod.key} is isolated for {direction.value} by {refs} and no rule matches"
     return replace(verdict, allowed=False, hints=hints, note=note)
 
@@ -174,7 +188,7 @@ def _admin_prefix(admin: TierOutcome) -> str:
     return ""
 
 
-def _tier_decision(verdict: DirectionVerdict, outcome: TierOutcome, stage: DecidedBy, *, with_hints: bool) -> DirectionVerdict:
+def _tier_decision(verdict: DirectionVerdict, outcome: TierOutcome, stage: DecidedBy) -> DirectionVerdict:
     """A half decided by a cluster-scoped tier: the deciding rule, in words, with its place."""
     deciding = outcome.deciding
     assert deciding is not None and deciding.deciding_rule is not None
@@ -187,14 +201,14 @@ def _tier_decision(verdict: DirectionVerdict, outcome: TierOutcome, stage: Decid
     )
     if outcome.ambiguous:
         note += "; ambiguous: " + "; ".join(outcome.ambiguous)
-    hints = cluster_rule_hints(outcome, verdict.direction) if with_hints and not allowed else ()
+    hints = cluster_rule_hints(outcome, verdict.direction) if not allowed else ()
     return replace(verdict, allowed=allowed, note=note, decided_by=stage, hints=hints)
 
 
 def evaluate_direction(cluster: Cluster, connection: Connection, direction: Direction) -> DirectionVerdict:
     """One half: egress decided for the source pod, ingress for the destination pod, with
-    every selecting policy, rule, peer and port and, when denied, hints."""
-    return _decide(cluster, connection, direction, with_hints=True)
+    every selecting policy, rule, peer and port and, when denied, hints (found when read)."""
+    return _decide(cluster, connection, direction)
 
 
 def evaluate(cluster: Cluster, connection: Connection) -> Verdict:

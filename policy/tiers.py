@@ -37,8 +37,9 @@ from policyctl.policy.clustermodel import (
     Tier,
 )
 from policyctl.policy.ipblocks import EndAddress, describe
-from policyctl.policy.model import Cluster, Direction, Family, Node, Pod, PodPeer
-from policyctl.policy.peers import match_peer, match_pod_peer
+from policyctl.policy.matchers import isolating, selecting
+from policyctl.policy.model import Cluster, Direction, Family, Node, Pod
+from policyctl.policy.peers import match_peer
 from policyctl.policy.ports import match_port
 from policyctl.policy.verdicts import (
     ClusterPolicyResult,
@@ -51,20 +52,13 @@ from policyctl.policy.verdicts import (
 )
 
 
-def subject_selects(cluster: Cluster, subject: PodPeer, pod: Pod) -> bool:
-    """Whether a policy's ``subject`` selects ``pod``: the pod's namespace labels match the
-    namespace selector AND its labels the pod selector; "host-networked pods are not included
-    in subject selection"."""
-    return match_pod_peer(cluster, subject, other=pod).matched
-
-
 def applying_policies(cluster: Cluster, tier: Tier, pod: Pod, direction: Direction) -> tuple[ClusterNetworkPolicy, ...]:
-    """The policies of ``tier`` whose subject selects ``pod`` and that have rules in
-    ``direction``, in precedence order."""
-    found = (
-        p for p in cluster.cluster_policies
-        if p.tier is tier and p.rules(direction) and subject_selects(cluster, p.subject, pod)
-    )  # fmt: skip
+    """The policies of ``tier`` whose subject selects ``pod`` (namespace labels AND pod labels;
+    "host-networked pods are not included in subject selection") and that have rules in
+    ``direction``, in precedence order: :func:`policy.matchers.selecting` and
+    :func:`policy.matchers.isolating`, as for NetworkPolicy."""
+    in_tier = (p for p in cluster.cluster_policies if p.tier is tier)
+    found = isolating(selecting(in_tier, pod, cluster.namespace_labels(pod.namespace)), direction)
     return tuple(sorted(found, key=lambda p: p.order))
 
 

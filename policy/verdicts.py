@@ -12,6 +12,7 @@ connections will also be allowed"), so a verdict is about a new connection only.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Union
 
@@ -194,7 +195,9 @@ class DirectionVerdict:
     policies: tuple[PolicyResult, ...] = ()
     selecting: tuple[PolicyRef, ...] = ()
     bypass: Bypass | None = None
-    hints: tuple[Hint, ...] = ()
+    hints: Sequence[Hint] = ()
+    """Changes that would flip a denied half; for NetworkPolicy found when first read
+    (:class:`policy.hints.LazyHints`)."""
     note: str = ""
     admin: TierOutcome | None = None
     baseline: TierOutcome | None = None

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 
 from policyctl.compiler.intervals import Interval
 from policyctl.policy.clustermodel import Action
-from policyctl.policy.model import Direction, PortMatch
+from policyctl.policy.matchers import NamedPortResolver, port_ranges
+from policyctl.policy.model import Direction, PortMatch, Protocol
 
 from .index import (
     EndKind,
@@ -53,16 +54,23 @@ from .index import (
 from .portsets import ALL, NONE, PortSet
 
 
+def _named_on(destination: View) -> NamedPortResolver:
+    """Named ports as the view resolved them (:meth:`PolicyIndex.named_of`); none off the pod network."""
+
+    def numbers(name: str, protocol: Protocol) -> tuple[int, ...]:
+        if destination.kind is not EndKind.POD:
+            return ()
+        return next((n for named, p, n in destination.named if named == name and p is protocol), ())
+
+    return numbers
+
+
 def _port_match(match: PortMatch, destination: View) -> PortSet:
-    if match.port is None:
+    """The ports of :func:`policy.matchers.port_ranges`, the rule every engine calls."""
+    ranges = port_ranges(match, _named_on(destination))
+    if ranges is None:
         return PortSet.whole(match.protocol)
-    if isinstance(match.port, int):
-        high = match.end_port if match.end_port is not None else match.port
-        return PortSet.of([(match.protocol, Interval(match.port, high))]) if high >= match.port else NONE
-    if destination.kind is not EndKind.POD:
-        return NONE
-    numbers = next((n for name, protocol, n in destination.named if name == match.port and protocol is match.protocol), ())
-    return PortSet.of((match.protocol, Interval(n, n)) for n in numbers)
+    return PortSet.of((match.protocol, Interval(low, high)) for low, high in ranges) if ranges else NONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,9 +188,10 @@ class Decider:
             tiers = self.index.tiered(selectors, direction)
             rules = [self.index.rules[r] for r in rule_ids]
             cluster = [self.index.cluster_rules[r] for r in (*tiers.admin, *tiers.baseline)]
+            both: list[IndexedRule | IndexedClusterRule] = [*rules, *cluster]
             found = Mentioned(
-                frozenset(s for r in (*rules, *cluster) for s in r.selectors),
-                frozenset(b for r in (*rules, *cluster) for b in r.blocks),
+                frozenset(s for r in both for s in r.selectors),
+                frozenset(b for r in both for b in r.blocks),
                 frozenset(n for r in cluster for n in r.nodes),
             )
             self._mentions[key] = found

@@ -55,6 +55,7 @@ from policyctl.policy.clustermodel import (
     Tier,
 )
 from policyctl.policy.ipblocks import EndAddress, end_address
+from policyctl.policy.matchers import named_port_numbers, scope_matches, subject_of, takes_part
 from policyctl.policy.model import (
     Cluster,
     Direction,
@@ -198,7 +199,7 @@ class PolicyIndex:
         selectors: dict[ScopedSelector, None] = {}
         blocks: dict[IPBlockPeer, None] = {}
         for policy in policies:
-            selectors.setdefault(ScopedSelector(OwnNamespace(policy.namespace), policy.pod_selector))
+            selectors.setdefault(ScopedSelector(*subject_of(policy)))
             for rule in (*policy.ingress, *policy.egress):
                 for peer in rule.peers:
                     if isinstance(peer, PodPeer):
@@ -208,7 +209,7 @@ class PolicyIndex:
         cluster_policies = sorted(cluster.cluster_policies, key=lambda p: (p.tier is not Tier.ADMIN, p.order))
         node_peers: dict[NodesPeer, None] = {}
         for cluster_policy in cluster_policies:
-            selectors.setdefault(ScopedSelector(cluster_policy.subject.namespaces, cluster_policy.subject.pods))
+            selectors.setdefault(ScopedSelector(*subject_of(cluster_policy)))
             for cluster_rule in (*cluster_policy.ingress, *cluster_policy.egress):
                 for cluster_peer in cluster_rule.peers:
                     if isinstance(cluster_peer, PodPeer):
@@ -232,16 +233,33 @@ class PolicyIndex:
                 ids = []
                 for rule in policy.rules(direction):
                     pods = tuple(
-                        sorted({selector_id[ScopedSelector(p.namespaces, p.pods)] for p in rule.peers if isinstance(p, PodPeer)})
+                        sorted(
+                            {
+                                selector_id[ScopedSelector(p.namespaces, p.pods)]
+                                for p in rule.peers
+                                if isinstance(p, PodPeer)
+                            }
+                        )
                     )
                     cidrs = tuple(sorted({block_id[p] for p in rule.peers if isinstance(p, IPBlockPeer)}))
                     ids.append(len(rules))
                     rules.append(
-                        IndexedRule(len(rules), policy.ref, direction, rule.index, rule.any_peer, pods, cidrs, rule.ports, rule.provenance)
+                        IndexedRule(
+                            len(rules),
+                            policy.ref,
+                            direction,
+                            rule.index,
+                            rule.any_peer,
+                            pods,
+                            cidrs,
+                            rule.ports,
+                            rule.provenance,
+                        )
                     )
                 by_direction[direction] = tuple(ids)
-            target = selector_id[ScopedSelector(OwnNamespace(policy.namespace), policy.pod_selector)]
-            indexed.append(IndexedPolicy(policy.ref, target, policy.policy_types, by_direction))
+            target = selector_id[ScopedSelector(*subject_of(policy))]
+            isolates = frozenset(d for d in (Direction.INGRESS, Direction.EGRESS) if takes_part(policy, d))
+            indexed.append(IndexedPolicy(policy.ref, target, isolates, by_direction))
         self.rules: tuple[IndexedRule, ...] = tuple(rules)
         self.policies: tuple[IndexedPolicy, ...] = tuple(indexed)
         self.cluster_rules: tuple[IndexedClusterRule, ...] = ()
@@ -292,7 +310,7 @@ class PolicyIndex:
                         )
                     )  # fmt: skip
                 by_direction[direction] = tuple(ids)
-            subject = selector_id[ScopedSelector(policy.subject.namespaces, policy.subject.pods)]
+            subject = selector_id[ScopedSelector(*subject_of(policy))]
             indexed.append(IndexedClusterPolicy(policy, subject, by_direction))
         self.cluster_rules = tuple(rules)
         self.cluster_policies = tuple(indexed)
@@ -305,14 +323,13 @@ class PolicyIndex:
         key = (namespace, namespace_labels)
         found = self._scope_cache.get(key)
         if found is None:
-            found = tuple(
-                s.scope.name == namespace if isinstance(s.scope, OwnNamespace) else s.scope.selector.matches(namespace_labels)
-                for s in self.selectors
-            )
+            found = tuple(scope_matches(s.scope, namespace, namespace_labels) for s in self.selectors)
             self._scope_cache[key] = found
         return found
 
-    def selectors_of(self, namespace: str, labels: Mapping[str, str], *, namespace_labels: Labels | None = None) -> frozenset[int]:
+    def selectors_of(
+        self, namespace: str, labels: Mapping[str, str], *, namespace_labels: Labels | None = None
+    ) -> frozenset[int]:
         """Ids of the scoped selectors that select a pod with ``labels`` in ``namespace``."""
         ns_labels = namespace_labels if namespace_labels is not None else self.cluster.namespace_labels(namespace)
         projected = tuple((k, v) for k, v in sorted(labels.items()) if k in self.pod_keys)
@@ -349,7 +366,7 @@ class PolicyIndex:
         key = (selectors, direction)
         found = self._tiered.get(key)
         if found is None:
-            chosen = [p for p in self.cluster_policies if p.subject in selectors and p.rules[direction]]
+            chosen = [p for p in self.cluster_policies if p.subject in selectors and takes_part(p.policy, direction)]
             found = TierRules(
                 tuple(r for p in chosen if p.policy.tier is Tier.ADMIN for r in p.rules[direction]),
                 tuple(r for p in chosen if p.policy.tier is Tier.BASELINE for r in p.rules[direction]),
@@ -465,10 +482,7 @@ class PolicyIndex:
 
     def named_of(self, pod: Pod) -> NamedPorts:
         """The numbers of every (name, protocol) a policy names, on ``pod``'s container ports."""
-        return tuple(
-            (name, protocol, tuple(sorted({c.port for c in pod.ports if c.name == name and c.protocol is protocol})))
-            for name, protocol in self.named
-        )
+        return tuple((name, protocol, named_port_numbers(pod, name, protocol)) for name, protocol in self.named)
 
     def view_of_pod(self, pod: Pod, family: Family) -> View:
         address = end_address(self.cluster, pod, family)
