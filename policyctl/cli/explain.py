@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from policyctl.cli.completion import complete_endpoint, complete_port
+from policyctl.cli.completion import complete_endpoint, complete_port, namespace_names
 from policyctl.cli.inputs import (
     EXIT_NO,
     EXIT_OK,
@@ -33,6 +33,7 @@ from policyctl.cli.inputs import (
 )
 from policyctl.cli.namedports import NamedPort, PortOrNameType, require_declared, resolve_on
 from policyctl.cli.progress import Progress, quiet_option
+from policyctl.cli.suggest import bare_names_in_unknown_namespace
 from policyctl.policy.model import Cluster, Direction, Family, IPAddress, IPBlockPeer, Node, Pod, Protocol
 
 if TYPE_CHECKING:
@@ -130,6 +131,10 @@ def explain(
     progress = Progress.for_terminal(quiet=quiet)
     with progress.phase("loading manifests"):
         cluster = load_cluster(filenames, namespace=namespace)
+    if click.get_current_context().get_parameter_source("namespace") is not click.core.ParameterSource.DEFAULT:
+        unknown = bare_names_in_unknown_namespace((source, destination), namespace, namespace_names(cluster))
+        if unknown is not None:
+            raise fail(unknown)
     with input_errors():
         ends = (resolve_endpoint(source, cluster, namespace=namespace),
                 resolve_endpoint(destination, cluster, namespace=namespace))  # fmt: skip

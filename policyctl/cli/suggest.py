@@ -36,3 +36,23 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     """``"; did you mean 'a' or 'b'?"`` to append to an error, or ``""`` when nothing is close."""
     found = closest(name, known)
     return f"; did you mean {' or '.join(repr(f) for f in found)}?" if found else ""
+
+
+def bare_names_in_unknown_namespace(ends: Iterable[str], namespace: str, known: Iterable[str]) -> str | None:
+    """Why a name given without ``NAMESPACE/`` cannot be found when ``-n`` names a namespace the
+    input does not have (a typo in ``-n`` would otherwise read as a typo in every name), or None."""
+    names = set(known)
+    bare = [end for end in ends if "/" not in end and not _is_address(end)]
+    if not bare or namespace in names:
+        return None
+    return f"namespace {namespace!r} (-n) is not in the input{did_you_mean(namespace, names)}"
+
+
+def _is_address(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from policyctl.cli.completion import complete_endpoint
+from policyctl.cli.completion import complete_endpoint, namespace_names
 from policyctl.cli.inputs import (
     EXIT_INPUT,
     EXIT_NO,
@@ -31,6 +31,7 @@ from policyctl.cli.inputs import (
     parse_family,
     print_diagnostics,
 )
+from policyctl.cli.suggest import bare_names_in_unknown_namespace
 from policyctl.policy.diagnostics import Diagnostic, has_errors
 from policyctl.policy.model import Family, Pod
 
@@ -183,6 +184,10 @@ def path(
     from policyctl.verifier.relation import connectivity
 
     cluster = load_cluster(filenames, namespace=namespace)
+    if click.get_current_context().get_parameter_source("namespace") is not click.core.ParameterSource.DEFAULT:
+        unknown = bare_names_in_unknown_namespace((source, destination), namespace, namespace_names(cluster))
+        if unknown is not None:
+            raise fail(unknown)
     with input_errors():
         ends = [resolve_endpoint(text, cluster, namespace=namespace).endpoint for text in (source, destination)]
     if not all(isinstance(e, Pod) for e in ends):
