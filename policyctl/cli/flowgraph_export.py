@@ -9,6 +9,8 @@ from typing import Any
 from policyctl.cli.flowgraph import FlowGraph, FlowNode
 
 SCHEMA_VERSION = 1
+LARGE = (500, 1000)
+QUICK = "mclimit=0.05; nslimit=0.5; nslimit1=0.5; remincross=false;"
 
 
 def node_document(node: FlowNode) -> dict[str, Any]:
@@ -57,10 +59,13 @@ def _quote(text: str) -> str:
 def to_dot(graph: FlowGraph) -> str:
     """Namespaces as ``cluster_`` subgraphs (Graphviz draws them as boxes), nodes labelled with
     their workloads, edges with the allowed ports. ``newrank``: with clusters and many edges
-    between them dot's older ranking fails (``trouble in init_rank``)."""
+    between them dot's older ranking fails (``trouble in init_rank``). A graph of more than
+    ``LARGE`` nodes or edges gets fewer crossing-reduction passes (``QUICK``): at 100 namespaces
+    and 2,772 edges dot then takes seconds instead of minutes, for a few more crossings."""
+    large = len(graph.nodes) > LARGE[0] or len(graph.edges) > LARGE[1]
     lines = [
         "digraph flows {",
-        "  rankdir=LR; newrank=true;",
+        "  rankdir=LR; newrank=true;" + (f" {QUICK}" if large else ""),
         f"  label={_quote(f'allowed connections ({graph.asked}, {graph.family.value})')};",
         '  node [shape=box, style="rounded,filled", fillcolor="lightyellow", fontname="sans-serif"];',
         '  edge [fontname="sans-serif", fontsize=10];',

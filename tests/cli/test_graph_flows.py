@@ -223,3 +223,16 @@ def test_page_layout_keeps_nodes_and_namespaces_apart(tiny, cluster) -> None:
         for namespace, (x1, y1, x2, y2) in boxes.items():
             if namespace != node.namespace:
                 assert not (x1 - half_width <= x <= x2 + half_width and y1 - half_height <= y <= y2 + half_height)
+
+
+@pytest.mark.parametrize(("nodes", "edges", "quick"), [(9, 23, False), (501, 0, True), (20, 1001, True)])
+def test_dot_of_a_large_graph_asks_for_fewer_crossing_passes(nodes, edges, quick) -> None:
+    """At 100 namespaces dot's full crossing reduction takes minutes; a large graph asks for less."""
+    from policyctl.cli.flowgraph import FlowEdge, FlowGraph, FlowNode
+    from policyctl.cli.flowgraph_export import QUICK, to_dot
+
+    made = tuple(FlowNode(f"n{i}", f"ns-{i % 7}", f"w{i}", (f"ns-{i % 7}/w{i}",), 1, False, None) for i in range(nodes))
+    flows = tuple(
+        FlowEdge(f"e{i}", f"n{i % nodes}", f"n{(i + 1) % nodes}", "TCP 80", ("a/b", "c/d")) for i in range(edges)
+    )
+    assert (QUICK in to_dot(FlowGraph(made, flows, Family.IPV4, None))) is quick
