@@ -43,6 +43,7 @@ from policyctl.policy.model import Cluster
 from policyctl.verifier.assertions import check_assertions, load_assertions
 from policyctl.verifier.lint import RULES, lint
 from policyctl.verifier.lint_sources import Manifests, through_source_comments
+from policyctl.verifier.relation import Relation, connectivity
 
 FORMATS = ("text", "json", "sarif", "junit", "github")
 
@@ -53,15 +54,20 @@ def read_sources(paths: Sequence[str]) -> tuple[list[str], list[Document], list[
 
 
 def assertion_findings(cluster: Cluster, paths: Sequence[str]) -> tuple[list[Diagnostic], list[Diagnostic]]:
-    """(problems with the assertion files themselves, failed assertions)."""
+    """(problems with the assertion files themselves, failed assertions); one relation serves
+    every file."""
     problems: list[Diagnostic] = []
     failed: list[Diagnostic] = []
+    relation: Relation | None = None
     for path in paths:
         assertions, found = load_assertions(path)
         problems.extend(found)
         if has_errors(found):
             continue
-        failed.extend(r.to_diagnostic() for r in check_assertions(cluster, assertions) if not r.passed)
+        relation = relation or connectivity(cluster)
+        failed.extend(
+            r.to_diagnostic() for r in check_assertions(cluster, assertions, relation=relation) if not r.passed
+        )
     return problems, failed
 
 
