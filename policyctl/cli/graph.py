@@ -84,6 +84,8 @@ def graph(
       policyctl graph -f examples/webshop -o svg --port 8080/TCP > flows.svg
       policyctl graph -f examples/webshop --objects -o json
     """
+    if no_explain and (objects or output != "html"):
+        raise fail("--no-explain is for -o html of the connectivity view")
     if objects:
         if port is not None or family is not None:
             raise fail("--port and --family are for the connectivity view, not --objects")

@@ -167,6 +167,10 @@ def test_objects_keeps_the_label_selector_graph(run) -> None:
         pytest.param(("-o", "graphml"), "-o graphml is for the label-selector graph: add --objects", id="graphml"),
         pytest.param(("--objects", "--port", "80"), "--port and --family are for the connectivity view",
                      id="objects-port"),
+        pytest.param(("-o", "json", "--no-explain"), "--no-explain is for -o html of the connectivity view",
+                     id="no-explain-json"),
+        pytest.param(("--objects", "-o", "html", "--no-explain"), "--no-explain is for -o html",
+                     id="no-explain-objects"),
     ],
 )  # fmt: skip
 def test_options_of_the_other_view_are_refused(run, args, message) -> None:
