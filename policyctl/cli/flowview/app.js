@@ -47,7 +47,7 @@
       { selector: "node[?host]", style: { "background-color": "#e4e4e4" } },
       { selector: "node[kind = 'namespace']", style: {
         shape: "round-rectangle", "background-color": "#eef4fb", "background-opacity": 0.7,
-        "border-width": 1, "border-color": "#6c8db5", label: "data(label)", "font-size": 18,
+        "border-width": 1, "border-color": "#6c8db5", label: "data(label)", "font-size": 28,
         "font-weight": "bold", "text-valign": "top", "text-halign": "center", padding: 18,
         "min-zoomed-font-size": 4 } },
       { selector: "edge", style: {
@@ -57,11 +57,11 @@
         "text-background-color": "#ffffff", "text-background-opacity": 0.8, "min-zoomed-font-size": 9 } },
       { selector: ".faded", style: { opacity: 0.08 } },
       { selector: "edge.hidden", style: { display: "none" } },
-      { selector: "edge.near", style: { opacity: 1, width: 2, "line-color": "#2f6fb5", "target-arrow-color": "#2f6fb5",
+      { selector: "edge.near", style: { opacity: 1, width: 4, "line-color": "#2f6fb5", "target-arrow-color": "#2f6fb5",
         "z-index": 10, display: "element" } },
       { selector: "node.match", style: { "border-width": 4, "border-color": "#d9480f" } },
       { selector: "node:selected", style: { "border-width": 4, "border-color": "#2f6fb5" } },
-      { selector: "edge:selected", style: { display: "element", opacity: 1, width: 3, "line-color": "#d9480f",
+      { selector: "edge:selected", style: { display: "element", opacity: 1, width: 5, "line-color": "#d9480f",
         "target-arrow-color": "#d9480f", "z-index": 20, "min-zoomed-font-size": 0 } },
     ],
   });
