@@ -76,8 +76,12 @@ def test_every_call_is_allowed_and_every_rule_is_used(tmp_path: Path) -> None:
         pytest.param("/api/v1/pods", {"limit": "500"}, ("", "pods", "list"), id="core-list"),
         pytest.param("/api/v1/namespaces/shop/pods", {"watch": "true"}, ("", "pods", "watch"), id="namespaced-watch"),
         pytest.param("/api/v1/namespaces", {}, ("", "namespaces", "list"), id="namespaces"),
-        pytest.param("/apis/networking.k8s.io/v1/networkpolicies", {"watch": "1"},
-                     ("networking.k8s.io", "networkpolicies", "watch"), id="grouped-watch"),
+        pytest.param(
+            "/apis/networking.k8s.io/v1/networkpolicies",
+            {"watch": "1"},
+            ("networking.k8s.io", "networkpolicies", "watch"),
+            id="grouped-watch",
+        ),
     ],
 )
 def test_the_request_mapping_reads_namespaced_and_grouped_paths(

@@ -68,7 +68,7 @@ def test_a_node_left_unclean_fails_and_keeps_the_cleanup_for_a_second_run(tmp_pa
     ],
 )
 def test_the_flags_it_passes_are_real_kubectl_flags(verb: tuple[str, ...], flags: tuple[str, ...]) -> None:
-    kubectl = shutil.which("kubectl")
+    kubectl = shutil.which("kubectl") or shutil.which("kubectl", path=str(ROOT / ".venv" / "tools"))
     if kubectl is None:
         pytest.skip("kubectl is not installed")
     help_text = subprocess.run([kubectl, *verb, "--help"], capture_output=True, text=True, check=True).stdout
