@@ -24,7 +24,7 @@ from policyctl.policy.diagnostics import Diagnostic
 from policyctl.manifests.inputlimits import MIB, InputLimits
 from policyctl.manifests.helm import render_chart
 from policyctl.manifests.triage import Skipped, triage
-from policyctl.manifests.walk import unreadable, walk
+from policyctl.manifests.walk import named_file_note, unreadable, walk
 from policyctl.manifests.yamlsource import Document, read_documents
 
 STDIN_SOURCE = "<stdin>"
@@ -148,8 +148,12 @@ def read_inputs(
             charts.extend(found.charts)
             skipped.extend(found.skipped)
             diagnostics.extend(found.problems)
+        elif path == "-":
+            files.append(STDIN_SOURCE)
+        elif (note := named_file_note(path)) is not None:
+            skipped.append(note)
         else:
-            files.append(STDIN_SOURCE if path == "-" else path)
+            files.append(path)
     texts: list[tuple[str, str | None, Diagnostic | None]] = []
     for source in files:
         if source == STDIN_SOURCE:

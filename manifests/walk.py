@@ -73,6 +73,40 @@ def _patch_paths(kustomization: str) -> list[str]:
     return found
 
 
+def chart_of(path: str) -> str | None:
+    """The Helm chart directory ``path`` lies in (the nearest directory above it with a
+    ``Chart.yaml``), or ``None``."""
+    current = os.path.dirname(os.path.abspath(path))
+    while True:
+        if os.path.isfile(os.path.join(current, CHART_FILE)):
+            return current
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
+
+
+def named_file_note(path: str) -> Skipped | None:
+    """Why a file named on the command line (pre-commit passes every changed ``*.yaml``) is
+    not read as manifests: it belongs to a Helm chart, or a kustomization beside it names it
+    as a patch. ``None`` when it is to be read."""
+    chart = chart_of(path)
+    if chart is not None:
+        shown = os.path.relpath(chart) if not os.path.isabs(path) else chart
+        return Skipped(path, 1, f"part of the Helm chart {shown}, not a manifest: skipped (check the chart as "
+                                f"rendered: helm template NAME {shown} | policyctl check -f -)")  # fmt: skip
+    directory = os.path.dirname(path) or "."
+    for name in KUSTOMIZATION_FILES:
+        kustomization = os.path.join(directory, name)
+        if os.path.isfile(kustomization) and any(
+            os.path.normpath(os.path.join(directory, patch)) == os.path.normpath(path)
+            for patch in _patch_paths(kustomization)
+        ):
+            note = f"a Kustomize patch named by {kustomization}, not an object: skipped ({_RENDER_HINT})"
+            return Skipped(path, 1, note)
+    return None
+
+
 def walk(directory: str, *, excluded: Callable[[str], bool] | None = None) -> Walk:
     """The manifest files under ``directory`` in sorted order, its Helm charts, and a note
     for each file skipped (Kustomize files and patches, paths ``excluded`` by the caller)."""

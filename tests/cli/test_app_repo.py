@@ -127,3 +127,11 @@ def test_info_findings_are_hidden_in_text_output_unless_asked_for(run, in_copy):
     errors_only = run("check", "-f", ".", "--min-severity", "error")
     assert findings(errors_only.stdout) == set()
     assert errors_only.exit_code == 1
+
+
+def test_matrix_reads_the_repository_and_says_in_one_line_what_it_skipped(run, in_copy):
+    result = run("matrix", "-f", ".")
+    assert result.exit_code == 0, result.stderr
+    assert "monitoring/prometheus" in result.stdout and "shop/web" in result.stdout
+    assert "note: skipped 11 file(s) that are not Kubernetes objects" in result.stderr
+    assert "policyctl check -v lists them" in result.stderr

@@ -244,3 +244,25 @@ def test_a_file_cut_short_by_an_input_limit_is_reported_not_skipped(tmp_path):
     result = load([str(root)], limits=replace(DEFAULT_LIMITS, max_documents=2))
     assert [(d.code, d.line) for d in result.diagnostics] == [("too-many-documents", 4)]
     assert result.skipped_files == ()
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        pytest.param("chart/templates/policy.yaml", "part of the Helm chart", id="chart-template"),
+        pytest.param("chart/values.yaml", "part of the Helm chart", id="chart-values"),
+        pytest.param("overlay/patch.yaml", "a Kustomize patch named by", id="kustomize-patch"),
+        pytest.param("overlay/kustomization.yml", "not a Kubernetes object", id="kustomization-without-kind"),
+        pytest.param("base/kustomization.yaml", "a Kustomize Kustomization, not a cluster object", id="kustomization"),
+    ],
+)
+def test_files_named_one_by_one_as_pre_commit_passes_them_are_skipped_alike(tmp_path, name, reason):
+    root = tree(tmp_path, {**CHART, **KUSTOMIZE})
+    sources = read_inputs([str(root / name), str(root / "plain.yaml")], limits=DEFAULT_LIMITS)
+    assert sources.diagnostics == ()
+    read_then_triaged = "kustomization" in name
+    expected = (str(root / name), str(root / "plain.yaml")) if read_then_triaged else (str(root / "plain.yaml"),)
+    assert sources.files == expected
+    (note,) = sources.skipped
+    assert (note.source, note.line) == (str(root / name), 1)
+    assert note.reason.startswith(reason), note.reason
