@@ -270,10 +270,12 @@ def merge_blocks(
     def at(b: int, c: int) -> Cell:
         return rows[b].get(c, common)
 
+    def off_diagonal(cells: dict[int, Cell], b: int) -> frozenset[tuple[int, Cell]]:
+        found = frozenset(cells.items())
+        return found - {(b, cells[b])} if b in cells else found
+
     def key(b: int) -> tuple[object, ...]:
-        row = frozenset((k, v) for k, v in rows[b].items() if k != b)
-        column = frozenset((k, v) for k, v in columns[b].items() if k != b)
-        return own[b], row, column
+        return own[b], off_diagonal(rows[b], b), off_diagonal(columns[b], b)
 
     def equal_elsewhere(x: dict[int, Cell], y: dict[int, Cell], b: int, c: int) -> bool:
         return all(x.get(k, common) == y.get(k, common) for k in (x.keys() | y.keys()) - {b, c})
@@ -290,8 +292,9 @@ def merge_blocks(
     classes: list[list[int]] = []
     for b in range(count):
         mine = key(b)
-        seen = [class_of[c] for c in sorted(rows[b].keys() | columns[b].keys()) if c < b]
-        found = next((k for k in (*seen, *by_key.get(mine, ())) if swappable(classes[k][0], b)), None)
+        seen = dict.fromkeys(class_of[c] for c in sorted(rows[b].keys() | columns[b].keys()) if c < b)
+        seen.update(dict.fromkeys(by_key.get(mine, ())))
+        found = next((k for k in seen if swappable(classes[k][0], b)), None)
         if found is None:
             found = len(classes)
             classes.append([])
