@@ -1,0 +1,81 @@
+"""deploy/helm/policyctl renders, with ``helm template``, exactly the objects of deploy/base for its
+default values and exactly those of each overlay for the values that stand for it, so every check
+tests/deploy/test_manifests.py makes on the overlays holds for the chart too, and the chart cannot
+drift from the plain manifests. helm is the real binary (on PATH, or the one scripts/kubectl-tools
+installs); the tests are skipped only when it is missing."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy.test_manifests import DEPLOY, OVERLAYS, rendered
+
+CHART = DEPLOY / "helm" / "policyctl"
+HELM = shutil.which("helm") or shutil.which("helm", path=str(DEPLOY.parent / ".venv" / "tools"))
+
+#: The helm values that stand for each overlay (``--set`` arguments).
+VALUES: dict[str, tuple[str, ...]] = {
+    "audit": ("mode=audit",),
+    "image": ("image.repository=registry.example/policyctl",),
+    "log-level": ("logLevel=debug",),
+    "metrics": ("metrics.serviceMonitor=true",),
+    "node-selector": ("nodeSelector.kubernetes\\.io/os=linux", "nodeSelector.policyctl/agent=enabled"),
+    "tolerations": ("--values", str(Path(__file__).parent / "helm-tolerations.yaml")),
+}
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    if HELM is None:
+        pytest.skip("helm is not installed: scripts/kubectl-tools installs one")
+    return subprocess.run([HELM, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def template(*values: str) -> dict[tuple[str, str], dict[str, Any]]:
+    args: list[str] = []
+    for value in values:
+        args += [value] if value.startswith("--") or value.endswith(".yaml") else ["--set", value]
+    result = helm("template", "policyctl", str(CHART), "--namespace", "kube-system", *args)
+    assert result.returncode == 0, result.stderr
+    return {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all(result.stdout) if o}
+
+
+def objects(directory: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(o["kind"], o["metadata"]["name"]): o for o in rendered(directory)}
+
+
+def test_the_chart_lints() -> None:
+    result = helm("lint", "--strict", str(CHART))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_default_values_render_the_base() -> None:
+    assert template() == objects(DEPLOY / "base")
+
+
+def test_every_overlay_has_its_values() -> None:
+    assert sorted(VALUES) == OVERLAYS
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_values_of_an_overlay_render_the_overlay(overlay: str) -> None:
+    assert template(*VALUES[overlay]) == objects(DEPLOY / "overlays" / overlay)
+
+
+def test_another_namespace_moves_every_namespaced_object_and_the_binding_follows() -> None:
+    result = helm("template", "policyctl", str(CHART), "--namespace", "policyctl-system",
+                  "--set", "metrics.serviceMonitor=true")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    found = [o for o in yaml.safe_load_all(result.stdout) if o]
+    for obj in found:
+        if obj["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+            assert obj["metadata"]["namespace"] == "policyctl-system", obj["kind"]
+    (binding,) = [o for o in found if o["kind"] == "ClusterRoleBinding"]
+    assert binding["subjects"][0]["namespace"] == "policyctl-system"
+    (monitor,) = [o for o in found if o["kind"] == "ServiceMonitor"]
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["policyctl-system"]}
