@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TextIO
+from typing import Any, TextIO
 
 from policyctl.policy.clustermodel import ClusterNetworkPolicy
 from policyctl.manifests.clusterparse import CLUSTER_POLICY_KINDS, parse_cluster_policy
@@ -95,7 +95,7 @@ def _object_label(kind: str, value: Mapping[str, object], default_namespace: str
 
 
 def parse_network_policy(
-    value: Mapping,
+    value: Mapping[str, Any],
     *,
     document: Document,
     path: tuple[str | int, ...] = (),
@@ -130,7 +130,7 @@ class _Collector:
         self.diagnostics: list[Diagnostic] = []
         self.skipped: Counter[str] = Counter()
 
-    def _replace(self, table: dict, key: object, obj: object, *, site: Site, what: str) -> None:
+    def _replace(self, table: dict[Any, Any], key: object, obj: object, *, site: Site, what: str) -> None:
         previous = table.get(key)
         if previous is not None:
             self.diagnostics.append(site.diagnostic(

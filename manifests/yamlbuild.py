@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Protocol
+from typing import Any, Protocol
 
 from yaml import (
     AliasEvent,
@@ -112,7 +112,7 @@ def fast_document(
     stack: list[tuple[object, bool]] = []
     push, pop = stack.append, stack.pop
     depth = 0
-    container: dict | list | None = None
+    container: dict[Any, Any] | list[Any] | None = None
     is_map = False
     key: object = no_key
     root: object = None
@@ -145,7 +145,7 @@ def fast_document(
         elif kind is mapping_start or kind is sequence_start:
             if event.tag is not None or event.anchor is not None or depth >= max_depth:  # type: ignore[attr-defined]
                 raise Bail
-            new: dict | list = {} if kind is mapping_start else []
+            new: dict[Any, Any] | list[Any] = {} if kind is mapping_start else []
             if is_map:
                 if key is no_key:
                     raise Bail
@@ -241,7 +241,7 @@ class _Frame:
     value of a ``<<`` key, merged when it ends) or ``discard`` (a mapping key that is not a
     scalar). ``path`` is None where nothing is recorded (inside merges and discarded keys)."""
 
-    container: dict | list
+    container: dict[Any, Any] | list[Any]
     path: Path | None
     role: str
     anchor: str | None
@@ -402,7 +402,7 @@ class Recorder:
                 return None
             frame.container[key] = value
             return None if frame.path is None else (*frame.path, key)  # type: ignore[arg-type]
-        items: list = frame.container  # type: ignore[assignment]
+        items: list[Any] = frame.container  # type: ignore[assignment]
         items.append(value)
         if frame.path is None:
             return None
@@ -413,7 +413,7 @@ class Recorder:
     def _merge(self, frame: _Frame, value: object, mark: Mark) -> None:
         """``<<: *anchor`` or ``<<: [*a, *b]`` as go-yaml v2 does it: in the mapping's order,
         so later keys override; in a list, earlier mappings take precedence."""
-        target: dict = frame.container  # type: ignore[assignment]
+        target: dict[Any, Any] = frame.container  # type: ignore[assignment]
         sources = list(reversed(value)) if isinstance(value, list) else [value]
         for source in sources:
             if not isinstance(source, dict):
@@ -427,7 +427,7 @@ class Recorder:
     # -- containers and aliases ---------------------------------------------------------
 
     def _start(
-        self, event: MappingStartEvent | SequenceStartEvent, container: dict | list
+        self, event: MappingStartEvent | SequenceStartEvent, container: dict[Any, Any] | list[Any]
     ) -> None:
         self._count += 1
         line = self.line_at(start_of(event))
@@ -470,7 +470,7 @@ class Recorder:
             return (*parent.path, parent.key) if isinstance(parent.key, str) else None
         return (*parent.path, len(parent.container))
 
-    def _attach(self, parent: _Frame | None, container: dict | list, line: int) -> None:
+    def _attach(self, parent: _Frame | None, container: dict[Any, Any] | list[Any], line: int) -> None:
         """A new container goes into its parent at once, so its own children are recorded
         under the right path."""
         if parent is None:
@@ -482,7 +482,7 @@ class Recorder:
             if isinstance(key, str):
                 parent.container[key] = container
             return
-        items: list = parent.container  # type: ignore[assignment]
+        items: list[Any] = parent.container  # type: ignore[assignment]
         items.append(container)
         if parent.path is not None:
             self.lines[(*parent.path, len(items) - 1)] = line

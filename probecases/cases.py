@@ -389,7 +389,7 @@ class _CaseParser(CaseReader):
         return tuple(ports)
 
     def added_pods(
-        self, raw_steps: list, *, nodes: tuple[str, ...], start: int
+        self, raw_steps: list[Any], *, nodes: tuple[str, ...], start: int
     ) -> list[_PodSpec]:
         added: list[_PodSpec] = []
         for index, raw in enumerate(raw_steps):
@@ -422,7 +422,7 @@ class _CaseParser(CaseReader):
     def apply_step(
         self,
         cluster: Cluster,
-        step: Mapping,
+        step: Mapping[str, Any],
         path: PathT,
         *,
         addresses: Mapping[str, Mapping[Family, IPAddress]],
@@ -459,20 +459,21 @@ class _CaseParser(CaseReader):
                 labels=self.labels(labels, ns_path).with_label(NAMESPACE_NAME_LABEL, name),
             )
         pods = {p.key: p for p in cluster.pods}
-        for key, labels in self.mapping(step.get("pod_labels"), (*path, "pod_labels")).items():
-            if self.known_pod(key, pods, (*path, "pod_labels", key)):
-                pods[key] = dataclasses.replace(pods[key], labels=self.labels(labels, (*path, "pod_labels", key)))
-        for i, key in enumerate(self.sequence(step.get("pods_removed"), (*path, "pods_removed"))):
-            if self.known_pod(key, pods, (*path, "pods_removed", i)):
-                del pods[key]
-        for key in self.mapping(step.get("pods_added"), (*path, "pods_added")):
-            pod_path = (*path, "pods_added", key)
-            if key in pods:
-                self.error(pod_path, f"pod {key} already exists")
-            elif key in added:
-                if key.split("/")[0] not in namespaces:
-                    self.error(pod_path, f"namespace {key.split('/')[0]} is not in the model")
-                pods[key] = self.pod(added[key], addresses)
+        for pod_key, labels in self.mapping(step.get("pod_labels"), (*path, "pod_labels")).items():
+            if self.known_pod(pod_key, pods, (*path, "pod_labels", pod_key)):
+                relabelled = self.labels(labels, (*path, "pod_labels", pod_key))
+                pods[pod_key] = dataclasses.replace(pods[pod_key], labels=relabelled)
+        for i, pod_key in enumerate(self.sequence(step.get("pods_removed"), (*path, "pods_removed"))):
+            if self.known_pod(pod_key, pods, (*path, "pods_removed", i)):
+                del pods[pod_key]
+        for pod_key in self.mapping(step.get("pods_added"), (*path, "pods_added")):
+            pod_path = (*path, "pods_added", pod_key)
+            if pod_key in pods:
+                self.error(pod_path, f"pod {pod_key} already exists")
+            elif pod_key in added:
+                if pod_key.split("/")[0] not in namespaces:
+                    self.error(pod_path, f"namespace {pod_key.split('/')[0]} is not in the model")
+                pods[pod_key] = self.pod(added[pod_key], addresses)
         return Cluster(
             namespaces=tuple(namespaces[n] for n in sorted(namespaces)),
             pods=tuple(pods.values()),

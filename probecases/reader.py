@@ -92,7 +92,7 @@ class CaseReader:
     def provenance(self, path: PathT) -> Provenance:
         return Provenance(self.source, self.document.line_of(path), self.document.index)
 
-    def mapping(self, value: Any, path: PathT, *, keys: Sequence[str] | None = None) -> Mapping:
+    def mapping(self, value: Any, path: PathT, *, keys: Sequence[str] | None = None) -> Mapping[str, Any]:
         if value is None:
             return {}
         if not isinstance(value, Mapping):
@@ -105,7 +105,7 @@ class CaseReader:
                 self.error((*path, key), f"unknown field; expected one of: {', '.join(keys)}")
         return {k: v for k, v in value.items() if isinstance(k, str)}
 
-    def sequence(self, value: Any, path: PathT) -> list:
+    def sequence(self, value: Any, path: PathT) -> list[Any]:
         if value is None:
             return []
         if not isinstance(value, list):
