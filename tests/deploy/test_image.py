@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,10 +58,12 @@ def _built_layout(tmp: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
+def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Image]:
+    """Built and unpacked once; removed afterwards (an unpacked root is about 350 MB)."""
     if os.geteuid() != 0:
         pytest.skip("running the image needs root (chroot, network namespaces)")
-    layout = _built_layout(tmp_path_factory.mktemp("build"))
+    build = tmp_path_factory.mktemp("build")
+    layout = _built_layout(build)
     index = json.loads((layout / "index.json").read_text())
     (entry,) = [m for m in index["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"] == TAG]
     manifest = json.loads(_blob(layout, entry["digest"]).read_text())
@@ -70,7 +73,11 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
         assert layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
         blob = _blob(layout, layer["digest"])
         subprocess.run(["tar", "-xzf", str(blob), "-C", str(rootfs), "--numeric-owner"], check=True, timeout=300)
-    return Image(config=config, manifest=manifest, rootfs=rootfs)
+    try:
+        yield Image(config=config, manifest=manifest, rootfs=rootfs)
+    finally:
+        shutil.rmtree(rootfs, ignore_errors=True)
+        shutil.rmtree(build, ignore_errors=True)
 
 
 def run_in_image(image: Image, script: str) -> subprocess.CompletedProcess[str]:
@@ -141,7 +148,9 @@ def test_the_images_cleanup_deletes_its_table_and_leaves_other_tables(image: Ima
         "table inet policyctl { chain forward { type filter hook forward priority 0; policy accept; }; }\n"
         "table inet cni { chain input { type filter hook input priority 0; tcp dport 22 accept; }; }\n"
         "EOF\n"
+        "before=$($IMAGE nft list table inet cni) || exit 14\n"
         f"$IMAGE {entrypoint(image, 'agent', '--cleanup')} || exit 11\n"
+        '[ "$($IMAGE nft list table inet cni)" = "$before" ] || exit 15  # the other table changed\n'
         "echo '--- ruleset'; $IMAGE nft list ruleset || exit 12\n"
         f"echo '--- again'; $IMAGE {entrypoint(image, 'agent', '--cleanup')} || exit 13\n"
     )
@@ -153,3 +162,13 @@ def test_the_images_cleanup_deletes_its_table_and_leaves_other_tables(image: Ima
     assert "table inet policyctl" not in ruleset
     assert "table inet cni" in ruleset and "tcp dport 22 accept" in ruleset
     assert again.strip() == "table inet policyctl was not there"
+
+
+def test_scripts_image_and_the_dockerfile_install_the_same_debian_packages() -> None:
+    """Two ways to build one image: the package lists must not drift apart."""
+    script = (ROOT / "scripts" / "image").read_text()
+    (line,) = [x for x in script.splitlines() if x.startswith("PACKAGES=")]
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text().replace("\\\n", " ")
+    (install,) = [x for x in dockerfile.splitlines() if "apt-get install" in x]
+    listed = install.split("--no-install-recommends", 1)[1].split("&&", 1)[0].split()
+    assert sorted(line.split("=", 1)[1].split(",")) == sorted(listed)
