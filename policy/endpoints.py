@@ -17,13 +17,13 @@ typo gets an answer rather than a silent "denied".
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from policyctl.policy.diagnostics import PolicyctlError
 from policyctl.policy.model import Cluster, IPNetwork, Node, Pod
+from policyctl.policy.suggest import closest
 from policyctl.policy.verdicts import Endpoint
 
 _KINDS = {
@@ -170,4 +170,4 @@ def _unknown(cluster: Cluster, text: str) -> EndpointError:
 
 
 def _close(text: str, names: Iterable[str]) -> tuple[str, ...]:
-    return tuple(difflib.get_close_matches(text, sorted(names), n=3, cutoff=0.5))
+    return closest(text, names)

@@ -22,7 +22,6 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from policyctl.probecases.reader import CaseReader, PathT, kind_of, read_case_do
 from policyctl.policy.diagnostics import Diagnostic, InputError, Severity, format_path
 from policyctl.probecases.engines import Probe
 from policyctl.policy.addresses import parse_ip_sloppy
+from policyctl.policy.suggest import did_you_mean
 from policyctl.policy.clustermodel import ClusterNetworkPolicy
 from policyctl.manifests.clusterparse import CLUSTER_POLICY_KINDS, parse_cluster_policy
 from policyctl.manifests.fields import Site
@@ -579,5 +579,4 @@ class _CaseParser(CaseReader):
 
 
 def _close(key: Any, known: Mapping[str, Any]) -> str:
-    matches = difflib.get_close_matches(str(key), sorted(known), n=3)
-    return f"; did you mean {', '.join(matches)}?" if matches else ""
+    return did_you_mean(str(key), known)

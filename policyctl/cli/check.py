@@ -31,7 +31,7 @@ from policyctl.cli.inputs import (
     skipped_kinds,
 )
 from policyctl.cli.render_check import at_or_above, to_github, to_json, to_junit, to_sarif, to_text
-from policyctl.cli.suggest import did_you_mean
+from policyctl.policy.suggest import did_you_mean
 from policyctl.cli.checkconfig import CheckConfig, find_config, read_config
 from policyctl.cli.skipnotes import report_skipped_files
 from policyctl.manifests.loader import load_documents

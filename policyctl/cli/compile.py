@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from policyctl.cli.inputs import fail, filename_option, input_errors, load_cluster, namespace_option, output_option
-from policyctl.cli.suggest import did_you_mean
+from policyctl.policy.suggest import did_you_mean
 from policyctl.compiler.ruleset import Mode
 
 

@@ -21,7 +21,6 @@ machine without root or nftables (the message says what to install).
 
 from __future__ import annotations
 
-import difflib
 import json
 import sys
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import click
 
 from policyctl.cli.completion import complete_path
+from policyctl.policy.suggest import did_you_mean
 from policyctl.cli.inputs import fail, input_errors, load_cluster
 from policyctl.enforcer.errors import NftApplyError
 from policyctl.enforcer.requirements import missing
@@ -49,22 +49,6 @@ def read_ruleset(path: str) -> tuple[dict[str, Any], str]:
     return document, source
 
 _NODES_SHOWN = 10
-_LOOKALIKES = str.maketrans("lio", "110")
-
-
-def closest_names(name: str, known: list[str]) -> list[str]:
-    """The known names nearest to a mistyped ``name``: one that differs only by characters
-    that look alike (``node-l``, ``node-I`` for ``node-1``), else every name tied for the best
-    ``difflib`` similarity (at least 0.6), at most three."""
-    plain = name.lower().translate(_LOOKALIKES)
-    alike = [k for k in known if k.lower().translate(_LOOKALIKES) == plain]
-    if alike:
-        return alike[:3]
-    scored = [(difflib.SequenceMatcher(None, name, k).ratio(), k) for k in known]
-    best = max((score for score, _ in scored), default=0.0)
-    return [k for score, k in scored if score == best and score >= 0.6][:3]
-
-
 def nothing_for_node(cluster: Cluster, node: str) -> str | None:
     """Why ``cluster`` holds nothing ``node`` enforces for (no pod of the node's own network
     is scheduled there, ``compile.local_pods``), or None when it does. The reason names the
@@ -80,8 +64,7 @@ def nothing_for_node(cluster: Cluster, node: str) -> str | None:
     if not known:
         return (f"node {node!r} is not in the input: it has no Node object and no pod with "
                 "spec.nodeName; applying its empty ruleset would remove the rules of every pod on the node")
-    close = closest_names(node, known)
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    hint = did_you_mean(node, known)
     shown = ", ".join(known[:_NODES_SHOWN]) + (f", ... ({len(known)} in all)" if len(known) > _NODES_SHOWN else "")
     return f"node {node!r} is not in the input (its nodes: {shown}){hint}"
 

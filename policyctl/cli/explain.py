@@ -33,7 +33,7 @@ from policyctl.cli.inputs import (
 )
 from policyctl.cli.namedports import NamedPort, PortOrNameType, require_declared, resolve_on
 from policyctl.cli.progress import Progress, quiet_option
-from policyctl.cli.suggest import bare_names_in_unknown_namespace
+from policyctl.policy.suggest import bare_names_in_unknown_namespace
 from policyctl.policy.model import Cluster, Direction, Family, IPAddress, IPBlockPeer, Node, Pod, Protocol
 
 if TYPE_CHECKING:

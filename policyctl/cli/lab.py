@@ -26,7 +26,7 @@ from policyctl.cli.inputs import (
     parse_family,
 )
 from policyctl.cli.namedports import NamedPort, PortOrNameType, require_declared, resolve_on
-from policyctl.cli.suggest import did_you_mean
+from policyctl.policy.suggest import did_you_mean
 from policyctl.lab.state import (
     LabState,
     list_states,

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from policyctl.cli.inputs import PortType, fail
-from policyctl.cli.suggest import did_you_mean
+from policyctl.policy.suggest import did_you_mean
 from policyctl.policy.model import Cluster, Pod, PortMatch, Protocol
 from policyctl.policy.ports import match_port
 from policyctl.policy.verdicts import Endpoint

@@ -23,7 +23,7 @@ from typing import Any
 import click
 
 from policyctl.cli.inputs import EXIT_NO, EXIT_OK, emit_document, fail, input_errors, output_option
-from policyctl.cli.suggest import did_you_mean
+from policyctl.policy.suggest import did_you_mean
 
 SCHEMA_VERSION = 1
 _POLICY_LISTS = (

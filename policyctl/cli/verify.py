@@ -31,7 +31,7 @@ from policyctl.cli.inputs import (
     parse_family,
     print_diagnostics,
 )
-from policyctl.cli.suggest import bare_names_in_unknown_namespace
+from policyctl.policy.suggest import bare_names_in_unknown_namespace
 from policyctl.policy.diagnostics import Diagnostic, has_errors
 from policyctl.policy.model import Family, Pod
 

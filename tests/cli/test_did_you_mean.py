@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from policyctl.cli.suggest import closest
+from policyctl.policy.suggest import closest
 from tests.cli.conftest import WEBSHOP, write
 
 PODS = ["shop/cart", "shop/checkout", "shop/frontend", "shop/payments", "kube-system/coredns"]

@@ -195,7 +195,7 @@ def test_probe_fields_and_defaults() -> None:
         ),
         pytest.param(
             "steps:\n- pods_removed: [x/aa]\n",
-            "case.yaml:2: error: steps[0].pods_removed[0]: no pod 'x/aa' at this step; did you mean x/a?",
+            "case.yaml:2: error: steps[0].pods_removed[0]: no pod 'x/aa' at this step; did you mean 'x/a'?",
             id="remove-unknown-pod-suggests",
         ),
         pytest.param(

@@ -10,25 +10,37 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-CUTOFF = 0.6
-"""``difflib``'s own default: below it, two names share too little to be a typo of each other."""
+CUTOFF = 0.5
+"""Below it two names share too little to be a typo of each other. Lower than ``difflib``'s
+0.6 so that short names (``n3`` for ``n1``: 0.5) still get an answer; :data:`MARGIN` keeps
+the answer to the best few."""
 MARGIN = 0.1
 """Names this much less similar than the best are left out: ``shop/paymnts`` is a typo of
 ``shop/payments``, not of ``shop/cart``, which only shares the namespace."""
 
 
+_LOOKALIKES = str.maketrans("lio", "110")
+"""Characters that look alike in many fonts: ``node-l`` and ``node-I`` are ``node-1``."""
+
+
 def closest(name: str, known: Iterable[str], *, limit: int = 3) -> tuple[str, ...]:
-    """The known names nearest to ``name``, best first. A bare name is also compared with the
-    last part of each ``NAMESPACE/NAME``, so ``frontnd`` finds ``shop/frontend``."""
+    """The known names nearest to ``name``, best first: those that differ from it only by
+    characters that look alike, else by similarity. A bare name is also compared with the last
+    part of each ``NAMESPACE/NAME``, so ``frontnd`` finds ``shop/frontend``."""
+    candidates = set(known)
+    plain = name.lower().translate(_LOOKALIKES)
+    alike = sorted(c for c in candidates if c != name and c.lower().translate(_LOOKALIKES) == plain)
+    if alike:
+        return tuple(alike[:limit])
     scored: dict[str, float] = {}
-    for candidate in set(known):
+    for candidate in candidates:
         score = difflib.SequenceMatcher(None, name, candidate).ratio()
         if "/" not in name and "/" in candidate:
             score = max(score, difflib.SequenceMatcher(None, name, candidate.rpartition("/")[2]).ratio())
         if score >= CUTOFF:
             scored[candidate] = score
     best = max(scored.values(), default=0.0)
-    ranked = sorted((c for c, s in scored.items() if s >= best - MARGIN), key=lambda c: (-scored[c], c))
+    ranked = sorted((c for c, s in scored.items() if s >= best - MARGIN), key=lambda c: (-scored[c], len(c), c))
     return tuple(ranked[:limit])
 
 
