@@ -31,6 +31,7 @@ local pods x ipBlock ranges x port ranges; never pods squared.
 from __future__ import annotations
 
 import bisect
+import enum
 import functools
 import hashlib
 import typing
@@ -164,17 +165,58 @@ def _peer_id(selectors: tuple[str, ...], ports: NamedPorts) -> str:
     return _digest(repr((selectors, ports)))
 
 
+class SetKind(enum.Enum):
+    """What a set of a direction holds. A peer identity's sets (read by its chain) and the
+    peerless ones hold ``local [. protocol . port]``; ipBlock sets ``peer range . local [.
+    protocol . port]``, always with the interval flag."""
+
+    PEER_PORTS = "ports"
+    PEER_ANY = "peer-any"
+    BLOCKS_PORTS = "blocks-ports"
+    BLOCKS_ANY = "blocks-any"
+    ANY_PORTS = "any-ports"
+    ANY = "any"
+
+
+@dataclass(frozen=True, slots=True)
+class SetLayout:
+    """A set's direction, family and kind, which fix its field types and where the local pod's
+    address is; kept beside the set's name so that nothing reads them back out of it."""
+
+    direction: Direction
+    family: Family
+    kind: SetKind
+
+    @property
+    def blocks(self) -> bool:
+        return self.kind in (SetKind.BLOCKS_PORTS, SetKind.BLOCKS_ANY)
+
+    @property
+    def ports(self) -> bool:
+        return self.kind in (SetKind.PEER_PORTS, SetKind.BLOCKS_PORTS, SetKind.ANY_PORTS)
+
+    @property
+    def types(self) -> tuple[FieldType, ...]:
+        address = FieldType.address(self.family)
+        addresses = (address, address) if self.blocks else (address,)
+        return addresses + ((FieldType.PROTO, FieldType.SERVICE) if self.ports else ())
+
+
+LAYOUTS = {(d, f, k): SetLayout(d, f, k) for d in Direction for f in Family for k in SetKind}
+"""Every layout, made once: gathering looks them up per element."""
+
+
 @dataclass
 class GatheredSets:
-    """Elements of one direction's sets while they are gathered, by set name, with the
-    provenance of every rule that put something there."""
+    """Elements of one direction's sets while they are gathered, by set name, with their
+    layout and the provenance of every rule that put something there."""
 
-    types: dict[str, tuple[FieldType, ...]] = field(default_factory=dict)
+    layouts: dict[str, SetLayout] = field(default_factory=dict)
     elements: dict[str, set[tuple[Interval, ...]]] = field(default_factory=dict)
     sources: dict[str, set[str]] = field(default_factory=dict)
 
-    def add(self, name: str, types: tuple[FieldType, ...], element: tuple[Interval, ...], source: str) -> None:
-        self.types[name] = types
+    def add(self, name: str, layout: SetLayout, element: tuple[Interval, ...], source: str) -> None:
+        self.layouts[name] = layout
         self.elements.setdefault(name, set()).add(element)
         self.sources.setdefault(name, set()).add(source)
 
@@ -335,7 +377,6 @@ def collect(
     with some identities only gets exactly the part of the whole that concerns them."""
     ingress = direction is Direction.INGRESS
     prefix = _prefix(direction)
-    addr = FieldType.address
     for view in views:
         source = view.source
         numeric = [m for m in view.ports if not isinstance(m.port, str)]
@@ -354,11 +395,11 @@ def collect(
             if view.peers is None:
                 if not view.ports:
                     if not peer_sets_only:
-                        sets.add(f"{prefix}-any-v{v}", (addr(family),), (local,), source)
+                        sets.add(f"{prefix}-any-v{v}", LAYOUTS[(direction, family, SetKind.ANY)], (local,), source)
                     continue
+                any_ports = LAYOUTS[(direction, family, SetKind.ANY_PORTS)]
                 for proto, iv in () if peer_sets_only else static:
-                    sets.add(f"{prefix}-any-ports-v{v}", (addr(family), FieldType.PROTO, FieldType.SERVICE),
-                             (local, Interval(proto, proto), iv), source)
+                    sets.add(f"{prefix}-any-ports-v{v}", any_ports, (local, Interval(proto, proto), iv), source)
                 if named:
                     for peer in ctx.everyone(direction):
                         if family in ctx.families(direction, peer):
@@ -371,15 +412,15 @@ def collect(
                         continue
                     blocks = block_intervals(peer_view.cidr, peer_view.excepts)
                     if not view.ports:
+                        blocks_any = LAYOUTS[(direction, family, SetKind.BLOCKS_ANY)]
                         for b in blocks:
-                            sets.add(f"{prefix}-blocks-any-v{v}", (addr(family), addr(family)), (b, local), source)
+                            sets.add(f"{prefix}-blocks-any-v{v}", blocks_any, (b, local), source)
                         continue
-                    types = (addr(family), addr(family), FieldType.PROTO, FieldType.SERVICE)
+                    blocks_ports = LAYOUTS[(direction, family, SetKind.BLOCKS_PORTS)]
                     for b in blocks:
                         for proto, iv in static:
-                            sets.add(
-                                f"{prefix}-blocks-ports-v{v}", types, (b, local, Interval(proto, proto), iv), source
-                            )
+                            element = (b, local, Interval(proto, proto), iv)
+                            sets.add(f"{prefix}-blocks-ports-v{v}", blocks_ports, element, source)
                     for target in ctx.candidates() if named else ():
                         tip = target.ip(family)
                         if tip is None or not peer_view.contains(tip):
@@ -392,13 +433,14 @@ def collect(
                                     Interval(PROTOCOL_NUMBERS[match.protocol], PROTOCOL_NUMBERS[match.protocol]),
                                     iv,
                                 )
-                                sets.add(f"{prefix}-blocks-ports-v{v}", types, element, source)
+                                sets.add(f"{prefix}-blocks-ports-v{v}", blocks_ports, element, source)
                     continue
                 for peer in ctx.reached(direction, peer_view):
                     if family not in ctx.families(direction, peer):
                         continue
                     if not view.ports:
-                        sets.add(peer_set_name(direction, peer, "any", family), (addr(family),), (local,), source)
+                        peer_any = LAYOUTS[(direction, family, SetKind.PEER_ANY)]
+                        sets.add(peer_set_name(direction, peer, "any", family), peer_any, (local,), source)
                         admitted.add(peer)
                         continue
                     sample = ctx.representative(direction, peer)
@@ -422,9 +464,10 @@ def _peer_ports(
     ports)."""
     ports = list(static)
     ports += [(PROTOCOL_NUMBERS[m.protocol], iv) for m in named for iv in resolve_port(m, sample)]
-    types = (FieldType.address(family), FieldType.PROTO, FieldType.SERVICE)
+    layout = LAYOUTS[(direction, family, SetKind.PEER_PORTS)]
     for proto, iv in ports:
-        sets.add(peer_set_name(direction, peer, "ports", family), types, (local, Interval(proto, proto), iv), source)
+        name = peer_set_name(direction, peer, "ports", family)
+        sets.add(name, layout, (local, Interval(proto, proto), iv), source)
     if ports:
         admitted.add(peer)
 
@@ -465,22 +508,25 @@ def disjoint_ports(items: Iterable[tuple[int, Interval]]) -> tuple[Element, ...]
     return tuple((Interval(p, p), iv) for p in sorted(by_proto) for iv in normalise(by_proto[p]))
 
 
-def finish_elements(name: str, types: tuple[FieldType, ...], raw: set[tuple[Interval, ...]]) -> tuple[Element, ...]:
+def local_group(layout: SetLayout, element: Element) -> Interval:
+    """The local pod's address of an element: the second field of ipBlock sets, else the first."""
+    return element[1] if layout.blocks else element[0]
+
+
+def finish_elements(layout: SetLayout, raw: set[tuple[Interval, ...]]) -> tuple[Element, ...]:
     """A set's elements made disjoint: grouped by the local pod's address (exact, so groups
     never overlap), then port ranges merged per protocol and ipBlock boxes cut apart."""
-    blocks = "-blocks-" in name
-    local_at = 1 if blocks else 0
     grouped: dict[Interval, list[tuple[Interval, ...]]] = {}
     for element in raw:
-        grouped.setdefault(element[local_at], []).append(element)
+        grouped.setdefault(local_group(layout, element), []).append(element)
     out: list[Element] = []
     for local in sorted(grouped):
         items = grouped[local]
-        if len(types) == 1:
+        if not layout.blocks and not layout.ports:
             out.append((local,))
-        elif not blocks:
+        elif not layout.blocks:
             out.extend((local, proto, iv) for proto, iv in disjoint_ports((e[1].low, e[2]) for e in items))
-        elif len(types) == 2:
+        elif not layout.ports:
             out.extend((b, local) for b in normalise(e[0] for e in items))
         else:
             out.extend((b, local, proto, iv) for b, proto, iv in disjoint_boxes((e[0], e[2].low, e[3]) for e in items))
@@ -491,13 +537,11 @@ def _lookup_rule(keys: tuple[Key, ...], name: str, comment: str) -> Rule:
     return Rule((Lookup(keys, name), Counter(), Verdict.ACCEPT), comment)
 
 
-def finished_set(
-    name: str, types: tuple[FieldType, ...], elements: tuple[Element, ...], sources: Collection[str]
-) -> Set:
+def finished_set(name: str, layout: SetLayout, elements: tuple[Element, ...], sources: Collection[str]) -> Set:
     """A set of disjoint, sorted elements. It needs the ``interval`` flag when some element is
     a range or a CIDR, and every ipBlock set is declared with it."""
-    interval = "-blocks-" in name or any(not iv.is_single for e in elements for iv in e)
-    return Set(name, types, elements, interval, terse_comment(sources), tuple(sorted(sources)))
+    interval = layout.blocks or any(not iv.is_single for e in elements for iv in e)
+    return Set(name, layout.types, elements, interval, terse_comment(sources), tuple(sorted(sources)))
 
 
 def peer_chain(
@@ -591,8 +635,8 @@ def _direction_layout(
     identity, the peer maps and the shared allow chain of each family."""
     finished: dict[str, Set] = {}
     for name in sorted(sets.elements):
-        elements = finish_elements(name, sets.types[name], sets.elements[name])
-        finished[name] = finished_set(name, sets.types[name], elements, sets.sources[name])
+        elements = finish_elements(sets.layouts[name], sets.elements[name])
+        finished[name] = finished_set(name, sets.layouts[name], elements, sets.sources[name])
     layout.sets.extend(finished.values())
     comments = {name: s.comment for name, s in finished.items()}
     peer_maps: dict[Family, list[tuple[IPAddress, Jump]]] = {f: [] for f in FAMILIES}
@@ -665,14 +709,14 @@ def dispatch_map_name(direction: Direction, family: Family) -> str:
     return f"{direction.value.lower()}-v{_v(family)}"
 
 
-def dispatch_map(name: str, entries: Iterable[tuple[IPAddress, Jump]]) -> VerdictMap:
+def dispatch_map(direction: Direction, family: Family, entries: Iterable[tuple[IPAddress, Jump]]) -> VerdictMap:
     """A dispatch map, local pod address -> its chain (a stable sort: equal addresses keep
     the order they come in)."""
     return VerdictMap(
-        name,
-        FieldType.address(Family.IPV4 if name.endswith("4") else Family.IPV6),
+        dispatch_map_name(direction, family),
+        FieldType.address(family),
         tuple(sorted(entries, key=lambda e: e[0])),
-        comment=f"local pod -> {name.split('-')[0]} chain",
+        comment=f"local pod -> {direction.value.lower()} chain",
     )
 
 
@@ -797,8 +841,8 @@ def compile_node(
     for direction, (sets, admitted) in gathered.items():
         _direction_layout(layout, direction, sets, admitted, ctx.peers[direction])
     pod_chains: list[Chain] = []
-    map_elements: dict[str, list[tuple[IPAddress, Jump]]] = {
-        dispatch_map_name(d, f): [] for d in (Direction.EGRESS, Direction.INGRESS) for f in FAMILIES
+    map_elements: dict[tuple[Direction, Family], list[tuple[IPAddress, Jump]]] = {
+        (d, f): [] for d in (Direction.EGRESS, Direction.INGRESS) for f in FAMILIES
     }
     for pod, direction, is_isolated, stages in enforced:
         families = [f for f in FAMILIES if pod.ip(f) is not None]
@@ -821,8 +865,8 @@ def compile_node(
         for family in families:
             ip = pod.ip(family)
             assert ip is not None
-            map_elements[dispatch_map_name(direction, family)].append((ip, Jump(chain.name)))
-    dispatch = tuple(dispatch_map(name, elements) for name, elements in sorted(map_elements.items()))
+            map_elements[(direction, family)].append((ip, Jump(chain.name)))
+    dispatch = tuple(dispatch_map(d, f, elements) for (d, f), elements in map_elements.items())
     node_sets = tuple(node_set(node, f, node_addresses(cluster, node, f)) for f in FAMILIES)
     tier_used = tier_sets.used() if tier_sets is not None else ()
     return Ruleset(

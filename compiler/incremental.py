@@ -99,9 +99,9 @@ from .compile import (
     collect,
     compile_node,
     dispatch_map,
-    dispatch_map_name,
     finished_set,
     isolating_sources,
+    local_group,
     named_ports,
     node_set,
     peer_map,
@@ -174,10 +174,6 @@ def _concerning(views: Iterable[RuleView], selectors: AbstractSet[str]) -> list[
 
 def _peer_set_names(direction: Direction, peer: PeerIdentity) -> tuple[str, ...]:
     return tuple(peer_set_name(direction, peer, what, family) for what in ("ports", "any") for family in FAMILIES)
-
-
-def _group_of(name: str, element: Element) -> Interval:
-    return element[1] if "-blocks-" in name else element[0]
 
 
 class NodeCompiler:
@@ -585,7 +581,7 @@ class NodeCompiler:
         for name, raw in gathered.elements.items():
             groups: dict[Interval, set[Element]] = {}
             for element in raw:
-                groups.setdefault(_group_of(name, element), set()).add(element)
+                groups.setdefault(local_group(gathered.layouts[name], element), set()).add(element)
             new[name] = ({g: frozenset(e) for g, e in groups.items()}, frozenset(gathered.sources[name]))
         contribution = self._contributions.setdefault(item, {})
         if peers is None:
@@ -600,7 +596,7 @@ class NodeCompiler:
             state = self._sets.get(name)
             if state is None:
                 owner = next((p for p in admitted if name in _peer_set_names(direction, p)), None)
-                state = self._sets[name] = SetState(name, gathered.types[name], owner)
+                state = self._sets[name] = SetState(name, gathered.layouts[name], owner)
             self._replace(item, state, old_entry, new_entry, track)
             if new_entry is None:
                 del contribution[name]
@@ -697,7 +693,7 @@ class NodeCompiler:
         if found is None:
             state = self._sets[name]
             elements = tuple(sorted(itertools.chain.from_iterable(state.finished.values())))
-            found = self._set_objects[name] = finished_set(name, state.types, elements, state.sources.keys())
+            found = self._set_objects[name] = finished_set(name, state.layout, elements, state.sources.keys())
         return found
 
     def _node_set(self, family: Family) -> Set:
@@ -708,7 +704,7 @@ class NodeCompiler:
 
     def _dispatch_map(self, direction: Direction, family: Family) -> VerdictMap:
         entries = self._dispatch[(direction, family)]
-        return dispatch_map(dispatch_map_name(direction, family), (entries[k] for k in sorted(entries)))
+        return dispatch_map(direction, family, (entries[k] for k in sorted(entries)))
 
     def _assemble(self) -> Ruleset:
         sets = [self._node_set(f) for f in FAMILIES] + [

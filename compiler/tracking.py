@@ -29,6 +29,7 @@ from policyctl.policy.model import Direction, Family, IPAddress
 from .compile import (
     FAMILIES,
     PeerIdentity,
+    SetLayout,
     allow_chain_name,
     dispatch_map_name,
     finish_elements,
@@ -39,7 +40,7 @@ from .compile import (
 )
 from .delta import MapEntry, RulesetDelta
 from .intervals import Interval, address_interval
-from .ruleset import Chain, Element, FieldType, Jump, Set, VerdictMap
+from .ruleset import Chain, Element, Jump, Set, VerdictMap
 
 if TYPE_CHECKING:
     from .incremental import NodeCompiler
@@ -58,7 +59,7 @@ class SetState:
     group, and how many contributions brought each source."""
 
     name: str
-    types: tuple[FieldType, ...]
+    layout: SetLayout
     owner: PeerIdentity | None
     raw: dict[Interval, dict[PodDirection, frozenset[Element]]] = field(default_factory=dict)
     finished: dict[Interval, tuple[Element, ...]] = field(default_factory=dict)
@@ -68,7 +69,7 @@ class SetState:
 
     @property
     def interval(self) -> bool:
-        return "-blocks-" in self.name or any(self.ranges.values())
+        return self.layout.blocks or any(self.ranges.values())
 
     @property
     def comment(self) -> str:
@@ -160,7 +161,7 @@ class Tracker:
                     state.ranges.pop(group, None)
                     continue
                 union: set[Element] = set().union(*raw.values())
-                finished = finish_elements(name, state.types, union)
+                finished = finish_elements(state.layout, union)
                 state.finished[group] = finished
                 state.ranges[group] = sum(1 for e in finished if _has_range(e))
 
@@ -178,9 +179,9 @@ class Tracker:
             existed, _, comment_before = self.set_before[name]
             if existed == bool(state.finished) and (not existed or state.comment == comment_before):
                 continue
-            direction = Direction.INGRESS if name.startswith("in-") else Direction.EGRESS
+            direction = state.layout.direction
             if state.owner is None:
-                allow_dirty[(direction, Family.IPV4 if name.endswith("4") else Family.IPV6)] = True
+                allow_dirty[(direction, state.layout.family)] = True
             else:
                 owners[direction].add(state.owner)
         for direction in DIRECTIONS:
@@ -351,7 +352,6 @@ class Tracker:
     @staticmethod
     def _reader(name: str, state: SetState) -> str:
         """The chain that looks up a set: its peer identity's chain, or the shared allow chain."""
-        direction = Direction.INGRESS if name.startswith("in-") else Direction.EGRESS
         if state.owner is not None:
-            return peer_chain_name(direction, state.owner)
-        return allow_chain_name(direction, Family.IPV4 if name.endswith("4") else Family.IPV6)
+            return peer_chain_name(state.layout.direction, state.owner)
+        return allow_chain_name(state.layout.direction, state.layout.family)
