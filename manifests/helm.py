@@ -2,13 +2,16 @@
 
 A chart's templates are Go templates (``{{ .Values.x }}``), not YAML, so they are never parsed
 as manifests; what a cluster would receive is ``helm template``'s output, rendered with the
-chart's default values. When no ``helm`` is installed the chart is skipped with a note that
-says how to check it by hand; a chart that does not render is an error on its ``Chart.yaml``.
+chart's default values; findings in it point to the chart's template files (the ``# Source:``
+comments Helm writes, with the chart's directory for its name). When no ``helm`` is installed
+the chart is skipped with a note that says how to check it by hand; a chart that does not
+render is an error on its ``Chart.yaml``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -19,6 +22,9 @@ from policyctl.manifests.walk import CHART_FILE, unreadable
 from policyctl.policy.diagnostics import Diagnostic
 
 HELM_TIMEOUT_SECONDS = 120
+#: Helm names each rendered document's template as ``# Source: <chart name>/templates/x.yaml``;
+#: the chart name is replaced by the chart's directory, so findings point to files that exist.
+_SOURCE = re.compile(r"^# Source: [^/\n]+/(.*)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -63,4 +69,5 @@ def render_chart(chart: str, *, limits: InputLimits) -> Rendered:
     if len(done.stdout) > limits.max_file_bytes:
         too_large = unreadable(chart_file, "helm template output is larger than --max-file-size")
         return Rendered(chart_file, problem=too_large)
-    return Rendered(rendered_source(chart), text=done.stdout.decode("utf-8", errors="replace"))
+    text = done.stdout.decode("utf-8", errors="replace")
+    return Rendered(rendered_source(chart), text=_SOURCE.sub(lambda m: f"# Source: {os.path.join(chart, m[1])}", text))

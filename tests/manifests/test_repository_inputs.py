@@ -152,6 +152,10 @@ def test_a_helm_chart_is_rendered_with_helm_template_when_helm_is_installed(tmp_
     assert (tmp_path / "args").read_text().split() == ["template", "chart", str(root / "chart")]
     (policy,) = [p for p in result.cluster.policies if p.name == "rendered"]
     assert policy.provenance.file == f"{root / 'chart' / 'Chart.yaml'} (helm template)"
+    sources = read_inputs([str(root)], limits=DEFAULT_LIMITS)
+    assert [d.source_comment for d in sources.documents if d.source_comment] == [
+        str(root / "chart" / "templates" / "policy.yaml")
+    ]
 
 
 def test_a_chart_that_helm_cannot_render_is_an_error_on_its_chart_file(tmp_path, monkeypatch):
