@@ -64,11 +64,17 @@ def _dot_id(text: str) -> str:
 def to_dot(graph: PolicyGraph) -> str:
     """Graphviz DOT: policies on the left, peers and identities to the right."""
     g = plain_graph(graph)
-    lines = ["digraph policyctl {", "  rankdir=LR;", '  node [shape=box, style="rounded,filled", fontname="sans-serif"];']
+    lines = [
+        "digraph policyctl {",
+        "  rankdir=LR;",
+        '  node [shape=box, style="rounded,filled", fontname="sans-serif"];',
+    ]
     for name in g.nodes:
         data = g.nodes[name]
         label = f"{data.get('kind', '')}\\n{data.get('label', name)}"
-        lines.append(f"  {_dot_id(name)} [label={_dot_id(label).replace(chr(92) * 2, chr(92))}, fillcolor={_dot_id(COLOURS.get(data.get('kind', ''), 'white'))}];")
+        shown = _dot_id(label).replace(chr(92) * 2, chr(92))
+        fill = _dot_id(COLOURS.get(data.get("kind", ""), "white"))
+        lines.append(f"  {_dot_id(name)} [label={shown}, fillcolor={fill}];")
     for source, target, _key, data in g.edges(keys=True, data=True):
         label = data.get("relation", "")
         if data.get("ports"):
