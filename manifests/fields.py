@@ -13,29 +13,16 @@ the object's place in its document (:class:`Site`).
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from policyctl.policy.diagnostics import Diagnostic, Severity, format_path
+from policyctl.policy.suggest import did_you_mean
 from policyctl.manifests.yamlsource import Document, Path
 
 INT32_MAX = 2**31 - 1
 _SHOWN_CHARACTERS = 64
-
-
-def did_you_mean(written: object, known: Iterable[str]) -> str:
-    """`` (did you mean "containerPort"?)`` for the known field nearest to a misspelt one: the
-    same name in other letter case first (JSON field names are case-sensitive, so
-    ``containerport`` is an unknown field), else the closest by edit similarity, else one the
-    written text begins (``warn`` -> ``warning``); empty when none is close."""
-    text = str(written)
-    choices = sorted(known)
-    same_case = [k for k in choices if k.lower() == text.lower()]
-    prefixed = [k for k in choices if len(text) >= 3 and k.lower().startswith(text.lower())]
-    close = same_case or difflib.get_close_matches(text, choices, n=1, cutoff=0.75) or prefixed
-    return f' (did you mean "{close[0]}"?)' if close else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +135,7 @@ class FieldReader:
             return None
         if known is not None:
             for key in sorted(set(value) - known, key=str):
-                self.error((*path, key), "unknown-field", f'unknown field "{key}"{did_you_mean(key, known)}')
+                self.error((*path, key), "unknown-field", f'unknown field "{key}"{did_you_mean(str(key), known)}')
         return value
 
     def sequence(self, value: object, path: Path) -> list[object] | None:

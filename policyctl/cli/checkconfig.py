@@ -22,9 +22,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from policyctl.manifests.fields import FieldReader, Site, did_you_mean
+from policyctl.manifests.fields import FieldReader, Site
 from policyctl.manifests.yamlsource import Document, read_documents
 from policyctl.policy.diagnostics import Diagnostic, Severity
+from policyctl.policy.suggest import did_you_mean
 
 CONFIG_FILE = ".policyctl.yaml"
 CONFIG_FIELDS = frozenset({"skip", "severity", "exclude"})
@@ -100,7 +101,7 @@ def read_config(path: str, *, rules: Sequence[str]) -> tuple[CheckConfig, list[D
         if code not in rules:
             reader.error(("severity", code), "unknown-rule", f'unknown lint rule "{code}"{did_you_mean(code, rules)}')
         elif level not in _SEVERITIES:
-            suggestion = did_you_mean(level, _SEVERITIES)
+            suggestion = did_you_mean(str(level), _SEVERITIES)
             reader.error(("severity", code), "invalid-severity",
                          f'"{level}": supported values: "error", "warning", "info"{suggestion}')  # fmt: skip
         else:

@@ -78,10 +78,10 @@ def test_config_named_with_option_applies_to_any_path(run, tmp_path):
     ("config", "line", "message"),
     [
         pytest.param("skip: [unknown-named-prot]\n", 1,
-                     'unknown lint rule "unknown-named-prot" (did you mean "unknown-named-port"?)', id="rule"),
+                     'unknown lint rule "unknown-named-prot"; did you mean \'unknown-named-port\'?', id="rule"),
         pytest.param("severity:\n  unknown-named-port: warn\n", 2,
-                     '"warn": supported values: "error", "warning", "info" (did you mean "warning"?)', id="severity"),
-        pytest.param("skips: [unknown-named-port]\n", 1, 'unknown field "skips" (did you mean "skip"?)', id="key"),
+                     '"warn": supported values: "error", "warning", "info"; did you mean \'warning\'?', id="severity"),
+        pytest.param("skips: [unknown-named-port]\n", 1, 'unknown field "skips"; did you mean \'skip\'?', id="key"),
     ],
 )  # fmt: skip
 def test_a_mistake_in_the_configuration_is_bad_input_with_its_line(run, tmp_path, config, line, message):

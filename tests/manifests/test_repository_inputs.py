@@ -214,9 +214,9 @@ spec:
     ("port", "field", "message"),
     [
         pytest.param("containerport: 8080", "containerport",
-                     'unknown field "containerport" (did you mean "containerPort"?)', id="letter-case"),
+                     'unknown field "containerport"; did you mean \'containerPort\'?', id="letter-case"),
         pytest.param("{containerPort: 8080, protocl: UDP}", "protocl",
-                     'unknown field "protocl" (did you mean "protocol"?)', id="typo"),
+                     'unknown field "protocl"; did you mean \'protocol\'?', id="typo"),
         pytest.param("{name: http}", "containerPort", "containerPort is required", id="missing"),
     ],
 )  # fmt: skip
@@ -231,8 +231,8 @@ def test_a_misspelt_container_port_field_is_named_with_what_was_likely_meant(tmp
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        pytest.param("  podselector: {}\n", 'unknown field "podselector" (did you mean "podSelector"?)', id="case"),
-        pytest.param("  policyType: [Ingress]\n", 'unknown field "policyType" (did you mean "policyTypes"?)',
+        pytest.param("  podselector: {}\n", 'unknown field "podselector"; did you mean \'podSelector\'?', id="case"),
+        pytest.param("  policyType: [Ingress]\n", 'unknown field "policyType"; did you mean \'policyTypes\'?',
                      id="plural"),
         pytest.param("  zzz: 1\n", 'unknown field "zzz"', id="nothing-close"),
     ],
