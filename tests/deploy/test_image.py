@@ -53,7 +53,10 @@ def _built_layout(tmp: Path) -> Path:
         pytest.skip("scripts/image needs root (mmdebstrap's root mode, chroot)")
     out = tmp / "image"
     subprocess.run([str(ROOT / "scripts" / "image"), str(out)], check=True, capture_output=True, timeout=1800)
-    assert (out / f"policyctl-{TAG}.oci.tar").stat().st_size > 0
+    archive = f"oci-archive:{out / f'policyctl-{TAG}.oci.tar'}"
+    inspected = subprocess.run(["skopeo", "inspect", "--config", archive], capture_output=True, text=True, timeout=120)
+    assert inspected.returncode == 0, inspected.stderr
+    assert json.loads(inspected.stdout)["config"]["Entrypoint"] == ["policyctl"], "the archive holds the same image"
     return out / "oci"
 
 
