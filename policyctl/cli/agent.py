@@ -1,4 +1,4 @@
-"""``policyctl agent``: the node agent the DaemonSet runs (deploy/daemonset.yaml).
+"""``policyctl agent``: the node agent the DaemonSet runs (deploy/base/daemonset.yaml).
 
 Watches Pods, Namespaces, Nodes and NetworkPolicies and keeps this node's nftables table equal
 to the node's compiled ruleset (:mod:`policyctl.agent.main`). The node comes from ``--node``
