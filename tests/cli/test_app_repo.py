@@ -135,3 +135,26 @@ def test_matrix_reads_the_repository_and_says_in_one_line_what_it_skipped(run, i
     assert "monitoring/prometheus" in result.stdout and "shop/web" in result.stdout
     assert "note: skipped 11 file(s) that are not Kubernetes objects" in result.stderr
     assert "policyctl check -v lists them" in result.stderr
+
+
+def _real_helm() -> str | None:
+    found = shutil.which("helm") or str(REPO / ".venv" / "tools" / "helm")
+    return found if os.access(found, os.X_OK) else None
+
+
+@pytest.mark.skipif(_real_helm() is None, reason="no helm binary (scripts/kubectl-tools installs one)")
+def test_with_helm_installed_the_chart_is_rendered_and_adds_no_finding(run, tmp_path, monkeypatch):
+    copy = tmp_path / "app-repo"
+    shutil.copytree(APP, copy)
+    monkeypatch.chdir(copy)
+    monkeypatch.setenv("PATH", os.path.dirname(str(_real_helm())) + os.pathsep + os.environ["PATH"])
+    result = run("check", "-f", ".")
+    expected = {
+        (os.path.join(".", file), planted_line(copy / file, policy, text), "warning", code)
+        for file, policy, text, code, _ in PLANTED
+    }
+    assert findings(result.stdout) == expected
+    assert result.exit_code == 1
+    assert "Helm chart" not in result.stderr
+    matrix = run("matrix", "-f", ".")
+    assert "default/shop-web" in matrix.stdout
