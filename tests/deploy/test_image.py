@@ -52,7 +52,8 @@ def _built_layout(tmp: Path) -> Path:
     if os.geteuid() != 0:
         pytest.skip("scripts/image needs root (mmdebstrap's root mode, chroot)")
     out = tmp / "image"
-    subprocess.run([str(ROOT / "scripts" / "image"), str(out)], check=True, capture_output=True, timeout=1800)
+    built = subprocess.run([str(ROOT / "scripts" / "image"), str(out)], capture_output=True, text=True, timeout=1800)
+    assert built.returncode == 0, f"scripts/image failed:\n{built.stdout[-2000:]}\n{built.stderr[-4000:]}"
     archive = f"oci-archive:{out / f'policyctl-{TAG}.oci.tar'}"
     inspected = subprocess.run(["skopeo", "inspect", "--config", archive], capture_output=True, text=True, timeout=120)
     assert inspected.returncode == 0, inspected.stderr
