@@ -53,6 +53,7 @@ from policyctl.policy.model import (
     Protocol,
 )
 
+from .droplog import log_prefix
 from .graph import PolicyGraph, RuleView, SelectedIdentities
 from .identities import Identity, identity_of
 from .intervals import ALL_PORTS, Interval, address_interval, block_intervals, normalise
@@ -86,7 +87,6 @@ INPUT_PRIORITY = 101  # srcnat + 1: after the IPVS LOCAL_IN hooks (98, 99)
 LOG_RATE = Limit(rate=10, per="second", burst=20)
 ND_TYPES = Icmpv6TypeRange(133, 137)
 COMMENT_MAX_BYTES = 128
-LOG_PREFIX_MAX = 127
 
 
 def _digest(text: str) -> str:
@@ -109,13 +109,6 @@ def terse_comment(sources: Iterable[str]) -> str:
     suffix = f"~ +{len(items) - 1}" if len(items) > 1 else "~"
     head = items[0].encode()[: COMMENT_MAX_BYTES - len(suffix)].decode(errors="ignore")
     return head + suffix
-
-
-def log_prefix(mode: Mode, direction: Direction, pod: Pod) -> str:
-    """``policyctl drop ingress x/a `` (nft log prefixes hold at most 127 characters)."""
-    verb = "drop" if mode is Mode.ENFORCE else "audit"
-    head = f"policyctl {verb} {direction.value.lower()} "
-    return head + pod.key[: LOG_PREFIX_MAX - len(head) - 1] + " "
 
 
 def resolve_port(match: PortMatch, pod: Pod | None) -> tuple[Interval, ...]:

@@ -17,8 +17,21 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from policyctl.policy.model import Direction, Pod
+
 from .delta import RulesetDelta
-from .ruleset import Chain, Log, Rule, Ruleset
+from .ruleset import Chain, Log, Mode, Rule, Ruleset
+
+LOG_PREFIX_MAX = 127
+"""nft's limit on a log prefix, in characters."""
+
+
+def log_prefix(mode: Mode, direction: Direction, pod: Pod) -> str:
+    """``policyctl drop ingress x/a ``: the prefix the drop rule of a pod's chain logs with,
+    which the drop reader (``enforcer.drops``) reads back to know the pod and the half."""
+    verb = "drop" if mode is Mode.ENFORCE else "audit"
+    head = f"policyctl {verb} {direction.value.lower()} "
+    return head + pod.key[: LOG_PREFIX_MAX - len(head) - 1] + " "
 
 #: NFLOG groups are 16-bit numbers (``nfgenmsg.res_id``).
 MAX_GROUP = 65535

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from policyctl.compiler.compile import log_prefix
+from policyctl.compiler.droplog import log_prefix
 from policyctl.compiler.ruleset import Mode
 from policyctl.enforcer.nflog import LoggedPacket
 from policyctl.enforcer.packetheaders import HeaderError, Headers, parse_headers
