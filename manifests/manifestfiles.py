@@ -178,11 +178,3 @@ def read_inputs(
         skipped.extend(notes)
     return Sources(tuple(files), tuple(documents), tuple(diagnostics), tuple(sorted(skipped)))
 
-
-def read_sources(
-    paths: Sequence[str], *, stdin: TextIO | None = None, limits: InputLimits
-) -> tuple[list[str], list[Document], list[Diagnostic]]:
-    """:func:`read_inputs` without the notes: the sources read, their object documents and
-    every diagnostic of reading them."""
-    sources = read_inputs(paths, stdin=stdin, limits=limits)
-    return list(sources.files), list(sources.documents), list(sources.diagnostics)

@@ -36,7 +36,6 @@ from policyctl.cli.checkconfig import CheckConfig, find_config, read_config
 from policyctl.cli.skipnotes import report_skipped_files
 from policyctl.manifests.loader import load_documents
 from policyctl.manifests.manifestfiles import read_inputs
-from policyctl.manifests.manifestfiles import read_sources as read_manifest_sources
 from policyctl.manifests.yamlsource import Document
 from policyctl.policy.diagnostics import Diagnostic, Severity, has_errors
 from policyctl.policy.model import Cluster
@@ -46,11 +45,6 @@ from policyctl.verifier.lint_sources import Manifests, through_source_comments
 from policyctl.verifier.relation import Relation, connectivity
 
 FORMATS = ("text", "json", "sarif", "junit", "github")
-
-
-def read_sources(paths: Sequence[str]) -> tuple[list[str], list[Document], list[Diagnostic]]:
-    """The files read (``<stdin>`` for ``-``), their documents and the reading diagnostics."""
-    return read_manifest_sources(paths, limits=input_limits())
 
 
 def assertion_findings(cluster: Cluster, paths: Sequence[str]) -> tuple[list[Diagnostic], list[Diagnostic]]:
