@@ -19,33 +19,44 @@ from policyctl.policy.model import Cluster, Protocol
 from policyctl.probecases.runner import ModelEngine
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
+from tests.cluster_strategies import tiered_clusters
 from tests.strategies import cluster_families, clusters, connections, edge_addresses, edge_ports
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _mismatch(compiled: CompiledCluster, cluster: Cluster, connection: Connection) -> str | None:
-    expected = evaluate(cluster, connection).allowed
-    if compiled.allowed(connection) is expected:
+    expected = evaluate(cluster, connection)
+    if compiled.allowed(connection) is expected.allowed:
         return None
-    return f"{connection}: semantics says {expected}; hops {compiled.outcomes(connection)}"
+    return (
+        f"{connection}: semantics says {expected.allowed} (egress: {expected.egress.note}; ingress: "
+        f"{expected.ingress.note}); hops {compiled.outcomes(connection)}"
+    )
 
 
-@SETTINGS
+ANY_CLUSTER = st.one_of(clusters(), tiered_clusters())
+"""NetworkPolicy alone, or mixed with ClusterNetworkPolicy (both tiers), AdminNetworkPolicy
+and BaselineAdminNetworkPolicy (``tests.cluster_strategies.tiered_clusters``): the tiers'
+precedence, Pass, named ports, ``networks``, ``nodes`` and ``domainNames`` peers."""
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_compiled_verdict_equals_semantics_on_random_connections(data: st.DataObject) -> None:
-    cluster = data.draw(clusters())
+    cluster = data.draw(ANY_CLUSTER)
     compiled = CompiledCluster(cluster)
     for _ in range(15):
         connection = data.draw(connections(cluster))
         assert _mismatch(compiled, cluster, connection) is None
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(clusters(max_pods=4, max_policies=3))
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(clusters(max_pods=4, max_policies=3), tiered_clusters(max_pods=4, max_policies=2)))
 def test_compiled_verdict_equals_semantics_at_every_edge(cluster: Cluster) -> None:
-    """Every pod against every ipBlock/except boundary address (both directions) and every
-    other pod, on every range end, port edge and resolved named port, for every protocol."""
+    """Every pod against every ipBlock/except boundary address (both directions), every node
+    and every other pod, on every range end, port edge and resolved named port, for every
+    protocol."""
     compiled = CompiledCluster(cluster)
     ports = edge_ports(cluster)
     for family in cluster_families(cluster):
