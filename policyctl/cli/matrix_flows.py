@@ -36,8 +36,13 @@ def flows_from(table: TruthTable, source: Group, label: Callable[[Group], str]) 
     between two different members; a single unit reaching itself is always allowed and left
     to the legend."""
     found = []
-    for destination in table.groups:
-        value = table.group_cell(source, destination)
+    row = table.cells[source.name]
+    candidates = (
+        ((d, row[d.name]) for d in table.groups)
+        if allowed(row.default)
+        else ((table.by_name[name], value) for name, value in row.differing())
+    )
+    for destination, value in candidates:
         if not allowed(value):
             continue
         if destination is source:

@@ -16,10 +16,13 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any, TextIO
 
 import click
+from rich.cells import cell_len
+from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
@@ -154,21 +157,63 @@ def _render_rich(table: TruthTable, *, port: tuple[int | str, Protocol] | None, 
     for number, _ in enumerate(table.groups, start=1):
         grid.add_column(str(number), justify="center")
     for number, source in enumerate(table.groups, start=1):
+        grid.add_row(f"{number:>2} {_heading(source)}")
+    grid.add_row("", *(Text(_mark(v)) for v in _widest_cells(table)))
+    needed = Measurement.get(out, out.options.update_width(sys.maxsize), grid).minimum
+    if needed > out.width:
+        _render_flows(table, out, needed=needed, port=port, family=family)
+        return
+    grid = Table()
+    grid.add_column("from \\ to", no_wrap=True)
+    for number, _ in enumerate(table.groups, start=1):
+        grid.add_column(str(number), justify="center")
+    for number, source in enumerate(table.groups, start=1):
         cells: list[Text | str] = [f"{number:>2} {_heading(source)}"]
         for destination in table.groups:
             value = table.group_cell(source, destination)
             style = "green" if value is True else "red" if value is False else ""
             cells.append(Text(_mark(value), style=style))
         grid.add_row(*cells)
-    needed = Measurement.get(out, out.options.update_width(sys.maxsize), grid).minimum
-    if needed > out.width:
-        click.echo(switch_note(needed, out.width), err=True)
-        out.print(f"connections {_asked(port)} {family.value}: allowed flows by source", soft_wrap=True)
-        for line in flow_lines(table, _heading):
-            out.print(line, soft_wrap=True)
-    else:
-        out.print(f"connections {_asked(port)} {family.value} (rows: from, columns: to)")
-        out.print(grid)
+    out.print(f"connections {_asked(port)} {family.value} (rows: from, columns: to)")
+    out.print(grid)
+    for line in _legend(table):
+        out.print(line)
+
+
+def _widest_cells(table: TruthTable) -> list[Cell]:
+    """Per column, the cell with the widest word: a table's narrowest width is each column's
+    widest unbreakable word, so the headings and these cells measure as the whole table does,
+    from the sparse rows (a row's default is in every column where it lists no exception)."""
+    rows = [table.cells[g.name] for g in table.groups]
+    defaults = Counter(row.default for row in rows)
+    listed: list[list[tuple[Cell, Cell]]] = [[] for _ in table.groups]
+    at = {g.name: i for i, g in enumerate(table.groups)}
+    for row in rows:
+        for name, value in row.exceptions.items():
+            listed[at[name]].append((row.default, value))
+    found: list[Cell] = []
+    for cells in listed:
+        present = defaults.copy()
+        present.subtract(default for default, _ in cells)
+        candidates = [value for value, n in present.items() if n > 0] + [value for _, value in cells]
+        found.append(max(candidates, key=_word_width, default=""))
+    return found
+
+
+def _word_width(value: Cell) -> int:
+    return max((cell_len(word) for word in _mark(value).split()), default=0)
+
+
+def _render_flows(
+    table: TruthTable, out: Console, *, needed: int, port: tuple[int | str, Protocol] | None, family: Family
+) -> None:
+    """The list of allowed flows, for a table ``needed`` columns wide that does not fit. Whether
+    it fits is decided on the headings alone first (a lower bound), so a table of thousands of
+    groups is never built cell by cell only to be measured."""
+    click.echo(switch_note(needed, out.width), err=True)
+    out.print(f"connections {_asked(port)} {family.value}: allowed flows by source", soft_wrap=True)
+    for line in flow_lines(table, _heading):
+        out.print(line, soft_wrap=True)
     for line in _legend(table):
         out.print(line)
 

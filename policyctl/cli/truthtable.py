@@ -81,6 +81,10 @@ class GroupRow(Mapping[str, Cell]):
     def exceptions(self) -> dict[str, Cell]:
         return {self._names[i]: cell for i, cell in self._row.exceptions.items()}
 
+    def differing(self) -> list[tuple[str, Cell]]:
+        """The groups answered otherwise than :attr:`default`, in table order."""
+        return [(self._names[i], cell) for i, cell in sorted(self._row.exceptions.items())]
+
     def __getitem__(self, name: str) -> Cell:
         return self._row[self._at[name]]
 
