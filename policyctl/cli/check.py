@@ -34,6 +34,7 @@ from policyctl.cli.render_check import at_or_above, to_github, to_json, to_junit
 from policyctl.policy.suggest import did_you_mean
 from policyctl.cli.checkconfig import CheckConfig, find_config, read_config
 from policyctl.cli.skipnotes import report_skipped_files
+from policyctl.manifests.triage import Skipped
 from policyctl.manifests.loader import load_documents
 from policyctl.manifests.manifestfiles import read_inputs
 from policyctl.manifests.yamlsource import Document
@@ -65,9 +66,16 @@ def assertion_findings(cluster: Cluster, paths: Sequence[str]) -> tuple[list[Dia
     return problems, failed
 
 
-def render(diagnostics: Sequence[Diagnostic], *, output: str, files: Sequence[str], fail_level: Severity) -> str:
+def render(
+    diagnostics: Sequence[Diagnostic],
+    *,
+    output: str,
+    files: Sequence[str],
+    fail_level: Severity,
+    skipped_files: Sequence[Skipped] = (),
+) -> str:
     if output == "json":
-        return to_json(diagnostics, files=files, skipped=skipped_kinds())
+        return to_json(diagnostics, files=files, skipped=skipped_kinds(), skipped_files=skipped_files)
     if output == "sarif":
         return to_sarif(diagnostics, rules=RULES, version=__version__)
     if output == "junit":
@@ -162,6 +170,7 @@ def check(
     skip = (*skip, *sorted(config.skip))
     if not sources and live_requested():
         files: list[str] = []
+        skipped_files: Sequence[Skipped] = ()
         documents: list[Document] = []
         diagnostics: list[Diagnostic] = []
         cluster = load_cluster((), namespace=namespace)
@@ -174,6 +183,7 @@ def check(
     else:
         read = read_inputs(sources, limits=input_limits(), excluded=config.excluded)
         files, documents, diagnostics = list(read.files), list(read.documents), list(read.diagnostics)
+        skipped_files = read.skipped
         report_skipped_files(read.skipped, verbose=verbose)
         loaded = load_documents(documents, default_namespace=namespace)
         cluster = loaded.cluster
@@ -189,7 +199,8 @@ def check(
     level = Severity(fail_level)
     found = through_source_comments(diagnostics, documents)
     shown = shown_at(found, min_severity=min_severity, output=output)
-    click.echo(render(shown, output=output, files=sorted(set(files)), fail_level=level), nl=False)
+    report = render(shown, output=output, files=sorted(set(files)), fail_level=level, skipped_files=skipped_files)
+    click.echo(report, nl=False)
     if bad_input:
         raise click.exceptions.Exit(EXIT_INPUT)
     raise click.exceptions.Exit(EXIT_NO if any(at_or_above(d, level) for d in found) else EXIT_OK)

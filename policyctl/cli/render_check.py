@@ -22,6 +22,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
+from policyctl.manifests.triage import Skipped
 from policyctl.policy.diagnostics import Diagnostic, Severity
 from policyctl.verifier.lint_context import LintRule
 
@@ -75,9 +76,16 @@ def _finding(diagnostic: Diagnostic) -> dict[str, object]:
     }
 
 
-def to_json(diagnostics: Sequence[Diagnostic], *, files: Sequence[str], skipped: Mapping[str, int]) -> str:
+def to_json(
+    diagnostics: Sequence[Diagnostic],
+    *,
+    files: Sequence[str],
+    skipped: Mapping[str, int],
+    skipped_files: Sequence[Skipped] = (),
+) -> str:
     """``skipped_kinds`` counts the objects read and not understood, per kind (never silently
-    ignored), as in every other command's JSON."""
+    ignored), as in every other command's JSON; ``skipped_files`` lists the files (or documents)
+    read and deliberately not taken as objects, with why (CI workflows, Helm values, ...)."""
     document: dict[str, object] = {
         "schema_version": SCHEMA_VERSION,
         "files": sorted(files),
@@ -86,6 +94,8 @@ def to_json(diagnostics: Sequence[Diagnostic], *, files: Sequence[str], skipped:
     }
     if skipped:
         document["skipped_kinds"] = dict(sorted(skipped.items()))
+    if skipped_files:
+        document["skipped_files"] = [{"file": n.source, "line": n.line, "reason": n.reason} for n in skipped_files]
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 

@@ -10,6 +10,7 @@ exit 0. Nothing else may be an error or a warning.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -108,6 +109,13 @@ def test_files_that_are_not_objects_are_one_note_and_each_listed_with_v(run, in_
     listed = run("check", "-f", ".", "-v").stderr
     for file, reason in SKIPPED_FILES.items():
         assert f"{os.path.join('.', file)}:1: note: {reason}" in listed, file
+
+
+def test_json_report_lists_every_skipped_file_with_why(run, in_copy):
+    result = run("check", "-f", ".", "-o", "json")
+    listed = {(n["file"], n["line"]): n["reason"] for n in json.loads(result.stdout)["skipped_files"]}
+    for file, reason in SKIPPED_FILES.items():
+        assert listed[(os.path.join(".", file), 1)].startswith(reason), file
 
 
 def test_unrendered_helm_chart_is_a_note_that_says_how_to_check_it(run, in_copy):
