@@ -1,7 +1,7 @@
 """The explanation behind each edge of the connectivity view, as ``policyctl explain`` prints it.
 
 An edge's explanation is the one of its representative pod pair, computed and rendered by the
-same code as ``policyctl explain`` (:func:`~cli.explain.compute_findings`,
+same code as ``policyctl explain`` (:func:`~verifier.explanations.compute_findings`,
 :func:`~cli.render_explain.render_explain_table`): every member pair of the two nodes has the
 same answer (the nodes are classes of the table), so one pair stands for the edge. An edge
 says which ports are allowed; its explanation is asked for the first port of each allowed
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from rich.console import Console
 
-from policyctl.cli.explain import Query, compute_findings
+from policyctl.verifier.explanations import Query, compute_findings
 from policyctl.cli.flowgraph import FlowEdge, FlowGraph
 from policyctl.cli.render_explain import render_explain_table
 from policyctl.policy.endpoints import ResolvedEndpoint

@@ -31,7 +31,7 @@ from policyctl.policy.verdicts import (
 )
 
 if TYPE_CHECKING:
-    from policyctl.cli.explain import Finding, Query
+    from policyctl.verifier.explanations import Finding, Query
 
 SCHEMA_VERSION = 1
 ALLOWED = "✔"
@@ -195,7 +195,9 @@ def _rule_json(rule: RuleResult, *, with_ports: bool) -> dict[str, Any]:
         "rule": _rule_name(rule),
         "source": _where(rule.provenance),
         "peer_matched": rule.peer_matched,
-        "peers": [{"peer": describe_peer(p.peer), "matched": p.matched, "reasons": list(p.reasons)} for p in rule.peers],
+        "peers": [
+            {"peer": describe_peer(p.peer), "matched": p.matched, "reasons": list(p.reasons)} for p in rule.peers
+        ],
     }
     if with_ports:
         document["matched"] = rule.matched
@@ -235,7 +237,12 @@ def render_explain_table(query: Query, findings: Sequence[Finding], out: Console
 
 
 def _render_verdict(out: Any, verdict: Verdict) -> None:
-    out.print(Text(f"verdict: {'ALLOWED' if verdict.allowed else 'DENIED'}", style="bold green" if verdict.allowed else "bold red"))
+    out.print(
+        Text(
+            f"verdict: {'ALLOWED' if verdict.allowed else 'DENIED'}",
+            style="bold green" if verdict.allowed else "bold red",
+        )
+    )
     if verdict.note:
         out.print(f"note: {verdict.note}")
     for name, half_of in _HALVES:
@@ -253,7 +260,7 @@ def _render_summary(out: Any, summary: PortSummary) -> None:
     for name, half_of in _HALVES:
         half = half_of(sample)
         out.print()
-        ranges = summary.ranges(lambda v, h=half_of: h(v).allowed)
+        ranges = summary.ranges(lambda v: half_of(v).allowed)
         out.print(Text(f"{_half_title(name, half, sample)}: {describe_ranges(ranges)}", style="bold"))
         _render_half(out, half, with_ports=False)
 
@@ -309,7 +316,9 @@ def _tier_tree(outcome: TierOutcome, *, with_ports: bool) -> Tree:
                 for reason in peer.reasons:
                     peer_leaf.add(reason)
             for port in rule.ports:
-                leaf.add(f"{_mark(port.matched)} port {port.port}: {port.reason}" if with_ports else f"port {port.port}")
+                leaf.add(
+                    f"{_mark(port.matched)} port {port.port}: {port.reason}" if with_ports else f"port {port.port}"
+                )
     for text in outcome.ambiguous if with_ports else ():
         tree.add(f"ambiguous: {text}")
     return tree

@@ -13,7 +13,7 @@ import ipaddress
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policyctl.cli.explain import Finding, Query, compute_findings
+from policyctl.verifier.explanations import Finding, Query, compute_findings
 from policyctl.policy.endpoints import ResolvedEndpoint
 from policyctl.policy.model import Cluster, Family, IPAddress, IPNetwork, Protocol
 from policyctl.policy.semantics import evaluate
@@ -91,8 +91,8 @@ def test_every_probed_address_gets_the_oracles_verdict(case: tuple[Cluster, Quer
 @given(cases())
 def test_no_two_findings_tell_the_same_explanation(case: tuple[Cluster, Query, IPNetwork]) -> None:
     """Reported once: distinct findings differ in an answer, a bypass or a matched peer."""
-    from policyctl.cli.explain import _outcome_key
+    from policyctl.verifier.explanations import outcome_key
 
     cluster, query, _ = case
-    keys = [_outcome_key(f) for f in compute_findings(cluster, query)]
+    keys = [outcome_key(f) for f in compute_findings(cluster, query)]
     assert len(keys) == len(set(keys))
