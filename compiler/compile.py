@@ -31,9 +31,7 @@ local pods x ipBlock ranges x port ranges; never pods squared.
 from __future__ import annotations
 
 import bisect
-import enum
 import functools
-import hashlib
 import typing
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -56,6 +54,23 @@ from policyctl.policy.model import (
 from .droplog import log_prefix
 from .graph import PolicyGraph, RuleView, SelectedIdentities
 from .identities import Identity, identity_of
+from .layout import (
+    COMMENT_MAX_BYTES,
+    FAMILIES,
+    LAYOUTS,
+    SetKind,
+    SetLayout,
+    allow_chain_name,
+    digest,
+    dispatch_map_name,
+    node_set_name,
+    peer_chain_name,
+    peer_map_name,
+    peer_set_name,
+    prefix,
+    shared_set_name,
+    terse_comment,
+)
 from .intervals import ALL_PORTS, Interval, address_interval, block_intervals, normalise
 from .ruleset import (
     Chain,
@@ -80,35 +95,11 @@ from .ruleset import (
 )
 
 PROTOCOL_NUMBERS = {Protocol.TCP: 6, Protocol.UDP: 17, Protocol.SCTP: 132}
-FAMILIES = (Family.IPV4, Family.IPV6)
 POSTROUTING_EGRESS_PRIORITY = 95  # srcnat - 5: after DNAT (-100), before SNAT (100)
 POSTROUTING_INGRESS_PRIORITY = 96  # srcnat - 4: a second base chain, so an egress accept does not skip ingress
 INPUT_PRIORITY = 101  # srcnat + 1: after the IPVS LOCAL_IN hooks (98, 99)
 LOG_RATE = Limit(rate=10, per="second", burst=20)
 ND_TYPES = Icmpv6TypeRange(133, 137)
-COMMENT_MAX_BYTES = 128
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def terse_comment(sources: Iterable[str]) -> str:
-    """Sources joined, within nft's 128-byte comment limit (``+N`` counts what did not fit).
-    The length of each candidate is counted, not built, so many sources cost linear time."""
-    items = sorted(set(sources))
-    widths = [len(item.encode()) for item in items]
-    used = sum(widths) + 2 * max(len(items) - 1, 0)
-    for keep in range(len(items), 0, -1):
-        more = f" +{len(items) - keep}" if keep < len(items) else ""
-        if used + len(more) <= COMMENT_MAX_BYTES:
-            return "; ".join(items[:keep]) + more
-        used -= widths[keep - 1] + (2 if keep > 1 else 0)
-    if not items:
-        return ""
-    suffix = f"~ +{len(items) - 1}" if len(items) > 1 else "~"
-    head = items[0].encode()[: COMMENT_MAX_BYTES - len(suffix)].decode(errors="ignore")
-    return head + suffix
 
 
 def resolve_port(match: PortMatch, pod: Pod | None) -> tuple[Interval, ...]:
@@ -155,48 +146,7 @@ class PeerIdentity:
 
 @functools.lru_cache(maxsize=1 << 16)
 def _peer_id(selectors: tuple[str, ...], ports: NamedPorts) -> str:
-    return _digest(repr((selectors, ports)))
-
-
-class SetKind(enum.Enum):
-    """What a set of a direction holds. A peer identity's sets (read by its chain) and the
-    peerless ones hold ``local [. protocol . port]``; ipBlock sets ``peer range . local [.
-    protocol . port]``, always with the interval flag."""
-
-    PEER_PORTS = "ports"
-    PEER_ANY = "peer-any"
-    BLOCKS_PORTS = "blocks-ports"
-    BLOCKS_ANY = "blocks-any"
-    ANY_PORTS = "any-ports"
-    ANY = "any"
-
-
-@dataclass(frozen=True, slots=True)
-class SetLayout:
-    """A set's direction, family and kind, which fix its field types and where the local pod's
-    address is; kept beside the set's name so that nothing reads them back out of it."""
-
-    direction: Direction
-    family: Family
-    kind: SetKind
-
-    @property
-    def blocks(self) -> bool:
-        return self.kind in (SetKind.BLOCKS_PORTS, SetKind.BLOCKS_ANY)
-
-    @property
-    def ports(self) -> bool:
-        return self.kind in (SetKind.PEER_PORTS, SetKind.BLOCKS_PORTS, SetKind.ANY_PORTS)
-
-    @property
-    def types(self) -> tuple[FieldType, ...]:
-        address = FieldType.address(self.family)
-        addresses = (address, address) if self.blocks else (address,)
-        return addresses + ((FieldType.PROTO, FieldType.SERVICE) if self.ports else ())
-
-
-LAYOUTS = {(d, f, k): SetLayout(d, f, k) for d in Direction for f in Family for k in SetKind}
-"""Every layout, made once: gathering looks them up per element."""
+    return digest(repr((selectors, ports)))
 
 
 @dataclass
@@ -336,20 +286,6 @@ class _Context:
         return self.pods
 
 
-def _prefix(direction: Direction) -> str:
-    return "in" if direction is Direction.INGRESS else "out"
-
-
-def peer_set_name(direction: Direction, peer: PeerIdentity, what: str, family: Family) -> str:
-    link = "from" if direction is Direction.INGRESS else "to"
-    return f"{_prefix(direction)}-{link}-{peer.id}-{what}-v{_v(family)}"
-
-
-def peer_chain_name(direction: Direction, peer: PeerIdentity) -> str:
-    link = "from" if direction is Direction.INGRESS else "to"
-    return f"{_prefix(direction)}-{link}-{peer.id}"
-
-
 def collect(
     ctx: PeerLookup,
     pod: Pod,
@@ -369,7 +305,6 @@ def collect(
     on nothing but the pod, its rules and that identity, so a caller whose ``ctx`` answers
     with some identities only gets exactly the part of the whole that concerns them."""
     ingress = direction is Direction.INGRESS
-    prefix = _prefix(direction)
     for view in views:
         source = view.source
         numeric = [m for m in view.ports if not isinstance(m.port, str)]
@@ -384,15 +319,16 @@ def collect(
             if ip is None:
                 continue
             local = address_interval(ip)
-            v = _v(family)
             if view.peers is None:
                 if not view.ports:
                     if not peer_sets_only:
-                        sets.add(f"{prefix}-any-v{v}", LAYOUTS[(direction, family, SetKind.ANY)], (local,), source)
+                        anywhere = LAYOUTS[(direction, family, SetKind.ANY)]
+                        sets.add(shared_set_name(direction, "any", family), anywhere, (local,), source)
                     continue
                 any_ports = LAYOUTS[(direction, family, SetKind.ANY_PORTS)]
+                any_ports_name = shared_set_name(direction, "any-ports", family)
                 for proto, iv in () if peer_sets_only else static:
-                    sets.add(f"{prefix}-any-ports-v{v}", any_ports, (local, Interval(proto, proto), iv), source)
+                    sets.add(any_ports_name, any_ports, (local, Interval(proto, proto), iv), source)
                 if named:
                     for peer in ctx.everyone(direction):
                         if family in ctx.families(direction, peer):
@@ -407,13 +343,14 @@ def collect(
                     if not view.ports:
                         blocks_any = LAYOUTS[(direction, family, SetKind.BLOCKS_ANY)]
                         for b in blocks:
-                            sets.add(f"{prefix}-blocks-any-v{v}", blocks_any, (b, local), source)
+                            sets.add(shared_set_name(direction, "blocks-any", family), blocks_any, (b, local), source)
                         continue
                     blocks_ports = LAYOUTS[(direction, family, SetKind.BLOCKS_PORTS)]
+                    blocks_ports_name = shared_set_name(direction, "blocks-ports", family)
                     for b in blocks:
                         for proto, iv in static:
                             element = (b, local, Interval(proto, proto), iv)
-                            sets.add(f"{prefix}-blocks-ports-v{v}", blocks_ports, element, source)
+                            sets.add(blocks_ports_name, blocks_ports, element, source)
                     for target in ctx.candidates() if named else ():
                         tip = target.ip(family)
                         if tip is None or not peer_view.contains(tip):
@@ -426,7 +363,7 @@ def collect(
                                     Interval(PROTOCOL_NUMBERS[match.protocol], PROTOCOL_NUMBERS[match.protocol]),
                                     iv,
                                 )
-                                sets.add(f"{prefix}-blocks-ports-v{v}", blocks_ports, element, source)
+                                sets.add(blocks_ports_name, blocks_ports, element, source)
                     continue
                 for peer in ctx.reached(direction, peer_view):
                     if family not in ctx.families(direction, peer):
@@ -563,18 +500,6 @@ def peer_chain(
     return chain, tuple(f for f in FAMILIES if f in reached)
 
 
-def shared_set_name(direction: Direction, suffix: str, family: Family) -> str:
-    return f"{_prefix(direction)}-{suffix}-v{_v(family)}"
-
-
-def allow_chain_name(direction: Direction, family: Family) -> str:
-    return f"{_prefix(direction)}-allow-v{_v(family)}"
-
-
-def peer_map_name(direction: Direction, family: Family) -> str:
-    return f"{_prefix(direction)}-peers-v{_v(family)}"
-
-
 def allow_chain(direction: Direction, family: Family, *, peer_map: bool, comments: Mapping[str, str]) -> Chain | None:
     """The shared allow chain of one direction and family: the peer map (when it has
     entries), then the ipBlock and peerless sets that exist; None when there is nothing."""
@@ -607,7 +532,7 @@ def peer_map(direction: Direction, family: Family, entries: Iterable[tuple[IPAdd
         peer_map_name(direction, family),
         FieldType.address(family),
         tuple(sorted(entries, key=lambda e: e[0])),
-        comment=f"peer pod -> {_prefix(direction)} identity chain",
+        comment=f"peer pod -> {prefix(direction)} identity chain",
     )
 
 
@@ -652,10 +577,6 @@ def _direction_layout(
             layout.allow[(direction, family)] = chain.name
 
 
-def _v(family: Family) -> str:
-    return "4" if family is Family.IPV4 else "6"
-
-
 def final_verdict(mode: Mode) -> Verdict:
     """What a denied new connection meets: drop, or in audit mode return (it passes)."""
     return Verdict.DROP if mode is Mode.ENFORCE else Verdict.RETURN
@@ -681,13 +602,13 @@ def pod_chain(mode: Mode, pod: Pod, direction: Direction, allows: tuple[str, ...
     NetworkPolicy stage alone. Its name follows from what it does."""
     rules = network_policy_rules(mode, pod, direction, allows, sources)
     body = repr((direction, pod.key, allows, mode))
-    return Chain(f"{_prefix(direction)}-{_digest(body)}", rules, comment=f"{direction.value.lower()} of {pod.key}")
+    return Chain(f"{prefix(direction)}-{digest(body)}", rules, comment=f"{direction.value.lower()} of {pod.key}")
 
 
 def tiered_chain_name(mode: Mode, pod: Pod, direction: Direction, allows: tuple[str, ...] | None) -> str:
     """The chain of a local pod some cluster policy applies to (``allows`` None: not isolated
     by NetworkPolicy)."""
-    return f"{_prefix(direction)}-{_digest(repr((direction, pod.key, allows, mode, 'tiers')))}"
+    return f"{prefix(direction)}-{digest(repr((direction, pod.key, allows, mode, 'tiers')))}"
 
 
 def isolating_sources(selecting: Iterable[NetworkPolicy], direction: Direction) -> set[str]:
@@ -696,10 +617,6 @@ def isolating_sources(selecting: Iterable[NetworkPolicy], direction: Direction) 
         f"{p.ref} isolates {direction.value.lower()} {p.provenance or ''}".strip()
         for p in isolating(selecting, direction)
     }
-
-
-def dispatch_map_name(direction: Direction, family: Family) -> str:
-    return f"{direction.value.lower()}-v{_v(family)}"
 
 
 def dispatch_map(direction: Direction, family: Family, entries: Iterable[tuple[IPAddress, Jump]]) -> VerdictMap:
@@ -715,7 +632,7 @@ def dispatch_map(direction: Direction, family: Family, entries: Iterable[tuple[I
 
 def node_set(node: str, family: Family, addresses: Iterable[IPAddress]) -> Set:
     return Set(
-        f"node-v{_v(family)}",
+        node_set_name(family),
         (FieldType.address(family),),
         tuple((address_interval(a),) for a in addresses),
         interval=False,
@@ -729,20 +646,20 @@ def base_chains() -> tuple[Chain, ...]:
     )
     nd = Rule((ND_TYPES, Verdict.ACCEPT), comment="ICMPv6 neighbour discovery")
 
-    def dispatch(direction: str, *, source: bool) -> list[Rule]:
+    def dispatch(direction: Direction, *, source: bool) -> list[Rule]:
         return [
-            Rule((VmapLookup(Key.address(family, source=source), f"{direction}-v{_v(family)}"),))
+            Rule((VmapLookup(Key.address(family, source=source), dispatch_map_name(direction, family)),))
             for family in FAMILIES
         ]
 
     node_rules = [
-        Rule((Lookup((Key.address(f, source=True),), f"node-v{_v(f)}"), Verdict.ACCEPT), comment="from this node")
+        Rule((Lookup((Key.address(f, source=True),), node_set_name(f)), Verdict.ACCEPT), comment="from this node")
         for f in FAMILIES
     ]
     return (
         Chain(
             "egress",
-            (established, nd, *dispatch("egress", source=True)),
+            (established, nd, *dispatch(Direction.EGRESS, source=True)),
             Hook.POSTROUTING,
             POSTROUTING_EGRESS_PRIORITY,
             Verdict.ACCEPT,
@@ -750,7 +667,7 @@ def base_chains() -> tuple[Chain, ...]:
         ),
         Chain(
             "ingress",
-            (established, nd, *node_rules, *dispatch("ingress", source=False)),
+            (established, nd, *node_rules, *dispatch(Direction.INGRESS, source=False)),
             Hook.POSTROUTING,
             POSTROUTING_INGRESS_PRIORITY,
             Verdict.ACCEPT,
@@ -758,7 +675,7 @@ def base_chains() -> tuple[Chain, ...]:
         ),
         Chain(
             "input",
-            (established, nd, *dispatch("egress", source=True)),
+            (established, nd, *dispatch(Direction.EGRESS, source=True)),
             Hook.INPUT,
             INPUT_PRIORITY,
             Verdict.ACCEPT,

@@ -90,11 +90,9 @@ from policyctl.policy.model import (
 
 from .compile import (
     ANY_SELECTOR,
-    FAMILIES,
     GatheredSets,
     PeerIdentity,
     allow_chain,
-    allow_chain_name,
     base_chains,
     collect,
     compile_node,
@@ -105,9 +103,9 @@ from .compile import (
     named_ports,
     node_set,
     peer_map,
-    peer_set_name,
     pod_chain,
 )
+from .layout import FAMILIES, allow_chain_name, peer_set_name
 from .delta import MapEntry, RulesetDelta, diff, empty_ruleset
 from .graph import RuleView, SelectedIdentities, rule_views, selector_node
 from .identities import Identity

@@ -26,14 +26,12 @@ from typing import TYPE_CHECKING
 
 from policyctl.policy.model import Direction, Family, IPAddress
 
-from .compile import (
+from .compile import PeerIdentity, finish_elements, peer_chain
+from .layout import (
     FAMILIES,
-    PeerIdentity,
     SetLayout,
     allow_chain_name,
     dispatch_map_name,
-    finish_elements,
-    peer_chain,
     peer_chain_name,
     peer_map_name,
     terse_comment,

@@ -2,7 +2,7 @@
 
 The compiler puts an anonymous ``counter`` on every rule that decides a connection and names
 in the rule's comment the policy rules it stands for (``x/allow-a ingress[0] a.yaml:12;
-y/b ...``; see ``compiler.compile.terse_comment``). Reading the table's listing back therefore
+y/b ...``; see ``compiler.layout.terse_comment``). Reading the table's listing back therefore
 tells, per rule, how many packets took which decision, and per policy, how many packets rules
 naming it decided. A rule shared by several policies counts for each of them, so policy totals
 are not meant to be added up. Counters restart when a chain is replaced.

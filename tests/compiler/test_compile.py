@@ -443,7 +443,7 @@ def test_relabelling_a_peer_within_the_same_selectors_changes_nothing() -> None:
     ],
 )
 def test_comments_fit_nfts_128_bytes_and_count_what_they_leave_out(sources: list[str], expected: str) -> None:
-    from policyctl.compiler.compile import terse_comment
+    from policyctl.compiler.layout import terse_comment
 
     comment = terse_comment(sources)
     assert comment == expected

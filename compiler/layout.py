@@ -1,0 +1,129 @@
+"""How the ruleset of a node names its sets, chains and maps, and what each kind of set holds.
+
+Names follow from what a piece does (a direction, a family, a peer identity's id), so equal
+input gives equal names on every node and in every compile; a set's :class:`SetLayout` travels
+beside its name, so nothing reads a set's kind back out of the name.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from policyctl.policy.model import Direction, Family
+
+from .ruleset import FieldType
+
+FAMILIES = (Family.IPV4, Family.IPV6)
+COMMENT_MAX_BYTES = 128
+
+
+class Identified(typing.Protocol):
+    """What naming reads of a peer identity: its id."""
+
+    @property
+    def id(self) -> str: ...
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def terse_comment(sources: Iterable[str]) -> str:
+    """Sources joined, within nft's 128-byte comment limit (``+N`` counts what did not fit).
+    The length of each candidate is counted, not built, so many sources cost linear time."""
+    items = sorted(set(sources))
+    widths = [len(item.encode()) for item in items]
+    used = sum(widths) + 2 * max(len(items) - 1, 0)
+    for keep in range(len(items), 0, -1):
+        more = f" +{len(items) - keep}" if keep < len(items) else ""
+        if used + len(more) <= COMMENT_MAX_BYTES:
+            return "; ".join(items[:keep]) + more
+        used -= widths[keep - 1] + (2 if keep > 1 else 0)
+    if not items:
+        return ""
+    suffix = f"~ +{len(items) - 1}" if len(items) > 1 else "~"
+    head = items[0].encode()[: COMMENT_MAX_BYTES - len(suffix)].decode(errors="ignore")
+    return head + suffix
+
+
+class SetKind(enum.Enum):
+    """What a set of a direction holds. A peer identity's sets (read by its chain) and the
+    peerless ones hold ``local [. protocol . port]``; ipBlock sets ``peer range . local [.
+    protocol . port]``, always with the interval flag."""
+
+    PEER_PORTS = "ports"
+    PEER_ANY = "peer-any"
+    BLOCKS_PORTS = "blocks-ports"
+    BLOCKS_ANY = "blocks-any"
+    ANY_PORTS = "any-ports"
+    ANY = "any"
+
+
+@dataclass(frozen=True, slots=True)
+class SetLayout:
+    """A set's direction, family and kind, which fix its field types and where the local pod's
+    address is; kept beside the set's name so that nothing reads them back out of it."""
+
+    direction: Direction
+    family: Family
+    kind: SetKind
+
+    @property
+    def blocks(self) -> bool:
+        return self.kind in (SetKind.BLOCKS_PORTS, SetKind.BLOCKS_ANY)
+
+    @property
+    def ports(self) -> bool:
+        return self.kind in (SetKind.PEER_PORTS, SetKind.BLOCKS_PORTS, SetKind.ANY_PORTS)
+
+    @property
+    def types(self) -> tuple[FieldType, ...]:
+        address = FieldType.address(self.family)
+        addresses = (address, address) if self.blocks else (address,)
+        return addresses + ((FieldType.PROTO, FieldType.SERVICE) if self.ports else ())
+
+
+LAYOUTS = {(d, f, k): SetLayout(d, f, k) for d in Direction for f in Family for k in SetKind}
+"""Every layout, made once: gathering looks them up per element."""
+
+
+def prefix(direction: Direction) -> str:
+    return "in" if direction is Direction.INGRESS else "out"
+
+
+def peer_set_name(direction: Direction, peer: Identified, what: str, family: Family) -> str:
+    link = "from" if direction is Direction.INGRESS else "to"
+    return f"{prefix(direction)}-{link}-{peer.id}-{what}-v{_v(family)}"
+
+
+def peer_chain_name(direction: Direction, peer: Identified) -> str:
+    link = "from" if direction is Direction.INGRESS else "to"
+    return f"{prefix(direction)}-{link}-{peer.id}"
+
+
+def shared_set_name(direction: Direction, suffix: str, family: Family) -> str:
+    return f"{prefix(direction)}-{suffix}-v{_v(family)}"
+
+
+def allow_chain_name(direction: Direction, family: Family) -> str:
+    return f"{prefix(direction)}-allow-v{_v(family)}"
+
+
+def peer_map_name(direction: Direction, family: Family) -> str:
+    return f"{prefix(direction)}-peers-v{_v(family)}"
+
+
+def _v(family: Family) -> str:
+    return "4" if family is Family.IPV4 else "6"
+
+
+def dispatch_map_name(direction: Direction, family: Family) -> str:
+    return f"{direction.value.lower()}-v{_v(family)}"
+
+
+def node_set_name(family: Family) -> str:
+    return f"node-v{_v(family)}"
