@@ -9,25 +9,32 @@ re-judged as if its original direction were a new connection; the entries of flo
 now denied are deleted, and the next packet of such a flow meets the ruleset as a new
 connection and is dropped.
 
-``parse_listing`` is pure; the side effects are behind :class:`ConntrackTable`
-(:class:`ConntrackTool` drives the ``conntrack`` command of conntrack-tools).
+``flow_of_entry``, ``parse_listing`` and ``flows_to_revoke`` are pure; the side effects are
+behind :class:`ConntrackTable`. :class:`ConntrackTool` talks ctnetlink through pyroute2 (one
+socket, one message per cut flow) and falls back to the ``conntrack`` command of
+conntrack-tools (one process per cut flow) only where pyroute2's conntrack is unavailable.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import errno
 import functools
 import ipaddress
 import shutil
+import socket
 import subprocess
+import weakref
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, Union
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Union
 
 from policyctl.enforcer.errors import ConntrackError
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 #: Transport protocols whose flows NetworkPolicy decides (by port).
 PORTED = ("tcp", "udp", "sctp")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +118,124 @@ class ConntrackTable(Protocol):
     def delete(self, flow: Flow) -> bool: ...
 
 
-class ConntrackTool:
-    """The ``conntrack`` command (conntrack-tools), optionally inside a named namespace."""
+_FAMILIES = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}
+_PROTOCOL_NAMES = {socket.IPPROTO_TCP: "tcp", socket.IPPROTO_UDP: "udp", 132: "sctp"}
+
+
+def flow_of_entry(entry: Any) -> Flow | None:
+    """The :class:`Flow` of a pyroute2 ``ConntrackEntry`` (its ``tuple_orig`` is the original
+    direction; ``protoinfo`` carries the TCP state), or None for protocols NetworkPolicy does
+    not decide by port (ICMP and others are never judged). Pure."""
+    orig = entry.tuple_orig
+    protocol = _PROTOCOL_NAMES.get(orig.proto)
+    if protocol is None or orig.saddr is None or orig.daddr is None:
+        return None
+    protoinfo = getattr(entry, "protoinfo", None)
+    try:
+        return Flow(
+            protocol=protocol,
+            source=ipaddress.ip_address(orig.saddr),
+            destination=ipaddress.ip_address(orig.daddr),
+            source_port=orig.sport,
+            destination_port=orig.dport,
+            state=protoinfo.state_name() if protoinfo is not None else "",
+        )
+    except ValueError:
+        return None
+
+
+class ConntrackNetlink:
+    """The conntrack table through ctnetlink (pyroute2), optionally inside a named namespace.
+
+    One netlink socket per address family serves every dump and delete, so cutting thousands
+    of flows costs thousands of netlink messages, not thousands of processes. A network
+    namespace is per thread and a socket keeps the namespace it was created in, so the
+    sockets are created, and every call runs, in one worker thread that joined ``netns``.
+    The sockets and the thread are released by :meth:`close`, or when the table is
+    garbage-collected (callers that make one per change need not close it)."""
+
+    def __init__(self, *, netns: str | None = None) -> None:
+        try:
+            from pyroute2 import Conntrack
+        except ImportError as exc:
+            raise ConntrackError(f"pyroute2's conntrack (ctnetlink) is unavailable: {exc}") from exc
+        from policyctl.enforcer.backend import _join_netns
+
+        self.netns = netns
+        executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, initializer=functools.partial(_join_netns, netns) if netns is not None else None
+        )
+        self._executor = executor
+        try:
+            self._sockets: dict[str, Any] = executor.submit(
+                lambda: {name: Conntrack(nfgen_family=number) for name, number in _FAMILIES.items()}
+            ).result()
+        except (OSError, concurrent.futures.BrokenExecutor) as exc:
+            executor.shutdown(wait=False)
+            raise ConntrackError(f"cannot open ctnetlink{' in ' + netns if netns else ''}: {exc}") from exc
+        self._finalizer = weakref.finalize(self, _release, executor, self._sockets)
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        return self._executor.submit(fn).result()
+
+    def flows(self) -> tuple[Flow, ...]:
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        def dump() -> list[Flow]:
+            found: list[Flow] = []
+            for name, sock in self._sockets.items():
+                try:
+                    entries = list(sock.dump_entries())
+                except (OSError, NetlinkError) as exc:
+                    raise ConntrackError(f"conntrack dump ({name}): {exc}") from exc
+                found.extend(f for f in map(flow_of_entry, entries) if f is not None)
+            return found
+
+        return tuple(sorted(set(self._call(dump)), key=Flow.sort_key))
+
+    def delete(self, flow: Flow) -> bool:
+        """Delete the entry whose original tuple is this flow's; False when it was already
+        gone (the kernel answers ENOENT: the flow ended or another agent cut it)."""
+        from pyroute2.netlink.exceptions import NetlinkError
+        from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
+
+        orig = NFCTAttrTuple(
+            family=_FAMILIES[flow.family],
+            saddr=str(flow.source),
+            daddr=str(flow.destination),
+            proto=_PROTOCOL_NUMBERS[flow.protocol],
+            sport=flow.source_port,
+            dport=flow.destination_port,
+        )
+        sock = self._sockets[flow.family]
+        try:
+            self._call(lambda: sock.entry("del", tuple_orig=orig))
+        except NetlinkError as exc:
+            if exc.code == errno.ENOENT:
+                return False
+            raise ConntrackError(f"conntrack delete {flow}: {exc}") from exc
+        return True
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def _release(executor: concurrent.futures.ThreadPoolExecutor, sockets: Mapping[str, Any]) -> None:
+    def close_all() -> None:
+        for sock in sockets.values():
+            sock.close()
+
+    try:
+        executor.submit(close_all).result()
+    finally:
+        executor.shutdown(wait=False)
+
+
+class ConntrackCommand:
+    """The ``conntrack`` command (conntrack-tools), optionally inside a named namespace.
+
+    A fallback only, for a Python without pyroute2's conntrack: it starts one process per
+    deleted flow, so revoking thousands of flows takes minutes (see :class:`ConntrackNetlink`)."""
 
     def __init__(self, *, binary: str = "conntrack", netns: str | None = None) -> None:
         found = shutil.which(binary)
@@ -185,8 +308,29 @@ def revoke(
     return RevokeReport(judged=judged, revoked=revoked)
 
 
+class ConntrackTool:
+    """The node's conntrack table: :class:`ConntrackNetlink`, or :class:`ConntrackCommand`
+    when pyroute2's conntrack does not import here. Raises :class:`ConntrackError` when
+    neither is usable."""
+
+    def __init__(self, *, binary: str = "conntrack", netns: str | None = None) -> None:
+        self.table: ConntrackNetlink | ConntrackCommand
+        try:
+            import pyroute2.conntrack  # noqa: F401  (probe that the binding loads here)
+        except ImportError:
+            self.table = ConntrackCommand(binary=binary, netns=netns)
+        else:
+            self.table = ConntrackNetlink(netns=netns)
+
+    def flows(self) -> tuple[Flow, ...]:
+        return self.table.flows()
+
+    def delete(self, flow: Flow) -> bool:
+        return self.table.delete(flow)
+
+
 if TYPE_CHECKING:
-    _conforms: type[ConntrackTable] = ConntrackTool
+    _conforms: tuple[type[ConntrackTable], ...] = (ConntrackTool, ConntrackNetlink, ConntrackCommand)
 
 
 _PROTOCOL_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132}
