@@ -3,6 +3,7 @@ every other flow is still there (a busy service losing access has thousands of f
 
 from __future__ import annotations
 
+import functools
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -73,7 +74,7 @@ def denies_cut_port(flow: Flow) -> bool:
 
 def test_every_denied_flow_of_thousands_is_cut_and_every_other_kept(namespace: Namespace) -> None:
     for address, count in FLOWS_PER_PORT.items():
-        namespace.call(lambda address=address, count=count: _send_flows(address, count))
+        namespace.call(functools.partial(_send_flows, address, count))
     table = ConntrackNetlink(netns=namespace.name)
     try:
         before = ours(table.flows())
