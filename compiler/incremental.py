@@ -89,9 +89,7 @@ from policyctl.policy.model import (
 )
 
 from .compile import (
-    ANY_SELECTOR,
     GatheredSets,
-    PeerIdentity,
     allow_chain,
     base_chains,
     collect,
@@ -100,11 +98,11 @@ from .compile import (
     finished_set,
     isolating_sources,
     local_group,
-    named_ports,
     node_set,
     peer_map,
     pod_chain,
 )
+from .peeridentity import ANY_SELECTOR, PeerIdentity, named_ports
 from .layout import FAMILIES, allow_chain_name, peer_set_name
 from .delta import MapEntry, RulesetDelta, diff, empty_ruleset
 from .graph import RuleView, SelectedIdentities, rule_views, selector_node

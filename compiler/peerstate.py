@@ -22,7 +22,7 @@ from collections.abc import Set as AbstractSet
 
 from policyctl.policy.model import Direction, Family, Pod
 
-from .compile import PeerIdentity
+from .peeridentity import PeerIdentity
 from .graph import SelectedIdentities
 from .identities import Identity
 
