@@ -30,7 +30,8 @@ from policyctl.policy.ipblocks import end_address
 from policyctl.policy.model import Cluster, Node, Pod
 from policyctl.policy.verdicts import Connection, Endpoint
 
-from .compile import PROTOCOL_NUMBERS, compile_node
+from .compile import compile_node
+from .elements import PROTOCOL_NUMBERS
 from .evaluator import Evaluator, Outcome, Packet
 from .graph import PolicyGraph
 from .render_json import render_json

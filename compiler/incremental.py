@@ -89,19 +89,16 @@ from policyctl.policy.model import (
 )
 
 from .compile import (
-    GatheredSets,
     allow_chain,
     base_chains,
-    collect,
     compile_node,
     dispatch_map,
-    finished_set,
     isolating_sources,
-    local_group,
     node_set,
     peer_map,
     pod_chain,
 )
+from .elements import GatheredSets, collect, finished_set, local_group
 from .peeridentity import ANY_SELECTOR, PeerIdentity, named_ports
 from .layout import FAMILIES, allow_chain_name, peer_set_name
 from .delta import MapEntry, RulesetDelta, diff, empty_ruleset

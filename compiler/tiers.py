@@ -48,7 +48,7 @@ from policyctl.policy.tiers import (
     match_nodes_peer,
 )
 
-from .compile import PROTOCOL_NUMBERS, disjoint_boxes, resolve_port
+from .elements import PROTOCOL_NUMBERS, disjoint_boxes, resolve_port
 from .identities import Identity, IdentityIndex, identity_of
 from .intervals import Interval, address_interval, block_intervals, normalise
 from .ruleset import (

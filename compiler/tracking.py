@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 
 from policyctl.policy.model import Direction, Family, IPAddress
 
-from .compile import finish_elements, peer_chain
+from .compile import peer_chain
+from .elements import finish_elements
 from .peeridentity import PeerIdentity
 from .layout import (
     FAMILIES,
