@@ -156,9 +156,8 @@ def _render_rich(table: TruthTable, *, port: tuple[int | str, Protocol] | None, 
     grid.add_column("from \\ to", no_wrap=True)
     for number, _ in enumerate(table.groups, start=1):
         grid.add_column(str(number), justify="center")
-    for number, source in enumerate(table.groups, start=1):
-        grid.add_row(f"{number:>2} {_heading(source)}")
-    grid.add_row("", *(Text(_mark(v)) for v in _widest_cells(table)))
+    labels = (f"{number:>2} {_heading(source)}" for number, source in enumerate(table.groups, start=1))
+    grid.add_row(max(labels, key=cell_len, default=""), *(Text(_mark(v)) for v in _widest_cells(table)))
     needed = Measurement.get(out, out.options.update_width(sys.maxsize), grid).minimum
     if needed > out.width:
         _render_flows(table, out, needed=needed, port=port, family=family)
@@ -208,8 +207,9 @@ def _render_flows(
     table: TruthTable, out: Console, *, needed: int, port: tuple[int | str, Protocol] | None, family: Family
 ) -> None:
     """The list of allowed flows, for a table ``needed`` columns wide that does not fit. Whether
-    it fits is decided on the headings alone first (a lower bound), so a table of thousands of
-    groups is never built cell by cell only to be measured."""
+    it fits is measured on one row of the widest label and each column's widest cell
+    (:func:`_widest_cells`), so a table of thousands of groups is never built cell by cell only
+    to be measured."""
     click.echo(switch_note(needed, out.width), err=True)
     out.print(f"connections {_asked(port)} {family.value}: allowed flows by source", soft_wrap=True)
     for line in flow_lines(table, _heading):
