@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import math
 import os
 import selectors
 import socket
@@ -49,6 +50,8 @@ from policyctl.lab.netns import inside, set_sysctls
 PORT = 7000
 TEAM = "lat"
 NODES = ("node-a", "node-b")
+PODS_PER_NODE = 200
+"""The lab gives each node a /24 pod CIDR; 200 pods per node as in the bench's generated clusters."""
 TARGETS = {"policy_create": Target(0.100), "pod_create": Target(0.100), "policy_delete": Target(1.0)}
 """Issue #15: (a) and (b) p99 < 100 ms, (c) < 1 s, at 1k pods."""
 
@@ -273,6 +276,9 @@ class Measurement:
     latency: float | None
     baseline_ok: bool
     attempts: int
+    trace: str = ""
+    """When the new verdict was not seen: what each attempt after the write saw (``o`` the old
+    verdict, ``x`` the new), for diagnosis."""
 
 
 def measure(prober: Prober, write: Callable[[], float], *, old: bool) -> Measurement:
@@ -292,7 +298,9 @@ def measure(prober: Prober, write: Callable[[], float], *, old: bool) -> Measure
             flipped = flip_time(after, not old, confirm=probing.confirm)
             if flipped is not None:
                 break
-        return Measurement(None if flipped is None else flipped - began, baseline_ok, len(prober.seen(began)))
+        after = prober.seen(began)
+        trace = "" if flipped is not None else "".join("o" if s.ok is old else "x" for s in after)[:400]
+        return Measurement(None if flipped is None else flipped - began, baseline_ok, len(after), trace)
     finally:
         prober.stop()
 
@@ -492,6 +500,9 @@ def report(results: list[Run], probing: Probing) -> dict[str, Any]:
                 for kind, ms in result.measurements.items()
             },
             "void": {kind: sum(not m.baseline_ok for m in ms) for kind, ms in result.measurements.items()},
+            "unflipped_traces": {
+                kind: [m.trace for m in ms if m.latency is None] for kind, ms in result.measurements.items()
+            },
         }
     return {
         "sizes": sizes,
@@ -523,7 +534,8 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for pods in options.pods or [20]:
         sysctls = tuple((key, value) for key, _, value in (item.partition("=") for item in options.node_sysctl))
-        shape = Shape(pods=pods, reps=options.reps, node_sysctls=sysctls)
+        nodes = tuple(f"node-{index}" for index in range(max(2, math.ceil(pods / PODS_PER_NODE))))
+        shape = Shape(pods=pods, reps=options.reps, nodes=nodes, node_sysctls=sysctls)
         results.append(run(shape, probing, gap=options.gap, log=lambda line: print(line, file=sys.stderr, flush=True)))
         document = json.dumps(report(results, probing), indent=2, sort_keys=True)
         if options.out:
