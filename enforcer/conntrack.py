@@ -17,6 +17,7 @@ conntrack-tools (one process per cut flow) only where pyroute2's conntrack is un
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import errno
 import functools
@@ -123,7 +124,7 @@ _PROTOCOL_NAMES = {socket.IPPROTO_TCP: "tcp", socket.IPPROTO_UDP: "udp", 132: "s
 
 
 def flow_of_entry(entry: Any) -> Flow | None:
-    """The :class:`Flow` of a pyroute2 ``ConntrackEntry`` (its ``tuple_orig`` is the original
+    """The :class:`Flow` of a pyroute2 ``ConntrackEntry`` or alike (``tuple_orig`` is the original
     direction; ``protoinfo`` carries the TCP state), or None for protocols NetworkPolicy does
     not decide by port (ICMP and others are never judged). Pure."""
     orig = entry.tuple_orig
@@ -179,16 +180,18 @@ class ConntrackNetlink:
         return self._executor.submit(fn).result()
 
     def flows(self) -> tuple[Flow, ...]:
+        """Every tracked flow of a ported protocol. Only the original tuple (and a TCP
+        entry's state) is decoded: decoding whole entries costs several times the dump."""
         from pyroute2.netlink.exceptions import NetlinkError
 
         def dump() -> list[Flow]:
             found: list[Flow] = []
             for name, sock in self._sockets.items():
                 try:
-                    entries = list(sock.dump_entries())
+                    flows = (flow_of_entry(_entry_of_message(message)) for message in sock.dump())
+                    found.extend(f for f in flows if f is not None)
                 except (OSError, NetlinkError) as exc:
                     raise ConntrackError(f"conntrack dump ({name}): {exc}") from exc
-                found.extend(f for f in map(flow_of_entry, entries) if f is not None)
             return found
 
         return tuple(sorted(set(self._call(dump)), key=Flow.sort_key))
@@ -196,28 +199,69 @@ class ConntrackNetlink:
     def delete(self, flow: Flow) -> bool:
         """Delete the entry whose original tuple is this flow's; False when it was already
         gone (the kernel answers ENOENT: the flow ended or another agent cut it)."""
-        from pyroute2.netlink.exceptions import NetlinkError
-        from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
+        return bool(self.delete_all((flow,)))
 
-        orig = NFCTAttrTuple(
-            family=_FAMILIES[flow.family],
-            saddr=str(flow.source),
-            daddr=str(flow.destination),
-            proto=_PROTOCOL_NUMBERS[flow.protocol],
-            sport=flow.source_port,
-            dport=flow.destination_port,
-        )
-        sock = self._sockets[flow.family]
-        try:
-            self._call(lambda: sock.entry("del", tuple_orig=orig))
-        except NetlinkError as exc:
-            if exc.code == errno.ENOENT:
-                return False
-            raise ConntrackError(f"conntrack delete {flow}: {exc}") from exc
-        return True
+    def delete_all(self, flows: Iterable[Flow]) -> tuple[Flow, ...]:
+        """Delete the entries of ``flows``; those that were still there, in order. Requests
+        are pipelined (up to ``_IN_FLIGHT`` awaiting their acknowledgement on one socket),
+        since a round trip per flow would dominate revoking thousands of them."""
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        wanted = tuple(flows)
+
+        async def delete_part(sock: Any, part: tuple[Flow, ...]) -> list[Any]:
+            requests = (sock.asyncore.entry("del", tuple_orig=_tuple_of(f)) for f in part)
+            return list(await asyncio.gather(*requests, return_exceptions=True))
+
+        def delete_in_worker() -> set[Flow]:
+            deleted: set[Flow] = set()
+            for name, sock in self._sockets.items():
+                mine = tuple(f for f in wanted if f.family == name)
+                for start in range(0, len(mine), _IN_FLIGHT):
+                    part = mine[start : start + _IN_FLIGHT]
+                    for flow, result in zip(part, sock._run_with_cleanup(delete_part, sock, part)):
+                        if isinstance(result, NetlinkError) and result.code == errno.ENOENT:
+                            continue
+                        if isinstance(result, BaseException):
+                            raise ConntrackError(f"conntrack delete {flow}: {result}") from result
+                        deleted.add(flow)
+            return deleted
+
+        deleted = self._call(delete_in_worker)
+        return tuple(f for f in wanted if f in deleted)
 
     def close(self) -> None:
         self._finalizer()
+
+
+_IN_FLIGHT = 256
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    tuple_orig: Any
+    protoinfo: Any
+
+
+def _entry_of_message(message: Any) -> _Entry:
+    from pyroute2.conntrack import NFCTATcpProtoInfo, NFCTAttrTuple
+
+    orig = NFCTAttrTuple.from_netlink(message["nfgen_family"], message.get_attr("CTA_TUPLE_ORIG"))
+    protoinfo = message.get_attr("CTA_PROTOINFO") if orig.proto == socket.IPPROTO_TCP else None
+    return _Entry(orig, NFCTATcpProtoInfo.from_netlink(protoinfo) if protoinfo is not None else None)
+
+
+def _tuple_of(flow: Flow) -> Any:
+    from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
+
+    return NFCTAttrTuple(
+        family=_FAMILIES[flow.family],
+        saddr=str(flow.source),
+        daddr=str(flow.destination),
+        proto=_PROTOCOL_NUMBERS[flow.protocol],
+        sport=flow.source_port,
+        dport=flow.destination_port,
+    )
 
 
 def _release(executor: concurrent.futures.ThreadPoolExecutor, sockets: Mapping[str, Any]) -> None:
@@ -302,9 +346,11 @@ def flows_to_revoke(
 def revoke(
     table: ConntrackTable, allows: FlowJudge, *, local: Collection[IPAddress] | None = None
 ) -> RevokeReport:
-    """Delete the tracked entries of every local flow ``allows`` now denies."""
+    """Delete the tracked entries of every local flow ``allows`` now denies (in one batch
+    when the table offers ``delete_all``, as :class:`ConntrackNetlink` does)."""
     judged, denied = flows_to_revoke(table.flows(), allows, local=local)
-    revoked = tuple(f for f in denied if table.delete(f))
+    delete_all: Callable[[Iterable[Flow]], tuple[Flow, ...]] | None = getattr(table, "delete_all", None)
+    revoked = delete_all(denied) if delete_all is not None else tuple(f for f in denied if table.delete(f))
     return RevokeReport(judged=judged, revoked=revoked)
 
 
@@ -327,6 +373,11 @@ class ConntrackTool:
 
     def delete(self, flow: Flow) -> bool:
         return self.table.delete(flow)
+
+    def delete_all(self, flows: Iterable[Flow]) -> tuple[Flow, ...]:
+        if isinstance(self.table, ConntrackNetlink):
+            return self.table.delete_all(flows)
+        return tuple(f for f in flows if self.table.delete(f))
 
 
 if TYPE_CHECKING:
