@@ -78,3 +78,17 @@ def test_a_lazy_judge_renders_the_ruleset_only_when_a_local_flow_is_judged() -> 
     _, denied = flows_to_revoke(parse_listing(LISTING), judge, local={ip("10.77.2.2")})
     assert [(str(f.destination), f.destination_port) for f in denied] == [("10.77.2.2", 81)]
     assert rendered == [1]
+
+
+def test_the_conntrack_command_serves_only_where_pyroute2_conntrack_does_not_import(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import shutil
+    import sys
+
+    from policyctl.enforcer.conntrack import ConntrackCommand, ConntrackTool
+
+    if shutil.which("conntrack") is None:
+        pytest.skip("conntrack-tools is not installed")
+    monkeypatch.setitem(sys.modules, "pyroute2.conntrack", None)
+    assert isinstance(ConntrackTool().table, ConntrackCommand)

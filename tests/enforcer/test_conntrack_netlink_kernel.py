@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from policyctl.enforcer.conntrack import ConntrackNetlink, Flow, revoke
+from policyctl.enforcer.conntrack import ConntrackNetlink, ConntrackTool, Flow, revoke
 from tests.enforcer.netns import Namespace, netns_supported, unique_prefix
 
 pytestmark = pytest.mark.kernel
@@ -107,3 +107,13 @@ def test_the_table_of_a_named_namespace_is_its_own(namespace: Namespace) -> None
     finally:
         inside.close()
         outside.close()
+
+
+def test_the_node_table_is_read_over_netlink_where_pyroute2_imports(namespace: Namespace) -> None:
+    tool = ConntrackTool(netns=namespace.name)
+    assert isinstance(tool.table, ConntrackNetlink)
+    namespace.call(functools.partial(_send_flows, "127.0.0.1", 2))
+    report = revoke(tool, denies_cut_port)
+    assert {(f.destination_port, f.family) for f in report.revoked} == {(CUT_PORT, "ipv4")} and len(report.revoked) == 2
+    assert {f.destination_port for f in ours(tool.flows())} == {KEPT_PORT}
+    tool.table.close()
