@@ -92,3 +92,11 @@ def test_the_conntrack_command_serves_only_where_pyroute2_conntrack_does_not_imp
         pytest.skip("conntrack-tools is not installed")
     monkeypatch.setitem(sys.modules, "pyroute2.conntrack", None)
     assert isinstance(ConntrackTool().table, ConntrackCommand)
+
+
+def test_a_missing_namespace_is_a_conntrack_error_not_a_hang() -> None:
+    from policyctl.enforcer.conntrack import ConntrackNetlink
+    from policyctl.enforcer.errors import ConntrackError
+
+    with pytest.raises(ConntrackError, match="cannot open ctnetlink in policyctl-no-such-namespace"):
+        ConntrackNetlink(netns="policyctl-no-such-namespace")
