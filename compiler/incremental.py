@@ -9,7 +9,7 @@ into pieces small enough that an event touches a handful of them:
 * the membership of every peer selector those rules use (:mod:`membership`), and per
   direction each peer pod's :class:`PeerIdentity` (the used selectors that select it, plus
   ``any`` when an egress rule without peers has a named port, and its named ports);
-* per local pod and direction, its raw contribution: what ``compile.collect`` adds for that
+* per local pod and direction, its raw contribution: what ``elements.collect`` adds for that
   pod alone, by set and by local address;
 * per set, its finished elements per local address (``finish_elements`` groups by the local
   pod's address, and groups never overlap), and reference-counted sources, which make the
@@ -88,24 +88,16 @@ from policyctl.policy.model import (
     PolicyRef,
 )
 
-from .compile import (
-    allow_chain,
-    base_chains,
-    compile_node,
-    dispatch_map,
-    isolating_sources,
-    node_set,
-    peer_map,
-    pod_chain,
-)
-from .elements import GatheredSets, collect, finished_set, local_group
-from .peeridentity import ANY_SELECTOR, PeerIdentity, named_ports
-from .layout import FAMILIES, allow_chain_name, peer_set_name
+from .chains import allow_chain, base_chains, dispatch_map, isolating_sources, node_set, peer_map, pod_chain
+from .compile import compile_node
 from .delta import MapEntry, RulesetDelta, diff, empty_ruleset
+from .elements import GatheredSets, collect, finished_set, local_group
 from .graph import RuleView, SelectedIdentities, rule_views, selector_node
 from .identities import Identity
 from .intervals import Interval
+from .layout import FAMILIES, allow_chain_name, peer_set_name
 from .membership import Membership
+from .peeridentity import ANY_SELECTOR, PeerIdentity, named_ports
 from .peerstate import Lookup, Peers, Within
 from .ruleset import Chain, Element, Jump, Mode, Ruleset, Set, VerdictMap
 from .tracking import DIRECTIONS, Comments, PodDirection, SetState, Tracker

@@ -5,7 +5,7 @@ A pod's peer identity (:class:`PeerIdentity`) is the used peer selectors that se
 :class:`Peers` holds, for one direction, which pods on the pod network are members of which
 identity and the families the members have addresses in, and records what a step changed: the
 pods that moved and each touched identity's families before it.
-:class:`Lookup` and :class:`Within` answer what ``compile.collect`` reads of the peers from
+:class:`Lookup` and :class:`Within` answer what ``elements.collect`` reads of the peers from
 that state, for the whole of it or for some identities only.
 
 Invariants: an identity is in ``members`` (and ``counts``, and ``by_selector`` under each of
@@ -125,7 +125,7 @@ class Peers:
 
 
 class Lookup:
-    """What ``compile.collect`` reads of the peers, answered from the kept state."""
+    """What ``elements.collect`` reads of the peers, answered from the kept state."""
 
     def __init__(self, peers: Mapping[Direction, Peers], pods: Mapping[str, Pod]) -> None:
         self._peers = peers
@@ -148,7 +148,7 @@ class Lookup:
 
 
 class Within:
-    """What ``compile.collect`` reads of one direction's peers when it is asked about some
+    """What ``elements.collect`` reads of one direction's peers when it is asked about some
     peer identities only: those of them that exist, answered as the whole lookup would."""
 
     def __init__(self, peers: Peers, only: Iterable[PeerIdentity]) -> None:

@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING
 
 from policyctl.policy.model import Direction, Family, IPAddress
 
-from .compile import peer_chain
+from .chains import peer_chain
+from .delta import MapEntry, RulesetDelta
 from .elements import finish_elements
-from .peeridentity import PeerIdentity
+from .intervals import Interval, address_interval
 from .layout import (
     FAMILIES,
     SetLayout,
@@ -38,8 +39,7 @@ from .layout import (
     peer_map_name,
     terse_comment,
 )
-from .delta import MapEntry, RulesetDelta
-from .intervals import Interval, address_interval
+from .peeridentity import PeerIdentity
 from .ruleset import Chain, Element, Jump, Set, VerdictMap
 
 if TYPE_CHECKING:

@@ -1,0 +1,276 @@
+"""The chains and verdict maps of a node's ruleset, built from its finished sets.
+
+Base chains ``egress`` (postrouting, srcnat - 5), ``ingress`` (postrouting, srcnat - 4) and
+``input`` (input, 101) accept replies and ICMPv6 neighbour discovery, then dispatch through a
+verdict map from local pod address to that pod's chain. A pod chain jumps to the shared allow
+chain of its direction and family, then logs (rate-limited) and drops, or in audit mode logs,
+counts and returns. An allow chain reads the peer map (peer pod address -> its identity's chain)
+and the ipBlock and peerless sets; ``docs/ruleset.md`` has the why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from policyctl.policy.matchers import isolating
+from policyctl.policy.model import Direction, Family, IPAddress, NetworkPolicy, Pod
+
+from .droplog import log_prefix
+from .elements import GatheredSets, finish_elements, finished_set
+from .intervals import address_interval
+from .layout import (
+    COMMENT_MAX_BYTES,
+    FAMILIES,
+    allow_chain_name,
+    digest,
+    dispatch_map_name,
+    node_set_name,
+    peer_chain_name,
+    peer_map_name,
+    peer_set_name,
+    prefix,
+    shared_set_name,
+    terse_comment,
+)
+from .peeridentity import PeerIdentity, Peers
+from .ruleset import (
+    Chain,
+    Counter,
+    CtStateIn,
+    FieldType,
+    Hook,
+    Icmpv6TypeRange,
+    Jump,
+    Key,
+    Limit,
+    Log,
+    Lookup,
+    Mode,
+    Rule,
+    Set,
+    Verdict,
+    VerdictMap,
+    VmapLookup,
+)
+
+
+POSTROUTING_EGRESS_PRIORITY = 95  # srcnat - 5: after DNAT (-100), before SNAT (100)
+POSTROUTING_INGRESS_PRIORITY = 96  # srcnat - 4: a second base chain, so an egress accept does not skip ingress
+INPUT_PRIORITY = 101  # srcnat + 1: after the IPVS LOCAL_IN hooks (98, 99)
+LOG_RATE = Limit(rate=10, per="second", burst=20)
+ND_TYPES = Icmpv6TypeRange(133, 137)
+
+
+def _lookup_rule(keys: tuple[Key, ...], name: str, comment: str) -> Rule:
+    return Rule((Lookup(keys, name), Counter(), Verdict.ACCEPT), comment)
+
+
+def peer_chain(
+    direction: Direction, peer: PeerIdentity, comments: Mapping[str, str]
+) -> tuple[Chain | None, tuple[Family, ...]]:
+    """The chain of one peer identity, with a lookup rule for each of its sets that exists
+    (``comments`` holds the comment of every set that exists; a lookup rule says what its
+    set says), and the families it has sets in (its members' addresses of those families
+    enter the peer map)."""
+    local_is_source = direction is Direction.EGRESS
+    rules: list[Rule] = []
+    reached: list[Family] = []
+    for family in FAMILIES:
+        local = Key.address(family, source=local_is_source)
+        for what, keys in (("ports", (local, Key.L4PROTO, Key.TH_DPORT)), ("any", (local,))):
+            name = peer_set_name(direction, peer, what, family)
+            if name in comments:
+                rules.append(_lookup_rule(keys, name, comments[name]))
+                reached.append(family)
+    if not rules:
+        return None, ()
+    link = "from" if direction is Direction.INGRESS else "to"
+    selectors = ", ".join(peer.selectors)
+    comment = f"{direction.value.lower()} {link} pods of {selectors}"[:COMMENT_MAX_BYTES]
+    chain = Chain(peer_chain_name(direction, peer), tuple(rules), comment=comment)
+    return chain, tuple(f for f in FAMILIES if f in reached)
+
+
+def allow_chain(direction: Direction, family: Family, *, peer_map: bool, comments: Mapping[str, str]) -> Chain | None:
+    """The shared allow chain of one direction and family: the peer map (when it has
+    entries), then the ipBlock and peerless sets that exist; None when there is nothing."""
+    local_is_source = direction is Direction.EGRESS
+    local = Key.address(family, source=local_is_source)
+    peer = Key.address(family, source=not local_is_source)
+    rules: list[Rule] = []
+    if peer_map:
+        rules.append(Rule((VmapLookup(peer, peer_map_name(direction, family)),)))
+    for suffix, keys in (
+        ("blocks-ports", (peer, local, Key.L4PROTO, Key.TH_DPORT)),
+        ("blocks-any", (peer, local)),
+        ("any-ports", (local, Key.L4PROTO, Key.TH_DPORT)),
+        ("any", (local,)),
+    ):
+        name = shared_set_name(direction, suffix, family)
+        if name in comments:
+            rules.append(_lookup_rule(keys, name, comments[name]))
+    if not rules:
+        return None
+    return Chain(
+        allow_chain_name(direction, family),
+        tuple(rules),
+        comment=f"what local pods may do, {direction.value.lower()} {family.value}",
+    )
+
+
+def peer_map(direction: Direction, family: Family, entries: Iterable[tuple[IPAddress, Jump]]) -> VerdictMap:
+    return VerdictMap(
+        peer_map_name(direction, family),
+        FieldType.address(family),
+        tuple(sorted(entries, key=lambda e: e[0])),
+        comment=f"peer pod -> {prefix(direction)} identity chain",
+    )
+
+
+@dataclass
+class Layout:
+    """The sets, chains and peer maps of one node, gathered per direction."""
+
+    sets: list[Set] = field(default_factory=list)
+    chains: list[Chain] = field(default_factory=list)
+    maps: list[VerdictMap] = field(default_factory=list)
+    allow: dict[tuple[Direction, Family], str] = field(default_factory=dict)
+
+
+def direction_layout(
+    layout: Layout, direction: Direction, sets: GatheredSets, admitted: set[PeerIdentity], peers: Peers
+) -> None:
+    """Turn one direction's gathered elements into sets, one chain per admitted peer
+    identity, the peer maps and the shared allow chain of each family."""
+    finished: dict[str, Set] = {}
+    for name in sorted(sets.elements):
+        elements = finish_elements(sets.layouts[name], sets.elements[name])
+        finished[name] = finished_set(name, sets.layouts[name], elements, sets.sources[name])
+    layout.sets.extend(finished.values())
+    comments = {name: s.comment for name, s in finished.items()}
+    peer_maps: dict[Family, list[tuple[IPAddress, Jump]]] = {f: [] for f in FAMILIES}
+    for peer in sorted(admitted, key=lambda p: p.sort_key):
+        chain, reached = peer_chain(direction, peer, comments)
+        if chain is None:
+            continue
+        layout.chains.append(chain)
+        for family in reached:
+            for member in peers.members[peer]:
+                ip = member.ip(family)
+                if ip is not None:
+                    peer_maps[family].append((ip, Jump(chain.name)))
+    for family in FAMILIES:
+        if peer_maps[family]:
+            layout.maps.append(peer_map(direction, family, dict(peer_maps[family]).items()))
+        chain = allow_chain(direction, family, peer_map=bool(peer_maps[family]), comments=comments)
+        if chain is not None:
+            layout.chains.append(chain)
+            layout.allow[(direction, family)] = chain.name
+
+
+def final_verdict(mode: Mode) -> Verdict:
+    """What a denied new connection meets: drop, or in audit mode return (it passes)."""
+    return Verdict.DROP if mode is Mode.ENFORCE else Verdict.RETURN
+
+
+def deny_rules(mode: Mode, pod: Pod, direction: Direction, comment: str) -> tuple[Rule, ...]:
+    """Log (rate-limited) and drop; in audit mode log, count and return."""
+    log = Rule((LOG_RATE, Log(log_prefix(mode, direction, pod))))
+    return (log, Rule((Counter(), final_verdict(mode)), comment=comment))
+
+
+def network_policy_rules(
+    mode: Mode, pod: Pod, direction: Direction, allows: tuple[str, ...], sources: Collection[str]
+) -> tuple[Rule, ...]:
+    """The NetworkPolicy stage of an isolated pod: jump to the allow chains of its families,
+    then log and drop (audit: log, count and return)."""
+    rules = tuple(Rule((Jump(allow),)) for allow in allows)
+    return rules + deny_rules(mode, pod, direction, terse_comment(sources) if sources else "isolated, no rule allows")
+
+
+def pod_chain(mode: Mode, pod: Pod, direction: Direction, allows: tuple[str, ...], sources: Collection[str]) -> Chain:
+    """A local pod's chain of one direction when no cluster policy applies to it: the
+    NetworkPolicy stage alone. Its name follows from what it does."""
+    rules = network_policy_rules(mode, pod, direction, allows, sources)
+    body = repr((direction, pod.key, allows, mode))
+    return Chain(f"{prefix(direction)}-{digest(body)}", rules, comment=f"{direction.value.lower()} of {pod.key}")
+
+
+def tiered_chain_name(mode: Mode, pod: Pod, direction: Direction, allows: tuple[str, ...] | None) -> str:
+    """The chain of a local pod some cluster policy applies to (``allows`` None: not isolated
+    by NetworkPolicy)."""
+    return f"{prefix(direction)}-{digest(repr((direction, pod.key, allows, mode, 'tiers')))}"
+
+
+def isolating_sources(selecting: Iterable[NetworkPolicy], direction: Direction) -> set[str]:
+    """Provenance of the policies (among those selecting a pod) that isolate it in ``direction``."""
+    return {
+        f"{p.ref} isolates {direction.value.lower()} {p.provenance or ''}".strip()
+        for p in isolating(selecting, direction)
+    }
+
+
+def dispatch_map(direction: Direction, family: Family, entries: Iterable[tuple[IPAddress, Jump]]) -> VerdictMap:
+    """A dispatch map, local pod address -> its chain (a stable sort: equal addresses keep
+    the order they come in)."""
+    return VerdictMap(
+        dispatch_map_name(direction, family),
+        FieldType.address(family),
+        tuple(sorted(entries, key=lambda e: e[0])),
+        comment=f"local pod -> {direction.value.lower()} chain",
+    )
+
+
+def node_set(node: str, family: Family, addresses: Iterable[IPAddress]) -> Set:
+    return Set(
+        node_set_name(family),
+        (FieldType.address(family),),
+        tuple((address_interval(a),) for a in addresses),
+        interval=False,
+        comment=f"addresses of node {node}"[:COMMENT_MAX_BYTES],
+    )
+
+
+def base_chains() -> tuple[Chain, ...]:
+    established = Rule(
+        (CtStateIn(("established", "related")), Verdict.ACCEPT), comment="replies of allowed connections"
+    )
+    nd = Rule((ND_TYPES, Verdict.ACCEPT), comment="ICMPv6 neighbour discovery")
+
+    def dispatch(direction: Direction, *, source: bool) -> list[Rule]:
+        return [
+            Rule((VmapLookup(Key.address(family, source=source), dispatch_map_name(direction, family)),))
+            for family in FAMILIES
+        ]
+
+    node_rules = [
+        Rule((Lookup((Key.address(f, source=True),), node_set_name(f)), Verdict.ACCEPT), comment="from this node")
+        for f in FAMILIES
+    ]
+    return (
+        Chain(
+            "egress",
+            (established, nd, *dispatch(Direction.EGRESS, source=True)),
+            Hook.POSTROUTING,
+            POSTROUTING_EGRESS_PRIORITY,
+            Verdict.ACCEPT,
+            comment="egress of local pods to other hosts",
+        ),
+        Chain(
+            "ingress",
+            (established, nd, *node_rules, *dispatch(Direction.INGRESS, source=False)),
+            Hook.POSTROUTING,
+            POSTROUTING_INGRESS_PRIORITY,
+            Verdict.ACCEPT,
+            comment="ingress of local pods",
+        ),
+        Chain(
+            "input",
+            (established, nd, *dispatch(Direction.EGRESS, source=True)),
+            Hook.INPUT,
+            INPUT_PRIORITY,
+            Verdict.ACCEPT,
+            comment="egress of local pods to this node",
+        ),
+    )
