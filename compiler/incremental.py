@@ -58,9 +58,10 @@ Invariants (held by property tests): after ``update(c)``, ``ruleset == compile_n
 table=, mode=)``; ``patch(previous, delta) == ruleset``; ``delta.empty`` exactly when the
 ruleset did not change.
 
-The peer identity bookkeeping lives in :mod:`peerstate`, the sets and the per-step change
-tracking that ends a step with its delta in :mod:`tracking`; this module follows each snapshot
-through them.
+The peer identity bookkeeping lives in :mod:`peerstate`; the ruleset state (sets, chains, peer
+map claims, dispatch entries, node sets) in :class:`tracking.RulesetStore`, whose per-step
+journal, :class:`tracking.Tracker`, ends a step with its delta; this module follows each
+snapshot through them.
 """
 
 from __future__ import annotations
@@ -88,10 +89,10 @@ from policyctl.policy.model import (
     PolicyRef,
 )
 
-from .chains import allow_chain, base_chains, dispatch_map, isolating_sources, node_set, peer_map, pod_chain
+from .chains import allow_chain, base_chains, dispatch_map, isolating_sources, pod_chain
 from .compile import compile_node
-from .delta import MapEntry, RulesetDelta, diff, empty_ruleset
-from .elements import GatheredSets, collect, finished_set, local_group
+from .delta import RulesetDelta, diff, empty_ruleset
+from .elements import GatheredSets, collect, local_group
 from .graph import RuleView, SelectedIdentities, rule_views, selector_node
 from .identities import Identity
 from .intervals import Interval
@@ -99,8 +100,8 @@ from .layout import FAMILIES, allow_chain_name, peer_set_name
 from .membership import Membership
 from .peeridentity import ANY_SELECTOR, PeerIdentity, named_ports
 from .peerstate import Lookup, Peers, Within
-from .ruleset import Chain, Element, Jump, Mode, Ruleset, Set, VerdictMap
-from .tracking import DIRECTIONS, Comments, PodDirection, SetState, Tracker
+from .ruleset import Chain, Element, Jump, Mode, Ruleset, VerdictMap
+from .tracking import DIRECTIONS, PodDirection, RulesetStore, SetState, Tracker
 
 
 def _pod_selectors(views: Iterable[RuleView]) -> set[str]:
@@ -198,24 +199,9 @@ class NodeCompiler:
         self._peers: dict[Direction, Peers] = {d: Peers() for d in DIRECTIONS}
         self._lookup = Lookup(self._peers, self._nonhost)
         self._contributions: dict[PodDirection, _Contribution] = {}
-        self._sets: dict[str, SetState] = {}
-        self._set_objects: dict[str, Set] = {}
-        self._comments = Comments(self._sets)
-        self._chains: dict[str, Chain] = {}
-        self._peer_chains: dict[tuple[Direction, PeerIdentity], tuple[str, tuple[Family, ...]]] = {}
-        self._pod_claims: dict[PodDirection, tuple[tuple[Family, IPAddress, PeerIdentity], ...]] = {}
-        self._claims: dict[tuple[Direction, Family], dict[IPAddress, dict[PeerIdentity, int]]] = {
-            (d, f): {} for d in DIRECTIONS for f in FAMILIES
-        }
-        self._peer_entries: dict[tuple[Direction, Family], dict[IPAddress, Jump]] = {
-            (d, f): {} for d in DIRECTIONS for f in FAMILIES
-        }
+        self._store = RulesetStore(self.node)
         self._allow: dict[tuple[Direction, Family], bool] = {(d, f): False for d in DIRECTIONS for f in FAMILIES}
         self._pod_chains: dict[PodDirection, Chain] = {}
-        self._dispatch: dict[tuple[Direction, Family], dict[str, MapEntry]] = {
-            (d, f): {} for d in DIRECTIONS for f in FAMILIES
-        }
-        self._node_sets: dict[Family, tuple[IPAddress, ...]] = {f: () for f in FAMILIES}
         self._ruleset: Ruleset | None = empty_ruleset(self.table, self.node, self.mode)
         self._local_sorted: tuple[Pod, ...] | None = ()
 
@@ -279,7 +265,7 @@ class NodeCompiler:
     # one step --------------------------------------------------------------------------
 
     def _step(self, cluster: Cluster) -> Tracker:
-        track = Tracker(self)
+        track = Tracker(self._store)
         self._ruleset = None
         node_dirty = self._follow_nodes(cluster)
         changed_pods, candidates, local_changed, gone_identities, host_changed = self._follow_pods(cluster)
@@ -324,15 +310,15 @@ class NodeCompiler:
         for item in sorted(partial.keys() - dirty, key=lambda kd: (kd[0], kd[1].value)):
             self._recontribute(item, track, peers=partial[item])
         track.finish_sets()
-        allow_dirty = track.refresh_peers()
+        allow_dirty = track.refresh_peers(self._peers)
         for direction in DIRECTIONS:
             for family in FAMILIES:
                 if allow_dirty.get((direction, family)) or track.peer_map_toggled(direction, family):
                     chain = allow_chain(
                         direction,
                         family,
-                        peer_map=bool(self._peer_entries[(direction, family)]),
-                        comments=self._comments,
+                        peer_map=bool(self._store.peer_entries[(direction, family)]),
+                        comments=self._store.comments,
                     )
                     name = allow_chain_name(direction, family)
                     track.set_chain(name, chain)
@@ -578,10 +564,10 @@ class NodeCompiler:
             new_entry = new.get(name)
             if old_entry == new_entry:
                 continue
-            state = self._sets.get(name)
+            state = self._store.sets.get(name)
             if state is None:
                 owner = next((p for p in admitted if name in _peer_set_names(direction, p)), None)
-                state = self._sets[name] = SetState(name, gathered.layouts[name], owner)
+                state = self._store.sets[name] = SetState(name, gathered.layouts[name], owner)
             self._replace(item, state, old_entry, new_entry, track)
             if new_entry is None:
                 del contribution[name]
@@ -647,7 +633,7 @@ class NodeCompiler:
         if chain is not None:
             track.set_chain(chain.name, chain)
         for family in FAMILIES:
-            entries = self._dispatch[(direction, family)]
+            entries = self._store.dispatch[(direction, family)]
             ip = pod.ip(family) if pod is not None else None
             entry = (ip, Jump(chain.name)) if chain is not None and ip is not None else None
             if entries.get(key) != entry:
@@ -667,41 +653,27 @@ class NodeCompiler:
                 if address is not None:
                     found.add(address)
             now = tuple(sorted(found))
-            if now != self._node_sets[family]:
+            if now != self._store.node_sets[family]:
                 track.touch_node_set(family)
-                self._node_sets[family] = now
+                self._store.node_sets[family] = now
 
     # assembly --------------------------------------------------------------------------
 
-    def _set_object(self, name: str) -> Set:
-        found = self._set_objects.get(name)
-        if found is None:
-            state = self._sets[name]
-            elements = tuple(sorted(itertools.chain.from_iterable(state.finished.values())))
-            found = self._set_objects[name] = finished_set(name, state.layout, elements, state.sources.keys())
-        return found
-
-    def _node_set(self, family: Family) -> Set:
-        return node_set(self.node, family, self._node_sets[family])
-
-    def _peer_map(self, direction: Direction, family: Family) -> VerdictMap:
-        return peer_map(direction, family, self._peer_entries[(direction, family)].items())
-
     def _dispatch_map(self, direction: Direction, family: Family) -> VerdictMap:
-        entries = self._dispatch[(direction, family)]
+        entries = self._store.dispatch[(direction, family)]
         return dispatch_map(direction, family, (entries[k] for k in sorted(entries)))
 
     def _assemble(self) -> Ruleset:
-        sets = [self._node_set(f) for f in FAMILIES] + [
-            self._set_object(n) for n, s in self._sets.items() if s.finished
+        sets = [self._store.node_set(f) for f in FAMILIES] + [
+            self._store.set_object(n) for n, s in self._store.sets.items() if s.finished
         ]
         maps = [self._dispatch_map(d, f) for d in DIRECTIONS for f in FAMILIES]
-        maps += [self._peer_map(d, f) for d in DIRECTIONS for f in FAMILIES if self._peer_entries[(d, f)]]
+        maps += [self._store.peer_map(d, f) for d in DIRECTIONS for f in FAMILIES if self._store.peer_entries[(d, f)]]
         return Ruleset(
             table=self.table,
             node=self.node,
             mode=self.mode,
             sets=tuple(sorted(sets, key=lambda s: s.name)),
             maps=tuple(sorted(maps, key=lambda m: m.name)),
-            chains=base_chains() + tuple(sorted(self._chains.values(), key=lambda c: c.name)),
+            chains=base_chains() + tuple(sorted(self._store.chains.values(), key=lambda c: c.name)),
         )

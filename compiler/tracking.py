@@ -5,7 +5,8 @@ local pod's address, and groups never overlap) and per contributor (a local pod 
 direction), finished per group, with reference-counted sources that make the comments of
 the set and of the lookup rules that read it (:class:`SetState`, :class:`Comments`).
 
-A step records, before it first changes a piece of the compiler's state, what that piece
+The ruleset state lives in a :class:`RulesetStore`, which knows nothing of the compiler that
+fills it. A step records, before it first changes a piece of the store, what that piece
 held (:class:`Tracker`): a set's existence, interval flag and comment, a group's finished
 elements, a chain, a peer map entry, a dispatch entry, a node set. At the end of the step it
 re-finishes the touched groups, refreshes the peer identity chains and peer map claims that
@@ -20,15 +21,15 @@ step began, so the delta is exactly the difference between the rulesets before a
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from policyctl.policy.model import Direction, Family, IPAddress
 
-from .chains import peer_chain
+from .chains import node_set, peer_chain, peer_map
 from .delta import MapEntry, RulesetDelta
-from .elements import finish_elements
+from .elements import finish_elements, finished_set
 from .intervals import Interval, address_interval
 from .layout import (
     FAMILIES,
@@ -40,10 +41,8 @@ from .layout import (
     terse_comment,
 )
 from .peeridentity import PeerIdentity
+from .peerstate import Peers
 from .ruleset import Chain, Element, Jump, Set, VerdictMap
-
-if TYPE_CHECKING:
-    from .incremental import NodeCompiler
 
 DIRECTIONS = (Direction.EGRESS, Direction.INGRESS)
 PodDirection = tuple[str, Direction]
@@ -101,59 +100,102 @@ class Comments(Mapping[str, str]):
         return sum(1 for s in self._sets.values() if s.finished)
 
 
+@dataclass(slots=True)
+class RulesetStore:
+    """The ruleset state an incremental compiler keeps between steps: the sets, the chains,
+    the peer maps with every claim on an address, the dispatch entries and the node sets.
+    What follows the cluster (local pods, selecting policies, peer identities) lives beside
+    it in the compiler; a :class:`Tracker` journals each step's changes to the store."""
+
+    node: str
+    sets: dict[str, SetState] = field(default_factory=dict)
+    set_objects: dict[str, Set] = field(default_factory=dict)
+    chains: dict[str, Chain] = field(default_factory=dict)
+    peer_chains: dict[tuple[Direction, PeerIdentity], tuple[str, tuple[Family, ...]]] = field(default_factory=dict)
+    pod_claims: dict[PodDirection, tuple[tuple[Family, IPAddress, PeerIdentity], ...]] = field(default_factory=dict)
+    claims: dict[tuple[Direction, Family], dict[IPAddress, dict[PeerIdentity, int]]] = field(
+        default_factory=lambda: {(d, f): {} for d in DIRECTIONS for f in FAMILIES}
+    )
+    peer_entries: dict[tuple[Direction, Family], dict[IPAddress, Jump]] = field(
+        default_factory=lambda: {(d, f): {} for d in DIRECTIONS for f in FAMILIES}
+    )
+    dispatch: dict[tuple[Direction, Family], dict[str, MapEntry]] = field(
+        default_factory=lambda: {(d, f): {} for d in DIRECTIONS for f in FAMILIES}
+    )
+    node_sets: dict[Family, tuple[IPAddress, ...]] = field(default_factory=lambda: {f: () for f in FAMILIES})
+    comments: Comments = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.comments = Comments(self.sets)
+
+    def set_object(self, name: str) -> Set:
+        found = self.set_objects.get(name)
+        if found is None:
+            state = self.sets[name]
+            elements = tuple(sorted(itertools.chain.from_iterable(state.finished.values())))
+            found = self.set_objects[name] = finished_set(name, state.layout, elements, state.sources.keys())
+        return found
+
+    def node_set(self, family: Family) -> Set:
+        return node_set(self.node, family, self.node_sets[family])
+
+    def peer_map(self, direction: Direction, family: Family) -> VerdictMap:
+        return peer_map(direction, family, self.peer_entries[(direction, family)].items())
+
+
 class Tracker:
     """What one step changed, with the state each changed piece had before it, so the step
     ends with the exact delta."""
 
-    def __init__(self, compiler: NodeCompiler) -> None:
-        self.c = compiler
+    def __init__(self, store: RulesetStore) -> None:
+        self.store = store
         self.set_before: dict[str, tuple[bool, bool, str]] = {}
         self.groups: dict[str, set[Interval]] = {}
         self.group_before: dict[tuple[str, Interval], tuple[Element, ...]] = {}
         self.chain_before: dict[str, Chain | None] = {}
         self.entry_before: dict[tuple[Direction, Family, IPAddress], Jump | None] = {}
-        self.map_before = {k: bool(v) for k, v in compiler._peer_entries.items()}
+        self.map_before = {k: bool(v) for k, v in store.peer_entries.items()}
         self.dispatch_before: dict[tuple[Direction, Family, str], MapEntry | None] = {}
         self.node_before: dict[Family, tuple[IPAddress, ...]] = {}
         self.forced: set[str] = set()
 
     def touch_set(self, name: str) -> None:
         if name not in self.set_before:
-            state = self.c._sets.get(name)
+            state = self.store.sets.get(name)
             if state is not None and state.finished:
                 self.set_before[name] = (True, state.interval, state.comment)
             else:
                 self.set_before[name] = (False, False, "")
             self.groups[name] = set()
-            self.c._set_objects.pop(name, None)
+            self.store.set_objects.pop(name, None)
 
     def touch_group(self, name: str, group: Interval) -> None:
         if (name, group) not in self.group_before:
-            state = self.c._sets[name]
+            state = self.store.sets[name]
             self.group_before[(name, group)] = state.finished.get(group, ())
             self.groups[name].add(group)
 
     def set_chain(self, name: str, chain: Chain | None) -> None:
         if name not in self.chain_before:
-            self.chain_before[name] = self.c._chains.get(name)
+            self.chain_before[name] = self.store.chains.get(name)
         if chain is None:
-            self.c._chains.pop(name, None)
+            self.store.chains.pop(name, None)
         else:
-            self.c._chains[name] = chain
+            self.store.chains[name] = chain
 
     def touch_dispatch(self, direction: Direction, family: Family, key: str) -> None:
-        self.dispatch_before.setdefault((direction, family, key), self.c._dispatch[(direction, family)].get(key))
+        self.dispatch_before.setdefault((direction, family, key), self.store.dispatch[(direction, family)].get(key))
 
     def touch_node_set(self, family: Family) -> None:
-        self.node_before.setdefault(family, self.c._node_sets[family])
+        self.node_before.setdefault(family, self.store.node_sets[family])
 
     def peer_map_toggled(self, direction: Direction, family: Family) -> bool:
-        return self.map_before[(direction, family)] != bool(self.c._peer_entries[(direction, family)])
+        return self.map_before[(direction, family)] != bool(self.store.peer_entries[(direction, family)])
 
     def finish_sets(self) -> None:
         """Re-finish every touched group from its raw elements."""
         for name, groups in self.groups.items():
-            state = self.c._sets[name]
+            state = self.store.sets[name]
             for group in groups:
                 raw = state.raw.get(group)
                 if not raw:
@@ -165,17 +207,17 @@ class Tracker:
                 state.finished[group] = finished
                 state.ranges[group] = sum(1 for e in finished if _has_range(e))
 
-    def refresh_peers(self) -> dict[tuple[Direction, Family], bool]:
+    def refresh_peers(self, peers_of: Mapping[Direction, Peers]) -> dict[tuple[Direction, Family], bool]:
         """Refresh the chains of peer identities whose sets appeared, disappeared or changed
         comments (what a chain holds: a lookup rule per set that exists, saying what the set
         says), the peer map claims of pods that moved or whose identity's reached families
         changed, and the peer map entries of the addresses involved. Returns the (direction,
         family) pairs whose shared sets appeared, disappeared or changed comments."""
-        c = self.c
+        c = self.store
         allow_dirty: dict[tuple[Direction, Family], bool] = {}
         owners: dict[Direction, set[PeerIdentity]] = {d: set() for d in DIRECTIONS}
         for name in self.groups:
-            state = c._sets[name]
+            state = c.sets[name]
             existed, _, comment_before = self.set_before[name]
             if existed == bool(state.finished) and (not existed or state.comment == comment_before):
                 continue
@@ -185,25 +227,25 @@ class Tracker:
             else:
                 owners[direction].add(state.owner)
         for direction in DIRECTIONS:
-            peers = c._peers[direction]
+            peers = peers_of[direction]
             claimants = set(peers.moved)
             for peer in sorted(owners[direction], key=lambda p: p.sort_key):
-                chain, reached = peer_chain(direction, peer, c._comments)
-                _, old_reached = c._peer_chains.get((direction, peer), ("", ()))
+                chain, reached = peer_chain(direction, peer, c.comments)
+                _, old_reached = c.peer_chains.get((direction, peer), ("", ()))
                 name = peer_chain_name(direction, peer)
                 self.set_chain(name, chain)
                 if chain is None:
-                    c._peer_chains.pop((direction, peer), None)
+                    c.peer_chains.pop((direction, peer), None)
                 else:
-                    c._peer_chains[(direction, peer)] = (name, reached)
+                    c.peer_chains[(direction, peer)] = (name, reached)
                 if reached != old_reached:
                     claimants.update(peers.members.get(peer, {}))
             # Claims are counts and entries a function of them: the order pods are visited in
             # does not matter, and the delta sorts what it emits.
-            claims_of = {f: c._claims[(direction, f)] for f in FAMILIES}
+            claims_of = {f: c.claims[(direction, f)] for f in FAMILIES}
             touched: dict[Family, set[IPAddress]] = {f: set() for f in FAMILIES}
-            pod_claims = c._pod_claims
-            peer_chains = c._peer_chains
+            pod_claims = c.pod_claims
+            peer_chains = c.peer_chains
             for key in claimants:
                 item = (key, direction)
                 old = pod_claims.get(item, ())
@@ -232,7 +274,7 @@ class Tracker:
                     pod_claims.pop(item, None)
             for family, addresses in touched.items():
                 claims_at = claims_of[family]
-                entries = c._peer_entries[(direction, family)]
+                entries = c.peer_entries[(direction, family)]
                 for ip in addresses:
                     holders = claims_at.get(ip)
                     entry = None
@@ -251,7 +293,7 @@ class Tracker:
         return allow_dirty
 
     def delta(self) -> RulesetDelta:
-        c = self.c
+        c = self.store
         whole: list[Set] = []
         removed: list[str] = []
         added: list[tuple[str, tuple[Element, ...]]] = []
@@ -259,13 +301,13 @@ class Tracker:
         comments: list[tuple[str, str]] = []
         for name in sorted(self.groups):
             existed, interval_before, comment_before = self.set_before[name]
-            state = c._sets[name]
+            state = c.sets[name]
             if not state.finished:
                 if existed:
                     removed.append(name)
                 continue
             if not existed or interval_before != state.interval:
-                whole.append(c._set_object(name))
+                whole.append(c.set_object(name))
                 if existed:
                     self.forced.add(self._reader(name, state))
                 continue
@@ -281,8 +323,8 @@ class Tracker:
             if state.comment != comment_before:
                 comments.append((name, state.comment))
         for family, before_addresses in self.node_before.items():
-            name = c._node_set(family).name
-            b, a = set(before_addresses), set(c._node_sets[family])
+            name = c.node_set(family).name
+            b, a = set(before_addresses), set(c.node_sets[family])
             if a - b:
                 added.append((name, tuple(sorted((address_interval(x),) for x in a - b))))
             if b - a:
@@ -291,15 +333,15 @@ class Tracker:
         entries_added: dict[str, list[MapEntry]] = {}
         entries_removed: dict[str, list[MapEntry]] = {}
         for (direction, family), had in self.map_before.items():
-            has = bool(c._peer_entries[(direction, family)])
+            has = bool(c.peer_entries[(direction, family)])
             if has and not had:
-                maps.append(c._peer_map(direction, family))
+                maps.append(c.peer_map(direction, family))
             elif had and not has:
                 removed.append(peer_map_name(direction, family))
         for (direction, family, ip), old in self.entry_before.items():
-            if not self.map_before[(direction, family)] or not c._peer_entries[(direction, family)]:
+            if not self.map_before[(direction, family)] or not c.peer_entries[(direction, family)]:
                 continue
-            new = c._peer_entries[(direction, family)].get(ip)
+            new = c.peer_entries[(direction, family)].get(ip)
             if old == new:
                 continue
             name = peer_map_name(direction, family)
@@ -308,7 +350,7 @@ class Tracker:
             if new is not None:
                 entries_added.setdefault(name, []).append((ip, new))
         for (direction, family, key), old_entry in self.dispatch_before.items():
-            new_entry = c._dispatch[(direction, family)].get(key)
+            new_entry = c.dispatch[(direction, family)].get(key)
             if old_entry == new_entry:
                 continue
             name = dispatch_map_name(direction, family)
@@ -319,14 +361,14 @@ class Tracker:
         chains: list[Chain] = []
         removed_chains: list[str] = []
         for name, old_chain in self.chain_before.items():
-            now = c._chains.get(name)
+            now = c.chains.get(name)
             if now is None:
                 if old_chain is not None:
                     removed_chains.append(name)
             elif now != old_chain or name in self.forced:
                 chains.append(now)
         for name in self.forced - set(self.chain_before):
-            chains.append(c._chains[name])
+            chains.append(c.chains[name])
         return RulesetDelta(
             sets=tuple(sorted(whole, key=lambda s: s.name)),
             maps=tuple(sorted(maps, key=lambda m: m.name)),
@@ -345,9 +387,9 @@ class Tracker:
     def cleanup(self) -> None:
         """Forget the sets this step emptied."""
         for name in self.groups:
-            if not self.c._sets[name].finished:
-                del self.c._sets[name]
-                self.c._set_objects.pop(name, None)
+            if not self.store.sets[name].finished:
+                del self.store.sets[name]
+                self.store.set_objects.pop(name, None)
 
     @staticmethod
     def _reader(name: str, state: SetState) -> str:
