@@ -48,8 +48,8 @@ TEAMS = ("payments", "search", "identity", "catalog", "checkout", "growth", "ml"
 ENVS = ("prod", "staging", "dev")
 REPLICAS_PER_APP = 10
 CANARY_EVERY = 5
-POD_NETWORK_V4 = ipaddress.ip_network("10.0.0.0/8")
-POD_NETWORK_V6 = ipaddress.ip_network("fd00:10::/48")
+POD_NETWORK_V4 = ipaddress.IPv4Network("10.0.0.0/8")
+POD_NETWORK_V6 = ipaddress.IPv6Network("fd00:10::/48")
 NODE_NETWORK_V4 = ipaddress.ip_network("172.16.0.0/16")
 NODE_NETWORK_V6 = ipaddress.ip_network("fd00:ff::/64")
 PARTNER_V4 = "203.0.113.0/24"
@@ -149,7 +149,8 @@ def _plan_namespaces(plan: _Plan) -> None:
         plan.pod_counts[name] = per_ns[i]
         count = max(1, math.ceil(per_ns[i] / REPLICAS_PER_APP))
         plan.apps[name] = [
-            App(name, f"{TIER_CYCLE[k % len(TIER_CYCLE)]}-{k}", TIER_CYCLE[k % len(TIER_CYCLE)], team) for k in range(count)
+            App(name, f"{TIER_CYCLE[k % len(TIER_CYCLE)]}-{k}", TIER_CYCLE[k % len(TIER_CYCLE)], team)
+            for k in range(count)
         ]
     plan.namespaces.sort(key=lambda m: m["metadata"]["name"])
 
@@ -166,9 +167,13 @@ def _namespace(name: str, labels: dict[str, str]) -> Manifest:
 
 def _pods(plan: _Plan) -> list[Manifest]:
     """Pods without node or addresses yet; replicas round-robin over the namespace's apps."""
-    shape = plan.shape
     pods = [
-        _pod("kube-system", "coredns-0", {"k8s-app": "kube-dns", "team": "platform"}, (("dns", 53, "UDP"), ("dns-tcp", 53, "TCP"))),
+        _pod(
+            "kube-system",
+            "coredns-0",
+            {"k8s-app": "kube-dns", "team": "platform"},
+            (("dns", 53, "UDP"), ("dns-tcp", 53, "TCP")),
+        ),
         _pod("monitoring", "prometheus-0", {"app": "prometheus", "team": "platform"}, (("web", 9090, "TCP"),)),
     ]
     for namespace in sorted(plan.apps):
@@ -304,25 +309,53 @@ def _namespace_policies(plan: _Plan, namespace: str) -> Iterator[Manifest]:
     for app in apps:
         by_tier.setdefault(app.tier, []).append(app)
     for app in apps:
-        yield _policy(namespace, f"allow-{app.name}", {"matchLabels": {"app": app.name}}, _app_spec(plan, app, by_tier, team))
+        yield _policy(
+            namespace, f"allow-{app.name}", {"matchLabels": {"app": app.name}}, _app_spec(plan, app, by_tier, team)
+        )
     for app in apps[::CANARY_EVERY]:
-        yield _policy(namespace, f"canary-{app.name}", {"matchLabels": {"app": app.name, "version": "v2"}}, {
-            "ingress": [{
-                "from": [{"podSelector": {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["web", "api"]}]}}],
-                "ports": _ports((8080, "TCP", 8089)),
-            }],
-        })
+        yield _policy(
+            namespace,
+            f"canary-{app.name}",
+            {"matchLabels": {"app": app.name, "version": "v2"}},
+            {
+                "ingress": [
+                    {
+                        "from": [
+                            {
+                                "podSelector": {
+                                    "matchExpressions": [{"key": "tier", "operator": "In", "values": ["web", "api"]}]
+                                }
+                            }
+                        ],
+                        "ports": _ports((8080, "TCP", 8089)),
+                    }
+                ],
+            },
+        )
     n = 0
     while True:
         for app in apps:
             n += 1
-            yield _policy(namespace, f"extra-{n}-{app.name}", {"matchLabels": {"app": app.name}}, {
-                "ingress": [{
-                    "from": [{"namespaceSelector": {"matchLabels": {"team": team}},
-                              "podSelector": {"matchExpressions": [{"key": "version", "operator": "NotIn", "values": ["v0"]}]}}],
-                    "ports": _ports((9000 + n % 100, "TCP", 9000 + n % 100 + 9)),
-                }],
-            })
+            yield _policy(
+                namespace,
+                f"extra-{n}-{app.name}",
+                {"matchLabels": {"app": app.name}},
+                {
+                    "ingress": [
+                        {
+                            "from": [
+                                {
+                                    "namespaceSelector": {"matchLabels": {"team": team}},
+                                    "podSelector": {
+                                        "matchExpressions": [{"key": "version", "operator": "NotIn", "values": ["v0"]}]
+                                    },
+                                }
+                            ],
+                            "ports": _ports((9000 + n % 100, "TCP", 9000 + n % 100 + 9)),
+                        }
+                    ],
+                },
+            )
 
 
 def _public_peers(shape: ClusterShape) -> list[dict[str, Any]]:
@@ -342,7 +375,12 @@ def _app_spec(plan: _Plan, app: App, by_tier: dict[str, list[App]], team: str) -
     if app.tier == "web":
         return {
             "ingress": [{"from": _public_peers(shape), "ports": _ports(("http", "TCP"))}],
-            "egress": [{"to": [{"podSelector": {"matchLabels": {"tier": "api"}}}], "ports": _ports(("http", "TCP"), ("grpc", "TCP"))}],
+            "egress": [
+                {
+                    "to": [{"podSelector": {"matchLabels": {"tier": "api"}}}],
+                    "ports": _ports(("http", "TCP"), ("grpc", "TCP")),
+                }
+            ],
         }
     if app.tier == "api":
         return {
@@ -352,17 +390,29 @@ def _app_spec(plan: _Plan, app: App, by_tier: dict[str, list[App]], team: str) -
                  "ports": _ports(("http", "TCP"), (9090, "TCP"))},
             ],
             "egress": [
-                {"to": [{"podSelector": {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["db", "cache"]}]}}],
+                {"to": [{"podSelector": {"matchExpressions": [
+                    {"key": "tier", "operator": "In", "values": ["db", "cache"]}]}}],
                  "ports": _ports(("postgres", "TCP"), ("redis", "TCP"))},
-                {"to": [{"namespaceSelector": {"matchLabels": {"team": team}}, "podSelector": {"matchLabels": {"tier": "api"}}}],
+                {"to": [{"namespaceSelector": {"matchLabels": {"team": team}},
+                         "podSelector": {"matchLabels": {"tier": "api"}}}],
                  "ports": _ports((8080, "TCP"), (9090, "TCP"))},
             ],
         }
     if app.tier == "db":
         return {
             "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"podSelector": {"matchExpressions": [
-                {"key": "tier", "operator": "In", "values": ["api", "worker"]}]}}], "ports": _ports(("postgres", "TCP"))}],
+            "ingress": [
+                {
+                    "from": [
+                        {
+                            "podSelector": {
+                                "matchExpressions": [{"key": "tier", "operator": "In", "values": ["api", "worker"]}]
+                            }
+                        }
+                    ],
+                    "ports": _ports(("postgres", "TCP")),
+                }
+            ],
         }
     if app.tier == "cache":
         return {

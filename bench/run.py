@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import gc
 import importlib
 import importlib.util
@@ -68,7 +69,10 @@ NETNS_PREFIX = "pcb-"
 NCA_MAX_PODS = 10_000
 NCA_ENV = "POLICYCTL_BENCH_NCA"
 REPO = Path(__file__).resolve().parent.parent
-PROBE_CASE = Path(__file__).resolve().parent.parent / "tests/cases/upstream/enforce-policy-based-on-podselector-and-namespaceselector.yaml"
+PROBE_CASE = (
+    Path(__file__).resolve().parent.parent
+    / "tests/cases/upstream/enforce-policy-based-on-podselector-and-namespaceselector.yaml"
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -154,7 +158,7 @@ def section_compile(ctx: Context) -> list[Figure]:
     graph_seconds, _ = timed(lambda: PolicyGraph(cluster))
     warm = []
     for node in [ctx.node, *[n for n in nodes if n != ctx.node]][: ctx.effort.compile_nodes]:
-        seconds, ruleset = timed(lambda node=node: compile_node(cluster, node, table=TABLE, graph=ctx.graph))
+        seconds, ruleset = timed(functools.partial(compile_node, cluster, node, table=TABLE, graph=ctx.graph))
         warm.append(seconds)
         if node == ctx.node:
             ctx.documents[node] = to_document(ruleset)
@@ -185,16 +189,42 @@ def section_compile(ctx: Context) -> list[Figure]:
     linear_rules = [rule_count(linear_document(d)) for d in ctx.documents.values()]
     compiled_rules = rule_count(ctx.documents[ctx.node])
     return [
-        Figure("compile.graph", "s", graph_seconds, detail="label-selector graph of the whole cluster, shared by all nodes"),
-        Figure("compile.node", "s", node_seconds, baseline=all_seconds, baseline_name="compile of all nodes",
-               target=Target(1.0), detail=f"graph + one node (the busiest, {ctx.node}); node alone {median(warm):.3f}s"),
-        Figure("compile.all_nodes", "s", all_seconds, baseline=node_seconds * len(nodes),
-               baseline_name="one node from scratch, times the nodes", detail=all_detail),
-        Figure("compile.render_json", "s", median(render), baseline=median(warm),
-               baseline_name="compile of the node", detail="to_document of one node's ruleset (median over nodes)"),
-        Figure("compile.elements_per_node", "elements", median(elements), baseline=median(linear_rules),
-               baseline_name="rules of the same policies as a linear list (median of up to 4 nodes)",
-               detail=f"max {max(elements)}; this node's compiled table has {compiled_rules} rules"),
+        Figure(
+            "compile.graph", "s", graph_seconds, detail="label-selector graph of the whole cluster, shared by all nodes"
+        ),
+        Figure(
+            "compile.node",
+            "s",
+            node_seconds,
+            baseline=all_seconds,
+            baseline_name="compile of all nodes",
+            target=Target(1.0),
+            detail=f"graph + one node (the busiest, {ctx.node}); node alone {median(warm):.3f}s",
+        ),
+        Figure(
+            "compile.all_nodes",
+            "s",
+            all_seconds,
+            baseline=node_seconds * len(nodes),
+            baseline_name="one node from scratch, times the nodes",
+            detail=all_detail,
+        ),
+        Figure(
+            "compile.render_json",
+            "s",
+            median(render),
+            baseline=median(warm),
+            baseline_name="compile of the node",
+            detail="to_document of one node's ruleset (median over nodes)",
+        ),
+        Figure(
+            "compile.elements_per_node",
+            "elements",
+            median(elements),
+            baseline=median(linear_rules),
+            baseline_name="rules of the same policies as a linear list (median of up to 4 nodes)",
+            detail=f"max {max(elements)}; this node's compiled table has {compiled_rules} rules",
+        ),
     ]
 
 
@@ -220,9 +250,17 @@ def section_apply_and_events(ctx: Context) -> list[Figure]:
         enforcer = Enforcer(backend, table=TABLE)
         full, report = timed(lambda: enforcer.apply(document))
         ctx.full_apply = full
-        figures.append(Figure("apply.full", "s", full, baseline=raw_seconds,
-                              baseline_name="the same document sent as is (no read-back, no diff)", target=Target(0.5),
-                              detail=f"{report.transaction.elements_added} elements, {len(report.transaction.commands)} commands"))
+        figures.append(
+            Figure(
+                "apply.full",
+                "s",
+                full,
+                baseline=raw_seconds,
+                baseline_name="the same document sent as is (no read-back, no diff)",
+                target=Target(0.5),
+                detail=f"{report.transaction.elements_added} elements, {len(report.transaction.commands)} commands",
+            )
+        )
         rng = random.Random(ctx.shape.seed)
         step, path = _event_path(ctx, enforcer)
         cluster = ctx.cluster
@@ -298,7 +336,10 @@ def section_dataplane(ctx: Context) -> list[Figure]:
 
     client, server = pick_pair(ctx.cluster)
     graph = ctx.graph
-    compiled = {n: to_document(compile_node(ctx.cluster, n, table=TABLE, graph=graph)) for n in sorted({client.node, server.node}) if n}
+    compiled = {
+        n: to_document(compile_node(ctx.cluster, n, table=TABLE, graph=graph))
+        for n in sorted({n for n in (client.node, server.node) if n})
+    }
     linear = {n: linear_document(d) for n, d in compiled.items()}
     configs: dict[str, dict[str, Any]] = {"none": {}, "compiled": compiled, "linear": linear}
     rates: dict[str, list[float]] = {k: [] for k in configs}
@@ -382,7 +423,9 @@ def nca_input(cluster: Cluster, manifests: Sequence[dict[str, Any]], directory: 
     pods = [m for m in manifests if m["kind"] == "Pod"]
     namespaces = [m for m in manifests if m["kind"] == "Namespace"]
     (directory / "pods.json").write_text(json.dumps({"apiVersion": "v1", "kind": "PodList", "items": pods}))
-    (directory / "namespaces.json").write_text(json.dumps({"apiVersion": "v1", "kind": "NamespaceList", "items": namespaces}))
+    (directory / "namespaces.json").write_text(
+        json.dumps({"apiVersion": "v1", "kind": "NamespaceList", "items": namespaces})
+    )
     (policies / "policies.json").write_text(json.dumps({
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicyList",
         "items": [m for m in manifests if m["kind"] == "NetworkPolicy"]}))
@@ -405,7 +448,9 @@ def _nca_for(ctx: Context, manifests: Sequence[dict[str, Any]], directory: Path)
 def _removed_policy(manifests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The manifests without one NetworkPolicy (the first ``allow-*``): the NEW side of a diff."""
     policies = [m for m in manifests if m["kind"] == "NetworkPolicy"]
-    chosen = next((m for m in policies if m["metadata"]["name"].startswith("allow-")), policies[0] if policies else None)
+    chosen = next(
+        (m for m in policies if m["metadata"]["name"].startswith("allow-")), policies[0] if policies else None
+    )
     return [m for m in manifests if m is not chosen]
 
 
@@ -441,16 +486,27 @@ def section_verifier(ctx: Context, manifests: Sequence[dict[str, Any]]) -> list[
     else:
         argv = nca_input(ctx.cluster, manifests, ctx.workdir / "nca")
         try:
-            nca_seconds, done = timed(lambda: subprocess.run(argv, capture_output=True, text=True, timeout=ctx.effort.nca_timeout))
+            nca_seconds, done = timed(
+                lambda: subprocess.run(argv, capture_output=True, text=True, timeout=ctx.effort.nca_timeout)
+            )
             if done.returncode not in (0,):
                 nca_note = f"nca exited {done.returncode}: {(done.stderr or done.stdout).strip()[-300:]}"
                 nca_seconds = None
         except subprocess.TimeoutExpired:
-            nca_note = f"nca did not finish within {ctx.effort.nca_timeout:.0f}s (the ratio is at most ours/{ctx.effort.nca_timeout:.0f})"
+            limit = f"{ctx.effort.nca_timeout:.0f}"
+            nca_note = f"nca did not finish within {limit}s (the ratio is at most ours/{limit})"
     if ours is not None:
-        figures.append(Figure("verifier.all_pairs", "s", ours, baseline=nca_seconds,
-                              baseline_name="network-config-analyzer --connectivity on the same input" if nca_seconds else "",
-                              target=Target(5.0), detail=nca_note or f"{len(ctx.cluster.pods)} pods, all ports"))
+        figures.append(
+            Figure(
+                "verifier.all_pairs",
+                "s",
+                ours,
+                baseline=nca_seconds,
+                baseline_name="network-config-analyzer --connectivity on the same input" if nca_seconds else "",
+                target=Target(5.0),
+                detail=nca_note or f"{len(ctx.cluster.pods)} pods, all ports",
+            )
+        )
         if nca_seconds is not None:
             figures.append(Figure("verifier.speedup_vs_nca", "x", nca_seconds / ours if ours else None,
                                   target=Target(10.0, below=False), detail="nca seconds / verifier seconds"))
@@ -520,8 +576,12 @@ def section_agent(ctx: Context) -> list[Figure]:
     runs one ``NodeSync`` over ``store.snapshot()`` into a throwaway namespace. The baseline
     is the same child with the store filled and no sync (what any reader of the cluster must
     hold); the detail adds a bare interpreter with the agent's imports only."""
-    if importlib.util.find_spec("policyctl.agent.sync") is None or not hasattr(importlib.import_module("policyctl.agent.sync"), "NodeSync"):
-        return [unavailable("agent.rss", "MB", "policyctl.agent.sync.NodeSync does not exist yet", target=Target(200.0))]
+    if importlib.util.find_spec("policyctl.agent.sync") is None or not hasattr(
+        importlib.import_module("policyctl.agent.sync"), "NodeSync"
+    ):
+        return [
+            unavailable("agent.rss", "MB", "policyctl.agent.sync.NodeSync does not exist yet", target=Target(200.0))
+        ]
     reason = kernel_unavailable()
     if reason:
         return [unavailable("agent.rss", "MB", reason, target=Target(200.0))]
@@ -557,13 +617,23 @@ def section_probe(ctx: Context) -> list[Figure]:
     from policyctl.lab.engine import LabEngine
 
     case = load_probe_case(str(PROBE_CASE))
-    steps = tuple(dataclasses.replace(s, probes=tuple(p for p in s.probes if not p.probe.via_service)) for s in case.steps)
+    steps = tuple(
+        dataclasses.replace(s, probes=tuple(p for p in s.probes if not p.probe.via_service)) for s in case.steps
+    )
     case = dataclasses.replace(case, steps=steps)
     model_seconds, _ = timed(lambda: run_case(case, ModelEngine()))
     lab_seconds, result = timed(lambda: run_case(case, LabEngine()))
     mismatches = sum(len(o.mismatches) for step in result.steps for o in step)
-    return [Figure("probe.lab_case", "s", lab_seconds, baseline=model_seconds, baseline_name="the same case on the model engine",
-                   detail=f"{PROBE_CASE.name}, via: pod probes, 9 pods; {mismatches} mismatches")]
+    return [
+        Figure(
+            "probe.lab_case",
+            "s",
+            lab_seconds,
+            baseline=model_seconds,
+            baseline_name="the same case on the model engine",
+            detail=f"{PROBE_CASE.name}, via: pod probes, 9 pods; {mismatches} mismatches",
+        )
+    ]
 
 
 # -- driver -------------------------------------------------------------------------------
@@ -572,10 +642,20 @@ SECTIONS = ("commands", "compile", "apply", "dataplane", "verifier", "agent", "p
 #: Every figure each section reports, so a section that fails still lists what it lost.
 SECTION_FIGURES: dict[str, tuple[str, ...]] = {
     "commands": COMMAND_FIGURES,
-    "compile": ("compile.graph", "compile.node", "compile.all_nodes", "compile.render_json", "compile.elements_per_node"),
+    "compile": (
+        "compile.graph",
+        "compile.node",
+        "compile.all_nodes",
+        "compile.render_json",
+        "compile.elements_per_node",
+    ),
     "apply": ("apply.full", *(f"event.{k}.{q}" for k in KINDS for q in ("p50", "p99"))),
-    "dataplane": ("dataplane.throughput", "dataplane.connection_rate",
-                  "dataplane.throughput_vs_linear", "dataplane.connection_rate_vs_linear"),
+    "dataplane": (
+        "dataplane.throughput",
+        "dataplane.connection_rate",
+        "dataplane.throughput_vs_linear",
+        "dataplane.connection_rate_vs_linear",
+    ),
     "verifier": ("verifier.all_pairs", "verifier.speedup_vs_nca", "verifier.semantic_diff"),
     "agent": ("agent.rss",),
     "probe": ("probe.lab_case",),
@@ -620,7 +700,9 @@ def run(
         if errors:
             raise RuntimeError(f"the generated manifests do not load: {errors[:3]}")
         figures.append(Figure("input.generate", "s", gen_seconds, detail=f"{len(manifests)} objects"))
-        figures.append(Figure("input.load", "s", load_seconds, detail="policyctl's loader on the generated manifests (JSON)"))
+        figures.append(
+            Figure("input.load", "s", load_seconds, detail="policyctl's loader on the generated manifests (JSON)")
+        )
         cluster = loaded.cluster
         graph = PolicyGraph(cluster)
         ctx = Context(shape, effort, workdir, path, cluster, graph, busiest_node(cluster))
@@ -652,10 +734,19 @@ def run(
         "schema_version": SCHEMA_VERSION,
         "scale": scale,
         "shape": dataclasses.asdict(shape),
-        "cluster": {"pods": len(cluster.pods), "namespaces": len(cluster.namespaces),
-                    "nodes": len(cluster.nodes), "policies": len(cluster.policies)},
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                    "kernel": os.uname().release, "load_average_1m": round(os.getloadavg()[0], 2), "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024},
+        "cluster": {
+            "pods": len(cluster.pods),
+            "namespaces": len(cluster.namespaces),
+            "nodes": len(cluster.nodes),
+            "policies": len(cluster.policies),
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "kernel": os.uname().release,
+            "load_average_1m": round(os.getloadavg()[0], 2),
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        },
         "figures": {f.name: f.to_json() for f in sorted(figures, key=lambda f: f.name)},
     }
 
@@ -665,8 +756,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scale", choices=sorted(SCALES), default="tiny")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--only", action="append", choices=SECTIONS, help="run only these sections (repeatable)")
-    parser.add_argument("--nca-timeout", type=float, help="seconds NCA may take before its figure is reported as a lower bound")
-    parser.add_argument("--pods", type=int, help="override the scale's pod count (namespaces, nodes and policies scale with it)")
+    parser.add_argument(
+        "--nca-timeout", type=float, help="seconds NCA may take before its figure is reported as a lower bound"
+    )
+    parser.add_argument(
+        "--pods", type=int, help="override the scale's pod count (namespaces, nodes and policies scale with it)"
+    )
     args = parser.parse_args(argv)
     shape = None
     if args.pods:
