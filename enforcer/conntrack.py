@@ -153,7 +153,8 @@ class ConntrackNetlink:
     namespace is per thread and a socket keeps the namespace it was created in, so the
     sockets are created, and every call runs, in one worker thread that joined ``netns``.
     The sockets and the thread are released by :meth:`close`, or when the table is
-    garbage-collected (callers that make one per change need not close it)."""
+    garbage-collected (callers that make one per change need not close it); at exit the
+    process's end releases them (the worker may already be stopped then)."""
 
     def __init__(self, *, netns: str | None = None) -> None:
         try:
@@ -175,6 +176,7 @@ class ConntrackNetlink:
             executor.shutdown(wait=False)
             raise ConntrackError(f"cannot open ctnetlink{' in ' + netns if netns else ''}: {exc}") from exc
         self._finalizer = weakref.finalize(self, _release, executor, self._sockets)
+        self._finalizer.atexit = False
 
     def _call(self, fn: Callable[[], T]) -> T:
         return self._executor.submit(fn).result()
