@@ -23,9 +23,11 @@ policy on the destination pod" allow it. So, for a candidate and a direction it 
 
 The relation is built once (its index, decider and outside classes); each candidate costs the
 classes it selects times the ends its rules admit, never a new relation. Ends are the same as
-:func:`verifier.comparison.differences` compares: the pods and the addresses no pod or node
-has. The result equals removing the candidate and comparing relations, which the property
-tests check (``tests/verifier/test_redundancy_properties.py``).
+:func:`verifier.comparison.differences` compares: the pods, the addresses no pod or node has,
+and the node addresses (grouped by what policies see of them), towards which the own-node
+bypass spares only the pods on that node. The result equals removing the candidate and
+comparing relations, which the property tests check
+(``tests/verifier/test_redundancy_properties.py``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from policyctl.policy.model import Direction, Family, PolicyRef
+from policyctl.policy.model import Direction, Family, Pod, PolicyRef
 
 from .index import EndKind, IndexedPolicy, IndexedRule, View
 from .portsets import ALL, NONE, PortSet
@@ -60,11 +62,32 @@ class Candidate:
 
 
 @dataclass(frozen=True, slots=True)
+class _NodeEnd:
+    """Node addresses (no pod has them) that every policy sees alike, and whose they are: the
+    own-node bypass ("agents on a node ... can communicate with all pods on that node") spares
+    only the pods on those nodes."""
+
+    view: View
+    nodes: frozenset[str]
+
+
+def _node_ends(relation: Relation, family: Family) -> tuple[_NodeEnd, ...]:
+    taken = {x for p in relation.cluster.pods for x in p.ips}
+    grouped: dict[View, set[str]] = {}
+    for node in relation.cluster.nodes:
+        for address in node.addresses:
+            if Family.of(address) is family and address not in taken:
+                grouped.setdefault(relation.index.view_of_address(address), set()).add(node.name)
+    return tuple(_NodeEnd(view, frozenset(names)) for view, names in grouped.items())
+
+
+@dataclass(frozen=True, slots=True)
 class _Family:
     family: Family
     classes: ViewClasses
     outside: tuple[ExternalClass, ...]
     lookup: SelectorClasses
+    nodes: tuple[_NodeEnd, ...]
 
 
 class Redundancy:
@@ -78,7 +101,8 @@ class Redundancy:
         for family in relation.families:
             classes = view_classes(relation, family)
             outside = relation.external(family)
-            self._families.append(_Family(family, classes, outside, selector_classes(classes, outside)))
+            lookup = selector_classes(classes, outside)
+            self._families.append(_Family(family, classes, outside, lookup, _node_ends(relation, family)))
         self._policies: dict[tuple[frozenset[int], Direction], tuple[IndexedPolicy, ...]] = {}
 
     def policy(self, ref: PolicyRef) -> IndexedPolicy:
@@ -143,6 +167,14 @@ class Redundancy:
                 outside.update(at.lookup.outside_by_block.get(block, ()))
         return [(j, None) for j in sorted(pods)] + [(None, k) for k in sorted(outside)]
 
+    def _admitted_nodes(self, candidate: Candidate, direction: Direction, at: _Family) -> list[_NodeEnd]:
+        """The node ends a removed rule admits (an ipBlock holding their addresses, or any peer)."""
+        rules = [self.index.rules[r] for r in candidate.removed_rules(direction)]
+        if any(r.any_peer for r in rules):
+            return list(at.nodes)
+        blocks = {b for r in rules for b in r.blocks}
+        return [n for n in at.nodes if not blocks.isdisjoint(n.view.blocks or ())]
+
     @staticmethod
     def _every_end(at: _Family) -> list[tuple[int | None, int | None]]:
         return [(j, None) for j in range(len(at.classes.views))] + [(None, k) for k in range(len(at.outside))]
@@ -174,7 +206,20 @@ class Redundancy:
                     sources, destinations = pair if direction is Direction.EGRESS else pair[::-1]
                     if classes.ordinary_pair(sources, destinations) is not None:
                         return True
+                nodes = self._admitted_nodes(candidate, direction, at) if still_isolated else at.nodes
+                if any(self._node_changes(candidate, direction, own, node, classes.members[i]) for node in nodes):
+                    return True
         return False
+
+    def _node_changes(
+        self, candidate: Candidate, direction: Direction, own: View, node: _NodeEnd, members: tuple[Pod, ...]
+    ) -> bool:
+        """Whether the cell between the class ``own`` and the node end changes, on a pair no
+        bypass decides: pod -> node is always policy's; node -> pod only for a pod elsewhere."""
+        source, destination = (own, node.view) if direction is Direction.EGRESS else (node.view, own)
+        if self._cell_without(candidate, source, destination) == self.decider.ports(source, destination):
+            return False
+        return direction is Direction.EGRESS or any(p.node is None or {p.node} != node.nodes for p in members)
 
     def changes(self, candidate: Candidate) -> bool:
         """Whether removing the candidate changes some flow between ends of the relation."""
