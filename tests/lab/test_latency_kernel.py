@@ -22,12 +22,13 @@ def _flipped(result: Run, kind: str) -> list[tuple[bool, bool]]:
 
 
 def test_each_write_flips_what_probes_see(state_root: Path, lab_namespaces: set[str]) -> None:
-    result = run(Shape(pods=8, reps=2, node_sysctls=TIGHT_CONNTRACK), Probing(deadline=10.0))
-    assert {kind: _flipped(result, kind) for kind in result.measurements} == {
-        "policy_create": [(True, True)] * 2,
-        "pod_create": [(True, True)] * 2,
-        "policy_delete": [(True, True)] * 2,
-    }
+    """A repetition whose old verdict was not seen before the write is void (the bench reports
+    how many); every other one must show the new verdict, and each kind needs one."""
+    result = run(Shape(pods=8, reps=3, node_sysctls=TIGHT_CONNTRACK), Probing(deadline=10.0))
+    for kind in ("policy_create", "pod_create", "policy_delete"):
+        seen = _flipped(result, kind)
+        assert (True, True) in seen, (kind, seen)
+        assert all(flipped for valid, flipped in seen if valid), (kind, seen)
 
 
 @pytest.mark.xfail(
