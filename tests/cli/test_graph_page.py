@@ -217,7 +217,7 @@ def test_a_large_graph_draws_the_selections_flows_until_asked_for_all(browser: C
     browser.send("Input.dispatchKeyEvent", type="keyUp", key="Escape", code="Escape", windowsVirtualKeyCode=27)
     assert browser.wait_for(f"{visible} === 0")
     browser.evaluate("document.getElementById('all-flows').click()")
-    assert browser.evaluate(visible) == len(document["edges"])
+    assert browser.wait_for(f"{visible} === {len(document['edges'])}")
     edge = document["edges"][0]["id"]
     browser.evaluate(f"flowView.selectEdge('{edge}', true)")
     assert browser.wait_for("document.getElementById('explain')?.textContent") == (
