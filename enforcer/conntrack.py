@@ -273,6 +273,8 @@ def _release(executor: concurrent.futures.ThreadPoolExecutor, sockets: Mapping[s
 
     try:
         executor.submit(close_all).result()
+    except RuntimeError:
+        close_all()  # the interpreter is exiting and has stopped the worker already
     finally:
         executor.shutdown(wait=False)
 
