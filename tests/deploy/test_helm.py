@@ -26,6 +26,7 @@ VALUES: dict[str, tuple[str, ...]] = {
     "log-level": ("logLevel=debug",),
     "metrics": ("metrics.serviceMonitor=true",),
     "node-selector": ("nodeSelector.kubernetes\\.io/os=linux", "nodeSelector.policyctl/agent=enabled"),
+    "runtime-status": ("runtimeStatus=true",),
     "tolerations": ("--values", str(Path(__file__).parent / "helm-tolerations.yaml")),
 }
 

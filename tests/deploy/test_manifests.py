@@ -248,7 +248,7 @@ def test_the_daemonsets_security_context(objects: Objects) -> None:
 def test_metrics_bind_the_nodes_address_and_health_stays_on_loopback(objects: Objects) -> None:
     """With host networking, a wildcard bind would serve every interface of the node."""
     (container,) = _pod(agent_ds(objects))["containers"]
-    args = dict(a.split("=", 1) for a in container["args"] if a.startswith("--"))
+    args = dict(a.split("=", 1) for a in container["args"] if a.startswith("--") and "=" in a)
     assert args["--metrics-address"] == "$(HOST_IP)"
     assert {"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}} in container["env"]
     assert args["--health-address"] == "127.0.0.1"
@@ -288,6 +288,13 @@ def _with_pod(field: str, value: Any) -> Callable[[Objects], None]:
     return change
 
 
+def _with_runtime_status(objects: Objects) -> None:
+    _with_args("--drop-log-group=100", "--publish-events")(objects)
+    by_kind("ClusterRole", objects)["rules"].append(
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]}
+    )
+
+
 def _with_objects(*paths: str) -> Callable[[Objects], None]:
     def change(objects: Objects) -> None:
         for path in paths:
@@ -305,6 +312,7 @@ CHANGES: dict[str, Callable[[Objects], None]] = {
     "log-level": _with_args("--log-level=debug"),
     "metrics": _with_objects("metrics/service.yaml", "metrics/servicemonitor.yaml"),
     "node-selector": _with_pod("nodeSelector", {"kubernetes.io/os": "linux", "policyctl/agent": "enabled"}),
+    "runtime-status": _with_runtime_status,
     "tolerations": _with_pod(
         "tolerations",
         [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}]
