@@ -21,18 +21,13 @@ from click.testing import CliRunner
 
 from policyctl.agent.main import Agent
 from policyctl.cli.drops import drops
-from policyctl.compiler.compile import compile_node
-from policyctl.compiler.droplog import log_to_group
-from policyctl.compiler.render_json import to_document
-from policyctl.enforcer.apply import Enforcer
 from policyctl.enforcer.backend import LibnftablesBackend
 from policyctl.enforcer.drops import explanation_document
 from policyctl.lab.engine import LabEngine
 from policyctl.policy.verdicts import DecidedBy
 from tests.agent.conftest import fast_config
-from tests.agent.test_agent_lab import NODES, TABLE, LabCluster, bare_node, lab, web_from_gateways
+from tests.agent.test_agent_lab import TABLE, LabCluster, bare_node, converged, lab, web_from_gateways
 from tests.apiserver import FakeApiServer
-from tests.kubeapi.conftest import server_cluster
 from tests.kubeapi import objects as raw
 from tests.kubeapi.cluster_objects import cnp, pods_of
 from tests.lab.test_drops_kernel import oracle_denial
@@ -41,26 +36,6 @@ pytestmark = pytest.mark.kernel
 __all__ = ["lab"]
 
 GROUP = 4343
-
-
-def converged(lab: LabEngine, server: FakeApiServer, *, timeout: float = 10.0) -> bool:
-    """Every node's table equals ``compile_node`` of what the server holds, logging to the group."""
-    plan = lab.state.plan
-    assert plan is not None
-    backends = {n.name: LibnftablesBackend(netns=n.netns) for n in plan.nodes}
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            cluster = server_cluster(server)
-            if all(Enforcer(backends[name], table=TABLE).plan(
-                    to_document(log_to_group(compile_node(cluster, name, table=TABLE), GROUP))).empty
-                   for name in NODES):
-                return True
-            time.sleep(0.05)
-        return False
-    finally:
-        for backend in backends.values():
-            backend.close()
 
 
 def read_drops(agent: Agent) -> list[dict[str, Any]]:
@@ -112,7 +87,7 @@ def test_the_agent_explains_each_drop_of_its_ruleset_as_the_oracle_does(
                           reflector_options={"connect_timeout": 2.0, "backoff": (0.05, 0.2)})
             agents.append(agent.start())
         assert all(a.wait_ready(15) for a in agents), [a.readiness().reasons for a in agents]
-        assert converged(lab, apiserver)
+        assert converged(lab, apiserver, group=GROUP)
         world.allowed()
         served = settled(agents)
         counted = {a.config.node: a.metrics.registry for a in agents}

@@ -19,14 +19,13 @@ from typing import Any
 import pytest
 
 from policyctl.agent.main import Agent
+from policyctl.bench.agentlab import KIND_OF, key_of, model_of
 from policyctl.compiler.compile import compile_node
+from policyctl.compiler.droplog import log_to_group
 from policyctl.compiler.render_json import to_document
 from policyctl.enforcer.apply import Enforcer
 from policyctl.enforcer.backend import LibnftablesBackend
 from policyctl.enforcer.conntrack import ConntrackTool
-from policyctl.kubeapi.projections import project
-from policyctl.kubeapi.resources import RESOURCES, Resource
-from policyctl.kubeapi.store import ClusterStore
 from policyctl.lab.engine import LabEngine
 from policyctl.lab.topology import lab_cluster
 from policyctl.probecases.engines import Probe
@@ -41,28 +40,7 @@ pytestmark = pytest.mark.kernel
 TABLE = "policyctl"
 NODES = ("node-a", "node-b")
 HTTP = Probe(port=80, protocol=Protocol.TCP, family=Family.IPV4)
-KIND_OF = {info.kind: resource for resource, info in RESOURCES.items()}
-
 Raw = dict[str, Any]
-
-
-def key_of(obj: Raw) -> tuple[str, str, str]:
-    meta = obj["metadata"]
-    return obj["kind"], meta.get("namespace", "") if RESOURCES[KIND_OF[obj["kind"]]].namespaced else "", meta["name"]
-
-
-def model_of(objects: list[Raw]) -> Cluster:
-    """The cluster the API objects mean, projected as the agent's reflectors do."""
-    store = ClusterStore()
-    for resource in Resource:
-        found = []
-        for obj in objects:
-            if KIND_OF[obj["kind"]] is resource:
-                projection, _ = project(resource, {**obj, "metadata": {**obj["metadata"], "uid": "u"}})
-                assert projection is not None, obj
-                found.append(projection)
-        store.replace(resource, found)
-    return store.snapshot()
 
 
 def bare_node(name: str) -> Raw:
@@ -145,8 +123,9 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LabEngine]:
         engine.close()
 
 
-def converged(lab: LabEngine, server: FakeApiServer, *, timeout: float = 10.0) -> bool:
-    """Every node's table equals ``compile_node`` of what the server holds."""
+def converged(lab: LabEngine, server: FakeApiServer, *, timeout: float = 10.0, group: int | None = None) -> bool:
+    """Every node's table equals ``compile_node`` of what the server holds (with its drop log
+    sent to NFLOG ``group`` when the agents were given one)."""
     plan = lab.state.plan
     assert plan is not None
     backends = {n.name: LibnftablesBackend(netns=n.netns) for n in plan.nodes}
@@ -155,7 +134,9 @@ def converged(lab: LabEngine, server: FakeApiServer, *, timeout: float = 10.0) -
         while time.monotonic() < deadline:
             cluster = server_cluster(server)
             if all(
-                Enforcer(backends[name], table=TABLE).plan(to_document(compile_node(cluster, name, table=TABLE))).empty
+                Enforcer(backends[name], table=TABLE)
+                .plan(to_document(log_to_group(compile_node(cluster, name, table=TABLE), group)))
+                .empty
                 for name in NODES
             ):
                 return True
