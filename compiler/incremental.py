@@ -58,93 +58,47 @@ Invariants (held by property tests): after ``update(c)``, ``ruleset == compile_n
 table=, mode=)``; ``patch(previous, delta) == ruleset``; ``delta.empty`` exactly when the
 ruleset did not change.
 
-The peer identity bookkeeping lives in :mod:`peerstate`; the ruleset state (sets, chains, peer
-map claims, dispatch entries, node sets) in :class:`tracking.RulesetStore`, whose per-step
-journal, :class:`tracking.Tracker`, ends a step with its delta; this module follows each
-snapshot through them.
+What the node follows of a snapshot (pods, selecting policies, rule views, selector membership
+and users) lives in :class:`nodeview.NodeView`, whose ``follow`` reports a step's change as a
+:class:`nodeview.ViewChange`; the peer identity bookkeeping in :mod:`peerstate`; the ruleset
+state (sets, chains, peer map claims, dispatch entries, node sets) in
+:class:`tracking.RulesetStore`, whose per-step journal, :class:`tracking.Tracker`, ends a step
+with its delta. This module carries each view change through the peers and the store.
 """
 
 from __future__ import annotations
 
-import itertools
-import operator
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from types import MappingProxyType
-from typing import TypeVar
 
-from policyctl.policy import matchers
 from policyctl.policy.ipblocks import end_address
 from policyctl.policy.model import (
     Cluster,
     Direction,
     Family,
     IPAddress,
-    IPBlockPeer,
     Labels,
-    LabelSelector,
-    NamespaceScope,
     NetworkPolicy,
     Pod,
-    PolicyRef,
 )
 
 from .chains import allow_chain, base_chains, dispatch_map, isolating_sources, pod_chain
 from .compile import compile_node
 from .delta import RulesetDelta, diff, empty_ruleset
 from .elements import GatheredSets, collect, local_group
-from .graph import RuleView, SelectedIdentities, rule_views, selector_node
+from .graph import RuleView, SelectedIdentities
 from .identities import Identity
 from .intervals import Interval
 from .layout import FAMILIES, allow_chain_name, peer_set_name
-from .membership import Membership
+from .nodeview import NodeView, reaches_everyone
 from .peeridentity import ANY_SELECTOR, PeerIdentity, named_ports
 from .peerstate import Lookup, Peers, Within
 from .ruleset import Chain, Element, Jump, Mode, Ruleset, VerdictMap
 from .tracking import DIRECTIONS, PodDirection, RulesetStore, SetState, Tracker
 
 
-def _pod_selectors(views: Iterable[RuleView]) -> set[str]:
-    return {p.node for v in views if v.peers is not None for p in v.peers if isinstance(p, SelectedIdentities)}
-
-
-def _reaches_everyone(views: Iterable[RuleView]) -> bool:
-    """An egress rule without peers but with a named port reaches every pod (selector ``any``)."""
-    return any(
-        v.peers is None and v.direction is Direction.EGRESS and any(isinstance(m.port, str) for m in v.ports)
-        for v in views
-    )
-
-
-def _named_blocks(views: Iterable[RuleView]) -> tuple[IPBlockPeer, ...]:
-    """ipBlocks of egress rules with a named port: the port resolves on every pod inside."""
-    return tuple(
-        p
-        for v in views
-        if v.peers is not None and v.direction is Direction.EGRESS and any(isinstance(m.port, str) for m in v.ports)
-        for p in v.peers
-        if isinstance(p, IPBlockPeer)
-    )
-
-
 # A contribution: per set name, its raw elements per local address group and its sources.
 _Contribution = dict[str, tuple[dict[Interval, frozenset[Element]], frozenset[str]]]
-
-
-T = TypeVar("T")
-
-
-def _changed(old: tuple[T, ...], new: tuple[T, ...]) -> tuple[list[T], list[T]]:
-    """The objects of ``old`` that are not in ``new`` and those of ``new`` not in ``old``, by
-    identity. Snapshots keep unchanged objects and usually their order, so the common prefix
-    and suffix (found at C speed) are skipped and only the window between them is compared."""
-    head = next(itertools.compress(itertools.count(), map(operator.is_not, old, new)), min(len(old), len(new)))
-    room = min(len(old), len(new)) - head
-    tail = next(itertools.compress(itertools.count(), map(operator.is_not, reversed(old), reversed(new))), room)
-    tail = min(tail, room)
-    old_window, new_window = old[head : len(old) - tail], new[head : len(new) - tail]
-    old_ids, new_ids = set(map(id, old_window)), set(map(id, new_window))
-    return [o for o in old_window if id(o) not in new_ids], [o for o in new_window if id(o) not in old_ids]
 
 
 def _concerning(views: Iterable[RuleView], selectors: AbstractSet[str]) -> list[RuleView]:
@@ -153,7 +107,7 @@ def _concerning(views: Iterable[RuleView], selectors: AbstractSet[str]) -> list[
     return [
         v
         for v in views
-        if (v.peers is None and ANY_SELECTOR in selectors and _reaches_everyone((v,)))
+        if (v.peers is None and ANY_SELECTOR in selectors and reaches_everyone((v,)))
         or (v.peers is not None and any(isinstance(p, SelectedIdentities) and p.node in selectors for p in v.peers))
     ]
 
@@ -169,8 +123,6 @@ class NodeCompiler:
         self.node = node
         self.table = table
         self.mode = mode
-        self._selector_names: dict[tuple[NamespaceScope, LabelSelector], str] = {}
-        self._selector_definitions: dict[str, tuple[NamespaceScope, LabelSelector]] = {}
         self._started = False
         self._tiered = False
         self._reset({})
@@ -178,32 +130,17 @@ class NodeCompiler:
     # state -----------------------------------------------------------------------------
 
     def _reset(self, namespace_labels: Mapping[str, Labels]) -> None:
-        self._namespace_labels = dict(namespace_labels)
-        self._membership = Membership(namespace_labels)
-        self._pods_seen: tuple[Pod, ...] = ()
-        self._policies_seen: tuple[NetworkPolicy, ...] = ()
+        self._view = NodeView(self.node, namespace_labels)
         self._namespaces_seen: object = None
         self._nodes_seen: object = None
         self._node_addresses: tuple[IPAddress, ...] = ()
-        self._nonhost: dict[str, Pod] = {}
-        self._host: dict[str, Pod] = {}
-        self._local: dict[str, Pod] = {}
-        self._local_by_namespace: dict[str, set[str]] = {}
-        self._policies: dict[str, dict[PolicyRef, NetworkPolicy]] = {}
-        self._views: dict[int, tuple[NetworkPolicy, dict[Direction, tuple[RuleView, ...]]]] = {}
-        self._selecting: dict[str, tuple[NetworkPolicy, ...]] = {}
-        self._isolated: dict[PodDirection, tuple[RuleView, ...]] = {}
-        self._users: dict[Direction, dict[str, set[str]]] = {d: {} for d in DIRECTIONS}
-        self._everyone: set[str] = set()
-        self._block_users: dict[str, tuple[IPBlockPeer, ...]] = {}
         self._peers: dict[Direction, Peers] = {d: Peers() for d in DIRECTIONS}
-        self._lookup = Lookup(self._peers, self._nonhost)
+        self._lookup = Lookup(self._peers, self._view.nonhost)
         self._contributions: dict[PodDirection, _Contribution] = {}
         self._store = RulesetStore(self.node)
         self._allow: dict[tuple[Direction, Family], bool] = {(d, f): False for d in DIRECTIONS for f in FAMILIES}
         self._pod_chains: dict[PodDirection, Chain] = {}
         self._ruleset: Ruleset | None = empty_ruleset(self.table, self.node, self.mode)
-        self._local_sorted: tuple[Pod, ...] | None = ()
 
     # public ----------------------------------------------------------------------------
 
@@ -224,10 +161,10 @@ class NodeCompiler:
     def _follow(self, cluster: Cluster) -> RulesetDelta:
         """Follow ``cluster``'s NetworkPolicy pieces; the delta of the NetworkPolicy-only
         ruleset they make."""
-        labels = self._namespace_labels
+        labels = self._view.namespace_labels
         if cluster.namespaces is not self._namespaces_seen:
             labels = {n.name: n.labels for n in cluster.namespaces}
-        if not self._started or labels != self._namespace_labels:
+        if not self._started or labels != self._view.namespace_labels:
             previous = self.ruleset
             self._reset(labels)
             self._started = True
@@ -251,16 +188,14 @@ class NodeCompiler:
     @property
     def local_pods(self) -> tuple[Pod, ...]:
         """The pods this node enforces for, sorted by key (``compile.local_pods``)."""
-        if self._local_sorted is None:
-            self._local_sorted = tuple(self._local[k] for k in sorted(self._local))
-        return self._local_sorted
+        return self._view.local_pods
 
     @property
     def selecting(self) -> Mapping[str, tuple[NetworkPolicy, ...]]:
         """For each local pod key, the policies whose podSelector selects it (sorted by ref).
         A pod whose selecting policies are still the same objects keeps the very same tuple,
         so a reader can find what changed by identity."""
-        return MappingProxyType(self._selecting)
+        return self._view.selecting
 
     # one step --------------------------------------------------------------------------
 
@@ -268,41 +203,38 @@ class NodeCompiler:
         track = Tracker(self._store)
         self._ruleset = None
         node_dirty = self._follow_nodes(cluster)
-        changed_pods, candidates, local_changed, gone_identities, host_changed = self._follow_pods(cluster)
-        reselect = self._follow_policies(cluster) | local_changed
-        if local_changed:
-            self._local_sorted = None
-        dirty, chains_dirty, toggled, everyone_toggled = self._reselect(reselect, local_changed)
-        reach = self._follow_selectors(toggled)
+        view = self._view
+        change = view.follow(cluster)
+        dirty, chains_dirty = set(change.reselected), set(change.reselected)
         partial: dict[PodDirection, set[PeerIdentity]] = {}
         for direction in DIRECTIONS:
             peers = self._peers[direction]
             peers.before.clear()
             peers.moved.clear()
-            for identity in gone_identities:
+            for identity in change.gone_identities:
                 peers.names.pop(identity, None)
             rename: set[Identity] = set()
-            for selector in toggled[direction]:
-                rename |= reach[selector]
-            if direction is Direction.EGRESS and everyone_toggled:
+            for selector in change.toggled[direction]:
+                rename |= change.reach[selector]
+            if direction is Direction.EGRESS and change.everyone_toggled:
                 rename |= set(peers.names)
-            moving = set(changed_pods)
+            moving = set(change.changed_pods)
             for identity in rename:
                 if identity in peers.names:
-                    names = self._names(direction, identity)
+                    names = view.names(direction, identity)
                     if names != peers.names[identity]:
                         peers.names[identity] = names
-                        moving.update(self._membership.members.get(identity, {}))
+                        moving.update(view.membership.members.get(identity, {}))
             for key in sorted(moving):
-                pod = self._nonhost.get(key)
+                pod = view.nonhost.get(key)
                 peers.place(key, pod, self._peer_for(direction, pod) if pod is not None else None)
             for peer in peers.settle():
                 for selector in peer.selectors:
-                    users = self._everyone if selector == ANY_SELECTOR else self._users[direction].get(selector, ())
+                    users = view.everyone if selector == ANY_SELECTOR else view.users[direction].get(selector, ())
                     for key in users:
                         partial.setdefault((key, direction), set()).add(peer)
-        for pod in candidates:
-            for key, blocks in self._block_users.items():
+        for pod in change.candidates:
+            for key, blocks in view.block_users.items():
                 if any(b.contains(a) for b in blocks for a in pod.ips):
                     dirty.add((key, Direction.EGRESS))
         for item in sorted(dirty, key=lambda kd: (kd[0], kd[1].value)):
@@ -324,10 +256,10 @@ class NodeCompiler:
                     track.set_chain(name, chain)
                     if (chain is not None) != self._allow[(direction, family)]:
                         self._allow[(direction, family)] = chain is not None
-                        chains_dirty.update((k, direction) for k, d in self._isolated if d is direction)
+                        chains_dirty.update((k, direction) for k, d in view.isolated if d is direction)
         for item in sorted(chains_dirty, key=lambda kd: (kd[0], kd[1].value)):
             self._repod(item, track)
-        if node_dirty or host_changed:
+        if node_dirty or change.host_changed:
             self._refresh_node_sets(cluster, track)
         return track
 
@@ -342,183 +274,6 @@ class NodeCompiler:
         self._node_addresses = addresses
         return True
 
-    def _follow_pods(self, cluster: Cluster) -> tuple[set[str], list[Pod], set[str], set[Identity], bool]:
-        """Apply the pods that came and went; returns the keys of pods on the pod network that
-        changed, those pods (old and new), the keys of local pods that changed, identities
-        left without members, and whether the node's hostNetwork pods changed."""
-        pods = cluster.pods
-        if pods is self._pods_seen:
-            return set(), [], set(), set(), False
-        gone, came = _changed(self._pods_seen, pods)
-        self._pods_seen = pods
-        changed: set[str] = set()
-        candidates: list[Pod] = []
-        local_changed: set[str] = set()
-        gone_identities: set[Identity] = set()
-        host_changed = False
-        membership = self._membership
-        for pod in gone:
-            if pod.host_network:
-                if pod.node == self.node and self._host.get(pod.key) is pod:
-                    del self._host[pod.key]
-                    host_changed = True
-                continue
-            identity = Identity(pod.namespace, pod.labels)
-            if membership.remove(identity, pod):
-                gone_identities.add(identity)
-            if self._nonhost.get(pod.key) is pod:
-                del self._nonhost[pod.key]
-            changed.add(pod.key)
-            candidates.append(pod)
-            if pod.node == self.node and self._local.get(pod.key) is pod:
-                del self._local[pod.key]
-                self._local_by_namespace[pod.namespace].discard(pod.key)
-                local_changed.add(pod.key)
-        for pod in came:
-            if pod.host_network:
-                if pod.node == self.node:
-                    self._host[pod.key] = pod
-                    host_changed = True
-                continue
-            identity = Identity(pod.namespace, pod.labels)
-            membership.add(identity, pod)
-            gone_identities.discard(identity)
-            self._nonhost[pod.key] = pod
-            changed.add(pod.key)
-            candidates.append(pod)
-            if pod.node == self.node:
-                self._local[pod.key] = pod
-                self._local_by_namespace.setdefault(pod.namespace, set()).add(pod.key)
-                local_changed.add(pod.key)
-        return changed, candidates, local_changed, gone_identities, host_changed
-
-    def _follow_policies(self, cluster: Cluster) -> set[str]:
-        """Apply the policies that came and went; returns the local pods they may select."""
-        policies = cluster.policies
-        if policies is self._policies_seen:
-            return set()
-        gone, came = _changed(self._policies_seen, policies)
-        self._policies_seen = policies
-        touched: set[str] = set()
-        for policy in gone:
-            held = self._policies.get(policy.namespace, {})
-            if held.get(policy.ref) is policy:
-                del held[policy.ref]
-            self._views.pop(id(policy), None)
-        for policy in came:
-            self._policies.setdefault(policy.namespace, {})[policy.ref] = policy
-        for policy in itertools.chain(gone, came):
-            local = (self._local[key] for key in self._local_by_namespace.get(policy.namespace, ()))
-            touched.update(pod.key for pod in local if self._selects(policy, pod))
-        return touched
-
-    def _policy_views(self, policy: NetworkPolicy, direction: Direction) -> tuple[RuleView, ...]:
-        held = self._views.get(id(policy))
-        if held is None or held[0] is not policy:
-            views = {d: rule_views(policy, d, self._named_selector) for d in DIRECTIONS}
-            held = self._views[id(policy)] = (policy, views)
-        return held[1][direction]
-
-    def _named_selector(self, scope: NamespaceScope, pods: LabelSelector) -> SelectedIdentities:
-        """A pod peer named by its selector only (its identities are kept in the membership)."""
-        name = self._selector_names.get((scope, pods))
-        if name is None:
-            name = self._selector_names[(scope, pods)] = selector_node(scope, pods)
-            self._selector_definitions[name] = (scope, pods)
-        return SelectedIdentities(name, ())
-
-    def _selects(self, policy: NetworkPolicy, pod: Pod) -> bool:
-        return matchers.subject_selects(policy, pod.namespace, self._membership.labels_of(pod.namespace), pod.labels)
-
-    def _reselect(
-        self, keys: set[str], changed: set[str]
-    ) -> tuple[set[PodDirection], set[PodDirection], dict[Direction, set[str]], bool]:
-        """Recompute the selecting policies and rule views of local pods; returns the
-        contributions and pod chains to redo, the selectors whose use in a direction started
-        or stopped, and whether ``any`` did."""
-        dirty: set[PodDirection] = set()
-        chains: set[PodDirection] = set()
-        toggled: dict[Direction, set[str]] = {d: set() for d in DIRECTIONS}
-        everyone_before = bool(self._everyone)
-        for key in keys:
-            pod = self._local.get(key)
-            if pod is None:
-                selecting: tuple[NetworkPolicy, ...] = ()
-                self._selecting.pop(key, None)
-            else:
-                namespace = self._policies.get(pod.namespace, {})
-                labels = self._membership.labels_of(pod.namespace)
-                selecting = tuple(sorted(matchers.selecting(namespace.values(), pod, labels), key=lambda p: p.ref))
-                old = self._selecting.get(key)
-                same = old is not None and len(old) == len(selecting) and all(a is b for a, b in zip(old, selecting))
-                if old is not None and same:
-                    selecting = old
-                self._selecting[key] = selecting
-                if key not in changed and same:
-                    continue
-            blocks: tuple[IPBlockPeer, ...] = ()
-            for direction in DIRECTIONS:
-                item = (key, direction)
-                old_views = self._isolated.get(item)
-                views = None
-                isolating = matchers.isolating(selecting, direction) if pod is not None else ()
-                if isolating:
-                    views = tuple(v for p in isolating for v in self._policy_views(p, direction))
-                    self._isolated[item] = views
-                else:
-                    self._isolated.pop(item, None)
-                dirty.add(item)
-                chains.add(item)
-                before = _pod_selectors(old_views or ())
-                after = _pod_selectors(views or ())
-                users = self._users[direction]
-                for selector in before - after:
-                    held = users[selector]
-                    held.discard(key)
-                    if not held:
-                        del users[selector]
-                        toggled[direction].add(selector)
-                for selector in after - before:
-                    if selector not in users:
-                        users[selector] = set()
-                        toggled[direction].add(selector)
-                    users[selector].add(key)
-                if direction is Direction.EGRESS:
-                    if views is not None and _reaches_everyone(views):
-                        self._everyone.add(key)
-                    else:
-                        self._everyone.discard(key)
-                    blocks = _named_blocks(views or ())
-            if blocks:
-                self._block_users[key] = blocks
-            else:
-                self._block_users.pop(key, None)
-        return dirty, chains, toggled, everyone_before != bool(self._everyone)
-
-    def _follow_selectors(self, toggled: Mapping[Direction, set[str]]) -> dict[str, set[Identity]]:
-        """Register the selectors that came into use and drop those no rule uses any more;
-        returns, for each selector whose use changed, the identities it selects (or selected)."""
-        reach: dict[str, set[Identity]] = {}
-        for selector in set().union(*toggled.values()):
-            used = any(selector in self._users[d] for d in DIRECTIONS)
-            known = selector in self._membership.selected
-            if used and not known:
-                scope, pods = self._selector_definitions[selector]
-                reach[selector] = set(self._membership.register(selector, scope, pods))
-            elif known and not used:
-                reach[selector] = set(self._membership.selected[selector])
-                self._membership.unregister(selector)
-            else:
-                reach[selector] = set(self._membership.selected.get(selector, ()))
-        return reach
-
-    def _names(self, direction: Direction, identity: Identity) -> tuple[str, ...]:
-        users = self._users[direction]
-        names = {s for s in self._membership.selectors_of.get(identity, ()) if s in users}
-        if direction is Direction.EGRESS and self._everyone:
-            names.add(ANY_SELECTOR)
-        return tuple(sorted(names))
-
     def _peer_for(self, direction: Direction, pod: Pod) -> PeerIdentity | None:
         if not pod.ips:
             return None
@@ -526,7 +281,7 @@ class NodeCompiler:
         peers = self._peers[direction]
         names = peers.names.get(identity)
         if names is None:
-            names = peers.names[identity] = self._names(direction, identity)
+            names = peers.names[identity] = self._view.names(direction, identity)
         return PeerIdentity(names, named_ports(pod)) if names else None
 
     def _recontribute(
@@ -537,8 +292,8 @@ class NodeCompiler:
         only they appeared, disappeared or changed families). Only the sets, groups and
         sources that differ from before are touched."""
         key, direction = item
-        views = self._isolated.get(item)
-        pod = self._local.get(key)
+        views = self._view.isolated.get(item)
+        pod = self._view.local.get(key)
         gathered = GatheredSets()
         admitted: set[PeerIdentity] = set()
         if views is not None and pod is not None:
@@ -618,14 +373,14 @@ class NodeCompiler:
         """Refresh a local pod's chain of one direction and its dispatch entries."""
         key, direction = item
         old = self._pod_chains.pop(item, None)
-        pod = self._local.get(key)
-        views = self._isolated.get(item)
+        pod = self._view.local.get(key)
+        views = self._view.isolated.get(item)
         chain = None
         if pod is not None and views is not None:
             families = [f for f in FAMILIES if pod.ip(f) is not None]
             allows = tuple(allow_chain_name(direction, f) for f in families if self._allow[(direction, f)])
             chain = pod_chain(
-                self.mode, pod, direction, allows, isolating_sources(self._selecting.get(key, ()), direction)
+                self.mode, pod, direction, allows, isolating_sources(self._view.selecting.get(key, ()), direction)
             )
             self._pod_chains[item] = chain
         if old is not None and (chain is None or old.name != chain.name):
@@ -648,7 +403,7 @@ class NodeCompiler:
         (``compile.node_addresses``)."""
         for family in FAMILIES:
             found: set[IPAddress] = set(a for a in self._node_addresses or () if Family.of(a) is family)
-            for pod in self._host.values():
+            for pod in self._view.host.values():
                 address = end_address(cluster, pod, family).address
                 if address is not None:
                     found.add(address)
