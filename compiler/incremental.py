@@ -93,7 +93,7 @@ from .layout import FAMILIES, allow_chain_name, peer_set_name
 from .nodeview import NodeView, reaches_everyone
 from .peeridentity import ANY_SELECTOR, PeerIdentity, named_ports
 from .peerstate import Lookup, Peers, Within
-from .ruleset import Chain, Element, Jump, Mode, Ruleset, VerdictMap
+from .ruleset import Element, Jump, Mode, Ruleset, VerdictMap
 from .tracking import DIRECTIONS, PodDirection, RulesetStore, SetState, Tracker
 
 
@@ -138,8 +138,6 @@ class NodeCompiler:
         self._lookup = Lookup(self._peers, self._view.nonhost)
         self._contributions: dict[PodDirection, _Contribution] = {}
         self._store = RulesetStore(self.node)
-        self._allow: dict[tuple[Direction, Family], bool] = {(d, f): False for d in DIRECTIONS for f in FAMILIES}
-        self._pod_chains: dict[PodDirection, Chain] = {}
         self._ruleset: Ruleset | None = empty_ruleset(self.table, self.node, self.mode)
 
     # public ----------------------------------------------------------------------------
@@ -254,8 +252,8 @@ class NodeCompiler:
                     )
                     name = allow_chain_name(direction, family)
                     track.set_chain(name, chain)
-                    if (chain is not None) != self._allow[(direction, family)]:
-                        self._allow[(direction, family)] = chain is not None
+                    if (chain is not None) != self._store.allow[(direction, family)]:
+                        self._store.allow[(direction, family)] = chain is not None
                         chains_dirty.update((k, direction) for k, d in view.isolated if d is direction)
         for item in sorted(chains_dirty, key=lambda kd: (kd[0], kd[1].value)):
             self._repod(item, track)
@@ -372,17 +370,17 @@ class NodeCompiler:
     def _repod(self, item: PodDirection, track: Tracker) -> None:
         """Refresh a local pod's chain of one direction and its dispatch entries."""
         key, direction = item
-        old = self._pod_chains.pop(item, None)
+        old = self._store.pod_chains.pop(item, None)
         pod = self._view.local.get(key)
         views = self._view.isolated.get(item)
         chain = None
         if pod is not None and views is not None:
             families = [f for f in FAMILIES if pod.ip(f) is not None]
-            allows = tuple(allow_chain_name(direction, f) for f in families if self._allow[(direction, f)])
+            allows = tuple(allow_chain_name(direction, f) for f in families if self._store.allow[(direction, f)])
             chain = pod_chain(
                 self.mode, pod, direction, allows, isolating_sources(self._view.selecting.get(key, ()), direction)
             )
-            self._pod_chains[item] = chain
+            self._store.pod_chains[item] = chain
         if old is not None and (chain is None or old.name != chain.name):
             track.set_chain(old.name, None)
         if chain is not None:

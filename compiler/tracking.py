@@ -103,9 +103,11 @@ class Comments(Mapping[str, str]):
 @dataclass(slots=True)
 class RulesetStore:
     """The ruleset state an incremental compiler keeps between steps: the sets, the chains,
-    the peer maps with every claim on an address, the dispatch entries and the node sets.
-    What follows the cluster (local pods, selecting policies, peer identities) lives beside
-    it in the compiler; a :class:`Tracker` journals each step's changes to the store."""
+    the peer maps with every claim on an address, the dispatch entries, the node sets, which
+    shared allow chains exist (``allow``) and each local pod's chain per direction
+    (``pod_chains``). What follows the cluster (local pods, selecting policies, peer
+    identities) lives beside it (:mod:`nodeview`, :mod:`peerstate`); a :class:`Tracker`
+    journals each step's changes to the store."""
 
     node: str
     sets: dict[str, SetState] = field(default_factory=dict)
@@ -123,6 +125,10 @@ class RulesetStore:
         default_factory=lambda: {(d, f): {} for d in DIRECTIONS for f in FAMILIES}
     )
     node_sets: dict[Family, tuple[IPAddress, ...]] = field(default_factory=lambda: {f: () for f in FAMILIES})
+    allow: dict[tuple[Direction, Family], bool] = field(
+        default_factory=lambda: {(d, f): False for d in DIRECTIONS for f in FAMILIES}
+    )
+    pod_chains: dict[PodDirection, Chain] = field(default_factory=dict)
     comments: Comments = field(init=False)
 
     def __post_init__(self) -> None:
