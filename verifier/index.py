@@ -281,7 +281,11 @@ class PolicyIndex:
         )
         self._scope_cache: dict[tuple[str, Labels], tuple[bool, ...]] = {}
         self._selector_cache: dict[tuple[str, Labels, tuple[tuple[str, str], ...]], frozenset[int]] = {}
+        self._admitted_cache: dict[tuple[str, Labels], tuple[int, ...]] = {}
         self._applying: dict[tuple[frozenset[int], Direction], tuple[bool, tuple[int, ...]]] = {}
+        self._policies_by_target: dict[int, list[int]] = {}
+        for position, indexed_policy in enumerate(self.policies):
+            self._policies_by_target.setdefault(indexed_policy.target, []).append(position)
         self._tiered: dict[tuple[frozenset[int], Direction], TierRules] = {}
         self._node_matches: dict[object, frozenset[int]] = {}
 
@@ -329,6 +333,17 @@ class PolicyIndex:
             self._scope_cache[key] = found
         return found
 
+    def _admitted(self, namespace: str, namespace_labels: Labels) -> tuple[int, ...]:
+        """Ids of the scoped selectors whose namespace part admits this namespace, once per
+        namespace, so each pod view tests only their pod parts."""
+        key = (namespace, namespace_labels)
+        found = self._admitted_cache.get(key)
+        if found is None:
+            scopes = self.scopes_matching(namespace, namespace_labels)
+            found = tuple(i for i, admits in enumerate(scopes) if admits)
+            self._admitted_cache[key] = found
+        return found
+
     def selectors_of(
         self, namespace: str, labels: Mapping[str, str], *, namespace_labels: Labels | None = None
     ) -> frozenset[int]:
@@ -338,9 +353,8 @@ class PolicyIndex:
         key = (namespace, ns_labels, projected)
         found = self._selector_cache.get(key)
         if found is None:
-            scopes = self.scopes_matching(namespace, ns_labels)
             seen = dict(projected)
-            found = frozenset(i for i, s in enumerate(self.selectors) if scopes[i] and s.pods.matches(seen))
+            found = frozenset(i for i in self._admitted(namespace, ns_labels) if self.selectors[i].pods.matches(seen))
             self._selector_cache[key] = found
         return found
 
@@ -351,7 +365,8 @@ class PolicyIndex:
         key = (selectors, direction)
         found = self._applying.get(key)
         if found is None:
-            chosen = [p for p in self.policies if p.target in selectors and direction in p.types]
+            positions = sorted(i for s in selectors for i in self._policies_by_target.get(s, ()))
+            chosen = [p for p in map(self.policies.__getitem__, positions) if direction in p.types]
             found = (bool(chosen), tuple(r for p in chosen for r in p.rules[direction]))
             self._applying[key] = found
         return found
