@@ -35,7 +35,7 @@ from policyctl.agent.metrics import AgentMetrics
 from policyctl.enforcer.drops import AddressBook, attribute, drop_document
 from policyctl.enforcer.nflog import LoggedPacket, NflogError
 from policyctl.enforcer.packetheaders import HeaderError
-from policyctl.policy.model import Cluster
+from policyctl.policy.cluster import Cluster
 
 #: Drops the ring buffer keeps by default.
 DEFAULT_CAPACITY = 1000

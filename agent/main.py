@@ -62,7 +62,7 @@ from policyctl.kubeapi.events import EventPublisher, create_or_patch
 from policyctl.kubeapi.resources import RESOURCES, Resource
 from policyctl.kubeapi.served import AnyReflector, Discovery, reflector_for
 from policyctl.kubeapi.store import ChangeKind, ClusterStore
-from policyctl.policy.model import Cluster
+from policyctl.policy.cluster import Cluster
 
 #: How often the loops wake while idle, so heartbeats stay fresh.
 TICK = 1.0

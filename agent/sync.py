@@ -51,7 +51,8 @@ from policyctl.compiler.render_json import to_document
 from policyctl.compiler.ruleset import Mode
 from policyctl.enforcer.apply import ApplyReport, Enforcer
 from policyctl.enforcer.conntrack import ConntrackTable, IPAddress, revoke, ruleset_judge
-from policyctl.policy.model import Cluster, Pod
+from policyctl.policy.model import Pod
+from policyctl.policy.cluster import Cluster
 
 
 class IncompleteView(Exception):

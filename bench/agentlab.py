@@ -31,7 +31,7 @@ from policyctl.kubeapi.resources import RESOURCES, Resource
 from policyctl.kubeapi.store import ClusterStore
 from policyctl.lab.engine import LabEngine
 from policyctl.lab.topology import lab_cluster
-from policyctl.policy.model import Cluster
+from policyctl.policy.cluster import Cluster
 from tests.apiserver import FakeApiServer
 
 Raw = dict[str, Any]

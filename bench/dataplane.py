@@ -25,7 +25,8 @@ from typing import Any
 from policyctl.enforcer.backend import LibnftablesBackend
 from policyctl.lab import netns
 from policyctl.lab.engine import LabEngine
-from policyctl.policy.model import Cluster, Family, Pod, Protocol
+from policyctl.policy.model import Family, Pod, Protocol
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
 

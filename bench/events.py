@@ -24,7 +24,6 @@ from policyctl.kubeapi.projections import Projection
 from policyctl.kubeapi.resources import Resource
 from policyctl.kubeapi.store import ClusterStore
 from policyctl.policy.model import (
-    Cluster,
     Direction,
     Family,
     LabelSelector,
@@ -38,6 +37,7 @@ from policyctl.policy.model import (
     Protocol,
     Rule,
 )
+from policyctl.policy.cluster import Cluster
 
 Event = Callable[[Cluster, str, random.Random], Cluster]
 KINDS = ("pod-add", "pod-delete", "pod-relabel", "policy-add")

@@ -61,7 +61,7 @@ from policyctl.compiler.compile import compile_node
 from policyctl.compiler.graph import PolicyGraph
 from policyctl.compiler.render_json import to_document
 from policyctl.policy.diagnostics import Severity
-from policyctl.policy.model import Cluster
+from policyctl.policy.cluster import Cluster
 
 SCHEMA_VERSION = 1
 TABLE = "pcbench"

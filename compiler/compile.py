@@ -33,7 +33,8 @@ local pods x ipBlock ranges x port ranges; never pods squared.
 from __future__ import annotations
 
 from policyctl.policy.ipblocks import end_address
-from policyctl.policy.model import Cluster, Direction, Family, IPAddress, Pod
+from policyctl.policy.model import Direction, Family, IPAddress, Pod
+from policyctl.policy.cluster import Cluster
 
 from .chains import (
     LOG_RATE,

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 from policyctl.probecases.engines import Observation, Probe
 from policyctl.policy.ipblocks import end_address
-from policyctl.policy.model import Cluster, Node, Pod
+from policyctl.policy.model import Node, Pod
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.verdicts import Connection, Endpoint
 
 from .compile import compile_node

@@ -27,7 +27,6 @@ from typing import Union
 import networkx as nx
 from policyctl.policy.matchers import isolating, selects, subject_of
 from policyctl.policy.model import (
-    Cluster,
     Direction,
     IPBlockPeer,
     LabelSelector,
@@ -40,6 +39,7 @@ from policyctl.policy.model import (
     Provenance,
     Rule,
 )
+from policyctl.policy.cluster import Cluster
 
 from .identities import Identity, IdentityIndex
 

@@ -21,7 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
-from policyctl.policy.model import Cluster, Family, IPAddress, Labels, Pod
+from policyctl.policy.model import Family, IPAddress, Labels, Pod
+from policyctl.policy.cluster import Cluster
 
 
 @dataclass(frozen=True, slots=True)

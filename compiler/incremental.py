@@ -72,15 +72,8 @@ from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 
 from policyctl.policy.ipblocks import end_address
-from policyctl.policy.model import (
-    Cluster,
-    Direction,
-    Family,
-    IPAddress,
-    Labels,
-    NetworkPolicy,
-    Pod,
-)
+from policyctl.policy.model import Direction, Family, IPAddress, Labels, NetworkPolicy, Pod
+from policyctl.policy.cluster import Cluster
 
 from .chains import allow_chain, base_chains, dispatch_map, isolating_sources, pod_chain
 from .compile import compile_node

@@ -21,7 +21,6 @@ from typing import TypeVar
 
 from policyctl.policy import matchers
 from policyctl.policy.model import (
-    Cluster,
     Direction,
     IPBlockPeer,
     Labels,
@@ -31,6 +30,7 @@ from policyctl.policy.model import (
     Pod,
     PolicyRef,
 )
+from policyctl.policy.cluster import Cluster
 
 from .graph import RuleView, SelectedIdentities, rule_views, selector_node
 from .identities import Identity

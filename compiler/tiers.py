@@ -40,7 +40,8 @@ from policyctl.policy.clustermodel import (
     Tier,
 )
 from policyctl.policy.ipblocks import end_address
-from policyctl.policy.model import Cluster, Direction, Family, IPBlockPeer, Pod, PodPeer
+from policyctl.policy.model import Direction, Family, IPBlockPeer, Pod, PodPeer
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.peers import match_pod_peer
 from policyctl.policy.tiers import (
     applying_policies,

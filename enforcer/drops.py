@@ -29,7 +29,8 @@ from policyctl.compiler.ruleset import Mode
 from policyctl.enforcer.nflog import LoggedPacket
 from policyctl.enforcer.packetheaders import HeaderError, Headers, parse_headers
 from policyctl.policy.ipblocks import describe
-from policyctl.policy.model import Cluster, Direction, IPAddress, Node, Pod
+from policyctl.policy.model import Direction, IPAddress, Node, Pod
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.semantics import evaluate_direction, selecting_policies
 from policyctl.policy.verdicts import Connection, DecidedBy, DirectionVerdict, Endpoint, TierOutcome
 

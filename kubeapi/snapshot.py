@@ -38,7 +38,7 @@ from policyctl.kubeapi.projections import project
 from policyctl.kubeapi.resources import CUSTOM_RESOURCES, RESOURCES, Resource
 from policyctl.kubeapi.store import ClusterStore
 from policyctl.policy.diagnostics import Diagnostic, Severity
-from policyctl.policy.model import Cluster
+from policyctl.policy.cluster import Cluster
 
 _CLUSTER_SCOPED_OPTIONAL = (Resource.NAMESPACES, Resource.NODES, *CUSTOM_RESOURCES)
 _FORBIDDEN = (401, 403)

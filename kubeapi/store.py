@@ -1,7 +1,7 @@
 """The reflectors' shared cache: slim projections of every watched object, and snapshots.
 
 Each reflector writes one resource (:class:`~kubeapi.resources.Resource`); readers take
-:meth:`ClusterStore.snapshot`, an immutable :class:`~policy.model.Cluster`. Every write
+:meth:`ClusterStore.snapshot`, an immutable :class:`~policy.cluster.Cluster`. Every write
 returns the :class:`Change` it made (``None`` when the object means the same as before), which
 is the change feed: the agent recomputes only what a change affects.
 
@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from policyctl.kubeapi.projections import Projection
 from policyctl.kubeapi.resources import RESOURCES, Resource
 from policyctl.policy.clustermodel import ClusterNetworkPolicy, Tier
-from policyctl.policy.model import Cluster, Namespace, NetworkPolicy, Node, Pod
+from policyctl.policy.model import Namespace, NetworkPolicy, Node, Pod
+from policyctl.policy.cluster import Cluster
 
 
 class ChangeKind(str, enum.Enum):

@@ -34,7 +34,8 @@ from policyctl.lab.services import cluster_ips
 from policyctl.lab.state import LabState, drop_lease, new_prefix, remove_state, save_state, take_lease
 from policyctl.lab.topology import Cni, PlanError, cluster_families, plan_lab
 from policyctl.probecases.engines import EngineUnavailable, Observation, Probe
-from policyctl.policy.model import Cluster, Family
+from policyctl.policy.model import Family
+from policyctl.policy.cluster import Cluster
 
 
 class LabEngine:

@@ -40,7 +40,8 @@ from policyctl.lab.state import (
 )
 from policyctl.lab.topology import Cni, LabPlan, NodePlan, PlanError, lab_cluster, plan_lab
 from policyctl.policy.diagnostics import PolicyctlError
-from policyctl.policy.model import Cluster, Family, Protocol
+from policyctl.policy.model import Family, Protocol
+from policyctl.policy.cluster import Cluster
 
 READY_FILE = "servers.ready"
 

@@ -23,7 +23,7 @@ from policyctl.compiler.render_json import to_document
 from policyctl.compiler.ruleset import Mode
 from policyctl.enforcer.enforcement import enforce_ruleset
 from policyctl.policy.diagnostics import PolicyctlError
-from policyctl.policy.model import Cluster
+from policyctl.policy.cluster import Cluster
 
 Compiler = Callable[[Cluster, str], Mapping[str, Any]]
 """(cluster, node name) -> the node's ruleset as ``nft -j`` JSON."""

@@ -1,6 +1,6 @@
 """The lab plan: which namespaces, links, addresses and routes stand for a cluster.
 
-Pure: a :class:`~policyctl.policy.model.Cluster` and a prefix go in, a :class:`LabPlan` comes
+Pure: a :class:`~policyctl.policy.cluster.Cluster` and a prefix go in, a :class:`LabPlan` comes
 out; ``lab.netns`` makes it real. Invariants the rest of the lab relies on:
 
 * every namespace and link name starts with the lab's prefix (``pcl-<6 hex>-``), so a later
@@ -35,7 +35,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from policyctl.policy.model import Cluster, Family, IPAddress, IPNetwork, Node
+from policyctl.policy.model import Family, IPAddress, IPNetwork, Node
+from policyctl.policy.cluster import Cluster
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 

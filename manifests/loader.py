@@ -1,4 +1,4 @@
-"""Manifests -> a :class:`~policy.model.Cluster`, as the API server would hold them.
+"""Manifests -> a :class:`~policy.cluster.Cluster`, as the API server would hold them.
 
 Input forms: files, directories (walked as a repository: :mod:`manifests.walk`; documents that
 are not Kubernetes objects are skipped with a note, :mod:`manifests.triage`), ``-`` for standard
@@ -42,15 +42,8 @@ from policyctl.policy.diagnostics import Diagnostic, Severity, has_errors
 from policyctl.manifests.fields import Site
 from policyctl.manifests.inputlimits import DEFAULT_LIMITS, InputLimits
 from policyctl.manifests.manifestfiles import read_inputs
-from policyctl.policy.model import (
-    NAMESPACE_NAME_LABEL,
-    Cluster,
-    Labels,
-    Namespace,
-    NetworkPolicy,
-    Node,
-    Pod,
-)
+from policyctl.policy.model import NAMESPACE_NAME_LABEL, Labels, Namespace, NetworkPolicy, Node, Pod
+from policyctl.policy.cluster import Cluster
 from policyctl.manifests.objects import (
     WORKLOAD_TEMPLATES,
     parse_namespace,

@@ -13,7 +13,8 @@ import ipaddress
 from dataclasses import dataclass
 
 from policyctl.policy.clustermodel import ClusterNetworkPolicy, NodesPeer
-from policyctl.policy.model import Cluster, IPAddress, IPBlockPeer, IPNetwork, NetworkPolicy
+from policyctl.policy.model import IPAddress, IPBlockPeer, IPNetwork, NetworkPolicy
+from policyctl.policy.cluster import Cluster
 
 
 @dataclass(frozen=True, slots=True)

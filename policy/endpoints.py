@@ -22,7 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from policyctl.policy.diagnostics import PolicyctlError
-from policyctl.policy.model import Cluster, IPNetwork, Node, Pod
+from policyctl.policy.model import IPNetwork, Node, Pod
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.suggest import closest
 from policyctl.policy.verdicts import Endpoint
 

@@ -26,7 +26,6 @@ from typing import overload
 
 from policyctl.policy.ipblocks import EndAddress
 from policyctl.policy.model import (
-    Cluster,
     Direction,
     IPBlockPeer,
     Labels,
@@ -41,6 +40,7 @@ from policyctl.policy.model import (
     Provenance,
     Rule,
 )
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.verdicts import Connection, Endpoint, Hint, PolicyResult, RuleResult
 
 class LazyHints(Sequence[Hint]):

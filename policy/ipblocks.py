@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from policyctl.policy.model import Cluster, Family, IPAddress, IPBlockPeer, Node, Pod
+from policyctl.policy.model import Family, IPAddress, IPBlockPeer, Node, Pod
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.verdicts import Endpoint, PeerResult
 
 

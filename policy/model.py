@@ -22,11 +22,7 @@ import enum
 import ipaddress
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import TYPE_CHECKING, Union
-
-if TYPE_CHECKING:
-    from policyctl.policy.clustermodel import ClusterNetworkPolicy
+from typing import Union
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -386,38 +382,3 @@ class Node:
 
     def ip(self, family: Family) -> IPAddress | None:
         return next((a for a in self.addresses if Family.of(a) is family), None)
-
-
-@dataclass(frozen=True)
-class Cluster:
-    """A snapshot: everything the semantics needs to decide any connection. Immutable;
-    changes make a new snapshot (``dataclasses.replace``)."""
-
-    namespaces: tuple[Namespace, ...] = ()
-    pods: tuple[Pod, ...] = ()
-    nodes: tuple[Node, ...] = ()
-    policies: tuple[NetworkPolicy, ...] = ()
-    cluster_policies: tuple[ClusterNetworkPolicy, ...] = ()
-    """ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy objects
-    (:mod:`policy.clustermodel`), sorted by tier order (:attr:`ClusterNetworkPolicy.order`)."""
-
-    @cached_property
-    def namespace_by_name(self) -> Mapping[str, Namespace]:
-        return {n.name: n for n in self.namespaces}
-
-    @cached_property
-    def pod_by_key(self) -> Mapping[str, Pod]:
-        return {p.key: p for p in self.pods}
-
-    @cached_property
-    def node_by_name(self) -> Mapping[str, Node]:
-        return {n.name: n for n in self.nodes}
-
-    def namespace_labels(self, name: str) -> Labels:
-        """Labels of a namespace; one that is not defined has only the name label, which the
-        API server always sets."""
-        found = self.namespace_by_name.get(name)
-        return found.labels if found else undefined_namespace_labels(name)
-
-    def policies_in(self, namespace: str) -> tuple[NetworkPolicy, ...]:
-        return tuple(p for p in self.policies if p.namespace == namespace)

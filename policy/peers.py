@@ -28,17 +28,8 @@ from collections.abc import Mapping
 
 from policyctl.policy.ipblocks import EndAddress, describe, match_ip_block
 from policyctl.policy.matchers import peer_selects
-from policyctl.policy.model import (
-    Cluster,
-    Family,
-    IPBlockPeer,
-    LabelSelector,
-    OwnNamespace,
-    Peer,
-    Pod,
-    PodPeer,
-    Requirement,
-)
+from policyctl.policy.model import Family, IPBlockPeer, LabelSelector, OwnNamespace, Peer, Pod, PodPeer, Requirement
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.verdicts import Endpoint, PeerResult
 
 

@@ -21,7 +21,8 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 from policyctl.policy.clustermodel import ClusterNetworkPolicy
-from policyctl.policy.model import Cluster, Family, NetworkPolicy, Pod, Protocol
+from policyctl.policy.model import Family, NetworkPolicy, Pod, Protocol
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection, Endpoint, Verdict
 

@@ -35,7 +35,8 @@ from policyctl.policy.clustermodel import Action, Tier
 from policyctl.policy.hints import LazyHints, find_hints
 from policyctl.policy.ipblocks import EndAddress, describe, end_address
 from policyctl.policy.matchers import isolating, selecting, takes_part
-from policyctl.policy.model import Cluster, Direction, NetworkPolicy, Node, Pod, Rule
+from policyctl.policy.model import Direction, NetworkPolicy, Node, Pod, Rule
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.peers import match_peer
 from policyctl.policy.ports import match_port
 from policyctl.policy.tiers import cluster_rule_hints, evaluate_tier, final

@@ -38,7 +38,8 @@ from policyctl.policy.clustermodel import (
 )
 from policyctl.policy.ipblocks import EndAddress, describe
 from policyctl.policy.matchers import isolating, selecting
-from policyctl.policy.model import Cluster, Direction, Family, Node, Pod
+from policyctl.policy.model import Direction, Family, Node, Pod
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.peers import match_peer
 from policyctl.policy.ports import match_port
 from policyctl.policy.verdicts import (

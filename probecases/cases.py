@@ -2,7 +2,7 @@
 
 A probe case is a small cluster, a sequence of steps that change it, and the probes to run after
 each step. Parsing turns the whole file into one :class:`ProbeCase` whose steps each carry the
-:class:`~policyctl.policy.model.Cluster` as it is after that step, so every engine (model,
+:class:`~policyctl.policy.cluster.Cluster` as it is after that step, so every engine (model,
 compiled, lab) is shown exactly the same snapshots and none re-implements the step rules.
 
 Invariants:
@@ -41,7 +41,6 @@ from policyctl.manifests.fields import Site
 from policyctl.manifests.loader import parse_network_policy
 from policyctl.policy.model import (
     NAMESPACE_NAME_LABEL,
-    Cluster,
     ContainerPort,
     Family,
     IPAddress,
@@ -53,6 +52,7 @@ from policyctl.policy.model import (
     Protocol,
     Provenance,
 )
+from policyctl.policy.cluster import Cluster
 
 
 STANDARD_NAMESPACES = ("x", "y", "z")

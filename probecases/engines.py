@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Protocol as TypingProtocol
 
 from policyctl.policy.diagnostics import PolicyctlError
-from policyctl.policy.model import Cluster, Family, Protocol
+from policyctl.policy.model import Family, Protocol
+from policyctl.policy.cluster import Cluster
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from policyctl.probecases.engines import Engine, Observation, Probe
-from policyctl.policy.model import Cluster
+from policyctl.policy.cluster import Cluster
 from policyctl.probecases.cases import CaseProbe, ProbeCase
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection

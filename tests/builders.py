@@ -21,7 +21,6 @@ from typing import Union
 
 from policyctl.policy.model import (
     NAMESPACE_NAME_LABEL,
-    Cluster,
     ContainerPort,
     Direction,
     Family,
@@ -44,6 +43,7 @@ from policyctl.policy.model import (
     Rule,
     SelectedNamespaces,
 )
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.verdicts import Connection, Endpoint
 
 SelectorLike = Union[LabelSelector, Mapping[str, str], None]

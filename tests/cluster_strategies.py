@@ -29,7 +29,6 @@ from policyctl.policy.clustermodel import (
     Tier,
 )
 from policyctl.policy.model import (
-    Cluster,
     Direction,
     IPAddress,
     IPBlockPeer,
@@ -42,6 +41,7 @@ from policyctl.policy.model import (
     Provenance,
     SelectedNamespaces,
 )
+from policyctl.policy.cluster import Cluster
 from tests.strategies import NAMESPACE_LABEL_KEYS, PORT_NAMES, PORT_NUMBERS, clusters, selectors
 
 NODE_LABEL_KEYS = ("role", "zone")

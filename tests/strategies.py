@@ -33,7 +33,6 @@ from hypothesis import strategies as st
 
 from policyctl.policy.model import (
     NAMESPACE_NAME_LABEL,
-    Cluster,
     ContainerPort,
     Direction,
     Family,
@@ -56,6 +55,7 @@ from policyctl.policy.model import (
     Rule,
     SelectedNamespaces,
 )
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.verdicts import Connection, Endpoint
 
 NAMESPACE_NAMES = ("x", "y", "z")

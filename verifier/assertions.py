@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 
 from policyctl.policy.diagnostics import Diagnostic, Severity
 from policyctl.manifests.fields import FieldReader, Site
-from policyctl.policy.model import Cluster, Family, LabelSelector, Provenance
+from policyctl.policy.model import Family, LabelSelector, Provenance
+from policyctl.policy.cluster import Cluster
 from policyctl.manifests.selectors_parsing import read_label_selector
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection, DecidedBy

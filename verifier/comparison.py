@@ -27,7 +27,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from policyctl.compiler.intervals import Interval, as_address, as_prefix
-from policyctl.policy.model import Cluster, Direction, Family, IPAddress, Pod
+from policyctl.policy.model import Direction, Family, IPAddress, Pod
+from policyctl.policy.cluster import Cluster
 
 from .index import EndKind
 from .portsets import PortSet

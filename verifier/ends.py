@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 from policyctl.compiler.intervals import as_address, network_interval
 from policyctl.policy.endpoints import workload_label
-from policyctl.policy.model import Cluster, Family, IPNetwork, Labels, LabelSelector, Pod, SelectedNamespaces
+from policyctl.policy.model import Family, IPNetwork, Labels, LabelSelector, Pod, SelectedNamespaces
+from policyctl.policy.cluster import Cluster
 
 from .index import EndKind, View
 from .labelspace import namespace_choices, pod_label_choices

@@ -16,7 +16,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from policyctl.policy.model import Cluster, Direction, Family, IPAddress, IPBlockPeer, Pod, Protocol
+from policyctl.policy.model import Direction, Family, IPAddress, IPBlockPeer, Pod, Protocol
+from policyctl.policy.cluster import Cluster
 
 if TYPE_CHECKING:
     from policyctl.policy.addressranges import AddressRange

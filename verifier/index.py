@@ -59,7 +59,6 @@ from policyctl.policy.clustermodel import (
 from policyctl.policy.ipblocks import EndAddress, end_address
 from policyctl.policy.matchers import named_port_numbers, scope_matches, subject_of, takes_part
 from policyctl.policy.model import (
-    Cluster,
     Direction,
     Family,
     IPAddress,
@@ -76,6 +75,7 @@ from policyctl.policy.model import (
     Protocol,
     Provenance,
 )
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.tiers import match_nodes_peer
 
 

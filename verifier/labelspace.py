@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from policyctl.policy.model import NAMESPACE_NAME_LABEL, Cluster, Labels, LabelSelector
+from policyctl.policy.model import NAMESPACE_NAME_LABEL, Labels, LabelSelector
+from policyctl.policy.cluster import Cluster
 
 FRESH_NAMESPACE = "new-namespace"
 

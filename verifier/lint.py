@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from policyctl.policy.diagnostics import Diagnostic
-from policyctl.policy.model import Cluster
+from policyctl.policy.cluster import Cluster
 from policyctl.verifier import lint_peers, lint_policies, lint_ports, lint_tiers
 from policyctl.verifier.lint_context import Check, LintContext, LintRule
 from policyctl.verifier.lint_sources import Manifests

@@ -24,7 +24,6 @@ from functools import cached_property
 
 from policyctl.policy.diagnostics import Diagnostic, Severity
 from policyctl.policy.model import (
-    Cluster,
     ContainerPort,
     Direction,
     Labels,
@@ -35,6 +34,7 @@ from policyctl.policy.model import (
     PodPeer,
     Rule,
 )
+from policyctl.policy.cluster import Cluster
 from policyctl.manifests.yamlsource import Path
 from policyctl.verifier.lint_sources import Manifests
 

@@ -49,7 +49,8 @@ from policyctl.policy.clustermodel import (
     Tier,
 )
 from policyctl.policy.diagnostics import Diagnostic, Severity, format_path
-from policyctl.policy.model import Cluster, Direction, Family, Pod
+from policyctl.policy.model import Direction, Family, Pod
+from policyctl.policy.cluster import Cluster
 from policyctl.verifier.decisions import Decider
 from policyctl.verifier.index import EndKind, IndexedClusterRule, PolicyIndex, View
 from policyctl.verifier.lint_context import Check, LintContext, LintRule, pod_list

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from policyctl.policy.model import Cluster, Family, Pod
+from policyctl.policy.model import Family, Pod
+from policyctl.policy.cluster import Cluster
 
 from .comparison import Difference, differences
 from .relation import Relation

@@ -22,7 +22,6 @@ from dataclasses import dataclass, replace
 
 from policyctl.policy.diagnostics import Diagnostic, Severity
 from policyctl.policy.model import (
-    Cluster,
     Direction,
     Family,
     IPBlockPeer,
@@ -35,6 +34,7 @@ from policyctl.policy.model import (
     Protocol,
     Provenance,
 )
+from policyctl.policy.cluster import Cluster
 
 from .comparison import Difference, first_difference
 from .index import PolicyIndex, ScopedSelector

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from policyctl.compiler.intervals import as_address
 from policyctl.policy.addressranges import AddressRange
-from policyctl.policy.model import Cluster, Family, IPAddress, IPNetwork
+from policyctl.policy.model import Family, IPAddress, IPNetwork
+from policyctl.policy.cluster import Cluster
 
 from .index import PolicyIndex, View
 

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from policyctl.compiler.intervals import as_address
-from policyctl.policy.model import Cluster, Direction, Family, IPAddress, Pod
+from policyctl.policy.model import Direction, Family, IPAddress, Pod
+from policyctl.policy.cluster import Cluster
 
 from .decisions import Decider
 from .index import Atom, EndKind, IndexedClusterRule, IndexedRule, PolicyIndex, View

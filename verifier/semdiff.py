@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from policyctl.policy.endpoints import workload_label
-from policyctl.policy.model import Cluster, Family, IPAddress, Pod
+from policyctl.policy.model import Family, IPAddress, Pod
+from policyctl.policy.cluster import Cluster
 
 from .comparison import Difference, differences, policy_differences, same_ends
 from .portsets import PortSet

@@ -39,7 +39,7 @@ from policyctl.manifests.loader import load_documents
 from policyctl.manifests.manifestfiles import read_inputs
 from policyctl.manifests.yamlsource import Document
 from policyctl.policy.diagnostics import Diagnostic, Severity, has_errors
-from policyctl.policy.model import Cluster
+from policyctl.policy.cluster import Cluster
 from policyctl.verifier.assertions import check_assertions, load_assertions
 from policyctl.verifier.lint import RULES, lint
 from policyctl.verifier.lint_sources import Manifests, through_source_comments

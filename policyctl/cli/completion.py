@@ -20,7 +20,7 @@ from policyctl.policy.diagnostics import PolicyctlError
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
 
-    from policyctl.policy.model import Cluster
+    from policyctl.policy.cluster import Cluster
 
 
 def input_cluster(ctx: click.Context) -> Cluster | None:

@@ -35,7 +35,7 @@ from policyctl.policy.clustermodel import (
     Tier,
 )
 from policyctl.policy.diagnostics import has_errors
-from policyctl.policy.model import Cluster
+from policyctl.policy.cluster import Cluster
 
 if TYPE_CHECKING:
     from policyctl.manifests.clusterwrite import Converted

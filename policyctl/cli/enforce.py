@@ -32,7 +32,7 @@ from policyctl.policy.suggest import did_you_mean
 from policyctl.cli.inputs import fail, input_errors, load_cluster
 from policyctl.enforcer.errors import NftApplyError
 from policyctl.enforcer.requirements import missing
-from policyctl.policy.model import Cluster
+from policyctl.policy.cluster import Cluster
 
 
 def read_ruleset(path: str) -> tuple[dict[str, Any], str]:

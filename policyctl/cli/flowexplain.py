@@ -20,7 +20,8 @@ from policyctl.verifier.explanations import Query, compute_findings
 from policyctl.cli.flowgraph import FlowEdge, FlowGraph
 from policyctl.cli.render_explain import render_explain_table
 from policyctl.policy.endpoints import ResolvedEndpoint
-from policyctl.policy.model import Cluster, Protocol
+from policyctl.policy.model import Protocol
+from policyctl.policy.cluster import Cluster
 
 WIDTH = 100
 MAX_RANGES = 3

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from policyctl.cli.matrix_flows import allowed
 from policyctl.cli.truthtable import Cell, TruthTable, Unit, build_truth_table
-from policyctl.policy.model import Cluster, Family, Protocol
+from policyctl.policy.model import Family, Protocol
+from policyctl.policy.cluster import Cluster
 from policyctl.verifier.classes import PodGroups
 from policyctl.verifier.relation import connectivity
 

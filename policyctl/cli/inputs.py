@@ -30,7 +30,8 @@ import click
 from policyctl.cli.completion import complete_namespace, complete_path
 from policyctl.policy.diagnostics import Diagnostic, InputError, PolicyctlError, Severity, has_errors
 from policyctl.manifests.inputlimits import DEFAULT_LIMITS, MIB, InputLimits
-from policyctl.policy.model import Cluster, Family, Protocol
+from policyctl.policy.model import Family, Protocol
+from policyctl.policy.cluster import Cluster
 
 if TYPE_CHECKING:
     from rich.console import Console

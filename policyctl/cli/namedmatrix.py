@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import click
 
 from policyctl.cli.namedports import NamedPort, require_declared, resolved_number
-from policyctl.policy.model import Cluster, Pod, Protocol
+from policyctl.policy.model import Pod, Protocol
+from policyctl.policy.cluster import Cluster
 from policyctl.verifier.classes import PodGroups
 from policyctl.verifier.portsets import ALL, NONE, PortSet
 

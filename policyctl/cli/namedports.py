@@ -18,7 +18,8 @@ import click
 
 from policyctl.cli.inputs import PortType, fail
 from policyctl.policy.suggest import did_you_mean
-from policyctl.policy.model import Cluster, Pod, PortMatch, Protocol
+from policyctl.policy.model import Pod, PortMatch, Protocol
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.ports import match_port
 from policyctl.policy.verdicts import Endpoint
 

@@ -31,7 +31,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from policyctl.policy.endpoints import workload_label
-from policyctl.policy.model import Cluster, Family, Pod, Protocol
+from policyctl.policy.model import Family, Pod, Protocol
+from policyctl.policy.cluster import Cluster
 from policyctl.verifier.classes import PodGroups
 from policyctl.verifier.portsets import PortSet
 from policyctl.verifier.relation import connectivity

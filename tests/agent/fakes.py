@@ -11,7 +11,7 @@ from policyctl.compiler.delta import RulesetDelta
 from policyctl.enforcer.apply import ApplyReport
 from policyctl.enforcer.conntrack import Flow
 from policyctl.enforcer.diff import Transaction
-from policyctl.policy.model import Cluster
+from policyctl.policy.cluster import Cluster
 
 
 class RecordingEnforcer:

@@ -29,7 +29,8 @@ from policyctl.enforcer.conntrack import ConntrackTool
 from policyctl.lab.engine import LabEngine
 from policyctl.lab.topology import lab_cluster
 from policyctl.probecases.engines import Probe
-from policyctl.policy.model import Cluster, Family, Protocol
+from policyctl.policy.model import Family, Protocol
+from policyctl.policy.cluster import Cluster
 from tests.agent.conftest import fast_config, kernel_reason
 from tests.apiserver import FakeApiServer
 from tests.kubeapi import objects as raw

@@ -22,7 +22,7 @@ from policyctl.compiler.render_json import to_document
 from policyctl.compiler.ruleset import Log
 from policyctl.enforcer.drops import AddressBook, attribute, drop_document
 from policyctl.enforcer.nflog import LoggedPacket, NflogError
-from policyctl.policy.model import Cluster
+from policyctl.policy.cluster import Cluster
 from tests.agent.fakes import FixedSnapshots, RecordingEnforcer
 from tests.builders import node, pod
 from tests.enforcer.test_drops import addressed, logged

@@ -18,7 +18,8 @@ from policyctl.agent.sync import IncompleteView, NodeSync
 from policyctl.compiler.compile import compile_node
 from policyctl.compiler.render_json import to_document
 from policyctl.enforcer.conntrack import Flow
-from policyctl.policy.model import Cluster, Labels
+from policyctl.policy.model import Labels
+from policyctl.policy.cluster import Cluster
 from tests import builders as b
 from tests.agent.clock import FakeClock
 from tests.agent.fakes import FixedSnapshots, MemoryConntrack, RecordingEnforcer

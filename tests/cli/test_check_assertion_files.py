@@ -7,7 +7,7 @@ import json
 import pytest
 
 import policyctl.cli.check as check_command
-from policyctl.policy.model import Cluster
+from policyctl.policy.cluster import Cluster
 from policyctl.verifier.relation import Relation, connectivity
 from tests.cli.conftest import WEBSHOP, write
 

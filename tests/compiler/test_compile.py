@@ -13,7 +13,7 @@ from policyctl.compiler.engine import CompiledCluster
 from policyctl.compiler.render_json import render_json
 from policyctl.compiler.render_text import render_text
 from policyctl.compiler.ruleset import CtStateIn, Hook, Lookup, Mode, Ruleset, Verdict, VmapLookup
-from policyctl.policy.model import Cluster
+from policyctl.policy.cluster import Cluster
 from tests.builders import (
     cluster,
     connect,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from policyctl.compiler.compile import compile_node
 from policyctl.compiler.delta import RulesetDelta, diff, empty_ruleset, patch
 from policyctl.compiler.ruleset import Mode, Ruleset
-from policyctl.policy.model import Cluster
+from policyctl.policy.cluster import Cluster
 from tests.builders import cluster, pod, pod_peer, policy, port, rule
 from tests.strategies import clusters
 

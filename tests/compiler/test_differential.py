@@ -15,7 +15,8 @@ from policyctl.compiler.engine import CompiledCluster, CompiledEngine
 from policyctl.compiler.render_json import render_json
 from policyctl.compiler.render_text import render_text
 from policyctl.probecases.engines import Probe
-from policyctl.policy.model import Cluster, Protocol
+from policyctl.policy.model import Protocol
+from policyctl.policy.cluster import Cluster
 from policyctl.probecases.runner import ModelEngine
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection

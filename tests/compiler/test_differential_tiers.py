@@ -12,7 +12,7 @@ from policyctl.compiler.compile import compile_node
 from policyctl.compiler.engine import CompiledCluster
 from policyctl.compiler.render_json import render_json
 from policyctl.compiler.ruleset import Mode
-from policyctl.policy.model import Cluster
+from policyctl.policy.cluster import Cluster
 from tests.cluster_strategies import tiered_clusters
 from tests.strategies import connections
 

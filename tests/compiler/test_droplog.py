@@ -17,7 +17,7 @@ from policyctl.compiler.render_json import to_document
 from policyctl.compiler.render_text import render_text
 from policyctl.compiler.ruleset import Log, Mode, Ruleset
 from policyctl.manifests.loader import load
-from policyctl.policy.model import Cluster
+from policyctl.policy.cluster import Cluster
 from tests.builders import pod
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "drops" / "cluster.yaml"

@@ -16,7 +16,8 @@ from policyctl.compiler.delta import RulesetDelta, empty_ruleset, patch
 from policyctl.compiler.incremental import NodeCompiler
 from policyctl.compiler.intervals import Interval, address_interval
 from policyctl.compiler.ruleset import Jump, Mode, Ruleset
-from policyctl.policy.model import Cluster, Pod
+from policyctl.policy.model import Pod
+from policyctl.policy.cluster import Cluster
 from tests.builders import cluster, container_port, ip_block, namespace, node, pod, pod_peer, policy, port, rule
 from tests.cluster_strategies import tiered_clusters
 from tests.strategies import cluster_events, cluster_histories

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from policyctl.compiler.compile import compile_node
 from policyctl.compiler.render_json import render_json, replace_batch
 from policyctl.compiler.ruleset import Mode
-from policyctl.policy.model import Cluster
+from policyctl.policy.cluster import Cluster
 from tests.builders import cluster, container_port, ip_block, node, pod, pod_peer, policy, port, rule, standard_cluster
 from tests.cluster_strategies import tiered_clusters
 from tests.strategies import clusters

@@ -7,7 +7,8 @@ import dataclasses
 
 from policyctl.compiler.identities import Identity
 from policyctl.compiler.nodeview import NodeView
-from policyctl.policy.model import Cluster, Direction
+from policyctl.policy.model import Direction
+from policyctl.policy.cluster import Cluster
 from tests.builders import cluster, namespace, node, pod, pod_peer, policy, port, rule
 
 WEB_1 = pod("x/web-1", {"app": "web"}, node="node-1", ips=["10.0.1.10"])

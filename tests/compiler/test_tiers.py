@@ -25,7 +25,6 @@ from policyctl.policy.clustermodel import (
     Tier,
 )
 from policyctl.policy.model import (
-    Cluster,
     Direction,
     Family,
     Labels,
@@ -35,6 +34,7 @@ from policyctl.policy.model import (
     Protocol,
     SelectedNamespaces,
 )
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
 

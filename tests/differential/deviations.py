@@ -14,7 +14,6 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 
 from policyctl.policy.model import (
-    Cluster,
     Direction,
     IPBlockPeer,
     Labels,
@@ -29,6 +28,7 @@ from policyctl.policy.model import (
     Rule,
     SelectedNamespaces,
 )
+from policyctl.policy.cluster import Cluster
 
 _NOTHING = PodPeer(
     SelectedNamespaces(LabelSelector.of([Requirement("policyctl.invalid/never", Operator.EXISTS)])), LabelSelector()

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import yaml
 
-from policyctl.policy.model import Cluster, Pod, Protocol
+from policyctl.policy.model import Pod, Protocol
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.portsummary import FIRST_PORT, LAST_PORT
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from policyctl.manifests.loader import load
-from policyctl.policy.model import Cluster, PolicyRef, Protocol
+from policyctl.policy.model import PolicyRef, Protocol
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.portsummary import summarize_ports
 from tests.differential import generator
 from tests.differential.deviations import class_sets, rewrite

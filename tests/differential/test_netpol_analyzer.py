@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from policyctl.manifests.loader import load
-from policyctl.policy.model import Cluster, Pod, Protocol
+from policyctl.policy.model import Pod, Protocol
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.portsummary import summarize_ports
 
 REPO = os.environ.get("NETPOL_ANALYZER_REPO", "")

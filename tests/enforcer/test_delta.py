@@ -36,7 +36,8 @@ from policyctl.compiler.ruleset import (
 )
 from policyctl.enforcer.diff import DeltaMismatch, plan, plan_delta
 from policyctl.enforcer.tables import TableState, read_table
-from policyctl.policy.model import Cluster, PortMatch
+from policyctl.policy.model import PortMatch
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.model import Rule as PolicyRule
 from tests.enforcer.test_diff import Kernel
 from tests.strategies import clusters

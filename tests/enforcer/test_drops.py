@@ -13,7 +13,8 @@ from policyctl.enforcer.drops import AddressBook, LogPrefix, attribute, drop_doc
 from policyctl.enforcer.nflog import LoggedPacket
 from policyctl.enforcer.packetheaders import HeaderError
 from policyctl.manifests.loader import load
-from policyctl.policy.model import Cluster, Direction, Family, Protocol
+from policyctl.policy.model import Direction, Family, Protocol
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
 from tests.builders import cluster, node, pod

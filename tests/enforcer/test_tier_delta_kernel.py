@@ -16,15 +16,8 @@ from policyctl.compiler.render_json import to_document
 from policyctl.enforcer.apply import Enforcer
 from policyctl.enforcer.backend import LibnftablesBackend
 from policyctl.policy.clustermodel import Action, ClusterNetworkPolicy, ClusterRule, NodesPeer, Tier
-from policyctl.policy.model import (
-    Cluster,
-    Direction,
-    LabelSelector,
-    PodPeer,
-    PortMatch,
-    Protocol,
-    SelectedNamespaces,
-)
+from policyctl.policy.model import Direction, LabelSelector, PodPeer, PortMatch, Protocol, SelectedNamespaces
+from policyctl.policy.cluster import Cluster
 from tests.builders import cluster, ip_block, pod_peer, policy, port, rule, selector
 from tests.enforcer.netns import CLUSTER_OBJECTS
 

@@ -16,7 +16,7 @@ from policyctl.kubeapi.projections import project
 from policyctl.kubeapi.reflector import Reflector
 from policyctl.kubeapi.resources import RESOURCES, Resource
 from policyctl.kubeapi.store import ClusterStore
-from policyctl.policy.model import Cluster
+from policyctl.policy.cluster import Cluster
 from tests.apiserver import FakeApiServer
 
 #: Short enough to keep the suite fast, long enough for a loaded CI machine.

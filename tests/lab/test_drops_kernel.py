@@ -33,7 +33,8 @@ from policyctl.lab.rulesets import compiler_for
 from policyctl.lab.topology import Cni, lab_cluster
 from policyctl.manifests.loader import load
 from policyctl.probecases.engines import Probe
-from policyctl.policy.model import Cluster, Direction, Family, Pod, Protocol
+from policyctl.policy.model import Direction, Family, Pod, Protocol
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection, DecidedBy, DirectionVerdict
 

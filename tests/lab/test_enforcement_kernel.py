@@ -29,7 +29,8 @@ from policyctl.lab.probes import Attempt, run_probes
 from policyctl.lab.rulesets import RulesetError, apply_with_enforcer, compiler_for, enforce_command, table_name
 from policyctl.lab.topology import Cni, PodPlan
 from policyctl.probecases.engines import Probe
-from policyctl.policy.model import Cluster, Family, Protocol
+from policyctl.policy.model import Family, Protocol
+from policyctl.policy.cluster import Cluster
 from tests.builders import cluster, pod, pod_peer, policy, port, rule
 
 pytestmark = pytest.mark.kernel

@@ -26,7 +26,8 @@ from policyctl.lab.rulesets import table_name
 from policyctl.lab.state import LEASES, load_state
 from policyctl.lab.topology import Cni
 from policyctl.probecases.engines import Probe
-from policyctl.policy.model import Cluster, Family, Labels, Pod, Protocol
+from policyctl.policy.model import Family, Labels, Pod, Protocol
+from policyctl.policy.cluster import Cluster
 from policyctl.probecases.cases import load_probe_case
 from policyctl.probecases.runner import run_case
 

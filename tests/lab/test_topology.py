@@ -18,7 +18,8 @@ from policyctl.lab.topology import (
     place_pods,
     plan_lab,
 )
-from policyctl.policy.model import Cluster, Family, Labels, Node, Pod
+from policyctl.policy.model import Family, Labels, Node, Pod
+from policyctl.policy.cluster import Cluster
 
 PREFIX = "pcl-0a1b2c-"
 DUAL = (Family.IPV4, Family.IPV6)

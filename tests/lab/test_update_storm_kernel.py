@@ -39,7 +39,8 @@ from policyctl.enforcer.conntrack import ConntrackTool
 from policyctl.lab import netns
 from policyctl.lab.engine import LabEngine
 from policyctl.lab.topology import Cni, PodPlan, lab_cluster
-from policyctl.policy.model import Cluster, Family, Protocol
+from policyctl.policy.model import Family, Protocol
+from policyctl.policy.cluster import Cluster
 from policyctl.probecases.engines import Probe
 from tests.builders import cluster, pod, pod_peer, policy, port, rule
 

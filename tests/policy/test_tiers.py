@@ -17,7 +17,8 @@ import pytest
 
 from policyctl.policy.clustermodel import Action, ClusterNetworkPolicy, Tier
 from policyctl.manifests.loader import load_documents
-from policyctl.policy.model import Cluster, Labels, NetworkPolicy
+from policyctl.policy.model import Labels, NetworkPolicy
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import DecidedBy
 from policyctl.manifests.yamlsource import read_documents

@@ -15,7 +15,8 @@ import ipaddress
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policyctl.policy.model import Cluster, Family, IPAddress, Pod, Protocol, Provenance
+from policyctl.policy.model import Family, IPAddress, Pod, Protocol, Provenance
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
 from policyctl.verifier.assertions import Assertion, Expect, Scope, check_assertions

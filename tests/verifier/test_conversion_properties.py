@@ -15,7 +15,8 @@ from policyctl.policy.clustermodel import ClusterNetworkPolicy, SourceKind, Tier
 from policyctl.manifests.clusterwrite import convert_policies
 from policyctl.policy.diagnostics import has_errors
 from policyctl.manifests.loader import load_documents
-from policyctl.policy.model import Cluster, Family, Pod
+from policyctl.policy.model import Family, Pod
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
 from policyctl.manifests.yamlsource import read_documents

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 
-from policyctl.policy.model import Cluster, Direction
+from policyctl.policy.model import Direction
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.semantics import selecting_policies
 from policyctl.verifier.queries import uncovered_pods
 from tests.strategies import clusters

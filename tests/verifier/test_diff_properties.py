@@ -16,7 +16,8 @@ from dataclasses import replace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policyctl.policy.model import Cluster, Direction, Labels, Pod, Protocol
+from policyctl.policy.model import Direction, Labels, Pod, Protocol
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
 from policyctl.verifier.comparison import Difference, any_differences, differences, same_ends

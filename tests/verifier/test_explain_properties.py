@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from policyctl.verifier.explanations import Finding, Query, compute_findings
 from policyctl.policy.endpoints import ResolvedEndpoint
-from policyctl.policy.model import Cluster, Family, IPAddress, IPNetwork, Protocol
+from policyctl.policy.model import Family, IPAddress, IPNetwork, Protocol
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
 from tests.strategies import clusters, edge_addresses, edge_ports

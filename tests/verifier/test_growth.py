@@ -19,7 +19,8 @@ import pytest
 from policyctl.bench.gen import ClusterShape, generate
 from policyctl.cli.truthtable import build_truth_table
 from policyctl.manifests.loader import load
-from policyctl.policy.model import Cluster, Family, Protocol
+from policyctl.policy.model import Family, Protocol
+from policyctl.policy.cluster import Cluster
 from policyctl.verifier.classes import PodGroups
 from policyctl.verifier.relation import connectivity
 

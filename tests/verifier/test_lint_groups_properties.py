@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 
-from policyctl.policy.model import Cluster, IPBlockPeer, LabelSelector, OwnNamespace, PodPeer
+from policyctl.policy.model import IPBlockPeer, LabelSelector, OwnNamespace, PodPeer
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.peers import match_pod_peer
 from policyctl.verifier.lint_context import LintContext, rules_of
 from policyctl.verifier.lint_peers import _addresses, _covered

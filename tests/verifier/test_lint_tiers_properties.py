@@ -16,7 +16,8 @@ from dataclasses import replace
 from hypothesis import HealthCheck, given, settings
 from policyctl.policy.clustermodel import Action, ClusterNetworkPolicy
 from policyctl.policy.diagnostics import Diagnostic
-from policyctl.policy.model import Cluster, Direction
+from policyctl.policy.model import Direction
+from policyctl.policy.cluster import Cluster
 from policyctl.verifier.lint import RULES, lint
 from policyctl.verifier.migration import first_counterexample
 

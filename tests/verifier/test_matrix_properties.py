@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from policyctl.cli.render_matrix import matrix_document, write_csv
 from policyctl.cli.truthtable import MIXED, build_truth_table
 from policyctl.policy.endpoints import workload_label
-from policyctl.policy.model import Cluster, Family, Protocol
+from policyctl.policy.model import Family, Protocol
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
 from policyctl.verifier.portsets import ALL, FIRST_PORT, LAST_PORT, NONE, PortSet, parse_ports

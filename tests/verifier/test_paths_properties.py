@@ -13,7 +13,8 @@ from collections import deque
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policyctl.policy.model import Cluster, Family, Pod, Protocol
+from policyctl.policy.model import Family, Pod, Protocol
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
 from policyctl.verifier.paths import lateral_path

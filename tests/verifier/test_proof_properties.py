@@ -8,7 +8,8 @@ from dataclasses import replace
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from policyctl.policy.model import Cluster, Family, LabelSelector, Pod, Protocol, Provenance
+from policyctl.policy.model import Family, LabelSelector, Pod, Protocol, Provenance
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
 from policyctl.verifier.assertions import Assertion, Expect, Scope, check_assertions

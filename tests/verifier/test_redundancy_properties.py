@@ -14,7 +14,8 @@ from dataclasses import replace
 
 from hypothesis import HealthCheck, given, settings
 
-from policyctl.policy.model import Cluster, Direction, NetworkPolicy, PolicyRef
+from policyctl.policy.model import Direction, NetworkPolicy, PolicyRef
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
 from policyctl.verifier.comparison import differences

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from policyctl.probecases.engines import Observation, Probe
-from policyctl.policy.model import Cluster
+from policyctl.policy.cluster import Cluster
 from policyctl.probecases.cases import load_probe_case
 from policyctl.probecases.runner import run_case
 from policyctl.verifier.relation import connectivity

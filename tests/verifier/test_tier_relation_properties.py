@@ -10,7 +10,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from policyctl.policy.ipblocks import end_address
-from policyctl.policy.model import Cluster, Family, Node, Pod, Protocol
+from policyctl.policy.model import Family, Node, Pod, Protocol
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
 from policyctl.verifier.portsets import ALL, FIRST_PORT, LAST_PORT, NONE, PortSet
