@@ -163,6 +163,12 @@ def _join_netns(name: str) -> None:
         os.close(fd)
 
 
+_LIBNFTABLES = threading.Lock()
+"""libnftables keeps process-wide state (its parser and cache code are not thread-safe across
+contexts): two contexts running commands at once in one process can abort it. Every context
+of this process (one per node namespace in the lab, one per agent in the tests) takes turns."""
+
+
 class LibnftablesBackend:
     """libnftables through the official binding. With ``netns``, every call runs in one
     worker thread that joined that namespace before creating the libnftables context."""
@@ -190,7 +196,8 @@ class LibnftablesBackend:
     def _new_context() -> Any:
         import nftables
 
-        ctx = nftables.Nftables()
+        with _LIBNFTABLES:
+            ctx = nftables.Nftables()
         ctx.set_json_output(True)
         return ctx
 
@@ -201,11 +208,12 @@ class LibnftablesBackend:
 
     def _json_cmd(self, payload: Payload, *, dry_run: bool = False) -> tuple[int, Any, str]:
         def go() -> tuple[int, Any, str]:
-            self._ctx.set_dry_run(dry_run)
-            try:
-                rc, out, err = self._ctx.json_cmd(payload)
-            finally:
-                self._ctx.set_dry_run(False)
+            with _LIBNFTABLES:
+                self._ctx.set_dry_run(dry_run)
+                try:
+                    rc, out, err = self._ctx.json_cmd(payload)
+                finally:
+                    self._ctx.set_dry_run(False)
             return rc, out, err
 
         return self._call(go)
@@ -260,9 +268,17 @@ class LibnftablesBackend:
 
     def close(self) -> None:
         self._close_netlink()
+        if self._ctx is not None:
+            self._call(self._free_context)
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+
+    def _free_context(self) -> None:
+        """Drop the last reference to the context (the binding frees it then) while no other
+        context runs a command."""
+        with _LIBNFTABLES:
+            self._ctx = None
 
 
 class NftCommandBackend:
