@@ -116,7 +116,7 @@ class AgentLab:
         """Lay out ``objects`` in the lab and write them to the API server (before agents start)."""
         self._layout([*self.objects.values(), *objects])
         for obj in objects:
-            self.server.create(self._addressed(obj))
+            self.server.create(self.addressed(obj))
             self.objects[key_of(obj)] = obj
 
     def start_agents(self, *, timeout: float = 120.0) -> float:
@@ -140,12 +140,12 @@ class AgentLab:
     def layout_pod(self, obj: Raw) -> Raw:
         """Build a new pod's namespace and address in the lab; returns the object to write."""
         self._layout([*self.objects.values(), obj])
-        return self._addressed(obj)
+        return self.addressed(obj)
 
     def write(self, obj: Raw) -> float:
         """Create or update ``obj`` on the API server; returns the monotonic time the write began."""
         key = key_of(obj)
-        value = self._addressed(obj) if obj["kind"] in ("Pod", "Node") else obj
+        value = self.addressed(obj) if obj["kind"] in ("Pod", "Node") else obj
         began = time.monotonic()
         if key in self.objects:
             self.server.update(value)
@@ -180,7 +180,7 @@ class AgentLab:
 
     def _layout(self, objects: list[Raw]) -> None:
         assert self.engine is not None
-        model = model_of([self._addressed(o) if self._known(o) else o for o in objects])
+        model = model_of([self.addressed(o) if self._known(o) else o for o in objects])
         plan = self.engine.reconcile(model).plan
         assert plan is not None
         self.cluster = lab_cluster(model, plan)
@@ -189,7 +189,9 @@ class AgentLab:
         meta = obj["metadata"]
         return obj["kind"] == "Pod" and f"{meta['namespace']}/{meta['name']}" in self.cluster.pod_by_key
 
-    def _addressed(self, obj: Raw) -> Raw:
+    def addressed(self, obj: Raw) -> Raw:
+        """``obj`` as written to the API server: a pod with the address the lab gave it, a node
+        with its lab addresses (as the kubelet reports them)."""
         value = copy.deepcopy(obj)
         if obj["kind"] == "Pod":
             found = self.cluster.pod_by_key[f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"]
