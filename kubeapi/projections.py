@@ -3,7 +3,7 @@
 A reader keeps only what NetworkPolicy semantics needs, never whole objects: for a pod its
 namespace, name, uid, labels, ``status.podIPs``, ``spec.nodeName``, ``spec.hostNetwork``,
 ``status.phase`` and named container ports; for a namespace its labels; for a node its
-addresses and labels; a NetworkPolicy as the parsed, defaulted
+addresses, labels and ``spec.podCIDRs``; a NetworkPolicy as the parsed, defaulted
 :class:`~policy.model.NetworkPolicy`; a ClusterNetworkPolicy, AdminNetworkPolicy or
 BaselineAdminNetworkPolicy as the :class:`~policy.clustermodel.ClusterNetworkPolicy` it means.
 Parsing goes through the same functions as manifests (``manifests.objects``,

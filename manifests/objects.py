@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from policyctl.policy.addresses import parse_ip_sloppy
+from policyctl.policy.addresses import parse_cidr_sloppy, parse_ip_sloppy
 from policyctl.policy.diagnostics import Diagnostic
 from policyctl.manifests.fields import FieldReader, Site, is_mapping
 from policyctl.policy.model import (
@@ -26,6 +26,7 @@ from policyctl.policy.model import (
     ContainerPort,
     Family,
     IPAddress,
+    IPNetwork,
     Labels,
     Namespace,
     Node,
@@ -262,8 +263,36 @@ def parse_node(value: Mapping[str, object], *, site: Site) -> tuple[Node | None,
             parsed = parse_ip_sloppy(address)
             if parsed is not None:
                 found.append((_NODE_ADDRESS_TYPES.index(kind), parsed.address))
+    pod_cidrs = read_pod_cidrs(reader, _field(value, ("spec",), reader))
     if reader.failed or name is None:
         return None, reader.diagnostics
     addresses = tuple(dict.fromkeys(a for _, a in sorted(found, key=lambda f: f[0])))
-    node = Node(name, addresses, provenance=provenance_of(site), labels=Labels(labels or {}))
+    node = Node(name, addresses, provenance=provenance_of(site), labels=Labels(labels or {}), pod_cidrs=pod_cidrs)
     return node, reader.diagnostics
+
+
+def read_pod_cidrs(reader: FieldReader, spec: Mapping[str, object]) -> tuple[IPNetwork, ...]:
+    """``spec.podCIDRs`` as the API server validates them: each "must be a valid CIDR"
+    (``ParseCIDRSloppy``, host bits masked), "no more than one CIDR for each IP family", and
+    ``spec.podCIDR``, the older single field, is ``podCIDRs[0]`` (alone it stands for the list
+    of that one CIDR)."""
+    listed: list[tuple[int, object]] = []
+    if spec.get("podCIDRs") is not None:
+        listed = list(enumerate(reader.sequence(spec["podCIDRs"], ("spec", "podCIDRs")) or []))
+    single = spec.get("podCIDR")
+    if single is not None and single != "":
+        if not listed:
+            listed = [(-1, single)]
+        elif listed[0][1] != single:
+            reader.error(("spec", "podCIDR"), "pod-cidr-mismatch", f"must be spec.podCIDRs[0] ({listed[0][1]!r})")
+    found: list[IPNetwork] = []
+    for index, raw in listed:
+        path: Path = ("spec", "podCIDR") if index < 0 else ("spec", "podCIDRs", index)
+        parsed = parse_cidr_sloppy(raw)
+        if parsed is None:
+            reader.error(path, "invalid-cidr", f"{raw!r} must be a valid CIDR")
+        elif any(Family.of(f) is Family.of(parsed.network) for f in found):
+            reader.error(path, "pod-cidr-family", "may specify no more than one CIDR for each IP family")
+        else:
+            found.append(parsed.network)
+    return tuple(found)

@@ -373,12 +373,15 @@ class Pod:
 @dataclass(frozen=True, slots=True)
 class Node:
     """A node and its ``status.addresses`` that are IPs (InternalIP, ExternalIP); ``labels``
-    for the ``nodes`` peers of cluster-scoped policies."""
+    for the ``nodes`` peers of cluster-scoped policies; ``pod_cidrs``, its ``spec.podCIDRs``
+    ("the IP ranges assigned to the node for usage by Pods on that node", at most one per
+    family), which tell an address a pod on this node may get before the pod is known."""
 
     name: str
     addresses: tuple[IPAddress, ...] = ()
     provenance: Provenance | None = field(default=None, compare=False)
     labels: Labels = field(default_factory=Labels)
+    pod_cidrs: tuple[IPNetwork, ...] = ()
 
     def ip(self, family: Family) -> IPAddress | None:
         return next((a for a in self.addresses if Family.of(a) is family), None)
