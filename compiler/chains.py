@@ -29,6 +29,7 @@ from .layout import (
     peer_chain_name,
     peer_map_name,
     peer_set_name,
+    policed_set_name,
     prefix,
     shared_set_name,
     terse_comment,
@@ -49,6 +50,7 @@ from .ruleset import (
     Mode,
     Rule,
     Set,
+    TcpNotSyn,
     Verdict,
     VerdictMap,
     VmapLookup,
@@ -232,7 +234,51 @@ def node_set(node: str, family: Family, addresses: Iterable[IPAddress]) -> Set:
     )
 
 
-def base_chains() -> tuple[Chain, ...]:
+def policed_set(direction: Direction, family: Family, addresses: Iterable[IPAddress]) -> Set:
+    """The local pods that have a chain in ``direction`` (the dispatch map's addresses, each
+    once), which the mid-stream rules look up."""
+    return Set(
+        policed_set_name(direction, family),
+        (FieldType.address(family),),
+        tuple((address_interval(a),) for a in sorted(set(addresses))),
+        interval=False,
+        comment=f"local pods with a {direction.value.lower()} chain",
+    )
+
+
+MIDSTREAM_COMMENTS = {
+    Direction.INGRESS: "mid-stream TCP from a pod with an ingress chain: a revoked connection's server",
+    Direction.EGRESS: "mid-stream TCP to a pod with an egress chain: a revoked connection's client",
+}
+
+
+def midstream_rules(mode: Mode, direction: Direction) -> list[Rule]:
+    """Drop (audit mode: count) a TCP packet that conntrack picked up mid-stream as a new
+    connection when the half it would skip is policed here. Such a packet has no SYN, so
+    nothing tells who opened the connection; conntrack takes its sender for the opener. When
+    the sender is a local pod with an ingress chain (``direction`` ingress, looked up by
+    source) or the receiver one with an egress chain (egress, by destination), the connection
+    may have been opened the other way, and that opening is what the API decides: "reply
+    traffic for those connections will also be allowed" only while the connection is. Without
+    this rule the server's next packet of a revoked connection would re-create its entry as
+    the server's own egress, which nothing isolates (``docs/ruleset.md``)."""
+    source = direction is Direction.INGRESS
+    tail: tuple[Counter | Verdict, ...] = (Counter(), Verdict.DROP) if mode is Mode.ENFORCE else (Counter(),)
+    return [
+        Rule(
+            (
+                CtStateIn(("new",)),
+                TcpNotSyn(),
+                Lookup((Key.address(family, source=source),), policed_set_name(direction, family)),
+                *tail,
+            ),
+            comment=MIDSTREAM_COMMENTS[direction],
+        )
+        for family in FAMILIES
+    ]
+
+
+def base_chains(mode: Mode) -> tuple[Chain, ...]:
     established = Rule(
         (CtStateIn(("established", "related")), Verdict.ACCEPT), comment="replies of allowed connections"
     )
@@ -251,7 +297,7 @@ def base_chains() -> tuple[Chain, ...]:
     return (
         Chain(
             "egress",
-            (established, nd, *dispatch(Direction.EGRESS, source=True)),
+            (established, nd, *midstream_rules(mode, Direction.INGRESS), *dispatch(Direction.EGRESS, source=True)),
             Hook.POSTROUTING,
             POSTROUTING_EGRESS_PRIORITY,
             Verdict.ACCEPT,
@@ -259,7 +305,13 @@ def base_chains() -> tuple[Chain, ...]:
         ),
         Chain(
             "ingress",
-            (established, nd, *node_rules, *dispatch(Direction.INGRESS, source=False)),
+            (
+                established,
+                nd,
+                *midstream_rules(mode, Direction.EGRESS),
+                *node_rules,
+                *dispatch(Direction.INGRESS, source=False),
+            ),
             Hook.POSTROUTING,
             POSTROUTING_INGRESS_PRIORITY,
             Verdict.ACCEPT,

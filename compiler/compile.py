@@ -47,6 +47,7 @@ from .chains import (
     network_policy_rules,
     node_set,
     pod_chain,
+    policed_set,
     tiered_chain_name,
 )
 from .droplog import log_prefix
@@ -159,12 +160,13 @@ def compile_node(
             map_elements[(direction, family)].append((ip, Jump(chain.name)))
     dispatch = tuple(dispatch_map(d, f, elements) for (d, f), elements in map_elements.items())
     node_sets = tuple(node_set(node, f, node_addresses(cluster, node, f)) for f in FAMILIES)
+    policed = tuple(policed_set(d, f, (ip for ip, _ in elements)) for (d, f), elements in map_elements.items())
     tier_used = tier_sets.used() if tier_sets is not None else ()
     return Ruleset(
         table=table,
         node=node,
         mode=mode,
-        sets=tuple(sorted(node_sets + tuple(layout.sets) + tier_used, key=lambda s: s.name)),
+        sets=tuple(sorted(node_sets + policed + tuple(layout.sets) + tier_used, key=lambda s: s.name)),
         maps=tuple(sorted(dispatch + tuple(layout.maps), key=lambda m: m.name)),
-        chains=base_chains() + tuple(sorted(tuple(layout.chains) + tuple(pod_chains), key=lambda c: c.name)),
+        chains=base_chains(mode) + tuple(sorted(tuple(layout.chains) + tuple(pod_chains), key=lambda c: c.name)),
     )

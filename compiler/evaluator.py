@@ -6,7 +6,8 @@ ends only the base chain it happened in, while ``drop`` is final; a rule's state
 to right and the first failing match ends the rule; ``jump`` returns to the rule after it,
 ``goto`` does not return to the chain it left; falling off a regular chain or ``return`` goes
 back to the caller, off a base chain applies its policy; payload matches carry their implicit
-protocol dependency (``ip saddr`` never matches an IPv6 packet, ``icmpv6 type`` only ICMPv6);
+protocol dependency (``ip saddr`` never matches an IPv6 packet, ``icmpv6 type`` only ICMPv6,
+``tcp flags`` only TCP);
 sets and verdict maps match an element when every field of the key lies in the element's
 value, prefix or range. ``limit`` is taken as not exceeded and ``log``/``counter`` are recorded.
 
@@ -33,6 +34,9 @@ ICMPV6_TYPES = {
     "nd-redirect": 137,
 }
 CT_STATES = frozenset({"new", "established", "related", "invalid", "untracked"})
+TCP_FLAG_BITS = {"fin": 0x01, "syn": 0x02, "rst": 0x04, "psh": 0x08, "ack": 0x10, "urg": 0x20, "ecn": 0x40, "cwr": 0x80}
+SYN = TCP_FLAG_BITS["syn"]
+ACK = TCP_FLAG_BITS["ack"]
 MAX_JUMP_DEPTH = 16  # NFT_JUMP_STACK_SIZE
 
 
@@ -43,7 +47,9 @@ class UnsupportedExpression(PolicyctlError):
 @dataclass(frozen=True, slots=True)
 class Packet:
     """The headers a verdict can depend on. ``protocol`` is an IANA number; ``dport`` is set
-    for TCP, UDP and SCTP only; ``icmp_type`` for ICMP(v6)."""
+    for TCP, UDP and SCTP only; ``icmp_type`` for ICMP(v6); ``tcp_flags`` (bits, read for TCP
+    only) default to the SYN that opens a connection, so a default packet is a new
+    connection's first packet."""
 
     saddr: IPAddress
     daddr: IPAddress
@@ -51,6 +57,7 @@ class Packet:
     dport: int | None = None
     icmp_type: int | None = None
     ct_state: str = "new"
+    tcp_flags: int = SYN
 
     @property
     def family(self) -> Family:
@@ -318,6 +325,8 @@ class _Run:
             if op not in ("in", "==") or not set(states) <= CT_STATES:
                 raise UnsupportedExpression(f"ct state match {body!r}")
             return self.packet.ct_state in states
+        if isinstance(left, Mapping) and "&" in left:
+            return self.masked(op, left["&"], right)
         if op != "==":
             raise UnsupportedExpression(f"match operator {op!r}")
         key = self.key(left)
@@ -333,6 +342,31 @@ class _Run:
         kind = "icmpv6_type" if left == {"payload": {"protocol": "icmpv6", "field": "type"}} else _kind_of(left)
         values = right["set"] if isinstance(right, dict) and "set" in right else [right]
         return any(lo <= key[0] <= hi for lo, hi in (_scalar(kind, v) for v in values))
+
+    def masked(self, op: Any, operands: Any, right: Any) -> bool:
+        """``tcp flags & MASK ==/!= VALUE``, flags named as nft lists them. Like every ``tcp``
+        payload match it carries ``meta l4proto tcp``: it never matches another protocol."""
+        if (
+            op not in ("==", "!=")
+            or not isinstance(operands, list)
+            or len(operands) != 2
+            or operands[0] != {"payload": {"protocol": "tcp", "field": "flags"}}
+        ):
+            raise UnsupportedExpression(f"masked match {operands!r}")
+        if self.packet.protocol != 6:
+            return False
+        masked = self.packet.tcp_flags & _flag_bits(operands[1])
+        return (masked == _flag_bits(right)) is (op == "==")
+
+
+def _flag_bits(value: Any) -> int:
+    names = value if isinstance(value, list) else [value]
+    if not all(isinstance(n, str) and n in TCP_FLAG_BITS for n in names):
+        raise UnsupportedExpression(f"tcp flags {value!r}")
+    bits = 0
+    for name in names:
+        bits |= TCP_FLAG_BITS[name]
+    return bits
 
 
 def _kind_of(expression: Mapping[str, Any]) -> str:

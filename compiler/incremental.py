@@ -379,15 +379,9 @@ class NodeCompiler:
         if chain is not None:
             track.set_chain(chain.name, chain)
         for family in FAMILIES:
-            entries = self._store.dispatch[(direction, family)]
             ip = pod.ip(family) if pod is not None else None
             entry = (ip, Jump(chain.name)) if chain is not None and ip is not None else None
-            if entries.get(key) != entry:
-                track.touch_dispatch(direction, family, key)
-                if entry is None:
-                    del entries[key]
-                else:
-                    entries[key] = entry
+            track.set_dispatch(direction, family, key, entry)
 
     def _refresh_node_sets(self, cluster: Cluster, track: Tracker) -> None:
         """The addresses of "agents on a node": its own and its hostNetwork pods'
@@ -413,6 +407,7 @@ class NodeCompiler:
         sets = [self._store.node_set(f) for f in FAMILIES] + [
             self._store.set_object(n) for n, s in self._store.sets.items() if s.finished
         ]
+        sets += [self._store.policed_set(d, f) for d in DIRECTIONS for f in FAMILIES]
         maps = [self._dispatch_map(d, f) for d in DIRECTIONS for f in FAMILIES]
         maps += [self._store.peer_map(d, f) for d in DIRECTIONS for f in FAMILIES if self._store.peer_entries[(d, f)]]
         return Ruleset(
@@ -421,5 +416,5 @@ class NodeCompiler:
             mode=self.mode,
             sets=tuple(sorted(sets, key=lambda s: s.name)),
             maps=tuple(sorted(maps, key=lambda m: m.name)),
-            chains=base_chains() + tuple(sorted(self._store.chains.values(), key=lambda c: c.name)),
+            chains=base_chains(self.mode) + tuple(sorted(self._store.chains.values(), key=lambda c: c.name)),
         )

@@ -127,3 +127,9 @@ def dispatch_map_name(direction: Direction, family: Family) -> str:
 
 def node_set_name(family: Family) -> str:
     return f"node-v{_v(family)}"
+
+
+def policed_set_name(direction: Direction, family: Family) -> str:
+    """The set of the local pods that have a chain in ``direction``: the addresses the
+    dispatch map of that direction holds."""
+    return f"{direction.value.lower()}-policed-v{_v(family)}"

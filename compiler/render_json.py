@@ -42,6 +42,7 @@ from .ruleset import (
     Ruleset,
     Set,
     Statement,
+    TcpNotSyn,
     Verdict,
     VerdictMap,
     VmapLookup,
@@ -64,6 +65,12 @@ KEY_EXPRESSIONS: dict[Key, dict[str, Any]] = {
     Key.L4PROTO: {"meta": {"key": "l4proto"}},
     Key.TH_DPORT: {"payload": {"protocol": "th", "field": "dport"}},
 }
+
+
+TCP_FLAGS: dict[str, Any] = {"payload": {"protocol": "tcp", "field": "flags"}}
+TCP_OPENING_MASK = ("fin", "syn", "rst", "ack")
+"""The flags that tell a connection's opening SYN from every other packet (nft lists the mask
+back in this order)."""
 
 
 class _Place(Protocol):
@@ -157,7 +164,10 @@ def _chain(ruleset: _Place, c: Chain) -> dict[str, Any]:
 
 def statement(s: Statement) -> dict[str, Any]:
     if isinstance(s, CtStateIn):
-        return {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": list(s.states)}}
+        states: list[str] | str = list(s.states) if len(s.states) > 1 else s.states[0]
+        return {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": states}}
+    if isinstance(s, TcpNotSyn):
+        return {"match": {"op": "!=", "left": {"&": [TCP_FLAGS, list(TCP_OPENING_MASK)]}, "right": "syn"}}
     if isinstance(s, Icmpv6TypeRange):
         right = {"range": [ICMPV6_TYPE_NAMES.get(s.low, s.low), ICMPV6_TYPE_NAMES.get(s.high, s.high)]}
         return {"match": {"op": "==", "left": {"payload": {"protocol": "icmpv6", "field": "type"}}, "right": right}}

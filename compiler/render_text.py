@@ -24,6 +24,7 @@ from .ruleset import (
     Ruleset,
     Set,
     Statement,
+    TcpNotSyn,
     Verdict,
     VerdictMap,
     VmapLookup,
@@ -80,6 +81,8 @@ def statement(s: Statement) -> str:
         return "ct state " + ",".join(s.states)
     if isinstance(s, Icmpv6TypeRange):
         return f"icmpv6 type {s.low}-{s.high}"
+    if isinstance(s, TcpNotSyn):
+        return "tcp flags != syn / fin,syn,rst,ack"
     if isinstance(s, Lookup):
         return f"{' . '.join(k.value for k in s.keys)} @{s.set}"
     if isinstance(s, VmapLookup):

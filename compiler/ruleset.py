@@ -120,6 +120,14 @@ class Icmpv6TypeRange:
 
 
 @dataclass(frozen=True, slots=True)
+class TcpNotSyn:
+    """``tcp flags & (fin | syn | rst | ack) != syn`` (implies ``meta l4proto tcp``): a TCP
+    packet that does not open a connection. With ``ct state new`` it is a mid-stream pickup:
+    conntrack (``nf_conntrack_tcp_loose=1``, the default) made a new entry from a packet of a
+    connection it no longer tracked, in whatever direction that packet went."""
+
+
+@dataclass(frozen=True, slots=True)
 class Lookup:
     """``k1 . k2 ... @set``."""
 
@@ -154,7 +162,9 @@ class Log:
     group: int | None = None
 
 
-Statement = Union[CtStateIn, Icmpv6TypeRange, Lookup, VmapLookup, Counter, Limit, Log, Verdict, Jump, Goto]
+Statement = Union[
+    CtStateIn, Icmpv6TypeRange, TcpNotSyn, Lookup, VmapLookup, Counter, Limit, Log, Verdict, Jump, Goto
+]
 
 
 @dataclass(frozen=True, slots=True)

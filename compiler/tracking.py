@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from policyctl.policy.model import Direction, Family, IPAddress
 
-from .chains import node_set, peer_chain, peer_map
+from .chains import node_set, peer_chain, peer_map, policed_set
 from .delta import MapEntry, RulesetDelta
 from .elements import finish_elements, finished_set
 from .intervals import Interval, address_interval
@@ -38,6 +38,7 @@ from .layout import (
     dispatch_map_name,
     peer_chain_name,
     peer_map_name,
+    policed_set_name,
     terse_comment,
 )
 from .peeridentity import PeerIdentity
@@ -125,6 +126,9 @@ class RulesetStore:
         default_factory=lambda: {(d, f): {} for d in DIRECTIONS for f in FAMILIES}
     )
     node_sets: dict[Family, tuple[IPAddress, ...]] = field(default_factory=lambda: {f: () for f in FAMILIES})
+    policed: dict[tuple[Direction, Family], dict[IPAddress, int]] = field(
+        default_factory=lambda: {(d, f): {} for d in DIRECTIONS for f in FAMILIES}
+    )
     allow: dict[tuple[Direction, Family], bool] = field(
         default_factory=lambda: {(d, f): False for d in DIRECTIONS for f in FAMILIES}
     )
@@ -148,6 +152,9 @@ class RulesetStore:
     def peer_map(self, direction: Direction, family: Family) -> VerdictMap:
         return peer_map(direction, family, self.peer_entries[(direction, family)].items())
 
+    def policed_set(self, direction: Direction, family: Family) -> Set:
+        return policed_set(direction, family, self.policed[(direction, family)])
+
 
 class Tracker:
     """What one step changed, with the state each changed piece had before it, so the step
@@ -162,6 +169,7 @@ class Tracker:
         self.entry_before: dict[tuple[Direction, Family, IPAddress], Jump | None] = {}
         self.map_before = {k: bool(v) for k, v in store.peer_entries.items()}
         self.dispatch_before: dict[tuple[Direction, Family, str], MapEntry | None] = {}
+        self.policed_before: dict[tuple[Direction, Family, IPAddress], bool] = {}
         self.node_before: dict[Family, tuple[IPAddress, ...]] = {}
         self.forced: set[str] = set()
 
@@ -189,8 +197,25 @@ class Tracker:
         else:
             self.store.chains[name] = chain
 
-    def touch_dispatch(self, direction: Direction, family: Family, key: str) -> None:
-        self.dispatch_before.setdefault((direction, family, key), self.store.dispatch[(direction, family)].get(key))
+    def set_dispatch(self, direction: Direction, family: Family, key: str, entry: MapEntry | None) -> None:
+        """Make ``entry`` local pod ``key``'s dispatch entry (None: it has none), and count its
+        address in the policed set: one address may be held by two pods' entries."""
+        entries = self.store.dispatch[(direction, family)]
+        old = entries.get(key)
+        if old == entry:
+            return
+        self.dispatch_before.setdefault((direction, family, key), old)
+        counts = self.store.policed[(direction, family)]
+        if old is not None:
+            self.policed_before.setdefault((direction, family, old[0]), True)
+            counts[old[0]] -= 1
+            if not counts[old[0]]:
+                del counts[old[0]]
+            del entries[key]
+        if entry is not None:
+            self.policed_before.setdefault((direction, family, entry[0]), entry[0] in counts)
+            counts[entry[0]] = counts.get(entry[0], 0) + 1
+            entries[key] = entry
 
     def touch_node_set(self, family: Family) -> None:
         self.node_before.setdefault(family, self.store.node_sets[family])
@@ -335,6 +360,16 @@ class Tracker:
                 added.append((name, tuple(sorted((address_interval(x),) for x in a - b))))
             if b - a:
                 dropped.append((name, tuple(sorted((address_interval(x),) for x in b - a))))
+        came: dict[str, list[Element]] = {}
+        went: dict[str, list[Element]] = {}
+        for (direction, family, ip), was in self.policed_before.items():
+            held = ip in c.policed[(direction, family)]
+            if held != was:
+                (came if held else went).setdefault(policed_set_name(direction, family), []).append(
+                    (address_interval(ip),)
+                )
+        added += [(name, tuple(sorted(elements))) for name, elements in came.items()]
+        dropped += [(name, tuple(sorted(elements))) for name, elements in went.items()]
         maps: list[VerdictMap] = []
         entries_added: dict[str, list[MapEntry]] = {}
         entries_removed: dict[str, list[MapEntry]] = {}

@@ -57,12 +57,12 @@ def _web_cluster(*, replicas: int, from_app: str = "api") -> Cluster:
     [
         pytest.param(
             _web_cluster(replicas=1), _web_cluster(replicas=2),
-            {"chains": 1, "added_elements": 1, "added_entries": 1, "removed": 0},
-            id="a-local-replica-adds-its-pod-chain-dispatch-entry-and-set-element",
+            {"chains": 1, "added_elements": 2, "added_entries": 1, "removed": 0},
+            id="a-local-replica-adds-its-pod-chain-dispatch-entry-set-element-and-policed-address",
         ),
         pytest.param(
             _web_cluster(replicas=2), _web_cluster(replicas=1),
-            {"removed_chains": 1, "removed_elements": 1, "removed_entries": 1, "removed": 0},
+            {"removed_chains": 1, "removed_elements": 2, "removed_entries": 1, "removed": 0},
             id="a-deleted-local-replica-takes-exactly-its-own-objects-away",
         ),
         pytest.param(

@@ -158,6 +158,7 @@ def test_a_local_replica_adds_its_dispatch_entry_its_pod_chain_and_its_set_eleme
     assert delta.added_elements == (
         (f"{api}-ports-v4", ((local, tcp, Interval(80, 80)),)),
         (f"{db}-ports-v4", ((local, tcp, Interval(5432, 5432)),)),
+        ("ingress-policed-v4", ((local,),)),
     )
     assert delta == RulesetDelta(
         added_elements=delta.added_elements, added_entries=delta.added_entries, chains=delta.chains
