@@ -1,8 +1,10 @@
 """The chains and verdict maps of a node's ruleset, built from its finished sets.
 
 Base chains ``egress`` (postrouting, srcnat - 5), ``ingress`` (postrouting, srcnat - 4) and
-``input`` (input, 101) accept replies and ICMPv6 neighbour discovery, then dispatch through a
-verdict map from local pod address to that pod's chain. A pod chain jumps to the shared allow
+``input`` (input, 101) accept replies and ICMPv6 neighbour discovery; ``egress`` and ``ingress``
+drop TCP that conntrack picked up mid-stream from a local pod with an ingress chain or to one
+with an egress chain (:func:`midstream_rules`); then each dispatches through a verdict map from
+local pod address to that pod's chain. A pod chain jumps to the shared allow
 chain of its direction and family, then logs (rate-limited) and drops, or in audit mode logs,
 counts and returns. An allow chain reads the peer map (peer pod address -> its identity's chain)
 and the ipBlock and peerless sets; ``docs/ruleset.md`` has the why.

@@ -8,7 +8,8 @@ the set and of the lookup rules that read it (:class:`SetState`, :class:`Comment
 The ruleset state lives in a :class:`RulesetStore`, which knows nothing of the compiler that
 fills it. A step records, before it first changes a piece of the store, what that piece
 held (:class:`Tracker`): a set's existence, interval flag and comment, a group's finished
-elements, a chain, a peer map entry, a dispatch entry, a node set. At the end of the step it
+elements, a chain, a peer map entry, a dispatch entry (and with it the policed set's count of
+its address), a node set. At the end of the step it
 re-finishes the touched groups, refreshes the peer identity chains and peer map claims that
 follow from them, and reports each piece that changed as a :class:`RulesetDelta`: set
 elements and map entries one by one, sets, maps and chains whole when they appear or are
