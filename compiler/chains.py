@@ -21,6 +21,7 @@ from policyctl.policy.model import Direction, Family, IPAddress, NetworkPolicy, 
 from .droplog import log_prefix
 from .elements import GatheredSets, finish_elements, finished_set
 from .intervals import address_interval
+from .newpods import new_pod_rules
 from .layout import (
     COMMENT_MAX_BYTES,
     FAMILIES,
@@ -280,7 +281,9 @@ def midstream_rules(mode: Mode, direction: Direction) -> list[Rule]:
     ]
 
 
-def base_chains(mode: Mode) -> tuple[Chain, ...]:
+def base_chains(mode: Mode, new_pods: Collection[Family] = ()) -> tuple[Chain, ...]:
+    """The three base chains; ``new_pods``: the families whose unknown pod addresses each
+    dispatch is followed by a drop of (:mod:`newpods`)."""
     established = Rule(
         (CtStateIn(("established", "related")), Verdict.ACCEPT), comment="replies of allowed connections"
     )
@@ -290,7 +293,7 @@ def base_chains(mode: Mode) -> tuple[Chain, ...]:
         return [
             Rule((VmapLookup(Key.address(family, source=source), dispatch_map_name(direction, family)),))
             for family in FAMILIES
-        ]
+        ] + new_pod_rules(mode, direction, new_pods)
 
     node_rules = [
         Rule((Lookup((Key.address(f, source=True),), node_set_name(f)), Verdict.ACCEPT), comment="from this node")

@@ -55,6 +55,7 @@ from .elements import GatheredSets, collect
 from .graph import PolicyGraph, RuleView
 from .identities import identity_of
 from .layout import FAMILIES
+from .newpods import NewPodWindow, new_pod_sets, window_families
 from .peeridentity import Context, PeerIdentity, by_ports, peers
 from .ruleset import Chain, Jump, Log, Mode, Ruleset
 from .tiers import Denial, Stages, TierSets, tier_chains
@@ -95,9 +96,11 @@ def compile_node(
     table: str = "policyctl",
     mode: Mode = Mode.ENFORCE,
     graph: PolicyGraph | None = None,
+    new_pods: NewPodWindow = NewPodWindow.ALLOW,
 ) -> Ruleset:
     """The ruleset ``node`` must enforce for ``cluster``. Pure and deterministic: equal input
-    gives an equal (and identically rendered) ruleset."""
+    gives an equal (and identically rendered) ruleset. ``new_pods``: what unknown addresses of
+    the node's pod range meet (:mod:`newpods`)."""
     graph = graph if graph is not None else PolicyGraph(cluster)
     tier_sets = TierSets(cluster, graph.index) if cluster.cluster_policies else None
     isolated: list[tuple[Pod, Direction, tuple[RuleView, ...]]] = []
@@ -162,11 +165,14 @@ def compile_node(
     node_sets = tuple(node_set(node, f, node_addresses(cluster, node, f)) for f in FAMILIES)
     policed = tuple(policed_set(d, f, (ip for ip, _ in elements)) for (d, f), elements in map_elements.items())
     tier_used = tier_sets.used() if tier_sets is not None else ()
+    window = window_families(cluster, node, new_pods)
+    unknown = new_pod_sets(cluster, node, window)
     return Ruleset(
         table=table,
         node=node,
         mode=mode,
-        sets=tuple(sorted(node_sets + policed + tuple(layout.sets) + tier_used, key=lambda s: s.name)),
+        sets=tuple(sorted(node_sets + policed + unknown + tuple(layout.sets) + tier_used, key=lambda s: s.name)),
         maps=tuple(sorted(dispatch + tuple(layout.maps), key=lambda m: m.name)),
-        chains=base_chains(mode) + tuple(sorted(tuple(layout.chains) + tuple(pod_chains), key=lambda c: c.name)),
+        chains=base_chains(mode, window)
+        + tuple(sorted(tuple(layout.chains) + tuple(pod_chains), key=lambda c: c.name)),
     )

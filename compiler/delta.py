@@ -30,7 +30,8 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from .ruleset import Chain, Element, Jump, Lookup, Mode, Ruleset, Set, VerdictMap, VmapLookup
 from policyctl.policy.model import IPAddress
@@ -168,3 +169,18 @@ def diff(old: Ruleset, new: Ruleset) -> RulesetDelta:
         removed_chains=tuple(sorted(n for n in old_chains if n not in new_names)),
         set_comments=tuple(sorted(comments)),
     )
+
+
+def merge(first: RulesetDelta, second: RulesetDelta) -> RulesetDelta:
+    """One delta doing both of two that touch disjoint sets, maps and chains (each keeps its
+    own names), fields sorted by name as :func:`diff` sorts them."""
+    return RulesetDelta(
+        *(tuple(sorted(getattr(first, f.name) + getattr(second, f.name), key=_name)) for f in fields(RulesetDelta))
+    )
+
+
+def _name(item: Any) -> str:
+    """The name an item of a delta's field is sorted by: a name, a ``(name, ...)`` pair, an object's."""
+    if isinstance(item, str):
+        return item
+    return str(item[0]) if isinstance(item, tuple) else str(item.name)

@@ -31,10 +31,12 @@ from policyctl.policy.model import Node, Pod
 from policyctl.policy.cluster import Cluster
 from policyctl.policy.verdicts import Connection, Endpoint
 
-from .compile import compile_node
+from .compile import compile_node, node_addresses
 from .elements import PROTOCOL_NUMBERS
 from .evaluator import Evaluator, Outcome, Packet
 from .graph import PolicyGraph
+from .layout import FAMILIES
+from .newpods import NewPodWindow
 from .render_json import render_json
 from .ruleset import Hook, Mode
 
@@ -77,12 +79,21 @@ def hops(source: Endpoint, destination: Endpoint) -> tuple[Hop, ...]:
 class CompiledCluster:
     """The rendered ruleset of every node of one snapshot, parsed for evaluation."""
 
-    def __init__(self, cluster: Cluster, *, table: str = "policyctl", mode: Mode = Mode.ENFORCE) -> None:
+    def __init__(
+        self, cluster: Cluster, *, table: str = "policyctl", mode: Mode = Mode.ENFORCE,
+        new_pods: NewPodWindow = NewPodWindow.ALLOW,
+    ) -> None:
         self.cluster = cluster
         graph = PolicyGraph(cluster)
         names = sorted({n.name for n in cluster.nodes} | {p.node for p in cluster.pods if p.node})
-        self.documents = {n: render_json(compile_node(cluster, n, table=table, mode=mode, graph=graph)) for n in names}
-        self.evaluators = {n: Evaluator(json.loads(text)) for n, text in self.documents.items()}
+        self.documents = {
+            n: render_json(compile_node(cluster, n, table=table, mode=mode, graph=graph, new_pods=new_pods))
+            for n in names
+        }
+        self.evaluators = {
+            n: Evaluator(json.loads(text), local_addresses=(a for f in FAMILIES for a in node_addresses(cluster, n, f)))
+            for n, text in self.documents.items()
+        }
 
     def outcomes(self, connection: Connection) -> tuple[tuple[Hop, Outcome], ...] | None:
         """Every hop's outcome until the first drop, or None when no packet can exist."""

@@ -10,6 +10,7 @@ protocol dependency (``ip saddr`` never matches an IPv6 packet, ``icmpv6 type`` 
 ``tcp flags`` only TCP);
 sets and verdict maps match an element when every field of the key lies in the element's
 value, prefix or range. ``limit`` is taken as not exceeded and ``log``/``counter`` are recorded.
+``fib saddr|daddr type local`` holds for the addresses the evaluator is told are the host's own.
 
 Anything else raises :class:`UnsupportedExpression`: the evaluator never guesses.
 """
@@ -17,7 +18,7 @@ Anything else raises :class:`UnsupportedExpression`: the evaluator never guesses
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,7 +166,8 @@ def _types(value: Any) -> tuple[str, ...]:
 class Evaluator:
     """One table's JSON document, parsed once, evaluated for any number of packets."""
 
-    def __init__(self, document: Mapping[str, Any]) -> None:
+    def __init__(self, document: Mapping[str, Any], *, local_addresses: Iterable[IPAddress] = ()) -> None:
+        self.local_addresses = frozenset(local_addresses)
         self.sets: dict[str, _Set] = {}
         self.chains: dict[str, _Chain] = {}
         for item in document.get("nftables", ()):
@@ -325,6 +327,8 @@ class _Run:
             if op not in ("in", "==") or not set(states) <= CT_STATES:
                 raise UnsupportedExpression(f"ct state match {body!r}")
             return self.packet.ct_state in states
+        if isinstance(left, Mapping) and "fib" in left:
+            return self.fib_type(op, left["fib"], right)
         if isinstance(left, Mapping) and "&" in left:
             return self.masked(op, left["&"], right)
         if op != "==":
@@ -357,6 +361,14 @@ class _Run:
             return False
         masked = self.packet.tcp_flags & _flag_bits(operands[1])
         return (masked == _flag_bits(right)) is (op == "==")
+
+    def fib_type(self, op: Any, fib: Any, right: Any) -> bool:
+        """``fib saddr|daddr type ==/!= local``: whether that address is one of the host's own."""
+        flags = fib.get("flags") if isinstance(fib, Mapping) else None
+        if op not in ("==", "!=") or right != "local" or flags not in (["saddr"], ["daddr"]) or fib["result"] != "type":
+            raise UnsupportedExpression(f"fib match {fib!r} {op} {right!r}")
+        address = self.packet.saddr if flags == ["saddr"] else self.packet.daddr
+        return (address in self.evaluator.local_addresses) is (op == "==")
 
 
 def _flag_bits(value: Any) -> int:

@@ -77,12 +77,14 @@ from policyctl.policy.cluster import Cluster
 
 from .chains import allow_chain, base_chains, dispatch_map, isolating_sources, pod_chain
 from .compile import compile_node
-from .delta import RulesetDelta, diff, empty_ruleset
+from .delta import RulesetDelta, diff, empty_ruleset, merge
 from .elements import GatheredSets, collect, local_group
 from .graph import RuleView, SelectedIdentities
 from .identities import Identity
 from .intervals import Interval
 from .layout import FAMILIES, allow_chain_name, peer_set_name
+from .newpods import NewPodWindow
+from .newpodstate import UnknownAddresses
 from .nodeview import NodeView, reaches_everyone
 from .peeridentity import ANY_SELECTOR, PeerIdentity, named_ports
 from .peerstate import Lookup, Peers, Within
@@ -112,12 +114,17 @@ def _peer_set_names(direction: Direction, peer: PeerIdentity) -> tuple[str, ...]
 class NodeCompiler:
     """The ruleset of one node over a sequence of snapshots, and the delta of each step."""
 
-    def __init__(self, node: str, *, table: str = "policyctl", mode: Mode = Mode.ENFORCE) -> None:
+    def __init__(
+        self, node: str, *, table: str = "policyctl", mode: Mode = Mode.ENFORCE,
+        new_pods: NewPodWindow = NewPodWindow.ALLOW,
+    ) -> None:
         self.node = node
         self.table = table
         self.mode = mode
+        self.new_pods = new_pods
         self._started = False
         self._tiered = False
+        self._window = UnknownAddresses(node, new_pods)
         self._reset({})
 
     # state -----------------------------------------------------------------------------
@@ -145,7 +152,7 @@ class NodeCompiler:
         previous = self.ruleset
         self._follow(cluster)
         if tiered:
-            self._ruleset = compile_node(cluster, self.node, table=self.table, mode=self.mode)
+            self._ruleset = compile_node(cluster, self.node, table=self.table, mode=self.mode, new_pods=self.new_pods)
         self._tiered = tiered
         return diff(previous, self.ruleset)
 
@@ -161,12 +168,14 @@ class NodeCompiler:
             self._started = True
             self._namespaces_seen = cluster.namespaces
             self._step(cluster).cleanup()
+            self._window.follow(cluster, self.table, self.mode)
             return diff(previous, self.ruleset)
         self._namespaces_seen = cluster.namespaces
         track = self._step(cluster)
         delta = track.delta()
         track.cleanup()
-        return delta
+        window = self._window.follow(cluster, self.table, self.mode)
+        return delta if window is None else merge(delta, window)
 
     @property
     def ruleset(self) -> Ruleset:
@@ -408,6 +417,7 @@ class NodeCompiler:
             self._store.set_object(n) for n, s in self._store.sets.items() if s.finished
         ]
         sets += [self._store.policed_set(d, f) for d in DIRECTIONS for f in FAMILIES]
+        sets += self._window.sets
         maps = [self._dispatch_map(d, f) for d in DIRECTIONS for f in FAMILIES]
         maps += [self._store.peer_map(d, f) for d in DIRECTIONS for f in FAMILIES if self._store.peer_entries[(d, f)]]
         return Ruleset(
@@ -416,5 +426,6 @@ class NodeCompiler:
             mode=self.mode,
             sets=tuple(sorted(sets, key=lambda s: s.name)),
             maps=tuple(sorted(maps, key=lambda m: m.name)),
-            chains=base_chains(self.mode) + tuple(sorted(self._store.chains.values(), key=lambda c: c.name)),
+            chains=base_chains(self.mode, self._window.families)
+            + tuple(sorted(self._store.chains.values(), key=lambda c: c.name)),
         )

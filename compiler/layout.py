@@ -133,3 +133,8 @@ def policed_set_name(direction: Direction, family: Family) -> str:
     """The set of the local pods that have a chain in ``direction``: the addresses the
     dispatch map of that direction holds."""
     return f"{direction.value.lower()}-policed-v{_v(family)}"
+
+
+def new_pod_set_name(family: Family) -> str:
+    """The set of this node's pod range that no known pod holds (``newpods``)."""
+    return f"new-pods-v{_v(family)}"

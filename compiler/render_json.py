@@ -38,6 +38,7 @@ from .ruleset import (
     Limit,
     Log,
     Lookup,
+    NotLocalAddress,
     Rule,
     Ruleset,
     Set,
@@ -168,6 +169,9 @@ def statement(s: Statement) -> dict[str, Any]:
         return {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": states}}
     if isinstance(s, TcpNotSyn):
         return {"match": {"op": "!=", "left": {"&": [TCP_FLAGS, list(TCP_OPENING_MASK)]}, "right": "syn"}}
+    if isinstance(s, NotLocalAddress):
+        fib = {"fib": {"result": "type", "flags": ["saddr" if s.source else "daddr"]}}
+        return {"match": {"op": "!=", "left": fib, "right": "local"}}
     if isinstance(s, Icmpv6TypeRange):
         right = {"range": [ICMPV6_TYPE_NAMES.get(s.low, s.low), ICMPV6_TYPE_NAMES.get(s.high, s.high)]}
         return {"match": {"op": "==", "left": {"payload": {"protocol": "icmpv6", "field": "type"}}, "right": right}}

@@ -20,6 +20,7 @@ from .ruleset import (
     Limit,
     Log,
     Lookup,
+    NotLocalAddress,
     Rule,
     Ruleset,
     Set,
@@ -83,6 +84,8 @@ def statement(s: Statement) -> str:
         return f"icmpv6 type {s.low}-{s.high}"
     if isinstance(s, TcpNotSyn):
         return "tcp flags != syn / fin,syn,rst,ack"
+    if isinstance(s, NotLocalAddress):
+        return f"fib {'saddr' if s.source else 'daddr'} type != local"
     if isinstance(s, Lookup):
         return f"{' . '.join(k.value for k in s.keys)} @{s.set}"
     if isinstance(s, VmapLookup):

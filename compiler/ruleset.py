@@ -128,6 +128,15 @@ class TcpNotSyn:
 
 
 @dataclass(frozen=True, slots=True)
+class NotLocalAddress:
+    """``fib saddr type != local`` (``daddr`` when not ``source``): the address is none of
+    this host's own. CNIs put host addresses inside a node's pod range (the bridge plugin's
+    gateway, Cilium's router address), and those are the node, never a pod."""
+
+    source: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Lookup:
     """``k1 . k2 ... @set``."""
 
@@ -163,7 +172,7 @@ class Log:
 
 
 Statement = Union[
-    CtStateIn, Icmpv6TypeRange, TcpNotSyn, Lookup, VmapLookup, Counter, Limit, Log, Verdict, Jump, Goto
+    CtStateIn, Icmpv6TypeRange, TcpNotSyn, NotLocalAddress, Lookup, VmapLookup, Counter, Limit, Log, Verdict, Jump, Goto
 ]
 
 
