@@ -15,9 +15,11 @@ from dataclasses import dataclass
 
 from policyctl.agent.httpserver import Limits
 from policyctl.agent.runner import Intervals
+from policyctl.compiler.newpods import NewPodWindow
 from policyctl.compiler.ruleset import Mode
 
 MODES = tuple(m.value for m in Mode)
+NEW_POD_WINDOWS = tuple(w.value for w in NewPodWindow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,10 @@ class AgentConfig:
     publish_events: bool = False
     """Publish a ``Programmed`` Event on each policy when its change reached this node's kernel
     (``agent.programmed``; needs RBAC create and patch on events)."""
+    new_pod_window: str = "deny"
+    """``deny``: an address of this node's ``spec.podCIDRs`` that no known pod holds is denied
+    until the pod is known and its rules programmed, when any policy exists (``compiler.newpods``);
+    a node without pod CIDRs is unaffected. ``allow``: such a pod is non-isolated until then."""
 
     @property
     def log_group(self) -> int | None:
@@ -90,6 +96,10 @@ class AgentConfig:
     def ruleset_mode(self) -> Mode:
         return Mode(self.mode)
 
+    @property
+    def new_pods(self) -> NewPodWindow:
+        return NewPodWindow(self.new_pod_window)
+
     def validate(self) -> tuple[str, ...]:
         """Every problem, in words naming the flag; empty when the settings can be used."""
         problems: list[str] = []
@@ -99,6 +109,9 @@ class AgentConfig:
             problems.append(f"--table must be 1-64 characters (got {self.table!r})")
         if self.mode not in MODES:
             problems.append(f"--mode must be one of {', '.join(MODES)} (got {self.mode!r})")
+        if self.new_pod_window not in NEW_POD_WINDOWS:
+            choices = ", ".join(NEW_POD_WINDOWS)
+            problems.append(f"--new-pod-window must be one of {choices} (got {self.new_pod_window!r})")
         problems.extend(f"--{p}" for p in _interval_problems(self.intervals))
         for flag, port in (("--metrics-port", self.metrics_port), ("--health-port", self.health_port)):
             if port > 65535:

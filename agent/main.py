@@ -112,6 +112,7 @@ class Agent:
             node=config.node,
             enforcer=enforcer,
             mode=config.ruleset_mode,
+            new_pods=config.new_pods,
             conntrack=None if config.keep_established else conntrack,
             metrics=self.metrics,
             logger=self.log,
@@ -251,6 +252,7 @@ class Agent:
         self.supervisor.start_own(tick=TICK)
         self.log.info("agent started", extra={"fields": {
             "table": c.table, "mode": c.mode, "min_interval": c.min_interval, "max_interval": c.max_interval,
+            "new_pod_window": c.new_pod_window,
             "health_port": self.health_server.port if self.health_server is not None else None,
             "metrics_port": self.metrics_server.port if self.metrics_server is not None else None,
             "drop_log_group": c.log_group,

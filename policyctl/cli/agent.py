@@ -92,6 +92,10 @@ from policyctl.cli.inputs import fail, input_errors
 @click.option("--drops-address", default="127.0.0.1", show_default=True, help="IP address to serve /drops on.")
 @click.option("--drops-port", type=int, default=9182, show_default=True, help="Port for /drops (-1: off).")
 @click.option("--drops-buffer", type=int, default=1000, show_default=True, help="Recent drops kept for /drops.")
+@click.option("--new-pod-window", type=click.Choice(["deny", "allow"]), default="deny", show_default=True,
+              help="deny: until a new pod's address is known and its rules programmed, an address of this node's "
+              "spec.podCIDRs that no known pod holds is denied, when any policy exists (no pod CIDRs: no "
+              "effect). allow: such a pod is non-isolated until then. See docs/agent.md.")
 @click.option("--publish-events", is_flag=True,
               help="Publish a Programmed Event on each policy when its change reached this node's kernel "
                    "(needs RBAC create/patch on events; read them with policyctl status).")
@@ -123,6 +127,7 @@ def agent(
     drops_address: str,
     drops_port: int,
     drops_buffer: int,
+    new_pod_window: str,
     publish_events: bool,
     cleanup: bool,
 ) -> None:
@@ -172,6 +177,7 @@ def agent(
             drops_port=drops_port,
             drops_buffer=drops_buffer,
             publish_events=publish_events,
+            new_pod_window=new_pod_window,
         )
         problems = config.validate()
         if problems:

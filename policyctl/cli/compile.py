@@ -22,8 +22,17 @@ from policyctl.compiler.ruleset import Mode
     show_default=True,
     help="enforce: denied new connections are logged and dropped. audit: logged and counted only.",
 )
+@click.option(
+    "--new-pod-window",
+    type=click.Choice(["deny", "allow"]),
+    default="deny",
+    show_default=True,
+    help="deny: addresses of the node's spec.podCIDRs that no pod in the input holds are denied, when "
+    "any policy exists (no pod CIDRs: no effect). allow: they are not isolated. See docs/agent.md.",
+)
 def compile_command(
-    filenames: tuple[str, ...], namespace: str, node_name: str, output: str, table: str, mode: str
+    filenames: tuple[str, ...], namespace: str, node_name: str, output: str, table: str, mode: str,
+    new_pod_window: str,
 ) -> None:
     """Print the nftables table NODE enforces: its egress and ingress checks for local pods.
 
@@ -43,5 +52,7 @@ def compile_command(
         from policyctl.compiler.render_json import render_json
         from policyctl.compiler.render_text import render_text
 
-        ruleset = compile_node(cluster, node_name, table=table, mode=Mode(mode))
+        from policyctl.compiler.newpods import NewPodWindow
+
+        ruleset = compile_node(cluster, node_name, table=table, mode=Mode(mode), new_pods=NewPodWindow(new_pod_window))
     click.echo(render_json(ruleset, indent=2) if output == "json" else render_text(ruleset), nl=output == "json")

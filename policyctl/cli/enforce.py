@@ -70,11 +70,13 @@ def nothing_for_node(cluster: Cluster, node: str) -> str | None:
 
 
 def compiled_ruleset(
-    filenames: tuple[str, ...], *, node: str, table: str, mode: str, namespace: str, allow_empty: bool = False
+    filenames: tuple[str, ...], *, node: str, table: str, mode: str, namespace: str, allow_empty: bool = False,
+    new_pod_window: str = "deny",
 ) -> tuple[dict[str, Any], Any]:
     """Compile the manifests for ``node``; returns the document and the compiled ruleset.
     Input with nothing for ``node`` exits 2 unless ``allow_empty``."""
     from policyctl.compiler.compile import compile_node
+    from policyctl.compiler.newpods import NewPodWindow
     from policyctl.compiler.render_json import to_document
     from policyctl.compiler.ruleset import Mode
 
@@ -83,7 +85,7 @@ def compiled_ruleset(
     if reason is not None and not allow_empty:
         end = " " if reason.endswith("?") else ". "
         raise fail(f"{reason}{end}Nothing was changed (--allow-empty applies an empty ruleset on purpose)")
-    ruleset = compile_node(cluster, node, table=table, mode=Mode(mode))
+    ruleset = compile_node(cluster, node, table=table, mode=Mode(mode), new_pods=NewPodWindow(new_pod_window))
     return to_document(ruleset), cluster
 
 
@@ -111,6 +113,13 @@ def compiled_ruleset(
     help="enforce: drop what policy denies; audit: count and log it, let it through (-f only). "
     "Default: enforce.",
 )
+@click.option(
+    "--new-pod-window",
+    type=click.Choice(["deny", "allow"]),
+    default=None,
+    help="deny: addresses of the node's spec.podCIDRs that no pod in the input holds are denied, when any "
+    "policy exists; allow: they are not isolated (-f only). Default: deny. See docs/agent.md.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the transaction (validated by the kernel) and apply nothing.")
 @click.option("--keep-established", is_flag=True, help="Do not cut tracked connections the new ruleset denies.")
 @click.option("--cleanup", is_flag=True, help="Delete our table (everything policyctl owns) and exit.")
@@ -127,6 +136,7 @@ def enforce(
     namespace: str,
     table: str,
     mode: str | None,
+    new_pod_window: str | None,
     dry_run: bool,
     keep_established: bool,
     cleanup: bool,
@@ -161,10 +171,13 @@ def enforce(
         if ruleset_path is not None:
             if mode is not None:
                 raise fail("--mode applies when compiling with -f; a --ruleset file already has its mode")
+            if new_pod_window is not None:
+                raise fail("--new-pod-window applies when compiling with -f; a --ruleset file already has its rules")
             document, source = read_ruleset(ruleset_path)
         else:
             document, _ = compiled_ruleset(
-                filenames, node=node, table=table, mode=mode or "enforce", namespace=namespace, allow_empty=allow_empty
+                filenames, node=node, table=table, mode=mode or "enforce", namespace=namespace, allow_empty=allow_empty,
+                new_pod_window=new_pod_window or "deny",
             )
             source = f"<compiled for {node}>"
         try:
