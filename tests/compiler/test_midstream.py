@@ -10,7 +10,7 @@ import json
 import pytest
 
 from policyctl.compiler.compile import compile_node
-from policyctl.compiler.evaluator import ACK, SYN, Evaluator, Packet
+from policyctl.compiler.evaluator import ACK, SYN, Evaluator, Packet, UnsupportedExpression
 from policyctl.compiler.render_json import render_json
 from policyctl.compiler.render_text import render_text
 from policyctl.compiler.ruleset import Chain, CtStateIn, Lookup, Mode, Ruleset, TcpNotSyn
@@ -123,3 +123,40 @@ def test_the_mid_stream_rules_come_after_established_and_before_dispatch_and_the
     assert "ct state new tcp flags != syn / fin,syn,rst,ack ip saddr @ingress-policed-v4 counter drop" in render_text(
         ruleset
     )
+
+
+DROP = {"drop": None}
+
+
+def _flags_rule(left: object, right: object, op: str = "!=") -> Evaluator:
+    table = {"family": "inet", "table": "t"}
+    return Evaluator({"nftables": [
+        {"table": {"family": "inet", "name": "t"}},
+        {"chain": {**table, "name": "c", "type": "filter", "hook": "postrouting", "prio": 0, "policy": "accept"}},
+        {"rule": {**table, "chain": "c", "expr": [{"match": {"op": op, "left": left, "right": right}}, DROP]}},
+    ]})
+
+
+FLAGS = {"payload": {"protocol": "tcp", "field": "flags"}}
+SADDR = {"payload": {"protocol": "ip", "field": "saddr"}}
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "op"),
+    [
+        pytest.param({"&": [FLAGS, ["fin", "syn", "bogus"]]}, "syn", "!=", id="unknown-flag-in-the-mask"),
+        pytest.param({"&": [FLAGS, ["syn"]]}, "syn", "in", id="another-operator"),
+        pytest.param({"&": [SADDR, ["syn"]]}, "syn", "!=", id="not-tcp-flags"),
+    ],
+)
+def test_the_evaluator_refuses_masked_matches_it_does_not_know(left: object, right: object, op: str) -> None:
+    with pytest.raises(UnsupportedExpression):
+        _flags_rule(left, right, op).evaluate("postrouting", _tcp(SERVER, CLIENT, 80, ACK))
+
+
+def test_a_tcp_flags_match_never_matches_another_protocol() -> None:
+    evaluator = _flags_rule({"&": [FLAGS, ["fin", "syn", "rst", "ack"]]}, "syn")
+    assert not evaluator.evaluate("postrouting", _tcp(SERVER, CLIENT, 80, ACK)).accepted
+    assert evaluator.evaluate("postrouting", _tcp(SERVER, CLIENT, 80, SYN)).accepted
+    udp = Packet(ipaddress.ip_address(SERVER), ipaddress.ip_address(CLIENT), 17, 80, tcp_flags=ACK)
+    assert evaluator.evaluate("postrouting", udp).accepted
