@@ -314,8 +314,10 @@ class Shape:
     reps: int
     nodes: tuple[str, ...] = NODES
     node_sysctls: tuple[tuple[str, str], ...] = ()
-    """Set in every node's namespace before the agents start (``net.netfilter.nf_conntrack_tcp_loose``
-    decides whether a revoked TCP flow is picked up again mid-stream)."""
+    """Set in every node's namespace before the agents start. None is needed: under the kernel's
+    default ``net.netfilter.nf_conntrack_tcp_loose=1`` the ruleset's mid-stream rules keep a
+    revoked TCP flow from being picked up again (``docs/ruleset.md``); runs before them set it
+    to 0."""
 
 
 def background(shape: Shape) -> list[Raw]:
@@ -527,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="set in every lab node's namespace, e.g. net.netfilter.nf_conntrack_tcp_loose=0",
+        help="set in every lab node's namespace, e.g. net.netfilter.nf_conntrack_tcp_loose=1 (the kernel's default)",
     )
     options = parser.parse_args(argv)
     probing = Probing()
