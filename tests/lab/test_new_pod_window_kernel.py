@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -27,6 +28,7 @@ from policyctl.enforcer.backend import LibnftablesBackend
 from policyctl.lab import netns
 from policyctl.lab.probes import Attempt, run_probes
 from policyctl.lab.servers import PodServers
+from policyctl.lab.state import drop_lease, take_lease
 from policyctl.lab.topology import Cni, LabPlan, lab_cluster, plan_lab
 from policyctl.policy.cluster import Cluster
 from policyctl.policy.model import Family, Protocol
@@ -64,8 +66,10 @@ def with_ranges(snapshot: Cluster) -> Cluster:
 
 @pytest.fixture
 def lab(prefix: str, lab_namespaces: set[str]) -> Iterator[tuple[LabPlan, Cluster]]:
-    """The kernel side of the full cluster: namespaces, links, routes, servers on TCP 80."""
+    """The kernel side of the full cluster: namespaces, links, routes, servers on TCP 80;
+    leased to this process, so concurrent lab tests do not take them for abandoned."""
     plan = plan_lab(with_ranges(FULL), prefix=prefix, cni=Cni.BRIDGED, families=(Family.IPV4,))
+    take_lease(prefix, os.getpid())
     servers = PodServers()
     try:
         netns.apply_plan(plan)
@@ -75,6 +79,7 @@ def lab(prefix: str, lab_namespaces: set[str]) -> Iterator[tuple[LabPlan, Cluste
     finally:
         servers.close()
         netns.teardown(prefix)
+        drop_lease(prefix)
 
 
 def probe(plan: LabPlan) -> dict[tuple[str, str], bool]:
