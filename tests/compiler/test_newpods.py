@@ -27,6 +27,7 @@ from policyctl.policy.model import Family, IPAddress, Node, Pod, Protocol
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
 from tests.builders import cluster, node, pod, policy, rule
+from tests.compiler.test_incremental import tiered_histories
 from tests.strategies import cluster_families, cluster_histories, clusters
 
 DENY, ALLOW = NewPodWindow.DENY, NewPodWindow.ALLOW
@@ -220,3 +221,24 @@ def test_with_the_window_closed_known_pods_and_nodes_still_get_the_semantics_ver
                 for a, b in ((source, destination), (destination, source)):
                     connection = Connection(a, b, Protocol.TCP, 80, family)
                     assert compiled.allowed(connection) is evaluate(snapshot, connection).allowed, connection
+
+
+@HISTORIES
+@given(tiered_histories())
+def test_histories_with_cluster_policies_keep_the_window_of_a_whole_compile(history: list[Cluster]) -> None:
+    """Cluster policies alone keep the window closed, and the whole-compile path the incremental
+    compiler takes with them carries the same sets and rules."""
+    cache: dict[int, Node] = {}
+    snapshots = [_with_node_ranges(s, cache) for s in history]
+    name = snapshots[0].nodes[0].name
+    compiler = NodeCompiler(name, table="t", new_pods=DENY)
+    previous = Ruleset("t", name, Mode.ENFORCE, (), (), ())
+    for snapshot in snapshots:
+        delta = compiler.update(snapshot)
+        expected = compile_node(snapshot, name, table="t", new_pods=DENY)
+        assert compiler.ruleset == expected
+        assert patch(previous, delta).sets == expected.sets and patch(previous, delta).chains == expected.chains
+        assert any(s.name.startswith("new-pods") for s in expected.sets) is bool(
+            snapshot.policies or snapshot.cluster_policies
+        )
+        previous = expected
