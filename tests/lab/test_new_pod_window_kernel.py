@@ -6,7 +6,9 @@ every pod below; the model the node syncs from lacks ``x/new`` (app=web, 10.244.
 as an agent's does between the CNI giving the pod its address and the API publishing it.
 
 With the window denied, x/new can neither send nor receive, while x/open (known, selected by
-no policy) on the same node keeps talking. With the window allowed, x/new talks freely (what
+no policy) on the same node keeps talking, and so does node-1 itself, whose connections to its
+pods leave from its bridge gateway 10.244.1.1, an address inside the pod range that is the
+host's own. With the window allowed, x/new talks freely (what
 the window closes). Once the model has x/new and the node syncs, every probe equals what the
 semantics say of the full cluster. Rules are applied as the agent applies them: a
 :class:`NodeSync` with the real enforcer in the node's namespace, the second sync as a delta.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -126,6 +129,14 @@ def test_a_pod_the_model_lacks_is_denied_only_with_the_window_and_follows_policy
                 assert before[pair] is False, f"{pair} passed while {NEW} was unknown"
             else:
                 assert before[pair] is True, f"{pair}: an unknown pod is not isolated without the window"
+        node_1 = plan.node_by_name["node-1"]
+        open_address = plan.pod_by_key["x/open"].address(Family.IPV4)
+        assert open_address is not None
+        route = subprocess.run(["ip", "-n", node_1.netns, "route", "get", str(open_address)],
+                               capture_output=True, text=True, check=True).stdout
+        assert "src 10.244.1.1 " in route, route
+        from_host = run_probes([Attempt("host", node_1.netns, open_address)], protocol=Protocol.TCP, port=80)
+        assert from_host["host"], "node-1's own traffic (from its bridge gateway, inside the pod range) was dropped"
         model.cluster = running
         reports = {sync.node: sync() for sync in nodes}
         assert reports["node-1"].compiled and reports["node-1"].changed
