@@ -1,4 +1,4 @@
-"""Every probe case, the shared ones beside the checkout and the project's own, passes on the
+"""Every probe case of the project, the probe-case spec's examples included, passes on the
 model engine: the reference semantics agrees with truth tables reasoned out from the API."""
 
 from __future__ import annotations
@@ -13,20 +13,23 @@ from policyctl.probecases.runner import ModelEngine, run_case
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CASES = REPO.parent / "shared" / "cases"
 OWN_CASES = REPO / "tests" / "cases"
+EXAMPLES = OWN_CASES / "examples"
 
-CASES = sorted(OWN_CASES.rglob("*.yaml")) + sorted(SHARED_CASES.glob("*.yaml"))
+CASES = sorted(OWN_CASES.rglob("*.yaml"))
 
 
 def _id(path: Path) -> str:
-    base = SHARED_CASES if path.is_relative_to(SHARED_CASES) else OWN_CASES
-    prefix = "shared/" if base == SHARED_CASES else ""
-    return prefix + str(path.relative_to(base))
+    return str(path.relative_to(OWN_CASES))
 
 
-def test_shared_cases_are_present() -> None:
+def test_the_spec_examples_are_copied_unchanged() -> None:
+    """The spec's example cases live beside the checkout where it is developed, not where a
+    clean checkout runs; the copies in tests/cases/examples must be exactly them."""
     if not SHARED_CASES.is_dir():
-        pytest.skip(f"{SHARED_CASES} is absent: the shared probe cases live beside the checkout")
-    assert list(SHARED_CASES.glob("*.yaml")), f"no probe cases in {SHARED_CASES}"
+        pytest.skip(f"{SHARED_CASES} is absent here: the copies in {EXAMPLES} are what runs")
+    shared = {p.name: p.read_bytes() for p in SHARED_CASES.glob("*.yaml")}
+    copied = {p.name: p.read_bytes() for p in EXAMPLES.glob("*.yaml")}
+    assert shared and copied == shared
 
 
 def test_own_cases_cover_at_least_eight_scenarios() -> None:

@@ -42,10 +42,10 @@ ROUTED = (
 #: kind and protocol and named ports; the rest are marked ``slow`` (run them with ``-m slow``).
 CLUSTER_CASES = (
     *sorted(p.relative_to(CASES).as_posix() for p in CASES.glob("cnp-conformance/*.yaml")),
-    "../../../shared/cases/04-cluster-network-policy-tiers.yaml",
+    "examples/04-cluster-network-policy-tiers.yaml",
 )
 CLUSTER_SELECTION = (
-    "../../../shared/cases/04-cluster-network-policy-tiers.yaml",
+    "examples/04-cluster-network-policy-tiers.yaml",
     "cnp-conformance/CNPAdminTierEgressInlineCIDRPeers.yaml",
     "cnp-conformance/CNPAdminTierEgressNodePeers.yaml",
     "cnp-conformance/CNPAdminTierIntegration.yaml",

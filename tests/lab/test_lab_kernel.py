@@ -33,7 +33,7 @@ from policyctl.probecases.runner import run_case
 
 pytestmark = pytest.mark.kernel
 
-CASES = Path(__file__).resolve().parents[3] / "shared" / "cases"
+CASES = Path(__file__).resolve().parents[1] / "cases" / "examples"
 POLICYCTL = str(Path(sys.executable).with_name("policyctl"))
 
 

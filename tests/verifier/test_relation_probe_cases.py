@@ -14,8 +14,7 @@ from policyctl.probecases.runner import run_case
 from policyctl.verifier.relation import connectivity
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_CASES = REPO.parent / "shared" / "cases"
-CASES = sorted((REPO / "tests" / "cases").rglob("*.yaml")) + sorted(SHARED_CASES.glob("*.yaml"))
+CASES = sorted((REPO / "tests" / "cases").rglob("*.yaml"))
 
 
 class RelationEngine:
