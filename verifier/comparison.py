@@ -129,9 +129,11 @@ def _node_differences(
     """Ports ``a`` allows and ``b`` does not between pod classes and node addresses: egress of
     each group of ``sources`` (pods alike as sources in both) to each node address, and each
     node address to each group of ``destinations``, where the own-node bypass ("agents on a
-    node reach its pods") applies only to the group's pods on that node, so a pod elsewhere is
-    the witness: addresses of two nodes per joint view suffice, since a pod on neither, or on
-    the other node, is one. Cost: pod classes times distinct node views, never pod pairs."""
+    node reach its pods") applies only to the group's pods on that node: each pod of a group
+    is compared from the first address of the view that is not its own node's, and a
+    difference names only the pods it holds for (never a bypassed pair). Addresses of two nodes
+    per joint view suffice, since a pod is on at most one of them. Cost: pod classes times
+    distinct node views, never pod pairs."""
     views = _node_addresses(a, b, family)
     if not views:
         return
@@ -143,13 +145,18 @@ def _node_differences(
                 yield Difference(pod, address, family, extra, tuple(group), (address,))
     for group in destinations:
         for addresses in views:
-            witness = next(((x, p) for x, node in addresses for p in group if p.node != node), None)
-            if witness is None:
-                continue
-            address, pod = witness
-            extra = a.from_address(address, pod) - b.from_address(address, b.cluster.pod_by_key[pod.key])
-            if extra:
-                yield Difference(address, pod, family, extra, (address,), tuple(group))
+            remaining = list(group)
+            for address, node in addresses:
+                alike = tuple(p for p in remaining if p.node != node)
+                if not alike:
+                    continue
+                remaining = [p for p in remaining if p.node == node]
+                pod = alike[0]
+                extra = a.from_address(address, pod) - b.from_address(address, b.cluster.pod_by_key[pod.key])
+                if extra:
+                    yield Difference(address, pod, family, extra, (address,), alike)
+                if not remaining:
+                    break
 
 
 def _sides(a: Relation, b: Relation, keys: list[str], family: Family) -> tuple[list[Side], list[Side]]:

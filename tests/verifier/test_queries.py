@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from policyctl.policy.model import Family, Protocol
+from policyctl.policy.model import Family, Pod, Protocol
+from policyctl.verifier.comparison import differences
 from policyctl.verifier.paths import lateral_path
 from policyctl.verifier.portsets import parse_ports
 from policyctl.verifier.queries import (
@@ -16,7 +17,7 @@ from policyctl.verifier.queries import (
     uncovered_pods,
     vacuous,
 )
-from policyctl.verifier.relation import connectivity
+from policyctl.verifier.relation import Relation, connectivity
 from tests.builders import (
     cluster,
     container_port,
@@ -192,3 +193,18 @@ def test_ingress_from_the_pods_own_node_is_equivalent_to_deny_because_of_the_nod
     own = policy("x/a-from-n1", {"app": "a"}, ingress=[rule(ip_block("192.168.0.1/32"))])
     deny = policy("x/a-deny-ingress", {"app": "a"}, types=["Ingress"])
     assert compare(with_policies(BASE, own), with_policies(BASE, deny)).equivalent
+
+
+def test_a_node_address_difference_names_only_the_pods_it_holds_for() -> None:
+    """Isolating every pod denies node addresses, except towards pods on that node (the
+    bypass): x/a and x/b are on n1, x/c on n2, so each pod is named from the other node's
+    address, and no difference claims n1 -> x/a or n2 -> x/c."""
+    isolated = with_policies(BASE, policy("x/deny-all", {}, types=["Ingress"]))
+    a, b = (Relation(c, families=(Family.IPV4,)) for c in (BASE, isolated))
+    named = {
+        (str(d.source), p.key)
+        for d in differences(a, b)
+        if not isinstance(d.source, Pod) and str(d.source) in ("192.168.0.1", "192.168.0.2")
+        for p in d.destinations
+    }
+    assert named == {("192.168.0.2", "x/a"), ("192.168.0.2", "x/b"), ("192.168.0.1", "x/c")}
