@@ -220,6 +220,21 @@ def one_syn(source_netns: str, address: str, port_number: int) -> None:
             pass
 
 
+def path_open(
+    source_netns: str, source: str, destination_netns: str, destination: str, *, seconds: float = 30.0
+) -> bool:
+    """Whether an admitted SYN from ``source`` reaches ``destination`` within ``seconds``,
+    sending one every try: on a busy machine the lab's path can take seconds to come back
+    after a reconcile, and a packet lost to that would read as a policy drop."""
+    with tcp_tap(destination_netns) as tap:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            one_syn(source_netns, destination, 80)
+            if source in syns_until(source, at=tap, also=tap, seconds=1.0)[0]:
+                return True
+    return False
+
+
 def test_a_pod_added_to_a_running_lab_is_covered_from_its_first_packet(
     state_root: Path, lab_namespaces: set[str]
 ) -> None:
@@ -234,14 +249,16 @@ def test_a_pod_added_to_a_running_lab_is_covered_from_its_first_packet(
         engine.reconcile(grown)
         d, b = plan_pod(engine, "x/d"), plan_pod(engine, "x/b")
         d_address, b_address = str(d.address(Family.IPV4)), str(b.address(Family.IPV4))
-        time.sleep(0.2)
+        a_address = str(plan_pod(engine, "x/a").address(Family.IPV4))
+        assert path_open(plan_pod(engine, "x/a").netns, a_address, b.netns, b_address), (
+            "x/a -> x/b never arrived after the reconcile: the lab's path is down, so no packet below would tell"
+        )
         with tcp_tap(b.netns) as at_b, tcp_tap(d.netns) as at_d:
             # x/d's very first packets: as a client (not pod=a, so x/b refuses it) and as a
             # server (isolated, admitting nobody). Nothing in x/d has run before.
             one_syn(d.netns, b_address, 80)
             one_syn(plan_pod(engine, "x/a").netns, d_address, 80)
             one_syn(plan_pod(engine, "x/a").netns, b_address, 80)
-            a_address = str(plan_pod(engine, "x/a").address(Family.IPV4))
             seen_b, seen_d = syns_until(a_address, at=at_b, also=at_d)
             # The same tap does see the admitted SYN, x/a -> x/b:80 (sent last, so the earlier
             # ones had their chance to arrive), and nothing else.

@@ -72,10 +72,10 @@ def manifests(draw: st.DrawFn) -> Manifest:
             documents[index] = replace(documents[index], path, nest(depth, in_lists=draw(st.booleans())))
         else:
             other = draw(st.sampled_from(spots))
-            if path and other[: len(path)] != path and path[: len(other)] != other:
-                source = documents[index]
-                for part in other:
-                    source = source[part]
+            source = documents[index]
+            for part in other:
+                source = source[part]
+            if path and not _would_cycle(documents[index], path, source):
                 documents[index] = replace(documents[index], path, source)
         story.append(f"{operation} {path}")
     text = dump(documents)
@@ -84,6 +84,22 @@ def manifests(draw: st.DrawFn) -> Manifest:
         return Manifest(text.encode(), "; ".join(story))
     data = TEXT_MUTATIONS[mutation](text, draw(st.integers(0, 10**6)))
     return Manifest(data, "; ".join([*story, f"text {mutation}"]))
+
+
+def _would_cycle(root: object, path: tuple, source: object) -> bool:
+    """Whether putting ``source`` at ``path`` makes the tree contain itself: after earlier
+    shares, two paths can reach one object, so comparing paths is not enough."""
+    ancestors = {id(root)}
+    for part in path[:-1]:
+        root = root[part]  # type: ignore[index]
+        ancestors.add(id(root))
+    stack, inside = [source], set()
+    while stack:
+        value = stack.pop()
+        if isinstance(value, (dict, list)) and id(value) not in inside:
+            inside.add(id(value))
+            stack.extend(value.values() if isinstance(value, dict) else value)
+    return bool(ancestors & inside)
 
 
 def line_count(data: bytes) -> int:
