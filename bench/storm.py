@@ -126,11 +126,17 @@ class Traffic:
     denied_passed: int = 0
     wrong: list[str] = field(default_factory=list)
 
+    udp_receive_buffer_errors: int = 0
+    """Datagrams the receiving socket's buffer had no room for (``RcvbufErrors`` in x/b's
+    namespace): lost by a reader thread that fell behind, not by the network."""
+
     @property
-    def udp_out_of_order_or_lost(self) -> int:
-        return sum(1 for index, number in enumerate(self.udp_received) if index != number) + (
-            self.udp_sent - len(self.udp_received)
-        )
+    def udp_lost(self) -> int:
+        return self.udp_sent - len(set(self.udp_received))
+
+    @property
+    def udp_reordered(self) -> int:
+        return sum(1 for before, after in zip(self.udp_received, self.udp_received[1:]) if after < before)
 
 
 class Updates(Protocol):
@@ -321,6 +327,7 @@ def run_storm(lab: AgentLab, updates: Updates, rounds: int) -> Traffic:
         with netns.inside(b.netns):
             server = stack.enter_context(socket.create_server((address, TCP_STREAM)))
             receiver = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
             receiver.bind((address, UDP_STREAM))
         tcp = stack.enter_context(_opened(a.netns, socket.AF_INET, socket.SOCK_STREAM))
         tcp.connect((address, TCP_STREAM))
@@ -404,11 +411,20 @@ def run_storm(lab: AgentLab, updates: Updates, rounds: int) -> Traffic:
         drain.set()
         for thread in readers:
             thread.join()
+        with netns.inside(b.netns):
+            seen.udp_receive_buffer_errors = _udp_receive_buffer_errors()
         info = tcp.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
         seen.tcp_retransmitted = struct.unpack_from("I", info, TCP_INFO_TOTAL_RETRANS)[0]
         if seen.tcp_retransmitted:
             seen.wrong.append(f"the TCP stream retransmitted {seen.tcp_retransmitted} segments (packets were dropped)")
     return seen
+
+
+def _udp_receive_buffer_errors() -> int:
+    """``Udp: RcvbufErrors`` of the calling thread's network namespace."""
+    lines = [line.split() for line in Path("/proc/thread-self/net/snmp").read_text().splitlines()]
+    names, values = [row for row in lines if row[0] == "Udp:"][:2]
+    return int(values[names.index("RcvbufErrors")])
 
 
 @contextmanager
@@ -435,8 +451,10 @@ def figures(seen: Traffic, updates: NodeSyncs | AgentProcesses, rounds: int, sec
     found = [
         Figure("storm.tcp_retransmitted", "segments", seen.tcp_retransmitted, target=zero,
                detail=f"{seen.tcp_sent} messages sent, {seen.tcp_received} received in order"),
-        Figure("storm.udp_lost_or_reordered", "datagrams", seen.udp_out_of_order_or_lost, target=zero,
-               detail=f"{seen.udp_sent} sent"),
+        Figure("storm.udp_lost", "datagrams", seen.udp_lost, target=zero,
+               detail=f"of {seen.udp_sent} sent; the receiving socket's buffer overflowed "
+                      f"{seen.udp_receive_buffer_errors} times (RcvbufErrors: the reader, not the network)"),
+        Figure("storm.udp_reordered", "datagrams", seen.udp_reordered, target=zero),
         Figure("storm.allowed_refused", "connections", seen.allowed_refused, target=zero,
                detail=f"of {seen.allowed_attempts} new allowed connections"),
         Figure("storm.denied_passed", "connections", seen.denied_passed, target=zero,

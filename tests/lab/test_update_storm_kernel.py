@@ -5,7 +5,8 @@ passes while the rules change under them, with real packets between lab pods
 Applied by the agent's sync step (every tenth round a full resync, new enforcers halfway),
 and by ``policyctl agent`` processes reading the project's API server, one stopped with
 SIGTERM and one killed with SIGKILL halfway: in both, the TCP stream retransmits nothing and
-is never reset, every UDP datagram arrives in order, every new allowed connection is accepted
+is never reset, every UDP datagram arrives in order (a datagram the reader's socket buffer
+had no room for is counted by the kernel, apart), every new allowed connection is accepted
 and no denied one gets through.
 """
 
@@ -32,7 +33,8 @@ def lab(state_root: Path, lab_namespaces: set[str]) -> Iterator[AgentLab]:
 def check(seen: Traffic) -> None:
     assert seen.wrong == []
     assert seen.tcp_sent > 0 and seen.tcp_received == seen.tcp_sent and seen.tcp_retransmitted == 0
-    assert seen.udp_received == list(range(seen.udp_sent))
+    assert seen.udp_reordered == 0
+    assert seen.udp_lost == seen.udp_receive_buffer_errors, "datagrams lost in the network, not by the reader"
     assert seen.allowed_attempts > 0 and seen.denied_attempts > 0
     assert seen.allowed_refused == seen.denied_passed == 0
 
