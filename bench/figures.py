@@ -13,6 +13,7 @@ both a value and a target exist; JSON output has sorted keys.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -109,3 +110,9 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     started = time.perf_counter()
     result = fn()
     return time.perf_counter() - started, result
+
+
+def machine() -> dict[str, Any]:
+    """What a figure was measured on: shared machines make the load part of the result."""
+    return {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)}
+

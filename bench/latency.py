@@ -30,7 +30,6 @@ import argparse
 import errno
 import json
 import math
-import os
 import selectors
 import socket
 import sys
@@ -44,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from policyctl.bench.agentlab import AgentLab, Raw, namespace, node, pod, policy
-from policyctl.bench.figures import Figure, Target, median, quantile
+from policyctl.bench.figures import Figure, Target, machine, median, quantile
 from policyctl.lab.netns import inside, set_sysctls
 
 PORT = 7000
@@ -514,7 +513,7 @@ def report(results: list[Run], probing: Probing) -> dict[str, Any]:
             "confirm": probing.confirm,
             "deadline_s": probing.deadline,
         },
-        "machine": {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)},
+        "machine": machine(),
     }
 
 

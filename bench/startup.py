@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from policyctl.bench.figures import Figure, Target, median
+from policyctl.bench.figures import Figure, Target, machine, median
 
 TARGET = Target(0.2)
 CALLS: dict[str, tuple[list[str], list[str], dict[str, str]]] = {
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1])
     options = parser.parse_args()
     document: dict[str, object] = {f.name: f.to_json() for f in figures(runs=options.runs, repo=options.repo)}
-    document["machine"] = {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)}
+    document["machine"] = machine()
     print(json.dumps(document, indent=2, sort_keys=True))
 
 

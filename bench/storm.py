@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import socket
 import struct
@@ -51,7 +50,7 @@ from typing import Any, Protocol
 
 from policyctl.agent.sync import NodeSync
 from policyctl.bench.agentlab import AgentLab, Raw, model_of, namespace, node, pod, policy
-from policyctl.bench.figures import Figure, Target, median, quantile
+from policyctl.bench.figures import Figure, Target, machine, median, quantile
 from policyctl.compiler.compile import compile_node
 from policyctl.compiler.render_json import to_document
 from policyctl.enforcer.apply import Enforcer
@@ -491,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
                if isinstance(updates, AgentProcesses) else {"changes_sent": updates.sent, "resyncs": updates.resyncs}),
         }  # fmt: skip
     document = json.dumps(
-        {"runs": runs, "machine": {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)}},
+        {"runs": runs, "machine": machine()},
         indent=2, sort_keys=True,
     )  # fmt: skip
     if options.out:
