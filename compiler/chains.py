@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from policyctl.policy.matchers import isolating
 from policyctl.policy.model import Direction, Family, IPAddress, NetworkPolicy, Pod
 
-from .droplog import log_prefix
+from .droplog import LOG_RATE, MIDSTREAM, base_rule_prefix, log_prefix
 from .elements import GatheredSets, finish_elements, finished_set
 from .intervals import address_interval
 from .newpods import new_pod_rules
@@ -47,7 +47,6 @@ from .ruleset import (
     Icmpv6TypeRange,
     Jump,
     Key,
-    Limit,
     Log,
     Lookup,
     Mode,
@@ -63,7 +62,6 @@ from .ruleset import (
 POSTROUTING_EGRESS_PRIORITY = 95  # srcnat - 5: after DNAT (-100), before SNAT (100)
 POSTROUTING_INGRESS_PRIORITY = 96  # srcnat - 4: a second base chain, so an egress accept does not skip ingress
 INPUT_PRIORITY = 101  # srcnat + 1: after the IPVS LOCAL_IN hooks (98, 99)
-LOG_RATE = Limit(rate=10, per="second", burst=20)
 ND_TYPES = Icmpv6TypeRange(133, 137)
 
 
@@ -264,21 +262,20 @@ def midstream_rules(mode: Mode, direction: Direction) -> list[Rule]:
     may have been opened the other way, and that opening is what the API decides: "reply
     traffic for those connections will also be allowed" only while the connection is. Without
     this rule the server's next packet of a revoked connection would re-create its entry as
-    the server's own egress, which nothing isolates (``docs/ruleset.md``)."""
+    the server's own egress, which nothing isolates (``docs/ruleset.md``). Each drop is logged
+    first, rate-limited, by a rule with the same matches, so only what is dropped is logged."""
     source = direction is Direction.INGRESS
     tail: tuple[Counter | Verdict, ...] = (Counter(), Verdict.DROP) if mode is Mode.ENFORCE else (Counter(),)
-    return [
-        Rule(
-            (
-                CtStateIn(("new",)),
-                TcpNotSyn(),
-                Lookup((Key.address(family, source=source),), policed_set_name(direction, family)),
-                *tail,
-            ),
-            comment=MIDSTREAM_COMMENTS[direction],
+    log = Log(base_rule_prefix(mode, MIDSTREAM, direction))
+    rules: list[Rule] = []
+    for family in FAMILIES:
+        matches = (
+            CtStateIn(("new",)),
+            TcpNotSyn(),
+            Lookup((Key.address(family, source=source),), policed_set_name(direction, family)),
         )
-        for family in FAMILIES
-    ]
+        rules += [Rule((*matches, LOG_RATE, log)), Rule((*matches, *tail), comment=MIDSTREAM_COMMENTS[direction])]
+    return rules
 
 
 def base_chains(mode: Mode, new_pods: Collection[Family] = ()) -> tuple[Chain, ...]:

@@ -20,10 +20,19 @@ from dataclasses import replace
 from policyctl.policy.model import Direction, Pod
 
 from .delta import RulesetDelta
-from .ruleset import Chain, Log, Mode, Rule, Ruleset
+from .ruleset import Chain, Limit, Log, Mode, Rule, Ruleset
 
 LOG_PREFIX_MAX = 127
 """nft's limit on a log prefix, in characters."""
+
+LOG_RATE = Limit(rate=10, per="second", burst=20)
+"""The rate limit in front of every drop log statement: a flood of denied packets logs at most
+this many (the drops past it are still dropped and counted by their rule's counter)."""
+
+MIDSTREAM = "mid-stream"
+NEW_POD = "new-pod"
+"""The words after the verb in the prefixes of the base chains' drop rules, which no pod key
+can be (a key is ``namespace/name``): :func:`base_rule_prefix`."""
 
 
 def log_prefix(mode: Mode, direction: Direction, pod: Pod) -> str:
@@ -32,6 +41,16 @@ def log_prefix(mode: Mode, direction: Direction, pod: Pod) -> str:
     verb = "drop" if mode is Mode.ENFORCE else "audit"
     head = f"policyctl {verb} {direction.value.lower()} "
     return head + pod.key[: LOG_PREFIX_MAX - len(head) - 1] + " "
+
+def base_rule_prefix(mode: Mode, rule: str, direction: Direction) -> str:
+    """``policyctl drop mid-stream ingress `` or ``policyctl drop new-pod egress ``: the prefix
+    of a base chain's drop rule (``rule`` :data:`MIDSTREAM` or :data:`NEW_POD`). Such a rule
+    looks its address up in a set, so the prefix cannot name a pod: the reader finds the pod,
+    or the unknown address, in the packet (``enforcer.drops``). ``direction`` is the policed
+    half: a mid-stream pickup from a pod with an ingress chain is ``ingress``."""
+    verb = "drop" if mode is Mode.ENFORCE else "audit"
+    return f"policyctl {verb} {rule} {direction.value.lower()} "
+
 
 #: NFLOG groups are 16-bit numbers (``nfgenmsg.res_id``).
 MAX_GROUP = 65535

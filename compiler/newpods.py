@@ -32,9 +32,23 @@ from collections.abc import Collection, Iterable
 from policyctl.policy.cluster import Cluster
 from policyctl.policy.model import Direction, Family, IPAddress, IPNetwork, Pod
 
+from .droplog import LOG_RATE, NEW_POD, base_rule_prefix
 from .intervals import Interval, network_interval
 from .layout import COMMENT_MAX_BYTES, FAMILIES, new_pod_set_name
-from .ruleset import Counter, Element, FieldType, Key, Lookup, Mode, NotLocalAddress, Rule, Set, Statement, Verdict
+from .ruleset import (
+    Counter,
+    Element,
+    FieldType,
+    Key,
+    Log,
+    Lookup,
+    Mode,
+    NotLocalAddress,
+    Rule,
+    Set,
+    Statement,
+    Verdict,
+)
 
 
 class NewPodWindow(str, enum.Enum):
@@ -110,14 +124,15 @@ NEW_POD_COMMENTS = {
 def new_pod_rules(mode: Mode, direction: Direction, families: Collection[Family]) -> list[Rule]:
     """Drop (audit mode: count) what an unknown address of this node's pod range sends
     (``direction`` egress, by source) or is sent (ingress, by destination), unless the
-    address is this host's own. Placed after the dispatch, which known pods never pass."""
+    address is this host's own. Placed after the dispatch, which known pods never pass. Each
+    drop is logged first, rate-limited, by a rule with the same matches (``policyctl drops``)."""
     source = direction is Direction.EGRESS
     tail: tuple[Statement, ...] = (Counter(), Verdict.DROP) if mode is Mode.ENFORCE else (Counter(),)
-    return [
-        Rule(
-            (Lookup((Key.address(f, source=source),), new_pod_set_name(f)), NotLocalAddress(source), *tail),
-            comment=NEW_POD_COMMENTS[direction],
-        )
-        for f in FAMILIES
-        if f in families
-    ]
+    log = Log(base_rule_prefix(mode, NEW_POD, direction))
+    rules: list[Rule] = []
+    for family in FAMILIES:
+        if family not in families:
+            continue
+        matches = (Lookup((Key.address(family, source=source),), new_pod_set_name(family)), NotLocalAddress(source))
+        rules += [Rule((*matches, LOG_RATE, log)), Rule((*matches, *tail), comment=NEW_POD_COMMENTS[direction])]
+    return rules

@@ -116,13 +116,14 @@ def _lookups(chain: Chain) -> list[str]:
 def test_the_mid_stream_rules_come_after_established_and_before_dispatch_and_the_node_bypass() -> None:
     ruleset = compile_node(_cluster(), "node-1")
     egress, ingress, input_ = (ruleset.chain(n) for n in ("egress", "ingress", "input"))
-    assert _lookups(egress)[2:4] == ["ingress-policed-v4", "ingress-policed-v6"]
-    assert _lookups(ingress)[2:6] == ["egress-policed-v4", "egress-policed-v6", "node-v4", "node-v6"]
+    assert _lookups(egress)[2:6] == ["ingress-policed-v4"] * 2 + ["ingress-policed-v6"] * 2
+    assert _lookups(ingress)[2:8] == ["egress-policed-v4"] * 2 + ["egress-policed-v6"] * 2 + ["node-v4", "node-v6"]
     assert not any("-policed-" in name for name in _lookups(input_))
-    assert egress.rules[2].statements[:2] == (CtStateIn(("new",)), TcpNotSyn())
-    assert "ct state new tcp flags != syn / fin,syn,rst,ack ip saddr @ingress-policed-v4 counter drop" in render_text(
-        ruleset
-    )
+    assert all(r.statements[:2] == (CtStateIn(("new",)), TcpNotSyn()) for r in egress.rules[2:6])
+    text = render_text(ruleset)
+    assert "ct state new tcp flags != syn / fin,syn,rst,ack ip saddr @ingress-policed-v4 counter drop" in text
+    assert ('ct state new tcp flags != syn / fin,syn,rst,ack ip saddr @ingress-policed-v4 limit rate 10/second '
+            'burst 20 packets log prefix "policyctl drop mid-stream ingress "') in text
 
 
 DROP = {"drop": None}

@@ -109,7 +109,7 @@ def test_the_drop_follows_each_dispatch_and_spares_the_hosts_own_addresses() -> 
     for name in ("egress", "ingress", "input"):
         rules = [str(r.statements) for r in chains[name].rules]
         last_dispatch = max(i for i, r in enumerate(rules) if "VmapLookup" in r)
-        assert all("new-pods" in r for r in rules[last_dispatch + 1 :]) and len(rules) - last_dispatch - 1 == 2
+        assert all("new-pods" in r for r in rules[last_dispatch + 1 :]) and len(rules) - last_dispatch - 1 == 4
 
 
 def _evaluator(snapshot: Cluster, mode: Mode = Mode.ENFORCE) -> Evaluator:
