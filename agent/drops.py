@@ -152,7 +152,7 @@ class DropMonitor:
             kept += 1
             self.log.add(drop_document(drop))
             if self.metrics is not None:
-                self.metrics.dropped_packets.labels(policy=",".join(drop.policies) or "none",
+                self.metrics.dropped_packets.labels(policy=drop.policy_label,
                                                     direction=drop.prefix.direction.value.lower(),
                                                     action=drop.prefix.action).inc()
         return kept

@@ -37,7 +37,6 @@ from policyctl.policy.model import Direction, Family, IPAddress, Pod
 from policyctl.policy.cluster import Cluster
 
 from .chains import (
-    LOG_RATE,
     Layout,
     base_chains,
     direction_layout,
@@ -50,7 +49,7 @@ from .chains import (
     policed_set,
     tiered_chain_name,
 )
-from .droplog import log_prefix
+from .droplog import LOG_RATE, log_prefix
 from .elements import GatheredSets, collect
 from .graph import PolicyGraph, RuleView
 from .identities import identity_of

@@ -10,6 +10,14 @@ manifests of ``-f``), so a drop is explained exactly as ``explain`` explains tha
 the isolating policies and why no rule matched, the hints (the nearest rule and what it would
 need), or for a cluster-scoped policy the Deny rule itself with its tier and priority.
 
+Two rules of the base chains drop what no policy decides, and log with prefixes of their own
+(``policyctl drop mid-stream <direction> ``, ``policyctl drop new-pod <direction> ``): a TCP
+packet without SYN that conntrack picked up as a new connection (a revoked connection, or one
+whose entry was lost) from or to a policed pod, and the traffic of an address of the node's pod
+range that no known pod holds yet (the new-pod window). The model has no verdict on either, so
+such a drop has no explanation but a :attr:`Drop.reason` naming the policed pod or the unknown
+address and its node, checked against the cluster like a pod chain's drop.
+
 When the model does not deny what the kernel dropped (the cluster given is not the one the
 ruleset was compiled from, or the address belongs to no pod the prefix names), the drop is
 still reported, with the disagreement in :attr:`Drop.problem`: never silently explained away.
@@ -21,14 +29,15 @@ evaluation of one half.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from policyctl.compiler.droplog import log_prefix
+from policyctl.compiler.droplog import MIDSTREAM, NEW_POD, log_prefix
 from policyctl.compiler.ruleset import Mode
 from policyctl.enforcer.nflog import LoggedPacket
 from policyctl.enforcer.packetheaders import HeaderError, Headers, parse_headers
 from policyctl.policy.ipblocks import describe
+from policyctl.policy.matchers import AnyPolicy, selecting, takes_part
 from policyctl.policy.model import Direction, IPAddress, Node, Pod
 from policyctl.policy.cluster import Cluster
 from policyctl.policy.semantics import evaluate_direction, selecting_policies
@@ -39,26 +48,40 @@ SCHEMA_VERSION = 1
 EXPLAINED_MAX = 4096
 PREFIX_HEAD = "policyctl "
 _DIRECTIONS = {"ingress": Direction.INGRESS, "egress": Direction.EGRESS}
+POD_CHAIN = "pod-chain"
+#: The ``policy`` label of ``policyctl_dropped_packets_total`` for the base chains' drops, which
+#: no policy decides (parenthesized: no policy's ``namespace/name`` can look like them).
+BASE_RULE_LABELS = {MIDSTREAM: "(mid-stream)", NEW_POD: "(new pod)"}
 
 
 @dataclass(frozen=True, slots=True)
 class LogPrefix:
     """What the logging rule says: ``drop`` or ``audit`` (logged, let through), the half,
     and the local pod whose chain logged (its key as the compiler wrote it, possibly cut to
-    fit nft's 127-character prefix)."""
+    fit nft's 127-character prefix). ``rule`` is :data:`POD_CHAIN`, or for a base chain's
+    rule :data:`MIDSTREAM` or :data:`NEW_POD` (``pod`` then is "": the rule looked its
+    address up in a set, and the packet holds it)."""
 
     action: str
     direction: Direction
     pod: str
+    rule: str = POD_CHAIN
 
     @property
     def text(self) -> str:
+        if self.rule != POD_CHAIN:
+            return f"{PREFIX_HEAD}{self.action} {self.rule} {self.direction.value.lower()}"
         return f"{PREFIX_HEAD}{self.action} {self.direction.value.lower()} {self.pod}"
 
 
 def parse_prefix(text: str) -> LogPrefix | None:
-    """``policyctl drop ingress x/a `` -> its parts; None for a prefix that is not ours."""
+    """``policyctl drop ingress x/a `` or ``policyctl drop mid-stream ingress `` -> its parts;
+    None for a prefix that is not ours."""
     words = text.strip().split(" ")
+    if len(words) == 4 and words[2] in BASE_RULE_LABELS:
+        if f"{words[0]} " != PREFIX_HEAD or words[1] not in ("drop", "audit") or words[3] not in _DIRECTIONS:
+            return None
+        return LogPrefix(words[1], _DIRECTIONS[words[3]], "", words[2])
     if len(words) != 4 or f"{words[0]} " != PREFIX_HEAD or words[1] not in ("drop", "audit"):
         return None
     direction = _DIRECTIONS.get(words[2])
@@ -103,7 +126,8 @@ class Drop:
     the two ends as the cluster names them, and the model's verdict on the half that
     dropped it (``half``, as ``explain`` shows it; None when the flow cannot be decided:
     then ``problem`` says why). ``problem`` is also set when the model disagrees with the
-    kernel."""
+    kernel. A base chain's drop (mid-stream, new pod) has no half: ``reason`` says what the
+    rule stands for, on this packet."""
 
     time: float
     prefix: LogPrefix
@@ -112,10 +136,38 @@ class Drop:
     destination: Endpoint
     half: DirectionVerdict | None
     problem: str = ""
+    reason: str = ""
 
     @property
     def audit(self) -> bool:
         return self.prefix.action == "audit"
+
+    @property
+    def local(self) -> Endpoint:
+        """The end on this node the dropping rule is about: the egress half's source, the
+        ingress half's destination; for a mid-stream drop the policed pod, which is the
+        sender when it is policed for ingress (the server of the connection picked up)."""
+        return self.source if self.local_is_source else self.destination
+
+    @property
+    def local_is_source(self) -> bool:
+        source_side = Direction.INGRESS if self.prefix.rule == MIDSTREAM else Direction.EGRESS
+        return self.prefix.direction is source_side
+
+    @property
+    def pod(self) -> str | None:
+        """The pod the drop is reported for: the pod chain's, the policed pod of a mid-stream
+        drop, None for the new-pod window (no known pod holds the address)."""
+        if self.prefix.rule == POD_CHAIN:
+            return self.prefix.pod
+        local = self.local
+        return local.key if self.prefix.rule == MIDSTREAM and isinstance(local, Pod) else None
+
+    @property
+    def policy_label(self) -> str:
+        """The ``policy`` label of ``policyctl_dropped_packets_total``: the deciding policies,
+        "none" when the model does not explain the drop, or the base rule's marker."""
+        return BASE_RULE_LABELS.get(self.prefix.rule) or ",".join(self.policies) or "none"
 
     @property
     def policies(self) -> tuple[str, ...]:
@@ -162,9 +214,12 @@ def attribute(packet: LoggedPacket, book: AddressBook, *, now: float) -> Drop | 
     try:
         headers = parse_headers(packet.payload)
     except HeaderError as error:
-        raise HeaderError(f"a packet logged by {prefix.pod}'s {prefix.direction.value.lower()} rule cannot be read "
+        owner = f"{prefix.pod}'s" if prefix.rule == POD_CHAIN else f"the {prefix.rule}"
+        raise HeaderError(f"a packet logged by {owner} {prefix.direction.value.lower()} rule cannot be read "
                           f"({error}; {len(packet.payload)} bytes copied)") from None
     source, destination = book.end(headers.source), book.end(headers.destination)
+    if prefix.rule != POD_CHAIN:
+        return _base_rule_drop(Drop(when, prefix, headers, source, destination, None), book.cluster)
     connection = connection_of(headers, book)
     local = source if prefix.direction is Direction.EGRESS else destination
     if connection is None:
@@ -174,6 +229,45 @@ def attribute(packet: LoggedPacket, book: AddressBook, *, now: float) -> Drop | 
         return Drop(when, prefix, headers, source, destination, None, problem)
     half = book.explain(connection, prefix.direction)
     return Drop(when, prefix, headers, source, destination, half, _disagreement(prefix, half, local))
+
+
+MIDSTREAM_REASON = ("TCP without SYN that conntrack does not track (a connection revoked or whose entry was lost): "
+                    "mid-stream pickups of policed pods are dropped")
+
+
+def _base_rule_drop(drop: Drop, cluster: Cluster) -> Drop:
+    """``drop`` (of a base chain's rule) with its reason, and a problem when the cluster
+    given does not hold what the rule stands for: a mid-stream drop's pod isolated in the
+    rule's direction, a new-pod drop's address in a node's pod range and held by no pod."""
+    direction = drop.prefix.direction.value.lower()
+    local = drop.local
+    address = drop.headers.source if drop.local_is_source else drop.headers.destination
+    stale = "the ruleset was compiled from another cluster view (stale, or not yet updated)"
+    if drop.prefix.rule == MIDSTREAM:
+        isolating = _policing(cluster, local, drop.prefix.direction)
+        reason = f"{MIDSTREAM_REASON} ({describe(local)} is policed for {direction}{isolating})"
+        problem = "" if isolating else f"{describe(local)} is not isolated for {direction} in this cluster: {stale}"
+        return replace(drop, reason=reason, problem=problem)
+    nodes = sorted(n.name for n in cluster.nodes if any(address in c for c in n.pod_cidrs))
+    if not nodes:
+        reason = f"address {address} is in no node's pod range in this cluster, and no known pod holds it"
+        return replace(drop, reason=reason, problem=f"the new-pod window denied it: {stale}")
+    reason = (f"address {address} is in node {nodes[0]}'s pod range and no known pod holds it yet: "
+              "the new-pod window denies it until its pod is programmed")
+    problem = f"{describe(local)} holds the address in this cluster: {stale}" if isinstance(local, Pod) else ""
+    return replace(drop, reason=reason, problem=problem)
+
+
+def _policing(cluster: Cluster, local: Endpoint, direction: Direction) -> str:
+    """`` (isolated by x/p, ...)``: the policies that give ``local`` a chain in ``direction``
+    (NetworkPolicies isolating it, cluster-scoped policies with rules in that direction that
+    apply to it: :func:`policy.matchers.takes_part`); "" when none does."""
+    if not isinstance(local, Pod):
+        return ""
+    labels = cluster.namespace_labels(local.namespace)
+    found: list[AnyPolicy] = [*selecting_policies(cluster, local), *selecting(cluster.cluster_policies, local, labels)]
+    refs = [str(p.ref) for p in found if takes_part(p, direction)]
+    return f" (isolated by {', '.join(refs)})" if refs else ""
 
 
 def _isolating(cluster: Cluster, local: Endpoint, direction: Direction) -> str:
@@ -260,7 +354,9 @@ def drop_document(drop: Drop) -> dict[str, Any]:
         "time": round(drop.time, 6),
         "action": drop.prefix.action,
         "direction": drop.prefix.direction.value.lower(),
-        "pod": drop.prefix.pod,
+        "pod": drop.pod,
+        "drop_rule": drop.prefix.rule,
+        "reason": drop.reason or None,
         "family": headers.family.value,
         "protocol": headers.protocol_name,
         "port": headers.port,

@@ -38,11 +38,16 @@ def _where(source: str | None) -> str:
 
 def drop_lines(document: Mapping[str, Any]) -> list[str]:
     """``2026-01-02T03:04:05.678Z DROP ingress shop/b: lab/a (10.0.1.2) → shop/b (10.0.2.3) TCP/80``
-    and the explanation below it."""
+    and the explanation below it; a base chain's drop names its rule (``DROP ingress mid-stream
+    shop/b: ...``, ``DROP egress new-pod: ...``) and its reason instead."""
     port = f"/{document['port']}" if document.get("port") is not None else ""
-    head = (f"{_when(document['time'])} {document['action'].upper()} {document['direction']} {document['pod']}: "
+    rule = document.get("drop_rule")
+    what = " ".join(w for w in (rule if rule not in (None, "pod-chain") else None, document.get("pod")) if w)
+    head = (f"{_when(document['time'])} {document['action'].upper()} {document['direction']} {what}: "
             f"{_end(document['source'])} → {_end(document['destination'])} {document['protocol']}{port}")
     lines = [head]
+    if document.get("reason"):
+        lines.append(f"  {document['reason']}")
     explanation = document.get("explanation")
     if explanation is not None:
         lines.append(f"  {explanation['note']}")
