@@ -190,8 +190,8 @@ class AgentMetrics:
         )
         self.dropped_packets = Counter(
             "policyctl_dropped_packets",
-            "Denied packets logged to the drop log (rate-limited per pod chain), by deciding policy, direction and "
-            "action (drop, or audit: logged and let through).",
+            "Denied packets logged to the drop log (rate-limited per logging rule), by deciding policy ((mid-stream) "
+            "and (new pod) for those base-chain rules), direction and action (drop, or audit: logged and let through).",
             ["policy", "direction", "action"],
             registry=r,
         )
