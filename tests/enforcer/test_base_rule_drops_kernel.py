@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import time
 from typing import Any
 
 import pytest
@@ -18,13 +17,14 @@ from policyctl.compiler.render_json import to_document
 from policyctl.enforcer.apply import Enforcer
 from policyctl.enforcer.backend import LibnftablesBackend
 from policyctl.enforcer.conntrack import ConntrackTool, revoke, ruleset_judge
-from policyctl.enforcer.drops import AddressBook, attribute, drop_document
+from policyctl.enforcer.drops import AddressBook, drop_document
 from policyctl.enforcer.nflog import NflogReader
 from policyctl.policy.cluster import Cluster
 from policyctl.policy.model import NetworkPolicy
 from tests.builders import cluster
 from tests.enforcer.netns import CLUSTER_OBJECTS, EchoServer, Node
 from tests.enforcer.test_midstream_kernel import REVOKED, B_ADMITS_A, _received
+from tests.enforcer.nflogdrain import drain
 
 pytestmark = pytest.mark.kernel
 
@@ -40,17 +40,6 @@ SHOWN = ("action", "direction", "drop_rule", "pod", "reason", "problem", "explan
 
 def _logged(ruleset_cluster: Cluster, **options: Any) -> dict[str, Any]:
     return to_document(log_to_group(compile_node(ruleset_cluster, "node-1", **options), GROUP))
-
-
-def _drain(reader: NflogReader, book: AddressBook) -> list[dict[str, Any]]:
-    documents: list[dict[str, Any]] = []
-    quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < QUIET:
-        arrived = reader.read(0.1)
-        if arrived:
-            quiet_since = time.monotonic()
-        documents.extend(drop_document(d) for p in arrived if (d := attribute(p, book, now=time.time())) is not None)
-    return documents
 
 
 def _shown(document: dict[str, Any]) -> tuple[Any, ...]:
@@ -86,7 +75,7 @@ def test_a_revoked_connections_server_speaking_first_is_logged_as_a_mid_stream_d
                    local={ipaddress.ip_address(A), ipaddress.ip_address(B)})
             server.connections[0].sendall(b"push")
             assert not _received(client, b"push", timeout=1.0)
-            documents = _drain(reader, AddressBook(denied_cluster))
+            documents = [drop_document(d) for d in drain([reader], AddressBook(denied_cluster), quiet=QUIET)]
         finally:
             client.close()
     midstream = [_shown(d) for d in documents if d["drop_rule"] == "mid-stream"]
@@ -121,5 +110,5 @@ def test_traffic_of_a_pod_address_no_known_pod_holds_is_logged_as_a_new_pod_drop
     Enforcer(backend).apply(_logged(running, new_pods=NewPodWindow.DENY))
     with NflogReader(GROUP, netns=node.node.name) as reader:
         assert not node.connects(getattr(node, sender), address, 80, timeout=0.5)
-        documents = _drain(reader, AddressBook(running))
+        documents = [drop_document(d) for d in drain([reader], AddressBook(running), quiet=QUIET)]
     assert documents and {_shown(d) for d in documents} == {shown}

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from policyctl.compiler.ruleset import Mode
-from policyctl.enforcer.drops import AddressBook, Drop, attribute, drop_document, explanation_document
+from policyctl.enforcer.drops import AddressBook, Drop, drop_document, explanation_document
 from policyctl.enforcer.nflog import GroupInUse, NflogReader
 from policyctl.lab.engine import LabEngine
 from policyctl.lab.probes import Attempt, run_probes
@@ -37,6 +37,7 @@ from policyctl.policy.model import Direction, Family, Pod, Protocol
 from policyctl.policy.cluster import Cluster
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection, DecidedBy, DirectionVerdict
+from tests.enforcer.nflogdrain import drain
 
 pytestmark = pytest.mark.kernel
 
@@ -56,17 +57,6 @@ def oracle_denial(
     if not verdict.ingress.allowed:
         return verdict.ingress
     return None
-
-
-def drain(readers: list[NflogReader], book: AddressBook) -> list[Drop]:
-    drops: list[Drop] = []
-    quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < QUIET:
-        arrived = [p for r in readers for p in r.read(0.1)]
-        if arrived:
-            quiet_since = time.monotonic()
-        drops.extend(d for p in arrived if (d := attribute(p, book, now=time.time())) is not None)
-    return drops
 
 
 def line_of(text: str) -> int:
@@ -91,7 +81,7 @@ def test_each_kernel_drop_is_attributed_as_the_oracle_explains_its_flow(
         readers = [NflogReader(GROUP, netns=node.netns) for node in plan.nodes]
         try:
             engine.observe(given, Probe(80, Protocol.TCP, family))
-            drops = drain(readers, AddressBook(running))
+            drops = drain(readers, AddressBook(running), quiet=QUIET)
         finally:
             for reader in readers:
                 reader.close()

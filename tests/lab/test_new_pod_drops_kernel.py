@@ -5,7 +5,6 @@ group and is explained, on the agent's view (which lacks the pod), as the new-po
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,12 +14,13 @@ from policyctl.agent.sync import NodeSync
 from policyctl.compiler.newpods import NewPodWindow
 from policyctl.enforcer.apply import Enforcer
 from policyctl.enforcer.backend import LibnftablesBackend
-from policyctl.enforcer.drops import AddressBook, attribute, drop_document
+from policyctl.enforcer.drops import AddressBook, drop_document
 from policyctl.enforcer.nflog import NflogReader
 from policyctl.lab.topology import LabPlan
 from policyctl.policy.cluster import Cluster
 from tests.agent.fakes import FixedSnapshots
 from tests.lab.test_new_pod_window_kernel import NEW, TOUCHING_NEW, lab, probe  # noqa: F401 (the lab fixture)
+from tests.enforcer.nflogdrain import drain
 
 pytestmark = pytest.mark.kernel
 
@@ -36,17 +36,6 @@ def _syncs(plan: LabPlan, model: FixedSnapshots) -> Iterator[NodeSync]:
         backend = LibnftablesBackend(netns=node_plan.netns)
         yield NodeSync(model, node=node_plan.name, enforcer=Enforcer(backend, table=f"{plan.prefix}policyctl"),
                        new_pods=NewPodWindow.DENY, log_group=GROUP)
-
-
-def _drain(reader: NflogReader, book: AddressBook) -> list[dict[str, Any]]:
-    documents: list[dict[str, Any]] = []
-    quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < QUIET:
-        arrived = reader.read(0.1)
-        if arrived:
-            quiet_since = time.monotonic()
-        documents.extend(drop_document(d) for p in arrived if (d := attribute(p, book, now=time.time())) is not None)
-    return documents
 
 
 def _expected(source: str, destination: str) -> tuple[Any, ...]:
@@ -74,7 +63,7 @@ def test_each_new_pod_drop_in_the_lab_is_logged_and_explained_as_the_window(
             sync()
         with NflogReader(GROUP, netns=plan.node_by_name["node-1"].netns) as reader:
             seen = probe(plan)
-            documents = _drain(reader, AddressBook(view))
+            documents = [drop_document(d) for d in drain([reader], AddressBook(view), quiet=QUIET)]
     finally:
         for sync in nodes:
             sync.enforcer.backend.close()  # type: ignore[attr-defined]
