@@ -37,6 +37,9 @@ def test_each_write_flips_what_probes_see(state_root: Path, lab_namespaces: set[
 def test_revoked_flow_stops_under_the_default_conntrack_settings(state_root: Path, lab_namespaces: set[str]) -> None:
     """The server's next packet after revocation (its echo or ACK) would be picked up as a new
     flow from the server, whose egress nothing isolates; it is dropped as a mid-stream pickup
-    from a pod with an ingress chain, so the flow stays stopped (``o`` then only ``x``)."""
+    from a pod with an ingress chain, so the flow stays stopped (``o`` then only ``x``). A
+    repetition whose flow could not be opened before the write is void (nothing to revoke)."""
     result = run(Shape(pods=6, reps=3, node_sysctls=DEFAULT_CONNTRACK), Probing(deadline=3.0))
-    assert _flipped(result, "policy_delete") == [(True, True)] * 3
+    seen = _flipped(result, "policy_delete")
+    assert all(flipped for valid, flipped in seen if valid), seen
+    assert sum(valid for valid, _ in seen) >= 2, seen
