@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.test_manifests import DEPLOY, OVERLAYS, rendered
+from tests.deploy.test_manifests import DEPLOY, OVERLAYS, agent_params, rendered
 
 CHART = DEPLOY / "helm" / "policyctl"
 HELM = shutil.which("helm") or shutil.which("helm", path=str(DEPLOY.parent / ".venv" / "tools"))
@@ -25,6 +25,7 @@ VALUES: dict[str, tuple[str, ...]] = {
     "image": ("image.repository=registry.example/policyctl",),
     "log-level": ("logLevel=debug",),
     "metrics": ("metrics.serviceMonitor=true",),
+    "new-pod-window-allow": ("newPodWindow=allow",),
     "node-selector": ("nodeSelector.kubernetes\\.io/os=linux", "nodeSelector.policyctl/agent=enabled"),
     "runtime-status": ("runtimeStatus=true",),
     "tolerations": ("--values", str(Path(__file__).parent / "helm-tolerations.yaml")),
@@ -80,3 +81,28 @@ def test_another_namespace_moves_every_namespaced_object_and_the_binding_follows
     assert binding["subjects"][0]["namespace"] == "policyctl-system"
     (monitor,) = [o for o in found if o["kind"] == "ServiceMonitor"]
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["policyctl-system"]}
+
+
+@pytest.mark.parametrize("window", ["deny", "allow"])
+def test_the_new_pod_window_value_reaches_the_agents_parser(window: str) -> None:
+    agent = template(f"newPodWindow={window}")[("DaemonSet", "policyctl-agent")]
+    (container,) = agent["spec"]["template"]["spec"]["containers"]
+    assert agent_params(container["args"])["new_pod_window"] == window
+
+
+#: newPodWindow values the chart refuses to render, and how the message shows each.
+REJECTED: dict[str, tuple[tuple[str, str], str]] = {
+    "a misspelling": (("--set", "newPodWindow=alow"), '"alow"'),
+    "another case": (("--set", "newPodWindow=Allow"), '"Allow"'),
+    "a boolean": (("--set", "newPodWindow=true"), "true"),
+    "an empty string": (("--set-string", "newPodWindow="), '""'),
+    "no value": (("--set", "newPodWindow=null"), "null"),
+}
+
+
+@pytest.mark.parametrize(("value", "shown"), REJECTED.values(), ids=list(REJECTED))
+def test_a_new_pod_window_other_than_deny_or_allow_fails_the_render(value: tuple[str, str], shown: str) -> None:
+    result = helm("template", "policyctl", str(CHART), "--namespace", "kube-system", *value)
+    assert result.returncode != 0
+    assert f"newPodWindow: must be deny or allow, not {shown}" in result.stderr
+    assert result.stdout == ""

@@ -195,6 +195,42 @@ def test_every_agent_argument_is_an_option_of_policyctl_agent_with_an_accepted_v
                 assert value in (choices or ()), f"{arg}: not one of {choices}"
 
 
+def agent_params(args: list[str]) -> dict[str, Any]:
+    """The settings ``policyctl agent`` takes from a container's args, read by the command's own
+    click parser: an unknown option, a value outside its choices or of the wrong type raises
+    click.UsageError here, as it would stop the agent in its container with exit 2."""
+    assert args[:1] == ["agent"], args
+    return dict(agent_command.make_context("agent", list(args[1:])).params)
+
+
+def test_every_agent_container_parses_with_the_agents_own_parser(objects: Objects) -> None:
+    for container in _containers(_pod(agent_ds(objects))) + _containers(_pod(cleanup_ds(objects))):
+        if container.get("args"):
+            agent_params(container["args"])
+
+
+def test_the_new_pod_window_is_deny_except_in_its_overlay(source: str, objects: Objects) -> None:
+    expected = "allow" if source == "overlays/new-pod-window-allow" else "deny"
+    (container,) = _pod(agent_ds(objects))["containers"]
+    assert agent_params(container["args"])["new_pod_window"] == expected
+
+
+#: Arguments the agent's parser must refuse, so a typo in deploy/ fails a test.
+MISTYPED: dict[str, list[str]] = {
+    "a value outside the choices": ["agent", "--new-pod-window=alow"],
+    "a value in another case": ["agent", "--new-pod-window=Allow"],
+    "a misspelt option": ["agent", "--new-pod-windows=allow"],
+    "a value of the wrong type": ["agent", "--metrics-port=metrics"],
+    "a value given to a flag": ["agent", "--publish-events=true"],
+}
+
+
+@pytest.mark.parametrize("args", MISTYPED.values(), ids=list(MISTYPED))
+def test_the_agents_parser_refuses_a_mistyped_argument(args: list[str]) -> None:
+    with pytest.raises(click.UsageError):
+        agent_params(args)
+
+
 def test_daemonset_uses_the_service_account_the_binding_names(objects: Objects) -> None:
     account = by_kind("ServiceAccount", objects)["metadata"]["name"]
     assert _pod(agent_ds(objects))["serviceAccountName"] == account
@@ -311,6 +347,7 @@ CHANGES: dict[str, Callable[[Objects], None]] = {
     "image": _with_image("registry.example/policyctl:0.1.0"),
     "log-level": _with_args("--log-level=debug"),
     "metrics": _with_objects("metrics/service.yaml", "metrics/servicemonitor.yaml"),
+    "new-pod-window-allow": _with_args("--new-pod-window=allow"),
     "node-selector": _with_pod("nodeSelector", {"kubernetes.io/os": "linux", "policyctl/agent": "enabled"}),
     "runtime-status": _with_runtime_status,
     "tolerations": _with_pod(
