@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from policyctl.agent.httpserver import Limits
 from policyctl.agent.runner import Intervals
+from policyctl.compiler.markedpeers import IdentityMark
 from policyctl.compiler.newpods import NewPodWindow
 from policyctl.compiler.ruleset import Mode
 
@@ -74,6 +75,9 @@ class AgentConfig:
     """``deny``: an address of this node's ``spec.podCIDRs`` that no known pod holds is denied
     until the pod is known and its rules programmed, when any policy exists (``compiler.newpods``);
     a node without pod CIDRs is unaffected. ``allow``: such a pod is non-isolated until then."""
+    identity_mark: int | None = None
+    """The packet-mark bits of the marked peer layout (``compiler.markedpeers``); None: peer
+    maps that jump."""
 
     @property
     def log_group(self) -> int | None:
@@ -100,6 +104,10 @@ class AgentConfig:
     def new_pods(self) -> NewPodWindow:
         return NewPodWindow(self.new_pod_window)
 
+    @property
+    def mark(self) -> IdentityMark | None:
+        return IdentityMark(self.identity_mark) if self.identity_mark is not None else None
+
     def validate(self) -> tuple[str, ...]:
         """Every problem, in words naming the flag; empty when the settings can be used."""
         problems: list[str] = []
@@ -112,6 +120,11 @@ class AgentConfig:
         if self.new_pod_window not in NEW_POD_WINDOWS:
             choices = ", ".join(NEW_POD_WINDOWS)
             problems.append(f"--new-pod-window must be one of {choices} (got {self.new_pod_window!r})")
+        if self.identity_mark is not None:
+            try:
+                IdentityMark(self.identity_mark)
+            except ValueError as error:
+                problems.append(f"--identity-mark: {error}")
         problems.extend(f"--{p}" for p in _interval_problems(self.intervals))
         for flag, port in (("--metrics-port", self.metrics_port), ("--health-port", self.health_port)):
             if port > 65535:

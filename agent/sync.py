@@ -47,6 +47,7 @@ from policyctl.agent.metrics import AgentMetrics
 from policyctl.compiler.delta import RulesetDelta
 from policyctl.compiler.droplog import delta_to_group, log_to_group
 from policyctl.compiler.incremental import NodeCompiler
+from policyctl.compiler.markedpeers import IdentityMark
 from policyctl.compiler.newpods import NewPodWindow
 from policyctl.compiler.render_json import to_document
 from policyctl.compiler.ruleset import Mode
@@ -122,6 +123,7 @@ class NodeSync:
         enforcer: RulesetApplier,
         mode: Mode = Mode.ENFORCE,
         new_pods: NewPodWindow = NewPodWindow.ALLOW,
+        identity_mark: IdentityMark | None = None,
         conntrack: ConntrackTable | None = None,
         metrics: AgentMetrics | None = None,
         logger: logging.Logger | None = None,
@@ -140,6 +142,8 @@ class NodeSync:
         self.mode = mode
         self.new_pods = new_pods
         """What unknown addresses of the node's pod range meet (``compiler.newpods``)."""
+        self.identity_mark = identity_mark
+        """The mark bits of the marked peer layout (``compiler.markedpeers``), or None."""
         self.conntrack = conntrack
         self.metrics = metrics
         self.log = logger or logging.getLogger("policyctl.agent.sync")
@@ -153,7 +157,8 @@ class NodeSync:
         self.resync_interval = resync_interval
         self.freeze_after_first_sync = freeze_after_first_sync
         self.required_pod = required_pod
-        self.compiler = NodeCompiler(node, table=enforcer.table, mode=mode, new_pods=new_pods)
+        self.compiler = NodeCompiler(node, table=enforcer.table, mode=mode, new_pods=new_pods,
+                                     identity_mark=identity_mark)
         self._document: dict[str, Any] | None = None
         self._verified_at: float | None = None
         self._cluster: Cluster | None = None
@@ -208,7 +213,8 @@ class NodeSync:
         """After a failed sync, compile the next one from scratch and apply it whole with a
         full read of the kernel: a step that failed halfway may have left the compiler ahead
         of the kernel, or its state half-updated, and neither may leak into later deltas."""
-        self.compiler = NodeCompiler(self.node, table=self.enforcer.table, mode=self.mode, new_pods=self.new_pods)
+        self.compiler = NodeCompiler(self.node, table=self.enforcer.table, mode=self.mode, new_pods=self.new_pods,
+                                     identity_mark=self.identity_mark)
         self._document = None
         self._cluster = None
         self._verified_at = None

@@ -54,6 +54,7 @@ from .elements import GatheredSets, collect
 from .graph import PolicyGraph, RuleView
 from .identities import identity_of
 from .layout import FAMILIES
+from .markedpeers import IdentityMark, marked
 from .newpods import NewPodWindow, new_pod_sets, window_families
 from .peeridentity import Context, PeerIdentity, by_ports, peers
 from .ruleset import Chain, Jump, Log, Mode, Ruleset
@@ -96,10 +97,12 @@ def compile_node(
     mode: Mode = Mode.ENFORCE,
     graph: PolicyGraph | None = None,
     new_pods: NewPodWindow = NewPodWindow.ALLOW,
+    identity_mark: IdentityMark | None = None,
 ) -> Ruleset:
     """The ruleset ``node`` must enforce for ``cluster``. Pure and deterministic: equal input
     gives an equal (and identically rendered) ruleset. ``new_pods``: what unknown addresses of
-    the node's pod range meet (:mod:`newpods`)."""
+    the node's pod range meet (:mod:`newpods`); ``identity_mark``: the mark bits of the
+    marked peer layout (:mod:`markedpeers`), None for peer maps that jump."""
     graph = graph if graph is not None else PolicyGraph(cluster)
     tier_sets = TierSets(cluster, graph.index) if cluster.cluster_policies else None
     isolated: list[tuple[Pod, Direction, tuple[RuleView, ...]]] = []
@@ -166,7 +169,7 @@ def compile_node(
     tier_used = tier_sets.used() if tier_sets is not None else ()
     window = window_families(cluster, node, new_pods)
     unknown = new_pod_sets(cluster, node, window)
-    return Ruleset(
+    ruleset = Ruleset(
         table=table,
         node=node,
         mode=mode,
@@ -175,3 +178,4 @@ def compile_node(
         chains=base_chains(mode, window)
         + tuple(sorted(tuple(layout.chains) + tuple(pod_chains), key=lambda c: c.name)),
     )
+    return ruleset if identity_mark is None else marked(ruleset, identity_mark)

@@ -37,8 +37,10 @@ from .ruleset import Chain, Element, Jump, Lookup, Mode, Ruleset, Set, VerdictMa
 from policyctl.policy.model import IPAddress
 
 MapEntry = tuple[IPAddress, Jump]
+MarkEntry = tuple[IPAddress | int, Jump]
+"""An entry of any verdict map: an address, or a mark value (``markedpeers``)."""
 SetElements = tuple[tuple[str, tuple[Element, ...]], ...]
-MapEntries = tuple[tuple[str, tuple[MapEntry, ...]], ...]
+MapEntries = tuple[tuple[str, tuple[MarkEntry, ...]], ...]
 
 
 @dataclass(frozen=True, slots=True)

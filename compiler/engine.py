@@ -36,6 +36,7 @@ from .elements import PROTOCOL_NUMBERS
 from .evaluator import Evaluator, Outcome, Packet
 from .graph import PolicyGraph
 from .layout import FAMILIES
+from .markedpeers import IdentityMark
 from .newpods import NewPodWindow
 from .render_json import render_json
 from .ruleset import Hook, Mode
@@ -81,13 +82,16 @@ class CompiledCluster:
 
     def __init__(
         self, cluster: Cluster, *, table: str = "policyctl", mode: Mode = Mode.ENFORCE,
-        new_pods: NewPodWindow = NewPodWindow.ALLOW,
+        new_pods: NewPodWindow = NewPodWindow.ALLOW, identity_mark: IdentityMark | None = None, packet_mark: int = 0,
     ) -> None:
+        """``packet_mark``: the mark every packet arrives with (what other components set)."""
         self.cluster = cluster
+        self.packet_mark = packet_mark
         graph = PolicyGraph(cluster)
         names = sorted({n.name for n in cluster.nodes} | {p.node for p in cluster.pods if p.node})
         self.documents = {
-            n: render_json(compile_node(cluster, n, table=table, mode=mode, graph=graph, new_pods=new_pods))
+            n: render_json(compile_node(cluster, n, table=table, mode=mode, graph=graph, new_pods=new_pods,
+                                        identity_mark=identity_mark))
             for n in names
         }
         self.evaluators = {
@@ -101,7 +105,8 @@ class CompiledCluster:
         destination = end_address(self.cluster, connection.destination, connection.family).address
         if source is None or destination is None:
             return None
-        packet = Packet(source, destination, PROTOCOL_NUMBERS[connection.protocol], connection.port)
+        protocol = PROTOCOL_NUMBERS[connection.protocol]
+        packet = Packet(source, destination, protocol, connection.port, mark=self.packet_mark)
         results = []
         for hop in hops(connection.source, connection.destination):
             outcome = self.evaluators[hop.node].evaluate(hop.hook.value, packet)
@@ -123,14 +128,19 @@ class CompiledEngine:
 
     name = "compiled"
 
-    def __init__(self, *, table: str = "policyctl", mode: Mode = Mode.ENFORCE) -> None:
+    def __init__(
+        self, *, table: str = "policyctl", mode: Mode = Mode.ENFORCE, identity_mark: IdentityMark | None = None
+    ) -> None:
         self.table = table
         self.mode = mode
+        self.identity_mark = identity_mark
         self._compiled: CompiledCluster | None = None
 
     def _for(self, cluster: Cluster) -> CompiledCluster:
         if self._compiled is None or self._compiled.cluster is not cluster:
-            self._compiled = CompiledCluster(cluster, table=self.table, mode=self.mode)
+            self._compiled = CompiledCluster(
+                cluster, table=self.table, mode=self.mode, identity_mark=self.identity_mark
+            )
         return self._compiled
 
     def observe(self, cluster: Cluster, probe: Probe) -> Observation:

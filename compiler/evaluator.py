@@ -59,6 +59,7 @@ class Packet:
     icmp_type: int | None = None
     ct_state: str = "new"
     tcp_flags: int = SYN
+    mark: int = 0
 
     @property
     def family(self) -> Family:
@@ -73,9 +74,11 @@ class Outcome:
     accepted: bool
     trace: tuple[tuple[str, int], ...] = ()
     logs: tuple[str, ...] = ()
+    mark: int = 0
 
 
 _UNDEFINED = object()
+MARK: dict[str, Any] = {"meta": {"key": "mark"}}
 
 
 def _address(text: str) -> int:
@@ -101,7 +104,7 @@ def _scalar(kind: str, value: Any) -> tuple[int, int]:
         number = PROTOCOLS.get(value) if isinstance(value, str) else value
     elif kind == "icmpv6_type":
         number = ICMPV6_TYPES.get(value) if isinstance(value, str) else value
-    elif kind == "inet_service":
+    elif kind in ("inet_service", "mark"):
         number = value
     else:
         raise UnsupportedExpression(f"data type {kind!r}")
@@ -217,8 +220,8 @@ class Evaluator:
             if verdict is None:
                 verdict = chain.policy
             if verdict == "drop":
-                return Outcome(False, tuple(run.trace), tuple(run.logs))
-        return Outcome(True, tuple(run.trace), tuple(run.logs))
+                return Outcome(False, tuple(run.trace), tuple(run.logs), run.mark)
+        return Outcome(True, tuple(run.trace), tuple(run.logs), run.mark)
 
 
 class _Run:
@@ -229,6 +232,7 @@ class _Run:
         self.packet = packet
         self.trace: list[tuple[str, int]] = []
         self.logs: list[str] = []
+        self.mark = packet.mark
 
     def chain(self, chain: _Chain, *, depth: int) -> str | None:
         """``accept``/``drop`` when one was reached, None when the chain returned."""
@@ -255,6 +259,8 @@ class _Run:
                 continue
             elif kind == "log":
                 self.logs.append(body.get("prefix", "") if body else "")
+            elif kind == "mangle":
+                self.mark = self.mangled_mark(body)
             elif kind == "vmap":
                 key = self.key(body["key"])
                 data = body["data"]
@@ -302,8 +308,27 @@ class _Run:
             raise UnsupportedExpression("th dport without meta l4proto in the same key")
         return tuple(values)
 
+    def mangled_mark(self, body: Mapping[str, Any]) -> int:
+        """``meta mark set meta mark & C`` or ``| C``, the two forms the compiler emits."""
+        value = body.get("value")
+        if body.get("key") == MARK and isinstance(value, Mapping) and len(value) == 1:
+            (op, operands), = value.items()
+            if op in ("&", "|") and isinstance(operands, list) and len(operands) == 2 and operands[0] == MARK:
+                constant = operands[1]
+                if isinstance(constant, int) and not isinstance(constant, bool):
+                    return self.mark & constant if op == "&" else self.mark | constant
+        raise UnsupportedExpression(f"mangle {body!r}")
+
     def field(self, expression: Mapping[str, Any]) -> Any:
         p = self.packet
+        if expression == MARK:
+            return self.mark
+        if "&" in expression:
+            operands = expression["&"]
+            if isinstance(operands, list) and len(operands) == 2 and operands[0] == MARK:
+                if isinstance(operands[1], int):
+                    return self.mark & operands[1]
+            raise UnsupportedExpression(f"expression {expression!r}")
         if "payload" in expression:
             protocol, name = expression["payload"].get("protocol"), expression["payload"].get("field")
             if protocol in ("ip", "ip6") and name in ("saddr", "daddr"):

@@ -83,6 +83,7 @@ from .graph import RuleView, SelectedIdentities
 from .identities import Identity
 from .intervals import Interval
 from .layout import FAMILIES, allow_chain_name, peer_set_name
+from .markedpeers import IdentityMark, MarkedPeers, marked
 from .newpods import NewPodWindow
 from .newpodstate import UnknownAddresses
 from .nodeview import NodeView, reaches_everyone
@@ -116,12 +117,15 @@ class NodeCompiler:
 
     def __init__(
         self, node: str, *, table: str = "policyctl", mode: Mode = Mode.ENFORCE,
-        new_pods: NewPodWindow = NewPodWindow.ALLOW,
+        new_pods: NewPodWindow = NewPodWindow.ALLOW, identity_mark: IdentityMark | None = None,
     ) -> None:
         self.node = node
         self.table = table
         self.mode = mode
         self.new_pods = new_pods
+        self.identity_mark = identity_mark
+        self._marker = MarkedPeers(identity_mark) if identity_mark is not None else None
+        self._marked: Ruleset | None = None
         self._started = False
         self._tiered = False
         self._window = UnknownAddresses(node, new_pods)
@@ -145,16 +149,24 @@ class NodeCompiler:
     def update(self, cluster: Cluster) -> RulesetDelta:
         """Advance to ``cluster``. Returns the delta from the previous step's ruleset (the first
         call: from ``empty_ruleset(table, node, mode)``, everything whole). A snapshot with
-        cluster policies, or the first one after them, is compiled whole and diffed."""
+        cluster policies, or the first one after them, is compiled whole and diffed. With an
+        identity mark, the delta of the marked layout (:mod:`markedpeers`)."""
+        delta = self._update(cluster)
+        if self._marker is None:
+            return delta
+        self._marked = None
+        return self._marker.translate(delta)
+
+    def _update(self, cluster: Cluster) -> RulesetDelta:
         tiered = bool(cluster.cluster_policies)
         if not tiered and not self._tiered:
             return self._follow(cluster)
-        previous = self.ruleset
+        previous = self._plain
         self._follow(cluster)
         if tiered:
             self._ruleset = compile_node(cluster, self.node, table=self.table, mode=self.mode, new_pods=self.new_pods)
         self._tiered = tiered
-        return diff(previous, self.ruleset)
+        return diff(previous, self._plain)
 
     def _follow(self, cluster: Cluster) -> RulesetDelta:
         """Follow ``cluster``'s NetworkPolicy pieces; the delta of the NetworkPolicy-only
@@ -163,13 +175,13 @@ class NodeCompiler:
         if cluster.namespaces is not self._namespaces_seen:
             labels = {n.name: n.labels for n in cluster.namespaces}
         if not self._started or labels != self._view.namespace_labels:
-            previous = self.ruleset
+            previous = self._plain
             self._reset(labels)
             self._started = True
             self._namespaces_seen = cluster.namespaces
             self._step(cluster).cleanup()
             self._window.follow(cluster, self.table, self.mode)
-            return diff(previous, self.ruleset)
+            return diff(previous, self._plain)
         self._namespaces_seen = cluster.namespaces
         track = self._step(cluster)
         delta = track.delta()
@@ -179,8 +191,18 @@ class NodeCompiler:
 
     @property
     def ruleset(self) -> Ruleset:
-        """The ruleset of the last update, equal to compile_node(cluster, node, table=, mode=)
-        (costs as much as the ruleset is large; cached until the next update)."""
+        """The ruleset of the last update, equal to compile_node(cluster, node, table=, mode=,
+        new_pods=, identity_mark=) (costs as much as the ruleset is large; cached until the
+        next update)."""
+        if self.identity_mark is None:
+            return self._plain
+        if self._marked is None:
+            self._marked = marked(self._plain, self.identity_mark)
+        return self._marked
+
+    @property
+    def _plain(self) -> Ruleset:
+        """The ruleset of the last update in the layout whose peer maps jump."""
         if self._ruleset is None:
             self._ruleset = self._assemble()
         return self._ruleset

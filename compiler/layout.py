@@ -117,6 +117,22 @@ def peer_map_name(direction: Direction, family: Family) -> str:
     return f"{prefix(direction)}-peers-v{_v(family)}"
 
 
+def peer_bit_set_name(direction: Direction, family: Family, position: int) -> str:
+    """The set of peer addresses whose identity number sets mark bit ``position``
+    (``markedpeers``)."""
+    return f"{prefix(direction)}-peers-b{position}-v{_v(family)}"
+
+
+def identity_map_name(direction: Direction, family: Family) -> str:
+    """The verdict map from a peer's identity mark value to its identity chain (``markedpeers``)."""
+    return f"{prefix(direction)}-identities-v{_v(family)}"
+
+
+def peer_chain_prefix(direction: Direction) -> str:
+    """What the name of every peer identity chain of ``direction`` starts with."""
+    return f"{prefix(direction)}-{'from' if direction is Direction.INGRESS else 'to'}-"
+
+
 def _v(family: Family) -> str:
     return "4" if family is Family.IPV4 else "6"
 

@@ -38,6 +38,7 @@ from .ruleset import (
     Limit,
     Log,
     Lookup,
+    MarkSet,
     NotLocalAddress,
     Rule,
     Ruleset,
@@ -65,6 +66,7 @@ KEY_EXPRESSIONS: dict[Key, dict[str, Any]] = {
     Key.IP6_DADDR: {"payload": {"protocol": "ip6", "field": "daddr"}},
     Key.L4PROTO: {"meta": {"key": "l4proto"}},
     Key.TH_DPORT: {"payload": {"protocol": "th", "field": "dport"}},
+    Key.META_MARK: {"meta": {"key": "mark"}},
 }
 
 
@@ -137,9 +139,9 @@ def _verdict(v: Verdict | Jump | Goto) -> dict[str, Any]:
     return {v.value: None}
 
 
-def map_entry(address: IPAddress, target: Jump) -> list[Any]:
-    """One verdict-map element, ``[address, verdict]``."""
-    return [str(address), _verdict(target)]
+def map_entry(address: IPAddress | int, target: Jump) -> list[Any]:
+    """One verdict-map element, ``[address, verdict]`` (a mark value stays a number)."""
+    return [address if isinstance(address, int) else str(address), _verdict(target)]
 
 
 def _map(ruleset: _Place, m: VerdictMap) -> dict[str, Any]:
@@ -179,7 +181,14 @@ def statement(s: Statement) -> dict[str, Any]:
         left = KEY_EXPRESSIONS[s.keys[0]] if len(s.keys) == 1 else {"concat": [KEY_EXPRESSIONS[k] for k in s.keys]}
         return {"match": {"op": "==", "left": left, "right": f"@{s.set}"}}
     if isinstance(s, VmapLookup):
-        return {"vmap": {"key": KEY_EXPRESSIONS[s.key], "data": f"@{s.map}"}}
+        key = KEY_EXPRESSIONS[s.key]
+        if s.mask is not None:
+            key = {"&": [key, s.mask]}
+        return {"vmap": {"key": key, "data": f"@{s.map}"}}
+    if isinstance(s, MarkSet):
+        mark = KEY_EXPRESSIONS[Key.META_MARK]
+        value = {"&": [mark, s.keep]} if s.bits == 0 else {"|": [mark, s.bits]}
+        return {"mangle": {"key": mark, "value": value}}
     if isinstance(s, Counter):
         return {"counter": {"packets": 0, "bytes": 0}}
     if isinstance(s, Limit):

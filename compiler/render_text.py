@@ -28,6 +28,7 @@ from .ruleset import (
     TcpNotSyn,
     Verdict,
     VerdictMap,
+    MarkSet,
     VmapLookup,
 )
 
@@ -71,7 +72,8 @@ def _map(m: VerdictMap) -> list[str]:
     if m.comment:
         lines.append(f"\t\tcomment {_quote(m.comment)}")
     if m.elements:
-        items = [f"{a} : jump {j.target}" for a, j in m.elements]
+        items = [f"{a:#010x} : jump {j.target}" if isinstance(a, int) else f"{a} : jump {j.target}"
+                 for a, j in m.elements]
         lines.append("\t\telements = { " + ",\n\t\t\t     ".join(items) + " }")
     lines.append("\t}")
     return lines
@@ -89,7 +91,11 @@ def statement(s: Statement) -> str:
     if isinstance(s, Lookup):
         return f"{' . '.join(k.value for k in s.keys)} @{s.set}"
     if isinstance(s, VmapLookup):
-        return f"{s.key.value} vmap @{s.map}"
+        mask = f" & {s.mask:#010x}" if s.mask is not None else ""
+        return f"{s.key.value}{mask} vmap @{s.map}"
+    if isinstance(s, MarkSet):
+        operation = f"& {s.keep:#010x}" if s.bits == 0 else f"| {s.bits:#010x}"
+        return f"meta mark set meta mark {operation}"
     if isinstance(s, Counter):
         return "counter"
     if isinstance(s, Limit):

@@ -41,6 +41,7 @@ class FieldType(str, enum.Enum):
     IPV6 = "ipv6_addr"
     PROTO = "inet_proto"
     SERVICE = "inet_service"
+    MARK = "mark"
 
     @classmethod
     def address(cls, family: Family) -> FieldType:
@@ -57,6 +58,7 @@ class Key(str, enum.Enum):
     IP6_DADDR = "ip6 daddr"
     L4PROTO = "meta l4proto"
     TH_DPORT = "th dport"
+    META_MARK = "meta mark"
 
     @classmethod
     def address(cls, family: Family, *, source: bool) -> Key:
@@ -98,11 +100,12 @@ class Verdict(str, enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class VerdictMap:
-    """An address -> chain map: per-packet dispatch to a local pod's chain in one lookup."""
+    """An address -> chain map: per-packet dispatch to a local pod's chain in one lookup. A
+    map keyed by ``mark`` holds mark values instead (``markedpeers``)."""
 
     name: str
     key: FieldType
-    elements: tuple[tuple[IPAddress, Jump], ...]
+    elements: tuple[tuple[IPAddress | int, Jump], ...]
     comment: str = ""
 
 
@@ -146,8 +149,28 @@ class Lookup:
 
 @dataclass(frozen=True, slots=True)
 class VmapLookup:
+    """``key vmap @map``; with ``mask``, ``key & mask vmap @map``."""
+
     key: Key
     map: str
+    mask: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MarkSet:
+    """``meta mark set meta mark & keep`` (``bits`` 0) or ``meta mark set meta mark | bits``
+    (``keep`` all ones): the packet mark changed only in the bits policyctl was given
+    (``markedpeers``), every other bit kept as its owner left it."""
+
+    keep: int = 0xFFFFFFFF
+    bits: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.bits == 0) == (self.keep == 0xFFFFFFFF):
+            raise ValueError("a mark statement either clears bits or sets bits")
+
+    def apply(self, mark: int) -> int:
+        return (mark & self.keep) | self.bits
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +195,8 @@ class Log:
 
 
 Statement = Union[
-    CtStateIn, Icmpv6TypeRange, TcpNotSyn, NotLocalAddress, Lookup, VmapLookup, Counter, Limit, Log, Verdict, Jump, Goto
+    CtStateIn, Icmpv6TypeRange, TcpNotSyn, NotLocalAddress, Lookup, VmapLookup, MarkSet, Counter, Limit, Log, Verdict,
+    Jump, Goto,
 ]
 
 

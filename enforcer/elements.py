@@ -159,15 +159,17 @@ def typed_element_key(types: tuple[FieldType, ...], element: Element) -> Element
     return ("concat", tuple(interval_key(kind, value) for kind, value in zip(types, element)))
 
 
-def entry_keys(address: IPAddress, target: Jump | Goto | Verdict) -> tuple[ElementKey, ElementKey]:
-    """The keys :func:`element_keys` gives the rendering of a verdict-map entry: the address,
-    and the verdict as nft lists it."""
+def entry_keys(address: IPAddress | int, target: Jump | Goto | Verdict) -> tuple[ElementKey, ElementKey]:
+    """The keys :func:`element_keys` gives the rendering of a verdict-map entry: the address
+    (or mark value), and the verdict as nft lists it."""
     number = int(address)
     if isinstance(target, Verdict):
         verdict = f'{{"{target.value}": null}}'
     else:
         verb = "jump" if isinstance(target, Jump) else "goto"
         verdict = f'{{"{verb}": {{"target": {encode_basestring_ascii(target.target)}}}}}'
+    if isinstance(address, int):
+        return ("n", number, number), ("verdict", verdict)
     return ("ip", address.version, number, number), ("verdict", verdict)
 
 

@@ -28,6 +28,7 @@ from policyctl.compiler.ruleset import Mode
 from policyctl.lab import netns
 from policyctl.lab.lifecycle import LabError, sync
 from policyctl.lab.probes import DEFAULT_RETRIES, DEFAULT_TIMEOUT, Attempt, method, pairs_matrix, run_probes
+from policyctl.compiler.markedpeers import IdentityMark
 from policyctl.lab.rulesets import Applier, Compiler, apply_with_enforcer, compiler_for
 from policyctl.lab.servers import PodServers, own_addresses, pod_families
 from policyctl.lab.services import cluster_ips
@@ -56,7 +57,10 @@ class LabEngine:
         compiler: Compiler | None = None,
         applier: Applier | None = None,
         families: tuple[Family, ...] | None = None,
+        identity_mark: IdentityMark | None = None,
     ) -> None:
+        """``identity_mark``: compile the nodes' rulesets in the marked peer layout
+        (``compiler.markedpeers``)."""
         reason = netns.available()
         if reason:
             raise EngineUnavailable(reason)
@@ -65,7 +69,7 @@ class LabEngine:
         except ValueError:
             raise EngineUnavailable(f"unknown CNI style {cni!r}: bridged or routed") from None
         prefix = new_prefix()
-        self._compiler = compiler or compiler_for(prefix, mode=mode)
+        self._compiler = compiler or compiler_for(prefix, mode=mode, identity_mark=identity_mark)
         self._applier = applier or apply_with_enforcer
         self._timeout = timeout
         self._retries = retries

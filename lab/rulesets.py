@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from policyctl.compiler.compile import compile_node
+from policyctl.compiler.markedpeers import IdentityMark
 from policyctl.compiler.droplog import log_to_group
 from policyctl.compiler.render_json import to_document
 from policyctl.compiler.ruleset import Mode
@@ -39,12 +40,16 @@ def table_name(prefix: str) -> str:
     return f"{prefix}policyctl"
 
 
-def compiler_for(prefix: str, *, mode: Mode = Mode.ENFORCE, log_group: int | None = None) -> Compiler:
+def compiler_for(
+    prefix: str, *, mode: Mode = Mode.ENFORCE, log_group: int | None = None, identity_mark: IdentityMark | None = None
+) -> Compiler:
     """The project's compiler, with the lab's table name; with ``log_group`` denied packets
-    are logged to that NFLOG group (``compiler.droplog``)."""
+    are logged to that NFLOG group (``compiler.droplog``); with ``identity_mark``, in the
+    marked peer layout (``compiler.markedpeers``)."""
 
     def compile_json(cluster: Cluster, node: str) -> Mapping[str, Any]:
-        return to_document(log_to_group(compile_node(cluster, node, table=table_name(prefix), mode=mode), log_group))
+        ruleset = compile_node(cluster, node, table=table_name(prefix), mode=mode, identity_mark=identity_mark)
+        return to_document(log_to_group(ruleset, log_group))
 
     return compile_json
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import click
 
-from policyctl.cli.inputs import fail, input_errors
+from policyctl.cli.inputs import fail, identity_mark_option, input_errors
 
 
 @click.command()
@@ -96,6 +96,7 @@ from policyctl.cli.inputs import fail, input_errors
               help="deny: until a new pod's address is known and its rules programmed, an address of this node's "
               "spec.podCIDRs that no known pod holds is denied, when any policy exists (no pod CIDRs: no "
               "effect). allow: such a pod is non-isolated until then. See docs/agent.md.")
+@identity_mark_option
 @click.option("--publish-events", is_flag=True,
               help="Publish a Programmed Event on each policy when its change reached this node's kernel "
                    "(needs RBAC create/patch on events; read them with policyctl status).")
@@ -128,6 +129,7 @@ def agent(
     drops_port: int,
     drops_buffer: int,
     new_pod_window: str,
+    identity_mark: int | None,
     publish_events: bool,
     cleanup: bool,
 ) -> None:
@@ -178,6 +180,7 @@ def agent(
             drops_buffer=drops_buffer,
             publish_events=publish_events,
             new_pod_window=new_pod_window,
+            identity_mark=identity_mark,
         )
         problems = config.validate()
         if problems:

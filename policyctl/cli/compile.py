@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from policyctl.cli.inputs import fail, filename_option, input_errors, load_cluster, namespace_option, output_option
+from policyctl.cli.inputs import (
+    fail,
+    filename_option,
+    identity_mark_option,
+    input_errors,
+    load_cluster,
+    namespace_option,
+    output_option,
+)
 from policyctl.policy.suggest import did_you_mean
 from policyctl.compiler.ruleset import Mode
 
@@ -30,9 +38,10 @@ from policyctl.compiler.ruleset import Mode
     help="deny: addresses of the node's spec.podCIDRs that no pod in the input holds are denied, when "
     "any policy exists (no pod CIDRs: no effect). allow: they are not isolated. See docs/agent.md.",
 )
+@identity_mark_option
 def compile_command(
     filenames: tuple[str, ...], namespace: str, node_name: str, output: str, table: str, mode: str,
-    new_pod_window: str,
+    new_pod_window: str, identity_mark: int | None,
 ) -> None:
     """Print the nftables table NODE enforces: its egress and ingress checks for local pods.
 
@@ -54,5 +63,9 @@ def compile_command(
 
         from policyctl.compiler.newpods import NewPodWindow
 
-        ruleset = compile_node(cluster, node_name, table=table, mode=Mode(mode), new_pods=NewPodWindow(new_pod_window))
+        from policyctl.compiler.markedpeers import IdentityMark
+
+        mark = IdentityMark(identity_mark) if identity_mark is not None else None
+        ruleset = compile_node(cluster, node_name, table=table, mode=Mode(mode), new_pods=NewPodWindow(new_pod_window),
+                               identity_mark=mark)
     click.echo(render_json(ruleset, indent=2) if output == "json" else render_text(ruleset), nl=output == "json")

@@ -29,7 +29,7 @@ import click
 
 from policyctl.cli.completion import complete_path
 from policyctl.policy.suggest import did_you_mean
-from policyctl.cli.inputs import fail, input_errors, load_cluster
+from policyctl.cli.inputs import fail, identity_mark_option, input_errors, load_cluster
 from policyctl.enforcer.errors import NftApplyError
 from policyctl.enforcer.requirements import missing
 from policyctl.policy.cluster import Cluster
@@ -71,7 +71,7 @@ def nothing_for_node(cluster: Cluster, node: str) -> str | None:
 
 def compiled_ruleset(
     filenames: tuple[str, ...], *, node: str, table: str, mode: str, namespace: str, allow_empty: bool = False,
-    new_pod_window: str = "deny",
+    new_pod_window: str = "deny", identity_mark: int | None = None,
 ) -> tuple[dict[str, Any], Any]:
     """Compile the manifests for ``node``; returns the document and the compiled ruleset.
     Input with nothing for ``node`` exits 2 unless ``allow_empty``."""
@@ -85,7 +85,11 @@ def compiled_ruleset(
     if reason is not None and not allow_empty:
         end = " " if reason.endswith("?") else ". "
         raise fail(f"{reason}{end}Nothing was changed (--allow-empty applies an empty ruleset on purpose)")
-    ruleset = compile_node(cluster, node, table=table, mode=Mode(mode), new_pods=NewPodWindow(new_pod_window))
+    from policyctl.compiler.markedpeers import IdentityMark
+
+    mark = IdentityMark(identity_mark) if identity_mark is not None else None
+    ruleset = compile_node(cluster, node, table=table, mode=Mode(mode), new_pods=NewPodWindow(new_pod_window),
+                           identity_mark=mark)
     return to_document(ruleset), cluster
 
 
@@ -120,6 +124,7 @@ def compiled_ruleset(
     help="deny: addresses of the node's spec.podCIDRs that no pod in the input holds are denied, when any "
     "policy exists; allow: they are not isolated (-f only). Default: deny. See docs/agent.md.",
 )
+@identity_mark_option
 @click.option("--dry-run", is_flag=True, help="Print the transaction (validated by the kernel) and apply nothing.")
 @click.option("--keep-established", is_flag=True, help="Do not cut tracked connections the new ruleset denies.")
 @click.option("--cleanup", is_flag=True, help="Delete our table (everything policyctl owns) and exit.")
@@ -137,6 +142,7 @@ def enforce(
     table: str,
     mode: str | None,
     new_pod_window: str | None,
+    identity_mark: int | None,
     dry_run: bool,
     keep_established: bool,
     cleanup: bool,
@@ -171,13 +177,14 @@ def enforce(
         if ruleset_path is not None:
             if mode is not None:
                 raise fail("--mode applies when compiling with -f; a --ruleset file already has its mode")
-            if new_pod_window is not None:
-                raise fail("--new-pod-window applies when compiling with -f; a --ruleset file already has its rules")
+            if new_pod_window is not None or identity_mark is not None:
+                flag = "--new-pod-window" if new_pod_window is not None else "--identity-mark"
+                raise fail(f"{flag} applies when compiling with -f; a --ruleset file already has its rules")
             document, source = read_ruleset(ruleset_path)
         else:
             document, _ = compiled_ruleset(
                 filenames, node=node, table=table, mode=mode or "enforce", namespace=namespace, allow_empty=allow_empty,
-                new_pod_window=new_pod_window or "deny",
+                new_pod_window=new_pod_window or "deny", identity_mark=identity_mark,
             )
             source = f"<compiled for {node}>"
         try:

@@ -128,6 +128,31 @@ def family_option(function: F) -> F:
     )(function)
 
 
+IDENTITY_MARK_HELP = (
+    "Carry peer identities in these packet-mark bits (a mask such as 0x00ff0000, from bits no CNI, "
+    "kube-proxy or mesh on the node uses) instead of peer maps that jump: pod events then cost the "
+    "kernel a plain set update. Default: off. See docs/ruleset.md."
+)
+
+
+def parse_identity_mark(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """The ``--identity-mark`` mask as an integer, checked as the compiler will use it."""
+    if value is None:
+        return None
+    from policyctl.compiler.markedpeers import IdentityMark
+
+    try:
+        return IdentityMark.parse(value).mask
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def identity_mark_option(function: F) -> F:
+    return click.option(
+        "--identity-mark", metavar="MASK", default=None, callback=parse_identity_mark, help=IDENTITY_MARK_HELP
+    )(function)
+
+
 def output_option(choices: Sequence[str], *, versioned: bool = True) -> Callable[[F], F]:
     """``-o``; ``versioned``: the JSON/YAML documents carry a ``schema_version``."""
     return click.option(

@@ -7,11 +7,13 @@ numbers and protocols, port ranges, SCTP and hostNetwork pods. One property per 
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from policyctl.compiler.compile import compile_node
 from policyctl.compiler.engine import CompiledCluster, CompiledEngine
+from policyctl.compiler.markedpeers import IdentityMark
 from policyctl.compiler.render_json import render_json
 from policyctl.compiler.render_text import render_text
 from policyctl.probecases.engines import Probe
@@ -27,7 +29,12 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 
 
 def _mismatch(compiled: CompiledCluster, cluster: Cluster, connection: Connection) -> str | None:
+    """What differs from the semantics, None when nothing does: the verdict, or a packet mark
+    not left as it arrived (the marked layout changes its bits only while it decides)."""
     expected = evaluate(cluster, connection)
+    marks = {o.mark for _, o in compiled.outcomes(connection) or ()}
+    if marks - {compiled.packet_mark}:
+        return f"{connection}: arrived with mark {compiled.packet_mark:#x}, left with {sorted(marks)}"
     if compiled.allowed(connection) is expected.allowed:
         return None
     return (
@@ -42,11 +49,22 @@ and BaselineAdminNetworkPolicy (``tests.cluster_strategies.tiered_clusters``): t
 precedence, Pass, named ports, ``networks``, ``nodes`` and ``domainNames`` peers."""
 
 
+MARK = IdentityMark(0x000F0000)
+FOREIGN_MARK = 0xA5A0A5A5
+"""Bits other components set (kube-proxy's 0x4000 among them), none of them in ``MARK``."""
+
+
+@pytest.mark.parametrize("layout", ["jumping", "marked"])
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_compiled_verdict_equals_semantics_on_random_connections(data: st.DataObject) -> None:
+def test_compiled_verdict_equals_semantics_on_random_connections(layout: str, data: st.DataObject) -> None:
+    """In both peer layouts; in the marked one (four bits, so identities' hashes collide),
+    packets arrive with a mark that other components set and must leave with it."""
     cluster = data.draw(ANY_CLUSTER)
-    compiled = CompiledCluster(cluster)
+    compiled = (
+        CompiledCluster(cluster) if layout == "jumping"
+        else CompiledCluster(cluster, identity_mark=MARK, packet_mark=FOREIGN_MARK)
+    )
     for _ in range(15):
         connection = data.draw(connections(cluster))
         assert _mismatch(compiled, cluster, connection) is None

@@ -15,6 +15,7 @@ from policyctl.compiler.compile import compile_node
 from policyctl.compiler.delta import RulesetDelta, empty_ruleset, patch
 from policyctl.compiler.incremental import NodeCompiler
 from policyctl.compiler.intervals import Interval, address_interval
+from policyctl.compiler.markedpeers import IdentityMark
 from policyctl.compiler.ruleset import Jump, Mode, Ruleset
 from policyctl.policy.model import Pod
 from policyctl.policy.cluster import Cluster
@@ -40,14 +41,20 @@ def _entries_in_key_order(ruleset: Ruleset) -> Ruleset:
     return dataclasses.replace(ruleset, maps=maps)
 
 
+#: Both peer layouts: maps that jump, and the marked one with four bits (15 numbers, so random
+#: clusters' identities collide in their hashes and take the next free number).
+LAYOUTS = pytest.mark.parametrize("mark", [None, IdentityMark(0x000F0000)], ids=["jumping", "marked"])
+
+
+@LAYOUTS
 @HISTORIES
 @given(cluster_histories(steps=6))
-def test_every_step_equals_a_whole_compile(history: list[Cluster]) -> None:
+def test_every_step_equals_a_whole_compile(mark: IdentityMark | None, history: list[Cluster]) -> None:
     name = _node_with_pods(history)
-    compiler = NodeCompiler(name, table="t", mode=Mode.AUDIT)
+    compiler = NodeCompiler(name, table="t", mode=Mode.AUDIT, identity_mark=mark)
     for snapshot in history:
         compiler.update(snapshot)
-        expected = compile_node(snapshot, name, table="t", mode=Mode.AUDIT)
+        expected = compile_node(snapshot, name, table="t", mode=Mode.AUDIT, identity_mark=mark)
         assert compiler.ruleset == expected
         assert [s.sources for s in compiler.ruleset.sets] == [s.sources for s in expected.sets]
         assert compiler.local_pods == tuple(
@@ -55,22 +62,25 @@ def test_every_step_equals_a_whole_compile(history: list[Cluster]) -> None:
         )
 
 
-def _steps(history: list[Cluster]) -> Iterator[tuple[Ruleset, RulesetDelta, Ruleset]]:
+def _steps(
+    history: list[Cluster], mark: IdentityMark | None = None
+) -> Iterator[tuple[Ruleset, RulesetDelta, Ruleset]]:
     """(previous ruleset, the compiler's delta, the whole compile) for each snapshot."""
     name = _node_with_pods(history)
-    compiler = NodeCompiler(name)
+    compiler = NodeCompiler(name, identity_mark=mark)
     previous = empty_ruleset("policyctl", name, Mode.ENFORCE)
     for snapshot in history:
         delta = compiler.update(snapshot)
-        current = compile_node(snapshot, name)
+        current = compile_node(snapshot, name, identity_mark=mark)
         yield previous, delta, current
         previous = current
 
 
+@LAYOUTS
 @HISTORIES
 @given(cluster_histories(steps=6))
-def test_a_delta_patches_the_previous_ruleset_into_the_next(history: list[Cluster]) -> None:
-    for previous, delta, current in _steps(history):
+def test_a_delta_patches_the_previous_ruleset_into_the_next(mark: IdentityMark | None, history: list[Cluster]) -> None:
+    for previous, delta, current in _steps(history, mark):
         assert _entries_in_key_order(patch(previous, delta)) == _entries_in_key_order(current)
 
 

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from policyctl.compiler.engine import CompiledEngine
+from policyctl.compiler.markedpeers import IdentityMark
 from policyctl.lab.engine import LabEngine
 from policyctl.lab.topology import Cni
 from policyctl.probecases.engines import Probe
@@ -25,6 +26,8 @@ from tests.cluster_strategies import tiered_clusters
 from tests.strategies import cluster_families, clusters, edge_ports
 
 pytestmark = pytest.mark.kernel
+
+MARK = IdentityMark(0x00070000)
 
 
 @pytest.mark.parametrize("cni", list(Cni), ids=lambda c: c.value)
@@ -36,10 +39,12 @@ def test_model_compiled_and_lab_engines_observe_the_same_table(
 ) -> None:
     """NetworkPolicy alone, or under ClusterNetworkPolicy of both tiers, AdminNetworkPolicy and
     BaselineAdminNetworkPolicy (``tests.cluster_strategies.tiered_clusters``: labelled nodes
-    with pinned addresses for ``nodes`` peers)."""
+    with pinned addresses for ``nodes`` peers); the peer maps jumping, or in the marked layout
+    (``compiler.markedpeers``)."""
     plain = clusters(max_pods=4, max_nodes=2, max_policies=3)
     tiered = tiered_clusters(max_pods=4, max_nodes=2, max_policies=2)
     cluster = data.draw(st.one_of(plain, tiered), label="cluster")
+    mark = data.draw(st.sampled_from([None, MARK]), label="identity_mark")
     probe = Probe(
         port=data.draw(st.sampled_from(edge_ports(cluster)), label="port"),
         protocol=data.draw(st.sampled_from(list(Protocol)), label="protocol"),
@@ -47,12 +52,12 @@ def test_model_compiled_and_lab_engines_observe_the_same_table(
         via_service=data.draw(st.booleans(), label="via_service"),
     )
     model = ModelEngine().observe(cluster, probe).allowed
-    compiled_engine = CompiledEngine()
+    compiled_engine = CompiledEngine(identity_mark=mark)
     try:
         compiled = compiled_engine.observe(cluster, probe).allowed
     finally:
         compiled_engine.close()
-    with LabEngine(cni=cni) as lab:
+    with LabEngine(cni=cni, identity_mark=mark) as lab:
         observed = lab.observe(cluster, probe).allowed
     assert compiled == model
     assert {s: dict(row) for s, row in observed.items()} == {s: dict(row) for s, row in model.items()}

@@ -1,0 +1,324 @@
+"""Peer maps as data: a peer's identity as a number carried in packet-mark bits.
+
+Why: nf_tables re-validates the chain graph on every commit that adds a rule or a set element
+with a ``jump`` verdict, walking every element of every verdict map reachable from the base
+chains. The peer maps (peer address -> jump to its identity's chain, ``docs/ruleset.md``) hold
+one jump per admitted peer address, so at 100k pods every pod event pays for a walk through
+tens of thousands of elements (``bench/validation.py``: 15-20 ms per event against 2.5-3.3 ms
+for a plain element on the same table). Here the address -> identity step is data, which
+validation skips, and only the identity -> chain step jumps, in a map as small as the number of
+identities.
+
+nft 1.0.6 uses a map's result only in a statement, never inside a lookup key, so the number
+travels in packet-mark bits the operator gives policyctl (``IdentityMark``; kube-proxy, CNIs
+and service meshes own the others, and every other bit is kept as they left it). The layout,
+opt-in, rewrites a compiled ruleset and each delta of it:
+
+* each identity chain of a direction gets a number from 1 to ``2**bits - 1``, a pure function
+  of that direction's identity chain names (a hash, then the next free number, in name order),
+  so a whole compile and an incremental one give the same numbers;
+* for each mark bit ``p``, a set ``in-peers-b<p>-v4`` holds the peer addresses whose number,
+  spread over the mask's bits, sets ``p``;
+* a verdict map ``in-identities-v4`` maps that mark value to the identity chain;
+* the allow chain's ``ip saddr vmap @in-peers-v4`` becomes: clear the bits, one rule per bit
+  (``ip saddr @in-peers-b<p>-v4 meta mark set meta mark | bit``), ``meta mark & mask vmap
+  @in-identities-v4``, clear the bits; an identity chain clears them before it accepts.
+
+Per packet that is ``bits`` set lookups more, on a connection's first packet only, whatever the
+cluster's size. A pod event now changes plain set elements (its address in the sets of its
+number's bits), and only a new or vanished identity adds or removes a jump.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+
+from policyctl.policy.model import Direction, Family, IPAddress
+
+from .delta import MarkEntry, RulesetDelta, diff, empty_ruleset, patch
+from .intervals import address_interval
+from .layout import FAMILIES, identity_map_name, peer_bit_set_name, peer_chain_prefix, peer_map_name
+from .ruleset import (
+    Chain,
+    Counter,
+    Element,
+    FieldType,
+    Jump,
+    Key,
+    Lookup,
+    MarkSet,
+    Rule,
+    Ruleset,
+    Set,
+    Verdict,
+    VerdictMap,
+    VmapLookup,
+)
+
+DIRECTIONS = (Direction.EGRESS, Direction.INGRESS)
+ALL_BITS = 0xFFFFFFFF
+Half = tuple[Direction, Family]
+
+
+class IdentityMarkFull(ValueError):
+    """More peer identities in one direction than the mark bits can number."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityMark:
+    """The packet-mark bits policyctl may use while it decides a new connection."""
+
+    mask: int
+
+    def __post_init__(self) -> None:
+        if not 0 < self.mask <= ALL_BITS:
+            raise ValueError(f"the identity mark must be a non-zero 32-bit mask, not {self.mask:#x}")
+        if len(self.positions) < 2:
+            raise ValueError(f"the identity mark {self.mask:#010x} has one bit; numbering identities takes two or more")
+
+    @classmethod
+    def parse(cls, text: str) -> IdentityMark:
+        """``0x00ff0000`` (or any integer literal ``int(text, 0)`` reads)."""
+        try:
+            return cls(int(text, 0))
+        except ValueError as error:
+            if "identity mark" in str(error):
+                raise
+            raise ValueError(f"the identity mark must be a 32-bit mask such as 0x00ff0000, not {text!r}") from None
+
+    @property
+    def positions(self) -> tuple[int, ...]:
+        return tuple(p for p in range(32) if self.mask >> p & 1)
+
+    @property
+    def capacity(self) -> int:
+        return (1 << len(self.positions)) - 1
+
+    def value(self, number: int) -> int:
+        """``number``'s bits spread over the mask's bits, lowest first."""
+        return sum(1 << p for i, p in enumerate(self.positions) if number >> i & 1)
+
+    @property
+    def clear(self) -> MarkSet:
+        return MarkSet(keep=ALL_BITS & ~self.mask)
+
+
+def _hash(name: str) -> int:
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big")
+
+
+def numbering(names: Iterable[str], mark: IdentityMark) -> dict[str, int]:
+    """A number for each identity chain name: its hash's, or the next free one, taken in name
+    order. A function of the set of names alone."""
+    ordered = sorted(names)
+    if len(ordered) > mark.capacity:
+        raise IdentityMarkFull(
+            f"{len(ordered)} peer identities in one direction; the {len(mark.positions)} bits of identity mark "
+            f"{mark.mask:#010x} number at most {mark.capacity}: give more bits"
+        )
+    taken: set[int] = set()
+    numbers: dict[str, int] = {}
+    for name in ordered:
+        number = _hash(name) % mark.capacity + 1
+        while number in taken:
+            number = number % mark.capacity + 1
+        taken.add(number)
+        numbers[name] = number
+    return numbers
+
+
+def _direction_of_chain(name: str) -> Direction | None:
+    return next((d for d in DIRECTIONS if name.startswith(peer_chain_prefix(d))), None)
+
+
+PEER_MAPS: Mapping[str, Half] = {peer_map_name(d, f): (d, f) for d in DIRECTIONS for f in FAMILIES}
+
+
+class MarkedPeers:
+    """Rewrites the deltas of one node's rulesets into the marked layout, step by step (each
+    delta must follow the previous one, the first from an empty ruleset)."""
+
+    def __init__(self, mark: IdentityMark) -> None:
+        self.mark = mark
+        self.entries: dict[Half, dict[IPAddress | int, str]] = {h: {} for h in PEER_MAPS.values()}
+        self.members: dict[Half, dict[str, set[IPAddress | int]]] = {h: {} for h in PEER_MAPS.values()}
+        self.chains: dict[Direction, frozenset[str]] = {d: frozenset() for d in DIRECTIONS}
+        self.numbers: dict[Direction, dict[str, int]] = {d: {} for d in DIRECTIONS}
+        self.present: set[Half] = set()
+
+    # rules -----------------------------------------------------------------------------
+
+    def rules(self, rule: Rule) -> tuple[Rule, ...]:
+        """A rule of the marked ruleset: a peer-map lookup becomes the bit rules, an accept in
+        an identity chain clears the bits first."""
+        statements = rule.statements
+        if len(statements) == 1 and isinstance(statements[0], VmapLookup) and statements[0].map in PEER_MAPS:
+            direction, family = PEER_MAPS[statements[0].map]
+            peer = statements[0].key
+            return (
+                Rule((self.mark.clear,), comment="identity mark bits: cleared"),
+                *(
+                    Rule((Lookup((peer,), peer_bit_set_name(direction, family, p)), MarkSet(bits=1 << p)))
+                    for p in self.mark.positions
+                ),
+                Rule((VmapLookup(Key.META_MARK, identity_map_name(direction, family), mask=self.mark.mask),)),
+                Rule((self.mark.clear,)),
+            )
+        return (rule,)
+
+    def chain(self, chain: Chain) -> Chain:
+        identity = _direction_of_chain(chain.name) is not None
+        rules: list[Rule] = []
+        for rule in chain.rules:
+            if identity and rule.statements and rule.statements[-1] is Verdict.ACCEPT:
+                at = next((i for i, s in enumerate(rule.statements) if isinstance(s, Counter)), -1)
+                rule = replace(rule, statements=(*rule.statements[:at], self.mark.clear, *rule.statements[at:]))
+            rules.extend(self.rules(rule))
+        return replace(chain, rules=tuple(rules))
+
+    # elements --------------------------------------------------------------------------
+
+    def _bits(self, numbers: Mapping[str, int], chain: str | None) -> int:
+        return self.mark.value(numbers[chain]) if chain is not None else 0
+
+    def _bit_sets(self, half: Half, entries: Mapping[IPAddress | int, str], numbers: Mapping[str, int]) -> list[Set]:
+        direction, family = half
+        held: dict[int, list[Element]] = {p: [] for p in self.mark.positions}
+        for ip, chain in entries.items():
+            value = self.mark.value(numbers[chain])
+            for p in self.mark.positions:
+                if value >> p & 1:
+                    held[p].append((address_interval(ip),))  # type: ignore[arg-type]
+        return [
+            Set(
+                peer_bit_set_name(direction, family, p),
+                (FieldType.address(family),),
+                tuple(sorted(held[p])),
+                interval=False,
+                comment=f"peers whose identity mark sets bit {p}",
+            )
+            for p in self.mark.positions
+        ]
+
+    def _identity_map(self, half: Half, numbers: Mapping[str, int]) -> VerdictMap:
+        direction, family = half
+        return VerdictMap(
+            identity_map_name(direction, family),
+            FieldType.MARK,
+            tuple(sorted((self.mark.value(n), Jump(c)) for c, n in numbers.items())),
+            comment=f"identity mark -> {direction.value.lower()} identity chain",
+        )
+
+    # one step --------------------------------------------------------------------------
+
+    def translate(self, delta: RulesetDelta) -> RulesetDelta:
+        """The marked layout's delta for ``delta`` of the plain layout."""
+        chains = {d: set(self.chains[d]) for d in DIRECTIONS}
+        for c in delta.chains:
+            d = _direction_of_chain(c.name)
+            if d is not None:
+                chains[d].add(c.name)
+        for name in delta.removed_chains:
+            d = _direction_of_chain(name)
+            if d is not None:
+                chains[d].discard(name)
+        numbers = {
+            d: self.numbers[d] if chains[d] == self.chains[d] else numbering(chains[d], self.mark) for d in DIRECTIONS
+        }
+        renumbered = {
+            d: {c for c in self.numbers[d].keys() | numbers[d].keys() if self.numbers[d].get(c) != numbers[d].get(c)}
+            for d in DIRECTIONS
+        }
+        whole = {PEER_MAPS[m.name]: m for m in delta.maps if m.name in PEER_MAPS}
+        gone = {PEER_MAPS[n] for n in delta.removed if n in PEER_MAPS}
+        added_entries = {PEER_MAPS[n]: e for n, e in delta.added_entries if n in PEER_MAPS}
+        removed_entries = {PEER_MAPS[n]: e for n, e in delta.removed_entries if n in PEER_MAPS}
+
+        sets = list(delta.sets)
+        maps = [m for m in delta.maps if m.name not in PEER_MAPS]
+        removed = [n for n in delta.removed if n not in PEER_MAPS]
+        added_elements: dict[str, list[Element]] = {n: list(e) for n, e in delta.added_elements}
+        removed_elements: dict[str, list[Element]] = {n: list(e) for n, e in delta.removed_elements}
+        added_map: dict[str, list[MarkEntry]] = {n: list(e) for n, e in delta.added_entries if n not in PEER_MAPS}
+        removed_map: dict[str, list[MarkEntry]] = {n: list(e) for n, e in delta.removed_entries if n not in PEER_MAPS}
+
+        for half in PEER_MAPS.values():
+            direction, family = half
+            entries, members = self.entries[half], self.members[half]
+            old_of: dict[IPAddress | int, str | None] = {}
+            if half in whole:
+                entries.clear()
+                members.clear()
+                for ip, target in whole[half].elements:
+                    entries[ip] = target.target
+                    members.setdefault(target.target, set()).add(ip)
+            elif half in gone:
+                entries.clear()
+                members.clear()
+            else:
+                for ip, target in removed_entries.get(half, ()):
+                    if entries.get(ip) == target.target:
+                        old_of.setdefault(ip, target.target)
+                        del entries[ip]
+                        members[target.target].discard(ip)
+                for ip, target in added_entries.get(half, ()):
+                    old_of.setdefault(ip, entries.get(ip))
+                    entries[ip] = target.target
+                    members.setdefault(target.target, set()).add(ip)
+            was, now = half in self.present, half in whole or (half in self.present and half not in gone)
+            names = [peer_bit_set_name(direction, family, p) for p in self.mark.positions]
+            if now and (not was or half in whole):
+                sets += self._bit_sets(half, entries, numbers[direction])
+                maps.append(self._identity_map(half, numbers[direction]))
+            elif was and not now:
+                removed += [*names, identity_map_name(direction, family)]
+            elif now:
+                touched = dict(old_of)
+                for chain in renumbered[direction]:
+                    for ip in members.get(chain, ()):
+                        touched.setdefault(ip, chain)
+                for ip, old_chain in touched.items():
+                    old = self._bits(self.numbers[direction], old_chain)
+                    new = self._bits(numbers[direction], entries.get(ip))
+                    for p in self.mark.positions:
+                        if (old ^ new) >> p & 1:
+                            changes = added_elements if new >> p & 1 else removed_elements
+                            changes.setdefault(peer_bit_set_name(direction, family, p), []).append(
+                                (address_interval(ip),)  # type: ignore[arg-type]
+                            )
+                if renumbered[direction]:
+                    name = identity_map_name(direction, family)
+                    old_map = set(self._identity_map(half, self.numbers[direction]).elements)
+                    new_map = set(self._identity_map(half, numbers[direction]).elements)
+                    if new_map - old_map:
+                        added_map.setdefault(name, []).extend(new_map - old_map)
+                    if old_map - new_map:
+                        removed_map.setdefault(name, []).extend(old_map - new_map)
+            if now:
+                self.present.add(half)
+            else:
+                self.present.discard(half)
+        self.chains = {d: frozenset(chains[d]) for d in DIRECTIONS}
+        self.numbers = numbers
+        return RulesetDelta(
+            sets=tuple(sorted(sets, key=lambda s: s.name)),
+            maps=tuple(sorted(maps, key=lambda m: m.name)),
+            removed=tuple(sorted(removed)),
+            added_elements=tuple((n, tuple(sorted(e))) for n, e in sorted(added_elements.items()) if e),
+            removed_elements=tuple((n, tuple(sorted(e))) for n, e in sorted(removed_elements.items()) if e),
+            added_entries=tuple((n, tuple(sorted(e, key=lambda x: x[0]))) for n, e in sorted(added_map.items()) if e),
+            removed_entries=tuple(
+                (n, tuple(sorted(e, key=lambda x: x[0]))) for n, e in sorted(removed_map.items()) if e
+            ),
+            chains=tuple(self.chain(c) for c in delta.chains),
+            removed_chains=delta.removed_chains,
+            set_comments=tuple((n, c) for n, c in delta.set_comments if n not in PEER_MAPS),
+        )
+
+
+def marked(ruleset: Ruleset, mark: IdentityMark) -> Ruleset:
+    """``ruleset`` in the marked layout (the same rewriting as a first step's delta)."""
+    empty = empty_ruleset(ruleset.table, ruleset.node, ruleset.mode)
+    return patch(empty, MarkedPeers(mark).translate(diff(empty, ruleset)))

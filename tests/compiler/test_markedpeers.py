@@ -1,0 +1,146 @@
+"""The marked peer layout's pieces: the mark bits it is given, the numbers of identities, and
+the ruleset it writes. That its rulesets decide as the semantics does, step by step as a whole
+compile does, and in the kernel, is shown by the differential, incremental and kernel tests."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+
+from policyctl.agent.config import AgentConfig
+from policyctl.cli.main import main as cli
+from policyctl.compiler.compile import compile_node
+from policyctl.compiler.markedpeers import IdentityMark, IdentityMarkFull, _hash, numbering
+from policyctl.compiler.render_text import render_text
+from policyctl.compiler.ruleset import MarkSet
+from tests.builders import cluster, node, pod, pod_peer, policy, port, rule
+
+
+@pytest.mark.parametrize(
+    ("text", "mask"),
+    [("0x00ff0000", 0x00FF0000), ("0x3", 0x3), ("196608", 0x00030000), ("0xffffffff", 0xFFFFFFFF)],
+)
+def test_a_mask_of_two_or_more_bits_is_read_in_any_integer_notation(text: str, mask: int) -> None:
+    assert IdentityMark.parse(text).mask == mask
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("0", "non-zero 32-bit mask"),
+        ("0x100000000", "non-zero 32-bit mask"),
+        ("-1", "non-zero 32-bit mask"),
+        ("0x4000", "has one bit"),
+        ("ff0000", "such as 0x00ff0000"),
+        ("", "such as 0x00ff0000"),
+    ],
+)
+def test_a_mask_that_cannot_number_identities_is_refused_with_the_reason(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        IdentityMark.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("mask", "number", "value"),
+    [(0x00050000, 1, 0x00010000), (0x00050000, 2, 0x00040000), (0x00050000, 3, 0x00050000), (0x3, 2, 0x2)],
+)
+def test_a_number_is_spread_over_the_mask_bits_lowest_first(mask: int, number: int, value: int) -> None:
+    assert IdentityMark(mask).value(number) == value
+
+
+def test_setting_and_clearing_the_bits_keeps_every_other_bit() -> None:
+    mark = IdentityMark(0x00070000)
+    foreign = 0xA5A0A5A5
+    assert mark.clear.apply(foreign | 0x00070000) == foreign
+    assert MarkSet(bits=0x00020000).apply(foreign) == foreign | 0x00020000
+    with pytest.raises(ValueError):
+        MarkSet()
+
+
+NAMES = st.sets(st.text("0123456789abcdef", min_size=12, max_size=12).map(lambda h: f"in-from-{h}"), max_size=7)
+
+
+@given(NAMES, st.randoms(use_true_random=False))
+def test_numbers_are_distinct_in_range_and_a_function_of_the_names_alone(names: set[str], rng: random.Random) -> None:
+    mark = IdentityMark(0x00070000)
+    numbers = numbering(names, mark)
+    shuffled = list(names)
+    rng.shuffle(shuffled)
+    assert numbering(shuffled, mark) == numbers
+    assert len(set(numbers.values())) == len(names)
+    assert all(1 <= n <= mark.capacity for n in numbers.values())
+
+
+def test_a_name_whose_hash_is_taken_gets_the_next_free_number_in_name_order() -> None:
+    mark = IdentityMark(0x00070000)
+    first, second = "in-from-41cba67efa66", "in-from-dac034466389"
+    assert _hash(first) % 7 == _hash(second) % 7
+    own = _hash(first) % 7 + 1
+    assert numbering([second, first], mark) == {first: own, second: own % 7 + 1}
+
+
+def test_more_identities_than_numbers_is_an_error_that_asks_for_more_bits() -> None:
+    with pytest.raises(IdentityMarkFull, match=r"4 peer identities .* 2 bits .* at most 3: give more bits"):
+        numbering([f"in-from-{i:012x}" for i in range(4)], IdentityMark(0x00030000))
+
+
+WORLD = cluster(
+    node("node-1", "10.0.1.1"),
+    node("node-2", "10.0.2.1"),
+    pod("x/web", {"app": "web"}, node="node-1", ips=["10.0.1.10"]),
+    pod("x/api", {"app": "api"}, node="node-2", ips=["10.0.2.10"]),
+    policy("x/allow", {"app": "web"}, ingress=[rule(pod_peer({"app": "api"}), ports=[port(80)])]),
+)
+
+
+def test_the_marked_ruleset_has_bit_sets_an_identity_map_and_no_jumping_peer_map() -> None:
+    text = render_text(compile_node(WORLD, "node-1", identity_mark=IdentityMark(0x00030000)))
+    assert "in-peers-v4" not in text
+    assert "meta mark set meta mark & 0xfffcffff" in text
+    assert "ip saddr @in-peers-b16-v4 meta mark set meta mark | 0x00010000" in text
+    assert "meta mark & 0x00030000 vmap @in-identities-v4" in text
+    assert "type mark : verdict" in text
+
+
+def test_compile_takes_the_mask_and_refuses_a_bad_one_naming_the_option(tmp_path: object) -> None:
+    from pathlib import Path
+
+    manifest = Path(str(tmp_path)) / "world.yaml"
+    manifest.write_text(
+        """apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: x, labels: {app: web}}
+spec: {nodeName: node-1, containers: [{name: c, image: i}]}
+status: {podIPs: [{ip: 10.0.1.10}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: api, namespace: x, labels: {app: api}}
+spec: {nodeName: node-2, containers: [{name: c, image: i}]}
+status: {podIPs: [{ip: 10.0.2.10}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: allow, namespace: x}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress: [{from: [{podSelector: {matchLabels: {app: api}}}]}]
+"""
+    )
+    runner = CliRunner()
+    good = runner.invoke(cli, ["compile", "-f", str(manifest), "--node", "node-1", "--identity-mark", "0x00ff0000"])
+    assert good.exit_code == 0, good.output
+    assert "meta mark & 0x00ff0000 vmap @in-identities-v4" in good.output
+    bad = runner.invoke(cli, ["compile", "-f", str(manifest), "--node", "node-1", "--identity-mark", "0x4000"])
+    assert bad.exit_code == 2
+    assert "--identity-mark" in bad.output and "has one bit" in bad.output
+
+
+@pytest.mark.parametrize(("mask", "problem"), [(None, None), (0x00FF0000, None), (0x4000, "has one bit")])
+def test_the_agent_settings_check_the_mask(mask: int | None, problem: str | None) -> None:
+    found = [p for p in AgentConfig(node="node-1", identity_mark=mask).validate() if "--identity-mark" in p]
+    assert [problem in p for p in found] == ([True] if problem else [])
