@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import yaml
 
@@ -22,6 +23,7 @@ HELM = shutil.which("helm") or shutil.which("helm", path=str(DEPLOY.parent / ".v
 #: The helm values that stand for each overlay (``--set`` arguments).
 VALUES: dict[str, tuple[str, ...]] = {
     "audit": ("mode=audit",),
+    "identity-mark": ("identityMark=0x00ff0000",),
     "image": ("image.repository=registry.example/policyctl",),
     "log-level": ("logLevel=debug",),
     "metrics": ("metrics.serviceMonitor=true",),
@@ -105,4 +107,56 @@ def test_a_new_pod_window_other_than_deny_or_allow_fails_the_render(value: tuple
     result = helm("template", "policyctl", str(CHART), "--namespace", "kube-system", *value)
     assert result.returncode != 0
     assert f"newPodWindow: must be deny or allow, not {shown}" in result.stderr
+    assert result.stdout == ""
+
+
+#: identityMark values the chart renders (as ``template`` takes them), and the mask the agent's parser reads.
+MARKS: dict[str, tuple[tuple[str, ...], int | None]] = {
+    "the default": ((), None),
+    "an empty string": (("--set-string=identityMark=",), None),
+    "no value": (("identityMark=null",), None),
+    "hex": (("identityMark=0x00ff0000",), 0x00FF0000),
+    "hex in capitals": (("identityMark=0X0F000000",), 0x0F000000),
+    "a decimal string": (("--set-string=identityMark=16711680",), 0x00FF0000),
+}
+
+
+@pytest.mark.parametrize(("value", "mask"), MARKS.values(), ids=list(MARKS))
+def test_the_identity_mark_value_reaches_the_agents_parser(value: tuple[str, ...], mask: int | None) -> None:
+    agent = template(*value)[("DaemonSet", "policyctl-agent")]
+    (container,) = agent["spec"]["template"]["spec"]["containers"]
+    assert agent_params(container["args"])["identity_mark"] == mask
+    assert any(a.startswith("--identity-mark") for a in container["args"]) == (mask is not None)
+
+
+def test_an_identity_mark_of_one_bit_renders_but_the_agents_parser_refuses_it() -> None:
+    """The chart checks only the form of the number; how many bits, and within 32, is the
+    agent's rule (compiler/markedpeers.py IdentityMark), read here by its own parser."""
+    agent = template("identityMark=0x4000")[("DaemonSet", "policyctl-agent")]
+    (container,) = agent["spec"]["template"]["spec"]["containers"]
+    with pytest.raises(click.BadParameter, match="has one bit"):
+        agent_params(container["args"])
+
+
+#: identityMark values the chart refuses to render, and how the message shows each.
+BAD_MARKS: dict[str, tuple[tuple[str, str], str]] = {
+    "not a number": (("--set", "identityMark=0xzz"), '"0xzz"'),
+    "hex without 0x": (("--set", "identityMark=ff0000"), '"ff0000"'),
+    "a decimal with a leading zero": (("--set-string", "identityMark=016711680"), '"016711680"'),
+    "zero": (("--set-string", "identityMark=0"), '"0"'),
+    "a negative number": (("--set-string", "identityMark=-1"), '"-1"'),
+    "a boolean": (("--set", "identityMark=true"), "true"),
+    "an unquoted number": (("--set", "identityMark=16711680"), "16711680"),
+    "unquoted hex in a values file": (
+        ("--values", str(Path(__file__).parent / "helm-identity-mark-unquoted.yaml")),
+        "16711680",
+    ),
+}
+
+
+@pytest.mark.parametrize(("value", "shown"), BAD_MARKS.values(), ids=list(BAD_MARKS))
+def test_an_identity_mark_that_is_not_an_integer_literal_fails_the_render(value: tuple[str, str], shown: str) -> None:
+    result = helm("template", "policyctl", str(CHART), "--namespace", "kube-system", *value)
+    assert result.returncode != 0
+    assert f'identityMark: must be a quoted hex or decimal mask such as "0x00ff0000", not {shown}' in result.stderr
     assert result.stdout == ""

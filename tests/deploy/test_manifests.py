@@ -215,6 +215,12 @@ def test_the_new_pod_window_is_deny_except_in_its_overlay(source: str, objects: 
     assert agent_params(container["args"])["new_pod_window"] == expected
 
 
+def test_the_identity_mark_is_off_except_in_its_overlay(source: str, objects: Objects) -> None:
+    expected = 0x00FF0000 if source == "overlays/identity-mark" else None
+    (container,) = _pod(agent_ds(objects))["containers"]
+    assert agent_params(container["args"])["identity_mark"] == expected
+
+
 #: Arguments the agent's parser must refuse, so a typo in deploy/ fails a test.
 MISTYPED: dict[str, list[str]] = {
     "a value outside the choices": ["agent", "--new-pod-window=alow"],
@@ -222,6 +228,10 @@ MISTYPED: dict[str, list[str]] = {
     "a misspelt option": ["agent", "--new-pod-windows=allow"],
     "a value of the wrong type": ["agent", "--metrics-port=metrics"],
     "a value given to a flag": ["agent", "--publish-events=true"],
+    "a one-bit identity mark (kube-proxy's 0x4000)": ["agent", "--identity-mark=0x4000"],
+    "an identity mark wider than 32 bits": ["agent", "--identity-mark=0x1ffff0000"],
+    "an identity mark of no bits": ["agent", "--identity-mark=0"],
+    "an identity mark that is not a number": ["agent", "--identity-mark=0xzz"],
 }
 
 
@@ -344,6 +354,7 @@ LIFECYCLE_TAINTS = ["not-ready", "unreachable", "disk-pressure", "memory-pressur
 #: What each overlay changes in the base, and nothing else.
 CHANGES: dict[str, Callable[[Objects], None]] = {
     "audit": _with_args("--mode=audit"),
+    "identity-mark": _with_args("--identity-mark=0x00ff0000"),
     "image": _with_image("registry.example/policyctl:0.1.0"),
     "log-level": _with_args("--log-level=debug"),
     "metrics": _with_objects("metrics/service.yaml", "metrics/servicemonitor.yaml"),
