@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 
 from policyctl.policy.model import Direction, Family, IPAddress
@@ -215,20 +216,19 @@ class MarkedPeers:
 
     def translate(self, delta: RulesetDelta) -> RulesetDelta:
         """The marked layout's delta for ``delta`` of the plain layout."""
-        chains = {d: set(self.chains[d]) for d in DIRECTIONS}
-        for c in delta.chains:
-            d = _direction_of_chain(c.name)
-            if d is not None:
-                chains[d].add(c.name)
-        for name in delta.removed_chains:
-            d = _direction_of_chain(name)
-            if d is not None:
-                chains[d].discard(name)
+        chains: dict[Direction, AbstractSet[str]] = dict(self.chains)
+        for d in DIRECTIONS:
+            added = {c.name for c in delta.chains if c.name.startswith(peer_chain_prefix(d))}
+            left = {n for n in delta.removed_chains if n.startswith(peer_chain_prefix(d))}
+            if added - chains[d] or left & chains[d]:
+                chains[d] = (chains[d] | added) - left
         numbers = {
-            d: self.numbers[d] if chains[d] == self.chains[d] else numbering(chains[d], self.mark) for d in DIRECTIONS
+            d: self.numbers[d] if chains[d] is self.chains[d] else numbering(chains[d], self.mark) for d in DIRECTIONS
         }
         renumbered = {
-            d: {c for c in self.numbers[d].keys() | numbers[d].keys() if self.numbers[d].get(c) != numbers[d].get(c)}
+            d: set() if numbers[d] is self.numbers[d] else {
+                c for c in self.numbers[d].keys() | numbers[d].keys() if self.numbers[d].get(c) != numbers[d].get(c)
+            }
             for d in DIRECTIONS
         }
         whole = {PEER_MAPS[m.name]: m for m in delta.maps if m.name in PEER_MAPS}
