@@ -256,7 +256,7 @@ class NodeSync:
         source = f"<compiled for {self.node}>"
         if verify:
             applied = self.enforcer.apply(self.document, source=source, verify=True)
-            self._verified_at = started
+            self._verified_at = self._clock()
         else:
             applied = self.enforcer.apply_delta(delta_to_group(delta, self.log_group), desired=lambda: self.document,
                                                 source=source)

@@ -236,7 +236,7 @@ def section_compile(ctx: Context) -> list[Figure]:
 LAYOUTS: dict[str, int | None] = {"": None, "marked.": 0xFFFF0000}
 EVENT_FIGURES = tuple(
     f"event.{layout}{k}.{q}" for layout in LAYOUTS for k in (*KINDS, "floor") for q in ("p50", "p99")
-)
+) + tuple(f"event.{layout}resync" for layout in LAYOUTS)
 
 
 def section_apply_and_events(ctx: Context) -> list[Figure]:
@@ -300,6 +300,7 @@ def _events(ctx: Context, enforcer: Any, backend: Any, layout: str, full: float)
             for stage, seconds in split.items():
                 stages.setdefault(stage, []).append(seconds)
     floor = one_element_transactions(backend, ctx.effort.events_per_kind * len(KINDS))
+    resync, _ = step(cluster)
     split_text = ", ".join(f"{k} {median(v) * 1000:.1f} ms" for k, v in sorted(stages.items()))
     events = ctx.effort.events_per_kind * len(KINDS)
     split_text = f"{compiles} of {events} events recompiled" + (f"; median split: {split_text}" if split_text else "")
@@ -311,6 +312,11 @@ def _events(ctx: Context, enforcer: Any, backend: Any, layout: str, full: float)
         figures.append(Figure(
             f"event.{layout}floor.{name}", "s", quantile(floor, q), baseline=full, baseline_name="full apply",
             detail=f"{len(floor)} transactions, each adding one address to {FLOOR_SET} (then removed)"))
+    figures.append(Figure(
+        f"event.{layout}resync", "s", sum(resync.values()), baseline=full, baseline_name="full apply",
+        detail="the periodic resync (every max_interval, 60 s by default): the same snapshot again, so the whole "
+               "ruleset is rendered and the table read back from the kernel and compared; events are measured "
+               "between resyncs"))
     for kind in KINDS:
         for name, q in (("p50", 0.5), ("p99", 0.99)):
             figures.append(Figure(

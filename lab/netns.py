@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
 import os
 import signal
 import subprocess
@@ -209,10 +210,21 @@ def build_underlay(plan: LabPlan) -> None:
         plan.underlay_netns,
         [
             "link set lo up",
-            "" if exists else f"link add {plan.underlay_bridge} type bridge mcast_snooping 0",
+            "" if exists else _bridge(plan.underlay_netns, plan.underlay_bridge),
             f"link set {plan.underlay_bridge} up",
         ],
     )
+
+
+def _bridge(netns: str, bridge: str) -> str:
+    """``ip`` command creating a bridge with an address of its own. A Linux bridge without one
+    takes the lowest address among its ports and changes it when a port with a lower one is
+    added: every pod's neighbour entry for its gateway then points at an address nobody has,
+    and traffic through the bridge stalls until the entry expires (up to tens of seconds).
+    An address set by hand is kept."""
+    digest = hashlib.sha256(f"{netns}/{bridge}".encode()).digest()
+    mac = ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
+    return f"link add {bridge} address {mac} type bridge mcast_snooping 0"
 
 
 def _link_exists(netns: str, link: str) -> bool:
@@ -232,7 +244,7 @@ def build_node(plan: LabPlan, node: NodePlan) -> None:
     commands += [_addr(a, node.underlay_link) for a in node.underlay_addresses]
     if node.bridge:
         if not _link_exists(node.netns, node.bridge):
-            commands.append(f"link add {node.bridge} type bridge mcast_snooping 0")
+            commands.append(_bridge(node.netns, node.bridge))
         commands.append(f"link set {node.bridge} up")
         commands += [_addr(a, node.bridge) for a in node.gateways]
     ip_batch(node.netns, commands)

@@ -195,6 +195,27 @@ def test_the_kernel_is_read_back_at_resyncs_and_after_the_interval(
     assert enforcer.verified == expected_verify
 
 
+def test_the_interval_counts_from_the_end_of_the_full_read_not_from_the_start_of_its_sync() -> None:
+    """A first sync that compiles a large cluster for 50 s reads the kernel at its end; an event
+    20 s later is within the interval and trusts that read."""
+    clock = FakeClock()
+    snapshots = FixedSnapshots(base_cluster(WEB_FROM_CLIENTS))
+    enforcer = RecordingEnforcer()
+    full_apply = enforcer.apply
+
+    def slow_apply(desired: Any, **kwargs: Any) -> Any:
+        clock.advance(50.0)
+        return full_apply(desired, **kwargs)
+
+    enforcer.apply = slow_apply  # type: ignore[method-assign]
+    sync = NodeSync(snapshots, node="node-1", enforcer=enforcer, clock=clock, resync_interval=60.0)  # type: ignore[arg-type]
+    sync()
+    clock.advance(20.0)
+    snapshots.cluster = relabel(snapshots.cluster, "y/client", role="client", step="1")
+    sync()
+    assert enforcer.verified == [True, False]
+
+
 def test_a_zero_resync_interval_reads_the_kernel_on_every_sync() -> None:
     cluster = base_cluster(WEB_FROM_CLIENTS)
     sync, snapshots, enforcer = make(cluster)
