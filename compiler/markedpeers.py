@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from policyctl.policy.model import Direction, Family, IPAddress
 
@@ -72,8 +72,11 @@ class IdentityMark:
     """The packet-mark bits policyctl may use while it decides a new connection."""
 
     mask: int
+    positions: tuple[int, ...] = field(init=False, compare=False, repr=False)
+    """The mask's bits, lowest first."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "positions", tuple(p for p in range(32) if self.mask >> p & 1))
         if not 0 < self.mask <= ALL_BITS:
             raise ValueError(f"the identity mark must be a non-zero 32-bit mask, not {self.mask:#x}")
         if len(self.positions) < 2:
@@ -88,10 +91,6 @@ class IdentityMark:
             if "identity mark" in str(error):
                 raise
             raise ValueError(f"the identity mark must be a 32-bit mask such as 0x00ff0000, not {text!r}") from None
-
-    @property
-    def positions(self) -> tuple[int, ...]:
-        return tuple(p for p in range(32) if self.mask >> p & 1)
 
     @property
     def capacity(self) -> int:
@@ -187,11 +186,11 @@ class MarkedPeers:
     def _bit_sets(self, half: Half, entries: Mapping[IPAddress | int, str], numbers: Mapping[str, int]) -> list[Set]:
         direction, family = half
         held: dict[int, list[Element]] = {p: [] for p in self.mark.positions}
+        bits = {chain: [p for p in self.mark.positions if self.mark.value(n) >> p & 1] for chain, n in numbers.items()}
         for ip, chain in entries.items():
-            value = self.mark.value(numbers[chain])
-            for p in self.mark.positions:
-                if value >> p & 1:
-                    held[p].append((address_interval(ip),))  # type: ignore[arg-type]
+            element = (address_interval(ip),)  # type: ignore[arg-type]
+            for p in bits[chain]:
+                held[p].append(element)
         return [
             Set(
                 peer_bit_set_name(direction, family, p),
