@@ -30,6 +30,7 @@ from __future__ import annotations
 import concurrent.futures
 import ctypes
 import errno
+import functools
 import itertools
 import json
 import os
@@ -201,6 +202,21 @@ class LibnftablesBackend:
         ctx.set_json_output(True)
         return ctx
 
+    @classmethod
+    def _listing(cls, payload: Payload) -> tuple[int, Any, str]:
+        """Run a listing in a context of its own, freed at once. A context keeps what it listed
+        in its cache, and its next command pays for dropping it: after a read-back of a table
+        of 85,000 elements the next one-element transaction took ~100 ms instead of 3, and that
+        transaction is the next event's."""
+        ctx = cls._new_context()
+        try:
+            with _LIBNFTABLES:
+                rc, out, err = ctx.json_cmd(payload)
+        finally:
+            with _LIBNFTABLES:
+                ctx = None
+        return rc, out, err
+
     def _call(self, fn: Callable[[], T]) -> T:
         if self._executor is None:
             return fn()
@@ -225,7 +241,7 @@ class LibnftablesBackend:
         return out if isinstance(out, dict) else {"nftables": []}
 
     def list_table(self, family: str, name: str) -> Payload | None:
-        rc, out, err = self._json_cmd(_list_payload(family, name))
+        rc, out, err = self._call(functools.partial(self._listing, _list_payload(family, name)))
         if rc != 0:
             if _is_missing(err):
                 return None
