@@ -173,6 +173,9 @@ class Enforcer:
         self._send_or_forget(transaction, dry_run=dry_run)
         if not dry_run:
             self._remember(wanted, created=transaction.created_table)
+            release = getattr(self.backend, "release_cache", None)
+            if release is not None and not transaction.empty:
+                release()
         return ApplyReport(
             transaction=transaction,
             applied=not dry_run and not transaction.empty,
