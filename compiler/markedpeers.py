@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 
+from policyctl.policy.diagnostics import PolicyctlError
 from policyctl.policy.model import Direction, Family, IPAddress
 
 from .delta import MarkEntry, RulesetDelta, diff, empty_ruleset, patch
@@ -63,8 +64,9 @@ ALL_BITS = 0xFFFFFFFF
 Half = tuple[Direction, Family]
 
 
-class IdentityMarkFull(ValueError):
-    """More peer identities in one direction than the mark bits can number."""
+class IdentityMarkFull(PolicyctlError):
+    """More peer identities in one direction than the mark bits can number: the commands
+    report it as an input error (exit 2), the agent as a failed sync that keeps the ruleset."""
 
 
 @dataclass(frozen=True, slots=True)

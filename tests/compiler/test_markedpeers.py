@@ -140,6 +140,38 @@ spec:
     assert "--identity-mark" in bad.output and "has one bit" in bad.output
 
 
+def test_compile_with_too_few_bits_for_the_identities_exits_2_asking_for_more(tmp_path: object) -> None:
+    from pathlib import Path
+
+    pods = "".join(
+        f"""---
+apiVersion: v1
+kind: Pod
+metadata: {{name: p{i}, namespace: x, labels: {{role: r{i}}}}}
+spec: {{nodeName: node-{1 if i == 0 else 2}, containers: [{{name: c, image: i}}]}}
+status: {{podIPs: [{{ip: 10.0.{1 if i == 0 else 2}.{10 + i}}}]}}
+"""
+        for i in range(5)
+    )
+    rules = "".join(f"\n    - from: [{{podSelector: {{matchLabels: {{role: r{i}}}}}}}]" for i in range(1, 5))
+    manifest = Path(str(tmp_path)) / "world.yaml"
+    manifest.write_text(
+        pods
+        + f"""---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {{name: allow, namespace: x}}
+spec:
+  podSelector: {{matchLabels: {{role: r0}}}}
+  ingress:{rules}
+"""
+    )
+    result = CliRunner().invoke(cli, ["compile", "-f", str(manifest), "--node", "node-1", "--identity-mark", "0x3"])
+    assert result.exit_code == 2, result.output
+    assert "4 peer identities" in result.output and "give more bits" in result.output
+    assert "Traceback" not in result.output
+
+
 @pytest.mark.parametrize(("mask", "problem"), [(None, None), (0x00FF0000, None), (0x4000, "has one bit")])
 def test_the_agent_settings_check_the_mask(mask: int | None, problem: str | None) -> None:
     found = [p for p in AgentConfig(node="node-1", identity_mark=mask).validate() if "--identity-mark" in p]

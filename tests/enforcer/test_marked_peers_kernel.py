@@ -6,6 +6,7 @@ it, whatever our rules did with the bits they were given."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -100,7 +101,7 @@ def _mark_counters(node_ns: Node) -> dict[str, int]:
 
 
 def test_real_packets_are_decided_by_policy_and_keep_their_foreign_mark(
-    node: Node, backend: LibnftablesBackend
+    node: Node, backend: LibnftablesBackend, tmp_path: Path
 ) -> None:
     snapshot = _snapshot(_remote("web-1", {"tier": "web"}, 10), ALLOW_TIERS)
     ruleset = compile_node(snapshot, "node-1", identity_mark=MARK)
@@ -117,10 +118,9 @@ def test_real_packets_are_decided_by_policy_and_keep_their_foreign_mark(
         }}
     }}
     """
-    path = f"/tmp/{node.node.name}-marker.nft"
-    with open(path, "w") as handle:
-        handle.write(script)
-    node.node.exec("nft", "-f", path)
+    path = tmp_path / "marker.nft"
+    path.write_text(script)
+    node.node.exec("nft", "-f", str(path))
     server = node.serve(node.b, 80)
     denied = node.serve(node.b, 81)
     try:
