@@ -50,7 +50,7 @@ from policyctl.agent.health import HealthServer, HealthState, Verdict, liveness,
 from policyctl.agent.httpserver import BoundedHTTPServer
 from policyctl.agent.logs import configure
 from policyctl.agent.metrics import AgentMetrics, ReflectorState
-from policyctl.agent.runner import BoundedFrequencyRunner
+from policyctl.agent.runner import BoundedFrequencyRunner, IdleWork
 from policyctl.agent.supervisor import RestartBudget, Supervisor
 from policyctl.agent.sync import NodeSync, RulesetApplier, SyncReport
 from policyctl.enforcer.apply import Enforcer
@@ -128,7 +128,8 @@ class Agent:
         if config.publish_events:
             self.events = EventPublisher(lambda event, count: create_or_patch(api, event, count=count),
                                          logger=self.log.getChild("events"))
-        self.runner = BoundedFrequencyRunner(self._sync_and_record, config.intervals, clock=clock)
+        self.runner = BoundedFrequencyRunner(self._sync_and_record, config.intervals, clock=clock,
+                                             idle_work=IdleWork(due=self.sync.verification_due, run=self.sync.verify))
         discovery = discovery if discovery is not None else Discovery(
             api, request_timeout=(10.0, config.read_timeout))
         self.reflectors: tuple[AnyReflector, ...] = tuple(

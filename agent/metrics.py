@@ -153,6 +153,19 @@ class AgentMetrics:
         self.syncs = Counter(
             "policyctl_syncs", "Syncs by result: applied, unchanged or failed.", ["result"], registry=r
         )
+        self.readbacks = Counter(
+            "policyctl_kernel_readbacks",
+            "Full read-backs of the table from the kernel between syncs, by result: clean, repaired (the table had "
+            "been changed by someone else), deferred (gave way to a waiting sync) or failed.",
+            ["result"],
+            registry=r,
+        )
+        self.readback_duration = Histogram(
+            "policyctl_kernel_readback_duration_seconds",
+            "Duration of one read-back of the table (render, list, compare, repair), deferred ones included.",
+            buckets=SYNC_BUCKETS,
+            registry=r,
+        )
         self.compiles = Counter(
             "policyctl_compiles",
             "Ruleset compilations, and syncs that skipped compiling because nothing this node enforces changed.",

@@ -14,12 +14,22 @@ with a fake clock through :meth:`BoundedFrequencyRunner.poll`; :meth:`loop` is t
 thread body around it. A request that arrives while a sync runs is kept and causes the next
 sync: the sync that was already running may have read its snapshot before the change.
 
-Invariants: the function never runs concurrently with itself; ``heartbeat`` advances on every
-turn of the loop, busy or idle (liveness reads it; it never depends on the API server).
+Besides the syncs the runner can carry one piece of *idle work* (:class:`IdleWork`, the
+agent's read-back of the kernel): work that is due at some time, runs only while no sync is
+due, and is told to give up as soon as one is (a request arrived and ``min_interval`` has
+passed). It is not a run: it neither moves ``min_interval``'s clock nor counts as the
+periodic sync, so an event that arrives while it runs waits for at most one of its steps,
+never for the whole of it nor for ``min_interval`` after it. When it raises, the schedule is
+marked failed, so a sync follows after ``retry_interval``.
+
+Invariants: the function and the idle work never run concurrently, with themselves or each
+other; ``heartbeat`` advances on every turn of the loop, busy or idle (liveness reads it; it
+never depends on the API server).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -75,6 +85,16 @@ def next_due(schedule: Schedule, intervals: Intervals) -> float:
 
 
 @dataclass(frozen=True, slots=True)
+class IdleWork:
+    """Work the runner does between syncs: ``due()`` says when it is next due (on the
+    runner's clock; ``inf`` for never), ``run(interrupted)`` does it, checking
+    ``interrupted()`` between its steps and returning early when it is true."""
+
+    due: Callable[[], float]
+    run: Callable[[Callable[[], bool]], object]
+
+
+@dataclass(frozen=True, slots=True)
 class RunOutcome:
     """One run: when it started, how long it took, and the exception when it failed."""
 
@@ -101,6 +121,7 @@ class BoundedFrequencyRunner:
         *,
         clock: Callable[[], float] = time.monotonic,
         on_outcome: Callable[[RunOutcome], None] | None = None,
+        idle_work: IdleWork | None = None,
     ) -> None:
         problems = intervals.validate()
         if problems:
@@ -109,6 +130,7 @@ class BoundedFrequencyRunner:
         self.intervals = intervals
         self._clock = clock
         self._on_outcome = on_outcome
+        self._idle_work = idle_work
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._schedule = Schedule()
@@ -129,15 +151,16 @@ class BoundedFrequencyRunner:
         self._wake.set()
 
     def poll(self) -> float:
-        """Run the function if it is due now; return the seconds until the next run is due
-        (0 or less when it is due already)."""
+        """Run the function if it is due now, else the idle work if that is due; return the
+        seconds until either is next due (0 or less when one is due already)."""
         now = self._clock()
         self.heartbeat = now
         with self._lock:
             due = next_due(self._schedule, self.intervals)
-            if now < due:
-                return due - now
-            self._schedule = Schedule(last_run=now, failed=self._schedule.failed, pending=False)
+            if now >= due:
+                self._schedule = Schedule(last_run=now, failed=self._schedule.failed, pending=False)
+        if now < due:
+            return self._idle(due, now)
         error: BaseException | None = None
         try:
             self._function()
@@ -153,7 +176,32 @@ class BoundedFrequencyRunner:
         self.last_outcome = outcome
         if self._on_outcome is not None:
             self._on_outcome(outcome)
+        if self._idle_work is not None:
+            due = min(due, self._idle_work.due())
         return due - self._clock()
+
+    def _idle(self, due: float, now: float) -> float:
+        """Before the sync due at ``due``: do the idle work if it is due; return the seconds
+        until the sync or the idle work is next due."""
+        work = self._idle_work
+        if work is None:
+            return due - now
+        if work.due() <= now:
+            try:
+                work.run(self._sync_due)
+            except Exception:
+                with self._lock:
+                    self._schedule = dataclasses.replace(self._schedule, failed=True)
+            self.heartbeat = self._clock()
+            with self._lock:
+                due = next_due(self._schedule, self.intervals)
+        return min(due, work.due()) - self._clock()
+
+    def _sync_due(self) -> bool:
+        """A sync is waiting and may run now: idle work should give way."""
+        with self._lock:
+            schedule = self._schedule
+        return schedule.pending and self._clock() >= next_due(schedule, self.intervals)
 
     def loop(self, stop: threading.Event, *, tick: float = 1.0) -> None:
         """Poll until ``stop`` is set. Waits at most ``tick`` seconds at a time so the

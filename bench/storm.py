@@ -11,9 +11,10 @@ Two ways to apply the rounds:
 
 * ``syncs``: the agent's sync step (:class:`~policyctl.agent.sync.NodeSync` with the enforcer
   inside each node's namespace), driven directly so that each round is one sync; every tenth
-  round also runs a full resync (the table read back from the kernel and compared), and
-  halfway the enforcers are replaced by new ones that know nothing, as after an agent restart
-  (the first apply of an enforcer reads the kernel and continues from it).
+  round also runs the periodic read-back (``NodeSync.verify``: the table read back from the
+  kernel and compared), and halfway the enforcers are replaced by new ones that know
+  nothing, as after an agent restart (the first apply of an enforcer reads the kernel and
+  continues from it).
 * ``processes``: the agents as the DaemonSet runs them, ``policyctl agent --netns`` processes
   reading the project's API server, each round written to the server. Seven rounds after
   halfway node-1's agent is stopped with SIGTERM (a rolling update) and node-2's is killed
@@ -198,7 +199,7 @@ class NodeSyncs:
             self._sync_all()
             if round_number % 10 == 0:
                 for sync in self.syncs:
-                    sync()
+                    sync.verify()
                 self.resyncs += 1
 
     def close(self) -> None:

@@ -6,7 +6,8 @@ transaction (:mod:`policyctl.enforcer.diff`). What the table holds comes from on
 * the kernel, read back in full (``nft -j list table``): on the first apply of an enforcer
   (so one that restarts, or a second one started by hand, continues from whatever the table
   holds), after any failed or dry-run-only history, and whenever the caller asks for it
-  (``verify=True``, the agent's periodic resync that repairs drift);
+  (``verify=True``, or :meth:`Enforcer.verify`, the agent's periodic read-back that repairs
+  drift);
 * otherwise the state this enforcer itself committed last. Listing ~100k elements back and
   parsing them costs far more than the change an event brings, so between full reads the
   enforcer trusts its own last commit, guarded by one cheap check: the table's kernel handle
@@ -169,7 +170,41 @@ class Enforcer:
         current = None if verify else self._trusted()
         if current is None:
             current = self.current()
-        transaction = plan(current, wanted)
+        return self._apply_planned(plan(current, wanted), wanted, dry_run=dry_run, started=started)
+
+    def verify(
+        self,
+        desired: Callable[[], Mapping[str, Any]],
+        *,
+        source: str = "<ruleset>",
+        interrupted: Callable[[], bool] = lambda: False,
+    ) -> ApplyReport | None:
+        """:meth:`apply` with ``verify=True`` (read the table back in full and repair it to
+        ``desired()``), given up between its steps as soon as ``interrupted()`` is true: None
+        then, with nothing sent and the trusted commit unchanged.
+
+        A read-back costs what the table holds (at 10k pods a quarter of a second: render,
+        list, parse, compare), and an event that arrives meanwhile should not wait for it.
+        The steps, each checked before: render ``desired()``, read it, list the kernel's
+        table, plan and send. The plan and the send are never split, so what is sent is
+        always the difference against the listing just read."""
+        started = self._clock()
+        if interrupted():
+            return None
+        document = desired()
+        if interrupted():
+            return None
+        wanted = self.desired_state(document, source=source)
+        if interrupted():
+            return None
+        current = self.current()
+        if interrupted():
+            return None
+        return self._apply_planned(plan(current, wanted), wanted, dry_run=False, started=started)
+
+    def _apply_planned(
+        self, transaction: Transaction, wanted: TableState, *, dry_run: bool, started: float
+    ) -> ApplyReport:
         self._send_or_forget(transaction, dry_run=dry_run)
         if not dry_run:
             self._remember(wanted, created=transaction.created_table)

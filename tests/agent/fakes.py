@@ -51,6 +51,20 @@ class RecordingEnforcer:
         return self.apply(desired(), source=source)
 
 
+    def verify(
+        self, desired: Callable[[], Mapping[str, Any]], *, source: str = "<ruleset>",
+        interrupted: Callable[[], bool] = lambda: False,
+    ) -> ApplyReport | None:
+        """The real enforcer's steps, each checked before: render, then read back and repair
+        (one step here: "the kernel" is held whole)."""
+        if interrupted():
+            return None
+        document = desired()
+        if interrupted():
+            return None
+        return self.apply(document, source=source, verify=True)
+
+
 class FixedSnapshots:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster

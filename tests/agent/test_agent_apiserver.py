@@ -100,6 +100,28 @@ def test_a_deleted_table_is_restored_by_the_periodic_resync(
     assert agent.sync.compiles == 1, "a resync with nothing changed must not recompile"
 
 
+def test_a_rule_edited_by_hand_is_repaired_by_the_periodic_read_back(
+    apiserver: FakeApiServer, kernel: Enforcer, node_netns: str, start_agent: Callable[..., Agent]
+) -> None:
+    """An element taken out of one of our sets leaves the table's handle as it was, so only
+    the read-back between syncs can see it; it puts the element back and says so."""
+    seed(apiserver)
+    agent = start_agent(fast_config(max_interval=0.5), backend=LibnftablesBackend(netns=node_netns))
+    assert agent.wait_ready(10)
+    assert converges(kernel, apiserver)
+    listing = kernel.backend.list_table("inet", TABLE)
+    assert listing is not None
+    name, element = next((s["set"]["name"], s["set"]["elem"][0]) for s in listing["nftables"]
+                         if "set" in s and s["set"].get("elem"))
+    kernel.backend.run({"nftables": [{"delete": {"element": {
+        "family": "inet", "table": TABLE, "name": name, "elem": [element]}}}]})
+    assert not kernel.plan(expected_document(apiserver)).empty
+    assert converges(kernel, apiserver, timeout=5)
+    value = agent.metrics.registry.get_sample_value
+    assert value("policyctl_kernel_readbacks_total", {"result": "repaired"}) == 1
+    assert agent.sync.compiles == 1, "a read-back compiles nothing"
+
+
 def test_a_burst_of_events_is_one_transaction(
     apiserver: FakeApiServer, kernel: Enforcer, node_netns: str, start_agent: Callable[..., Agent]
 ) -> None:

@@ -15,6 +15,8 @@ EXPECTED_TYPES = {
     "policyctl_sync_duration_seconds": "histogram",
     "policyctl_syncs": "counter",
     "policyctl_compiles": "counter",
+    "policyctl_kernel_readbacks": "counter",
+    "policyctl_kernel_readback_duration_seconds": "histogram",
     "policyctl_last_successful_sync_timestamp_seconds": "gauge",
     "policyctl_local_pods": "gauge",
     "policyctl_active_local_policies": "gauge",

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
-from policyctl.agent.runner import BoundedFrequencyRunner, Intervals, RunOutcome, Schedule, next_due
+from policyctl.agent.runner import BoundedFrequencyRunner, IdleWork, Intervals, RunOutcome, Schedule, next_due
 from tests.agent.clock import FakeClock
 
 BOUNDS = Intervals(min_interval=1.0, max_interval=60.0, retry_interval=5.0)
@@ -153,3 +154,99 @@ def test_loop_thread_wakes_on_request_and_stops() -> None:
         thread.join(2.0)
     assert not thread.is_alive()
     assert calls[1] - calls[0] < 2.0
+
+
+class Readback:
+    """Idle work in ``steps`` steps of ``step`` seconds each on the fake clock; records when
+    it ran, whether it completed, and gives way when told to."""
+
+    def __init__(self, clock: FakeClock, *, due: float, steps: int = 4, step: float = 0.1) -> None:
+        self.clock, self.next_due, self.steps, self.step = clock, due, steps, step
+        self.runs: list[tuple[float, bool]] = []
+        self.failing = False
+        self.on_step: Callable[[int], None] = lambda index: None
+
+    def due(self) -> float:
+        return self.next_due
+
+    def run(self, interrupted: Callable[[], bool]) -> bool:
+        started = self.clock.now
+        for index in range(self.steps):
+            if interrupted():
+                self.runs.append((started, False))
+                return False
+            self.clock.advance(self.step)
+            self.on_step(index)
+        if self.failing:
+            raise RuntimeError("listing failed")
+        self.runs.append((started, True))
+        self.next_due = self.clock.now + 60.0
+        return True
+
+
+def with_idle_work(due: float) -> tuple[FakeClock, Recorder, BoundedFrequencyRunner, Readback]:
+    clock = FakeClock(100.0)
+    recorder = Recorder(clock)
+    work = Readback(clock, due=due)
+    runner = BoundedFrequencyRunner(recorder, BOUNDS, clock=clock, idle_work=IdleWork(work.due, work.run))
+    return clock, recorder, runner, work
+
+
+def test_idle_work_runs_when_due_between_syncs_and_is_not_a_run() -> None:
+    clock, recorder, runner, work = with_idle_work(due=130.0)
+    at(clock, runner, 100.0)
+    assert at(clock, runner, 129.0) == pytest.approx(1.0), "the wait ends when the idle work is due"
+    at(clock, runner, 130.0)
+    assert work.runs == [(130.0, True)] and recorder.calls == [100.0]
+    assert runner.schedule.last_run == 100.0, "idle work does not move min_interval's clock"
+    at(clock, runner, 160.0)
+    assert recorder.calls == [100.0, 160.0], "nor does it stand for the periodic sync"
+
+
+def test_a_request_during_idle_work_interrupts_it_and_its_sync_runs_next() -> None:
+    """The read-back gives way after the step in which the event arrived; the event's sync
+    runs at once, not min_interval after the read-back started."""
+    clock, recorder, runner, work = with_idle_work(due=130.0)
+    at(clock, runner, 100.0)
+    work.on_step = lambda index: runner.request() if index == 1 else None
+    clock.now = 130.0
+    assert runner.poll() <= 0
+    assert work.runs == [(130.0, False)]
+    runner.poll()
+    assert recorder.calls == [100.0, pytest.approx(130.2)]
+    runner.poll()
+    assert [completed for _, completed in work.runs] == [False, True], "then it runs again, whole"
+
+
+def test_a_request_held_back_by_min_interval_lets_idle_work_go_on() -> None:
+    clock, recorder, runner, work = with_idle_work(due=100.5)
+    at(clock, runner, 100.0)
+    runner.request()
+    at(clock, runner, 100.5)
+    assert work.runs == [(100.5, True)] and recorder.calls == [100.0]
+    at(clock, runner, 101.0)
+    assert recorder.calls == [100.0, 101.0]
+
+
+def test_failed_idle_work_makes_the_next_sync_come_after_retry_interval() -> None:
+    clock, recorder, runner, work = with_idle_work(due=130.0)
+    at(clock, runner, 100.0)
+    work.failing = True
+    at(clock, runner, 130.0)
+    assert runner.schedule.failed
+    at(clock, runner, 130.5)
+    assert recorder.calls == [100.0, 130.5], "retry_interval after the last run has passed: at once"
+
+
+def test_idle_work_due_with_every_periodic_sync_still_runs() -> None:
+    """The agent's read-back falls due with the periodic sync (both every max_interval): the
+    wait after a sync ends when the idle work is due, so the loop does not sleep past it to
+    the next sync."""
+    clock = FakeClock(100.0)
+    recorder = Recorder(clock)
+    work = Readback(clock, due=160.0)
+    runner = BoundedFrequencyRunner(recorder, BOUNDS, clock=clock, idle_work=IdleWork(work.due, work.run))
+    for _ in range(5):
+        clock.advance(max(runner.poll(), 0.0))
+    assert recorder.calls == [100.0, 160.0, 220.0]
+    assert work.runs == [(160.0, True), (pytest.approx(220.4), True)]

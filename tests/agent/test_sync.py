@@ -163,44 +163,55 @@ def test_metrics_follow_the_syncs() -> None:
     assert value("policyctl_nft_set_elements") == compile_node(snapshots.cluster, "node-1").element_count
 
 
+def timed(cluster: Cluster, **kwargs: object) -> tuple[NodeSync, FixedSnapshots, RecordingEnforcer, FakeClock]:
+    clock = FakeClock()
+    sync, snapshots, enforcer = make(cluster, clock=clock, resync_interval=60.0, **kwargs)
+    return sync, snapshots, enforcer, clock
+
+
+def event(snapshots: FixedSnapshots, step: int) -> None:
+    snapshots.cluster = relabel(snapshots.cluster, "y/client", role="client", step=str(step))
+
+
 @pytest.mark.parametrize(
-    ("steps", "expected_verify"),
+    ("elapsed", "kinds"),
     [
-        pytest.param([("event", 0.0)], [True, False], id="an-event-right-after-a-full-read-trusts-the-last-commit"),
-        pytest.param([("resync", 0.0)], [True, True], id="a-periodic-resync-reads-the-kernel"),
-        pytest.param(
-            [("event", 59.0), ("event", 1.0)], [True, False, True], id="an-event-after-the-interval-reads-the-kernel"
-        ),
-        pytest.param(
-            [("event", 30.0), ("resync", 1.0), ("event", 1.0)],
-            [True, False, True, False],
-            id="a-resync-restarts-the-interval",
-        ),
+        pytest.param([0.0, 1.0], [True, False, False], id="events-right-after-the-first-read"),
+        pytest.param([59.0, 30.0, 30.0], [True, False, False, False], id="events-after-the-interval-still-go-alone"),
     ],
 )
-def test_the_kernel_is_read_back_at_resyncs_and_after_the_interval(
-    steps: list[tuple[str, float]], expected_verify: list[bool]
-) -> None:
-    clock = FakeClock()
-    cluster = base_cluster(WEB_FROM_CLIENTS)
-    snapshots = FixedSnapshots(cluster)
-    enforcer = RecordingEnforcer()
-    sync = NodeSync(snapshots, node="node-1", enforcer=enforcer, clock=clock, resync_interval=60.0)  # type: ignore[arg-type]
+def test_a_sync_reads_the_kernel_back_only_the_first_time(elapsed: list[float], kinds: list[bool]) -> None:
+    """An event's sync is its delta alone, however long since the last read-back: the read-back
+    is :meth:`NodeSync.verify`'s, run between syncs."""
+    sync, snapshots, enforcer, clock = timed(base_cluster(WEB_FROM_CLIENTS))
     sync()
-    for index, (kind, elapsed) in enumerate(steps):
-        clock.advance(elapsed)
-        if kind == "event":
-            snapshots.cluster = relabel(snapshots.cluster, "y/client", role="client", step=str(index))
+    for step, seconds in enumerate(elapsed):
+        clock.advance(seconds)
+        event(snapshots, step)
         sync()
-    assert enforcer.verified == expected_verify
+    assert enforcer.verified == kinds
+    assert enforcer.kernel == expected(snapshots.cluster)
+
+
+def test_the_read_back_is_due_an_interval_after_the_last_one() -> None:
+    sync, snapshots, enforcer, clock = timed(base_cluster(WEB_FROM_CLIENTS))
+    assert sync.verification_due() == float("inf"), "nothing to read back before the first sync"
+    clock.advance(5.0)
+    sync()
+    assert sync.verification_due() == 65.0
+    clock.advance(70.0)
+    event(snapshots, 1)
+    sync()
+    assert sync.verification_due() == 65.0, "an event is no read-back"
+    assert sync.verify() is True
+    assert enforcer.verified == [True, False, True]
+    assert sync.verification_due() == 135.0
 
 
 def test_the_interval_counts_from_the_end_of_the_full_read_not_from_the_start_of_its_sync() -> None:
-    """A first sync that compiles a large cluster for 50 s reads the kernel at its end; an event
-    20 s later is within the interval and trusts that read."""
-    clock = FakeClock()
-    snapshots = FixedSnapshots(base_cluster(WEB_FROM_CLIENTS))
-    enforcer = RecordingEnforcer()
+    """A first sync that compiles a large cluster for 50 s reads the kernel at its end; the
+    next read-back is due an interval after that end."""
+    sync, snapshots, enforcer, clock = timed(base_cluster(WEB_FROM_CLIENTS))
     full_apply = enforcer.apply
 
     def slow_apply(desired: Any, **kwargs: Any) -> Any:
@@ -208,21 +219,94 @@ def test_the_interval_counts_from_the_end_of_the_full_read_not_from_the_start_of
         return full_apply(desired, **kwargs)
 
     enforcer.apply = slow_apply  # type: ignore[method-assign]
-    sync = NodeSync(snapshots, node="node-1", enforcer=enforcer, clock=clock, resync_interval=60.0)  # type: ignore[arg-type]
     sync()
-    clock.advance(20.0)
-    snapshots.cluster = relabel(snapshots.cluster, "y/client", role="client", step="1")
-    sync()
-    assert enforcer.verified == [True, False]
+    assert sync.verification_due() == 110.0
 
 
-def test_a_zero_resync_interval_reads_the_kernel_on_every_sync() -> None:
+@pytest.mark.parametrize(
+    ("late", "gives_way"),
+    [
+        pytest.param(0.0, True, id="due-gives-way-to-a-waiting-sync"),
+        pytest.param(59.0, True, id="nearly-overdue-still-gives-way"),
+        pytest.param(60.0, False, id="overdue-by-a-whole-interval-goes-on"),
+    ],
+)
+def test_a_read_back_gives_way_to_a_waiting_sync_until_it_is_overdue(late: float, gives_way: bool) -> None:
+    sync, snapshots, enforcer, clock = timed(base_cluster(WEB_FROM_CLIENTS))
+    sync()
+    clock.advance(60.0 + late)
+    completed = sync.verify(interrupted=lambda: True)
+    assert completed is not gives_way
+    assert enforcer.verified == ([True] if gives_way else [True, True])
+    assert sync.verification_due() == (60.0 if gives_way else 120.0 + late)
+
+
+def test_a_read_back_repairs_the_table_to_the_last_applied_ruleset_not_the_newest_snapshot() -> None:
+    """Someone edited our table; an event is already in the cache but not yet synced. The
+    read-back puts back what was applied; the event's sync then brings its change."""
+    metrics = AgentMetrics()
+    stream = io.StringIO()
+    batch_to_web = Flow("tcp", ipaddress.ip_address("10.0.2.11"), ipaddress.ip_address("10.0.1.10"), 40001, 80)
+    conntrack = MemoryConntrack()
+    sync, snapshots, enforcer, clock = timed(
+        base_cluster(WEB_FROM_CLIENTS), metrics=metrics, conntrack=conntrack,
+        logger=configure(node="node-1", stream=stream, name=f"policyctl.test.{uuid.uuid4().hex}"))
+    sync()
+    applied = expected(snapshots.cluster)
+    enforcer.kernel = {"nftables": []}
+    conntrack.entries.append(batch_to_web)
+    snapshots.cluster = relabel(snapshots.cluster, "y/batch", role="client")
+    clock.advance(60.0)
+    assert sync.verify()
+    assert enforcer.kernel == applied
+    assert conntrack.entries == [], "a flow the repaired table denies is cut"
+    sync()
+    assert enforcer.kernel == expected(snapshots.cluster) != applied
+    value = metrics.registry.get_sample_value
+    assert value("policyctl_kernel_readbacks_total", {"result": "repaired"}) == 1
+    assert value("policyctl_kernel_readback_duration_seconds_count") == 1
+    warnings = [json.loads(line) for line in stream.getvalue().splitlines() if '"warning"' in line.lower()]
+    assert [(w["msg"], w["revoked_connections"]) for w in warnings] == [
+        ("kernel read-back found the table changed by someone else; repaired", 1)
+    ]
+
+
+def test_a_read_back_that_gives_way_sends_nothing_and_counts_as_deferred() -> None:
+    metrics = AgentMetrics()
+    sync, snapshots, enforcer, clock = timed(base_cluster(WEB_FROM_CLIENTS), metrics=metrics)
+    sync()
+    enforcer.kernel = {"nftables": []}
+    clock.advance(60.0)
+    answers = iter([False, True])
+    assert sync.verify(interrupted=lambda: next(answers)) is False
+    assert enforcer.kernel == {"nftables": []} and enforcer.verified == [True]
+    assert metrics.registry.get_sample_value("policyctl_kernel_readbacks_total", {"result": "deferred"}) == 1
+
+
+def test_a_failed_read_back_is_a_failed_sync_and_the_next_sync_starts_over() -> None:
+    metrics = AgentMetrics()
+    sync, snapshots, enforcer, clock = timed(base_cluster(WEB_FROM_CLIENTS), metrics=metrics)
+    sync()
+    clock.advance(60.0)
+    enforcer.fail_next = True
+    with pytest.raises(RuntimeError):
+        sync.verify()
+    assert sync.last_error == "nft rejected the transaction" and sync.failing_since == 60.0
+    assert sync.verification_due() == float("inf")
+    assert metrics.registry.get_sample_value("policyctl_kernel_readbacks_total", {"result": "failed"}) == 1
+    sync()
+    assert enforcer.verified == [True, True, True], "the next sync reads the kernel and applies in full"
+    assert sync.failing_since is None and sync.verification_due() == 120.0
+
+
+def test_a_zero_resync_interval_reads_the_kernel_on_every_sync_and_no_read_back_falls_due() -> None:
     cluster = base_cluster(WEB_FROM_CLIENTS)
     sync, snapshots, enforcer = make(cluster)
     sync()
     snapshots.cluster = relabel(cluster, "y/client", role="other")
     sync()
     assert enforcer.verified == [True, True]
+    assert sync.verification_due() == float("inf")
 
 
 def test_between_resyncs_a_change_reaches_the_enforcer_as_the_delta_of_that_change() -> None:

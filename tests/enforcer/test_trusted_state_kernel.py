@@ -130,3 +130,26 @@ def test_a_dry_run_does_not_change_what_is_trusted(counting: CountingBackend, ba
     assert enforcer.apply(ALSO_443, dry_run=True).transaction.elements_added == 1
     assert enforcer.apply(ALSO_443).transaction.elements_added == 1
     assert in_sync(backend, ALSO_443)
+
+
+@pytest.mark.parametrize("interrupted_at", [0, 1, 2, 3], ids=["before-render", "after-render", "after-reading-it",
+                                                              "after-listing"])
+def test_a_read_back_told_to_give_way_sends_nothing_and_a_later_one_repairs(
+    counting: CountingBackend, backend: LibnftablesBackend, interrupted_at: int
+) -> None:
+    """``Enforcer.verify`` checks between render, reading the rendered ruleset, listing the
+    kernel, and plan+send; told to give way at any of them it returns None with nothing
+    sent, and the trusted commit still serves the next delta."""
+    enforcer = Enforcer(counting)
+    enforcer.apply(ONLY_80)
+    backend.run({"nftables": [{"delete": {"element": {
+        "family": "inet", "table": "policyctl", "name": "local_pods", "elem": [A]}}}]})
+    checks = iter(range(10))
+    sent = len(counting.runs)
+    assert enforcer.verify(lambda: ONLY_80, interrupted=lambda: next(checks) == interrupted_at) is None
+    assert len(counting.runs) == sent and not in_sync(backend, ONLY_80)
+    assert enforcer.apply(ALSO_443).transaction.elements_added == 1, "the last commit is still trusted"
+    repaired = enforcer.verify(lambda: ALSO_443)
+    assert repaired is not None
+    assert (repaired.transaction.elements_added, repaired.transaction.elements_removed) == (1, 0)
+    assert in_sync(backend, ALSO_443)
