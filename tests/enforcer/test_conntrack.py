@@ -80,9 +80,7 @@ def test_a_lazy_judge_renders_the_ruleset_only_when_a_local_flow_is_judged() -> 
     assert rendered == [1]
 
 
-def test_the_conntrack_command_serves_only_where_pyroute2_conntrack_does_not_import(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_without_pyroute2_conntrack_the_command_both_lists_and_cuts(monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
     import sys
 
@@ -91,7 +89,29 @@ def test_the_conntrack_command_serves_only_where_pyroute2_conntrack_does_not_imp
     if shutil.which("conntrack") is None:
         pytest.skip("conntrack-tools is not installed")
     monkeypatch.setitem(sys.modules, "pyroute2.conntrack", None)
-    assert isinstance(ConntrackTool().table, ConntrackCommand)
+    tool = ConntrackTool()
+    assert isinstance(tool.lister, ConntrackCommand) and isinstance(tool.cutter, ConntrackCommand)
+
+
+def test_without_the_conntrack_command_netlink_both_lists_and_cuts() -> None:
+    from policyctl.enforcer.conntrack import ConntrackNetlink, ConntrackTool
+
+    tool = ConntrackTool(binary="policyctl-no-such-conntrack")
+    try:
+        assert isinstance(tool.lister, ConntrackNetlink) and tool.cutter is tool.lister
+    finally:
+        tool.close()
+
+
+def test_with_neither_way_the_tool_is_a_conntrack_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from policyctl.enforcer.conntrack import ConntrackTool
+    from policyctl.enforcer.errors import ConntrackError
+
+    monkeypatch.setitem(sys.modules, "pyroute2.conntrack", None)
+    with pytest.raises(ConntrackError, match="policyctl-no-such-conntrack command"):
+        ConntrackTool(binary="policyctl-no-such-conntrack")
 
 
 def test_a_missing_namespace_is_a_conntrack_error_not_a_hang() -> None:
