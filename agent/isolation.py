@@ -69,8 +69,11 @@ class Isolation:
         return appeared - gone, gone - appeared
 
     def _forget(self, pod: str) -> set[Fact]:
-        policies = self._by_pod.pop(pod)
-        self._uses.subtract(p.ref for p in policies)
-        for ref in [r for r in self._uses if self._uses[r] <= 0]:
-            del self._uses[ref]
+        """Only the counts of the pod's own policies change, so only they are looked at: a
+        pod event costs its policies, not every policy of the node."""
+        refs = [p.ref for p in self._by_pod.pop(pod)]
+        self._uses.subtract(refs)
+        for ref in set(refs):
+            if self._uses[ref] <= 0:
+                del self._uses[ref]
         return self._facts.pop(pod)
