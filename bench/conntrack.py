@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import json
 import subprocess
-import sys
 from collections.abc import Callable, Sequence
 
-from policyctl.bench.figures import Figure, machine, quantile, timed
+from policyctl.bench.figures import Figure, print_report, quantile, timed
 from policyctl.bench.run import throwaway_netns
 from policyctl.enforcer.conntrack import ConntrackCommand, ConntrackNetlink, ConntrackTool, Flow
 
@@ -86,9 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=5)
     args = parser.parse_args(argv)
     figures = measure(args.entries, args.samples)
-    report = {"machine": machine(), "figures": {f.name: f.to_json() for f in sorted(figures, key=lambda f: f.name)}}
-    json.dump(report, sys.stdout, indent=2, sort_keys=True)
-    print()
+    print_report(figures)
     return 0
 
 

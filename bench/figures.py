@@ -12,8 +12,10 @@ both a value and a target exist; JSON output has sorted keys.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -116,3 +118,9 @@ def machine() -> dict[str, Any]:
     """What a figure was measured on: shared machines make the load part of the result."""
     return {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)}
 
+
+def print_report(figures: Sequence[Figure]) -> None:
+    """A stand-alone bench's JSON on stdout: the machine and its figures by name."""
+    report = {"machine": machine(), "figures": {f.name: f.to_json() for f in sorted(figures, key=lambda f: f.name)}}
+    json.dump(report, sys.stdout, indent=2, sort_keys=True)
+    print()

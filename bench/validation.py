@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import json
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from policyctl.bench.figures import Figure, machine, quantile, timed
+from policyctl.bench.figures import Figure, print_report, quantile, timed
 from policyctl.bench.run import throwaway_netns
 from policyctl.enforcer.backend import LibnftablesBackend
 
@@ -143,9 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=50)
     args = parser.parse_args(argv)
     figures = measure(args.peers, args.identities, args.samples)
-    report = {"machine": machine(), "figures": {f.name: f.to_json() for f in sorted(figures, key=lambda f: f.name)}}
-    json.dump(report, sys.stdout, indent=2, sort_keys=True)
-    print()
+    print_report(figures)
     return 0
 
 
