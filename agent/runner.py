@@ -17,10 +17,10 @@ sync: the sync that was already running may have read its snapshot before the ch
 Besides the syncs the runner can carry one piece of *idle work* (:class:`IdleWork`, the
 agent's read-back of the kernel): work that is due at some time, runs only while no sync is
 due, and is told to give up as soon as one is (a request arrived and ``min_interval`` has
-passed). It is not a run: it neither moves ``min_interval``'s clock nor counts as the
-periodic sync, so an event that arrives while it runs waits for at most one of its steps,
-never for the whole of it nor for ``min_interval`` after it. When it raises, the schedule is
-marked failed, so a sync follows after ``retry_interval``.
+passed) or the loop is stopping. It is not a run: it neither moves ``min_interval``'s clock
+nor counts as the periodic sync, so an event that arrives while it runs waits for at most
+one of its steps, never for the whole of it nor for ``min_interval`` after it. When it
+raises, the schedule is marked failed, so a sync follows after ``retry_interval``.
 
 Invariants: the function and the idle work never run concurrently, with themselves or each
 other; ``heartbeat`` advances on every turn of the loop, busy or idle (liveness reads it; it
@@ -131,6 +131,8 @@ class BoundedFrequencyRunner:
         self._clock = clock
         self._on_outcome = on_outcome
         self._idle_work = idle_work
+        self._stop_event = threading.Event()
+        """The running loop's stop event (idle work gives way to it too)."""
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._schedule = Schedule()
@@ -188,7 +190,7 @@ class BoundedFrequencyRunner:
             return due - now
         if work.due() <= now:
             try:
-                work.run(self._sync_due)
+                work.run(self._give_way)
             except Exception:
                 with self._lock:
                     self._schedule = dataclasses.replace(self._schedule, failed=True)
@@ -197,8 +199,12 @@ class BoundedFrequencyRunner:
                 due = next_due(self._schedule, self.intervals)
         return min(due, work.due()) - self._clock()
 
+    def _give_way(self) -> bool:
+        """Idle work should stop: the loop is stopping, or a sync is due."""
+        return self._stop_event.is_set() or self._sync_due()
+
     def _sync_due(self) -> bool:
-        """A sync is waiting and may run now: idle work should give way."""
+        """A sync is waiting and may run now."""
         with self._lock:
             schedule = self._schedule
         return schedule.pending and self._clock() >= next_due(schedule, self.intervals)
@@ -206,6 +212,7 @@ class BoundedFrequencyRunner:
     def loop(self, stop: threading.Event, *, tick: float = 1.0) -> None:
         """Poll until ``stop`` is set. Waits at most ``tick`` seconds at a time so the
         heartbeat stays fresh while idle; a request wakes the loop at once."""
+        self._stop_event = stop
         while not stop.is_set():
             delay = self.poll()
             self._wake.clear()

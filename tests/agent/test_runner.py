@@ -250,3 +250,34 @@ def test_idle_work_due_with_every_periodic_sync_still_runs() -> None:
         clock.advance(max(runner.poll(), 0.0))
     assert recorder.calls == [100.0, 160.0, 220.0]
     assert work.runs == [(160.0, True), (pytest.approx(220.4), True)]
+
+
+def test_a_stopping_loop_interrupts_idle_work_at_its_next_step() -> None:
+    """A read-back of a large table takes seconds; stopping the agent does not wait for it."""
+    started, steps = threading.Event(), []
+    stop = threading.Event()
+
+    def run(interrupted: Callable[[], bool]) -> bool:
+        started.set()
+        for _ in range(200):
+            if interrupted():
+                return False
+            steps.append(time.monotonic())
+            time.sleep(0.01)
+        return True
+
+    runner = BoundedFrequencyRunner(lambda: None, Intervals(min_interval=0.0, max_interval=30.0, retry_interval=1.0),
+                                    idle_work=IdleWork(due=lambda: 0.0 if not started.is_set() else float("inf"),
+                                                       run=run))
+    thread = threading.Thread(target=runner.loop, args=(stop,), kwargs={"tick": 5.0})
+    thread.start()
+    try:
+        assert started.wait(2.0), "the idle work did not start"
+        stop.set()
+        runner.wake()
+        thread.join(1.0)
+    finally:
+        stop.set()
+        thread.join(3.0)
+    assert not thread.is_alive()
+    assert len(steps) < 100, "the idle work ran on after the loop was told to stop"
