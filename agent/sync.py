@@ -252,7 +252,7 @@ class NodeSync:
         duration = self._clock() - started
         if applied is None:
             self._readback("deferred", duration)
-            self.log.debug("kernel read-back deferred: a sync is waiting",
+            self.log.debug("kernel read-back deferred: a sync is waiting or the agent is stopping",
                            extra={"fields": {"duration_seconds": round(duration, 6)}})
             return False
         self._verified_at = self._clock()
