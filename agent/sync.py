@@ -321,6 +321,9 @@ class NodeSync:
         first = self._cluster is None
         delta = RulesetDelta() if unchanged else self.compiler.update(cluster)
         compiled = first or not delta.empty
+        # The replaced document (and the compiler's replaced ruleset) are freed after the
+        # kernel has the change: at 10k pods freeing a whole document takes 5-7 ms.
+        retired = self._document
         if compiled:
             self.compiles += 1
             self._document = None
@@ -341,6 +344,8 @@ class NodeSync:
         revoked = 0
         if (applied.changed and not applied.dry_run) or self._revoke_pending:
             revoked = self._revoke(local, sync_id)
+        del retired
+        self.compiler.release()
         report = SyncReport(
             sync_id=sync_id,
             compiled=compiled,

@@ -268,16 +268,16 @@ def section_apply_and_events(ctx: Context) -> list[Figure]:
                 detail=f"{report.transaction.elements_added} elements, {len(report.transaction.commands)} commands",
             )
         )
-        figures += _events(ctx, enforcer, backend, "", full)
+        figures += _events(ctx, enforcer, backend, ns, "", full)
         backend.close()
     with throwaway_netns() as ns:
         backend = LibnftablesBackend(netns=ns)
-        figures += _events(ctx, Enforcer(backend, table=TABLE), backend, "marked.", full)
+        figures += _events(ctx, Enforcer(backend, table=TABLE), backend, ns, "marked.", full)
         backend.close()
     return figures
 
 
-def _events(ctx: Context, enforcer: Any, backend: Any, layout: str, full: float) -> list[Figure]:
+def _events(ctx: Context, enforcer: Any, backend: Any, netns: str, layout: str, full: float) -> list[Figure]:
     """The events of every kind, the same ones for each layout (one seed), through the agent's
     path into a table of that layout (the first sync applies it whole), then the floor of that
     table."""
@@ -285,7 +285,7 @@ def _events(ctx: Context, enforcer: Any, backend: Any, layout: str, full: float)
 
     mask = LAYOUTS[layout]
     rng = random.Random(ctx.shape.seed)
-    step, readback, path = _event_path(ctx, enforcer, IdentityMark(mask) if mask is not None else None)
+    step, readback, path = _event_path(ctx, enforcer, netns, IdentityMark(mask) if mask is not None else None)
     cluster = ctx.cluster
     step(cluster)
     samples: dict[str, list[float]] = {k: [] for k in KINDS}
@@ -295,7 +295,7 @@ def _events(ctx: Context, enforcer: Any, backend: Any, layout: str, full: float)
         for kind in KINDS:
             cluster = EVENTS[kind](cluster, ctx.node, rng)
             split, compiled = step(cluster)
-            samples[kind].append(sum(split.values()))
+            samples[kind].append(split["store"] + split["to kernel"])
             compiles += compiled
             for stage, seconds in split.items():
                 stages.setdefault(stage, []).append(seconds)
@@ -350,12 +350,50 @@ def one_element_transactions(backend: Any, count: int) -> list[float]:
 Step = Callable[[Cluster], tuple[dict[str, float], bool]]
 
 
-def _event_path(ctx: Context, enforcer: Any, identity_mark: Any = None) -> tuple[Step, Callable[[], object], str]:
+class _CommitClock:
+    """The enforcer's backend, noting when its last transaction returned: the moment the
+    kernel has an event's change."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.committed: float | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def run(self, payload: Any) -> Any:
+        result = self.inner.run(payload)
+        self.committed = time.perf_counter()
+        return result
+
+
+def _tracked_flow(ctx: Context, netns: str) -> Any:
+    """The node's conntrack table in ``netns`` with one established flow from the node to a
+    local pod (one the ruleset allows, so it stays), so that revocation after each change
+    judges a flow as on any node that carries traffic; None without conntrack-tools."""
+    from policyctl.enforcer.conntrack import ConntrackTool
+
+    node_address = next((a for a in ctx.cluster.node_by_name[ctx.node].addresses if a.version == 4), None)
+    pod_address = next((ip for p in ctx.cluster.pods if p.node == ctx.node for ip in p.ips if ip.version == 4), None)
+    if shutil.which("conntrack") is None or node_address is None or pod_address is None:
+        return None
+    subprocess.run(["ip", "netns", "exec", netns, "conntrack", "-I", "-p", "tcp", "-s", str(node_address),
+                    "-d", str(pod_address), "--sport", "40000", "--dport", "80", "--state", "ESTABLISHED",
+                    "-t", "86400", "-u", "ASSURED"], check=True, capture_output=True)
+    return ConntrackTool(netns=netns)
+
+
+def _event_path(
+    ctx: Context, enforcer: Any, netns: str, identity_mark: Any = None
+) -> tuple[Step, Callable[[], object], str]:
     """What happens between an event and the kernel, as the agent runs it: the watch event's
     write into the agent's store, the store's snapshot, and one ``NodeSync`` (incremental
-    compile of the node's ruleset delta, enforcer transaction against its last commit). The
-    kernel is read back in full only by the periodic read-back (``max_interval``, 60 s by
-    default), not on every event. Returns the step, the read-back and the description."""
+    compile of the node's ruleset delta, enforcer transaction against its last commit),
+    timed to the end of that transaction; what the sync does after it (revocation of one
+    tracked flow, as on a node with traffic, and freeing what the change replaced) is
+    reported as its own stage. The kernel is read back in full only by the periodic
+    read-back (``max_interval``, 60 s by default), not on every event. Returns the step, the
+    read-back and the description."""
     from policyctl.agent.runner import Intervals
     from policyctl.agent.sync import NodeSync
     from policyctl.bench.events import fill, store_writes
@@ -363,8 +401,10 @@ def _event_path(ctx: Context, enforcer: Any, identity_mark: Any = None) -> tuple
 
     store = ClusterStore()
     fill(store, ctx.cluster)
+    clock = enforcer.backend = _CommitClock(enforcer.backend)
+    conntrack = _tracked_flow(ctx, netns)
     sync = NodeSync(store, node=ctx.node, enforcer=enforcer, resync_interval=Intervals().max_interval,
-                    freeze_after_first_sync=True, identity_mark=identity_mark)
+                    freeze_after_first_sync=True, identity_mark=identity_mark, conntrack=conntrack)
     last: list[Cluster] = [ctx.cluster]
 
     def agent_step(cluster: Cluster) -> tuple[dict[str, float], bool]:
@@ -374,12 +414,18 @@ def _event_path(ctx: Context, enforcer: Any, identity_mark: Any = None) -> tuple
         for write in writes:
             write(store)
         stored = time.perf_counter()
+        clock.committed = None
         report = sync()
-        return {"store": stored - started, "sync": time.perf_counter() - stored}, report.compiled
+        done = time.perf_counter()
+        kernel = clock.committed if clock.committed is not None else done
+        return {"store": stored - started, "to kernel": kernel - stored, "after kernel": done - kernel}, report.compiled
 
+    revocation = ("revocation judging one tracked flow" if conntrack is not None
+                  else "no revocation (no conntrack-tools or no IPv4 flow to track)")
     return agent_step, sync.verify, (
-        "watch event written to the agent's store, then its NodeSync: store snapshot, incremental "
-        "compile of the node's ruleset delta, one enforcer transaction against its last commit")
+        "watch event written to the agent's store, then its NodeSync to the end of its transaction: store snapshot, "
+        "incremental compile of the node's ruleset delta, one enforcer transaction against its last commit; after "
+        f"the kernel: {revocation}, freeing what the change replaced")
 
 
 # -- data plane ---------------------------------------------------------------------------

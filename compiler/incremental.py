@@ -126,6 +126,7 @@ class NodeCompiler:
         self.identity_mark = identity_mark
         self._marker = MarkedPeers(identity_mark) if identity_mark is not None else None
         self._marked: Ruleset | None = None
+        self._retired: tuple[Ruleset | None, ...] = ()
         self._started = False
         self._tiered = False
         self._window = UnknownAddresses(node, new_pods)
@@ -150,7 +151,13 @@ class NodeCompiler:
         """Advance to ``cluster``. Returns the delta from the previous step's ruleset (the first
         call: from ``empty_ruleset(table, node, mode)``, everything whole). A snapshot with
         cluster policies, or the first one after them, is compiled whole and diffed. With an
-        identity mark, the delta of the marked layout (:mod:`markedpeers`)."""
+        identity mark, the delta of the marked layout (:mod:`markedpeers`).
+
+        The whole rulesets this step replaces (built when someone asked for :attr:`ruleset`)
+        are freed by :meth:`release`, else by the next update, not here: freeing the object
+        tree of a large node's ruleset takes milliseconds, which a caller on the way from an
+        event to the kernel wants to spend after the kernel has the change."""
+        self._retired = (self._ruleset, self._marked)
         delta = self._update(cluster)
         if self._marker is None:
             return delta
@@ -188,6 +195,10 @@ class NodeCompiler:
         track.cleanup()
         window = self._window.follow(cluster, self.table, self.mode)
         return delta if window is None else merge(delta, window)
+
+    def release(self) -> None:
+        """Free the whole rulesets the last update replaced (see :meth:`update`)."""
+        self._retired = ()
 
     @property
     def ruleset(self) -> Ruleset:
