@@ -156,9 +156,14 @@ class NodeCompiler:
         The whole rulesets this step replaces (built when someone asked for :attr:`ruleset`)
         are freed by :meth:`release`, else by the next update, not here: freeing the object
         tree of a large node's ruleset takes milliseconds, which a caller on the way from an
-        event to the kernel wants to spend after the kernel has the change."""
-        self._retired = (self._ruleset, self._marked)
+        event to the kernel wants to spend after the kernel has the change. A step that
+        changes nothing keeps them."""
+        retired = (self._ruleset, self._marked)
         delta = self._update(cluster)
+        if delta.empty:
+            self._ruleset, self._marked = retired
+            return delta
+        self._retired = retired
         if self._marker is None:
             return delta
         self._marked = None

@@ -1,5 +1,6 @@
 """The whole ruleset an update replaces is let go by ``release`` (the agent calls it after the
-kernel has the change), else by the next update, never by the update that replaces it."""
+kernel has the change), else by the next update, never by the update that replaces it; an
+update that changes nothing keeps it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 import sys
 
 from policyctl.compiler.incremental import NodeCompiler
+from policyctl.policy.cluster import Cluster
 from policyctl.policy.model import Labels
 from tests import builders as b
 
@@ -19,9 +21,11 @@ CLUSTER = b.cluster(
 )
 
 
-def _relabelled(step: int) -> object:
+def _client_role(role: str, step: int = 0) -> Cluster:
+    """x/client with ``role`` (a change to the ruleset when it leaves or joins the peer), and
+    a label no selector reads (no change)."""
     return dataclasses.replace(CLUSTER, pods=tuple(
-        dataclasses.replace(p, labels=Labels({"role": "client", "step": str(step)})) if p.key == "x/client" else p
+        dataclasses.replace(p, labels=Labels({"role": role, "step": str(step)})) if p.key == "x/client" else p
         for p in CLUSTER.pods))
 
 
@@ -30,12 +34,20 @@ def test_the_replaced_ruleset_is_held_until_release_or_the_next_update() -> None
     compiler.update(CLUSTER)
     replaced = compiler.ruleset
     held = sys.getrefcount(replaced)
-    compiler.update(_relabelled(1))  # type: ignore[arg-type]
+    assert not compiler.update(_client_role("other")).empty
     assert sys.getrefcount(replaced) == held, "the update that replaced it let it go"
     compiler.release()
     assert sys.getrefcount(replaced) == held - 1
     again = compiler.ruleset
     held = sys.getrefcount(again)
-    compiler.update(_relabelled(2))  # type: ignore[arg-type]
-    compiler.update(_relabelled(3))  # type: ignore[arg-type]
+    compiler.update(_client_role("client"))
+    compiler.update(_client_role("other"))
     assert sys.getrefcount(again) == held - 1, "without release, the next update lets it go"
+
+
+def test_an_update_that_changes_nothing_keeps_the_whole_ruleset() -> None:
+    compiler = NodeCompiler("node-1")
+    compiler.update(CLUSTER)
+    kept = compiler.ruleset
+    assert compiler.update(_client_role("client", step=1)).empty
+    assert compiler.ruleset is kept
