@@ -118,7 +118,7 @@ def _received(sock: socket.socket, payload: bytes, timeout: float) -> bool:
 def _shown(document: dict[str, Any]) -> tuple[Any, ...]:
     keys = ("action", "direction", "drop_rule", "pod", "reason")
     return (*(document[k] for k in keys), (document["source"]["name"], document["destination"]["name"]),
-            document["destination_port"] if document["source"]["name"] == CLIENT else document["source_port"])
+            document["source_port"])
 
 
 @pytest.mark.parametrize("revoked", sorted(REVOKED))
