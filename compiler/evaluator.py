@@ -20,7 +20,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from policyctl.policy.diagnostics import PolicyctlError
 from policyctl.policy.model import Family, IPAddress
@@ -153,13 +153,35 @@ class _Set:
         return None
 
 
+class SetLookup(Protocol):
+    """A named set or verdict map as evaluation uses it: keys are tuples of integers, one per
+    field of the set's type."""
+
+    def contains(self, key: tuple[int, ...]) -> bool: ...
+
+    def lookup(self, key: tuple[int, ...]) -> Any: ...
+
+
 @dataclass
-class _Chain:
+class Chain:
+    """A chain as evaluation uses it: its rules' statements and, for a base chain, its hook,
+    priority and policy."""
+
     name: str
     rules: list[list[dict[str, Any]]] = field(default_factory=list)
     hook: str | None = None
     priority: int = 0
     policy: str = "accept"
+
+    @classmethod
+    def of(cls, name: str, body: Mapping[str, Any]) -> Chain:
+        """The chain declared by ``body`` (a JSON chain object), without its rules."""
+        chain = cls(name)
+        if "hook" in body:
+            if body.get("type") != "filter":
+                raise UnsupportedExpression(f"chain type {body.get('type')!r}")
+            chain.hook, chain.priority, chain.policy = body["hook"], int(body["prio"]), body.get("policy", "accept")
+        return chain
 
 
 def _types(value: Any) -> tuple[str, ...]:
@@ -167,14 +189,29 @@ def _types(value: Any) -> tuple[str, ...]:
 
 
 class Evaluator:
-    """One table's JSON document, parsed once, evaluated for any number of packets."""
+    """One table's JSON document, parsed once, evaluated for any number of packets; or, through
+    :meth:`over`, a table already held as sets and chains (the enforcer's last commit), read
+    only as far as the packets evaluated reach."""
 
     def __init__(self, document: Mapping[str, Any], *, local_addresses: Iterable[IPAddress] = ()) -> None:
         self.local_addresses = frozenset(local_addresses)
-        self.sets: dict[str, _Set] = {}
-        self.chains: dict[str, _Chain] = {}
+        self.sets: Mapping[str, SetLookup] = {}
+        self.chains: Mapping[str, Chain] = {}
+        self._sets: dict[str, _Set] = {}
+        self._chains: dict[str, Chain] = {}
+        self._base: dict[str, list[Chain]] = {}
         for item in document.get("nftables", ()):
             self._load(item)
+        self.sets, self.chains = self._sets, self._chains
+
+    @classmethod
+    def over(
+        cls, sets: Mapping[str, SetLookup], chains: Mapping[str, Chain], *, local_addresses: Iterable[IPAddress] = ()
+    ) -> Evaluator:
+        """An evaluator of the table holding ``sets`` and ``chains`` (by name)."""
+        evaluator = cls({}, local_addresses=local_addresses)
+        evaluator.sets, evaluator.chains = sets, chains
+        return evaluator
 
     def _load(self, item: Mapping[str, Any]) -> None:
         if len(item) != 1:
@@ -191,30 +228,29 @@ class Evaluator:
             s = _Set(_types(body["type"]))
             for element in body.get("elem", ()):
                 s.add(element)
-            self.sets[body["name"]] = s
+            self._sets[body["name"]] = s
         elif kind == "map":
             if body.get("map") != "verdict":
                 raise UnsupportedExpression(f"map data {body.get('map')!r}")
             m = _Set(_types(body["type"]))
             for key, verdict in body.get("elem", ()):
                 m.add(key, verdict, is_map=True)
-            self.sets[body["name"]] = m
+            self._sets[body["name"]] = m
         elif kind == "chain":
-            chain = _Chain(body["name"])
-            if "hook" in body:
-                if body.get("type") != "filter":
-                    raise UnsupportedExpression(f"chain type {body.get('type')!r}")
-                chain.hook, chain.priority, chain.policy = body["hook"], int(body["prio"]), body.get("policy", "accept")
-            self.chains[chain.name] = chain
+            self._chains[body["name"]] = Chain.of(body["name"], body)
         elif kind == "rule":
-            self.chains[body["chain"]].rules.append(list(body["expr"]))
+            self._chains[body["chain"]].rules.append(list(body["expr"]))
         else:
             raise UnsupportedExpression(f"object kind {kind!r}")
 
     def evaluate(self, hook: str, packet: Packet) -> Outcome:
         """Run every base chain of ``hook`` in priority order."""
         run = _Run(self, packet)
-        base = sorted((c for c in self.chains.values() if c.hook == hook), key=lambda c: (c.priority, c.name))
+        base = self._base.get(hook)
+        if base is None:
+            base = self._base[hook] = sorted(
+                (c for c in self.chains.values() if c.hook == hook), key=lambda c: (c.priority, c.name)
+            )
         for chain in base:
             verdict = run.chain(chain, depth=0)
             if verdict is None:
@@ -234,7 +270,7 @@ class _Run:
         self.logs: list[str] = []
         self.mark = packet.mark
 
-    def chain(self, chain: _Chain, *, depth: int) -> str | None:
+    def chain(self, chain: Chain, *, depth: int) -> str | None:
         """``accept``/``drop`` when one was reached, None when the chain returned."""
         if depth > MAX_JUMP_DEPTH:
             raise UnsupportedExpression(f"jump depth over {MAX_JUMP_DEPTH} at {chain.name}")
@@ -247,7 +283,7 @@ class _Run:
             return outcome
         return None
 
-    def rule(self, chain: _Chain, index: int, rule: Sequence[dict[str, Any]], depth: int) -> str:
+    def rule(self, chain: Chain, index: int, rule: Sequence[dict[str, Any]], depth: int) -> str:
         for statement in rule:
             if len(statement) != 1:
                 raise UnsupportedExpression(f"statement {statement!r}")

@@ -118,6 +118,13 @@ class Enforcer:
             self.backend.run({"nftables": [{"list": {"tables": None}}]}), self.family, self.table
         )
 
+    @property
+    def committed(self) -> TableState | None:
+        """What the last successful transaction left in the table, as the enforcer trusts it
+        (None before one, and after a failure or :meth:`forget`). No kernel query: the
+        periodic read-back is what checks that the kernel still holds it."""
+        return self._committed
+
     def _trusted(self) -> TableState | None:
         """The last committed state when the table is still the one it was committed to."""
         if self._committed is None or self._handle is None:

@@ -33,6 +33,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Union
 
 from policyctl.enforcer.errors import ConntrackError
 
+if TYPE_CHECKING:
+    from policyctl.compiler.evaluator import Evaluator
+
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 #: Transport protocols whose flows NetworkPolicy decides (by port).
 PORTED = ("tcp", "udp", "sctp")
@@ -415,15 +418,20 @@ _HOOKS = ("postrouting", "input")
 
 
 def ruleset_judge(document: Mapping[str, Any] | Callable[[], Mapping[str, Any]]) -> FlowJudge:
-    """Judge flows with the compiler's evaluator of the very JSON the kernel was given: the
-    flow's original direction, as a packet of a new connection. ``document`` may be a
-    function returning it: the evaluator (and the document) is then built only when a first
-    flow is judged, so a node without local flows never pays for them."""
-    from policyctl.compiler.evaluator import Evaluator, Packet
+    """Judge flows with the compiler's evaluator of the very JSON the kernel was given.
+    ``document`` may be a function returning it, called only when a first flow is judged."""
+    from policyctl.compiler.evaluator import Evaluator
 
-    @functools.cache
-    def evaluator() -> Evaluator:
-        return Evaluator(document() if callable(document) else document)
+    return evaluator_judge(lambda: Evaluator(document() if callable(document) else document))
+
+
+def evaluator_judge(evaluator: Callable[[], Evaluator]) -> FlowJudge:
+    """Judge flows with the evaluator of the table the kernel was given: the flow's original
+    direction, as a packet of a new connection. The evaluator is built only when a first
+    flow is judged (once), so a node without local flows never pays for it."""
+    from policyctl.compiler.evaluator import Packet
+
+    built = functools.cache(evaluator)
 
     def allows(flow: Flow) -> bool:
         packet = Packet(
@@ -432,6 +440,6 @@ def ruleset_judge(document: Mapping[str, Any] | Callable[[], Mapping[str, Any]])
             protocol=_PROTOCOL_NUMBERS[flow.protocol],
             dport=flow.destination_port,
         )
-        return all(evaluator().evaluate(hook, packet).accepted for hook in _HOOKS)
+        return all(built().evaluate(hook, packet).accepted for hook in _HOOKS)
 
     return allows

@@ -11,6 +11,7 @@ from policyctl.compiler.delta import RulesetDelta
 from policyctl.enforcer.apply import ApplyReport
 from policyctl.enforcer.conntrack import Flow
 from policyctl.enforcer.diff import Transaction
+from policyctl.enforcer.tables import TableState, read_table
 from policyctl.policy.cluster import Cluster
 
 
@@ -43,6 +44,13 @@ class RecordingEnforcer:
         return ApplyReport(
             Transaction(commands=commands), applied=changed and not dry_run, dry_run=dry_run, duration_seconds=0.0
         )
+
+    @property
+    def committed(self) -> TableState | None:
+        """"The kernel" read as the real enforcer holds its last commit."""
+        if self.kernel is None:
+            return None
+        return read_table(self.kernel, family="inet", table=self.table)
 
     def apply_delta(
         self, delta: RulesetDelta, *, desired: Callable[[], Mapping[str, Any]], source: str = "<ruleset>"

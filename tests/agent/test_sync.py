@@ -9,6 +9,7 @@ import io
 import json
 import uuid
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -18,6 +19,7 @@ from policyctl.agent.sync import IncompleteView, NodeSync
 from policyctl.compiler.compile import compile_node
 from policyctl.compiler.render_json import to_document
 from policyctl.enforcer.conntrack import Flow
+from policyctl.enforcer.tables import read_table
 from policyctl.policy.model import Labels
 from policyctl.policy.cluster import Cluster
 from tests import builders as b
@@ -387,3 +389,16 @@ def test_a_complete_view_with_the_agents_own_pod_is_applied() -> None:
     sync, _, enforcer = make(base_cluster(WEB_FROM_CLIENTS), required_pod="y/batch")
     sync()
     assert enforcer.kernel == expected(base_cluster(WEB_FROM_CLIENTS))
+
+
+def test_revocation_judges_the_table_the_enforcer_committed_not_a_new_rendering() -> None:
+    """The enforcer's last commit is what the kernel enforces: flows are judged against it,
+    read in place, even where the compiler's ruleset would now say otherwise."""
+    client_to_web = Flow("tcp", ipaddress.ip_address("10.0.2.10"), ipaddress.ip_address("10.0.1.10"), 40000, 80)
+    conntrack = MemoryConntrack(client_to_web)
+    sync, _, enforcer = make(base_cluster(WEB_FROM_CLIENTS), conntrack=conntrack)
+    deny_all = read_table(expected(base_cluster(b.policy("x/deny", {"app": "web"}, ingress=[]))),
+                          family="inet", table=enforcer.table)
+    with mock.patch.object(type(enforcer), "committed", new_callable=mock.PropertyMock, return_value=deny_all):
+        report = sync()
+    assert report.revoked == 1 and conntrack.entries == []
