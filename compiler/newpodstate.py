@@ -1,7 +1,7 @@
 """The new-pod sets of one node over a sequence of snapshots, for the incremental compiler.
 
 What :func:`newpods.new_pod_sets` derives from a whole snapshot, followed by the change: the
-pods that came or went (by object identity, as :func:`nodeview.changed_objects` finds them)
+pods that came or went (by object identity, as :func:`policy.snapshots.changed_objects` finds them)
 move the count of each known address inside the node's pod range, and the sets are rebuilt
 only when an address became known or unknown, the node's pod CIDRs changed, or the window
 opened or closed. A rebuild costs as much as the node's range holds known pods.
@@ -13,11 +13,11 @@ from collections import Counter
 
 from policyctl.policy.cluster import Cluster
 from policyctl.policy.model import Family, IPAddress, IPNetwork, Pod
+from policyctl.policy.snapshots import changed_objects
 
 from .chains import base_chains
 from .delta import RulesetDelta, diff
 from .newpods import NewPodWindow, known_addresses, new_pod_set, unknown_elements, window_families
-from .nodeview import changed_objects
 from .ruleset import Mode, Ruleset, Set
 
 

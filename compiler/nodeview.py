@@ -13,11 +13,9 @@ ruleset side needs to know of the step. It knows nothing of sets, chains or delt
 from __future__ import annotations
 
 import itertools
-import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TypeVar
 
 from policyctl.policy import matchers
 from policyctl.policy.model import (
@@ -31,6 +29,7 @@ from policyctl.policy.model import (
     PolicyRef,
 )
 from policyctl.policy.cluster import Cluster
+from policyctl.policy.snapshots import changed_objects
 
 from .graph import RuleView, SelectedIdentities, rule_views, selector_node
 from .identities import Identity
@@ -61,21 +60,6 @@ def _named_blocks(views: Iterable[RuleView]) -> tuple[IPBlockPeer, ...]:
         if isinstance(p, IPBlockPeer)
     )
 
-
-T = TypeVar("T")
-
-
-def changed_objects(old: tuple[T, ...], new: tuple[T, ...]) -> tuple[list[T], list[T]]:
-    """The objects of ``old`` that are not in ``new`` and those of ``new`` not in ``old``, by
-    identity. Snapshots keep unchanged objects and usually their order, so the common prefix
-    and suffix (found at C speed) are skipped and only the window between them is compared."""
-    head = next(itertools.compress(itertools.count(), map(operator.is_not, old, new)), min(len(old), len(new)))
-    room = min(len(old), len(new)) - head
-    tail = next(itertools.compress(itertools.count(), map(operator.is_not, reversed(old), reversed(new))), room)
-    tail = min(tail, room)
-    old_window, new_window = old[head : len(old) - tail], new[head : len(new) - tail]
-    old_ids, new_ids = set(map(id, old_window)), set(map(id, new_window))
-    return [o for o in old_window if id(o) not in new_ids], [o for o in new_window if id(o) not in old_ids]
 
 
 @dataclass(frozen=True)

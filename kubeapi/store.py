@@ -36,6 +36,7 @@ from policyctl.kubeapi.resources import RESOURCES, Resource
 from policyctl.policy.clustermodel import ClusterNetworkPolicy, Tier
 from policyctl.policy.model import Namespace, NetworkPolicy, Node, Pod
 from policyctl.policy.cluster import Cluster
+from policyctl.policy.snapshots import SnapshotChange, Successor
 
 
 class ChangeKind(str, enum.Enum):
@@ -97,7 +98,7 @@ class _Table:
     parallel lists holding only values of the resource's model type; ``cached`` is
     ``tuple(values)`` while ``dirty`` is False."""
 
-    __slots__ = ("model_type", "sort_key", "records", "order", "values", "cached", "dirty")
+    __slots__ = ("model_type", "sort_key", "records", "order", "values", "cached", "dirty", "came", "gone", "known")
 
     def __init__(self, resource: Resource) -> None:
         self.model_type = _MODEL_TYPES[resource]
@@ -105,8 +106,21 @@ class _Table:
         self.records: dict[str, Projection] = {}
         self.order: list[str] = []
         self.values: list[object] = []
-        self.cached: tuple[object, ...] = ()
+        self.cached: Successor[object] = Successor()
         self.dirty = False
+        # What the snapshot after ``cached`` gains and loses, by object identity (with each
+        # object's key, for the snapshot's order); ``known`` is False after a relist.
+        self.came: dict[int, tuple[str, object]] = {}
+        self.gone: dict[int, tuple[str, object]] = {}
+        self.known = True
+
+    def _lose(self, key: str, value: object) -> None:
+        if self.came.pop(id(value), None) is None:
+            self.gone[id(value)] = (key, value)
+
+    def _gain(self, key: str, value: object) -> None:
+        if self.gone.pop(id(value), None) is None:
+            self.came[id(value)] = (key, value)
 
     def put(self, projection: Projection) -> Projection | None:
         """Store ``projection``; the one it replaced."""
@@ -116,6 +130,10 @@ class _Table:
         was_listed = previous is not None and isinstance(previous.value, self.model_type)
         listed = isinstance(projection.value, self.model_type)
         if was_listed or listed:
+            if was_listed:
+                self._lose(key, previous.value)  # type: ignore[union-attr]
+            if listed:
+                self._gain(key, projection.value)
             position = self._position(key)
             if was_listed and listed:
                 self.order[position] = key
@@ -131,6 +149,7 @@ class _Table:
     def pop(self, key: str) -> Projection | None:
         previous = self.records.pop(key, None)
         if previous is not None and isinstance(previous.value, self.model_type):
+            self._lose(key, previous.value)
             position = self._position(key)
             del self.order[position], self.values[position]
             self.dirty = True
@@ -142,12 +161,29 @@ class _Table:
         self.order = sorted((k for k, p in records.items() if isinstance(p.value, self.model_type)), key=self.sort_key)
         self.values = [records[k].value for k in self.order]
         self.dirty = True
+        self.known = False
 
-    def snapshot(self) -> tuple[object, ...]:
+    def snapshot(self) -> Successor[object]:
+        """The values in order; a new tuple only after a change, carrying what it gained and
+        lost against the one before (``policy.snapshots``) unless a relist came between."""
         if self.dirty:
-            self.cached = tuple(self.values)
+            previous = self.cached
+            current: Successor[object] = Successor(self.values)
+            if self.known:
+                current.change = SnapshotChange(base=previous, gone=self._in_order(self.gone),
+                                                came=self._in_order(self.came))
+            previous.change = None
+            self.cached = current
+            self.came, self.gone, self.known = {}, {}, True
             self.dirty = False
         return self.cached
+
+    def _in_order(self, objects: dict[int, tuple[str, object]]) -> tuple[object, ...]:
+        """The objects in snapshot order (a handful per event: sorted in place by their keys)."""
+        keyed = list(objects.values())
+        order = self.sort_key
+        keyed.sort(key=lambda item: order(item[0]))
+        return tuple(value for _, value in keyed)
 
     def _position(self, key: str) -> int:
         return bisect.bisect_left(self.order, self.sort_key(key), key=self.sort_key)

@@ -13,6 +13,7 @@ from policyctl.kubeapi.projections import Projection
 from policyctl.kubeapi.resources import Resource
 from policyctl.kubeapi.store import Change, ChangeKind, ClusterStore
 from policyctl.policy.model import NAMESPACE_NAME_LABEL, Labels, Namespace, Pod
+from policyctl.policy.snapshots import changed_objects, identity_diff
 
 PODS = Resource.PODS
 
@@ -182,3 +183,35 @@ def test_a_maintained_snapshot_equals_a_from_scratch_sort_of_the_store(ops: list
     expected = sorted(pods, key=lambda p: (p.namespace, p.name))  # type: ignore[union-attr]
     snapshot = store.snapshot().pods
     assert [(p.key, p.labels) for p in snapshot] == [(p.key, p.labels) for p in expected]  # type: ignore[union-attr]
+
+
+@settings(max_examples=200, deadline=None)
+@given(rounds=st.lists(ops, min_size=1, max_size=6), repeat=st.lists(op_keys, max_size=3))
+def test_each_snapshot_carries_exactly_what_it_gained_and_lost_against_the_one_before(
+    rounds: list[list[Op]], repeat: list[str]
+) -> None:
+    """Between two snapshots, any writes (the same object put back included); the change a
+    snapshot carries is what comparing the two tuples by identity finds, in their order, and
+    it is left out only after a relist. Only the newest snapshot keeps its change."""
+    store = ClusterStore()
+    previous = store.snapshot().pods
+    relisted = False
+    for batch in rounds:
+        _apply(store, batch)
+        relisted = relisted or any(op == "relist" for op, _ in batch)
+        for key in repeat:
+            kept = store.get(PODS, key)
+            if kept is not None:
+                store.upsert(PODS, Projection(key, kept.uid, "again", kept.value))
+        current = store.snapshot().pods
+        gone, came = changed_objects(previous, current)
+        expected_gone, expected_came = identity_diff(previous, current)
+        assert [id(p) for p in gone] == [id(p) for p in expected_gone]
+        assert [id(p) for p in came] == [id(p) for p in expected_came]
+        change = getattr(current, "change", None)
+        if current is not previous and not relisted:
+            assert change is not None and change.base is previous
+        if current is not previous:
+            assert getattr(previous, "change", None) is None
+            relisted = False
+        previous = current
