@@ -1,6 +1,8 @@
 """A packet-by-packet evaluator of libnftables JSON, for exactly what the compiler emits.
 
-It reads the JSON document (not the typed ruleset), so it checks the artifact the kernel gets.
+It reads the JSON document (not the typed ruleset), so it checks the artifact the kernel gets;
+:meth:`Evaluator.over` reads the same objects where a caller already holds them parsed (the
+enforcer's last commit, ``enforcer.stateevaluator``), through :class:`SetLookup`.
 Kernel behaviour it reproduces: base chains of a hook run in priority order and an ``accept``
 ends only the base chain it happened in, while ``drop`` is final; a rule's statements run left
 to right and the first failing match ends the rule; ``jump`` returns to the rule after it,

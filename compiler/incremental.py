@@ -19,7 +19,9 @@ into pieces small enough that an event touches a handful of them:
   ``sort_key``, can be recomputed), the dispatch maps and the node sets.
 
 A step diffs the new snapshot against the previous one by object identity (snapshots share the
-frozen objects that did not change), follows the change through these pieces and reports each
+frozen objects that did not change; a snapshot from the agent's store names what it gained and
+lost against the one before, :mod:`policy.snapshots`, so at 100k pods an event does not compare
+100k-pod tuples), follows the change through these pieces and reports each
 piece that changed as a :class:`RulesetDelta`: set elements and map entries one by one, sets,
 maps and chains whole when they appear or are re-created. What a step recomputes:
 
