@@ -30,10 +30,10 @@ class SnapshotChange(Generic[T]):
 
 
 class Successor(tuple[T, ...]):
-    """A snapshot tuple, with its :class:`SnapshotChange` from the snapshot before it when its builder
-    knows it. Only the newest successor keeps its change (and so the base it names): the
-    builder drops the previous one's when it makes the next, so no chain of old snapshots is
-    kept alive."""
+    """A snapshot tuple, with its :class:`SnapshotChange` from the snapshot before it when its
+    builder knows it. Only the newest successor keeps its change (and so the base it names):
+    the builder drops the previous one's when it makes the next, so no chain of old snapshots
+    is kept alive."""
 
     change: SnapshotChange[T] | None = None
 
