@@ -47,7 +47,6 @@ def _committed(state: TableState | None, delta: RulesetDelta, document: dict[str
         return read_table(document, family="inet", table=TABLE)
     except RulesetError:
         reject()
-        raise
 
 
 def _node_with_pods(history: list[Cluster]) -> str:
@@ -160,8 +159,8 @@ def test_an_unchanged_set_is_read_once_across_commits_and_a_changed_one_again() 
     ports, kept = before.sets["ports"], before.sets["other"]
     changed = _state(_set("ports", "set", ["ipv4_addr", "inet_proto", "inet_service"],
                           [{"concat": ["10.0.0.2", "tcp", 80]}], flags=["interval"]), other)
-    second = type(first)(family=first.family, name=first.name,
-                         sets={"ports": changed.sets["ports"], "other": first.sets["other"]}, chains=first.chains)
+    second = TableState(family=first.family, name=first.name,
+                        sets={"ports": changed.sets["ports"], "other": first.sets["other"]}, chains=first.chains)
     after = evaluators.evaluator(second)
     assert after.sets["other"] is kept
     assert after.sets["ports"] is not ports
