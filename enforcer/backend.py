@@ -23,6 +23,10 @@ fills its whole cache for any listing, so even ``list tables`` costs tens of mil
 beside a table of ~10k elements; :class:`LibnftablesBackend` therefore asks the kernel for
 that one table over netlink (one ``NFT_MSG_GETTABLE`` built with pyroute2, well under a
 millisecond) and falls back to the listing when pyroute2 is missing or netlink fails.
+
+``list_table_giving_way`` is the listing of the periodic read-back: ``nft -j list table`` in a
+child process, so that an event arriving meanwhile stops it at once instead of waiting for
+a C call that takes a second at 100k pods (:func:`listing_giving_way`).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from policyctl.enforcer.errors import BackendUnavailable, NftCommandError
+from policyctl.enforcer.givingway import listing_giving_way
 
 Payload = dict[str, Any]
 T = TypeVar("T")
@@ -70,6 +75,16 @@ class NftBackend(Protocol):
     def check(self, payload: Payload) -> None: ...
 
     def table_handle(self, family: str, name: str) -> int | None: ...
+
+
+class GivingWayListing(Protocol):
+    """What a backend offers when its listing can be abandoned half-way (see
+    :func:`listing_giving_way`): ``list_table``'s answer, or :class:`GaveWay` as soon as
+    ``interrupted()`` is true while the kernel is being listed."""
+
+    def list_table_giving_way(
+        self, family: str, name: str, interrupted: Callable[[], bool]
+    ) -> Payload | None: ...
 
 
 def handle_from_listing(listing: Payload, family: str, name: str) -> int | None:
@@ -149,6 +164,15 @@ def _list_payload(family: str, name: str) -> Payload:
 
 def _is_missing(error: str) -> bool:
     return _NO_SUCH_OBJECT in error
+
+
+def _decoded_listing(rc: int, out: bytes | str, err: str) -> Payload | None:
+    if rc != 0:
+        if _is_missing(err):
+            return None
+        raise NftCommandError(err)
+    loaded: Payload = json.loads(out)
+    return loaded
 
 
 def _join_netns(name: str) -> None:
@@ -249,6 +273,16 @@ class LibnftablesBackend:
         table: Payload = out
         return table
 
+    def list_table_giving_way(self, family: str, name: str, interrupted: Callable[[], bool]) -> Payload | None:
+        """``list_table`` through the ``nft`` command in a child process (in this backend's
+        namespace), abandoned as soon as ``interrupted()`` is true; in process, whole, where
+        the command is not installed."""
+        nft = shutil.which("nft")
+        if nft is None:
+            return self.list_table(family, name)
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns is not None else []
+        return _decoded_listing(*listing_giving_way([*prefix, nft, "-j", "list", "table", family, name], interrupted))
+
     def check(self, payload: Payload) -> None:
         rc, _, err = self._json_cmd(payload, dry_run=True)
         if rc != 0:
@@ -331,13 +365,10 @@ class NftCommandBackend:
         return json.loads(out) if out.strip() else {"nftables": []}
 
     def list_table(self, family: str, name: str) -> Payload | None:
-        rc, out, err = self._nft(["-j", "list", "table", family, name])
-        if rc != 0:
-            if _is_missing(err):
-                return None
-            raise NftCommandError(err)
-        loaded: Payload = json.loads(out)
-        return loaded
+        return _decoded_listing(*self._nft(["-j", "list", "table", family, name]))
+
+    def list_table_giving_way(self, family: str, name: str, interrupted: Callable[[], bool]) -> Payload | None:
+        return _decoded_listing(*listing_giving_way([*self._prefix, "-j", "list", "table", family, name], interrupted))
 
     def check(self, payload: Payload) -> None:
         rc, _, err = self._nft(["-c", "-j", "-f", "-"], json.dumps(payload))

@@ -1,5 +1,6 @@
 """Reading a desired ruleset against an earlier reading gives the same state, and takes the
-sets written exactly as before from that reading instead of parsing them again."""
+sets written exactly as before from that reading instead of parsing them again; a reading
+that may give way asks every few thousand elements and stops when told."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from policyctl.enforcer.givingway import GaveWay
 from policyctl.enforcer.tables import read_table
 from tests.enforcer.rulesets import ruleset
 
@@ -52,3 +54,38 @@ def test_a_kernel_listing_is_never_taken_from_an_earlier_reading() -> None:
     listed = read_table(ONLY_80, family="inet", table="policyctl", strict=False, reuse=earlier)
     assert listed == earlier
     assert all(listed.sets[name] is not earlier.sets[name] for name in listed.sets)
+
+
+def many(kind: str, count: int) -> dict[str, Any]:
+    """ONLY_80 with ``count`` more sets (``kind`` "objects") or ``count`` more elements in
+    one set (``kind`` "elements")."""
+    document = copy.deepcopy(ONLY_80)
+    items = document["nftables"]
+    if kind == "objects":
+        items += [{"set": {"family": "inet", "table": "policyctl", "name": f"extra-{i}", "type": "ipv4_addr"}}
+                  for i in range(count)]
+    else:
+        items.append({"set": {"family": "inet", "table": "policyctl", "name": "extra", "type": "ipv4_addr",
+                              "elem": [f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}" for i in range(count)]}})
+    return document
+
+
+@pytest.mark.parametrize(("kind", "count", "asked"), [
+    pytest.param("elements", 1023, 0, id="a-set-below-the-stride-is-read-without-asking"),
+    pytest.param("elements", 1024 * 3 + 1, 3, id="a-large-set-asks-every-1024-elements"),
+    pytest.param("objects", 150, 2, id="many-objects-ask-every-64"),
+])
+def test_a_reading_told_to_give_way_stops_and_one_never_told_reads_the_same(kind: str, count: int, asked: int) -> None:
+    document = many(kind, count)
+    questions: list[int] = []
+
+    def never() -> bool:
+        questions.append(1)
+        return False
+
+    assert read_table(document, family="inet", table="policyctl", strict=False, interrupted=never) == read_table(
+        document, family="inet", table="policyctl", strict=False)
+    assert len(questions) == asked
+    if asked:
+        with pytest.raises(GaveWay):
+            read_table(document, family="inet", table="policyctl", strict=False, interrupted=lambda: True)

@@ -11,6 +11,7 @@ import pytest
 from policyctl.enforcer.apply import Enforcer
 from policyctl.enforcer.backend import LibnftablesBackend
 from policyctl.enforcer.errors import NftApplyError
+from policyctl.enforcer.tables import read_table
 from tests.enforcer.netns import Node
 from tests.enforcer.rulesets import ruleset
 
@@ -132,24 +133,95 @@ def test_a_dry_run_does_not_change_what_is_trusted(counting: CountingBackend, ba
     assert in_sync(backend, ALSO_443)
 
 
-@pytest.mark.parametrize("interrupted_at", [0, 1, 2, 3], ids=["before-render", "after-render", "after-reading-it",
-                                                              "after-listing"])
+def drift(backend: LibnftablesBackend) -> None:
+    """Someone deletes one element inside our table."""
+    backend.run({"nftables": [{"delete": {"element": {
+        "family": "inet", "table": "policyctl", "name": "local_pods", "elem": [A]}}}]})
+
+
+def never_rendered() -> dict[str, Any]:
+    raise AssertionError("the read-back rendered the desired ruleset although the last commit is trusted")
+
+
+@pytest.mark.parametrize("interrupted_at", [0, 1, 2], ids=["before-listing", "after-listing", "after-reading-it"])
 def test_a_read_back_told_to_give_way_sends_nothing_and_a_later_one_repairs(
     counting: CountingBackend, backend: LibnftablesBackend, interrupted_at: int
 ) -> None:
-    """``Enforcer.verify`` checks between render, reading the rendered ruleset, listing the
-    kernel, and plan+send; told to give way at any of them it returns None with nothing
-    sent, and the trusted commit still serves the next delta."""
+    """With a trusted commit, ``Enforcer.verify`` checks before listing the kernel, after it,
+    and after reading the listing; told to give way at any of them it returns None with
+    nothing sent, and the trusted commit still serves the next delta."""
     enforcer = Enforcer(counting)
     enforcer.apply(ONLY_80)
-    backend.run({"nftables": [{"delete": {"element": {
-        "family": "inet", "table": "policyctl", "name": "local_pods", "elem": [A]}}}]})
+    drift(backend)
     checks = iter(range(10))
     sent = len(counting.runs)
-    assert enforcer.verify(lambda: ONLY_80, interrupted=lambda: next(checks) == interrupted_at) is None
+    assert enforcer.verify(never_rendered, interrupted=lambda: next(checks) == interrupted_at) is None
     assert len(counting.runs) == sent and not in_sync(backend, ONLY_80)
     assert enforcer.apply(ALSO_443).transaction.elements_added == 1, "the last commit is still trusted"
-    repaired = enforcer.verify(lambda: ALSO_443)
+    repaired = enforcer.verify(never_rendered)
     assert repaired is not None
     assert (repaired.transaction.elements_added, repaired.transaction.elements_removed) == (1, 0)
     assert in_sync(backend, ALSO_443)
+
+
+@pytest.mark.parametrize("interrupted_at", [0, 1, 2, 3, 4], ids=[
+    "before-render", "after-render", "after-reading-it", "after-listing", "after-reading-the-listing"])
+def test_a_read_back_without_a_trusted_commit_renders_and_gives_way_between_every_step(
+    counting: CountingBackend, backend: LibnftablesBackend, interrupted_at: int
+) -> None:
+    Enforcer(backend).apply(ONLY_80)
+    drift(backend)
+    enforcer = Enforcer(counting)
+    checks = iter(range(10))
+    assert enforcer.verify(lambda: ONLY_80, interrupted=lambda: next(checks) == interrupted_at) is None
+    assert not counting.runs and not in_sync(backend, ONLY_80)
+    repaired = enforcer.verify(lambda: ONLY_80)
+    assert repaired is not None
+    assert (repaired.transaction.elements_added, repaired.transaction.elements_removed) == (1, 0)
+    assert in_sync(backend, ONLY_80)
+
+
+def test_a_read_back_repairs_to_the_last_commit_without_rendering_the_desired_ruleset(
+    backend: LibnftablesBackend,
+) -> None:
+    enforcer = Enforcer(backend)
+    enforcer.apply(ONLY_80)
+    enforcer.apply(ALSO_443)
+    drift(backend)
+    repaired = enforcer.verify(never_rendered)
+    assert repaired is not None and repaired.applied
+    assert (repaired.transaction.elements_added, repaired.transaction.elements_removed) == (1, 0)
+    assert in_sync(backend, ALSO_443)
+    clean = enforcer.verify(never_rendered)
+    assert clean is not None and not clean.changed
+
+
+def test_a_read_back_after_someone_recreated_the_table_renders_the_desired_ruleset(
+    backend: LibnftablesBackend,
+) -> None:
+    enforcer = Enforcer(backend)
+    enforcer.apply(ONLY_80)
+    backend.run({"nftables": [{"delete": {"table": {"family": "inet", "name": "policyctl"}}}]})
+    Enforcer(backend).apply(ALSO_443)
+    rendered: list[bool] = []
+
+    def desired() -> dict[str, Any]:
+        rendered.append(True)
+        return ONLY_80
+
+    repaired = enforcer.verify(desired)
+    assert rendered and repaired is not None and repaired.changed
+    assert in_sync(backend, ONLY_80)
+
+
+@pytest.mark.parametrize("table", ["policyctl", "absent"])
+def test_the_listing_that_gives_way_reads_as_the_in_process_listing(backend: LibnftablesBackend, table: str) -> None:
+    Enforcer(backend).apply(ALSO_443)
+    by_child = backend.list_table_giving_way("inet", table, lambda: False)
+    in_process = backend.list_table("inet", table)
+    if in_process is None:
+        assert by_child is None
+        return
+    assert by_child is not None
+    assert read_table(by_child, family="inet", table=table, source="<kernel>", strict=False) == read_table(
+        in_process, family="inet", table=table, source="<kernel>", strict=False)
