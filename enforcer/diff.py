@@ -156,20 +156,22 @@ def plan(current: TableState | None, desired: TableState) -> Transaction:
     sets_deleted = set(cur_sets) - set(des_sets)
     sets_added = set(des_sets) - set(cur_sets)
     sets_recreated = {
-        n for n in set(cur_sets) & set(des_sets) if cur_sets[n].signature != des_sets[n].signature
+        n
+        for n in cur_sets.keys() & des_sets.keys()
+        if cur_sets[n].spec != des_sets[n].spec and cur_sets[n].signature != des_sets[n].signature
     }
     sets_kept = (set(cur_sets) & set(des_sets)) - sets_recreated
 
     sets_going = sets_deleted | sets_recreated
     chains = _chain_changes(cur_chains, des_chains, deleted=set(cur_chains) - set(des_chains), sets_going=sets_going)
-    rewritten = sorted(sets_kept)
+    moves = {n: _moves(cur_sets[n], des_sets[n]) for n in sorted(sets_kept)}
     return _transaction(
         current,
         chains=chains,
         desired_chains=des_chains,
         sets=_SetChanges(added=sets_added, recreated=sets_recreated, deleted=sets_deleted, desired=des_sets),
-        removals=[(cur_sets[n], _leaving(cur_sets[n], des_sets[n])) for n in rewritten],
-        additions=[(des_sets[n], _coming(cur_sets[n], des_sets[n])) for n in rewritten],
+        removals=[(cur_sets[n], leaving) for n, (leaving, _) in moves.items()],
+        additions=[(des_sets[n], coming) for n, (_, coming) in moves.items()],
     )
 
 
@@ -196,7 +198,13 @@ def _chain_changes(
     """The chain changes of ``looked_at`` (every desired chain, or the chains a delta carries)
     against the table's ``current`` chains, ``deleted`` being those that go away."""
     added = {n for n in looked_at if n not in current}
-    recreated = {n for n in looked_at if n in current and current[n].hook_signature != looked_at[n].hook_signature}
+    recreated = {
+        n
+        for n in looked_at
+        if n in current
+        and current[n].spec != looked_at[n].spec
+        and current[n].hook_signature != looked_at[n].hook_signature
+    }
     kept = {n for n in looked_at if n in current} - recreated
     going = deleted | recreated
     return _ChainChanges(
@@ -208,8 +216,8 @@ def _chain_changes(
             n
             for n in kept
             if [r.key for r in current[n].rules] != [r.key for r in looked_at[n].rules]
-            or current[n].set_references & sets_going
-            or current[n].chain_references & going
+            or (sets_going and current[n].set_references & sets_going)
+            or (going and current[n].chain_references & going)
         },
     )
 
@@ -226,16 +234,22 @@ class _SetChanges:
 
 
 def _changed_values(current: SetState, desired: SetState) -> set[ElementKey]:
-    """Map keys held by both whose value (jump target) differs: deleted and added again."""
-    return {k for k in set(current.values) & set(desired.values) if current.values[k] != desired.values[k]}
+    """Map keys held by both whose value (jump target) differs: deleted and added again.
+    One pass over ``desired`` with lookups in ``current``: either may be a patched mapping
+    (:mod:`policyctl.enforcer.patches`), whose set operations run in Python."""
+    held, wanted = current.values, desired.values
+    if not held or not wanted:
+        return set()
+    return {k for k, v in wanted.items() if held.get(k, v) != v}
 
 
-def _leaving(current: SetState, desired: SetState) -> set[ElementKey]:
-    return (set(current.elements) - set(desired.elements)) | _changed_values(current, desired)
-
-
-def _coming(current: SetState, desired: SetState) -> set[ElementKey]:
-    return (set(desired.elements) - set(current.elements)) | _changed_values(current, desired)
+def _moves(current: SetState, desired: SetState) -> tuple[set[ElementKey], set[ElementKey]]:
+    """The elements a kept set loses and gains (a map entry whose value changed is both)."""
+    changed = _changed_values(current, desired)
+    return (
+        set(current.elements).difference(desired.elements) | changed,
+        set(desired.elements).difference(current.elements) | changed,
+    )
 
 
 def _transaction(
@@ -420,17 +434,18 @@ def plan_delta(
 
     chains = _chain_changes(cur_chains, new_chains, deleted=chains_deleted, sets_going=sets_deleted | sets_recreated)
     touched = sorted(set(gone) | set(came) | sets_rewritten)
+    moves = {n: _moves(cur_sets[n], new_sets[n]) for n in sorted(sets_rewritten)}
     transaction = _transaction(
         current,
         chains=chains,
         desired_chains=new_chains,
         sets=_SetChanges(added=sets_added, recreated=sets_recreated, deleted=sets_deleted, desired=new_sets),
         removals=[
-            (cur_sets[n], _leaving(cur_sets[n], new_sets[n]) if n in sets_rewritten else gone[n])
+            (cur_sets[n], moves[n][0] if n in sets_rewritten else gone[n])
             for n in touched if n in sets_rewritten or n in gone
         ],
         additions=[
-            (new_sets[n], _coming(cur_sets[n], new_sets[n])) if n in sets_rewritten else (patched_sets[n], came[n])
+            (new_sets[n], moves[n][1]) if n in sets_rewritten else (patched_sets[n], came[n])
             for n in touched if n in sets_rewritten or n in came
         ],
     )
