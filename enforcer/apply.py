@@ -205,10 +205,10 @@ class Enforcer:
         ruleset again would cost more than listing the kernel. The kernel is listed through
         the backend's ``list_table_giving_way`` where it has one (a child process, stopped the
         moment ``interrupted()`` is true) and its listing read asking ``interrupted()`` every
-        1,024 elements and 64 objects; it is asked again between the steps: render and read
-        ``desired()`` (only without a trusted commit), list, read the listing, plan and send.
-        The plan and the send are never split, so what is sent is always the difference
-        against the listing just read."""
+        1,024 elements and 64 objects, and the plan asking it before each set; it is asked
+        again between the steps: render and read ``desired()`` (only without a trusted
+        commit), list, read the listing, plan and send. Nothing is sent between the plan and
+        the send, so what is sent is always the difference against the listing just read."""
         started = self._clock()
         if interrupted():
             return None
@@ -225,11 +225,12 @@ class Enforcer:
             if interrupted():
                 return None
             current = self._read_listing(listing, interrupted)
+            if interrupted():
+                return None
+            transaction = plan(current, wanted, interrupted=interrupted)
         except GaveWay:
             return None
-        if interrupted():
-            return None
-        return self._apply_planned(plan(current, wanted), wanted, dry_run=False, started=started)
+        return self._apply_planned(transaction, wanted, dry_run=False, started=started)
 
     def _list_giving_way(self, interrupted: Callable[[], bool]) -> Mapping[str, Any] | None:
         self.full_reads += 1

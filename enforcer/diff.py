@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,7 @@ from policyctl.compiler.delta import MapEntries, RulesetDelta, SetElements
 from policyctl.compiler.render_json import render_delta
 from policyctl.compiler.ruleset import FieldType
 from policyctl.enforcer.elements import ElementKey, entry_keys, key_text, typed_element_key
+from policyctl.enforcer.givingway import give_way_if
 from policyctl.enforcer.patches import patched
 from policyctl.enforcer.tables import ChainState, SetState, TableState, read_table
 
@@ -146,8 +147,13 @@ def create(desired: TableState) -> Transaction:
     )
 
 
-def plan(current: TableState | None, desired: TableState) -> Transaction:
-    """The one transaction that turns ``current`` (None: no table yet) into ``desired``."""
+def plan(
+    current: TableState | None, desired: TableState, *, interrupted: Callable[[], bool] | None = None
+) -> Transaction:
+    """The one transaction that turns ``current`` (None: no table yet) into ``desired``.
+    ``interrupted`` (the read-back's) is asked before each kept set is compared, and stops
+    the planning with :class:`~policyctl.enforcer.givingway.GaveWay` when it says so: at 100k
+    pods comparing every set takes a tenth of a second and more."""
     if current is None:
         return create(desired)
     cur_sets, des_sets = current.sets, desired.sets
@@ -164,7 +170,10 @@ def plan(current: TableState | None, desired: TableState) -> Transaction:
 
     sets_going = sets_deleted | sets_recreated
     chains = _chain_changes(cur_chains, des_chains, deleted=set(cur_chains) - set(des_chains), sets_going=sets_going)
-    moves = {n: _moves(cur_sets[n], des_sets[n]) for n in sorted(sets_kept)}
+    moves: dict[str, tuple[set[ElementKey], set[ElementKey]]] = {}
+    for n in sorted(sets_kept):
+        give_way_if(interrupted)
+        moves[n] = _moves(cur_sets[n], des_sets[n])
     return _transaction(
         current,
         chains=chains,

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from policyctl.enforcer.diff import plan
 from policyctl.enforcer.elements import element_key
 from policyctl.enforcer.errors import RulesetError
+from policyctl.enforcer.givingway import GaveWay
 from policyctl.enforcer.tables import read_table
 from tests.enforcer.rulesets import ruleset
 
@@ -54,6 +55,20 @@ BASE = ruleset(isolated=(B,), allowed=(("10.77.1.2/32", B, 80),), local_pods=("1
 )
 def test_a_change_sends_only_what_differs(changed: dict[str, Any], expected: list[str]) -> None:
     assert verbs(BASE, changed) == expected
+
+
+def test_a_plan_asks_before_each_kept_set_and_stops_when_told() -> None:
+    changed = ruleset(isolated=(B,), allowed=(("10.77.1.2/32", B, 80),), local_pods=("10.77.1.2",))
+    asked: list[int] = []
+
+    def never() -> bool:
+        asked.append(1)
+        return False
+
+    assert plan(state(BASE), state(changed), interrupted=never) == plan(state(BASE), state(changed))
+    assert len(asked) == len(state(BASE).sets.keys() & state(changed).sets.keys())
+    with pytest.raises(GaveWay):
+        plan(state(BASE), state(changed), interrupted=lambda: True)
 
 
 def test_first_apply_creates_table_then_chains_then_sets_then_rules() -> None:

@@ -143,13 +143,14 @@ def never_rendered() -> dict[str, Any]:
     raise AssertionError("the read-back rendered the desired ruleset although the last commit is trusted")
 
 
-@pytest.mark.parametrize("interrupted_at", [0, 1, 2], ids=["before-listing", "after-listing", "after-reading-it"])
+@pytest.mark.parametrize("interrupted_at", [0, 1, 2, 3], ids=[
+    "before-listing", "after-listing", "after-reading-it", "while-planning"])
 def test_a_read_back_told_to_give_way_sends_nothing_and_a_later_one_repairs(
     counting: CountingBackend, backend: LibnftablesBackend, interrupted_at: int
 ) -> None:
     """With a trusted commit, ``Enforcer.verify`` checks before listing the kernel, after it,
-    and after reading the listing; told to give way at any of them it returns None with
-    nothing sent, and the trusted commit still serves the next delta."""
+    after reading the listing and while planning; told to give way at any of them it returns
+    None with nothing sent, and the trusted commit still serves the next delta."""
     enforcer = Enforcer(counting)
     enforcer.apply(ONLY_80)
     drift(backend)
@@ -164,8 +165,9 @@ def test_a_read_back_told_to_give_way_sends_nothing_and_a_later_one_repairs(
     assert in_sync(backend, ALSO_443)
 
 
-@pytest.mark.parametrize("interrupted_at", [0, 1, 2, 3, 4], ids=[
-    "before-render", "after-render", "after-reading-it", "after-listing", "after-reading-the-listing"])
+@pytest.mark.parametrize("interrupted_at", [0, 1, 2, 3, 4, 5], ids=[
+    "before-render", "after-render", "after-reading-it", "after-listing", "after-reading-the-listing",
+    "while-planning"])
 def test_a_read_back_without_a_trusted_commit_renders_and_gives_way_between_every_step(
     counting: CountingBackend, backend: LibnftablesBackend, interrupted_at: int
 ) -> None:
