@@ -236,7 +236,7 @@ def section_compile(ctx: Context) -> list[Figure]:
 LAYOUTS: dict[str, int | None] = {"": None, "marked.": 0xFFFF0000}
 EVENT_FIGURES = tuple(
     f"event.{layout}{k}.{q}" for layout in LAYOUTS for k in (*KINDS, "floor") for q in ("p50", "p99")
-) + tuple(f"event.{layout}resync" for layout in LAYOUTS)
+) + tuple(f"event.{layout}{name}" for layout in LAYOUTS for name in ("resync", "resync.wait"))
 
 
 def section_apply_and_events(ctx: Context) -> list[Figure]:
@@ -282,6 +282,7 @@ def _events(ctx: Context, enforcer: Any, backend: Any, netns: str, layout: str, 
     path into a table of that layout (the first sync applies it whole), then the floor of that
     table."""
     from policyctl.compiler.markedpeers import IdentityMark
+    from policyctl.enforcer.givingway import GIVE_WAY_POLL_SECONDS
 
     mask = LAYOUTS[layout]
     rng = random.Random(ctx.shape.seed)
@@ -301,6 +302,7 @@ def _events(ctx: Context, enforcer: Any, backend: Any, netns: str, layout: str, 
                 stages.setdefault(stage, []).append(seconds)
     floor = one_element_transactions(backend, ctx.effort.events_per_kind * len(KINDS))
     resync, _ = timed(readback)
+    wait = longest_wait(readback)
     split_text = ", ".join(f"{k} {median(v) * 1000:.1f} ms" for k, v in sorted(stages.items()))
     events = ctx.effort.events_per_kind * len(KINDS)
     split_text = f"{compiles} of {events} events recompiled" + (f"; median split: {split_text}" if split_text else "")
@@ -317,6 +319,12 @@ def _events(ctx: Context, enforcer: Any, backend: Any, netns: str, layout: str, 
         detail="the periodic read-back (NodeSync.verify, every max_interval, 60 s by default): the whole ruleset "
                "rendered, the table read back from the kernel and compared; run between syncs, it gives way to a "
                "waiting event, so events never carry it"))
+    figures.append(Figure(
+        f"event.{layout}resync.wait", "s", wait, baseline=resync, baseline_name="the whole read-back",
+        detail="the longest stretch of a second read-back between two points where it gives way to a waiting "
+               "event (it asks before and after each step, and every "
+               f"{GIVE_WAY_POLL_SECONDS * 1000:g} ms while the kernel is listed): the longest an event "
+               "arriving during a read-back waits for it"))
     for kind in KINDS:
         for name, q in (("p50", 0.5), ("p99", 0.99)):
             figures.append(Figure(
@@ -324,6 +332,20 @@ def _events(ctx: Context, enforcer: Any, backend: Any, netns: str, layout: str, 
                 baseline_name=floor_name, target=Target(3, on_ratio=True) if name == "p99" else None,
                 detail=f"{path}; {len(samples[kind])} events of this kind; {split_text}"))
     return figures
+
+
+def longest_wait(readback: Callable[..., object]) -> float:
+    """Run ``readback`` once, never told to give way, and return the longest time between two
+    of its questions whether it must (its start and end count as such points)."""
+    marks = [time.perf_counter()]
+
+    def asked() -> bool:
+        marks.append(time.perf_counter())
+        return False
+
+    readback(asked)
+    marks.append(time.perf_counter())
+    return max(later - earlier for earlier, later in zip(marks, marks[1:]))
 
 
 #: A set every ruleset holds (the base chains read it), so the floor needs no extra object.
@@ -385,7 +407,7 @@ def _tracked_flow(ctx: Context, netns: str) -> Any:
 
 def _event_path(
     ctx: Context, enforcer: Any, netns: str, identity_mark: Any = None
-) -> tuple[Step, Callable[[], object], str]:
+) -> tuple[Step, Callable[..., object], str]:
     """What happens between an event and the kernel, as the agent runs it: the watch event's
     write into the agent's store, the store's snapshot, and one ``NodeSync`` (incremental
     compile of the node's ruleset delta, enforcer transaction against its last commit),
