@@ -207,8 +207,8 @@ class Enforcer:
         moment ``interrupted()`` is true) and its listing read asking ``interrupted()`` every
         1,024 elements and 64 objects, and the plan asking it before each set; it is asked
         again between the steps: render and read ``desired()`` (only without a trusted
-        commit), list, read the listing, plan and send. Nothing is sent between the plan and
-        the send, so what is sent is always the difference against the listing just read."""
+        commit), list, read the listing, plan and send. The plan and the send are never split,
+        so what is sent is always the difference against the listing just read."""
         started = self._clock()
         if interrupted():
             return None
