@@ -184,12 +184,28 @@ SCENARIOS = [
 ]
 
 
-def bring_on(server: FakeApiServer, scenario: Scenario) -> None:
+#: The resources whose objects the fault tests change while the fault lasts.
+CHANGED = ("pods", "networkpolicies")
+
+
+def bring_on(server: FakeApiServer, scenario: Scenario, agent: AgentProcess) -> None:
+    """Put the fault in place. A relist is forced by compacting and expiring the open watches,
+    until every resource the test then changes has relisted into the fault: a watch that ended
+    by its timeout and reconnects just then, from the current version (which compaction leaves
+    valid), escapes one expiry and would see the changes."""
     for fault in scenario.faults:
         server.add_fault(fault)
     if scenario.trigger == "relist":
-        server.compact()
-        server.expire_watches()
+
+        def relisted_into_the_fault() -> bool:
+            server.compact()
+            server.expire_watches()
+            restarts = agent.samples("policyctl_watch_restarts")
+            return all(
+                any(dict(labels) == {"resource": r, "reason": scenario.reason} for labels in restarts) for r in CHANGED
+            )
+
+        wait(relisted_into_the_fault, timeout=25, what="every changed resource to relist into the fault", process=agent)
     elif scenario.trigger == "reconnect":
         server.drop_watches()
     else:
@@ -202,7 +218,7 @@ def test_a_fault_keeps_the_last_ruleset_fails_readiness_and_converges_after(
     apiserver: FakeApiServer, kernel: Enforcer, node_netns: str, agent: AgentProcess, scenario: Scenario
 ) -> None:
     before = nft_table(node_netns)
-    bring_on(apiserver, scenario)
+    bring_on(apiserver, scenario, agent)
     if scenario.trigger != "inject":
         apiserver.delete("Pod", "edge", "gw-1")
         apiserver.delete("NetworkPolicy", "other", "deny-all")
