@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import hashlib
+import ipaddress
 import os
 import signal
 import subprocess
@@ -156,6 +157,39 @@ def delete_netns(name: str) -> None:
     kill_pids(netns_pids(name))
     if (NETNS_DIR / name).exists():
         _run(["ip", "netns", "delete", name], check=False)
+
+
+def delete_pod(node: NodePlan, pod: PodPlan) -> None:
+    """Detach the pod from its node, then delete its namespace. ``ip netns delete`` only drops
+    the name; the kernel dismantles the namespace later (measured here: often after the
+    command has returned), and until then the pod's veth stays on its node, answering for the
+    pod's addresses and holding the name of its node end. A new pod given one of those
+    addresses would lose its neighbour solicitations to the dying one, and a pod rebuilt on the
+    same node would find its link name taken. Deleting the node's end removes both ends at
+    once."""
+    if _link_exists(node.netns, pod.host_link):
+        ip_batch(node.netns, [f"link del {pod.host_link}"], check=False)
+    delete_netns(pod.netns)
+
+
+def forget_neighbours(plan: LabPlan, gone: Iterable[PodPlan], *, kept: Iterable[PodPlan]) -> None:
+    """Flush the neighbour entries for the addresses of deleted pods on their node and in the
+    pods kept there. An entry stays reachable for up to 45 s after its last confirmation; a
+    new pod given one of the addresses (addresses are reused, as a CNI's IPAM does) would,
+    until then, be sent frames for the dead pod's MAC, which the bridge floods and nobody
+    takes."""
+    addresses: dict[str, list[str]] = {}
+    for pod in gone:
+        addresses.setdefault(pod.node, []).extend(str(ipaddress.ip_interface(a).ip) for a in pod.addresses)
+    kept_by_node: dict[str, list[str]] = {}
+    for pod in kept:
+        if not pod.host_network:
+            kept_by_node.setdefault(pod.node, []).append(pod.netns)
+    for node_name, lost in sorted(addresses.items()):
+        node = plan.node_by_name.get(node_name)
+        namespaces = ([node.netns] if node else []) + kept_by_node.get(node_name, [])
+        for name in namespaces:
+            ip_batch(name, [f"neigh flush to {a}" for a in lost], check=False)
 
 
 def teardown(prefix: str) -> list[str]:
@@ -305,9 +339,10 @@ def apply_plan(plan: LabPlan, *, previous: LabPlan | None = None) -> None:
         previous = None
     old_pods = previous.pod_by_key if previous else {}
     new_pods = plan.pod_by_key
-    for key, pod in sorted(old_pods.items()):
-        if new_pods.get(key) != pod and not pod.host_network:
-            delete_netns(pod.netns)
+    gone = [pod for key, pod in sorted(old_pods.items()) if new_pods.get(key) != pod and not pod.host_network]
+    for pod in gone:
+        delete_pod(plan.node_by_name[pod.node], pod)
+    forget_neighbours(plan, gone, kept=[p for k, p in sorted(new_pods.items()) if old_pods.get(k) == p])
     build_underlay(plan)
     for node in plan.nodes:
         build_node(plan, node)
