@@ -80,7 +80,7 @@ def rule_counters(
 
 
 def policies_named(comment: str) -> tuple[str, ...]:
-    """``x/allow-a ingress[0] a.yaml:12; y/b isolates ingress +2`` -> ``("x/allow-a", "y/b")``:
+    """``x/allow-a ingress[0] a.yaml:12; y/b isolates ingress +more`` -> ``("x/allow-a", "y/b")``:
     the first word of each ``;``-separated source, when it is ``namespace/name``."""
     named = set()
     for source in comment.split(";"):

@@ -154,6 +154,28 @@ def test_deleting_the_last_member_of_an_identity_removes_its_chain_its_sets_and_
     assert compiler.ruleset == compile_node(_with_pods(before, drop=(API_1,)), "node-1")
 
 
+def test_a_pod_taking_an_unshown_source_from_a_shared_identity_leaves_the_identity_chain_alone() -> None:
+    """Eight policies admit app=api, each for its own local pod: the api identity's lookup rule
+    names as many of the eight as fit in its comment and marks the rest. Deleting the pod of a
+    policy it does not name takes that source away without touching the chain (a rewritten
+    rule makes the kernel re-validate the table and restarts its counter)."""
+    sites = [pod(f"x/site-{i}", {"app": f"site-{i}"}, node="node-1", ips=[f"10.0.1.{20 + i}"]) for i in range(8)]
+    policies = [
+        policy(f"x/allow-site-{i}", {"app": f"site-{i}"}, ingress=[rule(pod_peer({"app": "api"}), ports=[port(80)])])
+        for i in range(8)
+    ]
+    before = _world(*sites, *policies)
+    first = compile_node(before, "node-1")
+    api = next(c for c in first.chains if c.name == _peer_chain_of(first, "10.0.2.10"))
+    shown = api.rules[0].comment
+    assert shown.endswith(" +more") and "x/allow-site-0 " in shown and "x/allow-site-7 " not in shown
+    after = _with_pods(before, drop=(sites[7],))
+    _, delta, compiler = _stepped(before, after)
+    assert api.name not in {c.name for c in delta.chains}
+    assert delta.removed_chains and delta.removed_elements
+    assert compiler.ruleset == compile_node(after, "node-1")
+
+
 def test_a_local_replica_adds_its_dispatch_entry_its_pod_chain_and_its_set_elements_only() -> None:
     before = _world()
     web_2 = pod("x/web-2", {"app": "web"}, node="node-1", ips=["10.0.1.11"])

@@ -50,7 +50,7 @@ def test_without_local_addresses_every_ported_flow_is_judged() -> None:
     ("comment", "policies"),
     [
         pytest.param("x/allow-a ingress[0] a.yaml:12", ("x/allow-a",), id="one-source"),
-        pytest.param("y/b egress[1]; x/a ingress[0] +2", ("x/a", "y/b"), id="several-sources-and-overflow"),
+        pytest.param("y/b egress[1]; x/a ingress[0] +more", ("x/a", "y/b"), id="several-sources-and-overflow"),
         pytest.param("x/deny isolates ingress x.yaml:3", ("x/deny",), id="isolating-policy"),
         pytest.param("replies of allowed connections", (), id="not-a-policy"),
     ],
