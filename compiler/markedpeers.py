@@ -76,9 +76,15 @@ class IdentityMark:
     mask: int
     positions: tuple[int, ...] = field(init=False, compare=False, repr=False)
     """The mask's bits, lowest first."""
+    shift: int | None = field(init=False, compare=False, repr=False)
+    """For a contiguous mask, its lowest bit: a number's value is then one shift (values are
+    computed per peer address and bit on every event that renumbers or moves peers)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "positions", tuple(p for p in range(32) if self.mask >> p & 1))
+        low = self.positions[0] if self.positions else 0
+        contiguous = self.mask == ((1 << len(self.positions)) - 1) << low
+        object.__setattr__(self, "shift", low if contiguous else None)
         if not 0 < self.mask <= ALL_BITS:
             raise ValueError(f"the identity mark must be a non-zero 32-bit mask, not {self.mask:#x}")
         if len(self.positions) < 2:
@@ -100,6 +106,8 @@ class IdentityMark:
 
     def value(self, number: int) -> int:
         """``number``'s bits spread over the mask's bits, lowest first."""
+        if self.shift is not None:
+            return (number & self.capacity) << self.shift
         return sum(1 << p for i, p in enumerate(self.positions) if number >> i & 1)
 
     @property

@@ -46,7 +46,11 @@ def test_a_mask_that_cannot_number_identities_is_refused_with_the_reason(text: s
 
 @pytest.mark.parametrize(
     ("mask", "number", "value"),
-    [(0x00050000, 1, 0x00010000), (0x00050000, 2, 0x00040000), (0x00050000, 3, 0x00050000), (0x3, 2, 0x2)],
+    [
+        (0x00050000, 1, 0x00010000), (0x00050000, 2, 0x00040000), (0x00050000, 3, 0x00050000), (0x3, 2, 0x2),
+        (0xFFFF0000, 1, 0x00010000), (0xFFFF0000, 0xFFFF, 0xFFFF0000), (0x00FF0000, 0xA5, 0x00A50000),
+        (0x80000001, 3, 0x80000001), (0x80000001, 2, 0x80000000),
+    ],
 )
 def test_a_number_is_spread_over_the_mask_bits_lowest_first(mask: int, number: int, value: int) -> None:
     assert IdentityMark(mask).value(number) == value
