@@ -235,7 +235,7 @@ def section_compile(ctx: Context) -> list[Figure]:
 #: (``compiler.markedpeers``) with sixteen bits, enough for any identity count of the presets.
 LAYOUTS: dict[str, int | None] = {"": None, "marked.": 0xFFFF0000}
 EVENT_FIGURES = tuple(
-    f"event.{layout}{k}.{q}" for layout in LAYOUTS for k in (*KINDS, "floor") for q in ("p50", "p99")
+    f"event.{layout}{k}.{q}" for layout in LAYOUTS for k in (*KINDS, "floor", "floor-jump") for q in ("p50", "p99")
 ) + tuple(f"event.{layout}{name}" for layout in LAYOUTS for name in ("resync", "resync.wait"))
 
 
@@ -301,6 +301,7 @@ def _events(ctx: Context, enforcer: Any, backend: Any, netns: str, layout: str, 
             for stage, seconds in split.items():
                 stages.setdefault(stage, []).append(seconds)
     floor = one_element_transactions(backend, ctx.effort.events_per_kind * len(KINDS))
+    floor_jump = one_jump_transactions(backend, ctx.effort.events_per_kind * len(KINDS))
     resync, _ = timed(readback)
     wait = longest_wait(readback)
     split_text = ", ".join(f"{k} {median(v) * 1000:.1f} ms" for k, v in sorted(stages.items()))
@@ -314,11 +315,19 @@ def _events(ctx: Context, enforcer: Any, backend: Any, netns: str, layout: str, 
         figures.append(Figure(
             f"event.{layout}floor.{name}", "s", quantile(floor, q), baseline=full, baseline_name="full apply",
             detail=f"{len(floor)} transactions, each adding one address to {FLOOR_SET} (then removed)"))
+        figures.append(Figure(
+            f"event.{layout}floor-jump.{name}", "s", quantile(floor_jump, q), baseline=quantile(floor, q),
+            baseline_name=floor_name,
+            detail=f"a breakdown of the events: {len(floor_jump)} transactions, each adding one element that "
+                   f"jumps to an empty chain of the bench's own to {FLOOR_JUMP_MAP} (then removed), as a pod's "
+                   "dispatch entry does; what any transaction adding a jump or a verdict pays over the floor (the "
+                   "kernel validates the table's chain graph on such a commit)"))
     figures.append(Figure(
         f"event.{layout}resync", "s", resync, baseline=full, baseline_name="full apply",
-        detail="the periodic read-back (NodeSync.verify, every max_interval, 60 s by default): the whole ruleset "
-               "rendered, the table read back from the kernel and compared; run between syncs, it gives way to a "
-               "waiting event, so events never carry it"))
+        detail="the periodic read-back (NodeSync.verify, every max_interval, 60 s by default): the table listed "
+               "from the kernel and compared with the state the enforcer committed last (the whole ruleset is "
+               "rendered only when no trusted commit exists); run between syncs, it gives way to a waiting event, "
+               "so events never carry it"))
     figures.append(Figure(
         f"event.{layout}resync.wait", "s", wait, baseline=resync, baseline_name="the whole read-back",
         detail="the longest stretch of a second read-back between two points where it gives way to a waiting "
@@ -366,6 +375,38 @@ def one_element_transactions(backend: Any, count: int) -> list[float]:
         seconds, _ = timed(lambda: backend.run(element("add")))
         samples.append(seconds)
         backend.run(element("delete"))
+    return samples
+
+
+#: The ingress dispatch map of IPv4 (``compiler.layout.dispatch_map_name``), in every layout.
+FLOOR_JUMP_MAP = "ingress-v4"
+FLOOR_JUMP_CHAIN = "bench-floor-jump"
+
+
+def one_jump_transactions(backend: Any, count: int) -> list[float]:
+    """The floor of a transaction that adds a jump: the wall time of ``count`` libnftables
+    transactions that each add one element (TEST-NET-1 -> jump to an empty chain of the bench's
+    own, reached by nothing else) to the table's IPv4 ingress dispatch map, as a pod add's
+    dispatch entry does. Measured beside :func:`one_element_transactions` to show what the
+    kernel charges for a jump (or a verdict, or a set lookup in a new rule): on such a commit
+    it validates the whole chain graph, every verdict-map element included, so the price grows
+    with the rules and jump elements the table holds (the jumping peer maps' above all). The
+    chain is created before and removed after, outside the timing."""
+    base = {"family": "inet", "table": TABLE}
+
+    def element(verb: str) -> dict[str, Any]:
+        key: Any = [FLOOR_ADDRESS, {"jump": {"target": FLOOR_JUMP_CHAIN}}] if verb == "add" else FLOOR_ADDRESS
+        return {"nftables": [{verb: {"element": {**base, "name": FLOOR_JUMP_MAP, "elem": [key]}}}]}
+
+    backend.run({"nftables": [{"add": {"chain": {**base, "name": FLOOR_JUMP_CHAIN}}}]})
+    samples = []
+    try:
+        for _ in range(max(count, 20)):
+            seconds, _ = timed(lambda: backend.run(element("add")))
+            samples.append(seconds)
+            backend.run(element("delete"))
+    finally:
+        backend.run({"nftables": [{"delete": {"chain": {**base, "name": FLOOR_JUMP_CHAIN}}}]})
     return samples
 
 
