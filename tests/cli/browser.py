@@ -8,7 +8,6 @@ browser; ``websocket-client`` the protocol's transport.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -38,15 +37,11 @@ class Chromium:
         self.errors: list[str] = []
         self.requests: list[str] = []
         self._profile = tempfile.TemporaryDirectory(prefix="policyctl-chromium-")
-        # Chromium keeps its singleton socket in a directory of its own under $TMPDIR, outside
-        # the profile, and leaves it behind; inside the profile it goes with it.
-        scratch = Path(self._profile.name) / "tmp"
-        scratch.mkdir()
         self._process = subprocess.Popen(
             [BINARY, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
              "--disable-extensions", "--remote-debugging-port=0", "--remote-allow-origins=*",
              f"--user-data-dir={self._profile.name}", f"--window-size={width},{height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "TMPDIR": str(scratch)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         self._next = 0
         self._socket = websocket.create_connection(self._page_socket(), timeout=timeout, suppress_origin=True)
