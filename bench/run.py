@@ -59,9 +59,11 @@ from policyctl.bench.gen import SCALES, ClusterShape, generate
 from policyctl.bench.linear import linear_document, rule_count
 from policyctl.compiler.compile import compile_node
 from policyctl.compiler.graph import PolicyGraph
+from policyctl.compiler.layout import dispatch_map_name, node_set_name
 from policyctl.compiler.render_json import to_document
 from policyctl.policy.diagnostics import Severity
 from policyctl.policy.cluster import Cluster
+from policyctl.policy.model import Direction, Family
 
 SCHEMA_VERSION = 1
 TABLE = "pcbench"
@@ -358,7 +360,7 @@ def longest_wait(readback: Callable[..., object]) -> float:
 
 
 #: A set every ruleset holds (the base chains read it), so the floor needs no extra object.
-FLOOR_SET = "node-v4"
+FLOOR_SET = node_set_name(Family.IPV4)
 FLOOR_ADDRESS = "192.0.2.1"
 
 
@@ -370,16 +372,11 @@ def one_element_transactions(backend: Any, count: int) -> list[float]:
         return {"nftables": [{verb: {"element": {
             "family": "inet", "table": TABLE, "name": FLOOR_SET, "elem": [FLOOR_ADDRESS]}}}]}
 
-    samples = []
-    for _ in range(max(count, 20)):
-        seconds, _ = timed(lambda: backend.run(element("add")))
-        samples.append(seconds)
-        backend.run(element("delete"))
-    return samples
+    return timed_undone(backend, count, element("add"), element("delete"))
 
 
-#: The ingress dispatch map of IPv4 (``compiler.layout.dispatch_map_name``), in every layout.
-FLOOR_JUMP_MAP = "ingress-v4"
+#: The ingress dispatch map of IPv4, in every layout.
+FLOOR_JUMP_MAP = dispatch_map_name(Direction.INGRESS, Family.IPV4)
 FLOOR_JUMP_CHAIN = "bench-floor-jump"
 
 
@@ -394,19 +391,26 @@ def one_jump_transactions(backend: Any, count: int) -> list[float]:
     chain is created before and removed after, outside the timing."""
     base = {"family": "inet", "table": TABLE}
 
-    def element(verb: str) -> dict[str, Any]:
-        key: Any = [FLOOR_ADDRESS, {"jump": {"target": FLOOR_JUMP_CHAIN}}] if verb == "add" else FLOOR_ADDRESS
+    def element(key: Any, verb: str) -> dict[str, Any]:
         return {"nftables": [{verb: {"element": {**base, "name": FLOOR_JUMP_MAP, "elem": [key]}}}]}
 
     backend.run({"nftables": [{"add": {"chain": {**base, "name": FLOOR_JUMP_CHAIN}}}]})
-    samples = []
     try:
-        for _ in range(max(count, 20)):
-            seconds, _ = timed(lambda: backend.run(element("add")))
-            samples.append(seconds)
-            backend.run(element("delete"))
+        return timed_undone(backend, count,
+                            element([FLOOR_ADDRESS, {"jump": {"target": FLOOR_JUMP_CHAIN}}], "add"),
+                            element(FLOOR_ADDRESS, "delete"))
     finally:
         backend.run({"nftables": [{"delete": {"chain": {**base, "name": FLOOR_JUMP_CHAIN}}}]})
+
+
+def timed_undone(backend: Any, count: int, change: dict[str, Any], undo: dict[str, Any]) -> list[float]:
+    """The wall times of ``count`` (at least 20) runs of ``change``, each undone by ``undo``
+    outside the timing, so every run meets the table as the events left it."""
+    samples = []
+    for _ in range(max(count, 20)):
+        seconds, _ = timed(lambda: backend.run(change))
+        samples.append(seconds)
+        backend.run(undo)
     return samples
 
 

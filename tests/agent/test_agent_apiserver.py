@@ -16,6 +16,7 @@ from policyctl.enforcer.backend import LibnftablesBackend
 from tests.agent.conftest import READ_TIMEOUT, TABLE, expected_document, fast_config, seed
 from tests.apiserver import FakeApiServer
 from tests.kubeapi import objects as raw
+from tests.kubeapi.conftest import wait_until
 
 pytestmark = pytest.mark.kernel
 
@@ -118,6 +119,9 @@ def test_a_rule_edited_by_hand_is_repaired_by_the_periodic_read_back(
     assert not kernel.plan(expected_document(apiserver)).empty
     assert converges(kernel, apiserver, timeout=5)
     value = agent.metrics.registry.get_sample_value
+    # The repaired table shows before the read-back ends: it still revokes flows, then counts.
+    wait_until(lambda: value("policyctl_kernel_readbacks_total", {"result": "repaired"}) is not None,
+               timeout=5, what="the read-back to count its repair")
     assert value("policyctl_kernel_readbacks_total", {"result": "repaired"}) == 1
     assert agent.sync.compiles == 1, "a read-back compiles nothing"
 

@@ -7,8 +7,11 @@ browser; ``websocket-client`` the protocol's transport.
 
 from __future__ import annotations
 
+import builtins
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -36,12 +39,19 @@ class Chromium:
         self.timeout = timeout
         self.errors: list[str] = []
         self.requests: list[str] = []
-        self._profile = tempfile.TemporaryDirectory(prefix="policyctl-chromium-")
+        self._profile = Path(tempfile.mkdtemp(prefix="policyctl-chromium-"))
+        # Chromium keeps its singleton socket in a directory of its own under $TMPDIR, outside
+        # the profile, and leaves it behind; inside the profile it goes with it.
+        scratch = self._profile / "tmp"
+        scratch.mkdir()
+        # A session of its own: its helpers (the network service writes into the profile) can
+        # outlive the main process, and closing waits for the whole group before removing it.
         self._process = subprocess.Popen(
             [BINARY, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
              "--disable-extensions", "--remote-debugging-port=0", "--remote-allow-origins=*",
-             f"--user-data-dir={self._profile.name}", f"--window-size={width},{height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+             f"--user-data-dir={self._profile}", f"--window-size={width},{height}", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "TMPDIR": str(scratch)},
+            start_new_session=True,
         )  # fmt: skip
         self._next = 0
         self._socket = websocket.create_connection(self._page_socket(), timeout=timeout, suppress_origin=True)
@@ -49,7 +59,7 @@ class Chromium:
             self.send(f"{domain}.enable")
 
     def _page_socket(self) -> str:
-        port_file = Path(self._profile.name) / "DevToolsActivePort"
+        port_file = self._profile / "DevToolsActivePort"
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -126,18 +136,49 @@ class Chromium:
         try:
             self._socket.close()
         finally:
-            self._process.terminate()
+            self._stop_group()
+            shutil.rmtree(self._profile)
+
+    def _stop_group(self) -> None:
+        """Terminate the browser, then every process left in its session, and return only
+        when none runs: a helper still writing would put files back into the profile."""
+        group = self._process.pid
+        os.killpg(group, signal.SIGTERM)
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        deadline = time.monotonic() + 10
+        while _running_in_group(group):
+            if time.monotonic() > deadline:
+                raise BrowserError(f"chromium's processes {_running_in_group(group)} did not exit")
             try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._profile.cleanup()
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                return
+            time.sleep(0.02)
 
     def __enter__(self) -> Chromium:
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
+        self, kind: builtins.type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _running_in_group(group: int) -> list[int]:
+    """The processes of process group ``group`` that have not exited (zombies have)."""
+    running = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[2]) == group and fields[0] != "Z":
+            running.append(int(entry.name))
+    return running
