@@ -3,9 +3,10 @@
 Each event is a pure function from a cluster snapshot to the next one, aimed at one node (the
 node whose agent is measured) so that the event changes that node's ruleset: a pod added on the
 node (a new replica of an app already there), a pod of the node deleted, a pod of the node
-relabelled (``version`` flipped, which moves it to another identity), and a policy added in a
-namespace that has pods on the node. The choices are drawn from a seeded ``random.Random`` so a
-run is reproducible.
+relabelled (``version`` flipped, which moves it to another identity), a policy added in a
+namespace that has pods on the node, and a pod added or deleted on another node that the node's
+policies admit as a peer (the node's sets and maps change, no chain or rule does). The choices
+are drawn from a seeded ``random.Random`` so a run is reproducible.
 
 :func:`store_writes` turns one step into what the reflectors write into the agent's
 :class:`~policyctl.kubeapi.store.ClusterStore` for the watch events of that change, so the
@@ -23,9 +24,11 @@ from collections.abc import Callable
 from policyctl.kubeapi.projections import Projection
 from policyctl.kubeapi.resources import Resource
 from policyctl.kubeapi.store import ClusterStore
+from policyctl.policy.matchers import peer_selects, selecting
 from policyctl.policy.model import (
     Direction,
     Family,
+    Labels,
     LabelSelector,
     Namespace,
     NetworkPolicy,
@@ -40,7 +43,7 @@ from policyctl.policy.model import (
 from policyctl.policy.cluster import Cluster
 
 Event = Callable[[Cluster, str, random.Random], Cluster]
-KINDS = ("pod-add", "pod-delete", "pod-relabel", "policy-add")
+KINDS = ("pod-add", "pod-delete", "pod-relabel", "policy-add", "peer-add", "peer-delete")
 
 
 def _local(cluster: Cluster, node: str) -> list[Pod]:
@@ -57,18 +60,25 @@ def _free_address(cluster: Cluster, pod: Pod, family: Family) -> ipaddress.IPv4A
     return candidate
 
 
-def pod_add(cluster: Cluster, node: str, rng: random.Random) -> Cluster:
-    """A new replica of a pod already on ``node``, with the next free addresses."""
-    template = rng.choice(_local(cluster, node))
+def _with_replica(cluster: Cluster, template: Pod, rng: random.Random, tag: str) -> Cluster:
+    """``cluster`` with a new replica of ``template`` on its node, at the next free addresses."""
     ips = tuple(_free_address(cluster, template, Family.of(a)) for a in template.ips)
-    name = f"{template.name.rsplit('-', 1)[0]}-n{rng.randrange(16**6):06x}"
+    name = f"{template.name.rsplit('-', 1)[0]}-{tag}{rng.randrange(16**6):06x}"
     pod = dataclasses.replace(template, name=name, ips=ips, provenance=None)
     return dataclasses.replace(cluster, pods=tuple(sorted((*cluster.pods, pod), key=lambda p: p.key)))
 
 
-def pod_delete(cluster: Cluster, node: str, rng: random.Random) -> Cluster:
-    gone = rng.choice(_local(cluster, node))
+def _without(cluster: Cluster, gone: Pod) -> Cluster:
     return dataclasses.replace(cluster, pods=tuple(p for p in cluster.pods if p is not gone))
+
+
+def pod_add(cluster: Cluster, node: str, rng: random.Random) -> Cluster:
+    """A new replica of a pod already on ``node``, with the next free addresses."""
+    return _with_replica(cluster, rng.choice(_local(cluster, node)), rng, "n")
+
+
+def pod_delete(cluster: Cluster, node: str, rng: random.Random) -> Cluster:
+    return _without(cluster, rng.choice(_local(cluster, node)))
 
 
 def pod_relabel(cluster: Cluster, node: str, rng: random.Random) -> Cluster:
@@ -77,6 +87,44 @@ def pod_relabel(cluster: Cluster, node: str, rng: random.Random) -> Cluster:
     version = "v2" if pod.labels.get("version") == "v1" else "v1"
     moved = dataclasses.replace(pod, labels=pod.labels.with_label("version", version))
     return dataclasses.replace(cluster, pods=tuple(moved if p is pod else p for p in cluster.pods))
+
+
+def _remote_peers(cluster: Cluster, node: str) -> list[Pod]:
+    """Pods on other nodes that a pod peer of a policy selecting a pod of ``node`` selects:
+    the remote pods whose addresses the node's ruleset holds. Judged once per identity
+    (namespace and labels), with the matchers every engine calls."""
+    local = _local(cluster, node)
+    peers = {
+        peer
+        for policy in cluster.policies
+        if any(selecting((policy,), p, cluster.namespace_labels(p.namespace)) for p in local)
+        for rule in (*policy.ingress, *policy.egress)
+        for peer in rule.peers
+        if isinstance(peer, PodPeer)
+    }
+    judged: dict[tuple[str, Labels], bool] = {}
+    found = []
+    for pod in cluster.pods:
+        if pod.node == node or pod.host_network:
+            continue
+        identity = (pod.namespace, pod.labels)
+        if identity not in judged:
+            labels = cluster.namespace_labels(pod.namespace)
+            judged[identity] = any(peer_selects(peer, pod, labels) for peer in peers)
+        if judged[identity]:
+            found.append(pod)
+    return found
+
+
+def peer_add(cluster: Cluster, node: str, rng: random.Random) -> Cluster:
+    """A new replica, on another node, of a pod that policies of ``node``'s pods admit as a
+    peer: what most events a node sees are, its ruleset gaining an address in peer sets and
+    maps only."""
+    return _with_replica(cluster, rng.choice(_remote_peers(cluster, node)), rng, "r")
+
+
+def peer_delete(cluster: Cluster, node: str, rng: random.Random) -> Cluster:
+    return _without(cluster, rng.choice(_remote_peers(cluster, node)))
 
 
 def policy_add(cluster: Cluster, node: str, rng: random.Random) -> Cluster:
@@ -154,4 +202,6 @@ EVENTS: dict[str, Event] = {
     "pod-delete": pod_delete,
     "pod-relabel": pod_relabel,
     "policy-add": policy_add,
+    "peer-add": peer_add,
+    "peer-delete": peer_delete,
 }

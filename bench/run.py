@@ -237,7 +237,8 @@ def section_compile(ctx: Context) -> list[Figure]:
 #: (``compiler.markedpeers``) with sixteen bits, enough for any identity count of the presets.
 LAYOUTS: dict[str, int | None] = {"": None, "marked.": 0xFFFF0000}
 EVENT_FIGURES = tuple(
-    f"event.{layout}{k}.{q}" for layout in LAYOUTS for k in (*KINDS, "floor", "floor-jump") for q in ("p50", "p99")
+    f"event.{layout}{k}.{q}" for layout in LAYOUTS for k in (*KINDS, "floor", "floor-jump", "floor-batch")
+    for q in ("p50", "p99")
 ) + tuple(f"event.{layout}{name}" for layout in LAYOUTS for name in ("resync", "resync.wait"))
 
 
@@ -304,6 +305,7 @@ def _events(ctx: Context, enforcer: Any, backend: Any, netns: str, layout: str, 
                 stages.setdefault(stage, []).append(seconds)
     floor = one_element_transactions(backend, ctx.effort.events_per_kind * len(KINDS))
     floor_jump = one_jump_transactions(backend, ctx.effort.events_per_kind * len(KINDS))
+    floor_batch = one_element_batches(backend, enforcer, ctx.effort.events_per_kind * len(KINDS))
     resync, _ = timed(readback)
     wait = longest_wait(readback)
     split_text = ", ".join(f"{k} {median(v) * 1000:.1f} ms" for k, v in sorted(stages.items()))
@@ -324,6 +326,13 @@ def _events(ctx: Context, enforcer: Any, backend: Any, netns: str, layout: str, 
                    f"jumps to an empty chain of the bench's own to {FLOOR_JUMP_MAP} (then removed), as a pod's "
                    "dispatch entry does; what any transaction adding a jump or a verdict pays over the floor (the "
                    "kernel validates the table's chain graph on such a commit)"))
+        figures.append(Figure(
+            f"event.{layout}floor-batch.{name}", "s", quantile(floor_batch, q), baseline=quantile(floor, q),
+            baseline_name=floor_name,
+            detail=f"a breakdown of the events: {len(floor_batch)} transactions, the floor's one element sent as "
+                   "the enforcer sends an element-only transaction (an nfnetlink batch of its own, "
+                   "enforcer.elementbatch): what the kernel alone charges for it, without libnftables' cache "
+                   "fetch and evaluation"))
     figures.append(Figure(
         f"event.{layout}resync", "s", resync, baseline=full, baseline_name="full apply",
         detail="the periodic read-back (NodeSync.verify, every max_interval, 60 s by default): the table listed "
@@ -364,15 +373,31 @@ FLOOR_SET = node_set_name(Family.IPV4)
 FLOOR_ADDRESS = "192.0.2.1"
 
 
+def floor_element(verb: str) -> dict[str, Any]:
+    return {verb: {"element": {"family": "inet", "table": TABLE, "name": FLOOR_SET, "elem": [FLOOR_ADDRESS]}}}
+
+
 def one_element_transactions(backend: Any, count: int) -> list[float]:
     """The kernel's floor for an event: the wall time of ``count`` libnftables transactions
     that each add one address (TEST-NET-1, never a pod's) to a set of the table under test,
     with the table as the events left it. Each is undone outside the timing."""
-    def element(verb: str) -> dict[str, Any]:
-        return {"nftables": [{verb: {"element": {
-            "family": "inet", "table": TABLE, "name": FLOOR_SET, "elem": [FLOOR_ADDRESS]}}}]}
+    return timed_undone(count, lambda: backend.run({"nftables": [floor_element("add")]}),
+                        lambda: backend.run({"nftables": [floor_element("delete")]}))
 
-    return timed_undone(backend, count, element("add"), element("delete"))
+
+def one_element_batches(backend: Any, enforcer: Any, count: int) -> list[float]:
+    """The floor's transaction sent as the enforcer sends an element-only one: an element
+    batch of its own (``enforcer.elementbatch``), without libnftables. What the kernel alone
+    charges for one element; the floor is libnftables' price for the same."""
+    from policyctl.enforcer.elementbatch import element_batch
+
+    committed = enforcer.committed
+    if committed is None:
+        return []
+    batches = {verb: element_batch([floor_element(verb)], committed.sets, family="inet", table=TABLE)
+               for verb in ("add", "delete")}
+    return timed_undone(count, lambda: backend.commit_elements(batches["add"]),
+                        lambda: backend.commit_elements(batches["delete"]))
 
 
 #: The ingress dispatch map of IPv4, in every layout.
@@ -391,26 +416,26 @@ def one_jump_transactions(backend: Any, count: int) -> list[float]:
     chain is created before and removed after, outside the timing."""
     base = {"family": "inet", "table": TABLE}
 
-    def element(key: Any, verb: str) -> dict[str, Any]:
-        return {"nftables": [{verb: {"element": {**base, "name": FLOOR_JUMP_MAP, "elem": [key]}}}]}
+    def element(key: Any, verb: str) -> Callable[[], object]:
+        return lambda: backend.run({"nftables": [{verb: {"element": {
+            **base, "name": FLOOR_JUMP_MAP, "elem": [key]}}}]})
 
     backend.run({"nftables": [{"add": {"chain": {**base, "name": FLOOR_JUMP_CHAIN}}}]})
     try:
-        return timed_undone(backend, count,
-                            element([FLOOR_ADDRESS, {"jump": {"target": FLOOR_JUMP_CHAIN}}], "add"),
+        return timed_undone(count, element([FLOOR_ADDRESS, {"jump": {"target": FLOOR_JUMP_CHAIN}}], "add"),
                             element(FLOOR_ADDRESS, "delete"))
     finally:
         backend.run({"nftables": [{"delete": {"chain": {**base, "name": FLOOR_JUMP_CHAIN}}}]})
 
 
-def timed_undone(backend: Any, count: int, change: dict[str, Any], undo: dict[str, Any]) -> list[float]:
-    """The wall times of ``count`` (at least 20) runs of ``change``, each undone by ``undo``
-    outside the timing, so every run meets the table as the events left it."""
+def timed_undone(count: int, change: Callable[[], object], undo: Callable[[], object]) -> list[float]:
+    """The wall times of ``count`` (at least 20) calls of ``change``, each undone by ``undo``
+    outside the timing, so every call meets the table as the events left it."""
     samples = []
     for _ in range(max(count, 20)):
-        seconds, _ = timed(lambda: backend.run(change))
+        seconds, _ = timed(change)
         samples.append(seconds)
-        backend.run(undo)
+        undo()
     return samples
 
 
@@ -432,6 +457,10 @@ class _CommitClock:
         result = self.inner.run(payload)
         self.committed = time.perf_counter()
         return result
+
+    def commit_elements(self, batch: Any) -> None:
+        self.inner.commit_elements(batch)
+        self.committed = time.perf_counter()
 
 
 def _tracked_flow(ctx: Context, netns: str) -> Any:
@@ -491,7 +520,8 @@ def _event_path(
                   else "no revocation (no conntrack-tools or no IPv4 flow to track)")
     return agent_step, sync.verify, (
         "watch event written to the agent's store, then its NodeSync to the end of its transaction: store snapshot, "
-        "incremental compile of the node's ruleset delta, one enforcer transaction against its last commit; after "
+        "incremental compile of the node's ruleset delta, one enforcer transaction against its last commit (an "
+        "element batch of its own when the change is elements only, else libnftables JSON); after "
         f"the kernel: {revocation}, freeing what the change replaced")
 
 

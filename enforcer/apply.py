@@ -39,9 +39,10 @@ from typing import Any, cast
 from policyctl.compiler.delta import RulesetDelta
 from policyctl.enforcer.backend import GivingWayListing, NftBackend, handle_from_listing
 from policyctl.enforcer.diff import DeltaMismatch, Transaction, plan, plan_delta
+from policyctl.enforcer.elementbatch import element_batch
 from policyctl.enforcer.errors import NftApplyError, NftCommandError
 from policyctl.enforcer.givingway import GaveWay
-from policyctl.enforcer.tables import TableState, read_table
+from policyctl.enforcer.tables import SetState, TableState, read_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,8 @@ class Enforcer:
         self._handle: object = None
         self.full_reads = 0
         """How many applies and plans read the table back from the kernel in full."""
+        self.element_batches = 0
+        """How many transactions went to the kernel as element batches of our own."""
 
     def forget(self) -> None:
         """Stop trusting the last commit: the next apply reads the kernel back in full."""
@@ -282,7 +285,7 @@ class Enforcer:
         except DeltaMismatch:
             self.forget()
             return self.apply(desired(), source=source)
-        self._send_or_forget(transaction, dry_run=False)
+        self._send_or_forget(transaction, dry_run=False, sets=current.sets)
         self._committed = patched
         self._last_desired = patched
         return ApplyReport(
@@ -302,32 +305,53 @@ class Enforcer:
                 self._handle = None
         self._committed = committed if self._handle is not None else None
 
-    def _send_or_forget(self, transaction: Transaction, *, dry_run: bool) -> None:
+    def _send_or_forget(
+        self, transaction: Transaction, *, dry_run: bool, sets: Mapping[str, SetState] | None = None
+    ) -> None:
         """Send ``transaction`` unless it is empty; when that fails, stop trusting the last
         commit, so the next apply reads the kernel in full."""
         if transaction.empty:
             return
         try:
-            self._send(transaction, dry_run=dry_run)
+            self._send(transaction, dry_run=dry_run, sets=sets)
         except BaseException:
             self.forget()
             raise
 
-    def _send(self, transaction: Transaction, *, dry_run: bool) -> None:
-        payload = transaction.payload()
+    def _send(self, transaction: Transaction, *, dry_run: bool, sets: Mapping[str, SetState] | None) -> None:
+        """Send ``transaction``: as an element batch of our own when it only adds and deletes
+        elements of ``sets`` (the trusted last commit's) and the backend can, else as
+        libnftables JSON. Either way the kernel takes all of it or none."""
         try:
+            if not dry_run and sets is not None and self._sent_as_elements(transaction, sets):
+                return
+            payload = transaction.payload()
             if dry_run:
                 self.backend.check(payload)
             else:
                 self.backend.run(payload)
         except NftCommandError as exc:
-            index = self._culprit(transaction)
+            index = exc.index if exc.index is not None else self._culprit(transaction)
             raise NftApplyError(
                 exc.nft_error,
                 transaction_id=transaction.transaction_id,
                 command=dict(transaction.commands[index]) if index is not None else None,
                 index=index,
             ) from exc
+
+    def _sent_as_elements(self, transaction: Transaction, sets: Mapping[str, SetState]) -> bool:
+        commit = getattr(self.backend, "commit_elements", None)
+        if commit is None:
+            return False
+        batch = element_batch(transaction.commands, sets, family=self.family, table=self.table)
+        if batch is None:
+            return False
+        try:
+            commit(batch)
+        except ImportError:
+            return False
+        self.element_batches += 1
+        return True
 
     def _culprit(self, transaction: Transaction) -> int | None:
         """The first command whose prefix of the transaction the kernel rejects, found by

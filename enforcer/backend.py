@@ -24,6 +24,11 @@ beside a table of ~10k elements; :class:`LibnftablesBackend` therefore asks the 
 that one table over netlink (one ``NFT_MSG_GETTABLE`` built with pyroute2, well under a
 millisecond) and falls back to the listing when pyroute2 is missing or netlink fails.
 
+``commit_elements`` sends a transaction that only adds and deletes set elements as an
+nfnetlink batch of our own on that same socket (:mod:`policyctl.enforcer.elementbatch`):
+libnftables fetches its cache of the table before every command, ~1.1 ms at 10k pods, where
+the kernel commits a few elements in a tenth of that.
+
 ``list_table_giving_way`` is the listing of the periodic read-back: ``nft -j list table`` in a
 child process, so that an event arriving meanwhile stops it at once instead of waiting for
 a C call that takes a second at 100k pods (:func:`listing_giving_way`).
@@ -44,9 +49,10 @@ import struct
 import subprocess
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from policyctl.enforcer.elementbatch import NFPROTO, ElementBatch
 from policyctl.enforcer.errors import BackendUnavailable, NftCommandError
 from policyctl.enforcer.givingway import listing_giving_way
 
@@ -55,11 +61,20 @@ T = TypeVar("T")
 
 _CLONE_NEWNET = 0x40000000
 _NO_SUCH_OBJECT = "No such file or directory"
-#: nftables families as netlink numbers them (``NFPROTO_*``).
-_NFPROTO = {"inet": 1, "ip": 2, "arp": 3, "netdev": 5, "bridge": 7, "ip6": 10}
 #: ``struct nlmsghdr``: length, type, flags, sequence number, port id.
 _NLMSG_HEADER = struct.Struct("=IHHII")
 _NETLINK_TIMEOUT_SECONDS = 2.0
+_SOL_NETLINK = 270
+#: Error replies carry the refused message's header only, not the message.
+_NETLINK_CAP_ACK = 10
+_NLM_F_REQUEST = 0x1
+_NLM_F_ACK = 0x4
+_NLMSG_ERROR = 0x2
+_NFNL_SUBSYS_NFTABLES = 10
+_NFNL_MSG_BATCH_BEGIN = 0x10
+_NFNL_MSG_BATCH_END = 0x11
+#: ``struct nfgenmsg``: family, version, resource id (big-endian).
+_NFGENMSG = struct.Struct("=BBH")
 
 
 class NftBackend(Protocol):
@@ -101,19 +116,21 @@ def handle_from_listing(listing: Payload, family: str, name: str) -> int | None:
 _LIST_TABLES: Payload = {"nftables": [{"list": {"tables": None}}]}
 
 
-class _NetlinkTables:
-    """Asks the kernel for one table's handle over nfnetlink: one ``NFT_MSG_GETTABLE`` for
-    that table alone, encoded and decoded with pyroute2's nftables message classes, on a
-    plain netlink socket. The socket is created by the caller's thread (so in its network
-    namespace) and keeps that namespace, so any thread may use it afterwards; a lock keeps
-    one request and its reply together. A plain socket, not pyroute2's asyncio one, so that
-    a backend that is dropped without ``close`` releases it quietly."""
+class _Nfnetlink:
+    """What the backend asks the kernel over nfnetlink itself: one table's handle (one
+    ``NFT_MSG_GETTABLE`` for that table alone, encoded and decoded with pyroute2's nftables
+    message classes) and element-only batches (:meth:`commit`). A plain netlink socket,
+    created by the caller's thread (so in its network namespace) and keeping that namespace,
+    so any thread may use it afterwards; a lock keeps one request and its replies together.
+    Not pyroute2's asyncio socket, so that a backend dropped without ``close`` releases it
+    quietly."""
 
     def __init__(self) -> None:
         from pyroute2.netlink import NETLINK_NETFILTER
 
         self._socket = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
         self._socket.settimeout(_NETLINK_TIMEOUT_SECONDS)
+        self._socket.setsockopt(_SOL_NETLINK, _NETLINK_CAP_ACK, 1)
         self._socket.bind((0, 0))
         self._lock = threading.Lock()
         self._sequence = itertools.count(1)
@@ -129,33 +146,99 @@ class _NetlinkTables:
             request["header"]["type"] = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE
             request["header"]["flags"] = NLM_F_REQUEST
             request["header"]["sequence_number"] = sequence
-            request["nfgen_family"] = _NFPROTO[family]
+            request["nfgen_family"] = NFPROTO[family]
             request["attrs"] = [("NFTA_TABLE_NAME", name)]
             request.encode()
             self._socket.send(request.data)
             while True:
                 data = self._socket.recv(1 << 16)
-                offset = 0
-                while offset + _NLMSG_HEADER.size <= len(data):
-                    length, kind, _, seen, _ = _NLMSG_HEADER.unpack_from(data, offset)
-                    if length < _NLMSG_HEADER.size:
-                        raise OSError("malformed netlink reply")
-                    if seen == sequence:
-                        if kind == NLMSG_ERROR:
-                            (code,) = struct.unpack_from("=i", data, offset + _NLMSG_HEADER.size)
-                            if -code == errno.ENOENT:
-                                return None
-                            raise OSError(-code, f"GETTABLE {family} {name}: {os.strerror(-code)}")
-                        reply = nft_table_msg(data[offset : offset + length])
-                        reply.decode()
-                        if reply.get_attr("NFTA_TABLE_NAME") != name:
-                            raise OSError(f"GETTABLE {family} {name} answered for another table")
-                        handle = reply.get_attr("NFTA_TABLE_HANDLE")
-                        return int(handle) if handle is not None else None
-                    offset += (length + 3) & ~3
+                for offset, length, kind, seen in _netlink_messages(data):
+                    if seen != sequence:
+                        continue
+                    if kind == NLMSG_ERROR:
+                        (code,) = struct.unpack_from("=i", data, offset + _NLMSG_HEADER.size)
+                        if -code == errno.ENOENT:
+                            return None
+                        raise OSError(-code, f"GETTABLE {family} {name}: {os.strerror(-code)}")
+                    reply = nft_table_msg(data[offset : offset + length])
+                    reply.decode()
+                    if reply.get_attr("NFTA_TABLE_NAME") != name:
+                        raise OSError(f"GETTABLE {family} {name} answered for another table")
+                    handle = reply.get_attr("NFTA_TABLE_HANDLE")
+                    return int(handle) if handle is not None else None
+
+    def commit(self, batch: ElementBatch) -> None:
+        """Send ``batch`` between ``NFNL_MSG_BATCH_BEGIN`` and ``NFNL_MSG_BATCH_END``: the kernel
+        commits it whole or not at all, as it does libnftables' batches. Only the last message
+        asks for an acknowledgement; errors come unasked, each naming its message, and a
+        failure of the commit itself names the batch's first message. The kernel handles a
+        batch within the send, so its answers are queued when ``send`` returns: wait for the
+        last message's acknowledgement (or an error about the whole batch), then take what
+        else is queued."""
+        with self._lock:
+            begin = next(self._sequence) & 0xFFFFFFFF
+            parts = [_batch_marker(_NFNL_MSG_BATCH_BEGIN, begin)]
+            commands: dict[int, int] = {}
+            last = begin
+            for position, message in enumerate(batch.messages):
+                last = next(self._sequence) & 0xFFFFFFFF
+                commands[last] = message.command
+                flags = _NLM_F_REQUEST | message.flags | (_NLM_F_ACK if position == len(batch.messages) - 1 else 0)
+                kind = (_NFNL_SUBSYS_NFTABLES << 8) | message.type
+                parts.append(_netlink_message(kind, flags, last, batch.family, 0, message.body))
+            parts.append(_batch_marker(_NFNL_MSG_BATCH_END, next(self._sequence) & 0xFFFFFFFF))
+            self._socket.send(b"".join(parts))
+            errors: list[tuple[int, int]] = []
+            done = False
+            while not done:
+                for sequence, code in _acknowledgements(self._socket.recv(1 << 16)):
+                    if code:
+                        errors.append((sequence, code))
+                    done = done or sequence == last or (sequence == begin and code != 0)
+            self._socket.setblocking(False)
+            try:
+                while True:
+                    try:
+                        data = self._socket.recv(1 << 16)
+                    except BlockingIOError:
+                        break
+                    errors.extend((s, c) for s, c in _acknowledgements(data) if c)
+            finally:
+                self._socket.settimeout(_NETLINK_TIMEOUT_SECONDS)
+        if errors:
+            sequence, code = next(((s, c) for s, c in errors if s in commands), errors[0])
+            raise NftCommandError(f"Could not process rule: {os.strerror(-code)}", index=commands.get(sequence))
 
     def close(self) -> None:
         self._socket.close()
+
+
+def _netlink_message(kind: int, flags: int, sequence: int, family: int, resource: int, body: bytes) -> bytes:
+    length = _NLMSG_HEADER.size + _NFGENMSG.size + len(body)
+    return (_NLMSG_HEADER.pack(length, kind, flags, sequence, 0)
+            + _NFGENMSG.pack(family, 0, socket.htons(resource)) + body)
+
+
+def _batch_marker(kind: int, sequence: int) -> bytes:
+    return _netlink_message(kind, _NLM_F_REQUEST, sequence, socket.AF_UNSPEC, _NFNL_SUBSYS_NFTABLES, b"")
+
+
+def _netlink_messages(data: bytes) -> Iterator[tuple[int, int, int, int]]:
+    """The ``(offset, length, type, sequence number)`` of each netlink message in ``data``."""
+    offset = 0
+    while offset + _NLMSG_HEADER.size <= len(data):
+        length, kind, _, sequence, _ = _NLMSG_HEADER.unpack_from(data, offset)
+        if length < _NLMSG_HEADER.size:
+            raise OSError("malformed netlink reply")
+        yield offset, length, kind, sequence
+        offset += (length + 3) & ~3
+
+
+def _acknowledgements(data: bytes) -> list[tuple[int, int]]:
+    """The ``(sequence number, error code)`` of every ``NLMSG_ERROR`` in ``data`` (code 0 is
+    an acknowledgement)."""
+    return [(sequence, struct.unpack_from("=i", data, offset + _NLMSG_HEADER.size)[0])
+            for offset, _, kind, sequence in _netlink_messages(data) if kind == _NLMSG_ERROR]
 
 
 def _list_payload(family: str, name: str) -> Payload:
@@ -213,7 +296,7 @@ class LibnftablesBackend:
                 max_workers=1, initializer=_join_netns, initargs=(netns,)
             )
         self._ctx: Any = self._call(self._new_context)
-        self._netlink: _NetlinkTables | None = None
+        self._netlink: _Nfnetlink | None = None
         self._netlink_broken = False
         self._netlink_lock = threading.Lock()
 
@@ -293,7 +376,7 @@ class LibnftablesBackend:
         netlink when pyroute2 works here, else from libnftables' ``list tables`` (for good
         when pyroute2 does not import; for this call when netlink failed, with a fresh
         socket next time)."""
-        if not self._netlink_broken and family in _NFPROTO:
+        if not self._netlink_broken and family in NFPROTO:
             try:
                 return self._netlink_tables().handle(family, name)
             except ImportError:
@@ -302,10 +385,30 @@ class LibnftablesBackend:
                 self._close_netlink()
         return handle_from_listing(self.run(_LIST_TABLES), family, name)
 
-    def _netlink_tables(self) -> _NetlinkTables:
+    def commit_elements(self, batch: ElementBatch) -> None:
+        """Commit an element-only transaction as nfnetlink messages of our own (see
+        :mod:`policyctl.enforcer.elementbatch`), without libnftables' cache fetch; raises
+        :class:`NftCommandError` naming the refused command as ``run`` does. Raises
+        ``ImportError`` where pyroute2 is missing (the caller sends the payload instead)."""
+        if self._netlink_broken:
+            raise ImportError("pyroute2 does not import here")
+        try:
+            netlink = self._netlink_tables()
+        except ImportError:
+            self._netlink_broken = True
+            raise
+        try:
+            netlink.commit(batch)
+        except NftCommandError:
+            raise
+        except Exception:
+            self._close_netlink()
+            raise
+
+    def _netlink_tables(self) -> _Nfnetlink:
         with self._netlink_lock:
             if self._netlink is None:
-                netlink = self._call(_NetlinkTables)
+                netlink = self._call(_Nfnetlink)
                 weakref.finalize(self, netlink.close)
                 self._netlink = netlink
             return self._netlink

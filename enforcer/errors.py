@@ -34,19 +34,23 @@ class BackendUnavailable(EnforcerError):
 
 class NftCommandError(EnforcerError):
     """nft rejected a payload; ``nft_error`` is its error text, without the empty location
-    (``internal:0:0-0``) libnftables puts on errors about JSON input."""
+    (``internal:0:0-0``) libnftables puts on errors about JSON input. ``index`` is the command
+    the kernel named, when the payload was sent as netlink messages of our own (libnftables
+    does not say)."""
 
-    def __init__(self, nft_error: str) -> None:
+    def __init__(self, nft_error: str, *, index: int | None = None) -> None:
         lines = (line.removeprefix("internal:0:0-0: ") for line in nft_error.strip().splitlines())
         self.nft_error = "\n".join(line for line in lines if line.strip())
+        self.index = index
         super().__init__(self.nft_error or "nft failed without a message")
 
 
 class NftApplyError(NftCommandError):
-    """The kernel rejected one of our transactions, as a whole. ``command`` is the first
-    command of the transaction that fails on its own (found by checking ever longer prefixes
-    in dry-run mode), ``index`` its position, ``transaction_id`` the digest of the transaction
-    as reported in :class:`ApplyReport`."""
+    """The kernel rejected one of our transactions, as a whole. ``command`` is the command
+    the kernel named (an element batch's answer says which), else the first command of the
+    transaction that fails on its own (found by checking ever longer prefixes in dry-run
+    mode); ``index`` its position, ``transaction_id`` the digest of the transaction as
+    reported in :class:`ApplyReport`."""
 
     def __init__(
         self,
@@ -56,10 +60,9 @@ class NftApplyError(NftCommandError):
         command: dict[str, Any] | None = None,
         index: int | None = None,
     ) -> None:
-        super().__init__(nft_error)
+        super().__init__(nft_error, index=index)
         self.transaction_id = transaction_id
         self.command = command
-        self.index = index
         about = describe_command(command) if command is not None else "the transaction"
         where = f" (command {index})" if index is not None else ""
         self.args = (

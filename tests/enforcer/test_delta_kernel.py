@@ -193,6 +193,6 @@ def test_a_failing_netlink_query_falls_back_to_the_listing(
     def refuse(self: object, family: str, name: str) -> NoReturn:
         raise OSError("netlink refused")
 
-    monkeypatch.setattr("policyctl.enforcer.backend._NetlinkTables.handle", refuse)
+    monkeypatch.setattr("policyctl.enforcer.backend._Nfnetlink.handle", refuse)
     handle = backend.table_handle("inet", "policyctl")
     assert handle is not None and handle == listed_handle(backend, "inet", "policyctl")
