@@ -90,9 +90,10 @@ def pod_relabel(cluster: Cluster, node: str, rng: random.Random) -> Cluster:
 
 
 def _remote_peers(cluster: Cluster, node: str) -> list[Pod]:
-    """Pods on other nodes that a pod peer of a policy selecting a pod of ``node`` selects:
-    the remote pods whose addresses the node's ruleset holds. Judged once per identity
-    (namespace and labels), with the matchers every engine calls."""
+    """Pods on other nodes that a pod peer of a NetworkPolicy selecting a pod of ``node``
+    selects: the remote pods whose addresses the node's ruleset holds (the generated clusters
+    have no cluster-scoped policies). Judged once per identity (namespace and labels), with
+    the matchers every engine calls."""
     local = _local(cluster, node)
     peers = {
         peer

@@ -391,10 +391,8 @@ def one_element_batches(backend: Any, enforcer: Any, count: int) -> list[float]:
     charges for one element; the floor is libnftables' price for the same."""
     from policyctl.enforcer.elementbatch import element_batch
 
-    committed = enforcer.committed
-    if committed is None:
-        return []
-    batches = {verb: element_batch([floor_element(verb)], committed.sets, family="inet", table=TABLE)
+    state = enforcer.committed or enforcer.current()
+    batches = {verb: element_batch([floor_element(verb)], state.sets, family="inet", table=TABLE)
                for verb in ("add", "delete")}
     return timed_undone(count, lambda: backend.commit_elements(batches["add"]),
                         lambda: backend.commit_elements(batches["delete"]))
