@@ -330,8 +330,8 @@ def _events(ctx: Context, enforcer: Any, backend: Any, netns: str, layout: str, 
             f"event.{layout}floor-batch.{name}", "s", quantile(floor_batch, q), baseline=quantile(floor, q),
             baseline_name=floor_name,
             detail=f"a breakdown of the events: {len(floor_batch)} transactions, the floor's one element sent as "
-                   "the enforcer sends an element-only transaction (an nfnetlink batch of its own, "
-                   "enforcer.elementbatch): what the kernel alone charges for it, without libnftables' cache "
+                   "the enforcer sends a transaction it encodes (an nfnetlink batch of its own, "
+                   "enforcer.batches): what the kernel alone charges for it, without libnftables' cache "
                    "fetch and evaluation"))
     figures.append(Figure(
         f"event.{layout}resync", "s", resync, baseline=full, baseline_name="full apply",
@@ -386,16 +386,16 @@ def one_element_transactions(backend: Any, count: int) -> list[float]:
 
 
 def one_element_batches(backend: Any, enforcer: Any, count: int) -> list[float]:
-    """The floor's transaction sent as the enforcer sends an element-only one: an element
-    batch of its own (``enforcer.elementbatch``), without libnftables. What the kernel alone
-    charges for one element; the floor is libnftables' price for the same."""
-    from policyctl.enforcer.elementbatch import element_batch
+    """The floor's transaction sent as the enforcer sends one it encodes: an nfnetlink batch
+    of its own (``enforcer.batches``), without libnftables. What the kernel alone charges for
+    one element; the floor is libnftables' price for the same."""
+    from policyctl.enforcer.batches import transaction_batch
 
     state = enforcer.committed or enforcer.current()
-    batches = {verb: element_batch([floor_element(verb)], state.sets, family="inet", table=TABLE)
+    batches = {verb: transaction_batch([floor_element(verb)], state.sets, family="inet", table=TABLE)
                for verb in ("add", "delete")}
-    return timed_undone(count, lambda: backend.commit_elements(batches["add"]),
-                        lambda: backend.commit_elements(batches["delete"]))
+    return timed_undone(count, lambda: backend.commit_batch(batches["add"]),
+                        lambda: backend.commit_batch(batches["delete"]))
 
 
 #: The ingress dispatch map of IPv4, in every layout.
@@ -456,8 +456,8 @@ class _CommitClock:
         self.committed = time.perf_counter()
         return result
 
-    def commit_elements(self, batch: Any) -> None:
-        self.inner.commit_elements(batch)
+    def commit_batch(self, batch: Any) -> None:
+        self.inner.commit_batch(batch)
         self.committed = time.perf_counter()
 
 
@@ -519,7 +519,8 @@ def _event_path(
     return agent_step, sync.verify, (
         "watch event written to the agent's store, then its NodeSync to the end of its transaction: store snapshot, "
         "incremental compile of the node's ruleset delta, one enforcer transaction against its last commit (an "
-        "element batch of its own when the change is elements only, else libnftables JSON); after "
+        "nfnetlink batch of its own when the encoders of enforcer.batches encode every command, else "
+        "libnftables JSON); after "
         f"the kernel: {revocation}, freeing what the change replaced")
 
 

@@ -39,7 +39,7 @@ from typing import Any, cast
 from policyctl.compiler.delta import RulesetDelta
 from policyctl.enforcer.backend import GivingWayListing, NftBackend, handle_from_listing
 from policyctl.enforcer.diff import DeltaMismatch, Transaction, plan, plan_delta
-from policyctl.enforcer.elementbatch import element_batch
+from policyctl.enforcer.batches import transaction_batch
 from policyctl.enforcer.errors import NftApplyError, NftCommandError
 from policyctl.enforcer.givingway import GaveWay
 from policyctl.enforcer.tables import SetState, TableState, read_table
@@ -104,8 +104,8 @@ class Enforcer:
         self._handle: object = None
         self.full_reads = 0
         """How many applies and plans read the table back from the kernel in full."""
-        self.element_batches = 0
-        """How many transactions went to the kernel as element batches of our own."""
+        self.netlink_batches = 0
+        """How many transactions went to the kernel as nfnetlink batches of our own."""
 
     def forget(self) -> None:
         """Stop trusting the last commit: the next apply reads the kernel back in full."""
@@ -319,11 +319,12 @@ class Enforcer:
             raise
 
     def _send(self, transaction: Transaction, *, dry_run: bool, sets: Mapping[str, SetState] | None) -> None:
-        """Send ``transaction``: as an element batch of our own when it only adds and deletes
-        elements of ``sets`` (the trusted last commit's) and the backend can, else as
-        libnftables JSON. Either way the kernel takes all of it or none."""
+        """Send ``transaction``: as a batch of our own when the encoders encode every command
+        (elements of ``sets``, the trusted last commit's; sets, chains and rules of the
+        compiler's vocabulary) and the backend can, else as libnftables JSON. Either way the
+        kernel takes all of it or none."""
         try:
-            if not dry_run and sets is not None and self._sent_as_elements(transaction, sets):
+            if not dry_run and sets is not None and self._sent_as_batch(transaction, sets):
                 return
             payload = transaction.payload()
             if dry_run:
@@ -339,18 +340,18 @@ class Enforcer:
                 index=index,
             ) from exc
 
-    def _sent_as_elements(self, transaction: Transaction, sets: Mapping[str, SetState]) -> bool:
-        commit = getattr(self.backend, "commit_elements", None)
+    def _sent_as_batch(self, transaction: Transaction, sets: Mapping[str, SetState]) -> bool:
+        commit = getattr(self.backend, "commit_batch", None)
         if commit is None:
             return False
-        batch = element_batch(transaction.commands, sets, family=self.family, table=self.table)
+        batch = transaction_batch(transaction.commands, sets, family=self.family, table=self.table)
         if batch is None:
             return False
         try:
             commit(batch)
         except ImportError:
             return False
-        self.element_batches += 1
+        self.netlink_batches += 1
         return True
 
     def _culprit(self, transaction: Transaction) -> int | None:

@@ -24,8 +24,8 @@ beside a table of ~10k elements; :class:`LibnftablesBackend` therefore asks the 
 that one table over netlink (one ``NFT_MSG_GETTABLE`` built with pyroute2, well under a
 millisecond) and falls back to the listing when pyroute2 is missing or netlink fails.
 
-``commit_elements`` sends a transaction that only adds and deletes set elements as an
-nfnetlink batch of our own on that same socket (:mod:`policyctl.enforcer.elementbatch`):
+``commit_batch`` sends a transaction of elements, sets, chains and rules of the compiler's
+vocabulary as an nfnetlink batch of our own on that same socket (:mod:`policyctl.enforcer.batches`):
 libnftables fetches its cache of the table before every command, ~1.1 ms at 10k pods, where
 the kernel commits a few elements in a tenth of that.
 
@@ -52,7 +52,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from policyctl.enforcer.elementbatch import NFPROTO, ElementBatch
+from policyctl.enforcer.nfmessages import NFPROTO, Batch
 from policyctl.enforcer.errors import BackendUnavailable, NftCommandError
 from policyctl.enforcer.givingway import listing_giving_way
 
@@ -119,7 +119,7 @@ _LIST_TABLES: Payload = {"nftables": [{"list": {"tables": None}}]}
 class _Nfnetlink:
     """What the backend asks the kernel over nfnetlink itself: one table's handle (one
     ``NFT_MSG_GETTABLE`` for that table alone, encoded and decoded with pyroute2's nftables
-    message classes) and element-only batches (:meth:`commit`). A plain netlink socket,
+    message classes) and batches of our own (:meth:`commit`). A plain netlink socket,
     created by the caller's thread (so in its network namespace) and keeping that namespace,
     so any thread may use it afterwards; a lock keeps one request and its replies together.
     Not pyroute2's asyncio socket, so that a backend dropped without ``close`` releases it
@@ -167,7 +167,7 @@ class _Nfnetlink:
                     handle = reply.get_attr("NFTA_TABLE_HANDLE")
                     return int(handle) if handle is not None else None
 
-    def commit(self, batch: ElementBatch) -> None:
+    def commit(self, batch: Batch) -> None:
         """Send ``batch`` between ``NFNL_MSG_BATCH_BEGIN`` and ``NFNL_MSG_BATCH_END``: the kernel
         commits it whole or not at all, as it does libnftables' batches. Only the last message
         asks for an acknowledgement; errors come unasked, each naming its message, and a
@@ -385,9 +385,9 @@ class LibnftablesBackend:
                 self._close_netlink()
         return handle_from_listing(self.run(_LIST_TABLES), family, name)
 
-    def commit_elements(self, batch: ElementBatch) -> None:
-        """Commit an element-only transaction as nfnetlink messages of our own (see
-        :mod:`policyctl.enforcer.elementbatch`), without libnftables' cache fetch; raises
+    def commit_batch(self, batch: Batch) -> None:
+        """Commit a transaction as nfnetlink messages of our own (see
+        :mod:`policyctl.enforcer.batches`), without libnftables' cache fetch; raises
         :class:`NftCommandError` naming the refused command as ``run`` does. Raises
         ``ImportError`` where pyroute2 is missing (the caller sends the payload instead)."""
         if self._netlink_broken:

@@ -11,16 +11,20 @@ created in), so probing costs no process start.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import ctypes
 import itertools
 import os
 import socket
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import pytest
+
+from policyctl.enforcer.backend import LibnftablesBackend
 from tests import builders
 
 T = TypeVar("T")
@@ -201,6 +205,24 @@ def netns_supported() -> str | None:
         return f"cannot create a network namespace: {done.stderr.strip()}"
     subprocess.run(["ip", "netns", "del", probe], capture_output=True, check=False)
     return None
+
+
+@contextlib.contextmanager
+def backend_in_a_node(*documents: Mapping[str, Any]) -> Iterator[LibnftablesBackend]:
+    """A libnftables backend in the namespace of a fresh :class:`Node`, ``documents`` run in
+    it; skips the test where namespaces cannot be made (for module-scoped fixtures)."""
+    reason = netns_supported()
+    if reason is not None:
+        pytest.skip(reason)
+    node = Node()
+    backend = LibnftablesBackend(netns=node.node.name)
+    try:
+        for document in documents:
+            backend.run(dict(document))
+        yield backend
+    finally:
+        backend.close()
+        node.close()
 
 
 CLUSTER_OBJECTS = (

@@ -19,11 +19,12 @@ from policyctl.compiler.delta import diff
 from policyctl.compiler.render_json import to_document
 from policyctl.enforcer.apply import Enforcer
 from policyctl.enforcer.backend import LibnftablesBackend
-from policyctl.enforcer.elementbatch import MAX_BATCH_BYTES, element_batch
-from policyctl.enforcer.errors import NftApplyError, NftCommandError
+from policyctl.enforcer.batches import MAX_BATCH_BYTES, transaction_batch
+from policyctl.enforcer.errors import NftApplyError
 from policyctl.enforcer.tables import SetState, read_table
 from tests.builders import cluster, pod, pod_peer, policy, port, rule
-from tests.enforcer.netns import CLUSTER_OBJECTS, Node, netns_supported
+from tests.enforcer.bothways import sent_both_ways as both_ways
+from tests.enforcer.netns import CLUSTER_OBJECTS, backend_in_a_node
 
 pytestmark = pytest.mark.kernel
 
@@ -87,18 +88,8 @@ def element_command(verb: str, table: str, name: str, elements: Sequence[Any]) -
 
 @pytest.fixture(scope="module")
 def tables() -> Iterator[LibnftablesBackend]:
-    reason = netns_supported()
-    if reason is not None:
-        pytest.skip(reason)
-    node = Node()
-    backend = LibnftablesBackend(netns=node.node.name)
-    try:
-        for table in (BY_JSON, BY_BATCH):
-            backend.run(table_document(table))
+    with backend_in_a_node(table_document(BY_JSON), table_document(BY_BATCH)) as backend:
         yield backend
-    finally:
-        backend.close()
-        node.close()
 
 
 def empty(backend: LibnftablesBackend) -> None:
@@ -125,21 +116,10 @@ def kernel_sets(backend: LibnftablesBackend) -> Mapping[str, SetState]:
 
 
 def sent_both_ways(backend: LibnftablesBackend, commands: list[tuple[str, str, list[Any]]]) -> str | None:
-    """Send ``commands`` as JSON to one table and as a batch to the other; the error each way
-    (None when it was taken), which must agree."""
-    batch = element_batch([element_command(v, BY_BATCH, n, e) for v, n, e in commands], kernel_sets(backend),
-                          family="inet", table=BY_BATCH)
-    assert batch is not None, "every command here is an element command this module encodes"
-    errors: list[str | None] = []
-    for send in (lambda: backend.run({"nftables": [element_command(v, BY_JSON, n, e) for v, n, e in commands]}),
-                 lambda: backend.commit_elements(batch)):
-        try:
-            send()
-            errors.append(None)
-        except NftCommandError as error:
-            errors.append(error.nft_error.splitlines()[0])
-    assert (errors[0] is None) == (errors[1] is None), errors
-    return errors[1]
+    """``commands`` sent as JSON to one table and as a batch to the other."""
+    batch = transaction_batch([element_command(v, BY_BATCH, n, e) for v, n, e in commands], kernel_sets(backend),
+                              family="inet", table=BY_BATCH)
+    return both_ways(backend, {"nftables": [element_command(v, BY_JSON, n, e) for v, n, e in commands]}, batch)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -211,7 +191,8 @@ def test_a_refused_batch_fails_as_libnftables_json_does_and_changes_nothing(
 
 
 @pytest.mark.parametrize("command", [
-    {"add": {"rule": {"family": "inet", "table": BY_BATCH, "chain": "c1", "expr": [{"accept": None}]}}},
+    {"add": {"rule": {"family": "inet", "table": BY_BATCH, "chain": "c1", "expr": [
+        {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "10.0.0.1"}}]}}},
     {"flush": {"set": {"family": "inet", "table": BY_BATCH, "name": "v4"}}},
     {"add": {"element": {"family": "inet", "table": "other", "name": "v4", "elem": ["10.0.0.1"]}}},
     {"add": {"element": {"family": "inet", "table": BY_BATCH, "name": "absent", "elem": ["10.0.0.1"]}}},
@@ -220,18 +201,18 @@ def test_a_refused_batch_fails_as_libnftables_json_does_and_changes_nothing(
     {"add": {"element": {"family": "inet", "table": BY_BATCH, "name": "v4", "elem": ["2001:db8::1"]}}},
     {"add": {"element": {"family": "inet", "table": BY_BATCH, "name": "v4", "elem": [prefix("10.0.0.0/8")]}}},
     {"add": {"element": {"family": "inet", "table": BY_BATCH, "name": "ingress-v4", "elem": ["10.0.0.1"]}}},
-], ids=["a-rule", "a-flush", "another-table", "an-unknown-set", "a-timeout", "another-family",
+], ids=["a-rule-with-a-match", "a-flush", "another-table", "an-unknown-set", "a-timeout", "another-family",
         "a-range-in-a-set-without-intervals", "a-map-element-without-data"])
-def test_a_transaction_with_anything_but_plain_elements_goes_to_libnftables(
+def test_a_transaction_with_a_command_not_encoded_goes_to_libnftables(
     tables: LibnftablesBackend, command: dict[str, Any]
 ) -> None:
-    assert element_batch([command], kernel_sets(tables), family="inet", table=BY_BATCH) is None
+    assert transaction_batch([command], kernel_sets(tables), family="inet", table=BY_BATCH) is None
 
 
 def test_a_large_transaction_is_split_into_messages_the_kernel_takes(tables: LibnftablesBackend) -> None:
     empty(tables)
     many = [f"10.{i // 256}.{i % 256}.1" for i in range(3000)]
-    batch = element_batch([element_command("add", BY_BATCH, "v4", many)], kernel_sets(tables),
+    batch = transaction_batch([element_command("add", BY_BATCH, "v4", many)], kernel_sets(tables),
                           family="inet", table=BY_BATCH)
     assert batch is not None and len(batch.messages) > 1
     assert sent_both_ways(tables, [("add", "v4", many)]) is None
@@ -243,9 +224,10 @@ def test_a_transaction_larger_than_one_send_goes_to_libnftables(tables: Libnftab
     """An IPv4 element takes 16 bytes; half as many as fill the bound are a batch."""
     many = [f"10.{i // 256}.{i % 256}.1" for i in range(MAX_BATCH_BYTES // 16)]
     sets = kernel_sets(tables)
-    assert element_batch([element_command("add", BY_BATCH, "v4", many[: len(many) // 2])], sets,
-                         family="inet", table=BY_BATCH) is not None
-    assert element_batch([element_command("add", BY_BATCH, "v4", many)], sets, family="inet", table=BY_BATCH) is None
+    assert transaction_batch([element_command("add", BY_BATCH, "v4", many[: len(many) // 2])], sets,
+                             family="inet", table=BY_BATCH) is not None
+    assert transaction_batch([element_command("add", BY_BATCH, "v4", many)], sets,
+                             family="inet", table=BY_BATCH) is None
 
 
 ALLOW_A = policy("x/allow", {"pod": "b"}, ingress=[rule(pod_peer({"pod": "a"}), ports=[port(80)])])
@@ -258,10 +240,10 @@ def test_a_remote_pod_is_an_element_batch_and_leaves_what_a_full_apply_would(bac
     enforcer = Enforcer(backend)
     enforcer.apply(to_document(before))
     report = enforcer.apply_delta(diff(before, after), desired=never)
-    assert report.applied and enforcer.element_batches == 1
+    assert report.applied and enforcer.netlink_batches == 1
     assert Enforcer(backend).plan(to_document(after)).empty
     report = enforcer.apply_delta(diff(after, before), desired=never)
-    assert report.applied and enforcer.element_batches == 2
+    assert report.applied and enforcer.netlink_batches == 2
     assert Enforcer(backend).plan(to_document(before)).empty
 
 
@@ -283,7 +265,7 @@ def test_a_refused_element_batch_names_its_command_and_the_next_apply_reads_the_
         enforcer.apply_delta(diff(before, after), desired=never)
     assert refused.value.index == 0 and refused.value.command == first
     assert "No such file or directory" in refused.value.nft_error
-    assert Enforcer(backend).current() == kernel and enforcer.element_batches == 0
+    assert Enforcer(backend).current() == kernel and enforcer.netlink_batches == 0
     enforcer.apply_delta(diff(before, after), desired=lambda: to_document(after))
     assert Enforcer(backend).plan(to_document(after)).empty
 
