@@ -8,11 +8,11 @@ commits one element in 0.03-0.1 ms (bench/README.md, "where an event's time goes
 the nfnetlink batch libnftables would have sent, the kernel does the same and nothing else
 (:mod:`policyctl.enforcer.batches` decides which transactions go so).
 
-Pure: one element command and the sets of the table (from the state the enforcer committed
-last, which it trusts while the table's handle is unchanged) in, its messages out, or
-:class:`~policyctl.enforcer.nfmessages.Unencodable` when it is not an element command this
-module encodes exactly: a set of another table, a key type or map data type not listed here,
-an element with a timeout, counter or comment.
+Pure: one element command and the set it names (as the enforcer committed it last, which it
+trusts while the table's handle is unchanged, or as the transaction creates it) in, its
+messages out, or :class:`~policyctl.enforcer.nfmessages.Unencodable` when it is not an element
+command this module encodes exactly: a set the table does not hold, a key type or map data
+type not listed here, an element with a timeout, counter or comment.
 
 The encoding is the one ``nft --debug=netlink`` shows libnftables sending (nftables 1.0.6), per
 the kernel's ``include/uapi/linux/netfilter/nf_tables.h``:
@@ -27,7 +27,8 @@ the kernel's ``include/uapi/linux/netfilter/nf_tables.h``:
 * in an interval set of a concatenation, an element carries its first and last values
   (``NFTA_SET_ELEM_KEY`` and ``NFTA_SET_ELEM_KEY_END``);
 * a verdict map element's data is ``NFTA_DATA_VERDICT`` with its code and, for a jump or goto,
-  the chain's name; a delete names the key alone.
+  the chain's name; a delete names the key alone;
+* a message's elements are numbered from 1 (libmnl's nesting; the kernel reads any number).
 
 The kernel applies the set's own rules either way (an add of an element already there with
 the same data is no change; with other data, or a delete of an absent element, fails the

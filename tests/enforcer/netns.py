@@ -215,13 +215,15 @@ def backend_in_a_node(*documents: Mapping[str, Any]) -> Iterator[LibnftablesBack
     if reason is not None:
         pytest.skip(reason)
     node = Node()
-    backend = LibnftablesBackend(netns=node.node.name)
     try:
-        for document in documents:
-            backend.run(dict(document))
-        yield backend
+        backend = LibnftablesBackend(netns=node.node.name)
+        try:
+            for document in documents:
+                backend.run(dict(document))
+            yield backend
+        finally:
+            backend.close()
     finally:
-        backend.close()
         node.close()
 
 
