@@ -31,6 +31,7 @@ number's bits), and only a new or vanished identity adds or removes a jump.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
@@ -79,9 +80,12 @@ class IdentityMark:
     shift: int | None = field(init=False, compare=False, repr=False)
     """For a contiguous mask, its lowest bit: a number's value is then one shift (values are
     computed per peer address and bit on every event that renumbers or moves peers)."""
+    capacity: int = field(init=False, compare=False, repr=False)
+    """The largest number the bits hold (numbers start at 1; 0 is no identity)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "positions", tuple(p for p in range(32) if self.mask >> p & 1))
+        object.__setattr__(self, "capacity", (1 << len(self.positions)) - 1)
         low = self.positions[0] if self.positions else 0
         contiguous = self.mask == ((1 << len(self.positions)) - 1) << low
         object.__setattr__(self, "shift", low if contiguous else None)
@@ -100,10 +104,6 @@ class IdentityMark:
                 raise
             raise ValueError(f"the identity mark must be a 32-bit mask such as 0x00ff0000, not {text!r}") from None
 
-    @property
-    def capacity(self) -> int:
-        return (1 << len(self.positions)) - 1
-
     def value(self, number: int) -> int:
         """``number``'s bits spread over the mask's bits, lowest first."""
         if self.shift is not None:
@@ -115,7 +115,9 @@ class IdentityMark:
         return MarkSet(keep=ALL_BITS & ~self.mask)
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def _hash(name: str) -> int:
+    """Memoised: every change to a direction's identities numbers all of them again."""
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big")
 
 
@@ -291,20 +293,19 @@ class MarkedPeers:
                 for ip, old_chain in touched.items():
                     old = self._bits(self.numbers[direction], old_chain)
                     new = self._bits(numbers[direction], entries.get(ip))
-                    for p in self.mark.positions:
+                    if old == new:
+                        continue
+                    element = (address_interval(ip),)  # type: ignore[arg-type]
+                    for p, name in zip(self.mark.positions, names):
                         if (old ^ new) >> p & 1:
                             changes = added_elements if new >> p & 1 else removed_elements
-                            changes.setdefault(peer_bit_set_name(direction, family, p), []).append(
-                                (address_interval(ip),)  # type: ignore[arg-type]
-                            )
+                            changes.setdefault(name, []).append(element)
                 if renumbered[direction]:
                     name = identity_map_name(direction, family)
-                    old_map = set(self._identity_map(half, self.numbers[direction]).elements)
-                    new_map = set(self._identity_map(half, numbers[direction]).elements)
-                    if new_map - old_map:
-                        added_map.setdefault(name, []).extend(new_map - old_map)
-                    if old_map - new_map:
-                        removed_map.setdefault(name, []).extend(old_map - new_map)
+                    for numbered, moved in ((self.numbers[direction], removed_map), (numbers[direction], added_map)):
+                        moved.setdefault(name, []).extend(
+                            (self.mark.value(numbered[c]), Jump(c)) for c in renumbered[direction] if c in numbered
+                        )
             if now:
                 self.present.add(half)
             else:

@@ -43,7 +43,7 @@ from typing import Any
 from policyctl.compiler.delta import MapEntries, RulesetDelta, SetElements
 from policyctl.compiler.render_json import render_delta
 from policyctl.compiler.ruleset import FieldType
-from policyctl.enforcer.elements import ElementKey, entry_keys, key_text, typed_element_key
+from policyctl.enforcer.elements import ElementKey, entry_keys, key_order, typed_element_key
 from policyctl.enforcer.givingway import give_way_if
 from policyctl.enforcer.patches import patched
 from policyctl.enforcer.tables import ChainState, SetState, TableState, read_table
@@ -93,8 +93,8 @@ _ID_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), check_circ
 
 
 def _sorted_elements(elements: Mapping[ElementKey, Any], keys: Iterable[ElementKey]) -> list[Any]:
-    """Elements in the order of their keys' JSON text: one order whoever computed the keys."""
-    return [elements[k] for k in sorted(keys, key=key_text)]
+    """Elements in the order of their keys: one order whoever computed the keys."""
+    return [elements[k] for k in key_order(keys)]
 
 
 class _Builder:

@@ -38,6 +38,7 @@ tests hold both paths to equal listings and lookups.
 
 from __future__ import annotations
 
+import functools
 import struct
 import sys
 from collections.abc import Mapping
@@ -108,7 +109,7 @@ def element_messages(
     type is one this module encodes; raises :class:`Unencodable` otherwise."""
     if verb not in ("add", "delete") or not isinstance(elements, list) or not elements or found is None:
         raise Unencodable
-    encoder = _SetEncoder(found, adding=verb == "add")
+    encoder = _SetEncoder.of(found, adding=verb == "add")
     encoded = [part for element in elements for part in encoder.elements(element)]
     header = string(_LIST_TABLE, table) + string(_LIST_SET, found.name)
     kind, flags = (NFT_MSG_NEWSETELEM, NLM_F_CREATE) if verb == "add" else (NFT_MSG_DELSETELEM, 0)
@@ -135,10 +136,17 @@ def _chunks(encoded: list[bytes]) -> list[list[bytes]]:
     return chunks
 
 
+@dataclass(frozen=True, slots=True)
 class _SetEncoder:
     """How the elements of one set or map are encoded, read once from its spec."""
 
-    def __init__(self, found: SetState, *, adding: bool) -> None:
+    types: tuple[_KeyType, ...]
+    interval: bool
+    is_map: bool
+    adding: bool
+
+    @classmethod
+    def of(cls, found: SetState, *, adding: bool) -> _SetEncoder:
         spec = found.spec
         types = spec.get("type")
         names = [types] if isinstance(types, str) else types
@@ -150,14 +158,22 @@ class _SetEncoder:
         flags = [flags] if isinstance(flags, str) else flags
         if not isinstance(flags, list) or set(flags) - {"interval"} or set(spec) & {"timeout", "stmt"}:
             raise Unencodable
-        self.interval = "interval" in flags
+        interval = "interval" in flags
         if "mark" in names and len(names) > 1:
             raise Unencodable
-        self.types = tuple(_INTERVAL_MARK if n == "mark" and self.interval else KEY_TYPES[n] for n in names)
-        self.is_map = found.kind == "map"
-        self.adding = adding
+        return cls(
+            types=tuple(_INTERVAL_MARK if n == "mark" and interval else KEY_TYPES[n] for n in names),
+            interval=interval,
+            is_map=found.kind == "map",
+            adding=adding,
+        )
 
-    def elements(self, element: Any) -> list[bytes]:
+    def elements(self, element: Any) -> tuple[bytes, ...]:
+        if type(element) is str and not self.is_map:
+            return _scalar_element(self, element)
+        return self.encoded(element)
+
+    def encoded(self, element: Any) -> tuple[bytes, ...]:
         if isinstance(element, dict) and "elem" in element:
             wrapped = element["elem"]
             if not isinstance(wrapped, dict) or set(wrapped) != {"val"}:
@@ -181,19 +197,19 @@ class _SetEncoder:
                 attrs += attr(_ELEM_KEY_END, _value(end), nested=True)
             elif any(low != high for low, high in fields):
                 raise Unencodable
-            return [attr(_LIST_ELEM, attrs + data, nested=True)]
+            return (attr(_LIST_ELEM, attrs + data, nested=True),)
         (kind,), ((low, high),) = self.types, fields
         start = attr(_ELEM_KEY, _value(kind.pack(low)), nested=True)
         if not self.interval:
             if low != high:
                 raise Unencodable
-            return [attr(_LIST_ELEM, start + data, nested=True)]
+            return (attr(_LIST_ELEM, start + data, nested=True),)
         if high == kind.last:
             opened = attr(_ELEM_USERDATA, _OPEN_INTERVAL) if self.adding else b""
-            return [attr(_LIST_ELEM, start + data + opened, nested=True)]
+            return (attr(_LIST_ELEM, start + data + opened, nested=True),)
         end = attr(_ELEM_KEY, _value(kind.pack(high + 1)), nested=True) + attr(
             _ELEM_FLAGS, struct.pack(">I", _INTERVAL_END))
-        return [attr(_LIST_ELEM, start + data, nested=True), attr(_LIST_ELEM, end, nested=True)]
+        return attr(_LIST_ELEM, start + data, nested=True), attr(_LIST_ELEM, end, nested=True)
 
     def _fields(self, element: Any) -> list[tuple[int, int]]:
         key = element_key(element)
@@ -209,6 +225,14 @@ class _SetEncoder:
                 raise Unencodable
             fields.append((low, high))
         return fields
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _scalar_element(encoder: _SetEncoder, element: str) -> tuple[bytes, ...]:
+    """A set element written as one string (an address, mostly), memoised per encoding for the
+    length of an event: in the marked layout a peer that changes identity changes about half
+    the bit sets, with its one address in each."""
+    return encoder.encoded(element)
 
 
 def _value(data: bytes) -> bytes:

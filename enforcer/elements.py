@@ -12,8 +12,8 @@ the kernel listed it, or as it was written when the enforcer diffs against its o
 
 An element that comes from the compiler already is its intervals: :func:`typed_element_key` and
 :func:`entry_keys` build the key from them directly instead of parsing the rendered spelling
-back, and give the key :func:`element_key` gives that spelling. :func:`key_text` is the JSON
-text of a key, the order in which elements are sent.
+back, and give the key :func:`element_key` gives that spelling. :func:`key_order` is the order
+in which elements are sent.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
@@ -173,23 +173,10 @@ def entry_keys(address: IPAddress | int, target: Jump | Goto | Verdict) -> tuple
     return ("ip", address.version, number, number), ("verdict", verdict)
 
 
-def key_text(key: Any) -> str:
-    """``json.dumps(key)`` (tuples written as arrays), built without the encoder's per-call
-    cost for the tuples of strings and integers that keys are made of."""
-    kind = type(key)
-    if kind is tuple:
-        parts = []
-        for part in key:
-            inner = type(part)
-            if inner is int:
-                parts.append(int.__repr__(part))
-            elif inner is str:
-                parts.append(encode_basestring_ascii(part))
-            else:
-                parts.append(key_text(part))
-        return "[" + ", ".join(parts) + "]"
-    if kind is str:
-        return encode_basestring_ascii(key)
-    if kind is int:
-        return int.__repr__(key)
-    return json.dumps(key)
+def key_order(keys: Iterable[ElementKey]) -> list[ElementKey]:
+    """``keys`` sorted: the order elements are sent in, one order whoever computed the keys (a
+    listing or the compiler's intervals give equal keys). Keys compare as tuples: each is a
+    tuple whose first item, a tag, fixes the types of the rest (``("ip", version, low,
+    high)``, ``("n", low, high)``, ``("s", text)``, ``("json", text)``, ``("concat", keys)``),
+    so any two keys compare."""
+    return sorted(keys)  # type: ignore[type-var]

@@ -70,14 +70,24 @@ def string(kind: int, text: str) -> bytes:
     return attr(kind, text.encode() + b"\0")
 
 
-def user_comment(text: str) -> bytes:
-    """libnftnl's user data holding a rule's comment: one TLV of type 0
-    (``NFTNL_UDATA_RULE_COMMENT``), its length a byte, the text NUL-terminated. nft keeps
-    comments within 128 bytes."""
-    data = text.encode() + b"\0"
-    if len(data) > 255:
+def u32(kind: int, value: int) -> bytes:
+    """A 32-bit attribute in network order, as nf_tables reads registers, lengths and flags."""
+    return attr(kind, struct.pack(">I", value))
+
+
+def udata(kind: int, value: bytes) -> bytes:
+    """One TLV of libnftnl's user data (what nft keeps beside an object to print it back): its
+    type and length a byte each."""
+    if len(value) > 255:
         raise Unencodable
-    return struct.pack("=BB", 0, len(data)) + data
+    return struct.pack("=BB", kind, len(value)) + value
+
+
+def user_comment(text: str) -> bytes:
+    """libnftnl's user data holding a rule's comment: a TLV of type 0
+    (``NFTNL_UDATA_RULE_COMMENT``), the text NUL-terminated. nft keeps comments within 128
+    bytes."""
+    return udata(0, text.encode() + b"\0")
 
 
 def verdict(value: Any) -> bytes:

@@ -60,6 +60,7 @@ from policyctl.enforcer.nfmessages import (
     Unencodable,
     attr,
     string,
+    u32,
     user_comment,
     verdict,
 )
@@ -186,7 +187,7 @@ def _expressions(statement: Any, sets: Mapping[str, SetState], families: set[int
         return _lookup(body["key"], body["data"], sets, families, verdicts=True)
     if kind == "mangle" and isinstance(body, dict) and set(body) == {"key", "value"} and body["key"] == _MARK:
         return [*_masked_mark(body["value"]),
-                _named("meta", _u32(_META_KEY, _NFT_META_MARK) + _u32(_META_SREG, _REG_1))]
+                _named("meta", u32(_META_KEY, _NFT_META_MARK) + u32(_META_SREG, _REG_1))]
     raise Unencodable
 
 
@@ -199,10 +200,10 @@ def _masked_mark(value: Any) -> list[bytes]:
         raise Unencodable
     number = _number(operands[1], _U32_MAX)
     mask, xor = (number, 0) if operator == "&" else (~number & _U32_MAX, number)
-    bitwise = (_u32(_BITWISE_SREG, _REG_1) + _u32(_BITWISE_DREG, _REG_1) + _u32(_BITWISE_OP, _BITWISE_BOOL)
-               + _u32(_BITWISE_LEN, 4) + attr(_BITWISE_MASK, attr(_DATA_VALUE, struct.pack("=I", mask)), nested=True)
+    bitwise = (u32(_BITWISE_SREG, _REG_1) + u32(_BITWISE_DREG, _REG_1) + u32(_BITWISE_OP, _BITWISE_BOOL)
+               + u32(_BITWISE_LEN, 4) + attr(_BITWISE_MASK, attr(_DATA_VALUE, struct.pack("=I", mask)), nested=True)
                + attr(_BITWISE_XOR, attr(_DATA_VALUE, struct.pack("=I", xor)), nested=True))
-    return [_named("meta", _u32(_META_KEY, _NFT_META_MARK) + _u32(_META_DREG, _REG_1)), _named("bitwise", bitwise)]
+    return [_named("meta", u32(_META_KEY, _NFT_META_MARK) + u32(_META_DREG, _REG_1)), _named("bitwise", bitwise)]
 
 
 def _mark_vmap(key: Any, right: Any, sets: Mapping[str, SetState]) -> list[bytes]:
@@ -212,7 +213,7 @@ def _mark_vmap(key: Any, right: Any, sets: Mapping[str, SetState]) -> list[bytes
         raise Unencodable
     if found.spec.get("flags"):
         raise Unencodable
-    lookup = _u32(_LOOKUP_SREG, _REG_1) + _u32(_LOOKUP_DREG, _REG_VERDICT) + string(_LOOKUP_SET, found.name)
+    lookup = u32(_LOOKUP_SREG, _REG_1) + u32(_LOOKUP_DREG, _REG_VERDICT) + string(_LOOKUP_SET, found.name)
     return [*_masked_mark(key), _named("lookup", lookup)]
 
 
@@ -235,8 +236,8 @@ def _lookup(
     if family is None or any(f.family not in (None, family) for f in fields) or families - {family}:
         raise Unencodable
     expressions = [] if family in families else [
-        _named("meta", _u32(_META_KEY, _NFT_META_NFPROTO) + _u32(_META_DREG, _REG_1)),
-        _named("cmp", _u32(_CMP_SREG, _REG_1) + _u32(_CMP_OP, _CMP_EQ)
+        _named("meta", u32(_META_KEY, _NFT_META_NFPROTO) + u32(_META_DREG, _REG_1)),
+        _named("cmp", u32(_CMP_SREG, _REG_1) + u32(_CMP_OP, _CMP_EQ)
                + attr(_CMP_DATA, attr(_DATA_VALUE, bytes([family])), nested=True)),
     ]
     families.add(family)
@@ -244,16 +245,16 @@ def _lookup(
     for field in fields:
         register = _register(word)
         if field.meta is not None:
-            expressions.append(_named("meta", _u32(_META_KEY, field.meta) + _u32(_META_DREG, register)))
+            expressions.append(_named("meta", u32(_META_KEY, field.meta) + u32(_META_DREG, register)))
             if interval and len(fields) > 1:
-                expressions.append(_named("byteorder", _u32(_BYTEORDER_SREG, register) + _u32(_BYTEORDER_DREG, register)
-                                          + _u32(_BYTEORDER_OP, _BYTEORDER_HTON) + _u32(_BYTEORDER_LEN, 1)
-                                          + _u32(_BYTEORDER_SIZE, 2)))
+                expressions.append(_named("byteorder", u32(_BYTEORDER_SREG, register) + u32(_BYTEORDER_DREG, register)
+                                          + u32(_BYTEORDER_OP, _BYTEORDER_HTON) + u32(_BYTEORDER_LEN, 1)
+                                          + u32(_BYTEORDER_SIZE, 2)))
         else:
-            expressions.append(_named("payload", _u32(_PAYLOAD_DREG, register) + _u32(_PAYLOAD_BASE, field.base)
-                                      + _u32(_PAYLOAD_OFFSET, field.offset) + _u32(_PAYLOAD_LEN, field.length)))
+            expressions.append(_named("payload", u32(_PAYLOAD_DREG, register) + u32(_PAYLOAD_BASE, field.base)
+                                      + u32(_PAYLOAD_OFFSET, field.offset) + u32(_PAYLOAD_LEN, field.length)))
         word += (field.length + 3) // 4
-    lookup = _u32(_LOOKUP_SREG, _REG_1) + (_u32(_LOOKUP_DREG, _REG_VERDICT) if verdicts else b"")
+    lookup = u32(_LOOKUP_SREG, _REG_1) + (u32(_LOOKUP_DREG, _REG_VERDICT) if verdicts else b"")
     expressions.append(_named("lookup", lookup + string(_LOOKUP_SET, found.name)))
     return expressions
 
@@ -285,10 +286,6 @@ def _register(word: int) -> int:
     """The register holding the key's 4-byte word ``word``, numbered as libnftables numbers it:
     a 16-byte register where one starts, else the 32-bit one."""
     return _REG_1 + word // 4 if word % 4 == 0 else _REG32_00 + word
-
-
-def _u32(kind: int, value: int) -> bytes:
-    return attr(kind, struct.pack(">I", value))
 
 
 def _named(name: str, data: bytes) -> bytes:

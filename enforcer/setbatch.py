@@ -39,6 +39,8 @@ from policyctl.enforcer.nfmessages import (
     Unencodable,
     attr,
     string,
+    u32,
+    udata,
 )
 from policyctl.enforcer.tables import SetState
 
@@ -107,19 +109,19 @@ def _key(names: list[Any], *, interval: bool, is_map: bool, set_id: int) -> byte
     for name in names:
         key_type = (key_type << _TYPE_BITS) | _TYPES[name][0]
     length = sum((_TYPES[name][1] + 3) // 4 * 4 for name in names)
-    body = _u32(_SET_FLAGS, flags) + _u32(_SET_KEY_TYPE, key_type) + _u32(_SET_KEY_LEN, length)
+    body = u32(_SET_FLAGS, flags) + u32(_SET_KEY_TYPE, key_type) + u32(_SET_KEY_LEN, length)
     if is_map:
-        body += _u32(_SET_DATA_TYPE, _NFT_DATA_VERDICT) + _u32(_SET_DATA_LEN, 0)
-    body += _u32(_SET_ID, set_id)
+        body += u32(_SET_DATA_TYPE, _NFT_DATA_VERDICT) + u32(_SET_DATA_LEN, 0)
+    body += u32(_SET_ID, set_id)
     if concat and interval:
-        fields = b"".join(attr(_LIST_ELEM, _u32(_FIELD_LEN, _TYPES[n][1]), nested=True) for n in names)
+        fields = b"".join(attr(_LIST_ELEM, u32(_FIELD_LEN, _TYPES[n][1]), nested=True) for n in names)
         body += attr(_SET_DESC, attr(_DESC_CONCAT, fields, nested=True), nested=True)
     if concat:
-        user = _udata(_KEY_BYTEORDER, struct.pack("=I", 0)) + _udata(_KEY_TYPEOF, _CONCAT_TYPEOF)
+        user = udata(_KEY_BYTEORDER, struct.pack("=I", 0)) + udata(_KEY_TYPEOF, _CONCAT_TYPEOF)
     else:
-        user = _udata(_KEY_BYTEORDER, struct.pack("=I", _TYPES[names[0]][2]))
+        user = udata(_KEY_BYTEORDER, struct.pack("=I", _TYPES[names[0]][2]))
     if is_map:
-        user += _udata(_DATA_BYTEORDER, struct.pack("=I", 0)) + _udata(_DATA_INTERVAL, struct.pack("=I", 0))
+        user += udata(_DATA_BYTEORDER, struct.pack("=I", 0)) + udata(_DATA_INTERVAL, struct.pack("=I", 0))
     return body + attr(_SET_USERDATA, user)
 
 
@@ -132,11 +134,3 @@ def _compiled_shape(names: list[Any], *, is_map: bool) -> bool:
         return False
     rest = names[2:] if names[1] == names[0] else names[1:]
     return rest == ["inet_proto", "inet_service"] or names == names[:1] * 2
-
-
-def _udata(kind: int, value: bytes) -> bytes:
-    return struct.pack("=BB", kind, len(value)) + value
-
-
-def _u32(kind: int, value: int) -> bytes:
-    return attr(kind, struct.pack(">I", value))
