@@ -87,7 +87,7 @@ class IdentityMark:
         object.__setattr__(self, "positions", tuple(p for p in range(32) if self.mask >> p & 1))
         object.__setattr__(self, "capacity", (1 << len(self.positions)) - 1)
         low = self.positions[0] if self.positions else 0
-        contiguous = self.mask == ((1 << len(self.positions)) - 1) << low
+        contiguous = self.mask == self.capacity << low
         object.__setattr__(self, "shift", low if contiguous else None)
         if not 0 < self.mask <= ALL_BITS:
             raise ValueError(f"the identity mark must be a non-zero 32-bit mask, not {self.mask:#x}")

@@ -115,9 +115,9 @@ def field_value(kind: FieldType, value: Interval) -> Any:
 
 @functools.lru_cache(maxsize=1 << 12)
 def _address_text(value: int, family: Family) -> str:
-    """Memoised for the length of an event: in the marked layout a peer that changes identity
-    is rendered into about half the bit sets at once. Small, so that the whole ruleset's
-    render at 100k pods does not keep its addresses alive."""
+    """Memoised in a table of the 4,096 latest addresses: in the marked layout a peer that
+    changes identity is rendered into about half the bit sets in one event. Small, so that the
+    whole ruleset's render at 100k pods does not keep its addresses alive."""
     return str(as_address(value, family))
 
 

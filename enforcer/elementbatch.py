@@ -229,9 +229,9 @@ class _SetEncoder:
 
 @functools.lru_cache(maxsize=1 << 12)
 def _scalar_element(encoder: _SetEncoder, element: str) -> tuple[bytes, ...]:
-    """A set element written as one string (an address, mostly), memoised per encoding for the
-    length of an event: in the marked layout a peer that changes identity changes about half
-    the bit sets, with its one address in each."""
+    """A set element written as one string (an address, mostly), memoised per encoding in a
+    table of the 4,096 latest: in the marked layout a peer that changes identity changes about
+    half the bit sets in one event, with its one address in each."""
     return encoder.encoded(element)
 
 

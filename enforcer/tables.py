@@ -22,6 +22,7 @@ from typing import Any
 from policyctl.enforcer.elements import ElementKey, element_key, split_map_element, value_key
 from policyctl.enforcer.errors import RulesetError
 from policyctl.enforcer.givingway import give_way_if
+from policyctl.enforcer.patches import settled
 
 #: Attributes that make a set or map what it is; changing any of them means re-creating it.
 SET_SIGNATURE = ("type", "map", "flags", "timeout", "gc-interval", "size", "policy")
@@ -99,6 +100,19 @@ class TableState:
     name: str
     sets: Mapping[str, SetState]
     chains: Mapping[str, ChainState]
+
+
+def settled_table(state: TableState) -> TableState:
+    """``state`` with the changes pending on its sets' elements folded where they outgrew
+    their bound (:func:`~policyctl.enforcer.patches.settled`); ``state`` itself when none did."""
+    folded: dict[str, SetState] = {}
+    for name, found in state.sets.items():
+        elements, values = settled(found.elements), settled(found.values)
+        if elements is not found.elements or values is not found.values:
+            folded[name] = SetState(kind=found.kind, name=name, spec=found.spec, elements=elements, values=values)
+    if not folded:
+        return state
+    return TableState(family=state.family, name=state.name, sets={**state.sets, **folded}, chains=state.chains)
 
 
 def _attr(spec: Mapping[str, Any], key: str) -> Any:

@@ -28,6 +28,7 @@ class RecordingEnforcer:
         self.fail_next = False
         self.verified: list[bool] = []
         self.deltas: list[RulesetDelta] = []
+        self.settles = 0
 
     def apply(
         self, desired: Mapping[str, Any], *, dry_run: bool = False, source: str = "<ruleset>", verify: bool = False
@@ -58,6 +59,9 @@ class RecordingEnforcer:
         self.deltas.append(delta)
         return self.apply(desired(), source=source)
 
+    def settle(self) -> None:
+        """Nothing is left pending: every apply takes the whole document."""
+        self.settles += 1
 
     def verify(
         self, desired: Callable[[], Mapping[str, Any]], *, source: str = "<ruleset>",

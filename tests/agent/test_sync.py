@@ -102,6 +102,19 @@ def test_a_failed_apply_keeps_the_previous_ruleset_and_the_next_sync_catches_up(
     assert report.changed and enforcer.kernel == expected(snapshots.cluster)
 
 
+def test_the_enforcer_settles_after_each_applied_sync_and_not_after_a_failed_one() -> None:
+    sync, snapshots, enforcer = make(base_cluster(WEB_FROM_CLIENTS))
+    sync()
+    assert enforcer.settles == 1
+    snapshots.cluster = dataclasses.replace(snapshots.cluster, policies=())
+    enforcer.fail_next = True
+    with pytest.raises(RuntimeError):
+        sync()
+    assert enforcer.settles == 1
+    sync()
+    assert enforcer.settles == 2
+
+
 def test_connections_the_new_ruleset_denies_are_cut_and_allowed_ones_kept() -> None:
     client_to_web = Flow("tcp", ipaddress.ip_address("10.0.2.10"), ipaddress.ip_address("10.0.1.10"), 40000, 80)
     batch_to_web = Flow("tcp", ipaddress.ip_address("10.0.2.11"), ipaddress.ip_address("10.0.1.10"), 40001, 80)

@@ -35,7 +35,8 @@ from policyctl.compiler.ruleset import (
     VmapLookup,
 )
 from policyctl.enforcer.diff import DeltaMismatch, plan, plan_delta
-from policyctl.enforcer.tables import TableState, read_table
+from policyctl.enforcer.patches import FOLD_MINIMUM, patched
+from policyctl.enforcer.tables import SetState, TableState, read_table, settled_table
 from policyctl.policy.model import PortMatch
 from policyctl.policy.cluster import Cluster
 from policyctl.policy.model import Rule as PolicyRule
@@ -309,3 +310,20 @@ def test_a_delta_from_nothing_renders_the_whole_table(step: tuple[Ruleset, Rules
     )
     assert rendered.objects["nftables"] == objects(ruleset)[1:]
     assert (rendered.added, rendered.removed, rendered.removed_sets, rendered.removed_chains) == ((), (), (), ())
+
+
+def test_settling_a_table_folds_only_the_sets_whose_patches_outgrew_their_bound() -> None:
+    base = {("n", k, k): str(k) for k in range(100)}
+    grown = patched(base, added=[(("n", k, k), str(k)) for k in range(100, 101 + FOLD_MINIMUM)])
+    shrunk = patched(base, removed=[("n", 0, 0)])
+    state = TableState(
+        family="inet",
+        name=TABLE,
+        sets={name: SetState("set", name, {"type": "inet_service"}, elements, {})
+              for name, elements in (("grown", grown), ("shrunk", shrunk), ("plain", base))},
+        chains={},
+    )
+    settled = settled_table(state)
+    assert type(settled.sets["grown"].elements) is dict and settled.sets["grown"] == state.sets["grown"]
+    assert settled.sets["shrunk"] is state.sets["shrunk"] and settled.sets["plain"] is state.sets["plain"]
+    assert settled == state and settled_table(settled) is settled

@@ -18,6 +18,7 @@ from policyctl.enforcer.apply import Enforcer
 from policyctl.enforcer.backend import LibnftablesBackend, NftCommandBackend, handle_from_listing
 from policyctl.enforcer.errors import NftApplyError
 from policyctl.enforcer.tables import TableState
+from tests import builders
 from tests.builders import cluster, ip_block, pod, pod_peer, policy, port, rule
 from tests.enforcer import test_delta as hand
 from tests.enforcer.netns import CLUSTER_OBJECTS, Node
@@ -29,6 +30,7 @@ PODS = CLUSTER_OBJECTS
 ALLOW_80 = policy("x/allow", {"pod": "b"}, ingress=[rule(pod_peer({"pod": "a"}), ports=[port(80)])])
 ALLOW_80_81 = policy("x/allow", {"pod": "b"}, ingress=[rule(pod_peer({"pod": "a"}), ports=[port(80), port(81)])])
 ALLOW_BLOCK = policy("x/allow", {"pod": "b"}, ingress=[rule(ip_block("10.77.0.0/16"), ports=[port(80)])])
+NODE_2 = builders.node("node-2", "10.77.1.2")
 EGRESS_A = policy("x/out", {"pod": "a"}, egress=[rule(pod_peer({"pod": "b"}), ports=[port(443)])])
 
 
@@ -115,6 +117,24 @@ def test_after_a_delta_a_full_apply_of_the_same_ruleset_changes_nothing_and_list
     listed = counting.listings
     assert enforcer.apply(to_document(after)).transaction.empty
     assert counting.listings == listed
+
+
+def test_settling_folds_what_deltas_left_pending_and_the_table_stays_what_the_enforcer_trusts(
+    backend: LibnftablesBackend,
+) -> None:
+    peers = [pod(f"x/a{i}", {"pod": "a"}, node="node-2", ips=[f"10.77.3.{i}"]) for i in range(1, 41)]
+    grown = compiled(NODE_2, *PODS, *peers, ALLOW_80)
+    enforcer = Enforcer(backend)
+    enforcer.apply(to_document(BEFORE))
+    enforcer.apply_delta(diff(BEFORE, grown), desired=never)
+    patched = enforcer.committed
+    enforcer.settle()
+    settled = enforcer.committed
+    assert patched is not None and settled is not None and settled is not patched
+    assert settled == patched == enforcer.desired_state(to_document(grown))
+    enforcer.apply_delta(diff(grown, BEFORE), desired=never)
+    assert enforcer.committed == enforcer.desired_state(to_document(BEFORE))
+    assert kernel_state(backend) == after_full_apply(backend, BEFORE)
 
 
 def test_an_empty_delta_costs_the_handle_check_only(backend: LibnftablesBackend) -> None:

@@ -1,5 +1,6 @@
-"""Patched mappings: after any sequence of patches a mapping holds, lists and orders exactly
-what a dict patched in place holds, and every mapping it was patched from is left as it was."""
+"""Patched mappings: after any sequence of patches and settlings a mapping holds, lists and
+orders exactly what a dict patched in place holds, and every mapping it was patched or settled
+from is left as it was."""
 
 from __future__ import annotations
 
@@ -9,15 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policyctl.enforcer.patches import FOLD_MINIMUM, PatchedMapping, patched
+from policyctl.enforcer.patches import FOLD_MINIMUM, UNSETTLED_FACTOR, PatchedMapping, patched, settled
 
-Step = tuple[list[int], list[tuple[int, str]]]
+Step = tuple[list[int], list[tuple[int, str]], bool]
 
 
 @st.composite
 def histories(draw: st.DrawFn) -> tuple[dict[int, str], list[Step]]:
     """A base dict and patches that each remove some held keys, then add keys (new ones, or
-    ones just removed: a map entry retargeted)."""
+    ones just removed: a map entry retargeted), each perhaps followed by settling."""
     base = {k: f"v{k}" for k in draw(st.lists(st.integers(0, 400), max_size=300, unique=True))}
     held = dict(base)
     steps: list[Step] = []
@@ -30,7 +31,7 @@ def histories(draw: st.DrawFn) -> tuple[dict[int, str], list[Step]]:
         again = draw(st.lists(st.sampled_from(gone), unique=True)) if gone else []
         came = [(key, f"s{index}-{key}") for key in fresh + [k for k in again if k not in fresh]]
         held.update(came)
-        steps.append((gone, came))
+        steps.append((gone, came, draw(st.booleans())))
     return base, steps
 
 
@@ -39,11 +40,13 @@ def _replayed(history: tuple[dict[int, str], list[Step]]) -> Iterator[tuple[Mapp
     base, steps = history
     reference = dict(base)
     mapping: Mapping[int, str] = base
-    for gone, came in steps:
+    for gone, came, settle in steps:
         for key in gone:
             del reference[key]
         reference.update(came)
         mapping = patched(mapping, removed=gone, added=came)
+        if settle:
+            mapping = settled(mapping)
         yield mapping, reference
 
 
@@ -73,9 +76,12 @@ def test_a_patch_leaves_what_it_patched_unchanged(history: tuple[dict[int, str],
     base, steps = history
     mapping = base
     earlier: list[tuple[object, list[tuple[int, str]]]] = []
-    for gone, came in steps:
+    for gone, came, settle in steps:
         earlier.append((mapping, list(mapping.items())))
         mapping = patched(mapping, removed=gone, added=came)
+        if settle:
+            earlier.append((mapping, list(mapping.items())))
+            mapping = settled(mapping)
     for before, items in earlier:
         assert list(before.items()) == items
 
@@ -87,13 +93,25 @@ def test_a_small_patch_of_a_large_mapping_shares_it() -> None:
     assert patched(once, removed=[2]).pending == 3
 
 
-def test_pending_changes_are_folded_into_a_dict_once_they_outgrow_the_base() -> None:
+def test_settling_folds_pending_changes_into_a_dict_once_they_outgrow_the_base() -> None:
     base = {k: k for k in range(100)}
     mapping = patched(base, added=[(k, k) for k in range(100, 100 + FOLD_MINIMUM)])
-    assert isinstance(mapping, PatchedMapping)
-    folded = patched(mapping, added=[(-1, -1)])
+    assert isinstance(mapping, PatchedMapping) and settled(mapping) is mapping
+    grown = patched(mapping, added=[(-1, -1)])
+    assert isinstance(grown, PatchedMapping), "a patch leaves the fold to settling"
+    folded = settled(grown)
     assert type(folded) is dict
     assert folded == {**base, **{k: k for k in range(100, 100 + FOLD_MINIMUM)}, -1: -1}
+    assert settled(folded) is folded and settled(base) is base
+
+
+def test_a_patch_folds_by_itself_only_at_the_unsettled_bound() -> None:
+    base = {k: k for k in range(100)}
+    limit = UNSETTLED_FACTOR * FOLD_MINIMUM
+    mapping = patched(base, added=[(k, k) for k in range(100, 100 + limit)])
+    assert isinstance(mapping, PatchedMapping) and mapping.pending == limit
+    folded = patched(mapping, removed=[0])
+    assert type(folded) is dict and len(folded) == 100 + limit - 1
 
 
 @pytest.mark.parametrize(
