@@ -14,9 +14,9 @@ travels in packet-mark bits the operator gives policyctl (``IdentityMark``; kube
 and service meshes own the others, and every other bit is kept as they left it). The layout,
 opt-in, rewrites a compiled ruleset and each delta of it:
 
-* each identity chain of a direction gets a number from 1 to ``2**bits - 1``, a pure function
-  of that direction's identity chain names (a hash, then the next free number, in name order),
-  so a whole compile and an incremental one give the same numbers;
+* each identity chain of a direction gets a number from 1 to ``2**bits - 1``, few of whose bits
+  are set, a pure function of that direction's identity chain names and sizes
+  (:func:`numbering`), so a whole compile and an incremental one give the same numbers;
 * for each mark bit ``p``, a set ``in-peers-b<p>-v4`` holds the peer addresses whose number,
   spread over the mask's bits, sets ``p``;
 * a verdict map ``in-identities-v4`` maps that mark value to the identity chain;
@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 
@@ -121,23 +122,65 @@ def _hash(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big")
 
 
-def numbering(names: Iterable[str], mark: IdentityMark) -> dict[str, int]:
-    """A number for each identity chain name: its hash's, or the next free one, taken in name
-    order. A function of the set of names alone."""
-    ordered = sorted(names)
-    if len(ordered) > mark.capacity:
+def light_weight(bits: int) -> int:
+    """How many bits a light number sets at most: a fifth of the mask's, at least one."""
+    return max(1, bits // 5)
+
+
+def _light_count(bits: int) -> int:
+    return sum(math.comb(bits, k) for k in range(1, light_weight(bits) + 1))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def number_at(bits: int, index: int) -> int:
+    """The ``index``-th number of ``bits`` bits, fewest bits set first, then by value (never
+    listed whole: a 32-bit mask has four billion). Numbers of one weight in value order are
+    its combinations of bit positions in colex order, unranked here; neighbours differ in few
+    bits, so a number moved one step along (a collision that comes or goes) changes few
+    bit-set elements."""
+    weight = 1
+    while index >= (count := math.comb(bits, weight)):
+        index -= count
+        weight += 1
+    number = 0
+    for left in range(weight, 0, -1):
+        position = left - 1
+        while math.comb(position + 1, left) <= index:
+            position += 1
+        index -= math.comb(position, left)
+        number |= 1 << position
+    return number
+
+
+def numbering(sizes: Mapping[str, int], mark: IdentityMark) -> dict[str, int]:
+    """A number for each identity chain name, given how many peer addresses it holds.
+
+    Why light numbers: a peer address sits in the bit set of each bit its identity's number
+    sets, so a peer that comes, goes or changes identity costs one element per bit that
+    differs. A number is taken at the name's hash among the light numbers (at most
+    ``light_weight`` bits set: 696 of 65,535 for 16 bits, 2.8 bits on average instead of 8),
+    or the next free one along :func:`number_at`.
+
+    Why larger identities first: light numbers collide more often, and the name that loses a
+    collision is renumbered when the winner leaves, moving every address of the loser.
+    Identities are taken in order of their size's power of two, larger first, then by name,
+    so a namespace-wide identity of thousands of addresses is never moved by a small one
+    coming or going. A function of the names and sizes alone (which a whole compile and the
+    incremental translation both read from the peer maps), so both give the same numbers."""
+    if len(sizes) > mark.capacity:
         raise IdentityMarkFull(
-            f"{len(ordered)} peer identities in one direction; the {len(mark.positions)} bits of identity mark "
+            f"{len(sizes)} peer identities in one direction; the {len(mark.positions)} bits of identity mark "
             f"{mark.mask:#010x} number at most {mark.capacity}: give more bits"
         )
+    bits, light = len(mark.positions), _light_count(len(mark.positions))
     taken: set[int] = set()
     numbers: dict[str, int] = {}
-    for name in ordered:
-        number = _hash(name) % mark.capacity + 1
-        while number in taken:
-            number = number % mark.capacity + 1
-        taken.add(number)
-        numbers[name] = number
+    for name in sorted(sizes, key=lambda n: (-sizes[n].bit_length(), n)):
+        at = _hash(name) % light
+        while at in taken:
+            at = (at + 1) % mark.capacity
+        taken.add(at)
+        numbers[name] = number_at(bits, at)
     return numbers
 
 
@@ -158,6 +201,8 @@ class MarkedPeers:
         self.members: dict[Half, dict[str, set[IPAddress | int]]] = {h: {} for h in PEER_MAPS.values()}
         self.chains: dict[Direction, frozenset[str]] = {d: frozenset() for d in DIRECTIONS}
         self.numbers: dict[Direction, dict[str, int]] = {d: {} for d in DIRECTIONS}
+        self.ranks: dict[Direction, dict[str, int]] = {d: {} for d in DIRECTIONS}
+        """Each identity chain's size as a power of two, the order :func:`numbering` takes."""
         self.present: set[Half] = set()
 
     # rules -----------------------------------------------------------------------------
@@ -225,6 +270,20 @@ class MarkedPeers:
 
     # one step --------------------------------------------------------------------------
 
+    def _size(self, direction: Direction, chain: str) -> int:
+        return sum(len(self.members[(direction, f)].get(chain, ())) for f in FAMILIES)
+
+    def _ranked(
+        self, direction: Direction, chains: AbstractSet[str], touched: AbstractSet[str] | None
+    ) -> dict[str, int]:
+        """The ranks of ``chains`` after this step: the previous ranks (the same object) when
+        no chain ``touched`` (None: any) crossed a power of two and no chain came or went."""
+        ranks = self.ranks[direction]
+        if touched is None or chains is not self.chains[direction]:
+            return {c: self._size(direction, c).bit_length() for c in chains}
+        crossed = {c: r for c in touched if c in chains and (r := self._size(direction, c).bit_length()) != ranks[c]}
+        return {**ranks, **crossed} if crossed else ranks
+
     def translate(self, delta: RulesetDelta) -> RulesetDelta:
         """The marked layout's delta for ``delta`` of the plain layout."""
         chains: dict[Direction, AbstractSet[str]] = dict(self.chains)
@@ -233,15 +292,6 @@ class MarkedPeers:
             left = {n for n in delta.removed_chains if n.startswith(peer_chain_prefix(d))}
             if added - chains[d] or left & chains[d]:
                 chains[d] = (chains[d] | added) - left
-        numbers = {
-            d: self.numbers[d] if chains[d] is self.chains[d] else numbering(chains[d], self.mark) for d in DIRECTIONS
-        }
-        renumbered = {
-            d: set() if numbers[d] is self.numbers[d] else {
-                c for c in self.numbers[d].keys() | numbers[d].keys() if self.numbers[d].get(c) != numbers[d].get(c)
-            }
-            for d in DIRECTIONS
-        }
         whole = {PEER_MAPS[m.name]: m for m in delta.maps if m.name in PEER_MAPS}
         gone = {PEER_MAPS[n] for n in delta.removed if n in PEER_MAPS}
         added_entries = {PEER_MAPS[n]: e for n, e in delta.added_entries if n in PEER_MAPS}
@@ -255,29 +305,51 @@ class MarkedPeers:
         added_map: dict[str, list[MarkEntry]] = {n: list(e) for n, e in delta.added_entries if n not in PEER_MAPS}
         removed_map: dict[str, list[MarkEntry]] = {n: list(e) for n, e in delta.removed_entries if n not in PEER_MAPS}
 
+        previous: dict[Half, dict[IPAddress | int, str | None]] = {}
+        touched: dict[Direction, set[str] | None] = {d: set() for d in DIRECTIONS}
+        for half in PEER_MAPS.values():
+            direction = half[0]
+            entries, members = self.entries[half], self.members[half]
+            old_of = previous[half] = {}
+            if half in whole or half in gone:
+                entries.clear()
+                members.clear()
+                touched[direction] = None
+                for ip, target in whole[half].elements if half in whole else ():
+                    entries[ip] = target.target
+                    members.setdefault(target.target, set()).add(ip)
+                continue
+            for ip, target in removed_entries.get(half, ()):
+                if entries.get(ip) == target.target:
+                    old_of.setdefault(ip, target.target)
+                    del entries[ip]
+                    members[target.target].discard(ip)
+            for ip, target in added_entries.get(half, ()):
+                old_of.setdefault(ip, entries.get(ip))
+                entries[ip] = target.target
+                members.setdefault(target.target, set()).add(ip)
+            changed = touched[direction]
+            if changed is not None:
+                changed.update(c for c in old_of.values() if c is not None)
+                changed.update(entries[ip] for ip in old_of if ip in entries)
+        ranks = {d: self._ranked(d, chains[d], touched[d]) for d in DIRECTIONS}
+        numbers = {
+            d: self.numbers[d]
+            if chains[d] is self.chains[d] and ranks[d] is self.ranks[d]
+            else numbering({c: self._size(d, c) for c in chains[d]}, self.mark)
+            for d in DIRECTIONS
+        }
+        renumbered = {
+            d: set() if numbers[d] is self.numbers[d] else {
+                c for c in self.numbers[d].keys() | numbers[d].keys() if self.numbers[d].get(c) != numbers[d].get(c)
+            }
+            for d in DIRECTIONS
+        }
+
         for half in PEER_MAPS.values():
             direction, family = half
             entries, members = self.entries[half], self.members[half]
-            old_of: dict[IPAddress | int, str | None] = {}
-            if half in whole:
-                entries.clear()
-                members.clear()
-                for ip, target in whole[half].elements:
-                    entries[ip] = target.target
-                    members.setdefault(target.target, set()).add(ip)
-            elif half in gone:
-                entries.clear()
-                members.clear()
-            else:
-                for ip, target in removed_entries.get(half, ()):
-                    if entries.get(ip) == target.target:
-                        old_of.setdefault(ip, target.target)
-                        del entries[ip]
-                        members[target.target].discard(ip)
-                for ip, target in added_entries.get(half, ()):
-                    old_of.setdefault(ip, entries.get(ip))
-                    entries[ip] = target.target
-                    members.setdefault(target.target, set()).add(ip)
+            old_of = previous[half]
             was, now = half in self.present, half in whole or (half in self.present and half not in gone)
             names = [peer_bit_set_name(direction, family, p) for p in self.mark.positions]
             if now and (not was or half in whole):
@@ -286,11 +358,11 @@ class MarkedPeers:
             elif was and not now:
                 removed += [*names, identity_map_name(direction, family)]
             elif now:
-                touched = dict(old_of)
+                moving = dict(old_of)
                 for chain in renumbered[direction]:
                     for ip in members.get(chain, ()):
-                        touched.setdefault(ip, chain)
-                for ip, old_chain in touched.items():
+                        moving.setdefault(ip, chain)
+                for ip, old_chain in moving.items():
                     old = self._bits(self.numbers[direction], old_chain)
                     new = self._bits(numbers[direction], entries.get(ip))
                     if old == new:
@@ -312,6 +384,7 @@ class MarkedPeers:
                 self.present.discard(half)
         self.chains = {d: frozenset(chains[d]) for d in DIRECTIONS}
         self.numbers = numbers
+        self.ranks = ranks
         return RulesetDelta(
             sets=tuple(sorted(sets, key=lambda s: s.name)),
             maps=tuple(sorted(maps, key=lambda m: m.name)),

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from policyctl.agent.config import AgentConfig
 from policyctl.cli.main import main as cli
 from policyctl.compiler.compile import compile_node
-from policyctl.compiler.markedpeers import IdentityMark, IdentityMarkFull, _hash, numbering
+from policyctl.compiler.markedpeers import IdentityMark, IdentityMarkFull, _hash, light_weight, number_at, numbering
 from policyctl.compiler.render_text import render_text
 from policyctl.compiler.ruleset import MarkSet
 from tests.builders import cluster, node, pod, pod_peer, policy, port, rule
@@ -65,31 +65,80 @@ def test_setting_and_clearing_the_bits_keeps_every_other_bit() -> None:
         MarkSet()
 
 
-NAMES = st.sets(st.text("0123456789abcdef", min_size=12, max_size=12).map(lambda h: f"in-from-{h}"), max_size=7)
+NAME = st.text("0123456789abcdef", min_size=12, max_size=12).map(lambda h: f"in-from-{h}")
+SIZES = st.dictionaries(NAME, st.integers(0, 5000), max_size=7)
 
 
-@given(NAMES, st.randoms(use_true_random=False))
-def test_numbers_are_distinct_in_range_and_a_function_of_the_names_alone(names: set[str], rng: random.Random) -> None:
+@given(SIZES, st.randoms(use_true_random=False))
+def test_numbers_are_distinct_in_range_and_a_function_of_the_names_and_sizes_alone(
+    sizes: dict[str, int], rng: random.Random
+) -> None:
     mark = IdentityMark(0x00070000)
-    numbers = numbering(names, mark)
-    shuffled = list(names)
+    numbers = numbering(sizes, mark)
+    shuffled = list(sizes.items())
     rng.shuffle(shuffled)
-    assert numbering(shuffled, mark) == numbers
-    assert len(set(numbers.values())) == len(names)
+    assert numbering(dict(shuffled), mark) == numbers
+    assert len(set(numbers.values())) == len(sizes)
     assert all(1 <= n <= mark.capacity for n in numbers.values())
 
 
-def test_a_name_whose_hash_is_taken_gets_the_next_free_number_in_name_order() -> None:
-    mark = IdentityMark(0x00070000)
-    first, second = "in-from-41cba67efa66", "in-from-dac034466389"
-    assert _hash(first) % 7 == _hash(second) % 7
-    own = _hash(first) % 7 + 1
-    assert numbering([second, first], mark) == {first: own, second: own % 7 + 1}
+@pytest.mark.parametrize(("bits", "weight"), [(2, 1), (4, 1), (8, 1), (10, 2), (16, 3), (24, 4), (32, 6)])
+def test_a_light_number_sets_at_most_a_fifth_of_the_bits(bits: int, weight: int) -> None:
+    assert light_weight(bits) == weight
+
+
+@pytest.mark.parametrize("bits", [2, 3, 5, 8, 11])
+def test_numbers_run_fewest_bits_first_then_by_value(bits: int) -> None:
+    listed = sorted(range(1, 1 << bits), key=lambda n: (n.bit_count(), n))
+    assert [number_at(bits, i) for i in range(len(listed))] == listed
+
+
+def test_a_mask_of_all_32_bits_numbers_without_listing_its_numbers() -> None:
+    numbers = numbering({f"in-from-{i:012x}": i for i in range(50)}, IdentityMark(0xFFFFFFFF))
+    assert len(set(numbers.values())) == 50
+    assert max(n.bit_count() for n in numbers.values()) <= light_weight(32)
+
+
+def test_numbers_are_light_while_light_numbers_are_free_then_fewest_bits_first() -> None:
+    names = [f"in-from-{i:012x}" for i in range(40)]
+    assert max(n.bit_count() for n in numbering(dict.fromkeys(names, 1), IdentityMark(0xFFFF0000)).values()) == 3
+    assert sorted(numbering(dict.fromkeys(names[:6], 1), IdentityMark(0x000F0000)).values()) == [1, 2, 3, 4, 5, 8]
+
+
+FIRST, SECOND = "in-from-41cba67efa66", "in-from-dac034466389"
+"""Two names whose hashes pick the same light number of three bits (2, the second of 1, 2, 4);
+the loser takes the next number, 4."""
+
+
+def test_two_names_whose_light_number_is_the_same_collide() -> None:
+    light = [n for n in range(1, 8) if n.bit_count() <= light_weight(3)]
+    assert light == [1, 2, 4]
+    assert _hash(FIRST) % len(light) == _hash(SECOND) % len(light) == 1
+
+
+@pytest.mark.parametrize(
+    ("sizes", "winner"),
+    [
+        ({FIRST: 1, SECOND: 1}, FIRST),
+        ({FIRST: 3, SECOND: 2}, FIRST),
+        ({FIRST: 40, SECOND: 63}, FIRST),
+        ({FIRST: 1, SECOND: 2}, SECOND),
+        ({FIRST: 40, SECOND: 4800}, SECOND),
+        ({FIRST: 0, SECOND: 1}, SECOND),
+    ],
+    ids=["equal sizes: name order", "same power of two: name order", "40 and 63: name order",
+         "2 over 1", "4800 over 40", "1 over 0"],
+)
+def test_the_larger_identity_by_power_of_two_keeps_its_number_in_a_collision(
+    sizes: dict[str, int], winner: str
+) -> None:
+    loser = SECOND if winner == FIRST else FIRST
+    assert numbering(sizes, IdentityMark(0x00070000)) == {winner: 2, loser: 4}
 
 
 def test_more_identities_than_numbers_is_an_error_that_asks_for_more_bits() -> None:
     with pytest.raises(IdentityMarkFull, match=r"4 peer identities .* 2 bits .* at most 3: give more bits"):
-        numbering([f"in-from-{i:012x}" for i in range(4)], IdentityMark(0x00030000))
+        numbering(dict.fromkeys((f"in-from-{i:012x}" for i in range(4)), 1), IdentityMark(0x00030000))
 
 
 WORLD = cluster(
