@@ -201,6 +201,9 @@ class MarkedPeers:
         self.members: dict[Half, dict[str, set[IPAddress | int]]] = {h: {} for h in PEER_MAPS.values()}
         self.chains: dict[Direction, frozenset[str]] = {d: frozenset() for d in DIRECTIONS}
         self.numbers: dict[Direction, dict[str, int]] = {d: {} for d in DIRECTIONS}
+        self.sizes: dict[Direction, dict[str, int]] = {d: {} for d in DIRECTIONS}
+        """How many peer addresses each identity chain holds (both families), kept as members
+        come and go: a step that renumbers reads every chain's size."""
         self.ranks: dict[Direction, dict[str, int]] = {d: {} for d in DIRECTIONS}
         """Each identity chain's size as a power of two, the order :func:`numbering` takes."""
         self.present: set[Half] = set()
@@ -270,18 +273,23 @@ class MarkedPeers:
 
     # one step --------------------------------------------------------------------------
 
-    def _size(self, direction: Direction, chain: str) -> int:
-        return sum(len(self.members[(direction, f)].get(chain, ())) for f in FAMILIES)
+    def _grow(self, direction: Direction, chain: str, by: int) -> None:
+        sizes = self.sizes[direction]
+        size = sizes.get(chain, 0) + by
+        if size:
+            sizes[chain] = size
+        else:
+            sizes.pop(chain, None)
 
     def _ranked(
         self, direction: Direction, chains: AbstractSet[str], touched: AbstractSet[str] | None
     ) -> dict[str, int]:
         """The ranks of ``chains`` after this step: the previous ranks (the same object) when
         no chain ``touched`` (None: any) crossed a power of two and no chain came or went."""
-        ranks = self.ranks[direction]
+        ranks, sizes = self.ranks[direction], self.sizes[direction]
         if touched is None or chains is not self.chains[direction]:
-            return {c: self._size(direction, c).bit_length() for c in chains}
-        crossed = {c: r for c in touched if c in chains and (r := self._size(direction, c).bit_length()) != ranks[c]}
+            return {c: sizes.get(c, 0).bit_length() for c in chains}
+        crossed = {c: r for c in touched if c in chains and (r := sizes.get(c, 0).bit_length()) != ranks[c]}
         return {**ranks, **crossed} if crossed else ranks
 
     def translate(self, delta: RulesetDelta) -> RulesetDelta:
@@ -312,22 +320,30 @@ class MarkedPeers:
             entries, members = self.entries[half], self.members[half]
             old_of = previous[half] = {}
             if half in whole or half in gone:
+                for chain, held in members.items():
+                    self._grow(direction, chain, -len(held))
                 entries.clear()
                 members.clear()
                 touched[direction] = None
                 for ip, target in whole[half].elements if half in whole else ():
                     entries[ip] = target.target
                     members.setdefault(target.target, set()).add(ip)
+                for chain, held in members.items():
+                    self._grow(direction, chain, len(held))
                 continue
             for ip, target in removed_entries.get(half, ()):
                 if entries.get(ip) == target.target:
                     old_of.setdefault(ip, target.target)
                     del entries[ip]
-                    members[target.target].discard(ip)
+                    members[target.target].remove(ip)
+                    self._grow(direction, target.target, -1)
             for ip, target in added_entries.get(half, ()):
                 old_of.setdefault(ip, entries.get(ip))
                 entries[ip] = target.target
-                members.setdefault(target.target, set()).add(ip)
+                held = members.setdefault(target.target, set())
+                if ip not in held:
+                    held.add(ip)
+                    self._grow(direction, target.target, 1)
             changed = touched[direction]
             if changed is not None:
                 changed.update(c for c in old_of.values() if c is not None)
@@ -336,7 +352,7 @@ class MarkedPeers:
         numbers = {
             d: self.numbers[d]
             if chains[d] is self.chains[d] and ranks[d] is self.ranks[d]
-            else numbering({c: self._size(d, c) for c in chains[d]}, self.mark)
+            else numbering({c: self.sizes[d].get(c, 0) for c in chains[d]}, self.mark)
             for d in DIRECTIONS
         }
         renumbered = {
