@@ -62,8 +62,9 @@ from policyctl.enforcer.apply import ApplyReport, Enforcer
 from policyctl.enforcer.conntrack import ConntrackTable, FlowJudge, IPAddress, evaluator_judge, revoke, ruleset_judge
 from policyctl.enforcer.stateevaluator import StateEvaluators
 from policyctl.enforcer.tables import TableState
-from policyctl.policy.model import Pod
+from policyctl.policy.model import Namespace, Node, Pod
 from policyctl.policy.cluster import Cluster
+from policyctl.policy.snapshots import Presence
 
 
 def _never() -> bool:
@@ -124,6 +125,14 @@ class SyncReport:
     duration_seconds: float
 
 
+def _name(named: Node | Namespace) -> str:
+    return named.name
+
+
+def _pod_key(pod: Pod) -> str:
+    return pod.key
+
+
 def local_addresses(local: tuple[Pod, ...]) -> frozenset[IPAddress]:
     return frozenset(ip for pod in local for ip in pod.ips)
 
@@ -181,6 +190,12 @@ class NodeSync:
         self.resync_interval = resync_interval
         self.freeze_after_first_sync = freeze_after_first_sync
         self.required_pod = required_pod
+        self._node_present: Presence[Node] = Presence(node, _name)
+        self._pod_present: Presence[Pod] | None = None
+        self._namespace_present: Presence[Namespace] | None = None
+        if required_pod is not None:
+            self._pod_present = Presence(required_pod, _pod_key)
+            self._namespace_present = Presence(required_pod.partition("/")[0], _name)
         self.compiler = NodeCompiler(node, table=enforcer.table, mode=mode, new_pods=new_pods,
                                      identity_mark=identity_mark)
         self._document: dict[str, Any] | None = None
@@ -387,19 +402,23 @@ class NodeSync:
         return report
 
     def _check_complete(self, cluster: Cluster) -> None:
-        size = f"{len(cluster.nodes)} nodes, {len(cluster.namespaces)} namespaces, {len(cluster.pods)} pods"
-        if self.node not in cluster.node_by_name:
+        """Looks each required object up through the snapshots' changes (``Presence``): a
+        lookup in the snapshot's dicts would build them for every new snapshot, 60 ms for
+        the agent's pod among 100,000."""
+        def size() -> str:
+            return f"{len(cluster.nodes)} nodes, {len(cluster.namespaces)} namespaces, {len(cluster.pods)} pods"
+
+        if not self._node_present(cluster.nodes):
             raise IncompleteView(f"node {self.node} is not among the {len(cluster.nodes)} nodes of the cluster view "
-                                 f"({size}); nothing applied")  # fmt: skip
-        if self.required_pod is None:
+                                 f"({size()}); nothing applied")  # fmt: skip
+        if self._pod_present is None or self._namespace_present is None:
             return
-        namespace = self.required_pod.partition("/")[0]
-        if self.required_pod not in cluster.pod_by_key:
-            raise IncompleteView(f"this agent's pod {self.required_pod} is not in the cluster view ({size}); "
+        if not self._pod_present(cluster.pods):
+            raise IncompleteView(f"this agent's pod {self.required_pod} is not in the cluster view ({size()}); "
                                  "nothing applied")  # fmt: skip
-        if namespace not in cluster.namespace_by_name:
-            raise IncompleteView(f"this agent's namespace {namespace} is not in the cluster view ({size}); "
-                                 "nothing applied")  # fmt: skip
+        if not self._namespace_present(cluster.namespaces):
+            raise IncompleteView(f"this agent's namespace {self._namespace_present.key} is not in the cluster view "
+                                 f"({size()}); nothing applied")  # fmt: skip
 
     def _revoke(self, local: tuple[Pod, ...], sync_id: int) -> int:
         if self.conntrack is None:

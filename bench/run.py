@@ -493,15 +493,17 @@ def _event_path(
     read-back and the description."""
     from policyctl.agent.runner import Intervals
     from policyctl.agent.sync import NodeSync
-    from policyctl.bench.events import fill, store_writes
+    from policyctl.bench.events import add_agent_pod, fill, store_writes
     from policyctl.kubeapi.store import ClusterStore
 
     store = ClusterStore()
     fill(store, ctx.cluster)
+    own_pod = add_agent_pod(store, ctx.cluster, ctx.node)
     clock = enforcer.backend = _CommitClock(enforcer.backend)
     conntrack = _tracked_flow(ctx, netns)
     sync = NodeSync(store, node=ctx.node, enforcer=enforcer, resync_interval=Intervals().max_interval,
-                    freeze_after_first_sync=True, identity_mark=identity_mark, conntrack=conntrack)
+                    freeze_after_first_sync=True, identity_mark=identity_mark, conntrack=conntrack,
+                    required_pod=own_pod)
     last: list[Cluster] = [ctx.cluster]
 
     def agent_step(cluster: Cluster) -> tuple[dict[str, float], bool]:
@@ -520,7 +522,8 @@ def _event_path(
     revocation = ("revocation judging one tracked flow" if conntrack is not None
                   else "no revocation (no conntrack-tools or no IPv4 flow to track)")
     return agent_step, sync.verify, (
-        "watch event written to the agent's store, then its NodeSync to the end of its transaction: store snapshot, "
+        "watch event written to the agent's store (which holds the agent's own hostNetwork pod, required in every "
+        "snapshot as deployed), then its NodeSync to the end of its transaction: store snapshot, "
         "incremental compile of the node's ruleset delta, one enforcer transaction against its last commit (an "
         "nfnetlink batch of its own when the encoders of enforcer.batches encode every command, else "
         "libnftables JSON); after "

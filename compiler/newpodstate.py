@@ -10,6 +10,7 @@ opened or closed. A rebuild costs as much as the node's range holds known pods.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 
 from policyctl.policy.cluster import Cluster
 from policyctl.policy.model import Family, IPAddress, IPNetwork, Pod
@@ -30,7 +31,7 @@ class UnknownAddresses:
         self.families: tuple[Family, ...] = ()
         self.sets: tuple[Set, ...] = ()
         self._cidrs: tuple[IPNetwork, ...] = ()
-        self._pods_seen: tuple[Pod, ...] = ()
+        self._pods_seen: Sequence[Pod] = ()
         self._known: Counter[IPAddress] = Counter()
 
     def follow(self, cluster: Cluster, table: str, mode: Mode) -> RulesetDelta | None:

@@ -13,7 +13,7 @@ ruleset side needs to know of the step. It knows nothing of sets, chains or delt
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -99,8 +99,8 @@ class NodeView:
         self.users: dict[Direction, dict[str, set[str]]] = {d: {} for d in DIRECTIONS}
         self.everyone: set[str] = set()
         self.block_users: dict[str, tuple[IPBlockPeer, ...]] = {}
-        self._pods_seen: tuple[Pod, ...] = ()
-        self._policies_seen: tuple[NetworkPolicy, ...] = ()
+        self._pods_seen: Sequence[Pod] = ()
+        self._policies_seen: Sequence[NetworkPolicy] = ()
         self._local_by_namespace: dict[str, set[str]] = {}
         self._local_sorted: tuple[Pod, ...] | None = ()
         self._policies: dict[str, dict[PolicyRef, NetworkPolicy]] = {}

@@ -17,9 +17,9 @@ Invariants:
   policies of the three kinds together, the Admin tier first, then by precedence
   (:attr:`~policy.clustermodel.ClusterNetworkPolicy.order`), as the file loader orders them.
 * Snapshots are cheap on the event path: each resource keeps its objects in snapshot order as
-  writes arrive (a binary search and a list insertion or deletion per write), so a snapshot
-  after one change copies pointers of the resources that changed, never sorts. A relist sorts
-  once.
+  writes arrive, in blocks (two binary searches and a block's insertion or deletion per write),
+  so a snapshot after one change rebuilds the blocks written, shares the others with the
+  snapshot before (:class:`~policy.snapshots.Successor`) and never sorts. A relist sorts once.
 * All methods are safe to call from several threads (one per reflector, plus readers).
 """
 
@@ -76,6 +76,12 @@ def tier_order(policy: ClusterNetworkPolicy) -> tuple[bool, tuple[int, str, str]
     return (policy.tier is not Tier.ADMIN, policy.order)
 
 
+#: Objects per block of a snapshot after a relist; a block splits in two past twice as many,
+#: deletions may leave it smaller, and an emptied block is dropped. A snapshot after one write
+#: copies that block and a pointer per block (about 200 at 100,000 pods) instead of 100,000.
+_BLOCK = 512
+
+
 def _unordered(key: str) -> str:
     return key
 
@@ -93,19 +99,27 @@ def sort_key(resource: Resource) -> Callable[[str], str | tuple[str, str, str]]:
 
 
 class _Table:
-    """One resource: projections by key, and the snapshot's values in snapshot order.
-    ``order`` (the store keys, the very strings of the projections) and ``values`` are
-    parallel lists holding only values of the resource's model type; ``cached`` is
-    ``tuple(values)`` while ``dirty`` is False."""
+    """One resource: projections by key, and the snapshot's values in snapshot order, in blocks
+    of at most ``2 * _BLOCK`` (the store keys, the very strings of the projections, beside
+    their values), holding only values of the resource's model type. ``maxes`` holds a bound
+    per block: every key of a block sorts after the bound of the block before it and, but in
+    the last block, at or before its own (a deletion may leave a bound above its block's keys,
+    and an insertion after every key a bound below the last block's), which is all a binary
+    search over the bounds needs. ``frozen`` holds each block's tuple while the block is
+    unchanged, so a snapshot rebuilds only the blocks written since the one before."""
 
-    __slots__ = ("model_type", "sort_key", "records", "order", "values", "cached", "dirty", "came", "gone", "known")
+    __slots__ = ("model_type", "sort_key", "records", "keys", "values", "maxes", "frozen", "size", "cached",
+                 "dirty", "came", "gone", "known")
 
     def __init__(self, resource: Resource) -> None:
         self.model_type = _MODEL_TYPES[resource]
         self.sort_key = sort_key(resource)
         self.records: dict[str, Projection] = {}
-        self.order: list[str] = []
-        self.values: list[object] = []
+        self.keys: list[list[str]] = []
+        self.values: list[list[object]] = []
+        self.maxes: list[str | tuple[str, str, str]] = []
+        self.frozen: list[tuple[object, ...] | None] = []
+        self.size = 0
         self.cached: Successor[object] = Successor()
         self.dirty = False
         # What the snapshot after ``cached`` gains and loses, by object identity (with each
@@ -129,46 +143,51 @@ class _Table:
         self.records[key] = projection
         was_listed = previous is not None and isinstance(previous.value, self.model_type)
         listed = isinstance(projection.value, self.model_type)
-        if was_listed or listed:
-            if was_listed:
-                self._lose(key, previous.value)  # type: ignore[union-attr]
-            if listed:
-                self._gain(key, projection.value)
-            position = self._position(key)
-            if was_listed and listed:
-                self.order[position] = key
-                self.values[position] = projection.value
-            elif listed:
-                self.order.insert(position, key)
-                self.values.insert(position, projection.value)
-            else:
-                del self.order[position], self.values[position]
+        if was_listed and listed:
+            self._lose(key, previous.value)  # type: ignore[union-attr]
+            self._gain(key, projection.value)
+            block, index = self._position(key)
+            self.values[block][index] = projection.value
+            self.frozen[block] = None
             self.dirty = True
+        elif was_listed:
+            self._lose(key, previous.value)  # type: ignore[union-attr]
+            self._delete(key)
+        elif listed:
+            self._gain(key, projection.value)
+            self._insert(key, projection.value)
         return previous
 
     def pop(self, key: str) -> Projection | None:
         previous = self.records.pop(key, None)
         if previous is not None and isinstance(previous.value, self.model_type):
             self._lose(key, previous.value)
-            position = self._position(key)
-            del self.order[position], self.values[position]
-            self.dirty = True
+            self._delete(key)
         return previous
 
     def reorder(self) -> None:
-        """Rebuild the order from the records with one sort (after a relist)."""
+        """Rebuild the blocks from the records with one sort (after a relist)."""
         records = self.records
-        self.order = sorted((k for k, p in records.items() if isinstance(p.value, self.model_type)), key=self.sort_key)
-        self.values = [records[k].value for k in self.order]
+        order = sorted((k for k, p in records.items() if isinstance(p.value, self.model_type)), key=self.sort_key)
+        self.keys = [order[i : i + _BLOCK] for i in range(0, len(order), _BLOCK)]
+        self.values = [[records[k].value for k in block] for block in self.keys]
+        self.maxes = [self.sort_key(block[-1]) for block in self.keys]
+        self.frozen = [None] * len(self.keys)
+        self.size = len(order)
         self.dirty = True
         self.known = False
 
     def snapshot(self) -> Successor[object]:
-        """The values in order; a new tuple only after a change, carrying what it gained and
-        lost against the one before (``policy.snapshots``) unless a relist came between."""
+        """The values in order; a new sequence only after a change, sharing the unchanged
+        blocks of the one before and carrying what it gained and lost against it
+        (``policy.snapshots``) unless a relist came between."""
         if self.dirty:
+            frozen = self.frozen
+            for block, held in enumerate(frozen):
+                if held is None:
+                    frozen[block] = tuple(self.values[block])
             previous = self.cached
-            current: Successor[object] = Successor(self.values)
+            current: Successor[object] = Successor.of_blocks(frozen)  # type: ignore[arg-type]
             if self.known:
                 current.change = SnapshotChange(base=previous, gone=self._in_order(self.gone),
                                                 came=self._in_order(self.came))
@@ -185,8 +204,42 @@ class _Table:
         keyed.sort(key=lambda item: order(item[0]))
         return tuple(value for _, value in keyed)
 
-    def _position(self, key: str) -> int:
-        return bisect.bisect_left(self.order, self.sort_key(key), key=self.sort_key)
+    def _position(self, key: str) -> tuple[int, int]:
+        """The block and the index in it where ``key`` is or would go (the last block for a key
+        after every other)."""
+        if not self.keys:
+            return 0, 0
+        ordered = self.sort_key(key)
+        block = min(bisect.bisect_left(self.maxes, ordered), len(self.keys) - 1)
+        return block, bisect.bisect_left(self.keys[block], ordered, key=self.sort_key)
+
+    def _insert(self, key: str, value: object) -> None:
+        block, index = self._position(key)
+        if not self.keys:
+            self.keys, self.values, self.maxes, self.frozen = [[key]], [[value]], [self.sort_key(key)], [None]
+        else:
+            keys, values = self.keys[block], self.values[block]
+            keys.insert(index, key)
+            values.insert(index, value)
+            self.frozen[block] = None
+            if len(keys) > 2 * _BLOCK:
+                self.keys[block : block + 1] = [keys[:_BLOCK], keys[_BLOCK:]]
+                self.values[block : block + 1] = [values[:_BLOCK], values[_BLOCK:]]
+                self.maxes.insert(block, self.sort_key(keys[_BLOCK - 1]))
+                self.frozen.insert(block, None)
+        self.size += 1
+        self.dirty = True
+
+    def _delete(self, key: str) -> None:
+        block, index = self._position(key)
+        keys = self.keys[block]
+        del keys[index], self.values[block][index]
+        if not keys:
+            del self.keys[block], self.values[block], self.maxes[block], self.frozen[block]
+        else:
+            self.frozen[block] = None
+        self.size -= 1
+        self.dirty = True
 
 
 class ClusterStore:
@@ -211,7 +264,7 @@ class ClusterStore:
     def count(self, resource: Resource) -> int:
         """Objects of ``resource`` in the snapshot (stand-ins of another type left out)."""
         with self._lock:
-            return len(self._tables[resource].order)
+            return self._tables[resource].size
 
     def keys(self, resource: Resource) -> tuple[str, ...]:
         with self._lock:
@@ -270,7 +323,8 @@ class ClusterStore:
 
     def snapshot(self) -> Cluster:
         """The cluster as the store holds it now; the same object while nothing changed.
-        Costs one pointer copy per object of each resource written since the last snapshot."""
+        Costs, for each resource written since the last snapshot, a copy of each block written
+        and a pointer per block."""
         with self._lock:
             if self._cached is not None and self._cached[0] == self._generation:
                 return self._cached[1]

@@ -7,7 +7,7 @@ reuse the model's values), so neither imports the other's container.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -18,12 +18,14 @@ from policyctl.policy.model import Labels, Namespace, NetworkPolicy, Node, Pod, 
 @dataclass(frozen=True)
 class Cluster:
     """A snapshot: everything the semantics needs to decide any connection. Immutable;
-    changes make a new snapshot (``dataclasses.replace``)."""
+    changes make a new snapshot (``dataclasses.replace``). The sequences are tuples, or, from
+    the agent's store, :class:`~policy.snapshots.Successor` sequences of shared blocks, which
+    read, compare and hash as the tuples of their objects."""
 
-    namespaces: tuple[Namespace, ...] = ()
-    pods: tuple[Pod, ...] = ()
-    nodes: tuple[Node, ...] = ()
-    policies: tuple[NetworkPolicy, ...] = ()
+    namespaces: Sequence[Namespace] = ()
+    pods: Sequence[Pod] = ()
+    nodes: Sequence[Node] = ()
+    policies: Sequence[NetworkPolicy] = ()
     cluster_policies: tuple[ClusterNetworkPolicy, ...] = ()
     """ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy objects
     (:mod:`policy.clustermodel`), sorted by tier order (:attr:`ClusterNetworkPolicy.order`)."""

@@ -20,6 +20,9 @@ from policyctl.compiler.compile import compile_node
 from policyctl.compiler.render_json import to_document
 from policyctl.enforcer.conntrack import Flow
 from policyctl.enforcer.tables import read_table
+from policyctl.kubeapi.projections import Projection
+from policyctl.kubeapi.resources import Resource
+from policyctl.kubeapi.store import ClusterStore
 from policyctl.policy.model import Labels
 from policyctl.policy.cluster import Cluster
 from tests import builders as b
@@ -396,6 +399,29 @@ def test_an_incomplete_view_is_never_applied(view: Any, required_pod: str | None
     snapshots.cluster = cluster
     sync()
     assert sync.failing_since is None and sync.last_error is None
+
+
+def test_the_agents_own_pod_leaving_and_coming_back_through_the_store_is_seen() -> None:
+    """The store's snapshots carry their changes: the agent follows its pod through them
+    instead of looking it up in each snapshot."""
+    cluster = base_cluster(WEB_FROM_CLIENTS)
+    store = ClusterStore()
+    for resource, objects, key in ((Resource.NAMESPACES, cluster.namespaces, lambda o: o.name),
+                                   (Resource.NODES, cluster.nodes, lambda o: o.name),
+                                   (Resource.PODS, cluster.pods, lambda o: o.key),
+                                   (Resource.NETWORK_POLICIES, cluster.policies, lambda o: f"{o.namespace}/{o.name}")):
+        store.replace(resource, [Projection(key(o), "u", "1", o) for o in objects])
+    enforcer = RecordingEnforcer()
+    sync = NodeSync(store, node="node-1", enforcer=enforcer, required_pod="y/batch")  # type: ignore[arg-type]
+    sync()
+    own = store.get(Resource.PODS, "y/batch")
+    assert own is not None
+    store.remove(Resource.PODS, "y/batch")
+    with pytest.raises(IncompleteView, match="this agent's pod y/batch is not in"):
+        sync()
+    store.upsert(Resource.PODS, own)
+    sync()
+    assert sync.failing_since is None and enforcer.kernel == expected(cluster)
 
 
 def test_a_complete_view_with_the_agents_own_pod_is_applied() -> None:

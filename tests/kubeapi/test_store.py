@@ -13,7 +13,7 @@ from policyctl.kubeapi.projections import Projection
 from policyctl.kubeapi.resources import Resource
 from policyctl.kubeapi.store import Change, ChangeKind, ClusterStore
 from policyctl.policy.model import NAMESPACE_NAME_LABEL, Labels, Namespace, Pod
-from policyctl.policy.snapshots import changed_objects, identity_diff
+from policyctl.policy.snapshots import Presence, Successor, changed_objects, identity_diff
 
 PODS = Resource.PODS
 
@@ -137,6 +137,26 @@ def test_a_change_to_pods_reuses_the_other_kinds_of_the_previous_snapshot() -> N
     assert [p.key for p in after.pods] == ["a/x", "a/y"]
 
 
+def test_a_snapshot_after_one_write_shares_every_block_but_the_one_written() -> None:
+    """10k pods in blocks: an add (which may split its block), a relabel and a delete each
+    leave the snapshot after them made of the blocks before, all but one or two."""
+    store = ClusterStore()
+    store.replace(PODS, [record(f"ns-{i % 100:03d}/pod-{i:05d}") for i in range(10_000)])
+    writes = [
+        lambda: store.upsert(PODS, record("ns-050/pod-new")),
+        lambda: store.upsert(PODS, record("ns-050/pod-new", app="relabelled")),
+        lambda: store.remove(PODS, "ns-007/pod-00007"),
+    ]
+    for write in writes:
+        before = store.snapshot().pods
+        write()
+        after = store.snapshot().pods
+        assert isinstance(before, Successor) and isinstance(after, Successor)
+        shared = {id(b) for b in before.blocks}
+        assert len(after.blocks) >= 10_000 // (2 * store_module._BLOCK)
+        assert sum(id(b) not in shared for b in after.blocks) in (1, 2)
+
+
 def test_a_snapshot_after_one_change_searches_instead_of_sorting(monkeypatch: pytest.MonkeyPatch) -> None:
     """10k pods, then one add and one delete: the store locates each in O(log n) key
     computations and never calls ``sorted``; a full sort would compute 10k keys."""
@@ -174,25 +194,37 @@ ops = st.lists(
 )
 
 
+@pytest.mark.parametrize("block", [1, 2, 512], ids=["blocks-of-1-to-2", "blocks-of-2-to-4", "one-block"])
 @settings(max_examples=150, deadline=None)
 @given(ops=ops)
-def test_a_maintained_snapshot_equals_a_from_scratch_sort_of_the_store(ops: list[Op]) -> None:
-    store = ClusterStore()
-    _apply(store, ops)
+def test_a_maintained_snapshot_equals_a_from_scratch_sort_of_the_store(block: int, ops: list[Op]) -> None:
+    """Blocks of any size (splitting past twice their size, dropped when emptied)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store_module, "_BLOCK", block)
+        store = ClusterStore()
+        _apply(store, ops)
     pods = [p.value for p in (store.get(PODS, k) for k in store.keys(PODS)) if p is not None]
     expected = sorted(pods, key=lambda p: (p.namespace, p.name))  # type: ignore[union-attr]
     snapshot = store.snapshot().pods
     assert [(p.key, p.labels) for p in snapshot] == [(p.key, p.labels) for p in expected]  # type: ignore[union-attr]
+    assert isinstance(snapshot, Successor) and all(0 < len(b) <= 2 * block for b in snapshot.blocks)
 
 
+@pytest.mark.parametrize("block", [1, 512], ids=["blocks-of-1-to-2", "one-block"])
 @settings(max_examples=200, deadline=None)
 @given(rounds=st.lists(ops, min_size=1, max_size=6), repeat=st.lists(op_keys, max_size=3))
 def test_each_snapshot_carries_exactly_what_it_gained_and_lost_against_the_one_before(
-    rounds: list[list[Op]], repeat: list[str]
+    block: int, rounds: list[list[Op]], repeat: list[str]
 ) -> None:
     """Between two snapshots, any writes (the same object put back included); the change a
-    snapshot carries is what comparing the two tuples by identity finds, in their order, and
-    it is left out only after a relist. Only the newest snapshot keeps its change."""
+    snapshot carries is what comparing the two sequences by identity finds, in their order,
+    and it is left out only after a relist. Only the newest snapshot keeps its change."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store_module, "_BLOCK", block)
+        _carried_changes_match_the_identity_diff(rounds, repeat)
+
+
+def _carried_changes_match_the_identity_diff(rounds: list[list[Op]], repeat: list[str]) -> None:
     store = ClusterStore()
     previous = store.snapshot().pods
     relisted = False
@@ -215,3 +247,23 @@ def test_each_snapshot_carries_exactly_what_it_gained_and_lost_against_the_one_b
             assert getattr(previous, "change", None) is None
             relisted = False
         previous = current
+
+
+@settings(max_examples=200, deadline=None)
+@given(rounds=st.lists(st.tuples(ops, st.booleans()), min_size=1, max_size=8), key=op_keys)
+def test_presence_followed_through_the_changes_is_a_search_of_each_snapshot(
+    rounds: list[tuple[list[Op], bool]], key: str
+) -> None:
+    """Whatever the writes, relists included, and whether or not a snapshot was taken between
+    two that the follower sees (then the one it sees does not follow the one it saw)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store_module, "_BLOCK", 1)
+        store = ClusterStore()
+        present = Presence(key, lambda pod: pod.key)
+        for batch, unseen_snapshot_between in rounds:
+            _apply(store, batch[: len(batch) // 2])
+            if unseen_snapshot_between:
+                store.snapshot()
+            _apply(store, batch[len(batch) // 2 :])
+            pods = store.snapshot().pods
+            assert present(pods) == any(p.key == key for p in pods)
