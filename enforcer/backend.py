@@ -53,7 +53,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from policyctl.enforcer.nfmessages import NFPROTO, Batch, string
+from policyctl.enforcer.nfmessages import NFPROTO, Batch, attributes_by_type, string
 from policyctl.enforcer.errors import BackendUnavailable, NftCommandError
 from policyctl.enforcer.givingway import listing_giving_way
 
@@ -77,8 +77,6 @@ _NFNL_MSG_BATCH_END = 0x11
 #: ``struct nfgenmsg``: family, version, resource id (big-endian).
 _NFGENMSG = struct.Struct("=BBH")
 #: ``struct nlattr``: length, type (host order; the type's top two bits are flags).
-_NLATTR = struct.Struct("=HH")
-_NLA_TYPE_MASK = 0x3FFF
 #: ``NFT_MSG_GETTABLE`` and the ``NFTA_TABLE_*`` attributes it is asked and answered with
 #: (``include/uapi/linux/netfilter/nf_tables.h``; the handle is a big-endian u64).
 _NFT_MSG_GETTABLE = 1
@@ -229,22 +227,11 @@ def _netlink_messages(data: bytes) -> Iterator[tuple[int, int, int, int]]:
         offset += (length + 3) & ~3
 
 
-def _attributes(data: bytes, offset: int) -> dict[int, bytes]:
-    """The payload of each top-level attribute from ``offset`` to the end of ``data``, by type."""
-    found: dict[int, bytes] = {}
-    while offset + _NLATTR.size <= len(data):
-        length, kind = _NLATTR.unpack_from(data, offset)
-        if length < _NLATTR.size:
-            raise OSError("malformed netlink attribute")
-        found[kind & _NLA_TYPE_MASK] = data[offset + _NLATTR.size : offset + length]
-        offset += (length + 3) & ~3
-    return found
-
 
 def table_handle_of(reply: bytes, family: str, name: str) -> int | None:
     """The handle in one ``NFT_MSG_NEWTABLE`` reply to a GETTABLE for ``family``/``name``
     (None when it carries none); a reply about another table is an error."""
-    attributes = _attributes(reply, _NLMSG_HEADER.size + _NFGENMSG.size)
+    attributes = attributes_by_type(reply, _NLMSG_HEADER.size + _NFGENMSG.size)
     if attributes.get(_NFTA_TABLE_NAME, b"").rstrip(b"\0") != name.encode():
         raise OSError(f"GETTABLE {family} {name} answered for another table")
     handle = attributes.get(_NFTA_TABLE_HANDLE)

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 from policyctl.enforcer.backend import _join_netns
 from policyctl.enforcer.errors import EnforcerError
+from policyctl.enforcer.nfmessages import attr, attributes_by_type
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_ULOG = 4
@@ -68,8 +69,6 @@ NFPROTO_IPV6 = 10
 DEFAULT_COPY_RANGE = 256
 _NLMSG_HEADER = struct.Struct("=IHHII")
 _NFGENMSG = struct.Struct("=BBH")
-_NLA_HEADER = struct.Struct("=HH")
-_NLA_TYPE_MASK = 0x3FFF
 
 
 class NflogError(EnforcerError):
@@ -100,11 +99,6 @@ def _align(length: int) -> int:
     return (length + 3) & ~3
 
 
-def _attribute(kind: int, value: bytes) -> bytes:
-    length = _NLA_HEADER.size + len(value)
-    return _NLA_HEADER.pack(length, kind) + value + b"\0" * (_align(length) - length)
-
-
 def config_message(group: int, attributes: bytes, *, seq: int, family: int = socket.AF_UNSPEC) -> bytes:
     """One ``NFULNL_MSG_CONFIG`` request for ``group``, asking for an acknowledgement."""
     body = _NFGENMSG.pack(family, 0, socket.htons(group)) + attributes
@@ -115,27 +109,15 @@ def config_message(group: int, attributes: bytes, *, seq: int, family: int = soc
 def bind_messages(group: int, *, copy_range: int = DEFAULT_COPY_RANGE) -> tuple[bytes, ...]:
     """Bind, copy ``copy_range`` bytes of each packet, and deliver each packet at once."""
     return (
-        config_message(group, _attribute(NFULA_CFG_CMD, bytes([NFULNL_CFG_CMD_BIND])), seq=1),
-        config_message(group, _attribute(NFULA_CFG_MODE, struct.pack(">IBx", copy_range, NFULNL_COPY_PACKET)), seq=2),
-        config_message(group, _attribute(NFULA_CFG_QTHRESH, struct.pack(">I", 1)), seq=3),
-        config_message(group, _attribute(NFULA_CFG_TIMEOUT, struct.pack(">I", 0)), seq=4),
+        config_message(group, attr(NFULA_CFG_CMD, bytes([NFULNL_CFG_CMD_BIND])), seq=1),
+        config_message(group, attr(NFULA_CFG_MODE, struct.pack(">IBx", copy_range, NFULNL_COPY_PACKET)), seq=2),
+        config_message(group, attr(NFULA_CFG_QTHRESH, struct.pack(">I", 1)), seq=3),
+        config_message(group, attr(NFULA_CFG_TIMEOUT, struct.pack(">I", 0)), seq=4),
     )
 
 
-def _attributes(data: bytes) -> dict[int, bytes]:
-    found: dict[int, bytes] = {}
-    offset = 0
-    while offset + _NLA_HEADER.size <= len(data):
-        length, kind = _NLA_HEADER.unpack_from(data, offset)
-        if length < _NLA_HEADER.size or offset + length > len(data):
-            break
-        found[kind & _NLA_TYPE_MASK] = data[offset + _NLA_HEADER.size: offset + length]
-        offset += _align(length)
-    return found
-
-
 def _packet(family: int, data: bytes) -> LoggedPacket:
-    attributes = _attributes(data)
+    attributes = attributes_by_type(data)
     prefix = attributes.get(NFULA_PREFIX, b"").split(b"\0", 1)[0].decode(errors="replace")
     hook = attributes[NFULA_PACKET_HDR][2] if len(attributes.get(NFULA_PACKET_HDR, b"")) >= 3 else None
     stamp = attributes.get(NFULA_TIMESTAMP)

@@ -12,6 +12,7 @@ padded to 4 bytes), as the kernel's ``include/uapi/linux/netfilter/nf_tables.h``
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,9 @@ NLM_F_CREATE = 0x400
 NLM_F_APPEND = 0x800
 
 _NESTED = 0x8000
+_HEADER = struct.Struct("=HH")
+#: ``NLA_TYPE_MASK``: the type without ``NLA_F_NESTED`` and ``NLA_F_NET_BYTEORDER``.
+_TYPE_MASK = 0x3FFF
 _DATA_VERDICT = 2
 _VERDICT_CODE, _VERDICT_CHAIN = 1, 2
 #: ``NF_DROP``, ``NF_ACCEPT``, ``NFT_CONTINUE``, ``NFT_JUMP``, ``NFT_GOTO``, ``NFT_RETURN``.
@@ -61,8 +65,26 @@ class Unencodable(Exception):
 
 
 def attr(kind: int, payload: bytes, *, nested: bool = False) -> bytes:
-    length = 4 + len(payload)
-    return struct.pack("=HH", length, kind | (_NESTED if nested else 0)) + payload + b"\0" * (-length % 4)
+    length = _HEADER.size + len(payload)
+    return _HEADER.pack(length, kind | (_NESTED if nested else 0)) + payload + b"\0" * (-length % 4)
+
+
+def attributes(data: bytes, offset: int = 0) -> Iterator[tuple[int, bytes]]:
+    """``(type with its flags, payload)`` of each attribute from ``offset`` to the end of
+    ``data``, in order. An attribute shorter than its header or longer than what is left ends
+    the reading there, as the kernel's ``nla_ok`` does: what follows cannot be framed."""
+    while offset + _HEADER.size <= len(data):
+        length, kind = _HEADER.unpack_from(data, offset)
+        if length < _HEADER.size or offset + length > len(data):
+            return
+        yield kind, data[offset + _HEADER.size: offset + length]
+        offset += (length + 3) & ~3
+
+
+def attributes_by_type(data: bytes, offset: int = 0) -> dict[int, bytes]:
+    """The payload of each attribute of :func:`attributes` by its type without flags (the last
+    one of a type wins), for replies read by the attributes they carry."""
+    return {kind & _TYPE_MASK: payload for kind, payload in attributes(data, offset)}
 
 
 def string(kind: int, text: str) -> bytes:

@@ -19,8 +19,9 @@ import subprocess
 import tempfile
 from typing import Any
 
+from policyctl.enforcer.nfmessages import attr, attributes
+
 _HEADER = struct.Struct("=IHHII")
-_ATTR = struct.Struct("=HH")
 _NESTED = 0x8000
 _NFT_MSG_NEWRULE, _NFT_MSG_NEWSET = 6, 9
 _RULE_EXPRESSIONS, _EXPR_NAME, _EXPR_DATA, _LOOKUP_SET_ID = 4, 1, 2, 4
@@ -78,43 +79,27 @@ def _messages(data: bytes) -> list[tuple[int, int, int, bytes]]:
     return found
 
 
-def _attributes(data: bytes) -> list[tuple[int, bytes]]:
-    """``(type with flags, payload)`` of each attribute in ``data``."""
-    found = []
-    offset = 0
-    while offset + _ATTR.size <= len(data):
-        length, kind = _ATTR.unpack_from(data, offset)
-        found.append((kind, data[offset + _ATTR.size : offset + length]))
-        offset += (length + 3) & ~3
-    return found
-
-
-def _attribute(kind: int, payload: bytes) -> bytes:
-    length = _ATTR.size + len(payload)
-    return _ATTR.pack(length, kind) + payload + b"\0" * (-length % 4)
-
-
 def without_set_ids(message: int, body: bytes) -> bytes:
     """A message's attributes without set ids: at the top, or in a new rule's lookups."""
     if message in _TOP_SET_IDS:
-        return b"".join(_attribute(k, p) for k, p in _attributes(body) if k & ~_NESTED != _TOP_SET_IDS[message])
+        return b"".join(attr(k, p) for k, p in attributes(body) if k & ~_NESTED != _TOP_SET_IDS[message])
     if message != _NFT_MSG_NEWRULE:
         return body
     out = b""
-    for kind, payload in _attributes(body):
+    for kind, payload in attributes(body):
         if kind & ~_NESTED == _RULE_EXPRESSIONS:
-            payload = b"".join(_attribute(k, _expression_without_set_id(p)) for k, p in _attributes(payload))
-        out += _attribute(kind, payload)
+            payload = b"".join(attr(k, _expression_without_set_id(p)) for k, p in attributes(payload))
+        out += attr(kind, payload)
     return out
 
 
 def _expression_without_set_id(expression: bytes) -> bytes:
-    parts = _attributes(expression)
+    parts = list(attributes(expression))
     if not any(k & ~_NESTED == _EXPR_NAME and p.rstrip(b"\0") == b"lookup" for k, p in parts):
         return expression
     out = b""
     for kind, payload in parts:
         if kind & ~_NESTED == _EXPR_DATA:
-            payload = b"".join(_attribute(k, p) for k, p in _attributes(payload) if k & ~_NESTED != _LOOKUP_SET_ID)
-        out += _attribute(kind, payload)
+            payload = b"".join(attr(k, p) for k, p in attributes(payload) if k & ~_NESTED != _LOOKUP_SET_ID)
+        out += attr(kind, payload)
     return out
