@@ -129,9 +129,7 @@ class DropMonitor:
         """Reads of the drop log the kernel reported lost (its buffer was full)."""
 
     def _address_book(self) -> AddressBook:
-        cluster = self._snapshot()
-        if self._book is None or self._book.cluster is not cluster:
-            self._book = AddressBook(cluster)
+        self._book = AddressBook.following(self._book, self._snapshot())
         return self._book
 
     def handle(self, packets: tuple[LoggedPacket, ...]) -> int:

@@ -94,6 +94,40 @@ def test_numbers_are_distinct_in_range_and_a_function_of_the_names_and_sizes_alo
     assert all(1 <= n <= mark.capacity for n in numbers.values())
 
 
+def probed(sizes: dict[str, int], mark: IdentityMark) -> dict[str, int]:
+    """The numbering's rule, one index at a time: in order of size's power of two (larger
+    first) then name, each name takes its light number's index or the next free one, wrapping."""
+    light = sum(1 for i in range(mark.capacity) if number_at(len(mark.positions), i).bit_count()
+                <= light_weight(len(mark.positions)))
+    taken: set[int] = set()
+    numbers = {}
+    for name in sorted(sizes, key=lambda n: (-sizes[n].bit_length(), n)):
+        at = _hash(name) % light
+        while at in taken:
+            at = (at + 1) % mark.capacity
+        taken.add(at)
+        numbers[name] = number_at(len(mark.positions), at)
+    return numbers
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from([0x00030000, 0x000F0000, 0x003F0000]), st.data())
+def test_numbers_are_the_first_free_index_from_each_name_s_light_number_even_when_full(
+    mask: int, data: st.DataObject
+) -> None:
+    """Masks of 2, 4 and 6 bits filled up to every number, so that runs of taken indexes
+    wrap around the end."""
+    mark = IdentityMark(mask)
+    sizes = data.draw(st.dictionaries(NAME, st.integers(0, 70), max_size=mark.capacity))
+    assert numbering(sizes, mark) == probed(sizes, mark)
+
+
+def test_more_identities_than_light_numbers_are_numbered_by_the_same_rule() -> None:
+    rng = random.Random(7)
+    sizes = {f"in-from-{rng.getrandbits(48):012x}": rng.choice([1, 2, 3, 40, 1000]) for _ in range(1500)}
+    assert numbering(sizes, IdentityMark(0xFFFF0000)) == probed(sizes, IdentityMark(0xFFFF0000))
+
+
 @pytest.mark.parametrize(("bits", "weight"), [(2, 1), (4, 1), (8, 1), (10, 2), (16, 3), (24, 4), (32, 6)])
 def test_a_light_number_sets_at_most_a_fifth_of_the_bits(bits: int, weight: int) -> None:
     assert light_weight(bits) == weight
@@ -261,4 +295,4 @@ spec:
 @pytest.mark.parametrize(("mask", "problem"), [(None, None), (0x00FF0000, None), (0x4000, "has one bit")])
 def test_the_agent_settings_check_the_mask(mask: int | None, problem: str | None) -> None:
     found = [p for p in AgentConfig(node="node-1", identity_mark=mask).validate() if "--identity-mark" in p]
-    assert [problem in p for p in found] == ([True] if problem else [])
+    assert [problem is not None and problem in p for p in found] == ([True] if problem else [])
