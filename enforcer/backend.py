@@ -76,7 +76,6 @@ _NFNL_MSG_BATCH_BEGIN = 0x10
 _NFNL_MSG_BATCH_END = 0x11
 #: ``struct nfgenmsg``: family, version, resource id (big-endian).
 _NFGENMSG = struct.Struct("=BBH")
-#: ``struct nlattr``: length, type (host order; the type's top two bits are flags).
 #: ``NFT_MSG_GETTABLE`` and the ``NFTA_TABLE_*`` attributes it is asked and answered with
 #: (``include/uapi/linux/netfilter/nf_tables.h``; the handle is a big-endian u64).
 _NFT_MSG_GETTABLE = 1
@@ -225,7 +224,6 @@ def _netlink_messages(data: bytes) -> Iterator[tuple[int, int, int, int]]:
             raise OSError("malformed netlink reply")
         yield offset, length, kind, sequence
         offset += (length + 3) & ~3
-
 
 
 def table_handle_of(reply: bytes, family: str, name: str) -> int | None:

@@ -6,7 +6,9 @@ without libnftables (:mod:`policyctl.enforcer.batches`): the encoders of element
 (:mod:`~policyctl.enforcer.rulebatch`) turn each command into :class:`BatchMessage` records,
 or raise :class:`Unencodable` for anything they do not encode exactly, and the backend frames
 them. Attributes are netlink TLVs (``struct nlattr``: length and type in host order, payload
-padded to 4 bytes), as the kernel's ``include/uapi/linux/netfilter/nf_tables.h`` lays them out.
+padded to 4 bytes), as the kernel's ``include/uapi/linux/netfilter/nf_tables.h`` lays them out;
+:func:`attributes` reads them back for every nfnetlink reply the enforcer reads itself (the
+table-handle query's, NFLOG's packets), so the framing is written once.
 """
 
 from __future__ import annotations

@@ -102,10 +102,11 @@ class _Table:
     """One resource: projections by key, and the snapshot's values in snapshot order, in blocks
     of at most ``2 * _BLOCK`` (the store keys, the very strings of the projections, beside
     their values), holding only values of the resource's model type. ``maxes`` holds a bound
-    per block: every key of a block sorts after the bound of the block before it and, but in
-    the last block, at or before its own (a deletion may leave a bound above its block's keys,
-    and an insertion after every key a bound below the last block's), which is all a binary
-    search over the bounds needs. ``frozen`` holds each block's tuple while the block is
+    per block: every key of a block sorts after the bound of the block before it and at or
+    before its own (a deletion may leave a bound above its block's keys), so the bounds stay
+    sorted, which a binary search over them needs. A key appended after every other raises
+    the last block's bound: when that block splits, its second half keeps the bound, which
+    must stay above the first half's. ``frozen`` holds each block's tuple while the block is
     unchanged, so a snapshot rebuilds only the blocks written since the one before."""
 
     __slots__ = ("model_type", "sort_key", "records", "keys", "values", "maxes", "frozen", "size", "cached",
@@ -215,13 +216,16 @@ class _Table:
 
     def _insert(self, key: str, value: object) -> None:
         block, index = self._position(key)
+        ordered = self.sort_key(key)
         if not self.keys:
-            self.keys, self.values, self.maxes, self.frozen = [[key]], [[value]], [self.sort_key(key)], [None]
+            self.keys, self.values, self.maxes, self.frozen = [[key]], [[value]], [ordered], [None]
         else:
             keys, values = self.keys[block], self.values[block]
             keys.insert(index, key)
             values.insert(index, value)
             self.frozen[block] = None
+            if ordered > self.maxes[block]:  # type: ignore[operator]  # one key type per table
+                self.maxes[block] = ordered
             if len(keys) > 2 * _BLOCK:
                 self.keys[block : block + 1] = [keys[:_BLOCK], keys[_BLOCK:]]
                 self.values[block : block + 1] = [values[:_BLOCK], values[_BLOCK:]]

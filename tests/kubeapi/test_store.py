@@ -194,6 +194,20 @@ ops = st.lists(
 )
 
 
+def test_a_last_block_split_after_appends_keeps_its_bound_above_the_first_half_s() -> None:
+    """Keys appended after every other, then a split of that block, then an update of a key
+    of its first half: the update must land on that key (hypothesis found the update writing
+    over the next key when the second half's bound was left below the first half's)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store_module, "_BLOCK", 2)
+        store = ClusterStore()
+        for key in ("a/x", "a/x-y", "a/y", "a-b/x", "a-b/x-y"):
+            store.upsert(PODS, record(key))
+        store.upsert(PODS, record("a/x-y", version="2", app="new"))
+    assert [(p.key, dict(p.labels)) for p in store.snapshot().pods] == [
+        ("a/x", {}), ("a/x-y", {"app": "new"}), ("a/y", {}), ("a-b/x", {}), ("a-b/x-y", {})]
+
+
 @pytest.mark.parametrize("block", [1, 2, 512], ids=["blocks-of-1-to-2", "blocks-of-2-to-4", "one-block"])
 @settings(max_examples=150, deadline=None)
 @given(ops=ops)
