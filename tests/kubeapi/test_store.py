@@ -208,6 +208,18 @@ def test_a_last_block_split_after_appends_keeps_its_bound_above_the_first_half_s
         ("a/x", {}), ("a/x-y", {"app": "new"}), ("a/y", {}), ("a-b/x", {}), ("a-b/x-y", {})]
 
 
+def _assert_bounds_sorted_and_holding_their_blocks(store: ClusterStore) -> None:
+    """The invariant the binary search over blocks needs (``kubeapi.store._Table``), checked
+    after every write: a wrong bound shows here at once, not only when a later write lands on
+    the wrong key."""
+    table = store._tables[PODS]
+    order = table.sort_key
+    for block, (keys, bound) in enumerate(zip(table.keys, table.maxes, strict=True)):
+        assert keys and all(order(k) <= bound for k in keys)  # type: ignore[operator]
+        if block:
+            assert table.maxes[block - 1] < order(keys[0])  # type: ignore[operator]
+
+
 @pytest.mark.parametrize("block", [1, 2, 512], ids=["blocks-of-1-to-2", "blocks-of-2-to-4", "one-block"])
 @settings(max_examples=150, deadline=None)
 @given(ops=ops)
@@ -216,7 +228,9 @@ def test_a_maintained_snapshot_equals_a_from_scratch_sort_of_the_store(block: in
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(store_module, "_BLOCK", block)
         store = ClusterStore()
-        _apply(store, ops)
+        for op in ops:
+            _apply(store, [op])
+            _assert_bounds_sorted_and_holding_their_blocks(store)
     pods = [p.value for p in (store.get(PODS, k) for k in store.keys(PODS)) if p is not None]
     expected = sorted(pods, key=lambda p: (p.namespace, p.name))  # type: ignore[union-attr]
     snapshot = store.snapshot().pods
@@ -273,7 +287,7 @@ def test_presence_followed_through_the_changes_is_a_search_of_each_snapshot(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(store_module, "_BLOCK", 1)
         store = ClusterStore()
-        present = Presence(key, lambda pod: pod.key)
+        present: Presence[Pod] = Presence(key, lambda pod: pod.key)
         for batch, unseen_snapshot_between in rounds:
             _apply(store, batch[: len(batch) // 2])
             if unseen_snapshot_between:
