@@ -92,7 +92,8 @@ class RulesetApplier(Protocol):
     ) -> ApplyReport: ...
 
     def apply_delta(
-        self, delta: RulesetDelta, *, desired: Callable[[], Mapping[str, Any]], source: str = "<ruleset>"
+        self, delta: RulesetDelta, *, desired: Callable[[], Mapping[str, Any]], source: str = "<ruleset>",
+        renames_later: bool = False,
     ) -> ApplyReport: ...
 
     def verify(
@@ -101,7 +102,8 @@ class RulesetApplier(Protocol):
     ) -> ApplyReport | None: ...
 
     def settle(self) -> None:
-        """Tidy what the last commits left behind (called once the kernel has the change)."""
+        """Send what the last delta left for later (its comment-only chain changes) and tidy
+        what the last commits left behind (called once the kernel has the change)."""
         ...
 
     @property
@@ -360,8 +362,9 @@ class NodeSync:
             applied = self.enforcer.apply(self.document, source=self._source, verify=True)
             self._verified_at = self._clock()
         else:
+            # Rule comments only name sources and decide no packet: they follow in settle().
             applied = self.enforcer.apply_delta(delta_to_group(delta, self.log_group), desired=lambda: self.document,
-                                                source=self._source)
+                                                source=self._source, renames_later=True)
         self._cluster = cluster
         local = self.compiler.local_pods
         selecting = self.compiler.selecting

@@ -444,8 +444,10 @@ Step = Callable[[Cluster], tuple[dict[str, float], bool]]
 
 
 class _CommitClock:
-    """The enforcer's backend, noting when its last transaction returned: the moment the
-    kernel has an event's change."""
+    """The enforcer's backend, noting when the first transaction since ``committed`` was
+    cleared returned: the moment the kernel has an event's change. A sync may send a second
+    one after it (rule comments that only rename their sources, ``Enforcer.settle``), which
+    decides no packet and is timed with what follows the kernel."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -456,12 +458,14 @@ class _CommitClock:
 
     def run(self, payload: Any) -> Any:
         result = self.inner.run(payload)
-        self.committed = time.perf_counter()
+        if self.committed is None and any("list" not in command for command in payload.get("nftables", ())):
+            self.committed = time.perf_counter()
         return result
 
     def commit_batch(self, batch: Any) -> None:
         self.inner.commit_batch(batch)
-        self.committed = time.perf_counter()
+        if self.committed is None:
+            self.committed = time.perf_counter()
 
 
 def _tracked_flow(ctx: Context, netns: str) -> Any:
@@ -527,7 +531,8 @@ def _event_path(
         "incremental compile of the node's ruleset delta, one enforcer transaction against its last commit (an "
         "nfnetlink batch of its own when the encoders of enforcer.batches encode every command, else "
         "libnftables JSON); after "
-        f"the kernel: {revocation}, freeing what the change replaced")
+        f"the kernel: {revocation}, a second transaction when rule comments alone changed (they rename a "
+        "rule's sources and decide no packet), freeing what the change replaced")
 
 
 # -- data plane ---------------------------------------------------------------------------

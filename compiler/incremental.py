@@ -85,7 +85,7 @@ from .graph import RuleView, SelectedIdentities
 from .identities import Identity
 from .intervals import Interval
 from .layout import FAMILIES, allow_chain_name, peer_set_name
-from .markedpeers import IdentityMark, MarkedPeers, marked
+from .markedpeers import IdentityMark, MarkedPeers
 from .newpods import NewPodWindow
 from .newpodstate import UnknownAddresses
 from .nodeview import NodeView, reaches_everyone
@@ -210,12 +210,14 @@ class NodeCompiler:
     @property
     def ruleset(self) -> Ruleset:
         """The ruleset of the last update, equal to compile_node(cluster, node, table=, mode=,
-        new_pods=, identity_mark=) (costs as much as the ruleset is large; cached until the
-        next update)."""
-        if self.identity_mark is None:
+        new_pods=, identity_mark=), but for the identity mark's numbers, which follow the steps
+        (``markedpeers.MarkedPeers``; ``markedpeers.canonical`` of it equals the whole
+        compile): the ruleset the deltas built, as the kernel holds it (costs as much as the
+        ruleset is large; cached until the next update)."""
+        if self._marker is None:
             return self._plain
         if self._marked is None:
-            self._marked = marked(self._plain, self.identity_mark)
+            self._marked = self._marker.ruleset(self._plain)
         return self._marked
 
     @property

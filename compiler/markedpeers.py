@@ -14,12 +14,15 @@ travels in packet-mark bits the operator gives policyctl (``IdentityMark``; kube
 and service meshes own the others, and every other bit is kept as they left it). The layout,
 opt-in, rewrites a compiled ruleset and each delta of it:
 
-* each identity chain of a direction gets a number from 1 to ``2**bits - 1``, few of whose bits
-  are set, a pure function of that direction's identity chain names and sizes
-  (:func:`numbering`), so a whole compile and an incremental one give the same numbers;
+* each peer address of a direction carries a number from 1 to ``2**bits - 1``, few of whose
+  bits are set: a whole compile gives each identity chain one, a function of that direction's
+  chain names and sizes (:func:`numbering`); the incremental translation keeps numbers as
+  state (:class:`MarkedPeers`), so both send every peer to the same chain, not always under
+  the same number (:func:`canonical`);
 * for each mark bit ``p``, a set ``in-peers-b<p>-v4`` holds the peer addresses whose number,
   spread over the mask's bits, sets ``p``;
-* a verdict map ``in-identities-v4`` maps that mark value to the identity chain;
+* a verdict map ``in-identities-v4`` maps that mark value to the identity chain (several
+  values may jump to one chain);
 * the allow chain's ``ip saddr vmap @in-peers-v4`` becomes: clear the bits, one rule per bit
   (``ip saddr @in-peers-b<p>-v4 meta mark set meta mark | bit``), ``meta mark & mask vmap
   @in-identities-v4``, clear the bits; an identity chain clears them before it accepts.
@@ -207,22 +210,71 @@ def _direction_of_chain(name: str) -> Direction | None:
 PEER_MAPS: Mapping[str, Half] = {peer_map_name(d, f): (d, f) for d in DIRECTIONS for f in FAMILIES}
 
 
+Address = IPAddress | int
+Carrier = tuple[Family, Address]
+
+TIDY_ELEMENTS = 8
+"""How many bit-set elements of retired numbers a step removes at most, counting its own
+element changes against it: leftovers go in the transactions of later events, each kept
+near the cost of a light one."""
+
+SPARE_NUMBERS = 64
+"""How many numbers a direction may hold beyond two per identity chain before a step numbers
+it afresh (see :class:`MarkedPeers`)."""
+
+
+class _Exhausted(Exception):
+    """No number is free for a new group: the step numbers the direction afresh."""
+
+
 class MarkedPeers:
     """Rewrites the deltas of one node's rulesets into the marked layout, step by step (each
-    delta must follow the previous one, the first from an empty ruleset)."""
+    delta must follow the previous one, the first from an empty ruleset).
+
+    Why numbers are state: a peer's bits are its number's, so whenever peers change number
+    their addresses change elements, one per bit that differs. Numbers that are a function
+    of the identity chains (as a whole compile gives them, :func:`numbering`) move every
+    peer of a chain that merges into another (a pod deleted whose policies alone told two
+    selectors' peers apart: 230-270 elements at 10k pods where a median event changes a
+    few) or that another chain's coming or going pushes to the next free number. Here a
+    number stays with the addresses that carry it, and the identity map says which chain it
+    jumps to, so several numbers may jump to one chain:
+
+    * peers of one number that all move to one chain keep it, and its identity-map entry
+      jumps to the new chain (a merge is one entry);
+    * peers of one number that all leave the peer maps keep their bits under a *retired*
+      number, which has no identity-map entry, so they match nothing, as absent peers; their
+      elements are removed by later steps (:data:`TIDY_ELEMENTS`), and only then is the
+      number free again;
+    * when some of a number's peers move (a split), the fewer of movers and stayers take
+      another number: one already jumping to their chain, else a free one a bit away from
+      theirs (one element per peer), else a light one;
+    * a step that finds no free number, or holds more than two numbers per chain plus
+      :data:`SPARE_NUMBERS`, numbers the direction afresh as a whole compile does, as does a
+      step that brings a peer map whole.
+
+    So a whole compile and this translation agree on where every peer address jumps, not on
+    its number: :func:`canonical` numbers a marked ruleset as a whole compile does, and
+    :meth:`ruleset` is the whole ruleset the translated deltas built (what the kernel
+    holds)."""
 
     def __init__(self, mark: IdentityMark) -> None:
         self.mark = mark
-        self.entries: dict[Half, dict[IPAddress | int, str]] = {h: {} for h in PEER_MAPS.values()}
-        self.members: dict[Half, dict[str, set[IPAddress | int]]] = {h: {} for h in PEER_MAPS.values()}
+        self.entries: dict[Half, dict[Address, str]] = {h: {} for h in PEER_MAPS.values()}
+        """The plain peer maps: each peer address's identity chain."""
+        self.carried: dict[Half, dict[Address, int]] = {h: {} for h in PEER_MAPS.values()}
+        """The number each address's bit-set elements spell (retired numbers included)."""
+        self.carriers: dict[Direction, dict[int, set[Carrier]]] = {d: {} for d in DIRECTIONS}
+        self.targets: dict[Direction, dict[int, str]] = {d: {} for d in DIRECTIONS}
+        """The identity map: each live number's chain."""
+        self.numbers_of: dict[Direction, dict[str, set[int]]] = {d: {} for d in DIRECTIONS}
+        self.retired: dict[Direction, dict[int, None]] = {d: {} for d in DIRECTIONS}
+        """Numbers whose peers all left, oldest first: no identity-map entry, elements still
+        in the bit sets."""
         self.chains: dict[Direction, frozenset[str]] = {d: frozenset() for d in DIRECTIONS}
-        self.numbers: dict[Direction, dict[str, int]] = {d: {} for d in DIRECTIONS}
-        self.sizes: dict[Direction, dict[str, int]] = {d: {} for d in DIRECTIONS}
-        """How many peer addresses each identity chain holds (both families), kept as members
-        come and go: a step that renumbers reads every chain's size."""
-        self.ranks: dict[Direction, dict[str, int]] = {d: {} for d in DIRECTIONS}
-        """Each identity chain's size as a power of two, the order :func:`numbering` takes."""
         self.present: set[Half] = set()
+        self._was_carried: dict[Half, dict[Address, int]] = {}
+        self._was_target: dict[Direction, dict[int, str | None]] = {}
 
     # rules -----------------------------------------------------------------------------
 
@@ -254,18 +306,20 @@ class MarkedPeers:
             rules.extend(self.rules(rule))
         return replace(chain, rules=tuple(rules))
 
-    # elements --------------------------------------------------------------------------
+    # sets and maps ---------------------------------------------------------------------
 
-    def _bits(self, numbers: Mapping[str, int], chain: str | None) -> int:
-        return self.mark.value(numbers[chain]) if chain is not None else 0
-
-    def _bit_sets(self, half: Half, entries: Mapping[IPAddress | int, str], numbers: Mapping[str, int]) -> list[Set]:
+    def bit_sets(self, half: Half, carried: Mapping[Address, int]) -> list[Set]:
+        """The bit sets of ``half`` for addresses carrying the given numbers."""
         direction, family = half
         held: dict[int, list[Element]] = {p: [] for p in self.mark.positions}
-        bits = {chain: [p for p in self.mark.positions if self.mark.value(n) >> p & 1] for chain, n in numbers.items()}
-        for ip, chain in entries.items():
+        bits: dict[int, list[int]] = {}
+        for ip, number in carried.items():
             element = (address_interval(ip),)  # type: ignore[arg-type]
-            for p in bits[chain]:
+            spread = bits.get(number)
+            if spread is None:
+                value = self.mark.value(number)
+                spread = bits[number] = [p for p in self.mark.positions if value >> p & 1]
+            for p in spread:
                 held[p].append(element)
         return [
             Set(
@@ -278,35 +332,215 @@ class MarkedPeers:
             for p in self.mark.positions
         ]
 
-    def _identity_map(self, half: Half, numbers: Mapping[str, int]) -> VerdictMap:
+    def identity_map(self, half: Half, targets: Mapping[int, str]) -> VerdictMap:
         direction, family = half
         return VerdictMap(
             identity_map_name(direction, family),
             FieldType.MARK,
-            tuple(sorted((self.mark.value(n), Jump(c)) for c, n in numbers.items())),
+            tuple(sorted((self.mark.value(n), Jump(c)) for n, c in targets.items())),
             comment=f"identity mark -> {direction.value.lower()} identity chain",
         )
 
+    def ruleset(self, plain: Ruleset) -> Ruleset:
+        """``plain``, the ruleset of the last translated step in the jumping layout, as the
+        translated deltas built it: this object's numbers, retired ones included."""
+        sets = [*plain.sets]
+        maps = [m for m in plain.maps if m.name not in PEER_MAPS]
+        for half in PEER_MAPS.values():
+            if half not in self.present:
+                continue
+            sets += self.bit_sets(half, self.carried[half])
+            maps.append(self.identity_map(half, self.targets[half[0]]))
+        return replace(
+            plain,
+            sets=tuple(sorted(sets, key=lambda s: s.name)),
+            maps=tuple(sorted(maps, key=lambda m: m.name)),
+            chains=tuple(self.chain(c) for c in plain.chains),
+        )
+
+    # state -----------------------------------------------------------------------------
+
+    def _carry(self, half: Half, ip: Address, number: int | None) -> None:
+        direction, family = half
+        carried = self.carried[half]
+        old = carried.get(ip)
+        self._was_carried.setdefault(half, {}).setdefault(ip, old or 0)
+        if old == number:
+            return
+        carriers = self.carriers[direction]
+        if old is not None:
+            held = carriers[old]
+            held.discard((family, ip))
+            if not held:
+                del carriers[old]
+                if old in self.targets[direction]:
+                    self._target(direction, old, None)
+                else:
+                    del self.retired[direction][old]
+        if number is None:
+            del carried[ip]
+        else:
+            carried[ip] = number
+            carriers.setdefault(number, set()).add((family, ip))
+
+    def _target(self, direction: Direction, number: int, chain: str | None) -> None:
+        targets, numbers_of = self.targets[direction], self.numbers_of[direction]
+        old = targets.get(number)
+        self._was_target.setdefault(direction, {}).setdefault(number, old)
+        if old is not None:
+            numbers = numbers_of[old]
+            numbers.discard(number)
+            if not numbers:
+                del numbers_of[old]
+            del targets[number]
+        if chain is not None:
+            targets[number] = chain
+            numbers_of.setdefault(chain, set()).add(number)
+
+    def _retire(self, direction: Direction, number: int) -> None:
+        self._target(direction, number, None)
+        self.retired[direction][number] = None
+
+    def _taken(self, direction: Direction, number: int) -> bool:
+        return number in self.targets[direction] or number in self.retired[direction]
+
+    def _fresh(self, direction: Direction, chain: str, near: int) -> int:
+        """A free number for ``chain``'s new group: one bit from ``near`` (the number its
+        peers carry now; clearing a bit first), else the light number at the chain name's
+        hash or the next free one."""
+        capacity, bits = self.mark.capacity, len(self.mark.positions)
+        if len(self.targets[direction]) + len(self.retired[direction]) >= capacity:
+            raise _Exhausted
+        if near:
+            for i in sorted(range(bits), key=lambda i: (not near >> i & 1, i)):
+                number = near ^ 1 << i
+                if number and not self._taken(direction, number):
+                    return number
+        index = _hash(chain) % _light_count(bits)
+        while self._taken(direction, number := number_at(bits, index)):
+            index = (index + 1) % capacity
+        return number
+
+    def _join(self, direction: Direction, chain: str, near: int) -> int:
+        """The number an address carrying ``near`` takes to reach ``chain``: one of the
+        chain's, fewest bits from ``near`` first, else a new one."""
+        numbers = self.numbers_of[direction].get(chain)
+        if numbers:
+            return min(numbers, key=lambda n: ((n ^ near).bit_count(), n))
+        number = self._fresh(direction, chain, near)
+        self._target(direction, number, chain)
+        return number
+
+    def _move(self, direction: Direction, carrier: Carrier, chain: str | None) -> None:
+        family, ip = carrier
+        half = (direction, family)
+        if chain is None:
+            self._carry(half, ip, None)
+        else:
+            self._carry(half, ip, self._join(direction, chain, self.carried[half].get(ip, 0)))
+
     # one step --------------------------------------------------------------------------
 
-    def _grow(self, direction: Direction, chain: str, by: int) -> None:
-        sizes = self.sizes[direction]
-        size = sizes.get(chain, 0) + by
-        if size:
-            sizes[chain] = size
-        else:
-            sizes.pop(chain, None)
+    def _follow(self, direction: Direction, moved: Mapping[Carrier, str | None]) -> None:
+        """Numbers for the addresses whose chain changed (None: left the peer maps)."""
+        groups: dict[int, list[tuple[Carrier, str | None]]] = {}
+        newcomers: list[tuple[Carrier, str]] = []
+        targets = self.targets[direction]
+        for carrier, chain in moved.items():
+            number = self.carried[(direction, carrier[0])].get(carrier[1])
+            if number is not None and number in targets:
+                groups.setdefault(number, []).append((carrier, chain))
+            elif chain is not None:
+                newcomers.append((carrier, chain))
+        for number, moves in groups.items():
+            carriers = self.carriers[direction][number]
+            staying = len(carriers) - len(moves)
+            going: dict[str | None, int] = {}
+            for _, chain in moves:
+                going[chain] = going.get(chain, 0) + 1
+            cost, chain_kept, regroup = len(moves), None, False
+            for chain, count in going.items():
+                if staying + len(moves) - count < cost:
+                    cost, chain_kept, regroup = staying + len(moves) - count, chain, True
+            if not regroup:
+                for carrier, chain in moves:
+                    self._move(direction, carrier, chain)
+                continue
+            old_chain = targets[number]
+            stayers = [c for c in carriers if c not in moved] if staying else []
+            if chain_kept is None:
+                self._retire(direction, number)
+            else:
+                self._target(direction, number, chain_kept)
+            for carrier in stayers:
+                self._move(direction, carrier, old_chain)
+            for carrier, chain in moves:
+                if chain != chain_kept:
+                    self._move(direction, carrier, chain)
+        for carrier, chain in newcomers:
+            self._move(direction, carrier, chain)
 
-    def _ranked(
-        self, direction: Direction, chains: AbstractSet[str], touched: AbstractSet[str] | None
-    ) -> dict[str, int]:
-        """The ranks of ``chains`` after this step: the previous ranks (the same object) when
-        no chain ``touched`` (None: any) crossed a power of two and no chain came or went."""
-        ranks, sizes = self.ranks[direction], self.sizes[direction]
-        if touched is None or chains is not self.chains[direction]:
-            return {c: sizes.get(c, 0).bit_length() for c in chains}
-        crossed = {c: r for c in touched if c in chains and (r := sizes.get(c, 0).bit_length()) != ranks[c]}
-        return {**ranks, **crossed} if crossed else ranks
+    def _followed(self, direction: Direction, moved: Mapping[Carrier, str | None]) -> bool:
+        """:meth:`_follow`, False when the direction must be numbered afresh instead: no
+        number was free, or more are held than two per chain and :data:`SPARE_NUMBERS`."""
+        try:
+            self._follow(direction, moved)
+        except _Exhausted:
+            return False
+        held = len(self.targets[direction]) + len(self.retired[direction])
+        return held <= 2 * len(self.chains[direction]) + SPARE_NUMBERS
+
+    def _number_afresh(self, direction: Direction, halves: AbstractSet[Half]) -> None:
+        """Numbers every chain of ``direction`` as a whole compile does; ``halves`` are sent
+        whole, so their old elements need no diff."""
+        sizes = dict.fromkeys(self.chains[direction], 0)
+        own = [h for h in PEER_MAPS.values() if h[0] == direction]
+        for half in own:
+            for chain in self.entries[half].values():
+                sizes[chain] += 1
+        numbers = numbering(sizes, self.mark)
+        was_target = self._was_target.setdefault(direction, {})
+        for number, chain in self.targets[direction].items():
+            was_target.setdefault(number, chain)
+        for number in self.retired[direction]:
+            was_target.setdefault(number, None)
+        for number in numbers.values():
+            was_target.setdefault(number, None)
+        self.targets[direction] = {n: c for c, n in numbers.items()}
+        self.numbers_of[direction] = {c: {n} for c, n in numbers.items()}
+        self.retired[direction] = {}
+        carriers: dict[int, set[Carrier]] = {}
+        for half in own:
+            carried, entries = self.carried[half], self.entries[half]
+            if half not in halves:
+                was = self._was_carried.setdefault(half, {})
+                for ip, number in carried.items():
+                    was.setdefault(ip, number)
+                for ip in entries:
+                    was.setdefault(ip, 0)
+            self.carried[half] = {ip: numbers[chain] for ip, chain in entries.items()}
+            for ip, chain in entries.items():
+                carriers.setdefault(numbers[chain], set()).add((half[1], ip))
+        self.carriers[direction] = carriers
+
+    def _tidy(self, direction: Direction) -> None:
+        """Removes the elements of numbers retired by earlier steps, oldest first, while this
+        step's element changes stay within :data:`TIDY_ELEMENTS`."""
+        retired = self.retired[direction]
+        if not retired:
+            return
+        just_retired = self._was_target.get(direction, {})
+        budget = TIDY_ELEMENTS
+        for half, was in self._was_carried.items():
+            if half[0] is direction:
+                carried = self.carried[half]
+                budget -= sum((number ^ carried.get(ip, 0)).bit_count() for ip, number in was.items())
+        for number in [n for n in retired if just_retired.get(n) is None]:
+            for family, ip in list(self.carriers[direction][number]):
+                if budget <= 0:
+                    return
+                budget -= number.bit_count()
+                self._carry((direction, family), ip, None)
 
     def translate(self, delta: RulesetDelta) -> RulesetDelta:
         """The marked layout's delta for ``delta`` of the plain layout."""
@@ -316,6 +550,7 @@ class MarkedPeers:
             left = {n for n in delta.removed_chains if n.startswith(peer_chain_prefix(d))}
             if added - chains[d] or left & chains[d]:
                 chains[d] = (chains[d] | added) - left
+        self.chains = {d: frozenset(chains[d]) for d in DIRECTIONS}
         whole = {PEER_MAPS[m.name]: m for m in delta.maps if m.name in PEER_MAPS}
         gone = {PEER_MAPS[n] for n in delta.removed if n in PEER_MAPS}
         added_entries = {PEER_MAPS[n]: e for n, e in delta.added_entries if n in PEER_MAPS}
@@ -329,94 +564,71 @@ class MarkedPeers:
         added_map: dict[str, list[MarkEntry]] = {n: list(e) for n, e in delta.added_entries if n not in PEER_MAPS}
         removed_map: dict[str, list[MarkEntry]] = {n: list(e) for n, e in delta.removed_entries if n not in PEER_MAPS}
 
-        previous: dict[Half, dict[IPAddress | int, str | None]] = {}
-        touched: dict[Direction, set[str] | None] = {d: set() for d in DIRECTIONS}
+        self._was_carried, self._was_target = {}, {}
+        moved: dict[Direction, dict[Carrier, str | None]] = {d: {} for d in DIRECTIONS}
         for half in PEER_MAPS.values():
-            direction = half[0]
-            entries, members = self.entries[half], self.members[half]
-            old_of = previous[half] = {}
+            direction, family = half
+            entries = self.entries[half]
             if half in whole or half in gone:
-                for chain, held in members.items():
-                    self._grow(direction, chain, -len(held))
                 entries.clear()
-                members.clear()
-                touched[direction] = None
                 for ip, target in whole[half].elements if half in whole else ():
                     entries[ip] = target.target
-                    members.setdefault(target.target, set()).add(ip)
-                for chain, held in members.items():
-                    self._grow(direction, chain, len(held))
+                for ip in list(self.carried[half]):
+                    self._carry(half, ip, None)
                 continue
+            old_of: dict[Address, str | None] = {}
             for ip, target in removed_entries.get(half, ()):
                 if entries.get(ip) == target.target:
                     old_of.setdefault(ip, target.target)
                     del entries[ip]
-                    members[target.target].remove(ip)
-                    self._grow(direction, target.target, -1)
             for ip, target in added_entries.get(half, ()):
                 old_of.setdefault(ip, entries.get(ip))
                 entries[ip] = target.target
-                held = members.setdefault(target.target, set())
-                if ip not in held:
-                    held.add(ip)
-                    self._grow(direction, target.target, 1)
-            changed = touched[direction]
-            if changed is not None:
-                changed.update(c for c in old_of.values() if c is not None)
-                changed.update(entries[ip] for ip in old_of if ip in entries)
-        ranks = {d: self._ranked(d, chains[d], touched[d]) for d in DIRECTIONS}
-        numbers = {
-            d: self.numbers[d]
-            if chains[d] is self.chains[d] and ranks[d] is self.ranks[d]
-            else numbering({c: self.sizes[d].get(c, 0) for c in chains[d]}, self.mark)
-            for d in DIRECTIONS
-        }
-        renumbered = {
-            d: set() if numbers[d] is self.numbers[d] else {
-                c for c in self.numbers[d].keys() | numbers[d].keys() if self.numbers[d].get(c) != numbers[d].get(c)
-            }
-            for d in DIRECTIONS
-        }
+            for ip, old in old_of.items():
+                if entries.get(ip) != old:
+                    moved[direction][(family, ip)] = entries.get(ip)
+        for d in DIRECTIONS:
+            afresh = {h for h in whole if h[0] is d}
+            if not afresh and self._followed(d, moved[d]):
+                self._tidy(d)
+            else:
+                self._number_afresh(d, afresh)
 
         for half in PEER_MAPS.values():
             direction, family = half
-            entries, members = self.entries[half], self.members[half]
-            old_of = previous[half]
             was, now = half in self.present, half in whole or (half in self.present and half not in gone)
             names = [peer_bit_set_name(direction, family, p) for p in self.mark.positions]
             if now and (not was or half in whole):
-                sets += self._bit_sets(half, entries, numbers[direction])
-                maps.append(self._identity_map(half, numbers[direction]))
+                sets += self.bit_sets(half, self.carried[half])
+                maps.append(self.identity_map(half, self.targets[direction]))
             elif was and not now:
                 removed += [*names, identity_map_name(direction, family)]
             elif now:
-                moving = dict(old_of)
-                for chain in renumbered[direction]:
-                    for ip in members.get(chain, ()):
-                        moving.setdefault(ip, chain)
-                for ip, old_chain in moving.items():
-                    old = self._bits(self.numbers[direction], old_chain)
-                    new = self._bits(numbers[direction], entries.get(ip))
-                    if old == new:
+                carried = self.carried[half]
+                for ip, before in self._was_carried.get(half, {}).items():
+                    had, has = self.mark.value(before), self.mark.value(carried.get(ip, 0))
+                    if had == has:
                         continue
                     element = (address_interval(ip),)  # type: ignore[arg-type]
                     for p, name in zip(self.mark.positions, names):
-                        if (old ^ new) >> p & 1:
-                            changes = added_elements if new >> p & 1 else removed_elements
+                        if (had ^ has) >> p & 1:
+                            changes = added_elements if has >> p & 1 else removed_elements
                             changes.setdefault(name, []).append(element)
-                if renumbered[direction]:
-                    name = identity_map_name(direction, family)
-                    for numbered, moved in ((self.numbers[direction], removed_map), (numbers[direction], added_map)):
-                        moved.setdefault(name, []).extend(
-                            (self.mark.value(numbered[c]), Jump(c)) for c in renumbered[direction] if c in numbered
-                        )
+                name = identity_map_name(direction, family)
+                targets = self.targets[direction]
+                for number, before_chain in self._was_target.get(direction, {}).items():
+                    after = targets.get(number)
+                    if after == before_chain:
+                        continue
+                    if before_chain is not None:
+                        removed_map.setdefault(name, []).append((self.mark.value(number), Jump(before_chain)))
+                    if after is not None:
+                        added_map.setdefault(name, []).append((self.mark.value(number), Jump(after)))
             if now:
                 self.present.add(half)
             else:
                 self.present.discard(half)
-        self.chains = {d: frozenset(chains[d]) for d in DIRECTIONS}
-        self.numbers = numbers
-        self.ranks = ranks
+        self._was_carried, self._was_target = {}, {}
         return RulesetDelta(
             sets=tuple(sorted(sets, key=lambda s: s.name)),
             maps=tuple(sorted(maps, key=lambda m: m.name)),
@@ -431,6 +643,43 @@ class MarkedPeers:
             removed_chains=delta.removed_chains,
             set_comments=tuple((n, c) for n, c in delta.set_comments if n not in PEER_MAPS),
         )
+
+
+def canonical(ruleset: Ruleset, mark: IdentityMark) -> Ruleset:
+    """``ruleset``, in the marked layout, with its peers numbered as a whole compile numbers
+    them (:func:`numbering`): where each peer address jumps is read back (its bits, then the
+    identity map; addresses of retired numbers jump nowhere, as absent ones), so an
+    incremental compiler's ruleset and a whole compile are equal after this exactly when
+    every peer reaches the same chain."""
+    marker = MarkedPeers(mark)
+    sets = {s.name: s for s in ruleset.sets}
+    maps = {m.name: m for m in ruleset.maps}
+    replaced_sets: dict[str, Set] = {}
+    replaced_maps: dict[str, VerdictMap] = {}
+    for direction in DIRECTIONS:
+        halves = [h for h in PEER_MAPS.values() if h[0] is direction and identity_map_name(*h) in maps]
+        entries: dict[Half, dict[Address, str]] = {}
+        sizes = dict.fromkeys((c.name for c in ruleset.chains if c.name.startswith(peer_chain_prefix(direction))), 0)
+        for half in halves:
+            jumps = {value: target.target for value, target in maps[identity_map_name(*half)].elements}
+            values: dict[Address, int] = {}
+            for p in mark.positions:
+                for (interval,) in sets[peer_bit_set_name(*half, p)].elements:
+                    values[interval.low] = values.get(interval.low, 0) | 1 << p
+            entries[half] = {ip: jumps[v] for ip, v in values.items() if v in jumps}
+            for chain in entries[half].values():
+                sizes[chain] += 1
+        numbers = numbering(sizes, mark)
+        for half in halves:
+            for bit_set in marker.bit_sets(half, {ip: numbers[c] for ip, c in entries[half].items()}):
+                replaced_sets[bit_set.name] = bit_set
+            identity = marker.identity_map(half, {n: c for c, n in numbers.items()})
+            replaced_maps[identity.name] = identity
+    return replace(
+        ruleset,
+        sets=tuple(replaced_sets.get(s.name, s) for s in ruleset.sets),
+        maps=tuple(replaced_maps.get(m.name, m) for m in ruleset.maps),
+    )
 
 
 def marked(ruleset: Ruleset, mark: IdentityMark) -> Ruleset:

@@ -38,11 +38,18 @@ from typing import Any, cast
 
 from policyctl.compiler.delta import RulesetDelta
 from policyctl.enforcer.backend import GivingWayListing, NftBackend, handle_from_listing
-from policyctl.enforcer.diff import DeltaMismatch, Transaction, plan, plan_delta
+from policyctl.enforcer.diff import (
+    DeltaMismatch,
+    Transaction,
+    plan,
+    plan_delta,
+    plan_delta_renames_later,
+    plan_renames,
+)
 from policyctl.enforcer.batches import transaction_batch
 from policyctl.enforcer.errors import NftApplyError, NftCommandError
 from policyctl.enforcer.givingway import GaveWay
-from policyctl.enforcer.tables import SetState, TableState, read_table, settled_table
+from policyctl.enforcer.tables import ChainState, SetState, TableState, read_table, settled_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +108,8 @@ class Enforcer:
         self._clock = clock
         self._committed: TableState | None = None
         self._last_desired: TableState | None = None
+        self._renames: Mapping[str, ChainState] = {}
+        """Chains the last delta changed only in their comments, not yet sent (:meth:`settle`)."""
         self._handle: object = None
         self.full_reads = 0
         """How many applies and plans read the table back from the kernel in full."""
@@ -111,6 +120,7 @@ class Enforcer:
         """Stop trusting the last commit: the next apply reads the kernel back in full."""
         self._committed = None
         self._handle = None
+        self._renames = {}
 
     def table_handle(self) -> object:
         """The kernel's handle of our table (None when it does not exist), from the backend's
@@ -184,6 +194,7 @@ class Enforcer:
         rejected is reported as :class:`NftApplyError` without changing anything."""
         started = self._clock()
         wanted = self.desired_state(desired, source=source)
+        self.send_renames()
         current = None if verify else self._trusted()
         if current is None:
             current = self.current()
@@ -215,6 +226,7 @@ class Enforcer:
         started = self._clock()
         if interrupted():
             return None
+        self.send_renames()
         wanted = self._trusted()
         if wanted is None:
             document = desired()
@@ -265,6 +277,7 @@ class Enforcer:
         *,
         desired: Callable[[], Mapping[str, Any]],
         source: str = "<ruleset>",
+        renames_later: bool = False,
     ) -> ApplyReport:
         """Apply one compiler step, ``delta``, in one atomic transaction.
 
@@ -275,13 +288,22 @@ class Enforcer:
         planned from the delta alone and the patched state is trusted from then on; an empty
         delta costs the handle check only. A rejected transaction raises
         :class:`NftApplyError` as :meth:`apply` does, changes nothing in the kernel, and makes
-        the next call apply in full."""
+        the next call apply in full.
+
+        ``renames_later``: chains whose rules change only in their comments (which decide no
+        packet) are left to :meth:`settle`, so the transaction that puts the step's decisions
+        in force is not held up by them (``diff.plan_delta_renames_later``); a later apply
+        sends any left first."""
         started = self._clock()
+        self.send_renames()
         current = self._trusted()
         if current is None:
             return self.apply(desired(), source=source)
         try:
-            transaction, patched = plan_delta(current, delta, source=source)
+            if renames_later:
+                transaction, patched, self._renames = plan_delta_renames_later(current, delta, source=source)
+            else:
+                transaction, patched = plan_delta(current, delta, source=source)
         except DeltaMismatch:
             self.forget()
             return self.apply(desired(), source=source)
@@ -295,12 +317,29 @@ class Enforcer:
             duration_seconds=self._clock() - started,
         )
 
+    def send_renames(self) -> None:
+        """Send the comment-only chain changes the last delta left (``renames_later``) in a
+        transaction of their own; nothing when none are left. A failure is raised as any
+        apply's, and the next apply reads the kernel in full."""
+        renames, self._renames = self._renames, {}
+        if not renames:
+            return
+        current = self._trusted()
+        if current is None:
+            return
+        transaction, renamed = plan_renames(current, renames)
+        self._send_or_forget(transaction, dry_run=False, sets=current.sets)
+        self._committed = renamed
+        self._last_desired = renamed
+
     def settle(self) -> None:
-        """Fold the element changes that deltas left pending beside the committed sets, where
-        they outgrew their bound (:func:`~policyctl.enforcer.tables.settled_table`). A fold
-        copies its set (1.5 ms for 40k elements), so the agent settles after the kernel has an
+        """Send what the last delta left for later (:meth:`send_renames`), then fold the
+        element changes that deltas left pending beside the committed sets, where they
+        outgrew their bound (:func:`~policyctl.enforcer.tables.settled_table`). A fold copies
+        its set (1.5 ms for 40k elements), so the agent settles after the kernel has an
         event's change rather than on the way to it; an enforcer that never settles stays
         correct, its patches fold by themselves at four times the bound."""
+        self.send_renames()
         if self._committed is None:
             return
         folded = settled_table(self._committed)

@@ -152,6 +152,15 @@ def _without_counter_values(tree: Any) -> Any:
     return tree
 
 
+def differs_only_in_comments(current: ChainState, desired: ChainState) -> bool:
+    """The same rules but for their comments, which decide no packet (the compiler names a
+    rule's sources there, ``compiler.layout.terse_comment``)."""
+    return len(current.rules) == len(desired.rules) and all(
+        _without_counter_values(a.body.get("expr", [])) == _without_counter_values(b.body.get("expr", []))
+        for a, b in zip(current.rules, desired.rules)
+    )
+
+
 def rule_key(body: Mapping[str, Any]) -> str:
     return json.dumps(
         {"comment": body.get("comment"), "expr": _without_counter_values(body.get("expr", []))},

@@ -54,7 +54,8 @@ class RecordingEnforcer:
         return read_table(self.kernel, family="inet", table=self.table)
 
     def apply_delta(
-        self, delta: RulesetDelta, *, desired: Callable[[], Mapping[str, Any]], source: str = "<ruleset>"
+        self, delta: RulesetDelta, *, desired: Callable[[], Mapping[str, Any]], source: str = "<ruleset>",
+        renames_later: bool = False,
     ) -> ApplyReport:
         self.deltas.append(delta)
         return self.apply(desired(), source=source)

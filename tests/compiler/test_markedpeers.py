@@ -8,28 +8,23 @@ import random
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policyctl.agent.config import AgentConfig
 from policyctl.cli.main import main as cli
 from policyctl.compiler.compile import compile_node
-from policyctl.compiler.delta import diff, empty_ruleset
 from policyctl.compiler.markedpeers import (
-    PEER_MAPS,
     IdentityMark,
     IdentityMarkFull,
-    MarkedPeers,
     _hash,
     light_weight,
     number_at,
     numbering,
 )
 from policyctl.compiler.render_text import render_text
-from policyctl.compiler.ruleset import MarkSet, Mode
-from policyctl.policy.cluster import Cluster
+from policyctl.compiler.ruleset import MarkSet
 from tests.builders import cluster, node, pod, pod_peer, policy, port, rule
-from tests.strategies import cluster_histories
 
 
 @pytest.mark.parametrize(
@@ -180,27 +175,6 @@ def test_the_larger_identity_by_power_of_two_keeps_its_number_in_a_collision(
 ) -> None:
     loser = SECOND if winner == FIRST else FIRST
     assert numbering(sizes, IdentityMark(0x00070000)) == {winner: 2, loser: 4}
-
-
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cluster_histories(steps=6))
-def test_each_identity_size_is_its_peer_map_entries_after_every_step(history: list[Cluster]) -> None:
-    """The sizes that order the numbering are kept as members come and go; they must stay
-    the counts a whole compile reads from the peer maps (both families of a direction)."""
-    name = next((p.node for p in history[0].pods if not p.host_network and p.node), history[0].nodes[0].name)
-    marker = MarkedPeers(IdentityMark(0x000F0000))
-    previous = empty_ruleset("t", name, Mode.ENFORCE)
-    for snapshot in history:
-        ruleset = compile_node(snapshot, name, table="t")
-        marker.translate(diff(previous, ruleset))
-        expected: dict[object, dict[str, int]] = {d: {} for d, _ in PEER_MAPS.values()}
-        for peer_map in ruleset.maps:
-            if peer_map.name in PEER_MAPS:
-                sizes = expected[PEER_MAPS[peer_map.name][0]]
-                for _, target in peer_map.elements:
-                    sizes[target.target] = sizes.get(target.target, 0) + 1
-        assert marker.sizes == expected
-        previous = ruleset
 
 
 def test_more_identities_than_numbers_is_an_error_that_asks_for_more_bits() -> None:

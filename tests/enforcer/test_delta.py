@@ -34,9 +34,9 @@ from policyctl.compiler.ruleset import (
     VerdictMap,
     VmapLookup,
 )
-from policyctl.enforcer.diff import DeltaMismatch, plan, plan_delta
+from policyctl.enforcer.diff import DeltaMismatch, plan, plan_delta, plan_delta_renames_later, plan_renames
 from policyctl.enforcer.patches import FOLD_MINIMUM, patched
-from policyctl.enforcer.tables import SetState, TableState, read_table, settled_table
+from policyctl.enforcer.tables import SetState, TableState, differs_only_in_comments, read_table, settled_table
 from policyctl.policy.model import PortMatch
 from policyctl.policy.cluster import Cluster
 from policyctl.policy.model import Rule as PolicyRule
@@ -327,3 +327,53 @@ def test_settling_a_table_folds_only_the_sets_whose_patches_outgrew_their_bound(
     assert type(settled.sets["grown"].elements) is dict and settled.sets["grown"] == state.sets["grown"]
     assert settled.sets["shrunk"] is state.sets["shrunk"] and settled.sets["plain"] is state.sets["plain"]
     assert settled == state and settled_table(settled) is settled
+
+
+def _renamed(chain: Chain, comment: str) -> Chain:
+    return dataclasses.replace(chain, rules=tuple(dataclasses.replace(r, comment=comment) for r in chain.rules))
+
+
+RENAMED_X = _renamed(ID_X, "y/allow-b ingress[0] b.yaml:3")
+GROWN_X = dataclasses.replace(RENAMED_X, rules=(*RENAMED_X.rules, Rule((Verdict.DROP,))))
+
+
+@pytest.mark.parametrize(
+    ("after", "later", "now"),
+    [
+        pytest.param(changed(chains=(INPUT, GUARD, RENAMED_X, POD_A)), ["id-x"], [], id="comment-only-waits"),
+        pytest.param(changed(chains=(INPUT, GUARD, GROWN_X, POD_A)), [], ["id-x"], id="a-rule-more-goes-now"),
+        pytest.param(
+            changed(sets=(ALLOW,), chains=(INPUT, _renamed(GUARD, "renamed"), ID_X, POD_A)),
+            [], ["guard"], id="a-chain-whose-set-goes-goes-now",
+        ),
+    ],
+)
+def test_only_chains_that_change_in_their_comments_alone_are_left_for_later(
+    after: Ruleset, later: list[str], now: list[str]
+) -> None:
+    transaction, kept, renamed = plan_delta_renames_later(read(BASE), diff(BASE, after))
+    assert sorted(renamed) == later
+    assert list(transaction.chains_replaced) == now
+    assert all(kept.chains[n] == read(BASE).chains[n] for n in later)
+
+
+@settings(max_examples=100, deadline=None)
+@given(steps())
+def test_a_delta_with_its_renames_sent_later_ends_as_the_whole_table_diff_and_decides_alike_meanwhile(
+    step: tuple[Ruleset, Ruleset],
+) -> None:
+    before, after = step
+    now, meanwhile, renamed = plan_delta_renames_later(read(before), diff(before, after))
+    later, ends = plan_renames(meanwhile, renamed)
+    wanted = read(after)
+    assert ends == wanted
+    assert {n for n in wanted.chains if meanwhile.chains.get(n) != wanted.chains[n]} == set(renamed)
+    assert all(differs_only_in_comments(meanwhile.chains[n], wanted.chains[n]) for n in renamed)
+    by_two, whole = Kernel(), Kernel()
+    for command in plan(None, read(before)).commands:
+        by_two.play(dict(command))
+    for command in plan(None, wanted).commands:
+        whole.play(dict(command))
+    for command in now.commands + later.commands:
+        by_two.play(dict(command))
+    assert by_two.view() == whole.view()

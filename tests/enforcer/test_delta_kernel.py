@@ -216,3 +216,25 @@ def test_a_failing_netlink_query_falls_back_to_the_listing(
     monkeypatch.setattr("policyctl.enforcer.backend._Nfnetlink.handle", refuse)
     handle = backend.table_handle("inet", "policyctl")
     assert handle is not None and handle == listed_handle(backend, "inet", "policyctl")
+
+
+def _comments(state: TableState | None) -> set[str]:
+    assert state is not None
+    return {str(r.body.get("comment")) for c in state.chains.values() for r in c.rules if r.body.get("comment")}
+
+
+def test_rules_renamed_by_a_second_source_wait_for_settle_then_the_table_is_a_full_apply_s(
+    backend: LibnftablesBackend,
+) -> None:
+    also = policy("x/allow-too", {"pod": "b"}, ingress=[rule(pod_peer({"pod": "a"}), ports=[port(80)])])
+    twice = compiled(*PODS, ALLOW_80, also)
+    enforcer = Enforcer(backend)
+    enforcer.apply(to_document(BEFORE))
+    report = enforcer.apply_delta(diff(BEFORE, twice), desired=never, renames_later=True)
+    meanwhile = kernel_state(backend)
+    assert not any("x/allow-too" in c for c in _comments(meanwhile))
+    assert not report.transaction.chains_replaced
+    enforcer.settle()
+    settled = kernel_state(backend)
+    assert any("x/allow-too" in c for c in _comments(settled))
+    assert settled == enforcer.committed == after_full_apply(backend, twice)
