@@ -194,7 +194,8 @@ class Enforcer:
         rejected is reported as :class:`NftApplyError` without changing anything."""
         started = self._clock()
         wanted = self.desired_state(desired, source=source)
-        self.send_renames()
+        if not dry_run:
+            self._renames = {}  # the table still has their old comments, so the plan below includes them
         current = None if verify else self._trusted()
         if current is None:
             current = self.current()
@@ -292,8 +293,8 @@ class Enforcer:
 
         ``renames_later``: chains whose rules change only in their comments (which decide no
         packet) are left to :meth:`settle`, so the transaction that puts the step's decisions
-        in force is not held up by them (``diff.plan_delta_renames_later``); a later apply
-        sends any left first."""
+        in force is not held up by them (``diff.plan_delta_renames_later``); a later delta or
+        read-back sends any left first, and a whole apply's plan includes them."""
         started = self._clock()
         self.send_renames()
         current = self._trusted()

@@ -411,8 +411,8 @@ def plan_delta(
     go are built from the delta's intervals, not parsed back from their rendering. Commands
     are ordered as in :func:`plan`.
     Raises :class:`DeltaMismatch` when the delta does not fit ``current``."""
-    transaction, patched, _ = _plan_delta(current, delta, source=source, renames_later=False)
-    return transaction, patched
+    transaction, after, _ = _plan_delta(current, delta, source=source, renames_later=False)
+    return transaction, after
 
 
 def plan_delta_renames_later(

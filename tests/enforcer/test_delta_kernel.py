@@ -238,3 +238,22 @@ def test_rules_renamed_by_a_second_source_wait_for_settle_then_the_table_is_a_fu
     settled = kernel_state(backend)
     assert any("x/allow-too" in c for c in _comments(settled))
     assert settled == enforcer.committed == after_full_apply(backend, twice)
+
+
+@pytest.mark.parametrize("then", ["read-back", "whole-apply", "next-delta"])
+def test_renames_left_unsent_reach_the_kernel_with_whatever_the_enforcer_does_next(
+    backend: LibnftablesBackend, then: str
+) -> None:
+    also = policy("x/allow-too", {"pod": "b"}, ingress=[rule(pod_peer({"pod": "a"}), ports=[port(80)])])
+    twice = compiled(*PODS, ALLOW_80, also)
+    enforcer = Enforcer(backend)
+    enforcer.apply(to_document(BEFORE))
+    enforcer.apply_delta(diff(BEFORE, twice), desired=never, renames_later=True)
+    if then == "read-back":
+        assert enforcer.verify(never) is not None
+    elif then == "whole-apply":
+        enforcer.apply(to_document(twice))
+    else:
+        enforcer.apply_delta(RulesetDelta(), desired=never, renames_later=True)
+    assert any("x/allow-too" in c for c in _comments(kernel_state(backend)))
+    assert kernel_state(backend) == enforcer.committed == after_full_apply(backend, twice)

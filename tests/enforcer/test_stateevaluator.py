@@ -11,8 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
-from policyctl.compiler.elements import PROTOCOL_NUMBERS
-from policyctl.compiler.evaluator import Evaluator, Packet, UnsupportedExpression
+from policyctl.compiler.evaluator import Evaluator, UnsupportedExpression
 from policyctl.compiler.incremental import NodeCompiler
 from policyctl.compiler.markedpeers import IdentityMark
 from policyctl.compiler.render_json import to_document
@@ -23,12 +22,11 @@ from policyctl.enforcer.errors import RulesetError
 from policyctl.enforcer.stateevaluator import StateEvaluators, StateSet
 from policyctl.enforcer.tables import TableState, read_table
 from policyctl.policy.cluster import Cluster
-from policyctl.policy.ipblocks import end_address
 from tests.cluster_strategies import tiered_clusters
-from tests.strategies import cluster_histories, connections
+from tests.packets import HOOKS, drawn_packets
+from tests.strategies import cluster_histories
 
 TABLE = "t"
-HOOKS = ("postrouting", "input", "prerouting", "output")
 MARK = IdentityMark(0x000F0000)
 FOREIGN_MARK = 0xA5A0A5A5
 
@@ -75,14 +73,7 @@ def test_the_committed_state_decides_every_packet_as_its_document_does(
         document = to_document(compiler.ruleset)
         state = _committed(state, delta, document)
         whole, committed = Evaluator(document), evaluators.evaluator(state)
-        for _ in range(8):
-            connection = data.draw(connections(snapshot))
-            source = end_address(snapshot, connection.source, connection.family).address
-            destination = end_address(snapshot, connection.destination, connection.family).address
-            if source is None or destination is None:
-                continue
-            packet = Packet(source, destination, PROTOCOL_NUMBERS[connection.protocol], connection.port,
-                            mark=FOREIGN_MARK if mark else 0)
+        for connection, packet in drawn_packets(data, snapshot, 8, mark=FOREIGN_MARK if mark else 0):
             for hook in HOOKS:
                 assert committed.evaluate(hook, packet) == whole.evaluate(hook, packet), (hook, connection)
 
