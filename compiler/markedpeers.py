@@ -494,7 +494,7 @@ class MarkedPeers:
         """Numbers every chain of ``direction`` as a whole compile does; ``halves`` are sent
         whole, so their old elements need no diff."""
         sizes = dict.fromkeys(self.chains[direction], 0)
-        own = [h for h in PEER_MAPS.values() if h[0] == direction]
+        own = [h for h in PEER_MAPS.values() if h[0] is direction]
         for half in own:
             for chain in self.entries[half].values():
                 sizes[chain] += 1

@@ -502,3 +502,9 @@ def cluster_histories(
         current = draw(cluster_events(current))
         history.append(current)
     return history
+
+
+def node_with_pods(history: list[Cluster]) -> str:
+    """The node of the first pod-network pod of a history's first snapshot (else its first
+    node): the node whose ruleset a history changes most."""
+    return next((p.node for p in history[0].pods if not p.host_network and p.node), history[0].nodes[0].name)

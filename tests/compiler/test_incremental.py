@@ -21,13 +21,10 @@ from policyctl.policy.model import Pod
 from policyctl.policy.cluster import Cluster
 from tests.builders import cluster, container_port, ip_block, namespace, node, pod, pod_peer, policy, port, rule
 from tests.cluster_strategies import tiered_clusters
-from tests.strategies import cluster_events, cluster_histories
+from tests.strategies import cluster_events, cluster_histories, node_with_pods
 
 HISTORIES = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-
-def _node_with_pods(history: list[Cluster]) -> str:
-    return next((p.node for p in history[0].pods if not p.host_network and p.node), history[0].nodes[0].name)
 
 
 def _entries_in_key_order(ruleset: Ruleset) -> Ruleset:
@@ -56,7 +53,7 @@ def _numbered_as_whole(ruleset: Ruleset, mark: IdentityMark | None) -> Ruleset:
 @HISTORIES
 @given(cluster_histories(steps=6))
 def test_every_step_equals_a_whole_compile(mark: IdentityMark | None, history: list[Cluster]) -> None:
-    name = _node_with_pods(history)
+    name = node_with_pods(history)
     compiler = NodeCompiler(name, table="t", mode=Mode.AUDIT, identity_mark=mark)
     for snapshot in history:
         compiler.update(snapshot)
@@ -72,7 +69,7 @@ def _steps(
     history: list[Cluster], mark: IdentityMark | None = None
 ) -> Iterator[tuple[Ruleset, RulesetDelta, Ruleset]]:
     """(previous ruleset, the compiler's delta, the compiler's ruleset) for each snapshot."""
-    name = _node_with_pods(history)
+    name = node_with_pods(history)
     compiler = NodeCompiler(name, identity_mark=mark)
     previous = empty_ruleset("policyctl", name, Mode.ENFORCE)
     for snapshot in history:
@@ -432,7 +429,7 @@ def tiered_histories(draw: st.DrawFn, steps: int = 6) -> list[Cluster]:
 @HISTORIES
 @given(tiered_histories())
 def test_histories_with_cluster_policies_follow_whole_compiles_and_patch(history: list[Cluster]) -> None:
-    name = _node_with_pods(history)
+    name = node_with_pods(history)
     compiler = NodeCompiler(name, table="t", mode=Mode.AUDIT)
     previous = empty_ruleset("t", name, Mode.AUDIT)
     for snapshot in history:

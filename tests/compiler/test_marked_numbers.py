@@ -20,10 +20,9 @@ from policyctl.compiler.layout import identity_map_name, peer_chain_prefix, peer
 from policyctl.compiler.markedpeers import TIDY_ELEMENTS, IdentityMark, MarkedPeers, canonical, marked
 from policyctl.compiler.render_json import to_document
 from policyctl.compiler.ruleset import Chain, FieldType, Jump, Mode, Ruleset, VerdictMap
-from policyctl.policy.cluster import Cluster
 from policyctl.policy.model import Direction, Family, IPAddress
 from tests.packets import HOOKS, drawn_packets
-from tests.strategies import cluster_histories
+from tests.strategies import cluster_histories, node_with_pods
 
 IN = Direction.INGRESS
 V4 = (IN, Family.IPV4)
@@ -214,9 +213,6 @@ def test_every_step_builds_the_ruleset_it_holds_and_sends_each_peer_where_a_whol
                 assert not steps.marker.targets[direction].keys() & steps.marker.retired[direction].keys()
 
 
-def _node_with_pods(history: list[Cluster]) -> str:
-    return next((p.node for p in history[0].pods if not p.host_network and p.node), history[0].nodes[0].name)
-
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
@@ -225,7 +221,7 @@ def test_the_ruleset_the_steps_built_decides_every_packet_as_a_whole_compile(dat
     the bit sets, must match nothing, exactly as addresses in no set."""
     mark = IdentityMark(0x000F0000)
     history = data.draw(cluster_histories(steps=6), label="history")
-    node = _node_with_pods(history)
+    node = node_with_pods(history)
     compiler = NodeCompiler(node, identity_mark=mark)
     for snapshot in history:
         compiler.update(snapshot)

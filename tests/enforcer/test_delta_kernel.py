@@ -223,37 +223,41 @@ def _comments(state: TableState | None) -> set[str]:
     return {str(r.body.get("comment")) for c in state.chains.values() for r in c.rules if r.body.get("comment")}
 
 
-def test_rules_renamed_by_a_second_source_wait_for_settle_then_the_table_is_a_full_apply_s(
-    backend: LibnftablesBackend,
-) -> None:
-    also = policy("x/allow-too", {"pod": "b"}, ingress=[rule(pod_peer({"pod": "a"}), ports=[port(80)])])
-    twice = compiled(*PODS, ALLOW_80, also)
+ALSO_80 = policy("x/allow-too", {"pod": "b"}, ingress=[rule(pod_peer({"pod": "a"}), ports=[port(80)])])
+TWICE = compiled(*PODS, ALLOW_80, ALSO_80)
+"""BEFORE with a second policy naming the same peers and port: only rule comments change."""
+
+
+def _renamed_unsent(backend: LibnftablesBackend) -> Enforcer:
+    """An enforcer that applied BEFORE -> TWICE as a delta, its renames left for later."""
     enforcer = Enforcer(backend)
     enforcer.apply(to_document(BEFORE))
-    report = enforcer.apply_delta(diff(BEFORE, twice), desired=never, renames_later=True)
-    meanwhile = kernel_state(backend)
-    assert not any("x/allow-too" in c for c in _comments(meanwhile))
+    report = enforcer.apply_delta(diff(BEFORE, TWICE), desired=never, renames_later=True)
     assert not report.transaction.chains_replaced
+    return enforcer
+
+
+def test_rules_renamed_by_a_second_source_wait_for_settle_then_equal_a_full_apply(
+    backend: LibnftablesBackend,
+) -> None:
+    enforcer = _renamed_unsent(backend)
+    assert not any("x/allow-too" in c for c in _comments(kernel_state(backend)))
     enforcer.settle()
     settled = kernel_state(backend)
     assert any("x/allow-too" in c for c in _comments(settled))
-    assert settled == enforcer.committed == after_full_apply(backend, twice)
+    assert settled == enforcer.committed == after_full_apply(backend, TWICE)
 
 
 @pytest.mark.parametrize("then", ["read-back", "whole-apply", "next-delta"])
 def test_renames_left_unsent_reach_the_kernel_with_whatever_the_enforcer_does_next(
     backend: LibnftablesBackend, then: str
 ) -> None:
-    also = policy("x/allow-too", {"pod": "b"}, ingress=[rule(pod_peer({"pod": "a"}), ports=[port(80)])])
-    twice = compiled(*PODS, ALLOW_80, also)
-    enforcer = Enforcer(backend)
-    enforcer.apply(to_document(BEFORE))
-    enforcer.apply_delta(diff(BEFORE, twice), desired=never, renames_later=True)
+    enforcer = _renamed_unsent(backend)
     if then == "read-back":
         assert enforcer.verify(never) is not None
     elif then == "whole-apply":
-        enforcer.apply(to_document(twice))
+        enforcer.apply(to_document(TWICE))
     else:
         enforcer.apply_delta(RulesetDelta(), desired=never, renames_later=True)
     assert any("x/allow-too" in c for c in _comments(kernel_state(backend)))
-    assert kernel_state(backend) == enforcer.committed == after_full_apply(backend, twice)
+    assert kernel_state(backend) == enforcer.committed == after_full_apply(backend, TWICE)

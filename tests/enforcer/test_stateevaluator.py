@@ -21,10 +21,9 @@ from policyctl.enforcer.diff import DeltaMismatch, plan_delta
 from policyctl.enforcer.errors import RulesetError
 from policyctl.enforcer.stateevaluator import StateEvaluators, StateSet
 from policyctl.enforcer.tables import TableState, read_table
-from policyctl.policy.cluster import Cluster
 from tests.cluster_strategies import tiered_clusters
 from tests.packets import HOOKS, drawn_packets
-from tests.strategies import cluster_histories
+from tests.strategies import cluster_histories, node_with_pods
 
 TABLE = "t"
 MARK = IdentityMark(0x000F0000)
@@ -47,9 +46,6 @@ def _committed(state: TableState | None, delta: RulesetDelta, document: dict[str
         reject()
 
 
-def _node_with_pods(history: list[Cluster]) -> str:
-    return next((p.node for p in history[0].pods if not p.host_network and p.node), history[0].nodes[0].name)
-
 
 @pytest.mark.parametrize("mark", [None, MARK], ids=["jumping", "marked"])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -64,7 +60,7 @@ def test_the_committed_state_decides_every_packet_as_its_document_does(
     whole ruleset's document, with one set of evaluators reused throughout."""
     history = data.draw(st.one_of(cluster_histories(steps=5), tiered_clusters().map(lambda c: [c])))
     mode = data.draw(st.sampled_from(list(Mode)))
-    node = _node_with_pods(history)
+    node = node_with_pods(history)
     compiler = NodeCompiler(node, table=TABLE, mode=mode, identity_mark=mark)
     evaluators = StateEvaluators()
     state: TableState | None = None
