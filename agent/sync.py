@@ -15,7 +15,10 @@ latest state cannot apply a stale one), then
    the whole ruleset instead;
 3. after a change, deletes the conntrack entries of local flows the new ruleset no longer
    allows (the ruleset accepts every packet of an established connection). If that fails it
-   is retried on the next sync even when the ruleset is unchanged.
+   is retried on the next sync even when the ruleset is unchanged;
+4. settles the enforcer: what the delta's transaction could leave out because it decides no
+   packet (rule comments, and element removals that no packet meets once the step is in
+   force: ``NodeCompiler.split_unreachable``) goes in a second transaction.
 
 Drift inside the table (a hand-edited rule) is found by a full read-back of the kernel,
 :meth:`NodeSync.verify`, due ``resync_interval`` after the last one and run by the agent's
@@ -93,7 +96,7 @@ class RulesetApplier(Protocol):
 
     def apply_delta(
         self, delta: RulesetDelta, *, desired: Callable[[], Mapping[str, Any]], source: str = "<ruleset>",
-        renames_later: bool = False,
+        renames_later: bool = False, later: RulesetDelta | None = None,
     ) -> ApplyReport: ...
 
     def verify(
@@ -102,8 +105,9 @@ class RulesetApplier(Protocol):
     ) -> ApplyReport | None: ...
 
     def settle(self) -> None:
-        """Send what the last delta left for later (its comment-only chain changes) and tidy
-        what the last commits left behind (called once the kernel has the change)."""
+        """Send what the last delta left for later (its comment-only chain changes and the
+        removals left with ``later``) and tidy what the last commits left behind (called once
+        the kernel has the change)."""
         ...
 
     @property
@@ -362,9 +366,11 @@ class NodeSync:
             applied = self.enforcer.apply(self.document, source=self._source, verify=True)
             self._verified_at = self._clock()
         else:
-            # Rule comments only name sources and decide no packet: they follow in settle().
-            applied = self.enforcer.apply_delta(delta_to_group(delta, self.log_group), desired=lambda: self.document,
-                                                source=self._source, renames_later=True)
+            # Rule comments only name sources, and elements of local pods without a dispatch entry
+            # are looked up by no packet: they follow in settle().
+            now, later = self.compiler.split_unreachable(delta)
+            applied = self.enforcer.apply_delta(delta_to_group(now, self.log_group), desired=lambda: self.document,
+                                                source=self._source, renames_later=True, later=later)
         self._cluster = cluster
         local = self.compiler.local_pods
         selecting = self.compiler.selecting

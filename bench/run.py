@@ -84,7 +84,9 @@ class Effort:
     events_per_kind: int
     """Events of each kind the event section times. Its p99 is by nearest rank: of 100 events
     the second slowest; of 25 (the 100k scale until 2026-12-05) it was the slowest, and one slow
-    event moved it by a third between runs of the same code."""
+    event moved it by a third between runs of the same code. More events are not a steadier
+    estimate of the same figure: the sequence goes on adding pods and policies, so its later
+    events are heavier (300 per kind, tried 2026-12-06: 10k p50s 0.1-0.4 ms higher)."""
     dataplane_seconds: float
     dataplane_rounds: int
     compile_nodes: int

@@ -84,7 +84,7 @@ from .elements import GatheredSets, collect, local_group
 from .graph import RuleView, SelectedIdentities
 from .identities import Identity
 from .intervals import Interval
-from .layout import FAMILIES, allow_chain_name, peer_set_name
+from .layout import FAMILIES, SetLayout, allow_chain_name, peer_set_name
 from .markedpeers import IdentityMark, MarkedPeers
 from .newpods import NewPodWindow
 from .newpodstate import UnknownAddresses
@@ -93,6 +93,7 @@ from .peeridentity import ANY_SELECTOR, PeerIdentity, named_ports
 from .peerstate import Lookup, Peers, Within
 from .ruleset import Element, Jump, Mode, Ruleset, VerdictMap
 from .tracking import DIRECTIONS, PodDirection, RulesetStore, SetState, Tracker
+from .unreachable import split_unreachable
 
 
 # A contribution: per set name, its raw elements per local address group and its sources.
@@ -202,6 +203,22 @@ class NodeCompiler:
         track.cleanup()
         window = self._window.follow(cluster, self.table, self.mode)
         return delta if window is None else merge(delta, window)
+
+    def split_unreachable(self, delta: RulesetDelta) -> tuple[RulesetDelta, RulesetDelta]:
+        """The last update's ``delta`` as the part that decides packets and the element
+        removals that no packet reaches once that part is in force
+        (:func:`~policyctl.compiler.unreachable.split_unreachable`, read against this node's
+        dispatch entries after the step); after a step with cluster policies the second part
+        is empty."""
+        if self._tiered:
+            return delta, RulesetDelta()
+        sets = self._store.sets
+
+        def layout_of(name: str) -> SetLayout | None:
+            state = sets.get(name)
+            return None if state is None else state.layout
+
+        return split_unreachable(delta, layout_of, self._store.policed)
 
     def release(self) -> None:
         """Free the whole rulesets the last update replaced (see :meth:`update`)."""

@@ -44,7 +44,7 @@ from policyctl.enforcer.diff import (
     plan,
     plan_delta,
     plan_delta_renames_later,
-    plan_renames,
+    plan_later,
 )
 from policyctl.enforcer.batches import transaction_batch
 from policyctl.enforcer.errors import NftApplyError, NftCommandError
@@ -110,6 +110,8 @@ class Enforcer:
         self._last_desired: TableState | None = None
         self._renames: Mapping[str, ChainState] = {}
         """Chains the last delta changed only in their comments, not yet sent (:meth:`settle`)."""
+        self._removals = RulesetDelta()
+        """Element removals the last delta's caller left for later, not yet sent (:meth:`settle`)."""
         self._handle: object = None
         self.full_reads = 0
         """How many applies and plans read the table back from the kernel in full."""
@@ -120,7 +122,7 @@ class Enforcer:
         """Stop trusting the last commit: the next apply reads the kernel back in full."""
         self._committed = None
         self._handle = None
-        self._renames = {}
+        self._drop_later()
 
     def table_handle(self) -> object:
         """The kernel's handle of our table (None when it does not exist), from the backend's
@@ -195,7 +197,7 @@ class Enforcer:
         started = self._clock()
         wanted = self.desired_state(desired, source=source)
         if not dry_run:
-            self._renames = {}  # the table still has their old comments, so the plan below includes them
+            self._drop_later()  # the table still holds what they change, so the plan below includes them
         current = None if verify else self._trusted()
         if current is None:
             current = self.current()
@@ -227,7 +229,7 @@ class Enforcer:
         started = self._clock()
         if interrupted():
             return None
-        self.send_renames()
+        self.send_later()
         wanted = self._trusted()
         if wanted is None:
             document = desired()
@@ -279,6 +281,7 @@ class Enforcer:
         desired: Callable[[], Mapping[str, Any]],
         source: str = "<ruleset>",
         renames_later: bool = False,
+        later: RulesetDelta | None = None,
     ) -> ApplyReport:
         """Apply one compiler step, ``delta``, in one atomic transaction.
 
@@ -294,23 +297,31 @@ class Enforcer:
         ``renames_later``: chains whose rules change only in their comments (which decide no
         packet) are left to :meth:`settle`, so the transaction that puts the step's decisions
         in force is not held up by them (``diff.plan_delta_renames_later``); a later delta or
-        read-back sends any left first, and a whole apply's plan includes them."""
+        read-back sends any left first, and a whole apply's plan includes them.
+
+        ``later``: element removals that follow ``delta`` in the compiler's step and that
+        decide no packet once ``delta`` is in force (the caller vouches for it:
+        ``NodeCompiler.split_unreachable``); they are left to :meth:`settle` as the renames
+        are. When this call applies ``desired()`` whole instead, that already leaves them out."""
         started = self._clock()
-        self.send_renames()
+        self.send_later()
         current = self._trusted()
         if current is None:
             return self.apply(desired(), source=source)
         try:
             if renames_later:
-                transaction, patched, self._renames = plan_delta_renames_later(current, delta, source=source)
+                transaction, patched, renames = plan_delta_renames_later(current, delta, source=source)
             else:
                 transaction, patched = plan_delta(current, delta, source=source)
+                renames = {}
         except DeltaMismatch:
             self.forget()
             return self.apply(desired(), source=source)
         self._send_or_forget(transaction, dry_run=False, sets=current.sets)
         self._committed = patched
         self._last_desired = patched
+        self._renames = renames
+        self._removals = later if later is not None else RulesetDelta()
         return ApplyReport(
             transaction=transaction,
             applied=not transaction.empty,
@@ -318,29 +329,40 @@ class Enforcer:
             duration_seconds=self._clock() - started,
         )
 
-    def send_renames(self) -> None:
-        """Send the comment-only chain changes the last delta left (``renames_later``) in a
+    def send_later(self) -> None:
+        """Send what the last delta left for later, its comment-only chain changes
+        (``renames_later``) and the element removals its caller left (``later``), in one
         transaction of their own; nothing when none are left. A failure is raised as any
-        apply's, and the next apply reads the kernel in full."""
-        renames, self._renames = self._renames, {}
-        if not renames:
+        apply's, and the next apply reads the kernel in full; removals that do not fit the
+        committed state are such a failure, with nothing sent."""
+        renames, removals = self._renames, self._removals
+        self._drop_later()
+        if not renames and removals.empty:
             return
         current = self._trusted()
         if current is None:
             return
-        transaction, renamed = plan_renames(current, renames)
+        try:
+            transaction, after = plan_later(current, renames, removals)
+        except DeltaMismatch:
+            self.forget()
+            raise
         self._send_or_forget(transaction, dry_run=False, sets=current.sets)
-        self._committed = renamed
-        self._last_desired = renamed
+        self._committed = after
+        self._last_desired = after
+
+    def _drop_later(self) -> None:
+        self._renames = {}
+        self._removals = RulesetDelta()
 
     def settle(self) -> None:
-        """Send what the last delta left for later (:meth:`send_renames`), then fold the
+        """Send what the last delta left for later (:meth:`send_later`), then fold the
         element changes that deltas left pending beside the committed sets, where they
         outgrew their bound (:func:`~policyctl.enforcer.tables.settled_table`). A fold copies
         its set (1.5 ms for 40k elements), so the agent settles after the kernel has an
         event's change rather than on the way to it; an enforcer that never settles stays
         correct, its patches fold by themselves at four times the bound."""
-        self.send_renames()
+        self.send_later()
         if self._committed is None:
             return
         folded = settled_table(self._committed)

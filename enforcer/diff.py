@@ -31,7 +31,8 @@ to a set or chain going away or re-created is in the delta (its rules change, or
 set's referrers are carried whole). A delta that breaks them makes the kernel refuse the
 ``delete`` of a set or chain still in use, which changes nothing.
 :func:`plan_delta_renames_later` leaves the chains whose rules change only in their comments
-to a transaction of their own (:func:`plan_renames`), sent after the one that decides packets.
+to a transaction of their own (:func:`plan_renames`), sent after the one that decides packets;
+:func:`plan_later` sends them together with element removals that decide no packet.
 """
 
 from __future__ import annotations
@@ -443,6 +444,24 @@ def plan_renames(state: TableState, chains: Mapping[str, ChainState]) -> tuple[T
     return transaction, TableState(
         family=state.family, name=state.name, sets=state.sets, chains={**state.chains, **chains}
     )
+
+
+def plan_later(
+    state: TableState, renames: Mapping[str, ChainState], removals: RulesetDelta
+) -> tuple[Transaction, TableState]:
+    """One transaction for what deltas left for after the kernel: the comment-only chain
+    changes (:func:`plan_renames`) and the element removals their caller vouched decide no
+    packet (``Enforcer.apply_delta(later=)``), on a table holding ``state``; and the state
+    after it. Raises :class:`DeltaMismatch` when ``removals`` does not fit."""
+    renamed_transaction, renamed = plan_renames(state, renames) if renames else (Transaction(), state)
+    if removals.empty:
+        return renamed_transaction, renamed
+    removed_transaction, after = plan_delta(renamed, removals)
+    return replace(
+        removed_transaction,
+        commands=renamed_transaction.commands + removed_transaction.commands,
+        chains_replaced=renamed_transaction.chains_replaced + removed_transaction.chains_replaced,
+    ), after
 
 
 def _plan_delta(

@@ -55,7 +55,7 @@ class RecordingEnforcer:
 
     def apply_delta(
         self, delta: RulesetDelta, *, desired: Callable[[], Mapping[str, Any]], source: str = "<ruleset>",
-        renames_later: bool = False,
+        renames_later: bool = False, later: RulesetDelta | None = None,
     ) -> ApplyReport:
         self.deltas.append(delta)
         return self.apply(desired(), source=source)

@@ -12,6 +12,7 @@ import pytest
 
 from policyctl.compiler.compile import compile_node
 from policyctl.compiler.delta import RulesetDelta, diff
+from policyctl.compiler.incremental import NodeCompiler
 from policyctl.compiler.render_json import to_document
 from policyctl.compiler.ruleset import Chain, Key, Lookup, Rule, Ruleset, Verdict
 from policyctl.enforcer.apply import Enforcer
@@ -261,3 +262,55 @@ def test_renames_left_unsent_reach_the_kernel_with_whatever_the_enforcer_does_ne
         enforcer.apply_delta(RulesetDelta(), desired=never, renames_later=True)
     assert any("x/allow-too" in c for c in _comments(kernel_state(backend)))
     assert kernel_state(backend) == enforcer.committed == after_full_apply(backend, TWICE)
+
+
+B_TWIN = pod("x/b-twin", {"pod": "b"}, node="node-1", ips=["10.77.2.9"])
+"""A second local pod that ALLOW_80 isolates: deleting it leaves its allow elements for later."""
+
+
+def _removals_unsent(backend: LibnftablesBackend) -> tuple[Enforcer, NodeCompiler, RulesetDelta]:
+    """An enforcer that applied the step deleting B_TWIN as a delta, the removals that no
+    packet reaches any more left for later; with the compiler and what it left."""
+    compiler = NodeCompiler("node-1")
+    compiler.update(cluster(*PODS, B_TWIN, ALLOW_80))
+    enforcer = Enforcer(backend)
+    enforcer.apply(to_document(compiler.ruleset))
+    now, later = compiler.split_unreachable(compiler.update(cluster(*PODS, ALLOW_80)))
+    assert later.removed_elements
+    report = enforcer.apply_delta(now, desired=never, later=later)
+    assert report.transaction.elements_removed == sum(len(e) for _, e in now.removed_elements + now.removed_entries)
+    return enforcer, compiler, later
+
+
+def _holding(state: TableState | None, removals: RulesetDelta) -> set[str]:
+    """The sets ``removals`` removes from that hold B_TWIN's address in ``state``."""
+    assert state is not None
+    listed = {name: repr(list(state.sets[name].elements.values())) for name, _ in removals.removed_elements}
+    return {name for name, text in listed.items() if "10.77.2.9" in text}
+
+
+def test_removals_left_for_later_stay_in_the_kernel_until_settle_then_the_table_equals_a_full_apply(
+    backend: LibnftablesBackend,
+) -> None:
+    enforcer, compiler, later = _removals_unsent(backend)
+    assert _holding(kernel_state(backend), later) == {name for name, _ in later.removed_elements}
+    enforcer.settle()
+    settled = kernel_state(backend)
+    assert _holding(settled, later) == set()
+    assert settled == enforcer.committed == after_full_apply(backend, compiler.ruleset)
+
+
+@pytest.mark.parametrize("then", ["read-back", "whole-apply", "next-delta"])
+def test_removals_left_unsent_reach_the_kernel_with_whatever_the_enforcer_does_next(
+    backend: LibnftablesBackend, then: str
+) -> None:
+    enforcer, compiler, later = _removals_unsent(backend)
+    if then == "read-back":
+        assert enforcer.verify(never) is not None
+    elif then == "whole-apply":
+        enforcer.apply(to_document(compiler.ruleset))
+    else:
+        enforcer.apply_delta(RulesetDelta(), desired=never)
+    enforcer.settle()  # nothing is left to send twice
+    assert _holding(kernel_state(backend), later) == set()
+    assert kernel_state(backend) == enforcer.committed == after_full_apply(backend, compiler.ruleset)

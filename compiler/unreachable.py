@@ -1,0 +1,66 @@
+"""Element removals that decide no packet once the rest of their step is in force.
+
+Every element of an allow set carries the address of the local pod it decides for (its local
+field, :func:`~policyctl.compiler.elements.local_group`), and a packet reaches the allow sets
+of a direction and family only through that direction's dispatch map of the family, keyed by
+the same address: the dispatch map jumps to the pod's chain, the pod's chain to the shared
+allow chain, the allow chain to the identity chains, and every lookup on the way is keyed by
+the packet's local address (``docs/ruleset.md``, "Pod chains, allow chains, identity chains,
+sets"). So an element whose local address has no dispatch entry after a step is looked up by
+no packet: the elements of a deleted local pod, or of one that no policy isolates any more.
+Their removal can follow the transaction that puts the step in force, which the agent does
+(``Enforcer.apply_delta(later=...)``): at 10k pods a local pod delete removes 30 to 50 of them,
+among them the ipBlock sets' elements, the dearest removals the kernel has (a concatenated
+interval set cuts each removed element's bits out of its whole lookup table), and each costs
+the Python on the way to the kernel as much as an element that decides.
+
+Only a NetworkPolicy-only ruleset is split (cluster policies add tier chains that this
+argument does not cover); the removals of any other set, and every map entry, stay in the
+step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Container, Mapping
+from dataclasses import replace
+
+from policyctl.policy.model import Direction, Family, IPAddress
+
+from .delta import RulesetDelta
+from .elements import local_group
+from .intervals import as_address
+from .layout import SetLayout
+from .ruleset import Element
+
+
+def split_unreachable(
+    delta: RulesetDelta,
+    layout_of: Callable[[str], SetLayout | None],
+    dispatched: Mapping[tuple[Direction, Family], Container[IPAddress]],
+) -> tuple[RulesetDelta, RulesetDelta]:
+    """``delta`` as the part that decides packets and the element removals that decide none
+    once that part is applied: those of allow sets (``layout_of`` gives their layout, None for
+    any other set) whose local address is not among ``dispatched`` of the set's direction and
+    family after the step. Applying the first and then the second equals applying ``delta``.
+    The second is empty when nothing is unreachable, and the first is then ``delta`` itself."""
+    now: list[tuple[str, tuple[Element, ...]]] = []
+    later: list[tuple[str, tuple[Element, ...]]] = []
+    for name, elements in delta.removed_elements:
+        layout = layout_of(name)
+        if layout is None:
+            now.append((name, elements))
+            continue
+        guard = dispatched[(layout.direction, layout.family)]
+        kept: list[Element] = []
+        gone: list[Element] = []
+        for element in elements:
+            local = local_group(layout, element)
+            unreachable = local.is_single and as_address(local.low, layout.family) not in guard
+            (gone if unreachable else kept).append(element)
+        if kept:
+            now.append((name, tuple(kept)))
+        if gone:
+            later.append((name, tuple(gone)))
+    if not later:
+        return delta, RulesetDelta()
+    return replace(delta, removed_elements=tuple(now)), RulesetDelta(removed_elements=tuple(later))
