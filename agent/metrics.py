@@ -10,6 +10,9 @@ my packets" needs.
 name                                            type      meaning
 =============================================== ========= ==================================
 policyctl_sync_duration_seconds                 histogram one sync: snapshot, compile, apply
+policyctl_sync_stage_seconds{stage}             histogram the part of a sync in each stage:
+                                                          snapshot, compile, plan, kernel,
+                                                          after (``SyncReport.stages``)
 policyctl_syncs_total{result}                   counter   syncs by result: applied,
                                                           unchanged, failed
 policyctl_compiles_total{outcome}               counter   compiled, or skipped because
@@ -70,6 +73,11 @@ from policyctl.agent.httpserver import BoundedHTTPServer, Limits, Reply
 
 #: Sync durations span a no-op resync (milliseconds) to a large first apply (seconds).
 SYNC_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+#: The stages of a sync, in the order they run (``agent.sync.SyncReport.stages``), as the
+#: ``stage`` label of ``policyctl_sync_stage_seconds``.
+SYNC_STAGES = ("snapshot", "compile", "plan", "kernel", "after")
+#: An event's stages take tenths of a millisecond to a few milliseconds (bench/README.md).
+STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 10.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +158,14 @@ class AgentMetrics:
             buckets=SYNC_BUCKETS,
             registry=r,
         )
+        self.sync_stages = Histogram(
+            "policyctl_sync_stage_seconds",
+            "The part of each successful sync spent in one stage: snapshot, compile, plan (the transaction made and "
+            "encoded), kernel (sent, until the kernel answers) and after (revocation, what was left for later).",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
         self.syncs = Counter(
             "policyctl_syncs", "Syncs by result: applied, unchanged or failed.", ["result"], registry=r
         )
@@ -216,6 +232,8 @@ class AgentMetrics:
             self.syncs.labels(result=result)
         for outcome in ("compiled", "skipped"):
             self.compiles.labels(outcome=outcome)
+        for stage in SYNC_STAGES:
+            self.sync_stages.labels(stage=stage)
         for server in ("metrics", "health"):
             self.http_rejected.labels(server=server)
 

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from policyctl.agent.collector import freeze_survivors, paused
 from policyctl.agent.isolation import Isolation, Selecting
-from policyctl.agent.metrics import AgentMetrics
+from policyctl.agent.metrics import SYNC_STAGES, AgentMetrics
 from policyctl.compiler.delta import RulesetDelta
 from policyctl.compiler.droplog import delta_to_group, log_to_group
 from policyctl.compiler.incremental import NodeCompiler
@@ -118,7 +118,13 @@ class RulesetApplier(Protocol):
 class SyncReport:
     """What one sync did. ``compiled`` is True when the node's ruleset changed (always on the
     first sync), False when the snapshot brought nothing this node enforces; ``changed`` when
-    a transaction was sent."""
+    a transaction was sent. ``stages`` splits ``duration_seconds`` in the order they ran
+    (:data:`SYNC_STAGES`): ``snapshot`` (the store's snapshot and the completeness check),
+    ``compile`` (the compiler's step), ``plan`` (what makes the transaction of the step: the
+    split of what can wait, the table-handle check, the plan and its encoding; on a whole
+    apply the render, the read and the diff), ``kernel`` (the backend sending it, until the
+    kernel answers) and ``after`` (isolation logs, revocation of flows, and the transaction
+    of what was left for later). The ruleset is in force at the end of ``kernel``."""
 
     sync_id: int
     compiled: bool
@@ -129,6 +135,7 @@ class SyncReport:
     elements: int
     revoked: int
     duration_seconds: float
+    stages: tuple[tuple[str, float], ...] = ()
 
 
 def _name(named: Node | Namespace) -> str:
@@ -238,6 +245,8 @@ class NodeSync:
         if self.metrics is not None:
             self.metrics.syncs.labels(result="applied" if report.changed else "unchanged").inc()
             self.metrics.sync_duration.observe(report.duration_seconds)
+            for stage, seconds in report.stages:
+                self.metrics.sync_stages.labels(stage=stage).observe(seconds)
             self.metrics.last_success.set(self._wall_clock())
             self.metrics.local_pods.set(report.local_pods)
             self.metrics.active_policies.set(report.active_policies)
@@ -347,6 +356,7 @@ class NodeSync:
     def _sync(self, sync_id: int, started: float) -> SyncReport:
         cluster = self.snapshots.snapshot()
         self._check_complete(cluster)
+        snapshotted = self._clock()
         # The store hands out the same snapshot object while nothing changed.
         unchanged = cluster is self._cluster
         first = self._cluster is None
@@ -362,6 +372,7 @@ class NodeSync:
             self._count(delta)
         if self.metrics is not None:
             self.metrics.compiles.labels(outcome="compiled" if compiled else "skipped").inc()
+        compiled_at = self._clock()
         if self._verified_at is None or self.resync_interval <= 0:
             applied = self.enforcer.apply(self.document, source=self._source, verify=True)
             self._verified_at = self._clock()
@@ -371,6 +382,7 @@ class NodeSync:
             now, later = self.compiler.split_unreachable(delta)
             applied = self.enforcer.apply_delta(delta_to_group(now, self.log_group), desired=lambda: self.document,
                                                 source=self._source, renames_later=True, later=later)
+        applied_at = self._clock()
         self._cluster = cluster
         local = self.compiler.local_pods
         selecting = self.compiler.selecting
@@ -382,6 +394,7 @@ class NodeSync:
         del retired
         self.compiler.release()
         self.enforcer.settle()
+        finished = self._clock()
         report = SyncReport(
             sync_id=sync_id,
             compiled=compiled,
@@ -391,7 +404,14 @@ class NodeSync:
             active_policies=self.isolation.active,
             elements=sum(self._sizes.values()),
             revoked=revoked,
-            duration_seconds=self._clock() - started,
+            duration_seconds=finished - started,
+            stages=tuple(zip(SYNC_STAGES, (
+                snapshotted - started,
+                compiled_at - snapshotted,
+                applied_at - compiled_at - applied.kernel_seconds,
+                applied.kernel_seconds,
+                finished - applied_at,
+            ), strict=True)),
         )
         level = logging.INFO if report.changed or report.revoked else logging.DEBUG
         self.log.log(
@@ -406,6 +426,7 @@ class NodeSync:
                 "active_policies": report.active_policies,
                 "revoked_connections": revoked,
                 "duration_seconds": round(report.duration_seconds, 6),
+                "stages_seconds": {name: round(seconds, 6) for name, seconds in report.stages},
             }},
         )
         return report

@@ -298,6 +298,7 @@ def _events(ctx: Context, enforcer: Any, backend: Any, netns: str, layout: str, 
     cluster = ctx.cluster
     step(cluster)
     samples: dict[str, list[float]] = {k: [] for k in KINDS}
+    slowest: dict[str, tuple[float, dict[str, float]]] = {}
     stages: dict[str, list[float]] = {}
     compiles = 0
     for _ in range(ctx.effort.events_per_kind):
@@ -305,6 +306,8 @@ def _events(ctx: Context, enforcer: Any, backend: Any, netns: str, layout: str, 
             cluster = EVENTS[kind](cluster, ctx.node, rng)
             split, compiled = step(cluster)
             samples[kind].append(split["store"] + split["to kernel"])
+            if samples[kind][-1] >= slowest.get(kind, (0.0, {}))[0]:
+                slowest[kind] = (samples[kind][-1], split)
             compiles += compiled
             for stage, seconds in split.items():
                 stages.setdefault(stage, []).append(seconds)
@@ -352,10 +355,15 @@ def _events(ctx: Context, enforcer: Any, backend: Any, netns: str, layout: str, 
                "arriving during a read-back waits for it"))
     for kind in KINDS:
         for name, q in (("p50", 0.5), ("p99", 0.99)):
+            tail = ""
+            if name == "p99" and kind in slowest:
+                seconds, split = slowest[kind]
+                tail = f"; the slowest ({seconds * 1000:.2f} ms): " + ", ".join(
+                    f"{k} {v * 1000:.2f} ms" for k, v in split.items() if k not in ("to kernel", "after kernel"))
             figures.append(Figure(
                 f"event.{layout}{kind}.{name}", "s", quantile(samples[kind], q), baseline=quantile(floor, q),
                 baseline_name=floor_name, target=Target(3, on_ratio=True) if name == "p99" else None,
-                detail=f"{path}; {len(samples[kind])} events of this kind; {split_text}"))
+                detail=f"{path}; {len(samples[kind])} events of this kind; {split_text}{tail}"))
     return figures
 
 
@@ -523,7 +531,9 @@ def _event_path(
         report = sync()
         done = time.perf_counter()
         kernel = clock.committed if clock.committed is not None else done
-        return {"store": stored - started, "to kernel": kernel - stored, "after kernel": done - kernel}, report.compiled
+        split = {"store": stored - started, "to kernel": kernel - stored, "after kernel": done - kernel}
+        split.update((f"sync {stage}", seconds) for stage, seconds in report.stages)
+        return split, report.compiled
 
     revocation = ("revocation judging one tracked flow" if conntrack is not None
                   else "no revocation (no conntrack-tools or no IPv4 flow to track)")

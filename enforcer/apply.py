@@ -55,12 +55,17 @@ from policyctl.enforcer.tables import ChainState, SetState, TableState, read_tab
 @dataclass(frozen=True, slots=True)
 class ApplyReport:
     """What one apply did. ``applied`` is False for a dry run and when nothing differed;
-    ``transaction`` is what was (or, in a dry run, would have been) sent."""
+    ``transaction`` is what was (or, in a dry run, would have been) sent. ``kernel_seconds``
+    is the part of ``duration_seconds`` spent handing the transaction to the backend and
+    waiting for its answer (the kernel's commit; for a transaction sent as libnftables JSON
+    also libnftables' own work), 0 when nothing was sent: the rest is reading and planning,
+    which is ours, so a slow apply says on which side of the netlink socket its time went."""
 
     transaction: Transaction
     applied: bool
     dry_run: bool
     duration_seconds: float
+    kernel_seconds: float = 0.0
 
     @property
     def transaction_id(self) -> str:
@@ -261,7 +266,7 @@ class Enforcer:
     def _apply_planned(
         self, transaction: Transaction, wanted: TableState, *, dry_run: bool, started: float
     ) -> ApplyReport:
-        self._send_or_forget(transaction, dry_run=dry_run)
+        kernel = self._send_or_forget(transaction, dry_run=dry_run)
         if not dry_run:
             self._remember(wanted, created=transaction.created_table)
             release = getattr(self.backend, "release_cache", None)
@@ -272,6 +277,7 @@ class Enforcer:
             applied=not dry_run and not transaction.empty,
             dry_run=dry_run,
             duration_seconds=self._clock() - started,
+            kernel_seconds=kernel,
         )
 
     def apply_delta(
@@ -317,7 +323,7 @@ class Enforcer:
         except DeltaMismatch:
             self.forget()
             return self.apply(desired(), source=source)
-        self._send_or_forget(transaction, dry_run=False, sets=current.sets)
+        kernel = self._send_or_forget(transaction, dry_run=False, sets=current.sets)
         self._committed = patched
         self._last_desired = patched
         self._renames = renames
@@ -327,6 +333,7 @@ class Enforcer:
             applied=not transaction.empty,
             dry_run=False,
             duration_seconds=self._clock() - started,
+            kernel_seconds=kernel,
         )
 
     def send_later(self) -> None:
@@ -382,30 +389,36 @@ class Enforcer:
 
     def _send_or_forget(
         self, transaction: Transaction, *, dry_run: bool, sets: Mapping[str, SetState] | None = None
-    ) -> None:
-        """Send ``transaction`` unless it is empty; when that fails, stop trusting the last
-        commit, so the next apply reads the kernel in full."""
+    ) -> float:
+        """Send ``transaction`` unless it is empty, and return the seconds the backend took
+        (0 when nothing was sent); when that fails, stop trusting the last commit, so the
+        next apply reads the kernel in full."""
         if transaction.empty:
-            return
+            return 0.0
         try:
-            self._send(transaction, dry_run=dry_run, sets=sets)
+            return self._send(transaction, dry_run=dry_run, sets=sets)
         except BaseException:
             self.forget()
             raise
 
-    def _send(self, transaction: Transaction, *, dry_run: bool, sets: Mapping[str, SetState] | None) -> None:
+    def _send(self, transaction: Transaction, *, dry_run: bool, sets: Mapping[str, SetState] | None) -> float:
         """Send ``transaction``: as a batch of our own when the encoders encode every command
         (elements of ``sets``, the trusted last commit's; sets, chains and rules of the
         compiler's vocabulary) and the backend can, else as libnftables JSON. Either way the
-        kernel takes all of it or none."""
+        kernel takes all of it or none. Returns the seconds of the backend call alone (the
+        encoding is ours and not counted)."""
         try:
-            if not dry_run and sets is not None and self._sent_as_batch(transaction, sets):
-                return
+            if not dry_run and sets is not None:
+                seconds = self._sent_as_batch(transaction, sets)
+                if seconds is not None:
+                    return seconds
             payload = transaction.payload()
+            started = self._clock()
             if dry_run:
                 self.backend.check(payload)
             else:
                 self.backend.run(payload)
+            return self._clock() - started
         except NftCommandError as exc:
             index = exc.index if exc.index is not None else self._culprit(transaction)
             raise NftApplyError(
@@ -415,19 +428,22 @@ class Enforcer:
                 index=index,
             ) from exc
 
-    def _sent_as_batch(self, transaction: Transaction, sets: Mapping[str, SetState]) -> bool:
+    def _sent_as_batch(self, transaction: Transaction, sets: Mapping[str, SetState]) -> float | None:
+        """The seconds the backend took to commit ``transaction`` as a batch of our own, None
+        when it was not sent so (the backend cannot, or a command is not encoded here)."""
         commit = getattr(self.backend, "commit_batch", None)
         if commit is None:
-            return False
+            return None
         batch = transaction_batch(transaction.commands, sets, family=self.family, table=self.table)
         if batch is None:
-            return False
+            return None
+        started = self._clock()
         try:
             commit(batch)
         except ImportError:
-            return False
+            return None
         self.netlink_batches += 1
-        return True
+        return self._clock() - started
 
     def _culprit(self, transaction: Transaction) -> int | None:
         """The first command whose prefix of the transaction the kernel rejects, found by

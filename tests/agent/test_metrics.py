@@ -13,6 +13,7 @@ from policyctl.agent.metrics import AgentMetrics, ReflectorState
 
 EXPECTED_TYPES = {
     "policyctl_sync_duration_seconds": "histogram",
+    "policyctl_sync_stage_seconds": "histogram",
     "policyctl_syncs": "counter",
     "policyctl_compiles": "counter",
     "policyctl_kernel_readbacks": "counter",
@@ -85,6 +86,12 @@ def test_sync_duration_is_a_histogram_in_seconds(scraped: dict[str, object]) -> 
     assert samples[("policyctl_sync_duration_seconds_count", ())] == 1
     assert samples[("policyctl_sync_duration_seconds_bucket", (("le", "0.025"),))] == 1
     assert samples[("policyctl_sync_duration_seconds_bucket", (("le", "0.01"),))] == 0
+
+
+def test_every_sync_stage_is_exported_before_its_first_observation(scraped: dict[str, object]) -> None:
+    counts = {labels: value for (name, labels), value in _samples(scraped, "policyctl_sync_stage_seconds").items()
+              if name.endswith("_count")}
+    assert counts == {(("stage", stage),): 0.0 for stage in ("after", "compile", "kernel", "plan", "snapshot")}
 
 
 def test_objects_are_counted_by_kind_and_served_resources_flagged() -> None:

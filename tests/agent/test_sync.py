@@ -441,3 +441,44 @@ def test_revocation_judges_the_table_the_enforcer_committed_not_a_new_rendering(
     with mock.patch.object(type(enforcer), "committed", new_callable=mock.PropertyMock, return_value=deny_all):
         report = sync()
     assert report.revoked == 1 and conntrack.entries == []
+
+
+def test_a_sync_reports_how_long_each_stage_took_in_its_report_log_and_metrics() -> None:
+    """Snapshot, compile, plan, kernel and after, each timed on the sync's clock; the kernel's
+    part is what the enforcer reports of its send, the rest of the apply is planning."""
+    stream = io.StringIO()
+    metrics = AgentMetrics()
+    sync, snapshots, enforcer, clock = timed(
+        base_cluster(WEB_FROM_CLIENTS), metrics=metrics,
+        logger=configure(node="node-1", stream=stream, name=f"policyctl.test.{uuid.uuid4().hex}"),
+    )
+
+    def slow(seconds: float, call: Any, kernel: float | None = None) -> Any:
+        def step(*args: Any, **kwargs: Any) -> Any:
+            clock.advance(seconds)
+            result = call(*args, **kwargs)
+            return dataclasses.replace(result, kernel_seconds=kernel) if kernel is not None else result
+        return step
+
+    whole = enforcer.apply
+    snapshots.snapshot = slow(1.0, snapshots.snapshot)  # type: ignore[method-assign]
+    sync.compiler.update = slow(2.0, sync.compiler.update)  # type: ignore[method-assign]
+    enforcer.apply = slow(16.0, whole, kernel=8.0)  # type: ignore[method-assign]
+    enforcer.apply_delta = slow(  # type: ignore[method-assign]
+        4.0, lambda delta, *, desired, **_: whole(desired()), kernel=3.0
+    )
+    enforcer.settle = slow(32.0, enforcer.settle)  # type: ignore[method-assign]
+    first = sync()
+    snapshots.cluster = dataclasses.replace(snapshots.cluster, policies=())
+    second = sync()
+
+    assert first.stages == (("snapshot", 1.0), ("compile", 2.0), ("plan", 8.0), ("kernel", 8.0), ("after", 32.0))
+    assert second.stages == (("snapshot", 1.0), ("compile", 2.0), ("plan", 1.0), ("kernel", 3.0), ("after", 32.0))
+    assert [sum(s for _, s in r.stages) for r in (first, second)] == [r.duration_seconds for r in (first, second)]
+    logged = [json.loads(line) for line in stream.getvalue().splitlines() if "stages_seconds" in line]
+    assert [line["stages_seconds"] for line in logged] == [dict(first.stages), dict(second.stages)]
+    value = metrics.registry.get_sample_value
+    assert {stage: value("policyctl_sync_stage_seconds_sum", {"stage": stage}) for stage, _ in first.stages} == {
+        "snapshot": 2.0, "compile": 4.0, "plan": 9.0, "kernel": 11.0, "after": 64.0,
+    }
+    assert value("policyctl_sync_stage_seconds_count", {"stage": "kernel"}) == 2

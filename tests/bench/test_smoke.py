@@ -100,6 +100,16 @@ def test_every_kernel_figure_is_produced_and_is_a_number(report: dict[str, Any])
 
 @pytest.mark.kernel
 @pytest.mark.skipif(bool(UNAVAILABLE), reason=f"kernel sections need the lab: {UNAVAILABLE}")
+def test_an_event_p99_says_where_the_slowest_event_of_its_kind_spent_its_time(report: dict[str, Any]) -> None:
+    figure = report["figures"]["event.marked.pod-add.p99"]
+    total, spent = figure["detail"].split("; the slowest (", 1)[1].split(" ms): ", 1)
+    stages = [part.rsplit(" ", 2)[0] for part in spent.split(", ")]
+    assert stages == ["store", "sync snapshot", "sync compile", "sync plan", "sync kernel", "sync after"]
+    assert float(total) >= round(figure["value"] * 1000, 2) - 0.01, "the slowest event is faster than the p99"
+
+
+@pytest.mark.kernel
+@pytest.mark.skipif(bool(UNAVAILABLE), reason=f"kernel sections need the lab: {UNAVAILABLE}")
 def test_suite_leaves_no_namespace_or_lab_behind(report: dict[str, Any]) -> None:
     assert not [n for n in _netns_names() if n.startswith(NETNS_PREFIX)]
     assert not any(Path(report["_state_root"]).glob("*/*")), "a lab's description was left behind"
