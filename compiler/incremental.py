@@ -416,17 +416,10 @@ class NodeCompiler:
             else:
                 state.raw.setdefault(group, {})[item] = elements
         if old_sources != new_sources:
-            counts = state.sources
             for source in old_sources - new_sources:
-                counts[source] -= 1
-                if not counts[source]:
-                    del counts[source]
-                    state.cached_comment = None
+                state.drop_source(source)
             for source in new_sources - old_sources:
-                count = counts.get(source, 0)
-                counts[source] = count + 1
-                if not count:
-                    state.cached_comment = None
+                state.add_source(source)
 
     def _repod(self, item: PodDirection, track: Tracker) -> None:
         """Refresh a local pod's chain of one direction and its dispatch entries."""

@@ -22,6 +22,7 @@ step began, so the delta is exactly the difference between the rulesets before a
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from .layout import (
     peer_chain_name,
     peer_map_name,
     policed_set_name,
-    terse_comment,
+    sorted_terse_comment,
 )
 from .peeridentity import PeerIdentity
 from .peerstate import Peers
@@ -66,6 +67,9 @@ class SetState:
     finished: dict[Interval, tuple[Element, ...]] = field(default_factory=dict)
     ranges: dict[Interval, int] = field(default_factory=dict)
     sources: dict[str, int] = field(default_factory=dict)
+    ordered: list[str] = field(default_factory=list)
+    """The sources in order, kept as they come and go: a comment reads only the first few
+    (``layout.sorted_terse_comment``), and a shared set has hundreds at 100k pods."""
     cached_comment: str | None = None
 
     @property
@@ -75,8 +79,26 @@ class SetState:
     @property
     def comment(self) -> str:
         if self.cached_comment is None:
-            self.cached_comment = terse_comment(self.sources)
+            self.cached_comment = sorted_terse_comment(self.ordered)
         return self.cached_comment
+
+    def add_source(self, source: str) -> None:
+        """One more contribution brought ``source``."""
+        count = self.sources.get(source, 0)
+        self.sources[source] = count + 1
+        if not count:
+            bisect.insort(self.ordered, source)
+            self.cached_comment = None
+
+    def drop_source(self, source: str) -> None:
+        """One contribution that brought ``source`` is gone."""
+        count = self.sources[source] - 1
+        if count:
+            self.sources[source] = count
+            return
+        del self.sources[source]
+        del self.ordered[bisect.bisect_left(self.ordered, source)]
+        self.cached_comment = None
 
 
 class Comments(Mapping[str, str]):
@@ -144,7 +166,7 @@ class RulesetStore:
         if found is None:
             state = self.sets[name]
             elements = tuple(sorted(itertools.chain.from_iterable(state.finished.values())))
-            found = self.set_objects[name] = finished_set(name, state.layout, elements, state.sources.keys())
+            found = self.set_objects[name] = finished_set(name, state.layout, elements, state.ordered)
         return found
 
     def node_set(self, family: Family) -> Set:
