@@ -242,8 +242,8 @@ def section_compile(ctx: Context) -> list[Figure]:
 #: (``compiler.markedpeers``) with sixteen bits, enough for any identity count of the presets.
 LAYOUTS: dict[str, int | None] = {"": None, "marked.": 0xFFFF0000}
 EVENT_FIGURES = tuple(
-    f"event.{layout}{k}.{q}" for layout in LAYOUTS for k in (*KINDS, "floor", "floor-jump", "floor-batch")
-    for q in ("p50", "p99")
+    f"event.{layout}{k}.{q}" for layout in LAYOUTS
+    for k in (*KINDS, "floor", "floor-jump", "floor-batch", "floor-batch-jump") for q in ("p50", "p99")
 ) + tuple(f"event.{layout}{name}" for layout in LAYOUTS for name in ("resync", "resync.wait"))
 
 
@@ -314,6 +314,7 @@ def _events(ctx: Context, enforcer: Any, backend: Any, netns: str, layout: str, 
     floor = one_element_transactions(backend, ctx.effort.events_per_kind * len(KINDS))
     floor_jump = one_jump_transactions(backend, ctx.effort.events_per_kind * len(KINDS))
     floor_batch = one_element_batches(backend, enforcer, ctx.effort.events_per_kind * len(KINDS))
+    floor_batch_jump = one_jump_batches(backend, enforcer, ctx.effort.events_per_kind * len(KINDS))
     resync, _ = timed(readback)
     wait = longest_wait(readback)
     split_text = ", ".join(f"{k} {median(v) * 1000:.1f} ms" for k, v in sorted(stages.items()))
@@ -341,6 +342,14 @@ def _events(ctx: Context, enforcer: Any, backend: Any, netns: str, layout: str, 
                    "the enforcer sends a transaction it encodes (an nfnetlink batch of its own, "
                    "enforcer.batches): what the kernel alone charges for it, without libnftables' cache "
                    "fetch and evaluation"))
+        figures.append(Figure(
+            f"event.{layout}floor-batch-jump.{name}", "s", quantile(floor_batch_jump, q),
+            baseline=quantile(floor_batch, q),
+            baseline_name="the floor's one element as a batch of our own (floor-batch), same quantile",
+            detail=f"a breakdown of the events: {len(floor_batch_jump)} transactions, floor-jump's one element sent as "
+                   "a batch of our own: what the kernel alone charges for a jump, nearly all of it the validation of "
+                   "the table's chain graph that any added jump, verdict or rule sets off (from every base chain "
+                   "through every verdict-map element); every pod add and most policy adds pay it"))
     figures.append(Figure(
         f"event.{layout}resync", "s", resync, baseline=full, baseline_name="full apply",
         detail="the periodic read-back (NodeSync.verify, every max_interval, 60 s by default): the table listed "
@@ -435,6 +444,28 @@ def one_jump_transactions(backend: Any, count: int) -> list[float]:
     try:
         return timed_undone(count, element([FLOOR_ADDRESS, {"jump": {"target": FLOOR_JUMP_CHAIN}}], "add"),
                             element(FLOOR_ADDRESS, "delete"))
+    finally:
+        backend.run({"nftables": [{"delete": {"chain": {**base, "name": FLOOR_JUMP_CHAIN}}}]})
+
+
+def one_jump_batches(backend: Any, enforcer: Any, count: int) -> list[float]:
+    """:func:`one_jump_transactions`' transaction sent as the enforcer sends one it encodes (an
+    nfnetlink batch of its own): beside :func:`one_element_batches`, the kernel's price of the
+    chain-graph validation a jump sets off, without libnftables' share."""
+    from policyctl.enforcer.batches import transaction_batch
+
+    base = {"family": "inet", "table": TABLE}
+    state = enforcer.committed or enforcer.current()
+    elements = {"add": [FLOOR_ADDRESS, {"jump": {"target": FLOOR_JUMP_CHAIN}}], "delete": FLOOR_ADDRESS}
+    batches = {verb: transaction_batch([{verb: {"element": {**base, "name": FLOOR_JUMP_MAP, "elem": [element]}}}],
+                                       state.sets, family="inet", table=TABLE)
+               for verb, element in elements.items()}
+    if None in batches.values():
+        raise RuntimeError(f"the jump element of {FLOOR_JUMP_MAP} did not encode as a batch")
+    backend.run({"nftables": [{"add": {"chain": {**base, "name": FLOOR_JUMP_CHAIN}}}]})
+    try:
+        return timed_undone(count, lambda: backend.commit_batch(batches["add"]),
+                            lambda: backend.commit_batch(batches["delete"]))
     finally:
         backend.run({"nftables": [{"delete": {"chain": {**base, "name": FLOOR_JUMP_CHAIN}}}]})
 

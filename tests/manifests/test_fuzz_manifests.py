@@ -39,8 +39,12 @@ FIELD = re.compile(r"^ (?P<field>\S[^:]*): \S")
 TEXT_MUTATIONS = text_mutations()
 ODD_KEYS = ("zz", "名前", "on", "1", "<<", "")
 
+#: Each draw of an odd value is a copy: a later step of the same story may change what it put in
+#: place (a key added, an item replaced), and a change to ``ODD_VALUES`` itself would make later
+#: examples differ from what their choices drew (hypothesis: FlakyStrategyDefinition).
+odd_values = st.sampled_from(ODD_VALUES).map(deep_copy)
 values = (
-    st.sampled_from(ODD_VALUES)
+    odd_values
     | st.integers()
     | st.floats()
     | st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
@@ -84,6 +88,11 @@ def manifests(draw: st.DrawFn) -> Manifest:
         return Manifest(text.encode(), "; ".join(story))
     data = TEXT_MUTATIONS[mutation](text, draw(st.integers(0, 10**6)))
     return Manifest(data, "; ".join([*story, f"text {mutation}"]))
+
+
+@given(value=odd_values)
+def test_odd_values_are_drawn_as_copies(value: object) -> None:
+    assert not any(value is odd for odd in ODD_VALUES if isinstance(odd, (dict, list)))
 
 
 def _would_cycle(root: object, path: tuple, source: object) -> bool:
