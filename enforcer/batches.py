@@ -40,7 +40,8 @@ def transaction_batch(
         return None
     encoded: dict[int, list[BatchMessage]] = {}
     elements: list[tuple[int, str, Any, SetState | None]] = []
-    known = dict(sets)
+    known: Mapping[str, SetState] = sets
+    own: dict[str, SetState] | None = None
     try:
         for index, command in enumerate(commands):
             verb, kind, target = _parts(command, family=family, table=table)
@@ -53,9 +54,11 @@ def transaction_batch(
                 encoded[index] = rule_messages(index, verb, target, known, table=table)
             elif kind in ("set", "map"):
                 encoded[index], created = set_messages(index, verb, kind, target, table=table, set_id=index + 1)
-                known.pop(target["name"], None)
+                if own is None:
+                    known = own = dict(sets)
+                own.pop(target["name"], None)
                 if created is not None:
-                    known[created.name] = created
+                    own[created.name] = created
             else:
                 raise Unencodable
         for index, verb, chosen, found in elements:

@@ -64,7 +64,29 @@ def _address_range(text: str) -> tuple[str, int, int, int] | None:
 
 
 def element_key(value: Any) -> ElementKey:
-    """The canonical key of one element value (a set element, or a map element's key)."""
+    """The canonical key of one element value (a set element, or a map element's key).
+
+    Called for every element the enforcer reads back or sends as a batch of its own, so the
+    spellings the compiler and nft write most (an address, a protocol, a port, a
+    concatenation of them) are tried first by their exact type; any other value takes the
+    general path, which gives every value the same key as before."""
+    kind = type(value)
+    if kind is str:
+        address = _address_range(value)
+        if address is not None:
+            return address
+        number = PROTOCOL_NUMBERS.get(value)
+        return ("s", value) if number is None else ("n", number, number)
+    if kind is int:
+        return ("n", value, value)
+    if kind is dict and len(value) == 1:
+        body = value.get("concat")
+        if type(body) is list:
+            return ("concat", tuple(element_key(part) for part in body))
+    return _general_key(value)
+
+
+def _general_key(value: Any) -> ElementKey:
     if isinstance(value, dict) and set(value) == {"elem"} and isinstance(value["elem"], dict):
         return element_key(value["elem"].get("val"))
     if isinstance(value, bool):

@@ -66,9 +66,13 @@ class Unencodable(Exception):
     """This command is not one the encoders encode exactly: the transaction goes to libnftables."""
 
 
+#: The padding after an attribute of each length modulo 4.
+_PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")
+
+
 def attr(kind: int, payload: bytes, *, nested: bool = False) -> bytes:
     length = _HEADER.size + len(payload)
-    return _HEADER.pack(length, kind | (_NESTED if nested else 0)) + payload + b"\0" * (-length % 4)
+    return _HEADER.pack(length, kind | _NESTED if nested else kind) + payload + _PADDING[length & 3]
 
 
 def attributes(data: bytes, offset: int = 0) -> Iterator[tuple[int, bytes]]:

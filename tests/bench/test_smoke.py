@@ -105,7 +105,9 @@ def test_an_event_p99_says_where_the_slowest_event_of_its_kind_spent_its_time(re
     total, spent = figure["detail"].split("; the slowest (", 1)[1].split(" ms): ", 1)
     stages = [part.rsplit(" ", 2)[0] for part in spent.split(", ")]
     assert stages == ["store", "sync snapshot", "sync compile", "sync plan", "sync kernel", "sync after"]
-    assert float(total) >= round(figure["value"] * 1000, 2) - 0.01, "the slowest event is faster than the p99"
+    # The detail prints the slowest event to 0.005 ms, the figure keeps four significant digits
+    # (bench/figures.py): the slowest event, as printed, is at most those two roundings under the p99.
+    assert float(total) >= figure["value"] * 1000 * (1 - 5e-4) - 0.005, "the slowest event is faster than the p99"
 
 
 @pytest.mark.kernel

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policyctl.enforcer.elements import element_key, value_key
+from policyctl.enforcer.elements import PROTOCOL_NUMBERS, _general_key, element_key, value_key
 
 
 @pytest.mark.parametrize(
@@ -67,3 +67,51 @@ def test_a_prefix_and_the_range_it_covers_are_one_element(address: int, length: 
     prefix = {"prefix": {"addr": str(network.network_address), "len": length}}
     span = {"range": [str(network.network_address), str(network.broadcast_address)]}
     assert element_key(prefix) == element_key(span)
+
+
+_addresses = st.one_of(
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=6).map(str),
+    st.sampled_from(["10.0.0.1", "::ffff:10.0.0.1", "10.0.0.256", "fd00::/8", "10.0.0.0/33", ""]),
+)
+_scalars = st.one_of(
+    _addresses,
+    st.sampled_from(sorted(PROTOCOL_NUMBERS)),
+    st.text(max_size=6),
+    st.integers(-1, 70000),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=False),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3).map(lambda parts: {"concat": parts}),
+        st.lists(inner, min_size=2, max_size=2).map(lambda ends: {"range": ends}),
+        st.builds(lambda a, n: {"prefix": {"addr": a, "len": n}}, _addresses, st.integers(0, 129)),
+        inner.map(lambda v: {"elem": {"val": v}}),
+        st.dictionaries(st.sampled_from(["concat", "range", "elem", "prefix", "x"]), inner, max_size=2),
+        st.lists(inner, max_size=2),
+    ),
+    max_leaves=6,
+)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [True, False, 0, 6, 65535, -1, 1.5, None, "tcp", "udp", "10.0.0.1", "fd00::1", "10.0.0.0/8", "x", "",
+     {"concat": ["10.0.0.1", "tcp", 80]}, {"concat": "10.0.0.1"}, {"concat": [True, None]},
+     {"elem": {"val": "10.0.0.1"}}, {"elem": "10.0.0.1"}, {"range": [1, 2]}, {"prefix": {"addr": "::", "len": 0}},
+     [], ["10.0.0.1", {"jump": {"target": "a"}}]],
+    ids=repr,
+)
+def test_each_spelling_has_the_general_key(value: object) -> None:
+    assert element_key(value) == _general_key(value)
+
+
+@settings(max_examples=400)
+@given(st.one_of(_scalars, _values))
+def test_the_shortcut_for_common_spellings_gives_every_value_the_general_key(value: object) -> None:
+    """``element_key`` tries addresses, protocols, ports and concatenations by their exact
+    type first; whatever it is given, the key is the one the general path gives."""
+    assert element_key(value) == _general_key(value)
