@@ -440,12 +440,9 @@ def one_jump_transactions(backend: Any, count: int) -> list[float]:
         return lambda: backend.run({"nftables": [{verb: {"element": {
             **base, "name": FLOOR_JUMP_MAP, "elem": [key]}}}]})
 
-    backend.run({"nftables": [{"add": {"chain": {**base, "name": FLOOR_JUMP_CHAIN}}}]})
-    try:
+    with floor_jump_chain(backend):
         return timed_undone(count, element([FLOOR_ADDRESS, {"jump": {"target": FLOOR_JUMP_CHAIN}}], "add"),
                             element(FLOOR_ADDRESS, "delete"))
-    finally:
-        backend.run({"nftables": [{"delete": {"chain": {**base, "name": FLOOR_JUMP_CHAIN}}}]})
 
 
 def one_jump_batches(backend: Any, enforcer: Any, count: int) -> list[float]:
@@ -462,12 +459,21 @@ def one_jump_batches(backend: Any, enforcer: Any, count: int) -> list[float]:
                for verb, element in elements.items()}
     if None in batches.values():
         raise RuntimeError(f"the jump element of {FLOOR_JUMP_MAP} did not encode as a batch")
-    backend.run({"nftables": [{"add": {"chain": {**base, "name": FLOOR_JUMP_CHAIN}}}]})
-    try:
+    with floor_jump_chain(backend):
         return timed_undone(count, lambda: backend.commit_batch(batches["add"]),
                             lambda: backend.commit_batch(batches["delete"]))
+
+
+@contextmanager
+def floor_jump_chain(backend: Any) -> Iterator[None]:
+    """The empty chain the floor's jump element targets, there for the timing and removed
+    after it, so the table is left as the events left it."""
+    chain = {"family": "inet", "table": TABLE, "name": FLOOR_JUMP_CHAIN}
+    backend.run({"nftables": [{"add": {"chain": chain}}]})
+    try:
+        yield
     finally:
-        backend.run({"nftables": [{"delete": {"chain": {**base, "name": FLOOR_JUMP_CHAIN}}}]})
+        backend.run({"nftables": [{"delete": {"chain": chain}}]})
 
 
 def timed_undone(count: int, change: Callable[[], object], undo: Callable[[], object]) -> list[float]:

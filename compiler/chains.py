@@ -4,10 +4,11 @@ Base chains ``egress`` (postrouting, srcnat - 5), ``ingress`` (postrouting, srcn
 ``input`` (input, 101) accept replies and ICMPv6 neighbour discovery; ``egress`` and ``ingress``
 drop TCP that conntrack picked up mid-stream from a local pod with an ingress chain or to one
 with an egress chain (:func:`midstream_rules`); then each dispatches through a verdict map from
-local pod address to that pod's chain. A pod chain jumps to the shared allow
-chain of its direction and family, then logs (rate-limited) and drops, or in audit mode logs,
-counts and returns. An allow chain reads the peer map (peer pod address -> its identity's chain)
-and the ipBlock and peerless sets; ``docs/ruleset.md`` has the why.
+local pod address to that pod's chain. A pod chain, shared by the local pods the same policies
+isolate, jumps to the shared allow chain of its direction and family, then logs (rate-limited)
+and drops, or in audit mode logs, counts and returns. An allow chain reads the peer map (peer
+pod address -> its identity's chain) and the ipBlock and peerless sets; ``docs/ruleset.md``
+has the why.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from policyctl.policy.matchers import isolating
 from policyctl.policy.model import Direction, Family, IPAddress, NetworkPolicy, Pod
 
-from .droplog import LOG_RATE, MIDSTREAM, base_rule_prefix, log_prefix
+from .droplog import ISOLATED, LOG_RATE, MIDSTREAM, rule_prefix
 from .elements import GatheredSets, finish_elements, finished_set
 from .intervals import address_interval
 from .newpods import new_pod_rules
@@ -56,6 +57,7 @@ from .ruleset import (
     Verdict,
     VerdictMap,
     VmapLookup,
+    entry_order,
 )
 
 
@@ -126,7 +128,7 @@ def peer_map(direction: Direction, family: Family, entries: Iterable[tuple[IPAdd
     return VerdictMap(
         peer_map_name(direction, family),
         FieldType.address(family),
-        tuple(sorted(entries, key=lambda e: e[0])),
+        tuple(sorted(entries, key=entry_order)),
         comment=f"peer pod -> {prefix(direction)} identity chain",
     )
 
@@ -177,27 +179,34 @@ def final_verdict(mode: Mode) -> Verdict:
     return Verdict.DROP if mode is Mode.ENFORCE else Verdict.RETURN
 
 
-def deny_rules(mode: Mode, pod: Pod, direction: Direction, comment: str) -> tuple[Rule, ...]:
+def deny_rules(mode: Mode, comment: str, log: Log) -> tuple[Rule, ...]:
     """Log (rate-limited) and drop; in audit mode log, count and return."""
-    log = Rule((LOG_RATE, Log(log_prefix(mode, direction, pod))))
-    return (log, Rule((Counter(), final_verdict(mode)), comment=comment))
+    return (Rule((LOG_RATE, log)), Rule((Counter(), final_verdict(mode)), comment=comment))
 
 
-def network_policy_rules(
-    mode: Mode, pod: Pod, direction: Direction, allows: tuple[str, ...], sources: Collection[str]
-) -> tuple[Rule, ...]:
+def denial_comment(sources: Collection[str]) -> str:
+    """The comment of an isolated pod's drop rule: the isolating policies that fit."""
+    return terse_comment(sources) if sources else "isolated, no rule allows"
+
+
+def network_policy_rules(mode: Mode, allows: tuple[str, ...], sources: Collection[str], log: Log) -> tuple[Rule, ...]:
     """The NetworkPolicy stage of an isolated pod: jump to the allow chains of its families,
-    then log and drop (audit: log, count and return)."""
-    rules = tuple(Rule((Jump(allow),)) for allow in allows)
-    return rules + deny_rules(mode, pod, direction, terse_comment(sources) if sources else "isolated, no rule allows")
+    then log (with ``log``) and drop (audit: log, count and return)."""
+    return tuple(Rule((Jump(allow),)) for allow in allows) + deny_rules(mode, denial_comment(sources), log)
 
 
-def pod_chain(mode: Mode, pod: Pod, direction: Direction, allows: tuple[str, ...], sources: Collection[str]) -> Chain:
-    """A local pod's chain of one direction when no cluster policy applies to it: the
-    NetworkPolicy stage alone. Its name follows from what it does."""
-    rules = network_policy_rules(mode, pod, direction, allows, sources)
-    body = repr((direction, pod.key, allows, mode))
-    return Chain(f"{prefix(direction)}-{digest(body)}", rules, comment=f"{direction.value.lower()} of {pod.key}")
+def pod_chain(mode: Mode, direction: Direction, allows: tuple[str, ...], sources: Collection[str]) -> Chain:
+    """The chain of one direction shared by every local pod no cluster policy applies to
+    whose chain would say the same: the same allow chains (``allows``: its families) and the
+    same drop comment (the isolating policies ``sources``, as many as fit). What such a chain
+    does depends on nothing else (the allow chains' elements carry each pod's own address),
+    so a pod add or delete only adds or removes the pod's dispatch elements, and a policy
+    that isolates pods whose comment is full without it changes no chain. Its drop log cannot
+    name the pod; the packet does (:func:`droplog.rule_prefix`). Its name follows from what
+    it holds."""
+    rules = network_policy_rules(mode, allows, sources, Log(rule_prefix(mode, ISOLATED, direction)))
+    body = repr((direction, rules[-1].comment, allows, mode))
+    return Chain(f"{prefix(direction)}-{digest(body)}", rules, comment=f"{direction.value.lower()} of isolated pods")
 
 
 def tiered_chain_name(mode: Mode, pod: Pod, direction: Direction, allows: tuple[str, ...] | None) -> str:
@@ -215,12 +224,11 @@ def isolating_sources(selecting: Iterable[NetworkPolicy], direction: Direction) 
 
 
 def dispatch_map(direction: Direction, family: Family, entries: Iterable[tuple[IPAddress, Jump]]) -> VerdictMap:
-    """A dispatch map, local pod address -> its chain (a stable sort: equal addresses keep
-    the order they come in)."""
+    """A dispatch map, local pod address -> its chain."""
     return VerdictMap(
         dispatch_map_name(direction, family),
         FieldType.address(family),
-        tuple(sorted(entries, key=lambda e: e[0])),
+        tuple(sorted(entries, key=entry_order)),
         comment=f"local pod -> {direction.value.lower()} chain",
     )
 
@@ -266,7 +274,7 @@ def midstream_rules(mode: Mode, direction: Direction) -> list[Rule]:
     first, rate-limited, by a rule with the same matches, so only what is dropped is logged."""
     source = direction is Direction.INGRESS
     tail: tuple[Counter | Verdict, ...] = (Counter(), Verdict.DROP) if mode is Mode.ENFORCE else (Counter(),)
-    log = Log(base_rule_prefix(mode, MIDSTREAM, direction))
+    log = Log(rule_prefix(mode, MIDSTREAM, direction))
     rules: list[Rule] = []
     for family in FAMILIES:
         matches = (

@@ -137,7 +137,7 @@ def compile_node(
     layout = Layout()
     for direction, (sets, admitted) in gathered.items():
         direction_layout(layout, direction, sets, admitted, ctx.peers[direction])
-    pod_chains: list[Chain] = []
+    pod_chains: dict[str, Chain] = {}
     map_elements: dict[tuple[Direction, Family], list[tuple[IPAddress, Jump]]] = {
         (d, f): [] for d in (Direction.EGRESS, Direction.INGRESS) for f in FAMILIES
     }
@@ -148,16 +148,17 @@ def compile_node(
         assert identity is not None
         sources = isolating_sources(graph.selecting(identity), direction)
         if stages is None:
-            chain = pod_chain(mode, pod, direction, allows, sources)
-            pod_chains.append(chain)
+            chain = pod_chain(mode, direction, allows, sources)
+            pod_chains[chain.name] = chain
         else:
             assert tier_sets is not None
             name = tiered_chain_name(mode, pod, direction, allows if is_isolated else None)
-            stage = network_policy_rules(mode, pod, direction, allows, sources) if is_isolated else None
-            denial = Denial((LOG_RATE, Log(log_prefix(mode, direction, pod))), final_verdict(mode))
+            log = Log(log_prefix(mode, direction, pod))
+            stage = network_policy_rules(mode, allows, sources, log) if is_isolated else None
+            denial = Denial((LOG_RATE, log), final_verdict(mode))
             chains = tier_chains(tier_sets, stages, direction, pod, name=name, network_policy=stage, denial=denial,
                                  comment=f"{direction.value.lower()} of {pod.key}")
-            pod_chains.extend(chains)
+            pod_chains.update((c.name, c) for c in chains)
             chain = chains[0]
         for family in families:
             ip = pod.ip(family)
@@ -176,6 +177,6 @@ def compile_node(
         sets=tuple(sorted(node_sets + policed + unknown + tuple(layout.sets) + tier_used, key=lambda s: s.name)),
         maps=tuple(sorted(dispatch + tuple(layout.maps), key=lambda m: m.name)),
         chains=base_chains(mode, window)
-        + tuple(sorted(tuple(layout.chains) + tuple(pod_chains), key=lambda c: c.name)),
+        + tuple(sorted(tuple(layout.chains) + tuple(pod_chains.values()), key=lambda c: c.name)),
     )
     return ruleset if identity_mark is None else marked(ruleset, identity_mark)

@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from .ruleset import Chain, Element, Jump, Lookup, Mode, Ruleset, Set, VerdictMap, VmapLookup
+from .ruleset import Chain, Element, Jump, Lookup, Mode, Ruleset, Set, VerdictMap, VmapLookup, entry_order
 from policyctl.policy.model import IPAddress
 
 MapEntry = tuple[IPAddress, Jump]
@@ -91,7 +91,7 @@ def patch(old: Ruleset, delta: RulesetDelta) -> Ruleset:
         if m.name in gone:
             continue
         kept = [e for e in m.elements if e not in entries_removed.get(m.name, ())]
-        entries = tuple(sorted(set(kept) | set(entries_added.get(m.name, ())), key=lambda e: e[0]))
+        entries = tuple(sorted(set(kept) | set(entries_added.get(m.name, ())), key=entry_order))
         maps.append(replace(m, elements=entries, comment=comments.get(m.name, m.comment)))
     new_chains = {c.name: c for c in delta.chains}
     dropped = set(delta.removed_chains)
@@ -151,9 +151,9 @@ def diff(old: Ruleset, new: Ruleset) -> RulesetDelta:
     for name in sorted(set(old_maps) & set(new_maps) - recreated):
         entries_before, entries_after = set(old_maps[name].elements), set(new_maps[name].elements)
         if entries_after - entries_before:
-            added_entries.append((name, tuple(sorted(entries_after - entries_before, key=lambda e: e[0]))))
+            added_entries.append((name, tuple(sorted(entries_after - entries_before, key=entry_order))))
         if entries_before - entries_after:
-            removed_entries.append((name, tuple(sorted(entries_before - entries_after, key=lambda e: e[0]))))
+            removed_entries.append((name, tuple(sorted(entries_before - entries_after, key=entry_order))))
         if old_maps[name].comment != new_maps[name].comment:
             comments.append((name, new_maps[name].comment))
     old_chains = {c.name: c for c in old.chains}

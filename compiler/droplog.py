@@ -1,7 +1,7 @@
 """Send the drop log of a compiled ruleset to an NFLOG group.
 
 The compiler logs every denied new connection once, in the rule just before the drop, behind a
-rate limit (``limit rate 10/second burst 20 packets log prefix "policyctl drop ingress x/a "``),
+rate limit (``limit rate 10/second burst 20 packets log prefix "policyctl drop isolated ingress "``),
 so the accept path never logs and a flood of denied packets costs at most the limit's rate.
 Without a group, ``log`` writes to the kernel log, where nothing can read the packet's headers
 back reliably. With ``group N`` the kernel hands the prefix and the packet's first bytes to
@@ -29,10 +29,12 @@ LOG_RATE = Limit(rate=10, per="second", burst=20)
 """The rate limit in front of every drop log statement: a flood of denied packets logs at most
 this many (the drops past it are still dropped and counted by their rule's counter)."""
 
+ISOLATED = "isolated"
 MIDSTREAM = "mid-stream"
 NEW_POD = "new-pod"
-"""The words after the verb in the prefixes of the base chains' drop rules, which no pod key
-can be (a key is ``namespace/name``): :func:`base_rule_prefix`."""
+"""The words after the verb in the prefixes of the drop rules that do not name a pod (a
+shared pod chain's, the base chains'), which no pod key can be (a key is
+``namespace/name``): :func:`rule_prefix`."""
 
 
 def log_prefix(mode: Mode, direction: Direction, pod: Pod) -> str:
@@ -42,12 +44,16 @@ def log_prefix(mode: Mode, direction: Direction, pod: Pod) -> str:
     head = f"policyctl {verb} {direction.value.lower()} "
     return head + pod.key[: LOG_PREFIX_MAX - len(head) - 1] + " "
 
-def base_rule_prefix(mode: Mode, rule: str, direction: Direction) -> str:
-    """``policyctl drop mid-stream ingress `` or ``policyctl drop new-pod egress ``: the prefix
-    of a base chain's drop rule (``rule`` :data:`MIDSTREAM` or :data:`NEW_POD`). Such a rule
-    looks its address up in a set, so the prefix cannot name a pod: the reader finds the pod,
-    or the unknown address, in the packet (``enforcer.drops``). ``direction`` is the policed
-    half: a mid-stream pickup from a pod with an ingress chain is ``ingress``."""
+
+def rule_prefix(mode: Mode, rule: str, direction: Direction) -> str:
+    """``policyctl drop isolated ingress ``, ``policyctl drop mid-stream ingress `` or
+    ``policyctl drop new-pod egress ``: the prefix of a drop rule that does not name a pod
+    (``rule`` :data:`ISOLATED`, :data:`MIDSTREAM` or :data:`NEW_POD`). Such a rule is reached
+    through, or looks up, the local address in a map or set, so the reader finds the pod, or
+    the unknown address, in the packet (``enforcer.drops``). An isolated pod's chain is shared
+    by every local pod whose chain would say the same (``compiler.chains.pod_chain``), so a
+    pod add or delete adds or removes dispatch elements, not a chain. ``direction`` is the
+    policed half: a mid-stream pickup from a pod with an ingress chain is ``ingress``."""
     verb = "drop" if mode is Mode.ENFORCE else "audit"
     return f"policyctl {verb} {rule} {direction.value.lower()} "
 

@@ -422,23 +422,32 @@ class NodeCompiler:
                 state.add_source(source)
 
     def _repod(self, item: PodDirection, track: Tracker) -> None:
-        """Refresh a local pod's chain of one direction and its dispatch entries."""
+        """Refresh a local pod's chain of one direction and its dispatch entries. Pods with
+        the same isolating policies and families share a chain (``chains.pod_chain``): it is
+        added with its first pod and removed with its last."""
         key, direction = item
-        old = self._store.pod_chains.pop(item, None)
+        store = self._store
+        old = store.pod_chains.pop(item, None)
         pod = self._view.local.get(key)
         views = self._view.isolated.get(item)
         chain = None
         if pod is not None and views is not None:
             families = [f for f in FAMILIES if pod.ip(f) is not None]
-            allows = tuple(allow_chain_name(direction, f) for f in families if self._store.allow[(direction, f)])
-            chain = pod_chain(
-                self.mode, pod, direction, allows, isolating_sources(self._view.selecting.get(key, ()), direction)
-            )
-            self._store.pod_chains[item] = chain
-        if old is not None and (chain is None or old.name != chain.name):
-            track.set_chain(old.name, None)
-        if chain is not None:
-            track.set_chain(chain.name, chain)
+            allows = tuple(allow_chain_name(direction, f) for f in families if store.allow[(direction, f)])
+            chain = pod_chain(self.mode, direction, allows,
+                              isolating_sources(self._view.selecting.get(key, ()), direction))
+            store.pod_chains[item] = chain
+            users = store.pod_chain_users.get(chain.name, 0)
+            store.pod_chain_users[chain.name] = users + 1
+            if not users:
+                track.set_chain(chain.name, chain)
+        if old is not None:
+            left = store.pod_chain_users[old.name] - 1
+            if left:
+                store.pod_chain_users[old.name] = left
+            else:
+                del store.pod_chain_users[old.name]
+                track.set_chain(old.name, None)
         for family in FAMILIES:
             ip = pod.ip(family) if pod is not None else None
             entry = (ip, Jump(chain.name)) if chain is not None and ip is not None else None

@@ -32,7 +32,7 @@ from collections.abc import Collection, Iterable
 from policyctl.policy.cluster import Cluster
 from policyctl.policy.model import Direction, Family, IPAddress, IPNetwork, Pod
 
-from .droplog import LOG_RATE, NEW_POD, base_rule_prefix
+from .droplog import LOG_RATE, NEW_POD, rule_prefix
 from .intervals import Interval, network_interval
 from .layout import COMMENT_MAX_BYTES, FAMILIES, new_pod_set_name
 from .ruleset import (
@@ -128,7 +128,7 @@ def new_pod_rules(mode: Mode, direction: Direction, families: Collection[Family]
     drop is logged first, rate-limited, by a rule with the same matches (``policyctl drops``)."""
     source = direction is Direction.EGRESS
     tail: tuple[Statement, ...] = (Counter(), Verdict.DROP) if mode is Mode.ENFORCE else (Counter(),)
-    log = Log(base_rule_prefix(mode, NEW_POD, direction))
+    log = Log(rule_prefix(mode, NEW_POD, direction))
     rules: list[Rule] = []
     for family in FAMILIES:
         if family not in families:

@@ -101,12 +101,21 @@ class Verdict(str, enum.Enum):
 @dataclass(frozen=True, slots=True)
 class VerdictMap:
     """An address -> chain map: per-packet dispatch to a local pod's chain in one lookup. A
-    map keyed by ``mark`` holds mark values instead (``markedpeers``)."""
+    map keyed by ``mark`` holds mark values instead (``markedpeers``). Its elements are in
+    :func:`entry_order`."""
 
     name: str
     key: FieldType
     elements: tuple[tuple[IPAddress | int, Jump], ...]
     comment: str = ""
+
+
+def entry_order(entry: tuple[IPAddress | int, Jump]) -> tuple[IPAddress | int, str]:
+    """The order of a verdict map's entries: by key, then by target. Two local pods sharing an
+    address give the dispatch map two entries for one key (a ruleset the enforcer refuses
+    until one is gone); ordered by target too, a map's entries are in one order however they
+    were gathered or patched (from sets, whose order follows string hashes)."""
+    return entry[0], entry[1].target
 
 
 @dataclass(frozen=True, slots=True)

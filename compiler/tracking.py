@@ -45,7 +45,7 @@ from .layout import (
 )
 from .peeridentity import PeerIdentity
 from .peerstate import Peers
-from .ruleset import Chain, Element, Jump, Set, VerdictMap
+from .ruleset import Chain, Element, Jump, Set, VerdictMap, entry_order
 
 DIRECTIONS = (Direction.EGRESS, Direction.INGRESS)
 PodDirection = tuple[str, Direction]
@@ -128,10 +128,11 @@ class Comments(Mapping[str, str]):
 class RulesetStore:
     """The ruleset state an incremental compiler keeps between steps: the sets, the chains,
     the peer maps with every claim on an address, the dispatch entries, the node sets, which
-    shared allow chains exist (``allow``) and each local pod's chain per direction
-    (``pod_chains``). What follows the cluster (local pods, selecting policies, peer
-    identities) lives beside it (:mod:`nodeview`, :mod:`peerstate`); a :class:`Tracker`
-    journals each step's changes to the store."""
+    shared allow chains exist (``allow``), each local pod's chain per direction
+    (``pod_chains``) and how many pods share each such chain (``pod_chain_users``). What
+    follows the cluster (local pods, selecting policies, peer identities) lives beside it
+    (:mod:`nodeview`, :mod:`peerstate`); a :class:`Tracker` journals each step's changes to
+    the store."""
 
     node: str
     sets: dict[str, SetState] = field(default_factory=dict)
@@ -156,6 +157,7 @@ class RulesetStore:
         default_factory=lambda: {(d, f): False for d in DIRECTIONS for f in FAMILIES}
     )
     pod_chains: dict[PodDirection, Chain] = field(default_factory=dict)
+    pod_chain_users: dict[str, int] = field(default_factory=dict)
     comments: Comments = field(init=False)
 
     def __post_init__(self) -> None:
@@ -439,9 +441,9 @@ class Tracker:
             removed=tuple(sorted(removed)),
             added_elements=tuple(sorted(added)),
             removed_elements=tuple(sorted(dropped)),
-            added_entries=tuple((n, tuple(sorted(e, key=lambda x: x[0]))) for n, e in sorted(entries_added.items())),
+            added_entries=tuple((n, tuple(sorted(e, key=entry_order))) for n, e in sorted(entries_added.items())),
             removed_entries=tuple(
-                (n, tuple(sorted(e, key=lambda x: x[0]))) for n, e in sorted(entries_removed.items())
+                (n, tuple(sorted(e, key=entry_order))) for n, e in sorted(entries_removed.items())
             ),
             chains=tuple(sorted(chains, key=lambda ch: ch.name)),
             removed_chains=tuple(sorted(removed_chains)),

@@ -1,14 +1,19 @@
 """Why the kernel dropped a packet: a logged drop turned into a flow and the model's reason.
 
 The ruleset logs a denied new connection just before dropping it, with the prefix
-``policyctl drop <direction> <namespace/pod> `` (``policyctl audit ...`` in audit mode, where the
-packet passes): the prefix says which half denied it and for which local pod, the packet says
-the flow (addresses, protocol, destination port). The reason is not guessed from the rule that
-logged: the flow is decided again by the reference semantics (``policy.semantics``, the model
-``policyctl explain`` prints), on the cluster the caller gives (the agent's view, or the
-manifests of ``-f``), so a drop is explained exactly as ``explain`` explains that connection:
-the isolating policies and why no rule matched, the hints (the nearest rule and what it would
-need), or for a cluster-scoped policy the Deny rule itself with its tier and priority.
+``policyctl drop isolated <direction> `` (``policyctl audit ...`` in audit mode, where the packet
+passes): the prefix says which half denied it, the packet says the flow (addresses, protocol,
+destination port) and so the local pod (the egress half's source, the ingress half's
+destination), since an isolated pod's chain is shared by the local pods with the same isolating
+policies and entered by the pod's address. A pod that cluster-scoped policies apply to has a
+chain of its own, whose prefix names it: ``policyctl drop <direction> <namespace/pod> ``.
+
+The reason is not guessed from the rule that logged: the flow is decided again by the
+reference semantics (``policy.semantics``, the model ``policyctl explain`` prints), on the
+cluster the caller gives (the agent's view, or the manifests of ``-f``), so a drop is explained
+exactly as ``explain`` explains that connection: the isolating policies and why no rule
+matched, the hints (the nearest rule and what it would need), or for a cluster-scoped policy
+the Deny rule itself with its tier and priority.
 
 Two rules of the base chains drop what no policy decides, and log with prefixes of their own
 (``policyctl drop mid-stream <direction> ``, ``policyctl drop new-pod <direction> ``): a TCP
@@ -32,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from policyctl.compiler.droplog import MIDSTREAM, NEW_POD, log_prefix
+from policyctl.compiler.droplog import ISOLATED, MIDSTREAM, NEW_POD, log_prefix
 from policyctl.compiler.ruleset import Mode
 from policyctl.enforcer.nflog import LoggedPacket
 from policyctl.enforcer.packetheaders import HeaderError, Headers, parse_headers
@@ -59,9 +64,10 @@ BASE_RULE_LABELS = {MIDSTREAM: "(mid-stream)", NEW_POD: "(new pod)"}
 class LogPrefix:
     """What the logging rule says: ``drop`` or ``audit`` (logged, let through), the half,
     and the local pod whose chain logged (its key as the compiler wrote it, possibly cut to
-    fit nft's 127-character prefix). ``rule`` is :data:`POD_CHAIN`, or for a base chain's
-    rule :data:`MIDSTREAM` or :data:`NEW_POD` (``pod`` then is "": the rule looked its
-    address up in a set, and the packet holds it)."""
+    fit nft's 127-character prefix). ``rule`` is :data:`POD_CHAIN`, :data:`ISOLATED` for a
+    shared pod chain's rule, or for a base chain's rule :data:`MIDSTREAM` or :data:`NEW_POD`
+    (``pod`` then is "": the rule was reached by, or looked up, the local address, and the
+    packet holds it)."""
 
     action: str
     direction: Direction
@@ -76,10 +82,10 @@ class LogPrefix:
 
 
 def parse_prefix(text: str) -> LogPrefix | None:
-    """``policyctl drop ingress x/a `` or ``policyctl drop mid-stream ingress `` -> its parts;
-    None for a prefix that is not ours."""
+    """``policyctl drop isolated ingress ``, ``policyctl drop ingress x/a `` or ``policyctl
+    drop mid-stream ingress `` -> its parts; None for a prefix that is not ours."""
     words = text.strip().split(" ")
-    if len(words) == 4 and words[2] in BASE_RULE_LABELS:
+    if len(words) == 4 and (words[2] in BASE_RULE_LABELS or words[2] == ISOLATED):
         if f"{words[0]} " != PREFIX_HEAD or words[1] not in ("drop", "audit") or words[3] not in _DIRECTIONS:
             return None
         return LogPrefix(words[1], _DIRECTIONS[words[3]], "", words[2])
@@ -226,12 +232,13 @@ class Drop:
 
     @property
     def pod(self) -> str | None:
-        """The pod the drop is reported for: the pod chain's, the policed pod of a mid-stream
-        drop, None for the new-pod window (no known pod holds the address)."""
+        """The pod the drop is reported for: the pod chain's (a shared chain's: the pod
+        holding the packet's local address), the policed pod of a mid-stream drop, None for
+        the new-pod window (no known pod holds the address)."""
         if self.prefix.rule == POD_CHAIN:
             return self.prefix.pod
         local = self.local
-        return local.key if self.prefix.rule == MIDSTREAM and isinstance(local, Pod) else None
+        return local.key if self.prefix.rule in (ISOLATED, MIDSTREAM) and isinstance(local, Pod) else None
 
     @property
     def policy_label(self) -> str:
@@ -284,17 +291,18 @@ def attribute(packet: LoggedPacket, book: AddressBook, *, now: float) -> Drop | 
     try:
         headers = parse_headers(packet.payload)
     except HeaderError as error:
-        owner = f"{prefix.pod}'s" if prefix.rule == POD_CHAIN else f"the {prefix.rule}"
+        owner = {POD_CHAIN: f"{prefix.pod}'s", ISOLATED: "an isolated pod's"}.get(prefix.rule, f"the {prefix.rule}")
         raise HeaderError(f"a packet logged by {owner} {prefix.direction.value.lower()} rule cannot be read "
                           f"({error}; {len(packet.payload)} bytes copied)") from None
     source, destination = book.end(headers.source), book.end(headers.destination)
-    if prefix.rule != POD_CHAIN:
+    if prefix.rule not in (POD_CHAIN, ISOLATED):
         return _base_rule_drop(Drop(when, prefix, headers, source, destination, None), book.cluster)
     connection = connection_of(headers, book)
     local = source if prefix.direction is Direction.EGRESS else destination
     if connection is None:
         isolating = _isolating(book.cluster, local, prefix.direction)
-        problem = (f"{headers.protocol_name} has no port a policy could name; {prefix.pod} admits only listed "
+        whose = prefix.pod if prefix.rule == POD_CHAIN else describe(local)
+        problem = (f"{headers.protocol_name} has no port a policy could name; {whose} admits only listed "
                    f"protocols and ports for {prefix.direction.value.lower()}{isolating}")
         return Drop(when, prefix, headers, source, destination, None, problem)
     half = book.explain(connection, prefix.direction)
@@ -350,7 +358,12 @@ def _isolating(cluster: Cluster, local: Endpoint, direction: Direction) -> str:
 def _disagreement(prefix: LogPrefix, half: DirectionVerdict, local: Endpoint) -> str:
     """Why the model does not explain what the kernel did, or "" when it does."""
     mode = Mode.ENFORCE if prefix.action == "drop" else Mode.AUDIT
-    if not isinstance(local, Pod) or log_prefix(mode, prefix.direction, local).strip() != prefix.text:
+    if prefix.rule == ISOLATED and not isinstance(local, Pod):
+        return (f"the kernel's rule is an isolated pod's but the address is {describe(local)} in this cluster: "
+                "the ruleset was compiled from another cluster view")
+    if prefix.rule == POD_CHAIN and (
+        not isinstance(local, Pod) or log_prefix(mode, prefix.direction, local).strip() != prefix.text
+    ):
         return (f"the kernel's rule is {prefix.pod}'s but the address is {describe(local)} in this cluster: "
                 "the ruleset was compiled from another cluster view")
     if half.allowed:

@@ -72,11 +72,7 @@ def element_key(value: Any) -> ElementKey:
     general path, which gives every value the same key as before."""
     kind = type(value)
     if kind is str:
-        address = _address_range(value)
-        if address is not None:
-            return address
-        number = PROTOCOL_NUMBERS.get(value)
-        return ("s", value) if number is None else ("n", number, number)
+        return _string_key(value)
     if kind is int:
         return ("n", value, value)
     if kind is dict and len(value) == 1:
@@ -84,6 +80,16 @@ def element_key(value: Any) -> ElementKey:
         if type(body) is list:
             return ("concat", tuple(element_key(part) for part in body))
     return _general_key(value)
+
+
+def _string_key(value: str) -> ElementKey:
+    """An address or prefix keys as its range, a protocol name as its number (nft lists
+    ``tcp`` where the compiler may have written 6), any other string as itself."""
+    address = _address_range(value)
+    if address is not None:
+        return address
+    number = PROTOCOL_NUMBERS.get(value)
+    return ("s", value) if number is None else ("n", number, number)
 
 
 def _general_key(value: Any) -> ElementKey:
@@ -94,13 +100,7 @@ def _general_key(value: Any) -> ElementKey:
     if isinstance(value, int):
         return ("n", value, value)
     if isinstance(value, str):
-        address = _address_range(value)
-        if address is not None:
-            return address
-        if value in PROTOCOL_NUMBERS:
-            number = PROTOCOL_NUMBERS[value]
-            return ("n", number, number)
-        return ("s", value)
+        return _string_key(value)
     if isinstance(value, dict) and len(value) == 1:
         (kind, body), = value.items()
         if kind == "prefix" and isinstance(body, dict):

@@ -1,8 +1,9 @@
 """Chain and rule commands as nfnetlink messages, for sending without libnftables.
 
-A local pod's event adds or removes its own chains: ``add chain``, then rules that jump to the
-shared allow chains, log rate-limited and count and drop (``compiler.chains.pod_chain``); a
-pod's deletion flushes and deletes them. A policy's change, or a pod that brings or takes a
+A pod chain (shared by the local pods the same policies isolate) comes with its first pod and
+goes with its last: ``add chain``, then rules that jump to the shared allow chains, log
+rate-limited and count and drop (``compiler.chains.pod_chain``); its removal flushes and
+deletes it. A policy's change, or a pod that brings or takes a
 peer identity, adds or rewrites the lookup rules of identity and allow chains. libnftables
 charges such a transaction its cache fetch (~1.1 ms at 10k pods) and its evaluation of every
 command (~1.2 ms) before the kernel sees it (bench/README.md, "where an event's time goes");

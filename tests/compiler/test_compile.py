@@ -265,8 +265,8 @@ def test_compiling_twice_and_in_any_input_order_gives_identical_bytes(mode: Mode
 @pytest.mark.parametrize(
     ("mode", "final", "prefix"),
     [
-        pytest.param(Mode.ENFORCE, {"drop": None}, "policyctl drop ingress x/a ", id="enforce-drops"),
-        pytest.param(Mode.AUDIT, {"return": None}, "policyctl audit ingress x/a ", id="audit-returns"),
+        pytest.param(Mode.ENFORCE, {"drop": None}, "policyctl drop isolated ingress ", id="enforce-drops"),
+        pytest.param(Mode.AUDIT, {"return": None}, "policyctl audit isolated ingress ", id="audit-returns"),
     ],
 )
 def test_denied_connections_are_logged_then_dropped_or_returned(

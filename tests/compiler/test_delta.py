@@ -3,15 +3,18 @@ delta carries for the changes an event brings."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from policyctl.compiler.chains import dispatch_map
 from policyctl.compiler.compile import compile_node
 from policyctl.compiler.delta import RulesetDelta, diff, empty_ruleset, patch
-from policyctl.compiler.ruleset import Mode, Ruleset
+from policyctl.compiler.ruleset import Jump, Mode, Ruleset
+from policyctl.policy.model import Direction, Family
 from policyctl.policy.cluster import Cluster
 from tests.builders import cluster, pod, pod_peer, policy, port, rule
 from tests.strategies import clusters
@@ -57,13 +60,13 @@ def _web_cluster(*, replicas: int, from_app: str = "api") -> Cluster:
     [
         pytest.param(
             _web_cluster(replicas=1), _web_cluster(replicas=2),
-            {"chains": 1, "added_elements": 2, "added_entries": 1, "removed": 0},
-            id="a-local-replica-adds-its-pod-chain-dispatch-entry-set-element-and-policed-address",
+            {"chains": 0, "added_elements": 2, "added_entries": 1, "removed": 0},
+            id="a-local-replica-shares-its-pod-chain-and-adds-its-dispatch-entry-set-element-and-policed-address",
         ),
         pytest.param(
             _web_cluster(replicas=2), _web_cluster(replicas=1),
-            {"removed_chains": 1, "removed_elements": 2, "removed_entries": 1, "removed": 0},
-            id="a-deleted-local-replica-takes-exactly-its-own-objects-away",
+            {"removed_chains": 0, "removed_elements": 2, "removed_entries": 1, "removed": 0},
+            id="a-deleted-local-replica-takes-exactly-its-own-objects-away-and-leaves-the-shared-chain",
         ),
         pytest.param(
             _web_cluster(replicas=1), _web_cluster(replicas=1, from_app="db"),
@@ -109,3 +112,18 @@ def test_an_unchanged_ruleset_gives_an_empty_delta() -> None:
     assert diff(ruleset, ruleset) == RulesetDelta()
     assert RulesetDelta().empty and patch(ruleset, RulesetDelta()) == ruleset
     assert compile_node(_web_cluster(replicas=2), "node-1", mode=Mode.AUDIT) != ruleset
+
+
+def test_entries_sharing_an_address_are_in_one_order_however_they_were_gathered_or_patched() -> None:
+    """Two local pods holding one address (a ruleset the enforcer refuses until one is gone)
+    give the dispatch map two entries for one key: whole compiles and patches order them
+    alike, by target, whatever order they came in (a patch rebuilds entries from sets)."""
+    address = ipaddress.ip_address("10.0.1.12")
+    a, b = (address, Jump("out-a")), (address, Jump("out-b"))
+    gathered = [dispatch_map(Direction.EGRESS, Family.IPV4, order).elements for order in ([a, b], [b, a])]
+    assert gathered == [(a, b), (a, b)]
+    old = replace(empty_ruleset("policyctl", "node-1", Mode.ENFORCE),
+                  maps=(dispatch_map(Direction.EGRESS, Family.IPV4, [b]),))
+    for added in ((a,), (b, a)):
+        delta = RulesetDelta(added_entries=(("egress-v4", added),))
+        assert next(m for m in patch(old, delta).maps if m.name == "egress-v4").elements == (a, b)

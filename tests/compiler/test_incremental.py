@@ -26,18 +26,6 @@ from tests.strategies import cluster_events, cluster_histories, node_with_pods
 HISTORIES = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-
-def _entries_in_key_order(ruleset: Ruleset) -> Ruleset:
-    """``ruleset`` with map entries that share an address ordered by target. Two local pods
-    with one address give a dispatch map two entries for one key; ``patch`` rebuilds entries
-    from a set, so only their order among themselves can differ."""
-    maps = tuple(
-        dataclasses.replace(m, elements=tuple(sorted(m.elements, key=lambda e: (e[0], e[1].target))))
-        for m in ruleset.maps
-    )
-    return dataclasses.replace(ruleset, maps=maps)
-
-
 #: Both peer layouts: maps that jump, and the marked one with four bits (15 numbers, so random
 #: clusters' identities collide in their hashes and take the next free number).
 LAYOUTS = pytest.mark.parametrize("mark", [None, IdentityMark(0x000F0000)], ids=["jumping", "marked"])
@@ -84,7 +72,7 @@ def _steps(
 @given(cluster_histories(steps=6))
 def test_a_delta_patches_the_previous_ruleset_into_the_next(mark: IdentityMark | None, history: list[Cluster]) -> None:
     for previous, delta, current in _steps(history, mark):
-        assert _entries_in_key_order(patch(previous, delta)) == _entries_in_key_order(current)
+        assert patch(previous, delta) == current
 
 
 @HISTORIES
@@ -179,7 +167,7 @@ def test_a_pod_taking_an_unshown_source_from_a_shared_identity_leaves_the_identi
     assert compiler.ruleset == compile_node(after, "node-1")
 
 
-def test_a_local_replica_adds_its_dispatch_entry_its_pod_chain_and_its_set_elements_only() -> None:
+def test_a_local_replica_adds_its_dispatch_entry_to_its_replicas_chain_and_its_set_elements_only() -> None:
     before = _world()
     web_2 = pod("x/web-2", {"app": "web"}, node="node-1", ips=["10.0.1.11"])
     first, delta, _ = _stepped(before, _with_pods(before, add=(web_2,)))
@@ -189,15 +177,63 @@ def test_a_local_replica_adds_its_dispatch_entry_its_pod_chain_and_its_set_eleme
     assert len(delta.added_entries) == 1
     name, ((address, jump),) = delta.added_entries[0]
     assert (name, address) == ("ingress-v4", ipaddress.ip_address("10.0.1.11"))
-    assert [c.name for c in delta.chains] == [jump.target]
+    web_1_chain = dict(next(m for m in first.maps if m.name == "ingress-v4").elements)[
+        ipaddress.ip_address("10.0.1.10")]
+    assert jump == web_1_chain
     assert delta.added_elements == (
         (f"{api}-ports-v4", ((local, tcp, Interval(80, 80)),)),
         (f"{db}-ports-v4", ((local, tcp, Interval(5432, 5432)),)),
         ("ingress-policed-v4", ((local,),)),
     )
-    assert delta == RulesetDelta(
-        added_elements=delta.added_elements, added_entries=delta.added_entries, chains=delta.chains
-    )
+    assert delta == RulesetDelta(added_elements=delta.added_elements, added_entries=delta.added_entries)
+
+
+def _chain_of(ruleset: Ruleset, address: str) -> str:
+    """The pod chain the ingress dispatch map sends local ``address`` to."""
+    return dict(next(m for m in ruleset.maps if m.name == "ingress-v4").elements)[ipaddress.ip_address(address)].target
+
+
+def test_replicas_share_one_chain_which_goes_with_the_last_of_them_and_only_then() -> None:
+    web_2 = pod("x/web-2", {"app": "web"}, node="node-1", ips=["10.0.1.11"])
+    compiler = NodeCompiler("node-1")
+    compiler.update(_with_pods(_world(), add=(web_2,)))
+    shared = _chain_of(compiler.ruleset, "10.0.1.10")
+    assert _chain_of(compiler.ruleset, "10.0.1.11") == shared
+    one_left = compiler.update(_with_pods(_world(), add=(web_2,), drop=(WEB_1,)))
+    assert (one_left.chains, one_left.removed_chains) == ((), ())
+    assert _chain_of(compiler.ruleset, "10.0.1.11") == shared
+    none_left = compiler.update(_with_pods(_world(), drop=(WEB_1,)))
+    assert shared in none_left.removed_chains
+    assert shared not in {c.name for c in compiler.ruleset.chains}
+
+
+def test_a_replica_selected_by_one_more_policy_moves_to_a_chain_of_its_own_and_back() -> None:
+    web_2 = pod("x/web-2", {"app": "web", "tier": "front"}, node="node-1", ips=["10.0.1.11"])
+    front = policy("x/deny-front", {"tier": "front"}, ingress=[])
+    compiler = NodeCompiler("node-1")
+    compiler.update(_with_pods(_world(), add=(web_2,)))
+    shared = _chain_of(compiler.ruleset, "10.0.1.10")
+    apart = compiler.update(_with_pods(_world(front), add=(web_2,)))
+    own = _chain_of(compiler.ruleset, "10.0.1.11")
+    assert own != shared and [c.name for c in apart.chains] == [own] and apart.removed_chains == ()
+    assert _chain_of(compiler.ruleset, "10.0.1.10") == shared
+    back = compiler.update(_with_pods(_world(), add=(web_2,)))
+    assert back.removed_chains == (own,) and back.chains == ()
+    assert _chain_of(compiler.ruleset, "10.0.1.11") == shared
+
+
+def test_a_policy_left_out_of_a_full_drop_comment_moves_no_pod_to_another_chain() -> None:
+    many = tuple(policy(f"x/deny-web-{i:02}-with-a-long-name", {"app": "web"}, ingress=[]) for i in range(8))
+    compiler = NodeCompiler("node-1")
+    compiler.update(_world(*many))
+    chain = _chain_of(compiler.ruleset, "10.0.1.10")
+    last = policy("x/zz-deny-web", {"app": "web"}, ingress=[])
+    delta = compiler.update(_world(*many, last))
+    assert _chain_of(compiler.ruleset, "10.0.1.10") == chain
+    assert (delta.chains, delta.removed_chains, delta.added_entries) == ((), (), ())
+    first = policy("x/a-deny-web", {"app": "web"}, ingress=[])
+    compiler.update(_world(*many, last, first))
+    assert _chain_of(compiler.ruleset, "10.0.1.10") != chain
 
 
 @pytest.mark.parametrize(
@@ -436,7 +472,7 @@ def test_histories_with_cluster_policies_follow_whole_compiles_and_patch(history
         delta = compiler.update(snapshot)
         expected = compile_node(snapshot, name, table="t", mode=Mode.AUDIT)
         assert compiler.ruleset == expected
-        assert _entries_in_key_order(patch(previous, delta)) == _entries_in_key_order(expected)
+        assert patch(previous, delta) == expected
         assert delta.empty == (previous == expected)
         local = (p for p in snapshot.pods if p.node == name and not p.host_network)
         assert compiler.local_pods == tuple(sorted(local, key=lambda p: p.key))

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from policyctl.compiler.droplog import MIDSTREAM, NEW_POD, base_rule_prefix
+from policyctl.compiler.droplog import MIDSTREAM, NEW_POD, rule_prefix
 from policyctl.compiler.ruleset import Mode
 from policyctl.enforcer.drops import AddressBook, LogPrefix, attribute, drop_document, parse_prefix
 from policyctl.policy.cluster import Cluster
@@ -39,8 +39,8 @@ def with_nodes() -> Cluster:
         (Mode.ENFORCE, NEW_POD, Direction.INGRESS, "policyctl drop new-pod ingress "),
     ],
 )
-def test_a_base_rule_prefix_is_read_back_as_written(mode: Mode, rule: str, direction: Direction, text: str) -> None:
-    written = base_rule_prefix(mode, rule, direction)
+def test_a_rule_prefix_is_read_back_as_written(mode: Mode, rule: str, direction: Direction, text: str) -> None:
+    written = rule_prefix(mode, rule, direction)
     action = "drop" if mode is Mode.ENFORCE else "audit"
     assert written == text
     assert parse_prefix(written) == LogPrefix(action, direction, "", rule)
@@ -55,7 +55,7 @@ def test_a_base_rule_prefix_is_read_back_as_written(mode: Mode, rule: str, direc
         "policyctl drop mid-stream ingress x/a ",
     ],
 )
-def test_a_malformed_base_rule_prefix_is_not_ours(text: str) -> None:
+def test_a_malformed_rule_prefix_is_not_ours(text: str) -> None:
     assert parse_prefix(text) is None
 
 

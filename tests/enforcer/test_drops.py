@@ -41,8 +41,11 @@ def logged(prefix: str, source: str, destination: str, **kwargs: int) -> LoggedP
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
+        ("policyctl drop isolated ingress ", LogPrefix("drop", Direction.INGRESS, "", "isolated")),
+        ("policyctl audit isolated egress ", LogPrefix("audit", Direction.EGRESS, "", "isolated")),
         ("policyctl drop ingress x/a ", LogPrefix("drop", Direction.INGRESS, "x/a")),
         ("policyctl audit egress ns/pod-1 ", LogPrefix("audit", Direction.EGRESS, "ns/pod-1")),
+        ("policyctl drop isolated sideways ", None),
         ("policyctl drop sideways x/a ", None),
         ("policyctl allow ingress x/a ", None),
         ("kube-proxy drop ingress x/a ", None),
@@ -56,12 +59,13 @@ def test_only_policyctl_drop_and_audit_prefixes_are_read(text: str, expected: Lo
 @pytest.mark.parametrize(
     ("prefix", "source", "destination", "half"),
     [
-        ("policyctl drop ingress shop/b ", "lab/a", "shop/b", Direction.INGRESS),
-        ("policyctl drop egress lab/e ", "lab/e", "shop/a", Direction.EGRESS),
+        ("policyctl drop isolated ingress ", "lab/a", "shop/b", Direction.INGRESS),
+        ("policyctl drop isolated egress ", "lab/e", "shop/a", Direction.EGRESS),
+        ("policyctl audit isolated egress ", "lab/e", "shop/a", Direction.EGRESS),
         ("policyctl drop egress lab/a ", "lab/a", "shop/a", Direction.EGRESS),
         ("policyctl audit egress lab/a ", "lab/a", "shop/a", Direction.EGRESS),
     ],
-    ids=["networkpolicy-ingress", "networkpolicy-egress", "admin-deny", "audit"],
+    ids=["networkpolicy-ingress", "networkpolicy-egress", "networkpolicy-audit", "admin-deny", "admin-audit"],
 )
 def test_a_drop_is_explained_as_the_oracle_explains_its_half(
     prefix: str, source: str, destination: str, half: Direction
@@ -69,6 +73,7 @@ def test_a_drop_is_explained_as_the_oracle_explains_its_half(
     running = addressed()
     drop = attribute(logged(prefix, source, destination), AddressBook(running), now=0.0)
     assert drop is not None and drop.problem == ""
+    assert drop.pod == (source if half is Direction.EGRESS else destination)
     ends = running.pod_by_key[source], running.pod_by_key[destination]
     verdict = evaluate(running, Connection(*ends, Protocol.TCP, 80, Family.IPV4))
     assert drop.half == (verdict.egress if half is Direction.EGRESS else verdict.ingress)
@@ -76,7 +81,7 @@ def test_a_drop_is_explained_as_the_oracle_explains_its_half(
 
 
 def test_the_document_names_the_isolating_policies_with_their_lines() -> None:
-    drop = attribute(logged("policyctl drop ingress shop/b ", "lab/a", "shop/b"), AddressBook(addressed()), now=0.0)
+    drop = attribute(logged("policyctl drop isolated ingress ", "lab/a", "shop/b"), AddressBook(addressed()), now=0.0)
     assert drop is not None
     document = drop_document(drop)
     assert {k: document[k] for k in ("action", "direction", "pod", "protocol", "port", "policies", "problem")} == {
@@ -94,11 +99,15 @@ def test_the_document_names_the_isolating_policies_with_their_lines() -> None:
 @pytest.mark.parametrize(
     ("prefix", "source", "destination", "problem"),
     [
+        ("policyctl drop isolated ingress ", "shop/a", "shop/b", "the model allows this ingress half"),
+        ("policyctl drop isolated ingress ", "lab/a", "shop/a", "the model allows this ingress half"),
+        ("policyctl drop isolated ingress ", "lab/a", "10.9.9.9", "an isolated pod's but the address is 10.9.9.9"),
         ("policyctl drop ingress shop/b ", "shop/a", "shop/b", "the model allows this ingress half"),
         ("policyctl drop ingress shop/a ", "lab/a", "shop/b", "rule is shop/a's but the address is shop/b"),
         ("policyctl drop ingress shop/b ", "lab/a", "10.9.9.9", "the address is 10.9.9.9"),
     ],
-    ids=["model-allows", "other-pod", "unknown-address"],
+    ids=["model-allows", "pod-not-isolated", "unknown-address", "own-chain-model-allows", "own-chain-other-pod",
+         "own-chain-unknown-address"],
 )
 def test_a_drop_the_model_does_not_explain_says_so(prefix: str, source: str, destination: str, problem: str) -> None:
     drop = attribute(logged(prefix, source, destination), AddressBook(addressed()), now=0.0)
@@ -107,8 +116,8 @@ def test_a_drop_the_model_does_not_explain_says_so(prefix: str, source: str, des
 
 
 def test_a_drop_without_ports_names_the_isolation_only() -> None:
-    drop = attribute(logged("policyctl drop ingress shop/b ", "lab/a", "shop/b", protocol=1), AddressBook(addressed()),
-                     now=5.0)
+    drop = attribute(logged("policyctl drop isolated ingress ", "lab/a", "shop/b", protocol=1),
+                     AddressBook(addressed()), now=5.0)
     assert drop is not None and drop.half is None and drop.time == 1_700_000_000.5
     assert drop.problem == ("ICMP has no port a policy could name; shop/b admits only listed protocols and ports for "
                             "ingress (isolated by shop/b-from-a)")
@@ -117,6 +126,8 @@ def test_a_drop_without_ports_names_the_isolation_only() -> None:
 def test_prefixes_of_others_are_skipped_and_unreadable_packets_are_errors() -> None:
     book = AddressBook(addressed())
     assert attribute(LoggedPacket("iptables DROP ", 2, b"\x45"), book, now=0.0) is None
+    with pytest.raises(HeaderError, match="an isolated pod's ingress rule"):
+        attribute(LoggedPacket("policyctl drop isolated ingress ", 2, b"\x45\0"), book, now=0.0)
     with pytest.raises(HeaderError, match="shop/b's ingress rule"):
         attribute(LoggedPacket("policyctl drop ingress shop/b ", 2, b"\x45\0"), book, now=0.0)
 

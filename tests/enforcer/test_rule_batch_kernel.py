@@ -426,6 +426,10 @@ NODE, POD_A, POD_B = CLUSTER_OBJECTS
 #: Another replica of b, on the node without a namespace of its own: with it, b's sets and maps
 #: exist before b comes, as they do for a replica added to an app already on the node.
 TWIN_B = pod("x/b-twin", {"pod": "b"}, node="node-1", ips=["10.77.2.9"])
+#: A replica of b that one more policy isolates: b's drop comment differs from its twin's, so b
+#: comes and goes with a pod chain of its own.
+TWIN_APART = (pod("x/b-twin", {"pod": "b", "twin": "yes"}, node="node-1", ips=["10.77.2.9"]),
+              policy("x/twin", {"twin": "yes"}, ingress=[]))
 
 
 def never() -> Any:
@@ -443,11 +447,15 @@ def drops_counted(backend: LibnftablesBackend) -> int:
     return counted
 
 
+@pytest.mark.parametrize(
+    ("twin", "own_chain"),
+    [pytest.param((TWIN_B,), False, id="joins-its-twins-chain"), pytest.param(TWIN_APART, True, id="own-chain")],
+)
 def test_a_local_pod_added_and_deleted_goes_as_one_batch_each_and_its_chain_decides_packets(
-    node: Node, backend: LibnftablesBackend
+    node: Node, backend: LibnftablesBackend, twin: tuple[Any, ...], own_chain: bool
 ) -> None:
-    without_b = compile_node(cluster(NODE, POD_A, TWIN_B, ISOLATE_B), "node-1")
-    with_b = compile_node(cluster(NODE, POD_A, POD_B, TWIN_B, ISOLATE_B), "node-1")
+    without_b = compile_node(cluster(NODE, POD_A, *twin, ISOLATE_B), "node-1")
+    with_b = compile_node(cluster(NODE, POD_A, POD_B, *twin, ISOLATE_B), "node-1")
     node.serve(node.b, 80)
     node.serve(node.b, 81)
     enforcer = Enforcer(backend)
@@ -456,7 +464,7 @@ def test_a_local_pod_added_and_deleted_goes_as_one_batch_each_and_its_chain_deci
 
     report = enforcer.apply_delta(diff(without_b, with_b), desired=never)
     assert report.applied and enforcer.netlink_batches == 1
-    assert any("chain" in c.get("add", {}) for c in report.transaction.commands)
+    assert any("chain" in c.get("add", {}) for c in report.transaction.commands) == own_chain
     assert Enforcer(backend).plan(to_document(with_b)).empty
     assert node.connects(node.a, node.B_IP, 80)
     assert not node.connects(node.a, node.B_IP, 81, timeout=0.5)
@@ -499,8 +507,8 @@ def test_a_refused_pod_chain_batch_names_its_command_and_the_next_apply_reads_th
     """A pod chain deleted by hand (with the dispatch entry that jumps to it) makes the pod
     delete's flush of it fail: the batch is refused whole, its command named from the kernel's
     answer, not from dry runs."""
-    with_b = compile_node(cluster(NODE, POD_A, POD_B, TWIN_B, ISOLATE_B), "node-1")
-    without_b = compile_node(cluster(NODE, POD_A, TWIN_B, ISOLATE_B), "node-1")
+    with_b = compile_node(cluster(NODE, POD_A, POD_B, *TWIN_APART, ISOLATE_B), "node-1")
+    without_b = compile_node(cluster(NODE, POD_A, *TWIN_APART, ISOLATE_B), "node-1")
     enforcer = Enforcer(backend)
     enforcer.apply(to_document(with_b))
     plan = Enforcer(backend).plan(to_document(without_b))

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from policyctl.compiler.droplog import ISOLATED
 from policyctl.compiler.ruleset import Mode
-from policyctl.enforcer.drops import AddressBook, Drop, drop_document, explanation_document
+from policyctl.enforcer.drops import POD_CHAIN, AddressBook, Drop, drop_document, explanation_document
 from policyctl.enforcer.nflog import GroupInUse, NflogReader
 from policyctl.lab.engine import LabEngine
 from policyctl.lab.probes import Attempt, run_probes
@@ -103,8 +104,10 @@ def test_each_kernel_drop_is_attributed_as_the_oracle_explains_its_flow(
         for drop in pair_drops:
             assert drop.problem == ""
             assert drop.prefix.direction is expected.direction
-            assert expected.pod is not None and drop.prefix.pod == expected.pod.key
+            assert expected.pod is not None and drop.pod == expected.pod.key
             assert drop.half == expected
+    assert {d.prefix.rule for d in by_pair[("lab/a", "shop/b")]} == {ISOLATED}
+    assert {d.prefix.rule for d in by_pair[("lab/a", "shop/a")]} == {POD_CHAIN}
     stages = {(pair, half.direction, half.decided_by) for pair, half in denied.items()}
     assert {(("lab/a", "shop/b"), Direction.INGRESS, DecidedBy.NETWORK_POLICY),
             (("lab/e", "shop/a"), Direction.EGRESS, DecidedBy.NETWORK_POLICY),

@@ -71,5 +71,5 @@ def test_each_new_pod_drop_in_the_lab_is_logged_and_explained_as_the_window(
     window = {_shown(d) for d in documents if d["drop_rule"] == "new-pod"}
     assert window == {_expected(*pair) for pair in TOUCHING_NEW}
     others = [d for d in documents if d["drop_rule"] != "new-pod"]
-    assert all(d["drop_rule"] == "pod-chain" and d["problem"] is None and NEW not in (d["source"]["name"],
+    assert all(d["drop_rule"] == "isolated" and d["problem"] is None and NEW not in (d["source"]["name"],
                d["destination"]["name"]) for d in others)
