@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from policyctl.agent.httpserver import Limits
 from policyctl.agent.runner import Intervals
-from policyctl.compiler.markedpeers import IdentityMark
+from policyctl.compiler.markedpeers import DEFAULT_MASK, IdentityMark
 from policyctl.compiler.newpods import NewPodWindow
 from policyctl.compiler.ruleset import Mode
 
@@ -75,9 +75,9 @@ class AgentConfig:
     """``deny``: an address of this node's ``spec.podCIDRs`` that no known pod holds is denied
     until the pod is known and its rules programmed, when any policy exists (``compiler.newpods``);
     a node without pod CIDRs is unaffected. ``allow``: such a pod is non-isolated until then."""
-    identity_mark: int | None = None
+    identity_mark: int | None = DEFAULT_MASK
     """The packet-mark bits of the marked peer layout (``compiler.markedpeers``); None: peer
-    maps that jump."""
+    maps that jump (``--identity-mark none``)."""
 
     @property
     def log_group(self) -> int | None:

@@ -255,7 +255,7 @@ class Agent:
         self.log.info("agent started", extra={"fields": {
             "table": c.table, "mode": c.mode, "min_interval": c.min_interval, "max_interval": c.max_interval,
             "new_pod_window": c.new_pod_window,
-            "identity_mark": None if c.identity_mark is None else f"{c.identity_mark:#010x}",
+            "identity_mark": "none" if c.identity_mark is None else f"{c.identity_mark:#010x}",
             "health_port": self.health_server.port if self.health_server is not None else None,
             "metrics_port": self.metrics_server.port if self.metrics_server is not None else None,
             "drop_log_group": c.log_group,

@@ -60,6 +60,7 @@ from policyctl.bench.linear import linear_document, rule_count
 from policyctl.compiler.compile import compile_node
 from policyctl.compiler.graph import PolicyGraph
 from policyctl.compiler.layout import dispatch_map_name, node_set_name
+from policyctl.compiler.markedpeers import DEFAULT_MASK
 from policyctl.compiler.render_json import to_document
 from policyctl.policy.diagnostics import Severity
 from policyctl.policy.cluster import Cluster
@@ -238,9 +239,10 @@ def section_compile(ctx: Context) -> list[Figure]:
 # -- apply and events ---------------------------------------------------------------------
 
 
-#: The peer layouts whose events are measured: maps that jump (the default) and the marked one
-#: (``compiler.markedpeers``) with sixteen bits, enough for any identity count of the presets.
-LAYOUTS: dict[str, int | None] = {"": None, "marked.": 0xFFFF0000}
+#: The peer layouts whose events are measured: maps that jump (``--identity-mark none``) and the
+#: marked one (``compiler.markedpeers``, the default) with its default sixteen bits, enough for
+#: any identity count of the presets.
+LAYOUTS: dict[str, int | None] = {"": None, "marked.": DEFAULT_MASK}
 EVENT_FIGURES = tuple(
     f"event.{layout}{k}.{q}" for layout in LAYOUTS
     for k in (*KINDS, "floor", "floor-jump", "floor-batch", "floor-batch-jump") for q in ("p50", "p99")

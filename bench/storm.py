@@ -219,8 +219,12 @@ class AgentProcesses:
         self.final_converged = False
 
     def _spawn(self, node_name: str, netns_name: str) -> None:
+        """The jumping peer layout (``--identity-mark none``): :meth:`converged` holds each
+        table to a whole compile, whose identity numbers the marked layout's agents keep as
+        state instead (``markedpeers.canonical``)."""
         argv = [POLICYCTL, "agent", "--kubeconfig", self.kubeconfig, "--netns", netns_name, "--table", TABLE,
-                "--metrics-port", "-1", "--health-port", "-1", "--min-interval", "0.05"]  # fmt: skip
+                "--metrics-port", "-1", "--health-port", "-1", "--min-interval", "0.05",
+                "--identity-mark", "none"]  # fmt: skip
         self.processes[node_name] = subprocess.Popen(
             argv, env={"NODE_NAME": node_name, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,

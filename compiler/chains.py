@@ -224,11 +224,12 @@ def isolating_sources(selecting: Iterable[NetworkPolicy], direction: Direction) 
 
 
 def dispatch_map(direction: Direction, family: Family, entries: Iterable[tuple[IPAddress, Jump]]) -> VerdictMap:
-    """A dispatch map, local pod address -> its chain."""
+    """A dispatch map, local pod address -> its chain. Two local pods of one address whose
+    chains are one shared chain hold one entry."""
     return VerdictMap(
         dispatch_map_name(direction, family),
         FieldType.address(family),
-        tuple(sorted(entries, key=entry_order)),
+        tuple(sorted(set(entries), key=entry_order)),
         comment=f"local pod -> {direction.value.lower()} chain",
     )
 

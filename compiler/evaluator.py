@@ -412,7 +412,16 @@ class _Run:
 
     def masked(self, op: Any, operands: Any, right: Any) -> bool:
         """``tcp flags & MASK ==/!= VALUE``, flags named as nft lists them. Like every ``tcp``
-        payload match it carries ``meta l4proto tcp``: it never matches another protocol."""
+        payload match it carries ``meta l4proto tcp``: it never matches another protocol.
+        ``meta mark & MASK ==/!= VALUE`` compares the packet's mark as the rules left it."""
+        if (
+            op in ("==", "!=")
+            and isinstance(operands, list)
+            and len(operands) == 2
+            and operands[0] == MARK
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in (operands[1], right))
+        ):
+            return (self.mark & operands[1] == right) is (op == "==")
         if (
             op not in ("==", "!=")
             or not isinstance(operands, list)

@@ -151,6 +151,33 @@ def identity_map_name(direction: Direction, family: Family) -> str:
     return f"{prefix(direction)}-identities-v{_v(family)}"
 
 
+def marked_chain_name(direction: Direction, family: Family) -> str:
+    """The chain that numbers a peer in mark bits and looks the number up (``markedpeers``),
+    entered only by packets that arrive with those bits clear."""
+    return f"{prefix(direction)}-marked-v{_v(family)}"
+
+
+def marked_entry_chain_name(identity_chain: str) -> str:
+    """The chain the identity map jumps to for ``identity_chain``: it clears the mark bits
+    and goes to the identity chain, which itself leaves the mark alone (``markedpeers``)."""
+    head, _, rest = identity_chain.partition("-")
+    return f"{head}-marked-{rest}"
+
+
+def identity_chain_of_entry(entry_chain: str) -> str:
+    """The identity chain ``marked_entry_chain_name`` made ``entry_chain`` for."""
+    head, _, rest = entry_chain.partition("-marked-")
+    return f"{head}-{rest}"
+
+
+def foreign_chain_name(direction: Direction, family: Family, positions: tuple[int, ...] = ()) -> str:
+    """A chain of the tree that decides, without marks, the peers of packets that arrive with
+    some mark bit already set (``markedpeers``): the root, or the chain of the numbers whose
+    highest set bits are ``positions`` (mark bit positions, highest first)."""
+    bits = "".join(f"-b{p}" for p in positions)
+    return f"{prefix(direction)}-foreign{bits}-v{_v(family)}"
+
+
 def peer_chain_prefix(direction: Direction) -> str:
     """What the name of every peer identity chain of ``direction`` starts with."""
     return f"{prefix(direction)}-{'from' if direction is Direction.INGRESS else 'to'}-"

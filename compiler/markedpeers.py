@@ -10,9 +10,9 @@ validation skips, and only the identity -> chain step jumps, in a map as small a
 identities.
 
 nft 1.0.6 uses a map's result only in a statement, never inside a lookup key, so the number
-travels in packet-mark bits the operator gives policyctl (``IdentityMark``; kube-proxy, CNIs
-and service meshes own the others, and every other bit is kept as they left it). The layout,
-opt-in, rewrites a compiled ruleset and each delta of it:
+travels in packet-mark bits (``IdentityMark``; kube-proxy, CNIs and service meshes own bits
+too, and every bit leaves as it came). The layout rewrites a compiled ruleset and each delta
+of it:
 
 * each peer address of a direction carries a number from 1 to ``2**bits - 1``, few of whose
   bits are set: a whole compile gives each identity chain one, a function of that direction's
@@ -21,15 +21,21 @@ opt-in, rewrites a compiled ruleset and each delta of it:
   the same number (:func:`canonical`);
 * for each mark bit ``p``, a set ``in-peers-b<p>-v4`` holds the peer addresses whose number,
   spread over the mask's bits, sets ``p``;
-* a verdict map ``in-identities-v4`` maps that mark value to the identity chain (several
-  values may jump to one chain);
-* the allow chain's ``ip saddr vmap @in-peers-v4`` becomes: clear the bits, one rule per bit
-  (``ip saddr @in-peers-b<p>-v4 meta mark set meta mark | bit``), ``meta mark & mask vmap
-  @in-identities-v4``, clear the bits; an identity chain clears them before it accepts.
+* a verdict map ``in-identities-v4`` maps that mark value to a chain that clears the bits and
+  goes to the identity chain (several values may lead to one chain);
+* the allow chain's ``ip saddr vmap @in-peers-v4`` becomes two rules, taken by what the bits
+  hold on arrival. All clear (the marked path, ``in-marked-v4``): one rule per bit (``ip saddr
+  @in-peers-b<p>-v4 meta mark set meta mark | bit``), ``meta mark & mask vmap
+  @in-identities-v4``, the bits cleared, so the mark leaves exactly as it came. Some set by
+  another component (the path without marks, ``in-foreign-v4``): a tree of rules that reads
+  the number from the bit sets alone (:meth:`MarkedPeers.foreign_chains`) and leaves the mark
+  alone, as the identity chains do. So the layout is correct whatever else uses the bits;
+  sharing them costs only the packets that carry them the slower path.
 
 Per packet that is ``bits`` set lookups more, on a connection's first packet only, whatever the
 cluster's size. A pod event now changes plain set elements (its address in the sets of its
-number's bits), and only a new or vanished identity adds or removes a jump.
+number's bits), and only a new or vanished identity adds or removes a jump (an identity-map
+entry, and a rule of the tree's bucket that holds its number).
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 
@@ -46,19 +52,31 @@ from policyctl.policy.model import Direction, Family, IPAddress
 
 from .delta import MarkEntry, RulesetDelta, diff, empty_ruleset, patch
 from .intervals import address_interval
-from .layout import FAMILIES, identity_map_name, peer_bit_set_name, peer_chain_prefix, peer_map_name
+from .layout import (
+    FAMILIES,
+    foreign_chain_name,
+    identity_chain_of_entry,
+    identity_map_name,
+    marked_chain_name,
+    marked_entry_chain_name,
+    peer_bit_set_name,
+    peer_chain_prefix,
+    peer_map_name,
+)
 from .ruleset import (
     Chain,
-    Counter,
     Element,
     FieldType,
+    Goto,
     Jump,
     Key,
     Lookup,
     MarkSet,
+    MarkTest,
     Rule,
     Ruleset,
     Set,
+    Statement,
     Verdict,
     VerdictMap,
     VmapLookup,
@@ -67,6 +85,17 @@ from .ruleset import (
 DIRECTIONS = (Direction.EGRESS, Direction.INGRESS)
 ALL_BITS = 0xFFFFFFFF
 Half = tuple[Direction, Family]
+
+
+DEFAULT_MASK = 0xFFFF0000
+"""The bits the layout takes unless told otherwise (``--identity-mark``). Sixteen, so that a
+direction numbers 65,535 identities (the 100k-pod preset's busiest node has about 1,000). No
+bits are free on every node (kube-proxy 0x4000 and 0x8000, Calico 0xffff0000 by default,
+Cilium 0x0f00, kube-router and others); the layout never changes a packet's mark, so bits
+another component also sets cost its packets only the slower path without marks."""
+
+NO_MARK = "none"
+"""What ``--identity-mark`` takes for the peer maps that jump instead (no mark bits used)."""
 
 
 class IdentityMarkFull(PolicyctlError):
@@ -212,6 +241,36 @@ PEER_MAPS: Mapping[str, Half] = {peer_map_name(d, f): (d, f) for d in DIRECTIONS
 
 Address = IPAddress | int
 Carrier = tuple[Family, Address]
+FOREIGN_PREFIXES = tuple(foreign_chain_name(d, Family.IPV4)[: -len("-v4")] for d in DIRECTIONS)
+"""What the name of every chain of a tree without marks starts with."""
+Bucket = tuple[int, int | None]
+"""Where a number sits in the tree of the path without marks: the indexes of its highest and
+second highest set bits (None for a number of one bit)."""
+
+
+def _bucket(number: int) -> Bucket:
+    high = number.bit_length() - 1
+    rest = number ^ 1 << high
+    return high, (rest.bit_length() - 1 if rest else None)
+
+
+def _in_order(numbers: Iterable[int]) -> list[int]:
+    """A bucket's numbers, more bits set first: a number's rule matches every address whose
+    bits include its own, so before it must come every number whose bits include it."""
+    return sorted(numbers, key=lambda n: (-n.bit_count(), -n))
+
+
+def _chain_order(chains: Iterable[Chain]) -> tuple[Chain, ...]:
+    """Base chains first, then the others by name, as :func:`~policyctl.compiler.delta.patch`
+    orders them."""
+    listed = list(chains)
+    regular = sorted((c for c in listed if not c.is_base), key=lambda c: c.name)
+    return (*(c for c in listed if c.is_base), *regular)
+
+
+def _peer_key(half: Half) -> Key:
+    direction, family = half
+    return Key.address(family, source=direction is Direction.INGRESS)
 
 TIDY_ELEMENTS = 8
 """How many bit-set elements of retired numbers a step removes at most, counting its own
@@ -273,38 +332,131 @@ class MarkedPeers:
         in the bit sets."""
         self.chains: dict[Direction, frozenset[str]] = {d: frozenset() for d in DIRECTIONS}
         self.present: set[Half] = set()
+        self.buckets: dict[Direction, dict[Bucket, set[int]]] = {d: {} for d in DIRECTIONS}
+        """The numbers held (live or retired) by where they sit in the tree without marks."""
+        self.foreign: dict[Half, dict[str, Chain]] = {h: {} for h in PEER_MAPS.values()}
+        """The chains of the tree without marks each present half holds."""
         self._was_carried: dict[Half, dict[Address, int]] = {}
         self._was_target: dict[Direction, dict[int, str | None]] = {}
 
     # rules -----------------------------------------------------------------------------
 
     def rules(self, rule: Rule) -> tuple[Rule, ...]:
-        """A rule of the marked ruleset: a peer-map lookup becomes the bit rules, an accept in
-        an identity chain clears the bits first."""
+        """A rule of the marked ruleset: a peer-map lookup becomes the two entries of the
+        marked path and of the path without marks, each taken by what the bits hold on
+        arrival."""
         statements = rule.statements
         if len(statements) == 1 and isinstance(statements[0], VmapLookup) and statements[0].map in PEER_MAPS:
             direction, family = PEER_MAPS[statements[0].map]
-            peer = statements[0].key
             return (
-                Rule((self.mark.clear,), comment="identity mark bits: cleared"),
+                Rule((MarkTest(self.mark.mask, zero=True), Jump(marked_chain_name(direction, family)))),
+                Rule(
+                    (MarkTest(self.mark.mask, zero=False), Jump(foreign_chain_name(direction, family))),
+                    comment="identity mark bits set on arrival: peers found without marks",
+                ),
+            )
+        return (rule,)
+
+    def chain(self, chain: Chain) -> Chain:
+        return replace(chain, rules=tuple(r for rule in chain.rules for r in self.rules(rule)))
+
+    def marked_chain(self, half: Half) -> Chain:
+        """The marked path: the peer's number set in the mark, one rule per bit, looked up in
+        the identity map, cleared again (for a number with no entry, or when the identity
+        chain returns)."""
+        direction, family = half
+        peer = _peer_key(half)
+        return Chain(
+            marked_chain_name(direction, family),
+            (
                 *(
                     Rule((Lookup((peer,), peer_bit_set_name(direction, family, p)), MarkSet(bits=1 << p)))
                     for p in self.mark.positions
                 ),
                 Rule((VmapLookup(Key.META_MARK, identity_map_name(direction, family), mask=self.mark.mask),)),
                 Rule((self.mark.clear,)),
-            )
-        return (rule,)
+            ),
+            comment="peers numbered in identity mark bits",
+        )
 
-    def chain(self, chain: Chain) -> Chain:
-        identity = _direction_of_chain(chain.name) is not None
-        rules: list[Rule] = []
-        for rule in chain.rules:
-            if identity and rule.statements and rule.statements[-1] is Verdict.ACCEPT:
-                at = next((i for i, s in enumerate(rule.statements) if isinstance(s, Counter)), -1)
-                rule = replace(rule, statements=(*rule.statements[:at], self.mark.clear, *rule.statements[at:]))
-            rules.extend(self.rules(rule))
-        return replace(chain, rules=tuple(rules))
+    def entry_chain(self, identity_chain: str) -> Chain:
+        """What the identity map jumps to: the bits cleared, then on to the identity chain, so
+        that the identity chain leaves the mark alone and serves the path without marks too."""
+        return Chain(
+            marked_entry_chain_name(identity_chain),
+            (Rule((self.mark.clear, Goto(identity_chain))),),
+        )
+
+    # the path without marks ---------------------------------------------------------------
+
+    def foreign_chains(self, half: Half, numbers: Mapping[int, str | None]) -> dict[str, Chain]:
+        """Every chain of the tree that finds a peer's identity chain without marks, for the
+        carried ``numbers`` (None: retired). Why a tree: a packet that arrives with some of
+        the bits set (another component uses them) must keep them, so its peer's number is
+        read from the bit sets instead: one rule per number, and the rules of a number with
+        more bits first, so the first whose bits all hold the address is its own. The tree's
+        root picks the highest bit, its chains the second highest, so an event that brings
+        or retires a number rewrites the few rules of its bucket, not one per number."""
+        buckets: dict[Bucket, set[int]] = {}
+        for number in numbers:
+            buckets.setdefault(_bucket(number), set()).add(number)
+        chains = {c.name: c for c in self._buckets_chains(half, buckets, numbers, buckets)}
+        root = self._root(half, buckets)
+        chains[root.name] = root
+        return chains
+
+    def _root(self, half: Half, buckets: Mapping[Bucket, AbstractSet[int]]) -> Chain:
+        direction, family = half
+        highs = sorted({high for high, _ in buckets}, reverse=True)
+        return Chain(
+            foreign_chain_name(direction, family),
+            tuple(
+                Rule((self._bit(half, high), Goto(self._tree_name(half, high))))
+                for high in highs
+            ),
+            comment="peers of packets that carry identity mark bits on arrival, found without marks",
+        )
+
+    def _buckets_chains(
+        self,
+        half: Half,
+        buckets: Mapping[Bucket, AbstractSet[int]],
+        targets: Mapping[int, str | None],
+        touched: Iterable[Bucket],
+    ) -> list[Chain]:
+        """The bucket chains of ``touched`` buckets and the chains of their highest bits that
+        hold anything, from the buckets' numbers and their ``targets`` (a number without one
+        is retired)."""
+        chains = []
+        highs = set()
+        for bucket in touched:
+            highs.add(bucket[0])
+            held = buckets.get(bucket)
+            if held and bucket[1] is not None:
+                leaves = tuple(self._leaf(half, n, targets.get(n)) for n in _in_order(held))
+                chains.append(Chain(self._tree_name(half, *bucket), leaves))
+        for high in highs:
+            rules = [
+                Rule((self._bit(half, second), Goto(self._tree_name(half, high, second))))
+                for second in range(high - 1, -1, -1)
+                if buckets.get((high, second))
+            ]
+            rules += [self._leaf(half, n, targets.get(n)) for n in buckets.get((high, None), ())]
+            if rules:
+                chains.append(Chain(self._tree_name(half, high), tuple(rules)))
+        return chains
+
+    def _leaf(self, half: Half, number: int, chain: str | None) -> Rule:
+        high, second = _bucket(number)
+        rest = [i for i in range(len(self.mark.positions)) if number >> i & 1 and i not in (high, second)]
+        verdict: Statement = Goto(chain) if chain is not None else Verdict.RETURN
+        return Rule((*(self._bit(half, i) for i in sorted(rest, reverse=True)), verdict))
+
+    def _bit(self, half: Half, index: int) -> Lookup:
+        return Lookup((_peer_key(half),), peer_bit_set_name(*half, self.mark.positions[index]))
+
+    def _tree_name(self, half: Half, *indexes: int | None) -> str:
+        return foreign_chain_name(*half, tuple(self.mark.positions[i] for i in indexes if i is not None))
 
     # sets and maps ---------------------------------------------------------------------
 
@@ -337,7 +489,7 @@ class MarkedPeers:
         return VerdictMap(
             identity_map_name(direction, family),
             FieldType.MARK,
-            tuple(sorted((self.mark.value(n), Jump(c)) for n, c in targets.items())),
+            tuple(sorted((self.mark.value(n), Jump(marked_entry_chain_name(c))) for n, c in targets.items())),
             comment=f"identity mark -> {direction.value.lower()} identity chain",
         )
 
@@ -346,16 +498,19 @@ class MarkedPeers:
         translated deltas built it: this object's numbers, retired ones included."""
         sets = [*plain.sets]
         maps = [m for m in plain.maps if m.name not in PEER_MAPS]
+        chains = [self.chain(c) for c in plain.chains]
+        chains += [self.entry_chain(c.name) for c in plain.chains if _direction_of_chain(c.name) is not None]
         for half in PEER_MAPS.values():
             if half not in self.present:
                 continue
             sets += self.bit_sets(half, self.carried[half])
             maps.append(self.identity_map(half, self.targets[half[0]]))
+            chains += [self.marked_chain(half), *self.foreign[half].values()]
         return replace(
             plain,
             sets=tuple(sorted(sets, key=lambda s: s.name)),
             maps=tuple(sorted(maps, key=lambda m: m.name)),
-            chains=tuple(self.chain(c) for c in plain.chains),
+            chains=_chain_order(chains),
         )
 
     # state -----------------------------------------------------------------------------
@@ -377,6 +532,7 @@ class MarkedPeers:
                     self._target(direction, old, None)
                 else:
                     del self.retired[direction][old]
+                    self._was_target.setdefault(direction, {}).setdefault(old, None)
         if number is None:
             del carried[ip]
         else:
@@ -542,13 +698,41 @@ class MarkedPeers:
                 budget -= number.bit_count()
                 self._carry((direction, family), ip, None)
 
+    def _tree_changes(self, half: Half, touched: AbstractSet[Bucket]) -> tuple[list[Chain], list[str]]:
+        """The chains of the tree without marks that the ``touched`` buckets change, and those
+        they empty; the rest of the tree is as it was."""
+        buckets = self.buckets[half[0]]
+        fresh = {c.name: c for c in self._buckets_chains(half, buckets, self.targets[half[0]], touched)}
+        root = self._root(half, buckets)
+        fresh[root.name] = root
+        names = {root.name}
+        for high, second in touched:
+            names.add(self._tree_name(half, high))
+            if second is not None:
+                names.add(self._tree_name(half, high, second))
+        cached = self.foreign[half]
+        changed, gone = [], []
+        for name in sorted(names):
+            chain = fresh.get(name)
+            if chain is None:
+                if cached.pop(name, None) is not None:
+                    gone.append(name)
+            elif cached.get(name) != chain:
+                cached[name] = chain
+                changed.append(chain)
+        return changed, gone
+
     def translate(self, delta: RulesetDelta) -> RulesetDelta:
         """The marked layout's delta for ``delta`` of the plain layout."""
         chains: dict[Direction, AbstractSet[str]] = dict(self.chains)
+        new_chains: list[Chain] = []
+        removed_chains = list(delta.removed_chains)
         for d in DIRECTIONS:
             added = {c.name for c in delta.chains if c.name.startswith(peer_chain_prefix(d))}
             left = {n for n in delta.removed_chains if n.startswith(peer_chain_prefix(d))}
             if added - chains[d] or left & chains[d]:
+                new_chains += [self.entry_chain(n) for n in sorted(added - chains[d])]
+                removed_chains += [marked_entry_chain_name(n) for n in sorted(left & chains[d])]
                 chains[d] = (chains[d] | added) - left
         self.chains = {d: frozenset(chains[d]) for d in DIRECTIONS}
         whole = {PEER_MAPS[m.name]: m for m in delta.maps if m.name in PEER_MAPS}
@@ -593,6 +777,18 @@ class MarkedPeers:
                 self._tidy(d)
             else:
                 self._number_afresh(d, afresh)
+        touched: dict[Direction, set[Bucket]] = {}
+        for d in DIRECTIONS:
+            buckets = self.buckets[d]
+            for number in self._was_target.get(d, {}):
+                bucket = _bucket(number)
+                touched.setdefault(d, set()).add(bucket)
+                if self._taken(d, number):
+                    buckets.setdefault(bucket, set()).add(number)
+                elif bucket in buckets:
+                    buckets[bucket].discard(number)
+                    if not buckets[bucket]:
+                        del buckets[bucket]
 
         for half in PEER_MAPS.values():
             direction, family = half
@@ -601,9 +797,20 @@ class MarkedPeers:
             if now and (not was or half in whole):
                 sets += self.bit_sets(half, self.carried[half])
                 maps.append(self.identity_map(half, self.targets[direction]))
+                held = {**dict.fromkeys(self.retired[direction]), **self.targets[direction]}
+                foreign = self.foreign_chains(half, held)
+                new_chains += [self.marked_chain(half), *foreign.values()]
+                removed_chains += [n for n in self.foreign[half] if n not in foreign]
+                self.foreign[half] = foreign
             elif was and not now:
                 removed += [*names, identity_map_name(direction, family)]
+                removed_chains += [marked_chain_name(direction, family), *self.foreign[half]]
+                self.foreign[half] = {}
             elif now:
+                if direction in touched:
+                    changed, gone_chains = self._tree_changes(half, touched[direction])
+                    new_chains += changed
+                    removed_chains += gone_chains
                 carried = self.carried[half]
                 for ip, before in self._was_carried.get(half, {}).items():
                     had, has = self.mark.value(before), self.mark.value(carried.get(ip, 0))
@@ -620,10 +827,11 @@ class MarkedPeers:
                     after = targets.get(number)
                     if after == before_chain:
                         continue
+                    value = self.mark.value(number)
                     if before_chain is not None:
-                        removed_map.setdefault(name, []).append((self.mark.value(number), Jump(before_chain)))
+                        removed_map.setdefault(name, []).append((value, Jump(marked_entry_chain_name(before_chain))))
                     if after is not None:
-                        added_map.setdefault(name, []).append((self.mark.value(number), Jump(after)))
+                        added_map.setdefault(name, []).append((value, Jump(marked_entry_chain_name(after))))
             if now:
                 self.present.add(half)
             else:
@@ -639,8 +847,8 @@ class MarkedPeers:
             removed_entries=tuple(
                 (n, tuple(sorted(e, key=lambda x: x[0]))) for n, e in sorted(removed_map.items()) if e
             ),
-            chains=tuple(self.chain(c) for c in delta.chains),
-            removed_chains=delta.removed_chains,
+            chains=_chain_order([*(self.chain(c) for c in delta.chains), *new_chains]),
+            removed_chains=tuple(sorted(removed_chains)),
             set_comments=tuple((n, c) for n, c in delta.set_comments if n not in PEER_MAPS),
         )
 
@@ -656,12 +864,14 @@ def canonical(ruleset: Ruleset, mark: IdentityMark) -> Ruleset:
     maps = {m.name: m for m in ruleset.maps}
     replaced_sets: dict[str, Set] = {}
     replaced_maps: dict[str, VerdictMap] = {}
+    foreign: dict[str, Chain] = {}
     for direction in DIRECTIONS:
         halves = [h for h in PEER_MAPS.values() if h[0] is direction and identity_map_name(*h) in maps]
         entries: dict[Half, dict[Address, str]] = {}
         sizes = dict.fromkeys((c.name for c in ruleset.chains if c.name.startswith(peer_chain_prefix(direction))), 0)
         for half in halves:
-            jumps = {value: target.target for value, target in maps[identity_map_name(*half)].elements}
+            identities = maps[identity_map_name(*half)].elements
+            jumps = {value: identity_chain_of_entry(target.target) for value, target in identities}
             values: dict[Address, int] = {}
             for p in mark.positions:
                 for (interval,) in sets[peer_bit_set_name(*half, p)].elements:
@@ -673,12 +883,16 @@ def canonical(ruleset: Ruleset, mark: IdentityMark) -> Ruleset:
         for half in halves:
             for bit_set in marker.bit_sets(half, {ip: numbers[c] for ip, c in entries[half].items()}):
                 replaced_sets[bit_set.name] = bit_set
-            identity = marker.identity_map(half, {n: c for c, n in numbers.items()})
+            targets = {n: c for c, n in numbers.items()}
+            identity = marker.identity_map(half, targets)
             replaced_maps[identity.name] = identity
+            foreign.update(marker.foreign_chains(half, targets))
+    kept = [c for c in ruleset.chains if not c.name.startswith(FOREIGN_PREFIXES)]
     return replace(
         ruleset,
         sets=tuple(replaced_sets.get(s.name, s) for s in ruleset.sets),
         maps=tuple(replaced_maps.get(m.name, m) for m in ruleset.maps),
+        chains=_chain_order([*kept, *foreign.values()]),
     )
 
 

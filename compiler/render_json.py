@@ -40,6 +40,7 @@ from .ruleset import (
     Log,
     Lookup,
     MarkSet,
+    MarkTest,
     NotLocalAddress,
     Rule,
     Ruleset,
@@ -198,6 +199,9 @@ def statement(s: Statement) -> dict[str, Any]:
         mark = KEY_EXPRESSIONS[Key.META_MARK]
         value = {"&": [mark, s.keep]} if s.bits == 0 else {"|": [mark, s.bits]}
         return {"mangle": {"key": mark, "value": value}}
+    if isinstance(s, MarkTest):
+        left = {"&": [KEY_EXPRESSIONS[Key.META_MARK], s.mask]}
+        return {"match": {"op": "==" if s.zero else "!=", "left": left, "right": 0}}
     if isinstance(s, Counter):
         return {"counter": {"packets": 0, "bytes": 0}}
     if isinstance(s, Limit):

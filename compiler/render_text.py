@@ -29,6 +29,7 @@ from .ruleset import (
     Verdict,
     VerdictMap,
     MarkSet,
+    MarkTest,
     VmapLookup,
 )
 
@@ -96,6 +97,8 @@ def statement(s: Statement) -> str:
     if isinstance(s, MarkSet):
         operation = f"& {s.keep:#010x}" if s.bits == 0 else f"| {s.bits:#010x}"
         return f"meta mark set meta mark {operation}"
+    if isinstance(s, MarkTest):
+        return f"meta mark & {s.mask:#010x} {'==' if s.zero else '!='} 0"
     if isinstance(s, Counter):
         return "counter"
     if isinstance(s, Limit):

@@ -183,6 +183,18 @@ class MarkSet:
 
 
 @dataclass(frozen=True, slots=True)
+class MarkTest:
+    """``meta mark & mask == 0`` (``zero``) or ``!= 0``: whether any bit policyctl was given
+    is set on arrival. The marked peer layout sets and clears its bits only on packets that
+    arrive with all of them clear, so clearing them again restores the mark exactly; a packet
+    that arrives with some set (another component uses them) is decided without marks
+    (``markedpeers``)."""
+
+    mask: int
+    zero: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Counter:
     pass
 
@@ -204,8 +216,8 @@ class Log:
 
 
 Statement = Union[
-    CtStateIn, Icmpv6TypeRange, TcpNotSyn, NotLocalAddress, Lookup, VmapLookup, MarkSet, Counter, Limit, Log, Verdict,
-    Jump, Goto,
+    CtStateIn, Icmpv6TypeRange, TcpNotSyn, NotLocalAddress, Lookup, VmapLookup, MarkSet, MarkTest, Counter, Limit, Log,
+    Verdict, Jump, Goto,
 ]
 
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from policyctl.policy.model import Direction, Family, IPAddress
 
@@ -49,6 +50,7 @@ from .ruleset import Chain, Element, Jump, Set, VerdictMap, entry_order
 
 DIRECTIONS = (Direction.EGRESS, Direction.INGRESS)
 PodDirection = tuple[str, Direction]
+Counted = TypeVar("Counted", bound=Hashable)
 
 
 def _has_range(element: Element) -> bool:
@@ -149,6 +151,11 @@ class RulesetStore:
     dispatch: dict[tuple[Direction, Family], dict[str, MapEntry]] = field(
         default_factory=lambda: {(d, f): {} for d in DIRECTIONS for f in FAMILIES}
     )
+    dispatch_held: dict[tuple[Direction, Family], dict[MapEntry, int]] = field(
+        default_factory=lambda: {(d, f): {} for d in DIRECTIONS for f in FAMILIES}
+    )
+    """How many local pods hold each dispatch entry: two pods of one address whose chain is
+    one shared chain hold one entry, which the map keeps while either does."""
     node_sets: dict[Family, tuple[IPAddress, ...]] = field(default_factory=lambda: {f: () for f in FAMILIES})
     policed: dict[tuple[Direction, Family], dict[IPAddress, int]] = field(
         default_factory=lambda: {(d, f): {} for d in DIRECTIONS for f in FAMILIES}
@@ -181,6 +188,12 @@ class RulesetStore:
         return policed_set(direction, family, self.policed[(direction, family)])
 
 
+def _count_down(counts: dict[Counted, int], key: Counted) -> None:
+    counts[key] -= 1
+    if not counts[key]:
+        del counts[key]
+
+
 class Tracker:
     """What one step changed, with the state each changed piece had before it, so the step
     ends with the exact delta."""
@@ -193,7 +206,7 @@ class Tracker:
         self.chain_before: dict[str, Chain | None] = {}
         self.entry_before: dict[tuple[Direction, Family, IPAddress], Jump | None] = {}
         self.map_before = {k: bool(v) for k, v in store.peer_entries.items()}
-        self.dispatch_before: dict[tuple[Direction, Family, str], MapEntry | None] = {}
+        self.held_before: dict[tuple[Direction, Family, MapEntry], bool] = {}
         self.policed_before: dict[tuple[Direction, Family, IPAddress], bool] = {}
         self.node_before: dict[Family, tuple[IPAddress, ...]] = {}
         self.forced: set[str] = set()
@@ -229,17 +242,19 @@ class Tracker:
         old = entries.get(key)
         if old == entry:
             return
-        self.dispatch_before.setdefault((direction, family, key), old)
         counts = self.store.policed[(direction, family)]
+        held = self.store.dispatch_held[(direction, family)]
         if old is not None:
             self.policed_before.setdefault((direction, family, old[0]), True)
-            counts[old[0]] -= 1
-            if not counts[old[0]]:
-                del counts[old[0]]
+            self.held_before.setdefault((direction, family, old), True)
+            _count_down(counts, old[0])
+            _count_down(held, old)
             del entries[key]
         if entry is not None:
             self.policed_before.setdefault((direction, family, entry[0]), entry[0] in counts)
+            self.held_before.setdefault((direction, family, entry), entry in held)
             counts[entry[0]] = counts.get(entry[0], 0) + 1
+            held[entry] = held.get(entry, 0) + 1
             entries[key] = entry
 
     def touch_node_set(self, family: Family) -> None:
@@ -415,15 +430,10 @@ class Tracker:
                 entries_removed.setdefault(name, []).append((ip, old))
             if new is not None:
                 entries_added.setdefault(name, []).append((ip, new))
-        for (direction, family, key), old_entry in self.dispatch_before.items():
-            new_entry = c.dispatch[(direction, family)].get(key)
-            if old_entry == new_entry:
-                continue
-            name = dispatch_map_name(direction, family)
-            if old_entry is not None:
-                entries_removed.setdefault(name, []).append(old_entry)
-            if new_entry is not None:
-                entries_added.setdefault(name, []).append(new_entry)
+        for (direction, family, entry), had in self.held_before.items():
+            if had != (entry in c.dispatch_held[(direction, family)]):
+                name = dispatch_map_name(direction, family)
+                (entries_removed if had else entries_added).setdefault(name, []).append(entry)
         chains: list[Chain] = []
         removed_chains: list[str] = []
         for name, old_chain in self.chain_before.items():

@@ -22,8 +22,8 @@ for anything outside this vocabulary, which then goes through libnftables whole:
   by an IPv4 or IPv6 address optionally followed by more addresses of that family, ``meta
   l4proto`` and ``th dport``, in the key types of that set; a verdict map keyed by marks
   looked up with the packet's mark under a mask; the mark set to itself under a mask or with
-  bits added (the marked peer layout, ``compiler.markedpeers``). A comment goes in the rule's
-  user data.
+  bits added, or compared with a value under a mask (the marked peer layout,
+  ``compiler.markedpeers``). A comment goes in the rule's user data.
 
 A lookup's key is loaded as libnftables loads it: the family dependency first (``meta
 nfproto`` compared with the address's family, as an inet table needs before an ``ip`` or
@@ -80,7 +80,7 @@ _LOG_GROUP, _LOG_PREFIX = 1, 2
 _META_DREG, _META_KEY = 1, 2
 _NFT_META_NFPROTO, _NFT_META_L4PROTO = 15, 16
 _CMP_SREG, _CMP_OP, _CMP_DATA = 1, 2, 3
-_CMP_EQ = 0
+_CMP_EQ, _CMP_NEQ = 0, 1
 _DATA_VALUE = 1
 _PAYLOAD_DREG, _PAYLOAD_BASE, _PAYLOAD_OFFSET, _PAYLOAD_LEN = 1, 2, 3, 4
 _NETWORK_HEADER, _TRANSPORT_HEADER = 1, 2
@@ -180,8 +180,11 @@ def _expressions(statement: Any, sets: Mapping[str, SetState], families: set[int
         return [_named("limit", _limit(body))]
     if kind == "log":
         return [_named("log", _log(body))]
-    if kind == "match" and isinstance(body, dict) and set(body) == {"op", "left", "right"} and body["op"] == "==":
-        return _lookup(body["left"], body["right"], sets, families, verdicts=False)
+    if kind == "match" and isinstance(body, dict) and set(body) == {"op", "left", "right"}:
+        if isinstance(body["left"], dict) and "&" in body["left"]:
+            return _mark_test(body["op"], body["left"], body["right"])
+        if body["op"] == "==":
+            return _lookup(body["left"], body["right"], sets, families, verdicts=False)
     if kind == "vmap" and isinstance(body, dict) and set(body) == {"key", "data"}:
         if isinstance(body["key"], dict) and "&" in body["key"]:
             return _mark_vmap(body["key"], body["data"], sets)
@@ -205,6 +208,16 @@ def _masked_mark(value: Any) -> list[bytes]:
                + u32(_BITWISE_LEN, 4) + attr(_BITWISE_MASK, attr(_DATA_VALUE, struct.pack("=I", mask)), nested=True)
                + attr(_BITWISE_XOR, attr(_DATA_VALUE, struct.pack("=I", xor)), nested=True))
     return [_named("meta", u32(_META_KEY, _NFT_META_MARK) + u32(_META_DREG, _REG_1)), _named("bitwise", bitwise)]
+
+
+def _mark_test(op: Any, left: Any, right: Any) -> list[bytes]:
+    """``meta mark & mask ==/!= value``: the masked mark compared in ``reg 1``."""
+    if op not in ("==", "!=") or set(left) != {"&"}:
+        raise Unencodable
+    value = _number(right, _U32_MAX)
+    compare = u32(_CMP_SREG, _REG_1) + u32(_CMP_OP, _CMP_EQ if op == "==" else _CMP_NEQ) + attr(
+        _CMP_DATA, attr(_DATA_VALUE, struct.pack("=I", value)), nested=True)
+    return [*_masked_mark(left), _named("cmp", compare)]
 
 
 def _mark_vmap(key: Any, right: Any, sets: Mapping[str, SetState]) -> list[bytes]:

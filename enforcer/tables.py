@@ -141,6 +141,23 @@ def _chain_targets(tree: Any) -> set[str]:
     return found
 
 
+_MARK = {"meta": {"key": "mark"}}
+
+
+def _as_written(statement: Any) -> Any:
+    """A statement as the compiler writes it. The kernel lists ``meta mark & 0xffff0000 == 0``
+    (a mask of the top bits, compared with zero) as the prefix ``meta mark 0/16``; every
+    other masked mark test it lists as written."""
+    match = statement.get("match") if isinstance(statement, dict) and len(statement) == 1 else None
+    if not isinstance(match, dict) or match.get("left") != _MARK or match.get("op") not in ("==", "!="):
+        return statement
+    prefix = match.get("right", {}).get("prefix") if isinstance(match.get("right"), dict) else None
+    if not isinstance(prefix, dict) or prefix.get("addr") != 0 or not isinstance(prefix.get("len"), int):
+        return statement
+    mask = (0xFFFFFFFF << (32 - prefix["len"])) & 0xFFFFFFFF
+    return {"match": {"op": match["op"], "left": {"&": [_MARK, mask]}, "right": 0}}
+
+
 def _without_counter_values(tree: Any) -> Any:
     """Anonymous counters compare equal whatever they have counted."""
     if isinstance(tree, dict):
@@ -285,7 +302,7 @@ class _Reader:
                 expr = obj.get("expr")
                 if not isinstance(expr, list):
                     raise self.fail("must be a list", object=f"rule {index} in chain {chain}", field="expr")
-                body: dict[str, Any] = {"expr": expr}
+                body: dict[str, Any] = {"expr": [_as_written(e) for e in expr]}
                 if obj.get("comment") is not None:
                     body["comment"] = obj["comment"]
                 rules.setdefault(chain, []).append(RuleState(key=rule_key(body), body=body))

@@ -15,6 +15,17 @@ from tests.strategies import connections
 
 HOOKS = ("postrouting", "input", "prerouting", "output")
 
+FOREIGN_MARK = 0xA5A0A5A5
+"""Bits other components set (kube-proxy's 0x4000 among them), none of them in 0x000F0000,
+the identity mark the marked-layout tests give."""
+
+
+def arriving_marks(mask: int) -> st.SearchStrategy[int]:
+    """The marks packets arrive with: :data:`FOREIGN_MARK`, with any of ``mask``'s bits set
+    too (a component that uses them as well sends its packets down the path that finds
+    peers without marks) or none (the marked path)."""
+    return st.integers(0, 0xFFFFFFFF).map(lambda bits: FOREIGN_MARK & ~mask | bits & mask)
+
 
 def drawn_packets(
     data: st.DataObject, cluster: Cluster, count: int, *, mark: int = 0

@@ -26,6 +26,7 @@ import sys
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from policyctl.cli.completion import complete_path
 from policyctl.policy.suggest import did_you_mean
@@ -177,7 +178,9 @@ def enforce(
         if ruleset_path is not None:
             if mode is not None:
                 raise fail("--mode applies when compiling with -f; a --ruleset file already has its mode")
-            if new_pod_window is not None or identity_mark is not None:
+            source_of_mark = click.get_current_context().get_parameter_source("identity_mark")
+            mark_given = source_of_mark is not ParameterSource.DEFAULT
+            if new_pod_window is not None or mark_given:
                 flag = "--new-pod-window" if new_pod_window is not None else "--identity-mark"
                 raise fail(f"{flag} applies when compiling with -f; a --ruleset file already has its rules")
             document, source = read_ruleset(ruleset_path)

@@ -129,18 +129,22 @@ def family_option(function: F) -> F:
 
 
 IDENTITY_MARK_HELP = (
-    "Carry peer identities in these packet-mark bits (a mask such as 0x00ff0000, from bits no CNI, "
-    "kube-proxy or mesh on the node uses) instead of peer maps that jump: pod events then cost the "
-    "kernel a plain set update. Default: off. See docs/ruleset.md."
+    "The packet-mark bits that carry peer identities while a new connection is decided, so that "
+    "pod events cost the kernel a plain set update (a mask of two or more bits; every packet "
+    "leaves with the mark it came with), or 'none' for peer maps that jump. Default: 0xffff0000. "
+    "See docs/ruleset.md."
 )
 
 
 def parse_identity_mark(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    """The ``--identity-mark`` mask as an integer, checked as the compiler will use it."""
-    if value is None:
-        return None
-    from policyctl.compiler.markedpeers import IdentityMark
+    """The ``--identity-mark`` mask as an integer, checked as the compiler will use it: the
+    default mask when not given, None for ``none``."""
+    from policyctl.compiler.markedpeers import DEFAULT_MASK, NO_MARK, IdentityMark
 
+    if value is None:
+        return DEFAULT_MASK
+    if value == NO_MARK:
+        return None
     try:
         return IdentityMark.parse(value).mask
     except ValueError as error:
@@ -149,7 +153,11 @@ def parse_identity_mark(ctx: click.Context, param: click.Parameter, value: str |
 
 def identity_mark_option(function: F) -> F:
     return click.option(
-        "--identity-mark", metavar="MASK", default=None, callback=parse_identity_mark, help=IDENTITY_MARK_HELP
+        "--identity-mark",
+        metavar="MASK|none",
+        default=None,
+        callback=parse_identity_mark,
+        help=IDENTITY_MARK_HELP,
     )(function)
 
 

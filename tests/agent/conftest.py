@@ -32,9 +32,14 @@ REFLECTOR_OPTIONS = {"connect_timeout": 2.0, "backoff": (0.05, 0.2)}
 
 
 def fast_config(**overrides: Any) -> AgentConfig:
+    """Quick intervals, and the jumping peer layout unless ``identity_mark`` is given: these
+    tests hold the kernel to a whole compile (:func:`expected_document`), which numbers
+    identities afresh where the agent's marked layout keeps numbers as state
+    (``markedpeers.canonical``); the default, marked layout's agent is
+    ``tests/agent/test_agent_apiserver.py::test_the_default_marked_layout_follows_the_cluster``."""
     settings: dict[str, Any] = {
         "node": NODE, "table": TABLE, "min_interval": 0.05, "max_interval": 30.0, "retry_interval": 0.2,
-        "metrics_port": -1, "health_port": 0, "read_timeout": READ_TIMEOUT,
+        "metrics_port": -1, "health_port": 0, "read_timeout": READ_TIMEOUT, "identity_mark": None,
     }
     settings.update(overrides)
     return AgentConfig(**settings)

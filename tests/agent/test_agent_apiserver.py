@@ -4,19 +4,24 @@ of the objects the server holds."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from policyctl.agent.config import AgentConfig
 from policyctl.agent.main import Agent
+from policyctl.compiler.compile import compile_node
+from policyctl.compiler.markedpeers import DEFAULT_MASK, IdentityMark, canonical
+from policyctl.compiler.render_json import to_document
 from policyctl.enforcer.apply import Enforcer
 from policyctl.enforcer.backend import LibnftablesBackend
-from tests.agent.conftest import READ_TIMEOUT, TABLE, expected_document, fast_config, seed
+from tests.agent.conftest import NODE, READ_TIMEOUT, TABLE, expected_document, fast_config, seed
 from tests.apiserver import FakeApiServer
 from tests.kubeapi import objects as raw
-from tests.kubeapi.conftest import wait_until
+from tests.kubeapi.conftest import server_cluster, wait_until
 
 pytestmark = pytest.mark.kernel
 
@@ -78,6 +83,45 @@ def test_a_relabelled_namespace_brings_its_pods_into_a_peer(
     assert converges(kernel, apiserver)
     after = kernel.backend.list_table("inet", TABLE)
     assert "10.50.1.13" not in str(before) and "10.50.1.13" in str(after)
+
+
+def _marked_converges(kernel: Enforcer, server: FakeApiServer, agent: Agent, *, timeout: float = 10.0) -> bool:
+    """The kernel holds the agent's ruleset, and that ruleset sends every peer where a whole
+    compile of what the server holds does (the agent keeps identity numbers as state:
+    ``markedpeers.canonical``)."""
+    mark = IdentityMark(DEFAULT_MASK)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        expected = compile_node(server_cluster(server), NODE, table=TABLE, identity_mark=mark)
+        try:
+            held = agent.sync.compiler.ruleset
+        except RuntimeError:
+            held = None
+        if held is not None and canonical(held, mark) == expected and kernel.current() is not None:
+            if kernel.plan(to_document(held)).empty:
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def test_the_default_marked_layout_follows_the_cluster(
+    apiserver: FakeApiServer, kernel: Enforcer, node_netns: str, start_agent: Callable[..., Agent]
+) -> None:
+    """The agent as it runs by default (``--identity-mark`` not given): peers in mark bits."""
+    seed(apiserver)
+    default = AgentConfig(node=NODE).identity_mark
+    assert default == DEFAULT_MASK
+    agent = start_agent(dataclasses.replace(fast_config(), identity_mark=default),
+                        backend=LibnftablesBackend(netns=node_netns))
+    assert agent.wait_ready(10), agent.readiness().reasons
+    assert _marked_converges(kernel, apiserver, agent)
+    listing = str(kernel.backend.list_table("inet", TABLE))
+    assert "in-identities-v4" in listing and "in-peers-v4" not in listing
+    apiserver.update(raw.namespace("other", team="edge"))
+    assert _marked_converges(kernel, apiserver, agent)
+    assert "10.50.1.13" in str(kernel.backend.list_table("inet", TABLE))
+    apiserver.delete("NetworkPolicy", "shop", "web")
+    assert _marked_converges(kernel, apiserver, agent)
 
 
 def test_a_policy_deleted_while_disconnected(apiserver: FakeApiServer, kernel: Enforcer, running: Agent) -> None:

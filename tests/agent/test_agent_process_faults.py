@@ -141,7 +141,7 @@ def agent(apiserver: FakeApiServer, kernel: Enforcer, node_netns: str, tmp_path:
     running = AgentProcess([
         POLICYCTL, "agent", "--kubeconfig", kubeconfig, "--netns", node_netns, "--table", TABLE,
         "--metrics-port", "0", "--health-port", "0", "--min-interval", "0.05", "--retry-interval", "0.5",
-        "--read-timeout", "1", "--stale-after", str(STALE_AFTER), "--keep-established",
+        "--read-timeout", "1", "--stale-after", str(STALE_AFTER), "--keep-established", "--identity-mark", "none",
     ])  # fmt: skip
     try:
         wait(lambda: running.get("/readyz")[0] == 200, timeout=20, what="ready", process=running)

@@ -27,7 +27,8 @@ def test_sigterm_leaves_the_rules_in_place_and_cleanup_removes_them(
     seed(apiserver)
     kubeconfig = apiserver.write_kubeconfig(tmp_path / "kubeconfig")
     argv = [POLICYCTL, "agent", "--kubeconfig", kubeconfig, "--netns", node_netns, "--table", TABLE,
-            "--metrics-port", "-1", "--health-port", "0", "--min-interval", "0.05", "--keep-established"]
+            "--metrics-port", "-1", "--health-port", "0", "--min-interval", "0.05", "--keep-established",
+            "--identity-mark", "none"]
     process = subprocess.Popen(argv, env={"NODE_NAME": "node-a", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

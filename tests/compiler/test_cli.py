@@ -53,7 +53,10 @@ def test_compile_nft_comments_name_policy_rule_file_and_line(manifest: str) -> N
     assert result.exit_code == 0, result.output
     assert f'comment "shop/web-in ingress[0] {manifest}:' in result.output
     assert "10.244.1.5 . tcp . 8080" in result.output  # web admits the client identity on http
-    assert "10.244.1.6 : jump in-from-" in result.output  # the client reaches that identity's chain
+    assert "elements = { 10.244.1.6 }" in result.output  # the client's number, in its bits' sets,
+    assert ": jump in-marked-from-" in result.output  # reaches that identity's chain
+    jumping = CliRunner().invoke(main, ["compile", "--node", "node-1", "-f", manifest, "--identity-mark", "none"])
+    assert "10.244.1.6 : jump in-from-" in jumping.output  # or, with --identity-mark none, the peer map does
 
 
 def test_compile_json_is_a_libnftables_document_with_the_chosen_table(manifest: str) -> None:

@@ -23,6 +23,7 @@ from policyctl.probecases.runner import ModelEngine
 from policyctl.policy.semantics import evaluate
 from policyctl.policy.verdicts import Connection
 from tests.cluster_strategies import tiered_clusters
+from tests.packets import arriving_marks
 from tests.strategies import cluster_families, clusters, connections, edge_addresses, edge_ports
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -50,8 +51,6 @@ precedence, Pass, named ports, ``networks``, ``nodes`` and ``domainNames`` peers
 
 
 MARK = IdentityMark(0x000F0000)
-FOREIGN_MARK = 0xA5A0A5A5
-"""Bits other components set (kube-proxy's 0x4000 among them), none of them in ``MARK``."""
 
 
 @pytest.mark.parametrize("layout", ["jumping", "marked"])
@@ -59,11 +58,12 @@ FOREIGN_MARK = 0xA5A0A5A5
 @given(st.data())
 def test_compiled_verdict_equals_semantics_on_random_connections(layout: str, data: st.DataObject) -> None:
     """In both peer layouts; in the marked one (four bits, so identities' hashes collide),
-    packets arrive with a mark that other components set and must leave with it."""
+    packets arrive with a mark that other components set, in the mark bits too or not, and
+    must leave with it."""
     cluster = data.draw(ANY_CLUSTER)
     compiled = (
         CompiledCluster(cluster) if layout == "jumping"
-        else CompiledCluster(cluster, identity_mark=MARK, packet_mark=FOREIGN_MARK)
+        else CompiledCluster(cluster, identity_mark=MARK, packet_mark=data.draw(arriving_marks(MARK.mask)))
     )
     for _ in range(15):
         connection = data.draw(connections(cluster))

@@ -207,6 +207,27 @@ def test_replicas_share_one_chain_which_goes_with_the_last_of_them_and_only_then
     assert shared not in {c.name for c in compiler.ruleset.chains}
 
 
+def test_replicas_at_one_address_hold_one_dispatch_entry_while_either_is_left() -> None:
+    """A pod that takes its replica's address (a reused IP whose old pod is not gone yet) goes
+    to the same shared chain: one entry, as in a whole compile, removed with the last holder."""
+    moved = dataclasses.replace(WEB_1, name="web-2", ips=(ipaddress.ip_address("10.0.1.10"),))
+    elsewhere = dataclasses.replace(moved, ips=(ipaddress.ip_address("10.0.1.11"),))
+    compiler = NodeCompiler("node-1")
+    compiler.update(_with_pods(_world(), add=(elsewhere,)))
+    both = _with_pods(_world(), add=(moved,))
+    joined = compiler.update(both)
+    ingress = [m for m in compiler.ruleset.maps if m.name == "ingress-v4"]
+    assert [str(ip) for ip, _ in ingress[0].elements] == ["10.0.1.10"]
+    assert compiler.ruleset == compile_node(both, "node-1")
+    assert [(n, [str(ip) for ip, _ in e]) for n, e in joined.added_entries if n == "ingress-v4"] == []
+    one_left = compiler.update(_with_pods(_world(), add=(moved,), drop=(WEB_1,)))
+    assert not [n for n, _ in one_left.removed_entries if n == "ingress-v4"]
+    none_left = compiler.update(_with_pods(_world(), drop=(WEB_1,)))
+    assert [(n, [str(ip) for ip, _ in e]) for n, e in none_left.removed_entries if n == "ingress-v4"] == [
+        ("ingress-v4", ["10.0.1.10"])
+    ]
+
+
 def test_a_replica_selected_by_one_more_policy_moves_to_a_chain_of_its_own_and_back() -> None:
     web_2 = pod("x/web-2", {"app": "web", "tier": "front"}, node="node-1", ips=["10.0.1.11"])
     front = policy("x/deny-front", {"tier": "front"}, ingress=[])

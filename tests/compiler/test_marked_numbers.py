@@ -5,6 +5,7 @@ reaches the chain a whole compile sends it to."""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 
 import pytest
@@ -14,14 +15,34 @@ from hypothesis import strategies as st
 from policyctl.compiler import markedpeers
 from policyctl.compiler.compile import compile_node
 from policyctl.compiler.delta import RulesetDelta, diff, empty_ruleset, patch
-from policyctl.compiler.evaluator import Evaluator
+from policyctl.compiler.evaluator import Evaluator, Packet
 from policyctl.compiler.incremental import NodeCompiler
-from policyctl.compiler.layout import identity_map_name, peer_chain_prefix, peer_map_name
-from policyctl.compiler.markedpeers import TIDY_ELEMENTS, IdentityMark, MarkedPeers, canonical, marked
+from policyctl.compiler.layout import (
+    identity_chain_of_entry,
+    identity_map_name,
+    marked_entry_chain_name,
+    peer_chain_prefix,
+    peer_map_name,
+)
+from policyctl.compiler.markedpeers import FOREIGN_PREFIXES, TIDY_ELEMENTS, IdentityMark, MarkedPeers, canonical, marked
 from policyctl.compiler.render_json import to_document
-from policyctl.compiler.ruleset import Chain, FieldType, Jump, Mode, Ruleset, VerdictMap
+from policyctl.compiler.ruleset import (
+    Chain,
+    FieldType,
+    Goto,
+    Hook,
+    Jump,
+    Key,
+    Log,
+    Mode,
+    Rule,
+    Ruleset,
+    Verdict,
+    VerdictMap,
+    VmapLookup,
+)
 from policyctl.policy.model import Direction, Family, IPAddress
-from tests.packets import HOOKS, drawn_packets
+from tests.packets import HOOKS, arriving_marks, drawn_packets
 from tests.strategies import cluster_histories, node_with_pods
 
 IN = Direction.INGRESS
@@ -70,8 +91,8 @@ def _elements(delta: RulesetDelta) -> int:
 
 def _entries(delta: RulesetDelta) -> tuple[set[tuple[int, str]], set[tuple[int, str]]]:
     name = identity_map_name(*V4)
-    removed = {(v, j.target) for n, es in delta.removed_entries if n == name for v, j in es}
-    added = {(v, j.target) for n, es in delta.added_entries if n == name for v, j in es}
+    removed = {(v, identity_chain_of_entry(j.target)) for n, es in delta.removed_entries if n == name for v, j in es}
+    added = {(v, identity_chain_of_entry(j.target)) for n, es in delta.added_entries if n == name for v, j in es}
     return removed, added
 
 
@@ -91,7 +112,11 @@ def test_a_merge_changes_one_identity_map_entry_and_no_element() -> None:
     value = MARK.value(number_of_a)
     assert _elements(delta) == 0
     assert _entries(delta) == ({(value, A)}, {(value, B)})
-    assert delta.removed_chains == (A,)
+    assert delta.removed_chains == (A, marked_entry_chain_name(A))
+    (tree,) = delta.chains
+    assert tree.name.startswith(FOREIGN_PREFIXES)
+    assert sum(Goto(B) in r.statements for r in tree.rules) == 1
+    assert not any(Goto(A) in r.statements for r in tree.rules)
 
 
 def test_peers_that_all_leave_keep_their_bits_under_a_retired_number_until_later_steps_remove_them() -> None:
@@ -214,6 +239,49 @@ def test_every_step_builds_the_ruleset_it_holds_and_sends_each_peer_where_a_whol
 
 
 
+def _reached(
+    built: Ruleset, marker: MarkedPeers, half: tuple[Direction, Family], ip: IPAddress, mark: int
+) -> tuple[tuple[str, ...], int]:
+    """The identity chain a packet from (ingress) or to (egress) ``ip``, arriving with
+    ``mark``, reaches through what the marked layout made of ``half``'s peer-map lookup (an
+    identity chain that logs its name and accepts), and the mark it leaves with."""
+    direction, family = half
+    lookup = Rule((VmapLookup(Key.address(family, source=direction is IN), peer_map_name(*half)),))
+    identity = {n for n in marker.chains[direction]}
+    chains = [
+        Chain(c.name, (Rule((Log(c.name), Verdict.ACCEPT)),)) if c.name in identity else c for c in built.chains
+    ]
+    base = Chain("base", marker.rules(lookup), hook=Hook.INPUT, priority=0, policy=Verdict.ACCEPT)
+    evaluator = Evaluator(to_document(dataclasses.replace(built, chains=(base, *chains))))
+    other = _address(family, 200)
+    packet = Packet(ip, other, 6, 80, mark=mark) if direction is IN else Packet(other, ip, 6, 80, mark=mark)
+    outcome = evaluator.evaluate("input", packet)
+    return outcome.logs, outcome.mark
+
+
+@pytest.mark.parametrize(("mask", "chains"), [(0x00030000, 3), (0x000F0000, 6), (0x00FF0000, 6)],
+                         ids=["3-numbers", "15-numbers", "255-numbers"])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_both_paths_send_every_peer_where_its_peer_map_does_and_leave_the_mark_as_it_came(
+    mask: int, chains: int, data: st.DataObject
+) -> None:
+    """The marked path (the bits clear on arrival) and the path without marks (some set by
+    another component) after every step of merges, leaves and splits, retired numbers
+    included: an address of the peer map reaches its chain, any other address none."""
+    mark = IdentityMark(mask)
+    history = data.draw(_peer_histories(chains), label="history")
+    steps = _Steps(mark)
+    for peers, empty in history:
+        steps.to(_plain(peers, empty))
+        for half, entries in peers.items():
+            for i in range(12):
+                ip = _address(half[1], i)
+                expected = (entries[ip],) if ip in entries else ()
+                for arriving in (0, data.draw(arriving_marks(mask))):
+                    assert _reached(steps.built, steps.marker, half, ip, arriving) == (expected, arriving), (half, ip)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_the_ruleset_the_steps_built_decides_every_packet_as_a_whole_compile(data: st.DataObject) -> None:
@@ -227,7 +295,7 @@ def test_the_ruleset_the_steps_built_decides_every_packet_as_a_whole_compile(dat
         compiler.update(snapshot)
         built = Evaluator(to_document(compiler.ruleset))
         whole = Evaluator(to_document(compile_node(snapshot, node, identity_mark=mark)))
-        for connection, packet in drawn_packets(data, snapshot, 8, mark=0xA5A0A5A5):
+        for connection, packet in drawn_packets(data, snapshot, 8, mark=data.draw(arriving_marks(mark.mask))):
             for hook in HOOKS:
                 a, b = built.evaluate(hook, packet), whole.evaluate(hook, packet)
-                assert (a.accepted, a.logs, a.mark) == (b.accepted, b.logs, b.mark), (hook, connection)
+                assert (a.accepted, a.logs, a.mark) == (b.accepted, b.logs, packet.mark), (hook, connection)

@@ -4,6 +4,7 @@ compile does, and in the kernel, is shown by the differential, incremental and k
 
 from __future__ import annotations
 
+import ipaddress
 import random
 
 import pytest
@@ -14,16 +15,21 @@ from hypothesis import strategies as st
 from policyctl.agent.config import AgentConfig
 from policyctl.cli.main import main as cli
 from policyctl.compiler.compile import compile_node
+from policyctl.compiler.evaluator import Evaluator, Packet
+from policyctl.compiler.layout import foreign_chain_name
 from policyctl.compiler.markedpeers import (
     IdentityMark,
     IdentityMarkFull,
+    MarkedPeers,
     _hash,
     light_weight,
     number_at,
     numbering,
 )
+from policyctl.compiler.render_json import to_document
 from policyctl.compiler.render_text import render_text
-from policyctl.compiler.ruleset import MarkSet
+from policyctl.compiler.ruleset import Chain, Hook, Jump, Log, MarkSet, Mode, Rule, Ruleset, Verdict
+from policyctl.policy.model import Direction, Family
 from tests.builders import cluster, node, pod, pod_peer, policy, port, rule
 
 
@@ -194,13 +200,54 @@ WORLD = cluster(
 def test_the_marked_ruleset_has_bit_sets_an_identity_map_and_no_jumping_peer_map() -> None:
     text = render_text(compile_node(WORLD, "node-1", identity_mark=IdentityMark(0x00030000)))
     assert "in-peers-v4" not in text
-    assert "meta mark set meta mark & 0xfffcffff" in text
+    assert "meta mark & 0x00030000 == 0 jump in-marked-v4" in text
+    assert "meta mark & 0x00030000 != 0 jump in-foreign-v4" in text
     assert "ip saddr @in-peers-b16-v4 meta mark set meta mark | 0x00010000" in text
     assert "meta mark & 0x00030000 vmap @in-identities-v4" in text
+    assert "meta mark set meta mark & 0xfffcffff goto in-from-" in text
     assert "type mark : verdict" in text
 
 
-def test_compile_takes_the_mask_and_refuses_a_bad_one_naming_the_option(tmp_path: object) -> None:
+@st.composite
+def _held_numbers(draw: st.DrawFn) -> tuple[IdentityMark, dict[int, str | None]]:
+    """Numbers of a mask, each with a chain or retired (None); drawn near one another, so
+    that one number's bits often hold another's."""
+    mark = IdentityMark(draw(st.sampled_from([0x00000003, 0x000F0000, 0x0F0F0000, 0x00FF0000])))
+    seeds = draw(st.lists(st.integers(1, mark.capacity), min_size=1, max_size=6))
+    numbers = {n for seed in seeds for n in (seed, *(seed | 1 << i for i in range(len(mark.positions))))}
+    kept = draw(st.lists(st.sampled_from(sorted(numbers)), min_size=1, max_size=24, unique=True))
+    return mark, {n: draw(st.sampled_from(["in-from-a", "in-from-b", "in-from-c", None])) for n in kept}
+
+
+@settings(max_examples=300, deadline=None)
+@given(_held_numbers())
+def test_the_path_without_marks_sends_each_number_s_addresses_to_its_chain_and_retired_ones_nowhere(
+    held: tuple[IdentityMark, dict[int, str | None]],
+) -> None:
+    """The tree's rules look at address membership only (the mark carries another
+    component's bits), so the first rule whose bits all hold an address must be its own
+    number's: more bits first, and a rule for every retired number that would otherwise fall
+    to a number its bits hold."""
+    mark, numbers = held
+    half = (Direction.INGRESS, Family.IPV4)
+    marker = MarkedPeers(mark)
+    carried = {ipaddress.ip_address(f"10.0.0.{i + 1}"): n for i, n in enumerate(sorted(numbers))}
+    identity = [Chain(c, (Rule((Log(c), Verdict.ACCEPT)),)) for c in ("in-from-a", "in-from-b", "in-from-c")]
+    entry = Rule((Jump(foreign_chain_name(*half)),))
+    base = Chain("base", (entry,), hook=Hook.INPUT, priority=0, policy=Verdict.ACCEPT)
+    ruleset = Ruleset(
+        "t", "node-1", Mode.ENFORCE, sets=tuple(marker.bit_sets(half, carried)), maps=(),
+        chains=(base, *identity, *marker.foreign_chains(half, numbers).values()),
+    )
+    evaluator = Evaluator(to_document(ruleset))
+    for ip, number in carried.items():
+        outcome = evaluator.evaluate("input", Packet(ip, ipaddress.ip_address("10.9.9.9"), 6, 80, mark=mark.mask))
+        chain = numbers[number]
+        assert outcome.logs == ((chain,) if chain else ()), (f"{number:#b}", sorted(map(bin, numbers)))
+        assert outcome.mark == mark.mask
+
+
+def test_compile_takes_the_mask_by_default_or_none_and_refuses_a_bad_one_naming_the_option(tmp_path: object) -> None:
     from pathlib import Path
 
     manifest = Path(str(tmp_path)) / "world.yaml"
@@ -232,6 +279,12 @@ spec:
     bad = runner.invoke(cli, ["compile", "-f", str(manifest), "--node", "node-1", "--identity-mark", "0x4000"])
     assert bad.exit_code == 2
     assert "--identity-mark" in bad.output and "has one bit" in bad.output
+    default = runner.invoke(cli, ["compile", "-f", str(manifest), "--node", "node-1"])
+    assert default.exit_code == 0, default.output
+    assert "meta mark & 0xffff0000 vmap @in-identities-v4" in default.output
+    jumping = runner.invoke(cli, ["compile", "-f", str(manifest), "--node", "node-1", "--identity-mark", "none"])
+    assert jumping.exit_code == 0, jumping.output
+    assert "ip saddr vmap @in-peers-v4" in jumping.output and "meta mark" not in jumping.output
 
 
 def test_compile_with_too_few_bits_for_the_identities_exits_2_asking_for_more(tmp_path: object) -> None:

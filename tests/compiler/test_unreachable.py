@@ -25,10 +25,11 @@ from policyctl.policy.model import (
     Direction, IPAddress, LabelSelector, NetworkPolicy, Pod, PodPeer, SelectedNamespaces,
 )
 from tests.builders import cluster, ip_block, namespace, node, pod, pod_peer, policy, port, rule, selector
-from tests.packets import HOOKS, drawn_packets
+from tests.packets import HOOKS, arriving_marks, drawn_packets
 from tests.strategies import cluster_events, clusters, labels, node_with_pods
 
-LAYOUTS = pytest.mark.parametrize("mark", [None, IdentityMark(0x000F0000)], ids=["jumping", "marked"])
+MARKED = IdentityMark(0x000F0000)
+LAYOUTS = pytest.mark.parametrize("mark", [None, MARKED], ids=["jumping", "marked"])
 
 # node-1 runs x/web-1 and x/web-2, which x/allow-web isolates: api may reach them on 80, and
 # 172.16.0.0/16 but 172.16.1.0/24 on 443 (the ipBlock sets); x/front-admin lets 172.16.0.0/16
@@ -188,7 +189,7 @@ def test_the_ruleset_between_the_two_parts_decides_every_packet_as_the_step(
         if not later.empty:
             peers = _addresses(before) + _addresses(snapshot)
             packets = [p for _, elements in later.removed_elements for e in elements for p in _packets_at(e, peers)]
-            packets += [p for _, p in drawn_packets(data, before, 4, mark=0xA5A0A5A5)]
+            packets += [p for _, p in drawn_packets(data, before, 4, mark=data.draw(arriving_marks(MARKED.mask)))]
             built, whole = Evaluator(to_document(between)), Evaluator(to_document(current))
             for packet in packets:
                 for hook in HOOKS:

@@ -15,6 +15,7 @@ import click
 import pytest
 import yaml
 
+from policyctl.compiler.markedpeers import DEFAULT_MASK
 from tests.deploy.test_manifests import DEPLOY, OVERLAYS, agent_params, rendered
 
 CHART = DEPLOY / "helm" / "policyctl"
@@ -23,7 +24,7 @@ HELM = shutil.which("helm") or shutil.which("helm", path=str(DEPLOY.parent / ".v
 #: The helm values that stand for each overlay (``--set`` arguments).
 VALUES: dict[str, tuple[str, ...]] = {
     "audit": ("mode=audit",),
-    "identity-mark": ("identityMark=0x00ff0000",),
+    "identity-mark": ("identityMark=0x00003fff",),
     "image": ("image.repository=registry.example/policyctl",),
     "log-level": ("logLevel=debug",),
     "metrics": ("metrics.serviceMonitor=true",),
@@ -106,21 +107,23 @@ REJECTED: dict[str, tuple[tuple[str, str], str]] = {
 
 #: identityMark values the chart renders (as ``template`` takes them), and the mask the agent's parser reads.
 MARKS: dict[str, tuple[tuple[str, ...], int | None]] = {
-    "the default": ((), None),
-    "an empty string": (("--set-string=identityMark=",), None),
-    "no value": (("identityMark=null",), None),
-    "hex": (("identityMark=0x00ff0000",), 0x00FF0000),
+    "the default": ((), DEFAULT_MASK),
+    "an empty string": (("--set-string=identityMark=",), DEFAULT_MASK),
+    "no value": (("identityMark=null",), DEFAULT_MASK),
+    "hex": (("identityMark=0x00003fff",), 0x00003FFF),
     "hex in capitals": (("identityMark=0X0F000000",), 0x0F000000),
     "a decimal string": (("--set-string=identityMark=16711680",), 0x00FF0000),
+    "none": (("identityMark=none",), None),
 }
 
 
 @pytest.mark.parametrize(("value", "mask"), MARKS.values(), ids=list(MARKS))
 def test_the_identity_mark_value_reaches_the_agents_parser(value: tuple[str, ...], mask: int | None) -> None:
+    """An empty value leaves the flag out, so the agent's own default applies."""
     agent = template(*value)[("DaemonSet", "policyctl-agent")]
     (container,) = agent["spec"]["template"]["spec"]["containers"]
     assert agent_params(container["args"])["identity_mark"] == mask
-    assert any(a.startswith("--identity-mark") for a in container["args"]) == (mask is not None)
+    assert any(a.startswith("--identity-mark") for a in container["args"]) == (mask != DEFAULT_MASK)
 
 
 def test_an_identity_mark_of_one_bit_renders_but_the_agents_parser_refuses_it() -> None:
@@ -140,6 +143,7 @@ BAD_MARKS: dict[str, tuple[tuple[str, str], str]] = {
     "zero": (("--set-string", "identityMark=0"), '"0"'),
     "a negative number": (("--set-string", "identityMark=-1"), '"-1"'),
     "a boolean": (("--set", "identityMark=true"), "true"),
+    "none in capitals": (("--set", "identityMark=None"), '"None"'),
     "an unquoted number": (("--set", "identityMark=16711680"), "16711680"),
     "unquoted hex in a values file": (
         ("--values", str(Path(__file__).parent / "helm-identity-mark-unquoted.yaml")),
@@ -150,7 +154,7 @@ BAD_MARKS: dict[str, tuple[tuple[str, str], str]] = {
 
 #: Every refused value, with the message that names it.
 WINDOW_MESSAGE = "newPodWindow: must be deny or allow, not {}"
-MARK_MESSAGE = 'identityMark: must be a quoted hex or decimal mask such as "0x00ff0000", not {}'
+MARK_MESSAGE = 'identityMark: must be none or a quoted hex or decimal mask such as "0x00003fff", not {}'
 REFUSED = {
     **{f"newPodWindow {k}": (v, WINDOW_MESSAGE.format(shown)) for k, (v, shown) in REJECTED.items()},
     **{f"identityMark {k}": (v, MARK_MESSAGE.format(shown)) for k, (v, shown) in BAD_MARKS.items()},

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from policyctl.cli.agent import agent as agent_command
+from policyctl.compiler.markedpeers import DEFAULT_MASK
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 #: The oldest Kubernetes minor the manifests must still apply to, and the newest schema here.
@@ -215,8 +216,8 @@ def test_the_new_pod_window_is_deny_except_in_its_overlay(source: str, objects: 
     assert agent_params(container["args"])["new_pod_window"] == expected
 
 
-def test_the_identity_mark_is_off_except_in_its_overlay(source: str, objects: Objects) -> None:
-    expected = 0x00FF0000 if source == "overlays/identity-mark" else None
+def test_the_identity_mark_is_the_default_except_in_its_overlay(source: str, objects: Objects) -> None:
+    expected = 0x00003FFF if source == "overlays/identity-mark" else DEFAULT_MASK
     (container,) = _pod(agent_ds(objects))["containers"]
     assert agent_params(container["args"])["identity_mark"] == expected
 
@@ -232,6 +233,7 @@ MISTYPED: dict[str, list[str]] = {
     "an identity mark wider than 32 bits": ["agent", "--identity-mark=0x1ffff0000"],
     "an identity mark of no bits": ["agent", "--identity-mark=0"],
     "an identity mark that is not a number": ["agent", "--identity-mark=0xzz"],
+    "no identity mark spelt in capitals": ["agent", "--identity-mark=None"],
 }
 
 
@@ -354,7 +356,7 @@ LIFECYCLE_TAINTS = ["not-ready", "unreachable", "disk-pressure", "memory-pressur
 #: What each overlay changes in the base, and nothing else.
 CHANGES: dict[str, Callable[[Objects], None]] = {
     "audit": _with_args("--mode=audit"),
-    "identity-mark": _with_args("--identity-mark=0x00ff0000"),
+    "identity-mark": _with_args("--identity-mark=0x00003fff"),
     "image": _with_image("registry.example/policyctl:0.1.0"),
     "log-level": _with_args("--log-level=debug"),
     "metrics": _with_objects("metrics/service.yaml", "metrics/servicemonitor.yaml"),

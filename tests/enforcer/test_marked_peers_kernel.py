@@ -26,8 +26,8 @@ pytestmark = pytest.mark.kernel
 #: Three bits: seven numbers, so the four identities of the history below collide in their
 #: hashes and take the next free number, and one coming or going renumbers another.
 MARK = IdentityMark(0x00070000)
-FOREIGN = 0xA5A0A5A5
-"""What another component marked the packets with (none of ``MARK``'s bits)."""
+TOP_MARK = IdentityMark(0xE0000000)
+"""Three bits at the top: the kernel lists ``meta mark & 0xe0000000 == 0`` as a prefix."""
 
 ALLOW_A_80 = policy("x/allow", {"pod": "b"}, ingress=[rule(pod_peer({"pod": "a"}), ports=[port(80)])])
 ALLOW_TIERS = policy(
@@ -66,14 +66,15 @@ def never() -> NoReturn:
     raise AssertionError("the delta was not applied from the trusted state")
 
 
-def test_each_step_applies_as_a_delta_equal_to_a_full_apply(backend: LibnftablesBackend) -> None:
-    compiler = NodeCompiler("node-1", identity_mark=MARK)
+@pytest.mark.parametrize("mark", [MARK, TOP_MARK], ids=["middle-bits", "top-bits"])
+def test_each_step_applies_as_a_delta_equal_to_a_full_apply(backend: LibnftablesBackend, mark: IdentityMark) -> None:
+    compiler = NodeCompiler("node-1", identity_mark=mark)
     enforcer = Enforcer(backend)
     enforcer.apply(to_document(compiler.ruleset))
     numbers_seen = set()
     for snapshot in HISTORY:
         delta = compiler.update(snapshot)
-        assert canonical(compiler.ruleset, MARK) == compile_node(snapshot, "node-1", identity_mark=MARK)
+        assert canonical(compiler.ruleset, mark) == compile_node(snapshot, "node-1", identity_mark=mark)
         numbers_seen |= {tuple(m.elements) for m in compiler.ruleset.maps if m.name == "in-identities-v4"}
         assert enforcer.apply_delta(delta, desired=never).applied
         by_delta = enforcer.current()
@@ -88,8 +89,8 @@ def test_each_step_applies_as_a_delta_equal_to_a_full_apply(backend: Libnftables
 
 
 def _mark_counters(node_ns: Node) -> dict[str, int]:
-    """Packets of the pods seen after our chains (postrouting, priority 200) with the foreign
-    mark intact, and with any other mark (the node's own packets never had it)."""
+    """Packets of the pods seen after our chains (postrouting, priority 200) with the mark
+    given before them intact, and with any other mark (the node's own packets never had it)."""
     listing = json.loads(node_ns.node.exec("nft", "-j", "list", "table", "inet", "marker"))
     counts: dict[str, int] = {}
     for item in listing["nftables"]:
@@ -100,9 +101,17 @@ def _mark_counters(node_ns: Node) -> dict[str, int]:
     return counts
 
 
+@pytest.mark.parametrize(
+    "foreign",
+    [0xA5A0A5A5, 0xA5A5A5A5, 0x00070000],
+    ids=["none-of-the-bits", "some-of-the-bits", "all-of-the-bits-alone"],
+)
 def test_real_packets_are_decided_by_policy_and_keep_their_foreign_mark(
-    node: Node, backend: LibnftablesBackend, tmp_path: Path
+    node: Node, backend: LibnftablesBackend, tmp_path: Path, foreign: int
 ) -> None:
+    """Another component marks the pods' packets before our chains: with none of our bits
+    (the marked path), or with some or all of them (the path that finds peers without
+    marks); either way the policy decides and the mark leaves as it came."""
     snapshot = _snapshot(_remote("web-1", {"tier": "web"}, 10), ALLOW_TIERS)
     ruleset = compile_node(snapshot, "node-1", identity_mark=MARK)
     assert {m.name for m in ruleset.maps} >= {"in-identities-v4"}
@@ -110,11 +119,11 @@ def test_real_packets_are_decided_by_policy_and_keep_their_foreign_mark(
     Enforcer(backend).apply(to_document(ruleset))
     script = f"""
     table inet marker {{
-        chain before {{ type filter hook prerouting priority -150; meta mark set {FOREIGN:#x}; }}
+        chain before {{ type filter hook prerouting priority -150; meta mark set {foreign:#x}; }}
         chain after {{
             type filter hook postrouting priority 200;
-            ip saddr {{ {Node.A_IP}, {Node.B_IP} }} meta mark {FOREIGN:#x} counter comment "kept"
-            ip saddr {{ {Node.A_IP}, {Node.B_IP} }} meta mark != {FOREIGN:#x} counter comment "changed"
+            ip saddr {{ {Node.A_IP}, {Node.B_IP} }} meta mark {foreign:#x} counter comment "kept"
+            ip saddr {{ {Node.A_IP}, {Node.B_IP} }} meta mark != {foreign:#x} counter comment "changed"
         }}
     }}
     """
@@ -131,4 +140,4 @@ def test_real_packets_are_decided_by_policy_and_keep_their_foreign_mark(
         denied.close()
     counts = _mark_counters(node)
     assert counts["kept"] > 0
-    assert counts["changed"] == 0, f"{counts['changed']} packets left with another mark than {FOREIGN:#x}"
+    assert counts["changed"] == 0, f"{counts['changed']} packets left with another mark than {foreign:#x}"

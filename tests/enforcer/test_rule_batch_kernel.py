@@ -240,6 +240,10 @@ BYTES_CASES = {
                              {"counter": {"packets": 0, "bytes": 0}}, {"accept": None}], comment="ns/p ingress[0]"),
         add_rule("T", "p1", [lookup("v4", True), mangle("|", 0x00030000)]),
         add_rule("T", "p1", [{"vmap": {"key": {"&": [MARK, 0xFFFF0000]}, "data": "@identities"}}]),
+        add_rule("T", "p1", [{"match": {"op": "==", "left": {"&": [MARK, 0xFFFF0000]}, "right": 0}},
+                             {"jump": {"target": "p1"}}]),
+        add_rule("T", "p1", [{"match": {"op": "!=", "left": {"&": [MARK, 0x0F0F0000]}, "right": 0}},
+                             {"goto": {"target": "p1"}}]),
     ],
     "every-set-kind-created-with-elements-without-intervals": [
         created(name) for name, (spec, _) in CREATED.items() if "flags" not in spec],
@@ -395,6 +399,8 @@ def test_a_refused_batch_fails_as_libnftables_json_does_names_its_command_and_ch
         {"meta": {"key": "l4proto"}}, {"payload": {"protocol": "ip", "field": "saddr"}}]}, "right": "@v4"}}]),
     add_rule("T", "other", [{"vmap": {"key": {"&": [MARK, 4294901760]}, "data": "@ingress-v4"}}]),
     add_rule("T", "other", [lookup("v4", True), {"mangle": {"key": MARK, "value": 1}}]),
+    add_rule("T", "other", [{"match": {"op": "<", "left": {"&": [MARK, 0xFF]}, "right": 3}}]),
+    add_rule("T", "other", [{"match": {"op": "==", "left": {"|": [MARK, 0xFF]}, "right": 0}}]),
     add_rule("T", "other", [lookup("v4", True), lookup("v6", True)]),
     {"insert": {"rule": {"family": "inet", "table": "T", "chain": "other", "expr": [{"accept": None}]}}},
     add_rule("T", "other", [{"log": {"prefix": "x", "level": "info"}}]),
@@ -409,7 +415,8 @@ def test_a_refused_batch_fails_as_libnftables_json_does_names_its_command_and_ch
     {"add": {"map": {"family": "inet", "table": "T", "name": "s", "type": "ipv4_addr", "map": "mark"}}},
 ], ids=["a-base-chain", "a-chain-comment", "a-match-of-a-value", "a-lookup-negated", "a-lookup-of-an-absent-set",
         "a-lookup-of-another-type", "a-key-not-led-by-an-address", "a-masked-mark-vmap-keyed-by-addresses",
-        "a-mark-set-to-a-value", "lookups-of-two-families", "an-insert", "a-log-level", "a-byte-limit",
+        "a-mark-set-to-a-value", "a-mark-compared-by-order", "a-mark-with-bits-added-compared",
+        "lookups-of-two-families", "an-insert", "a-log-level", "a-byte-limit",
         "a-burst-of-0", "a-negative-counter", "no-statement", "a-position", "a-rule-delete", "a-set-of-ports",
         "a-set-with-timeouts", "a-map-to-marks"])
 def test_a_transaction_with_a_command_outside_the_vocabulary_goes_to_libnftables(

@@ -89,3 +89,25 @@ def test_a_reading_told_to_give_way_stops_and_one_never_told_reads_the_same(kind
     if asked:
         with pytest.raises(GaveWay):
             read_table(document, family="inet", table="policyctl", strict=False, interrupted=lambda: True)
+
+
+def _mark_test_listing(right: Any, op: str = "==") -> dict[str, Any]:
+    left = {"meta": {"key": "mark"}} if isinstance(right, dict) else {"&": [{"meta": {"key": "mark"}}, 0xFFFF0000]}
+    rule = {"family": "inet", "table": "t", "chain": "c", "expr": [
+        {"match": {"op": op, "left": left, "right": right}}, {"jump": {"target": "c"}}]}
+    return {"nftables": [{"table": {"family": "inet", "name": "t"}}, {"chain": {"family": "inet", "table": "t",
+                                                                             "name": "c"}}, {"rule": rule}]}
+
+
+@pytest.mark.parametrize("op", ["==", "!="])
+def test_a_mark_test_of_the_top_bits_reads_as_written_from_the_kernel_s_prefix_listing(op: str) -> None:
+    """The kernel lists ``meta mark & 0xffff0000 == 0`` as ``meta mark 0/16``; read as
+    written, a table holding it is not rewritten on every read-back."""
+    written = read_table(_mark_test_listing(0, op), family="inet", table="t")
+    listed = read_table(_mark_test_listing({"prefix": {"addr": 0, "len": 16}}, op), family="inet", table="t")
+    assert listed.chains == written.chains
+
+
+def test_a_mark_prefix_of_another_address_reads_as_listed() -> None:
+    listed = read_table(_mark_test_listing({"prefix": {"addr": 65536, "len": 16}}), family="inet", table="t")
+    assert listed.chains != read_table(_mark_test_listing(0), family="inet", table="t").chains
