@@ -34,6 +34,7 @@ it imports the API server from ``tests/apiserver``). JSON on stdout, or to ``--o
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import signal
 import socket
@@ -53,14 +54,18 @@ from policyctl.agent.sync import NodeSync
 from policyctl.bench.agentlab import AgentLab, Raw, model_of, namespace, node, pod, policy
 from policyctl.bench.figures import Figure, Target, machine, median, quantile
 from policyctl.compiler.compile import compile_node
+from policyctl.compiler.layout import identity_chain_of_entry, identity_map_name, peer_bit_set_name
+from policyctl.compiler.markedpeers import DEFAULT_MASK, NO_MARK, PEER_MAPS, Address, Half, IdentityMark, numbered_as
 from policyctl.compiler.render_json import to_document
+from policyctl.compiler.ruleset import Ruleset
 from policyctl.enforcer.apply import Enforcer
 from policyctl.enforcer.backend import LibnftablesBackend
 from policyctl.enforcer.conntrack import ConntrackTool
+from policyctl.enforcer.tables import TableState
 from policyctl.lab import netns
 from policyctl.lab.topology import PodPlan, lab_cluster
 from policyctl.policy.cluster import Cluster
-from policyctl.policy.model import Family, Protocol as IpProtocol
+from policyctl.policy.model import Direction, Family, Protocol as IpProtocol
 from policyctl.probecases.engines import Probe
 
 TABLE = "policyctl"
@@ -71,6 +76,10 @@ TCP_INFO_TOTAL_RETRANS = 100
 """Offset of ``tcpi_total_retrans`` in Linux's ``struct tcp_info`` (8 one-byte fields, then
 23 ``__u32`` before it)."""
 MODES = ("syncs", "processes")
+DEFAULT_IDENTITY_MARK = IdentityMark(DEFAULT_MASK)
+"""The layout the agent runs by default (``--identity-mark``), which the processes run too."""
+Carried = dict[Half, dict[Address, int]]
+Targets = dict[Direction, dict[int, str]]
 
 
 def round_objects(round_number: int) -> list[Raw]:
@@ -109,6 +118,53 @@ def round_cluster(lab: AgentLab, round_number: int) -> Cluster:
 
 def expected_document(lab: AgentLab, round_number: int, node_name: str) -> dict[str, Any]:
     return to_document(compile_node(round_cluster(lab, round_number), node_name, table=TABLE))
+
+
+def marked_numbers(state: TableState, mark: IdentityMark) -> tuple[Carried, Targets]:
+    """The identity numbers a table of the marked layout holds: each peer address's number,
+    read from the bit sets, and each number's identity chain, read from the identity map
+    through its entry chain (``compiler.markedpeers``)."""
+    carried: dict[Half, dict[Address, int]] = {}
+    targets: dict[Direction, dict[int, str]] = {}
+    for half in PEER_MAPS.values():
+        identities = state.sets.get(identity_map_name(*half))
+        if identities is None:
+            continue
+        numbers: dict[Address, int] = {}
+        for index, position in enumerate(mark.positions):
+            for listed in state.sets[peer_bit_set_name(*half, position)].elements.values():
+                address = ipaddress.ip_address(listed)
+                numbers[address] = numbers.get(address, 0) | 1 << index
+        carried[half] = numbers
+        for key, verdict in identities.elements.values():
+            value = int(key, 0) if isinstance(key, str) else int(key)
+            number = sum(1 << i for i, p in enumerate(mark.positions) if value >> p & 1)
+            targets.setdefault(half[0], {})[number] = identity_chain_of_entry(verdict["jump"]["target"])
+    return carried, targets
+
+
+def marked_reach(carried: Carried, targets: Targets) -> dict[Half, dict[Address, str]]:
+    """The identity chain each peer address reaches (a retired number's none)."""
+    return {
+        half: {ip: targets[half[0]][n] for ip, n in numbers.items() if n in targets.get(half[0], {})}
+        for half, numbers in carried.items()
+    }
+
+
+def programmed(enforcer: Enforcer, expected: Ruleset, mark: IdentityMark | None) -> bool:
+    """Whether the enforcer's table holds ``expected``, a whole compile: exactly, or in the
+    marked layout with the table's own numbers, every peer reaching the chain it reaches in
+    ``expected`` (an agent keeps numbers as state, a whole compile numbers afresh)."""
+    if mark is None:
+        return enforcer.plan(to_document(expected)).empty
+    table = enforcer.current()
+    if table is None:
+        return False
+    carried, targets = marked_numbers(table, mark)
+    wanted = marked_numbers(enforcer.desired_state(to_document(expected)), mark)
+    if marked_reach(carried, targets) != marked_reach(*wanted):
+        return False
+    return enforcer.plan(to_document(numbered_as(expected, mark, carried, targets))).empty
 
 
 @dataclass
@@ -162,8 +218,9 @@ class _Snapshot:
 class NodeSyncs:
     """One :class:`NodeSync` per node on a shared snapshot, each round one sync per node."""
 
-    def __init__(self, lab: AgentLab) -> None:
+    def __init__(self, lab: AgentLab, identity_mark: IdentityMark | None = DEFAULT_IDENTITY_MARK) -> None:
         self.lab = lab
+        self.identity_mark = identity_mark
         self.state = _Snapshot(round_cluster(lab, 0))
         self.syncs: list[NodeSync] = []
         self.backends: list[LibnftablesBackend] = []
@@ -174,7 +231,7 @@ class NodeSyncs:
         self.close()
         self.backends = [LibnftablesBackend(netns=n.netns) for n in self.lab.nodes()]
         self.syncs = [
-            NodeSync(self.state, node=n.name, enforcer=Enforcer(b, table=TABLE),
+            NodeSync(self.state, node=n.name, enforcer=Enforcer(b, table=TABLE), identity_mark=self.identity_mark,
                      conntrack=ConntrackTool(netns=n.netns), resync_interval=1e9)  # fmt: skip
             for n, b in zip(self.lab.nodes(), self.backends)
         ]
@@ -211,20 +268,21 @@ class NodeSyncs:
 class AgentProcesses:
     """``policyctl agent --netns`` processes, one per lab node, reading the API server."""
 
-    def __init__(self, lab: AgentLab, kubeconfig: str) -> None:
+    def __init__(
+        self, lab: AgentLab, kubeconfig: str, identity_mark: IdentityMark | None = DEFAULT_IDENTITY_MARK
+    ) -> None:
         self.lab, self.kubeconfig = lab, kubeconfig
+        self.identity_mark = identity_mark
         self.processes: dict[str, subprocess.Popen[str]] = {}
         self.retired: dict[str, int] = {}
         self.restarted_at: int | None = None
         self.final_converged = False
 
     def _spawn(self, node_name: str, netns_name: str) -> None:
-        """The jumping peer layout (``--identity-mark none``): :meth:`converged` holds each
-        table to a whole compile, whose identity numbers the marked layout's agents keep as
-        state instead (``markedpeers.canonical``)."""
+        mark = NO_MARK if self.identity_mark is None else f"{self.identity_mark.mask:#010x}"
         argv = [POLICYCTL, "agent", "--kubeconfig", self.kubeconfig, "--netns", netns_name, "--table", TABLE,
                 "--metrics-port", "-1", "--health-port", "-1", "--min-interval", "0.05",
-                "--identity-mark", "none"]  # fmt: skip
+                "--identity-mark", mark]  # fmt: skip
         self.processes[node_name] = subprocess.Popen(
             argv, env={"NODE_NAME": node_name, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
@@ -268,7 +326,9 @@ class AgentProcesses:
     def _programmed(self, round_number: int, node_name: str, netns_name: str) -> bool:
         backend = LibnftablesBackend(netns=netns_name)
         try:
-            return Enforcer(backend, table=TABLE).plan(expected_document(self.lab, round_number, node_name)).empty
+            expected = compile_node(round_cluster(self.lab, round_number), node_name, table=TABLE,
+                                    identity_mark=self.identity_mark)  # fmt: skip
+            return programmed(Enforcer(backend, table=TABLE), expected, self.identity_mark)
         finally:
             backend.close()
 

@@ -93,7 +93,7 @@ from .peeridentity import ANY_SELECTOR, PeerIdentity, named_ports
 from .peerstate import Lookup, Peers, Within
 from .ruleset import Element, Jump, Mode, Ruleset, VerdictMap
 from .tracking import DIRECTIONS, PodDirection, RulesetStore, SetState, Tracker
-from .unreachable import split_unreachable
+from .unreachable import split_gone_identities, split_unreachable
 
 
 # A contribution: per set name, its raw elements per local address group and its sources.
@@ -205,8 +205,11 @@ class NodeCompiler:
         return delta if window is None else merge(delta, window)
 
     def split_unreachable(self, delta: RulesetDelta) -> tuple[RulesetDelta, RulesetDelta]:
-        """The last update's ``delta`` as the part that decides packets and the element
-        removals that no packet reaches once that part is in force
+        """The last update's ``delta`` as the part that decides packets and what no packet
+        reaches once that part is in force: in the marked layout the tree changes of the
+        numbers the step freed or retired (``MarkedPeers.split_later``), the identity chains
+        it removes with their sets (:func:`~policyctl.compiler.unreachable.split_gone_identities`),
+        and element removals of allow sets
         (:func:`~policyctl.compiler.unreachable.split_unreachable`, read against this node's
         dispatch entries after the step); after a step with cluster policies the second part
         is empty."""
@@ -218,7 +221,10 @@ class NodeCompiler:
             state = sets.get(name)
             return None if state is None else state.layout
 
-        return split_unreachable(delta, layout_of, self._store.policed)
+        now, tree = self._marker.split_later(delta) if self._marker is not None else (delta, RulesetDelta())
+        now, identities = split_gone_identities(now)
+        now, removals = split_unreachable(now, layout_of, self._store.policed)
+        return now, merge(merge(tree, identities), removals)
 
     def release(self) -> None:
         """Free the whole rulesets the last update replaced (see :meth:`update`)."""

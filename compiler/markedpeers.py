@@ -277,6 +277,9 @@ TIDY_ELEMENTS = 8
 element changes against it: leftovers go in the transactions of later events, each kept
 near the cost of a light one."""
 
+LEAF_CACHE = 4096
+"""How many rules of numbers the tree without marks keeps made before it starts afresh."""
+
 SPARE_NUMBERS = 64
 """How many numbers a direction may hold beyond two per identity chain before a step numbers
 it afresh (see :class:`MarkedPeers`)."""
@@ -304,7 +307,11 @@ class MarkedPeers:
     * peers of one number that all leave the peer maps keep their bits under a *retired*
       number, which has no identity-map entry, so they match nothing, as absent peers; their
       elements are removed by later steps (:data:`TIDY_ELEMENTS`), and only then is the
-      number free again;
+      number free again. When they hold no more than :data:`TIDY_ELEMENTS` elements (a
+      local pod deleted is most often its number's only peer) the step removes them and
+      frees the number at once: a few plain elements cost the kernel less than rewriting
+      the number's rule to return, and a freed number's rule decides nothing, so it goes
+      after the kernel (:meth:`split_later`);
     * when some of a number's peers move (a split), the fewer of movers and stayers take
       another number: one already jumping to their chain, else a free one a bit away from
       theirs (one element per peer), else a light one;
@@ -338,6 +345,23 @@ class MarkedPeers:
         """The chains of the tree without marks each present half holds."""
         self._was_carried: dict[Half, dict[Address, int]] = {}
         self._was_target: dict[Direction, dict[int, str | None]] = {}
+        self._between: dict[str, tuple[Chain | None, Chain | None, Chain | None]] = {}
+        """The tree chains the last translated step changes in two: each one before the step,
+        between its two parts and after it (None: absent)."""
+        self._emptied: dict[str, Chain] = {}
+        """The identity chains the last translated step removes that the tree between its two
+        parts still goes to for retired numbers: emptied by the first part."""
+        self._comments: dict[str, str] = {}
+        """Each identity chain's comment (an emptied chain keeps it, as the table does)."""
+        self._translated: RulesetDelta | None = None
+        """The delta the last step made, which :meth:`split_later` splits."""
+        self._descents: dict[tuple[Half, int, int | None], Rule] = {}
+        self._leaves: dict[tuple[Half, int, str | None], Rule] = {}
+        self._bits: dict[tuple[Half, int], Lookup] = {}
+        self._tree_names: dict[tuple[Half, tuple[int | None, ...]], str] = {}
+        self._set_names: dict[Half, list[str]] = {}
+        """Rules and names of the tree without marks, made once (a step that touches the tree
+        rebuilds its buckets' chains and root from them)."""
 
     # rules -----------------------------------------------------------------------------
 
@@ -410,10 +434,7 @@ class MarkedPeers:
         highs = sorted({high for high, _ in buckets}, reverse=True)
         return Chain(
             foreign_chain_name(direction, family),
-            tuple(
-                Rule((self._bit(half, high), Goto(self._tree_name(half, high))))
-                for high in highs
-            ),
+            tuple(self._descend(half, high, None) for high in highs),
             comment="peers of packets that carry identity mark bits on arrival, found without marks",
         )
 
@@ -436,27 +457,56 @@ class MarkedPeers:
                 leaves = tuple(self._leaf(half, n, targets.get(n)) for n in _in_order(held))
                 chains.append(Chain(self._tree_name(half, *bucket), leaves))
         for high in highs:
-            rules = [
-                Rule((self._bit(half, second), Goto(self._tree_name(half, high, second))))
-                for second in range(high - 1, -1, -1)
-                if buckets.get((high, second))
-            ]
+            seconds = [second for second in range(high - 1, -1, -1) if buckets.get((high, second))]
+            rules = [self._descend(half, high, second) for second in seconds]
             rules += [self._leaf(half, n, targets.get(n)) for n in buckets.get((high, None), ())]
             if rules:
                 chains.append(Chain(self._tree_name(half, high), tuple(rules)))
         return chains
 
+    def _descend(self, half: Half, high: int, second: int | None) -> Rule:
+        """The rule that takes an address whose number's highest bit is ``high`` (and second
+        highest ``second``; None: the root's rule) down the tree."""
+        key = (half, high, second)
+        rule = self._descents.get(key)
+        if rule is None:
+            bit = self._bit(half, high if second is None else second)
+            rule = self._descents[key] = Rule((bit, Goto(self._tree_name(half, high, second))))
+        return rule
+
     def _leaf(self, half: Half, number: int, chain: str | None) -> Rule:
-        high, second = _bucket(number)
-        rest = [i for i in range(len(self.mark.positions)) if number >> i & 1 and i not in (high, second)]
-        verdict: Statement = Goto(chain) if chain is not None else Verdict.RETURN
-        return Rule((*(self._bit(half, i) for i in sorted(rest, reverse=True)), verdict))
+        key = (half, number, chain)
+        rule = self._leaves.get(key)
+        if rule is None:
+            if len(self._leaves) >= LEAF_CACHE:
+                self._leaves.clear()
+            high, second = _bucket(number)
+            rest = [i for i in range(len(self.mark.positions)) if number >> i & 1 and i not in (high, second)]
+            verdict: Statement = Goto(chain) if chain is not None else Verdict.RETURN
+            rule = self._leaves[key] = Rule((*(self._bit(half, i) for i in sorted(rest, reverse=True)), verdict))
+        return rule
 
     def _bit(self, half: Half, index: int) -> Lookup:
-        return Lookup((_peer_key(half),), peer_bit_set_name(*half, self.mark.positions[index]))
+        key = (half, index)
+        lookup = self._bits.get(key)
+        if lookup is None:
+            name = peer_bit_set_name(*half, self.mark.positions[index])
+            lookup = self._bits[key] = Lookup((_peer_key(half),), name)
+        return lookup
 
     def _tree_name(self, half: Half, *indexes: int | None) -> str:
-        return foreign_chain_name(*half, tuple(self.mark.positions[i] for i in indexes if i is not None))
+        key = (half, indexes)
+        name = self._tree_names.get(key)
+        if name is None:
+            positions = tuple(self.mark.positions[i] for i in indexes if i is not None)
+            name = self._tree_names[key] = foreign_chain_name(*half, positions)
+        return name
+
+    def _bit_set_names(self, half: Half) -> list[str]:
+        names = self._set_names.get(half)
+        if names is None:
+            names = self._set_names[half] = [peer_bit_set_name(*half, p) for p in self.mark.positions]
+        return names
 
     # sets and maps ---------------------------------------------------------------------
 
@@ -622,6 +672,11 @@ class MarkedPeers:
                 for carrier, chain in moves:
                     self._move(direction, carrier, chain)
                 continue
+            few = len(moves) * number.bit_count() <= TIDY_ELEMENTS
+            if chain_kept is None and not staying and len(going) == 1 and few:
+                for carrier, _ in moves:
+                    self._move(direction, carrier, None)
+                continue
             old_chain = targets[number]
             stayers = [c for c in carriers if c not in moved] if staying else []
             if chain_kept is None:
@@ -698,14 +753,33 @@ class MarkedPeers:
                 budget -= number.bit_count()
                 self._carry((direction, family), ip, None)
 
-    def _tree_changes(self, half: Half, touched: AbstractSet[Bucket]) -> tuple[list[Chain], list[str]]:
-        """The chains of the tree without marks that the ``touched`` buckets change, and those
-        they empty; the rest of the tree is as it was."""
-        buckets = self.buckets[half[0]]
-        fresh = {c.name: c for c in self._buckets_chains(half, buckets, self.targets[half[0]], touched)}
+    def _touched_chains(
+        self, half: Half, buckets: Mapping[Bucket, AbstractSet[int]], targets: Mapping[int, str | None],
+        touched: AbstractSet[Bucket],
+    ) -> dict[str, Chain]:
+        """The root and the chains of the ``touched`` buckets, for ``buckets`` and ``targets``."""
+        fresh = {c.name: c for c in self._buckets_chains(half, buckets, targets, touched)}
         root = self._root(half, buckets)
         fresh[root.name] = root
-        names = {root.name}
+        return fresh
+
+    def _tree_changes(
+        self, half: Half, touched: AbstractSet[Bucket], kept: Mapping[int, str | None]
+    ) -> tuple[list[Chain], list[str]]:
+        """The chains of the tree without marks that the ``touched`` buckets change, and those
+        they empty; the rest of the tree is as it was. ``kept``: the numbers whose rules the
+        tree between the step's two parts keeps as they were, each with the chain its rule
+        went to (None: it returned) (:meth:`split_later`)."""
+        direction = half[0]
+        buckets = self.buckets[direction]
+        fresh = self._touched_chains(half, buckets, self.targets[direction], touched)
+        between = fresh
+        if kept:
+            holding: dict[Bucket, set[int]] = {b: set(n) for b, n in buckets.items()}
+            for number in kept:
+                holding.setdefault(_bucket(number), set()).add(number)
+            between = self._touched_chains(half, holding, {**self.targets[direction], **kept}, touched)
+        names = {self._tree_name(half)}
         for high, second in touched:
             names.add(self._tree_name(half, high))
             if second is not None:
@@ -713,23 +787,63 @@ class MarkedPeers:
         cached = self.foreign[half]
         changed, gone = [], []
         for name in sorted(names):
-            chain = fresh.get(name)
+            chain, before = fresh.get(name), cached.get(name)
+            if between.get(name) != chain:
+                self._between[name] = (before, between.get(name), chain)
             if chain is None:
                 if cached.pop(name, None) is not None:
                     gone.append(name)
-            elif cached.get(name) != chain:
+            elif before != chain:
                 cached[name] = chain
                 changed.append(chain)
         return changed, gone
 
+    def split_later(self, delta: RulesetDelta) -> tuple[RulesetDelta, RulesetDelta]:
+        """The last translated ``delta`` (any other is not split) as the part that decides
+        packets and the tree changes that decide none once that part is in force. Two kinds
+        of rules stay in the tree between the two parts as they were, and the second part
+        takes them out:
+
+        * those of the numbers the step freed: no address carries them, and such a rule
+          decides nothing, since the leaves of a bucket test more bits first, so an address
+          meets its own number's rule before any whose bits its own include, and a rule
+          whose bits its own does not include does not match it;
+        * those of the numbers the step retired whose identity chain it removes: the first
+          part empties that chain instead (its removal follows in the second), and a ``goto``
+          to an empty chain returns, as a retired number's rule does.
+
+        Why: without the split, a local pod deleted rewrites on the way to the kernel the
+        buckets of the numbers it frees or retires (the slowest pod deletes of the 10k bench
+        rewrite 4-6 tree chains), and every rule that goes to a chain makes the kernel walk
+        the table's chain graph again; an emptied chain or a plain element does not."""
+        if delta is not self._translated or not (self._between or self._emptied):
+            return delta, RulesetDelta()
+        now: list[Chain] = [*(c for c in delta.chains if c.name not in self._between), *self._emptied.values()]
+        now_removed = [n for n in delta.removed_chains if n not in self._between and n not in self._emptied]
+        later: list[Chain] = []
+        later_removed: list[str] = list(self._emptied)
+        for name, (before, between, after) in self._between.items():
+            for chain, was, sent, gone in ((between, before, now, now_removed), (after, between, later, later_removed)):
+                if chain is None and was is not None:
+                    gone.append(name)
+                elif chain is not None and chain != was:
+                    sent.append(chain)
+        return (
+            replace(delta, chains=_chain_order(now), removed_chains=tuple(sorted(now_removed))),
+            RulesetDelta(chains=_chain_order(later), removed_chains=tuple(sorted(later_removed))),
+        )
+
     def translate(self, delta: RulesetDelta) -> RulesetDelta:
         """The marked layout's delta for ``delta`` of the plain layout."""
         chains: dict[Direction, AbstractSet[str]] = dict(self.chains)
+        left_chains: list[str] = []
         new_chains: list[Chain] = []
         removed_chains = list(delta.removed_chains)
         for d in DIRECTIONS:
             added = {c.name for c in delta.chains if c.name.startswith(peer_chain_prefix(d))}
             left = {n for n in delta.removed_chains if n.startswith(peer_chain_prefix(d))}
+            self._comments.update((c.name, c.comment) for c in delta.chains if c.name in added)
+            left_chains += left
             if added - chains[d] or left & chains[d]:
                 new_chains += [self.entry_chain(n) for n in sorted(added - chains[d])]
                 removed_chains += [marked_entry_chain_name(n) for n in sorted(left & chains[d])]
@@ -778,22 +892,31 @@ class MarkedPeers:
             else:
                 self._number_afresh(d, afresh)
         touched: dict[Direction, set[Bucket]] = {}
+        kept: dict[Direction, dict[int, str | None]] = {d: {} for d in DIRECTIONS}
+        self._between, self._emptied = {}, {}
         for d in DIRECTIONS:
             buckets = self.buckets[d]
-            for number in self._was_target.get(d, {}):
+            for number, before_chain in self._was_target.get(d, {}).items():
                 bucket = _bucket(number)
                 touched.setdefault(d, set()).add(bucket)
+                if not self._taken(d, number) and number in buckets.get(bucket, ()):
+                    kept[d][number] = before_chain
+                elif number in self.retired[d] and before_chain is not None and before_chain not in self.chains[d]:
+                    kept[d][number] = before_chain
+                    self._emptied[before_chain] = Chain(before_chain, (), comment=self._comments.get(before_chain, ""))
                 if self._taken(d, number):
                     buckets.setdefault(bucket, set()).add(number)
                 elif bucket in buckets:
                     buckets[bucket].discard(number)
                     if not buckets[bucket]:
                         del buckets[bucket]
+        for name in left_chains:
+            self._comments.pop(name, None)
 
         for half in PEER_MAPS.values():
             direction, family = half
             was, now = half in self.present, half in whole or (half in self.present and half not in gone)
-            names = [peer_bit_set_name(direction, family, p) for p in self.mark.positions]
+            names = self._bit_set_names(half)
             if now and (not was or half in whole):
                 sets += self.bit_sets(half, self.carried[half])
                 maps.append(self.identity_map(half, self.targets[direction]))
@@ -808,7 +931,7 @@ class MarkedPeers:
                 self.foreign[half] = {}
             elif now:
                 if direction in touched:
-                    changed, gone_chains = self._tree_changes(half, touched[direction])
+                    changed, gone_chains = self._tree_changes(half, touched[direction], kept[direction])
                     new_chains += changed
                     removed_chains += gone_chains
                 carried = self.carried[half]
@@ -837,7 +960,7 @@ class MarkedPeers:
             else:
                 self.present.discard(half)
         self._was_carried, self._was_target = {}, {}
-        return RulesetDelta(
+        self._translated = RulesetDelta(
             sets=tuple(sorted(sets, key=lambda s: s.name)),
             maps=tuple(sorted(maps, key=lambda m: m.name)),
             removed=tuple(sorted(removed)),
@@ -851,6 +974,7 @@ class MarkedPeers:
             removed_chains=tuple(sorted(removed_chains)),
             set_comments=tuple((n, c) for n, c in delta.set_comments if n not in PEER_MAPS),
         )
+        return self._translated
 
 
 def canonical(ruleset: Ruleset, mark: IdentityMark) -> Ruleset:
@@ -859,12 +983,10 @@ def canonical(ruleset: Ruleset, mark: IdentityMark) -> Ruleset:
     identity map; addresses of retired numbers jump nowhere, as absent ones), so an
     incremental compiler's ruleset and a whole compile are equal after this exactly when
     every peer reaches the same chain."""
-    marker = MarkedPeers(mark)
     sets = {s.name: s for s in ruleset.sets}
     maps = {m.name: m for m in ruleset.maps}
-    replaced_sets: dict[str, Set] = {}
-    replaced_maps: dict[str, VerdictMap] = {}
-    foreign: dict[str, Chain] = {}
+    carried: dict[Half, dict[Address, int]] = {}
+    targets: dict[Direction, dict[int, str]] = {}
     for direction in DIRECTIONS:
         halves = [h for h in PEER_MAPS.values() if h[0] is direction and identity_map_name(*h) in maps]
         entries: dict[Half, dict[Address, str]] = {}
@@ -881,12 +1003,41 @@ def canonical(ruleset: Ruleset, mark: IdentityMark) -> Ruleset:
                 sizes[chain] += 1
         numbers = numbering(sizes, mark)
         for half in halves:
-            for bit_set in marker.bit_sets(half, {ip: numbers[c] for ip, c in entries[half].items()}):
+            carried[half] = {ip: numbers[c] for ip, c in entries[half].items()}
+        targets[direction] = {n: c for c, n in numbers.items()}
+    return numbered_as(ruleset, mark, carried, targets)
+
+
+def numbered_as(
+    ruleset: Ruleset,
+    mark: IdentityMark,
+    carried: Mapping[Half, Mapping[Address, int]],
+    targets: Mapping[Direction, Mapping[int, str]],
+) -> Ruleset:
+    """``ruleset``, in the marked layout, with the peers of each half in ``carried`` numbered
+    as given and those numbers going to ``targets`` (a carried number without one is
+    retired): its bit sets, identity maps and trees without marks rebuilt from them, the
+    rest as it is. What a table whose numbers were read from it (the kernel's, an agent's)
+    must equal; which chain each address reaches is for the caller to compare."""
+    marker = MarkedPeers(mark)
+    sets = {s.name: s for s in ruleset.sets}
+    maps = {m.name: m for m in ruleset.maps}
+    replaced_sets: dict[str, Set] = {}
+    replaced_maps: dict[str, VerdictMap] = {}
+    foreign: dict[str, Chain] = {}
+    for half in PEER_MAPS.values():
+        if identity_map_name(*half) not in maps:
+            continue
+        direction = half[0]
+        for bit_set in marker.bit_sets(half, carried.get(half, {})):
+            if bit_set.name in sets:
                 replaced_sets[bit_set.name] = bit_set
-            targets = {n: c for c, n in numbers.items()}
-            identity = marker.identity_map(half, targets)
-            replaced_maps[identity.name] = identity
-            foreign.update(marker.foreign_chains(half, targets))
+        identity = marker.identity_map(half, targets.get(direction, {}))
+        replaced_maps[identity.name] = identity
+        held: dict[int, str | None] = {
+            n: None for h, numbers in carried.items() if h[0] is direction for n in numbers.values()}
+        held.update(targets.get(direction, {}))
+        foreign.update(marker.foreign_chains(half, held))
     kept = [c for c in ruleset.chains if not c.name.startswith(FOREIGN_PREFIXES)]
     return replace(
         ruleset,

@@ -116,7 +116,8 @@ class Enforcer:
         self._renames: Mapping[str, ChainState] = {}
         """Chains the last delta changed only in their comments, not yet sent (:meth:`settle`)."""
         self._removals = RulesetDelta()
-        """Element removals the last delta's caller left for later, not yet sent (:meth:`settle`)."""
+        """The rest of the last step its caller left for later (removals, and chain rewrites
+        that decide no packet), not yet sent (:meth:`settle`)."""
         self._handle: object = None
         self.full_reads = 0
         """How many applies and plans read the table back from the kernel in full."""
@@ -305,9 +306,9 @@ class Enforcer:
         in force is not held up by them (``diff.plan_delta_renames_later``); a later delta or
         read-back sends any left first, and a whole apply's plan includes them.
 
-        ``later``: element removals that follow ``delta`` in the compiler's step and that
-        decide no packet once ``delta`` is in force (the caller vouches for it:
-        ``NodeCompiler.split_unreachable``); they are left to :meth:`settle` as the renames
+        ``later``: the rest of the compiler's step after ``delta`` (removals, and chain
+        rewrites) that decides no packet once ``delta`` is in force (the caller vouches for
+        it: ``NodeCompiler.split_unreachable``); it is left to :meth:`settle` as the renames
         are. When this call applies ``desired()`` whole instead, that already leaves them out."""
         started = self._clock()
         self.send_later()
@@ -338,7 +339,7 @@ class Enforcer:
 
     def send_later(self) -> None:
         """Send what the last delta left for later, its comment-only chain changes
-        (``renames_later``) and the element removals its caller left (``later``), in one
+        (``renames_later``) and the rest of the step its caller left (``later``), in one
         transaction of their own; nothing when none are left. A failure is raised as any
         apply's, and the next apply reads the kernel in full; removals that do not fit the
         committed state are such a failure, with nothing sent."""

@@ -32,7 +32,7 @@ set's referrers are carried whole). A delta that breaks them makes the kernel re
 ``delete`` of a set or chain still in use, which changes nothing.
 :func:`plan_delta_renames_later` leaves the chains whose rules change only in their comments
 to a transaction of their own (:func:`plan_renames`), sent after the one that decides packets;
-:func:`plan_later` sends them together with element removals that decide no packet.
+:func:`plan_later` sends them together with the rest of a step that decides no packet.
 """
 
 from __future__ import annotations
@@ -450,7 +450,7 @@ def plan_later(
     state: TableState, renames: Mapping[str, ChainState], removals: RulesetDelta
 ) -> tuple[Transaction, TableState]:
     """One transaction for what deltas left for after the kernel: the comment-only chain
-    changes (:func:`plan_renames`) and the element removals their caller vouched decide no
+    changes (:func:`plan_renames`) and the rest of the step their caller vouched decides no
     packet (``Enforcer.apply_delta(later=)``), on a table holding ``state``; and the state
     after it. Raises :class:`DeltaMismatch` when ``removals`` does not fit."""
     renamed_transaction, renamed = plan_renames(state, renames) if renames else (Transaction(), state)

@@ -143,6 +143,18 @@ def test_peers_that_all_leave_keep_their_bits_under_a_retired_number_until_later
     )
 
 
+def test_few_peers_that_all_leave_take_their_bits_with_them_and_free_their_number() -> None:
+    steps = _Steps(MARK)
+    steps.to(_plain({V4: {**_group(A, 0, 2), **_group(B, 20, 1)}}))
+    number = steps.marker.carried[V4][_address(Family.IPV4, 0)]
+    assert 2 * number.bit_count() <= TIDY_ELEMENTS
+    delta = steps.to(_plain({V4: _group(B, 20, 1)}))
+    assert _elements(delta) == 2 * number.bit_count()
+    assert _entries(delta) == ({(MARK.value(number), A)}, set())
+    assert not steps.marker.retired[IN] and number not in steps.marker.targets[IN]
+    assert canonical(steps.built, MARK) == marked(steps.plain, MARK)
+
+
 @pytest.mark.parametrize(("moving", "who_moves"), [(2, "the two going"), (7, "the one staying")])
 def test_a_split_moves_the_fewer_peers_one_bit_away(moving: int, who_moves: str) -> None:
     steps = _Steps(MARK)
@@ -158,10 +170,10 @@ def test_a_split_moves_the_fewer_peers_one_bit_away(moving: int, who_moves: str)
 def test_with_no_number_free_the_step_numbers_afresh_as_a_whole_compile() -> None:
     mark = IdentityMark(0x00030000)
     steps = _Steps(mark)
-    steps.to(_plain({V4: {**_group(A, 0, 3), **_group(B, 3, 1)}}))
-    steps.to(_plain({V4: _group(B, 3, 1)}))
+    steps.to(_plain({V4: {**_group(A, 0, 9), **_group(B, 9, 1)}}))
+    steps.to(_plain({V4: _group(B, 9, 1)}))
     assert steps.marker.retired[IN]
-    steps.to(_plain({V4: {**_group(B, 3, 1), **_group(C, 4, 1), **_group(A, 5, 1)}}))
+    steps.to(_plain({V4: {**_group(B, 9, 1), **_group(C, 10, 1), **_group(A, 11, 1)}}))
     assert steps.built == marked(steps.plain, mark)
     assert not steps.marker.retired[IN]
 

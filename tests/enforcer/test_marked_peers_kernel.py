@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import NoReturn
+from unittest import mock
 
 import pytest
 
 from policyctl.compiler.compile import compile_node
 from policyctl.compiler.incremental import NodeCompiler
-from policyctl.compiler.markedpeers import IdentityMark, canonical
+from policyctl.compiler import markedpeers
+from policyctl.compiler.markedpeers import TIDY_ELEMENTS, IdentityMark, canonical
 from policyctl.compiler.render_json import to_document
 from policyctl.enforcer.apply import Enforcer
 from policyctl.enforcer.backend import LibnftablesBackend
@@ -86,6 +88,35 @@ def test_each_step_applies_as_a_delta_equal_to_a_full_apply(backend: Libnftables
         enforcer = Enforcer(backend)
         enforcer.apply(to_document(compiler.ruleset))
     assert len(numbers_seen) >= 4, "the history should change the identity map several times"
+
+
+@pytest.mark.parametrize("tidy", [TIDY_ELEMENTS, 0], ids=["departing-peers-freed", "departing-peers-retired"])
+def test_each_step_applies_in_two_parts_and_the_table_then_equals_a_full_apply(
+    backend: LibnftablesBackend, tidy: int
+) -> None:
+    """The agent's split (``NodeCompiler.split_unreachable``): the kernel takes the first part,
+    which keeps the removed identity chains and the rules of freed or retired numbers (their
+    chains emptied), and holds what the enforcer trusts; after ``settle`` the table equals a
+    full apply of the step."""
+    compiler = NodeCompiler("node-1", identity_mark=MARK)
+    enforcer = Enforcer(backend)
+    enforcer.apply(to_document(compiler.ruleset))
+    left: list[str] = []
+    with mock.patch.object(markedpeers, "TIDY_ELEMENTS", tidy):
+        for snapshot in HISTORY:
+            now, later = compiler.split_unreachable(compiler.update(snapshot))
+            left += [*later.removed_chains, *(c.name for c in later.chains)]
+            assert enforcer.apply_delta(now, desired=never, later=later).applied
+            assert enforcer.current() == enforcer.committed
+            enforcer.settle()
+            by_delta = enforcer.current()
+            assert by_delta == enforcer.committed
+            Enforcer(backend).cleanup()
+            Enforcer(backend).apply(to_document(compiler.ruleset))
+            assert by_delta == Enforcer(backend).current()
+            enforcer = Enforcer(backend)
+            enforcer.apply(to_document(compiler.ruleset))
+    assert any(n.startswith("in-from-") for n in left) and any(n.startswith("in-foreign") for n in left)
 
 
 def _mark_counters(node_ns: Node) -> dict[str, int]:

@@ -2,8 +2,9 @@
 passes while the rules change under them, with real packets between lab pods
 (:mod:`policyctl.bench.storm` lays out the pods, the policies, the rounds and the traffic).
 
-Applied by the agent's sync step (every tenth round a full resync, new enforcers halfway),
-and by ``policyctl agent`` processes reading the project's API server, one stopped with
+Applied by the agent's sync step (every tenth round a full resync, new enforcers halfway), in
+the default (marked) peer layout and the jumping one, and by ``policyctl agent`` processes in
+the default layout reading the project's API server, one stopped with
 SIGTERM and one killed with SIGKILL halfway: in both, the TCP stream retransmits nothing and
 is never reset, every UDP datagram arrives in order (a datagram the reader's socket buffer
 had no room for is counted by the kernel, apart), every new allowed connection is accepted
@@ -19,7 +20,10 @@ from pathlib import Path
 import pytest
 
 from policyctl.bench.agentlab import AgentLab
-from policyctl.bench.storm import AgentProcesses, NodeSyncs, Traffic, expected_document, run_storm, storm_lab
+from policyctl.bench.storm import (
+    DEFAULT_IDENTITY_MARK, AgentProcesses, NodeSyncs, Traffic, expected_document, run_storm, storm_lab,
+)
+from policyctl.compiler.markedpeers import IdentityMark
 
 pytestmark = pytest.mark.kernel
 
@@ -39,15 +43,18 @@ def check(seen: Traffic) -> None:
     assert seen.allowed_refused == seen.denied_passed == 0
 
 
-def storm_of_syncs(lab: AgentLab, rounds: int) -> None:
-    syncs = NodeSyncs(lab)
+def storm_of_syncs(lab: AgentLab, rounds: int, identity_mark: IdentityMark | None = DEFAULT_IDENTITY_MARK) -> None:
+    syncs = NodeSyncs(lab, identity_mark)
     check(run_storm(lab, syncs, rounds))
     assert syncs.sent >= rounds, "every round must change x/b's node's table"
     assert syncs.resyncs == rounds // 10
 
 
-def test_streams_lose_nothing_and_denied_traffic_never_passes_across_200_updates(lab: AgentLab) -> None:
-    storm_of_syncs(lab, 200)
+@pytest.mark.parametrize("identity_mark", [DEFAULT_IDENTITY_MARK, None], ids=["marked", "jumping"])
+def test_streams_lose_nothing_and_denied_traffic_never_passes_across_200_updates(
+    lab: AgentLab, identity_mark: IdentityMark | None
+) -> None:
+    storm_of_syncs(lab, 200, identity_mark)
 
 
 @pytest.mark.slow
