@@ -18,8 +18,8 @@ latest state cannot apply a stale one), then
    is retried on the next sync even when the ruleset is unchanged;
 4. settles the enforcer: what the delta's transaction could leave out because it decides no
    packet (rule comments, and what no packet meets once the step is in force: element
-   removals, removed identity chains, rules of freed numbers: ``NodeCompiler.split_unreachable``)
-   goes in a second transaction.
+   removals, removed identity chains, the tree rules of freed or retired numbers:
+   ``NodeCompiler.split_unreachable``) goes in a second transaction.
 
 Drift inside the table (a hand-edited rule) is found by a full read-back of the kernel,
 :meth:`NodeSync.verify`, due ``resync_interval`` after the last one and run by the agent's

@@ -822,11 +822,16 @@ if mode != "imports":
     fill(store, Path(sys.argv[1]))
     store.snapshot()
 if mode == "agent":
+    from policyctl.agent.config import AgentConfig
     from policyctl.agent.sync import NodeSync
     from policyctl.enforcer.apply import Enforcer
     from policyctl.enforcer.backend import LibnftablesBackend
-    sync = NodeSync(store, node=sys.argv[2], enforcer=Enforcer(LibnftablesBackend(netns=sys.argv[4]), table="pcbench"))
+    config = AgentConfig(node=sys.argv[2], table="pcbench")
+    enforcer = Enforcer(LibnftablesBackend(netns=sys.argv[4]), table=config.table)
+    sync = NodeSync(store, node=config.node, enforcer=enforcer, mode=config.ruleset_mode, new_pods=config.new_pods,
+                    identity_mark=config.mark, freeze_after_first_sync=True)
     sync()
+    print(f"identity mark {'none' if config.mark is None else hex(config.mark.mask)}")
 print(rss())
 """
 
@@ -836,7 +841,8 @@ def section_agent(ctx: Context) -> list[Figure]:
     process imports what ``policyctl.agent.main`` imports (the official client included),
     projects the generated objects (plain JSON, as a list response decodes; not the manifest
     loader, which the agent never uses) into a ``ClusterStore``, drops the raw objects, and
-    runs one ``NodeSync`` over ``store.snapshot()`` into a throwaway namespace. The baseline
+    runs one ``NodeSync`` with the agent's defaults (``AgentConfig``: its ruleset mode, new-pod
+    window and peer layout) over ``store.snapshot()`` into a throwaway namespace. The baseline
     is the same child with the store filled and no sync (what any reader of the cluster must
     hold); the detail adds a bare interpreter with the agent's imports only."""
     if importlib.util.find_spec("policyctl.agent.sync") is None or not hasattr(
@@ -861,10 +867,12 @@ def section_agent(ctx: Context) -> list[Figure]:
         detail = failed.stderr.strip()[-400:]
         return [unavailable("agent.rss", "MB", f"the agent's initial sync failed: {detail}", target=Target(200.0))]
     agent_mb, store_mb, imports_mb = (int(p.stdout.split()[-1]) / 1024 for p in (agent, store, imports))
+    layout = next(line for line in agent.stdout.splitlines() if line.startswith("identity mark"))
     return [Figure("agent.rss", "MB", agent_mb, baseline=store_mb,
                    baseline_name="the same process with the store filled, without the first sync", target=Target(200.0),
-                   detail=f"VmRSS after NodeSync's first sync of {ctx.node}, the store filled through the reflectors' "
-                          f"projections; the agent's imports alone: {imports_mb:.1f} MB")]
+                   detail=f"VmRSS after NodeSync's first sync of {ctx.node} with the agent's defaults ({layout}), "
+                          f"the store filled through the reflectors' projections; the agent's imports alone: "
+                          f"{imports_mb:.1f} MB")]
 
 
 # -- probe case ---------------------------------------------------------------------------

@@ -55,7 +55,9 @@ from policyctl.bench.agentlab import AgentLab, Raw, model_of, namespace, node, p
 from policyctl.bench.figures import Figure, Target, machine, median, quantile
 from policyctl.compiler.compile import compile_node
 from policyctl.compiler.layout import identity_chain_of_entry, identity_map_name, peer_bit_set_name
-from policyctl.compiler.markedpeers import DEFAULT_MASK, NO_MARK, PEER_MAPS, Address, Half, IdentityMark, numbered_as
+from policyctl.compiler.markedpeers import (
+    DEFAULT_IDENTITY_MARK, NO_MARK, PEER_MAPS, Address, Half, IdentityMark, numbered_as,
+)
 from policyctl.compiler.render_json import to_document
 from policyctl.compiler.ruleset import Ruleset
 from policyctl.enforcer.apply import Enforcer
@@ -76,8 +78,6 @@ TCP_INFO_TOTAL_RETRANS = 100
 """Offset of ``tcpi_total_retrans`` in Linux's ``struct tcp_info`` (8 one-byte fields, then
 23 ``__u32`` before it)."""
 MODES = ("syncs", "processes")
-DEFAULT_IDENTITY_MARK = IdentityMark(DEFAULT_MASK)
-"""The layout the agent runs by default (``--identity-mark``), which the processes run too."""
 Carried = dict[Half, dict[Address, int]]
 Targets = dict[Direction, dict[int, str]]
 

@@ -148,6 +148,10 @@ class IdentityMark:
         return MarkSet(keep=ALL_BITS & ~self.mask)
 
 
+DEFAULT_IDENTITY_MARK = IdentityMark(DEFAULT_MASK)
+"""The layout the agent, ``compile`` and ``enforce`` use unless told otherwise, and so the lab's."""
+
+
 @functools.lru_cache(maxsize=1 << 14)
 def _hash(name: str) -> int:
     """Memoised: every change to a direction's identities numbers all of them again."""

@@ -28,7 +28,7 @@ from policyctl.compiler.ruleset import Mode
 from policyctl.lab import netns
 from policyctl.lab.lifecycle import LabError, sync
 from policyctl.lab.probes import DEFAULT_RETRIES, DEFAULT_TIMEOUT, Attempt, method, pairs_matrix, run_probes
-from policyctl.compiler.markedpeers import IdentityMark
+from policyctl.compiler.markedpeers import DEFAULT_IDENTITY_MARK, IdentityMark
 from policyctl.lab.rulesets import Applier, Compiler, apply_with_enforcer, compiler_for
 from policyctl.lab.servers import PodServers, own_addresses, pod_families
 from policyctl.lab.services import cluster_ips
@@ -57,10 +57,10 @@ class LabEngine:
         compiler: Compiler | None = None,
         applier: Applier | None = None,
         families: tuple[Family, ...] | None = None,
-        identity_mark: IdentityMark | None = None,
+        identity_mark: IdentityMark | None = DEFAULT_IDENTITY_MARK,
     ) -> None:
-        """``identity_mark``: compile the nodes' rulesets in the marked peer layout
-        (``compiler.markedpeers``)."""
+        """``identity_mark``: the nodes' peer layout (``compiler.markedpeers``), by default
+        the agent's; None for the peer maps that jump."""
         reason = netns.available()
         if reason:
             raise EngineUnavailable(reason)

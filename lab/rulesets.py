@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from policyctl.compiler.compile import compile_node
-from policyctl.compiler.markedpeers import IdentityMark
+from policyctl.compiler.markedpeers import DEFAULT_IDENTITY_MARK, IdentityMark
 from policyctl.compiler.droplog import log_to_group
 from policyctl.compiler.render_json import to_document
 from policyctl.compiler.ruleset import Mode
@@ -41,11 +41,13 @@ def table_name(prefix: str) -> str:
 
 
 def compiler_for(
-    prefix: str, *, mode: Mode = Mode.ENFORCE, log_group: int | None = None, identity_mark: IdentityMark | None = None
+    prefix: str, *, mode: Mode = Mode.ENFORCE, log_group: int | None = None,
+    identity_mark: IdentityMark | None = DEFAULT_IDENTITY_MARK,
 ) -> Compiler:
     """The project's compiler, with the lab's table name; with ``log_group`` denied packets
-    are logged to that NFLOG group (``compiler.droplog``); with ``identity_mark``, in the
-    marked peer layout (``compiler.markedpeers``)."""
+    are logged to that NFLOG group (``compiler.droplog``). ``identity_mark``: the peer layout,
+    by default the agent's (``compiler.markedpeers``), so that the lab's packets meet the
+    ruleset a node runs; None for the peer maps that jump."""
 
     def compile_json(cluster: Cluster, node: str) -> Mapping[str, Any]:
         ruleset = compile_node(cluster, node, table=table_name(prefix), mode=mode, identity_mark=identity_mark)

@@ -20,6 +20,7 @@ from policyctl.cli.inputs import (
     fail,
     family_option,
     filename_option,
+    identity_mark_option,
     input_errors,
     load_cluster,
     namespace_option,
@@ -71,16 +72,20 @@ def lab() -> None:
 @namespace_option
 @click.option("--cni", type=click.Choice([c.value for c in Cni]), default=Cni.BRIDGED.value, show_default=True,
               help="bridged: pods share a per-node bridge (br_netfilter on). routed: /32 veths, Calico-like.")
+@identity_mark_option
 @name_option
-def up(filenames: tuple[str, ...], namespace: str, cni: str, name: str) -> None:
+def up(filenames: tuple[str, ...], namespace: str, cni: str, identity_mark: int | None, name: str) -> None:
     """Build a lab from manifests: one namespace per node and per pod (workloads are one pod
-    each), the node's ruleset applied by the enforcer, and servers in every pod on every
-    declared container port (and 80, 81) for TCP, UDP and SCTP."""
+    each), the node's ruleset (the agent's layout unless --identity-mark says otherwise)
+    applied by the enforcer, and servers in every pod on every declared container port (and
+    80, 81) for TCP, UDP and SCTP."""
+    from policyctl.compiler.markedpeers import IdentityMark
     from policyctl.lab.lifecycle import describe, down, endpoints_of, start_servers, sync
     from policyctl.lab.rulesets import apply_with_enforcer, compiler_for
 
     _require_kernel()
     cluster = load_cluster(filenames, namespace=namespace)
+    mark = IdentityMark(identity_mark) if identity_mark is not None else None
     if (state_root() / name / "lab.json").exists():
         raise fail(f"lab {name!r} is already up; 'policyctl lab down --name {name}' first")
     state = LabState(name=name, prefix=new_prefix(), kind="cli", owner_pid=os.getpid(),
@@ -90,8 +95,9 @@ def up(filenames: tuple[str, ...], namespace: str, cni: str, name: str) -> None:
     take_lease(state.prefix, os.getpid())
     try:
         with input_errors():
-            state = sync(state, cluster, cni=Cni(cni), families=None, compiler=compiler_for(state.prefix),
-                         applier=apply_with_enforcer, applied={})
+            compiler = compiler_for(state.prefix, identity_mark=mark)
+            state = sync(state, cluster, cni=Cni(cni), families=None, compiler=compiler, applier=apply_with_enforcer,
+                         applied={})
             state = start_servers(state)
     except BaseException:
         down(name)

@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from policyctl.bench.storm import marked_numbers, marked_reach, programmed
@@ -58,15 +58,20 @@ def _histories(draw: st.DrawFn) -> list[Cluster]:
 def test_a_table_built_by_deltas_holds_the_whole_compile_renumbered_with_its_own_numbers(
     history: list[Cluster],
 ) -> None:
+    """Only histories in which some peer reaches an identity chain through its number count:
+    without one the table has no numbers to read and the check is the plain equality."""
     name = node_with_pods(history)
     compiler = NodeCompiler(name, identity_mark=MARK)
+    numbered = False
     for snapshot in history:
         compiler.update(snapshot)
         whole = compile_node(snapshot, name, identity_mark=MARK)
         carried, targets = marked_numbers(read_table(to_document(compiler.ruleset), family="inet", table="policyctl"),
                                           MARK)  # fmt: skip
+        numbered = numbered or any(marked_reach(carried, targets).values())
         assert numbered_as(whole, MARK, carried, targets) == compiler.ruleset
         assert _programmed(compiler.ruleset, whole)
+    assume(numbered)
 
 
 WORLD = cluster(

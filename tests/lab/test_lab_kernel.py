@@ -8,6 +8,7 @@ namespace), for every probe method, family and CNI style.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -186,6 +187,7 @@ metadata: {name: deny-b, namespace: x}
 spec:
   podSelector: {matchLabels: {pod: b}}
   policyTypes: [Ingress]
+  ingress: [{from: [{podSelector: {matchLabels: {pod: a}}}], ports: [{port: 81}]}]
 """
 
 
@@ -198,19 +200,37 @@ def cli(*args: str, env: Mapping[str, str], check: int | None = 0) -> subprocess
     return done
 
 
-@pytest.mark.parametrize("cni", list(Cni), ids=lambda c: c.value)
-def test_lab_up_probe_exec_down_leaves_nothing(cni: Cni, tmp_path: Path, lab_namespaces: set[str]) -> None:
+def _peer_structures(node_netns: str, table: str) -> set[str]:
+    """Which peer layout a node's table holds: its identity maps (marked) or peer maps (jumping)."""
+    listed = subprocess.run(["ip", "netns", "exec", node_netns, "nft", "-j", "list", "table", "inet", table],
+                            capture_output=True, text=True, check=True).stdout
+    names = {item[kind]["name"] for item in json.loads(listed)["nftables"] for kind in ("set", "map") if kind in item}
+    return {n for n in names if n.startswith(("in-identities-", "in-peers-v", "eg-identities-", "eg-peers-v"))}
+
+
+@pytest.mark.parametrize(
+    ("cni", "layout", "structures"),
+    [(Cni.BRIDGED, (), {"in-identities-v4"}), (Cni.ROUTED, ("--identity-mark", "none"), {"in-peers-v4"})],
+    ids=["bridged-agent-layout", "routed-jumping-peer-maps"],
+)
+def test_lab_up_probe_exec_down_leaves_nothing(
+    cni: Cni, layout: tuple[str, ...], structures: set[str], tmp_path: Path, lab_namespaces: set[str]
+) -> None:
     env = {"POLICYCTL_LAB_STATE": str(tmp_path / "labs")}
     manifest = tmp_path / "lab.yaml"
     manifest.write_text(MANIFEST)
     name = f"t{os.getpid()}"
-    cli("up", "-f", str(manifest), "--cni", cni.value, "--name", name, env=env)
+    cli("up", "-f", str(manifest), "--cni", cni.value, "--name", name, *layout, env=env)
     state = load_state(tmp_path / "labs" / name)
     try:
         assert state.plan is not None and state.server_pid is not None
         assert len(netns.list_netns(state.prefix)) == 1 + 2 + 3
+        held = [_peer_structures(n.netns, table_name(state.prefix)) for n in state.plan.nodes]
+        assert structures in held, held
         cases = [
             ("x/a", "x/b", "80/TCP", 1, "tcp-connect"),
+            ("x/a", "x/b", "81/TCP", 0, "tcp-connect"),
+            ("w/c", "x/b", "81/TCP", 1, "tcp-connect"),
             ("x/b", "x/a", "80/TCP", 0, "tcp-connect"),
             ("w/c", "x/b", "80/SCTP", 1, "sctp-raw-init"),
             ("w/c", "x/a", "80/SCTP", 0, "sctp-raw-init"),

@@ -20,10 +20,8 @@ from pathlib import Path
 import pytest
 
 from policyctl.bench.agentlab import AgentLab
-from policyctl.bench.storm import (
-    DEFAULT_IDENTITY_MARK, AgentProcesses, NodeSyncs, Traffic, expected_document, run_storm, storm_lab,
-)
-from policyctl.compiler.markedpeers import IdentityMark
+from policyctl.bench.storm import AgentProcesses, NodeSyncs, Traffic, expected_document, run_storm, storm_lab
+from policyctl.compiler.markedpeers import DEFAULT_IDENTITY_MARK, IdentityMark
 
 pytestmark = pytest.mark.kernel
 
