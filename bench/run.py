@@ -538,12 +538,14 @@ def _event_path(
 ) -> tuple[Step, Callable[..., object], str]:
     """What happens between an event and the kernel, as the agent runs it: the watch event's
     write into the agent's store, the store's snapshot, and one ``NodeSync`` (incremental
-    compile of the node's ruleset delta, enforcer transaction against its last commit),
-    timed to the end of that transaction; what the sync does after it (revocation of one
+    compile of the node's ruleset delta, enforcer transaction against its last commit) with
+    the agent's defaults (``AgentConfig``: its ruleset mode and new-pod window; the peer
+    layout is the caller's), timed to the end of that transaction; what the sync does after it (revocation of one
     tracked flow, as on a node with traffic, and freeing what the change replaced) is
     reported as its own stage. The kernel is read back in full only by the periodic
     read-back (``max_interval``, 60 s by default), not on every event. Returns the step, the
     read-back and the description."""
+    from policyctl.agent.config import AgentConfig
     from policyctl.agent.runner import Intervals
     from policyctl.agent.sync import NodeSync
     from policyctl.bench.events import add_agent_pod, fill, store_writes
@@ -554,9 +556,10 @@ def _event_path(
     own_pod = add_agent_pod(store, ctx.cluster, ctx.node)
     clock = enforcer.backend = _CommitClock(enforcer.backend)
     conntrack = _tracked_flow(ctx, netns)
-    sync = NodeSync(store, node=ctx.node, enforcer=enforcer, resync_interval=Intervals().max_interval,
-                    freeze_after_first_sync=True, identity_mark=identity_mark, conntrack=conntrack,
-                    required_pod=own_pod)
+    config = AgentConfig(node=ctx.node, table=enforcer.table)
+    sync = NodeSync(store, node=ctx.node, enforcer=enforcer, mode=config.ruleset_mode, new_pods=config.new_pods,
+                    resync_interval=Intervals().max_interval, freeze_after_first_sync=True,
+                    identity_mark=identity_mark, conntrack=conntrack, required_pod=own_pod)
     last: list[Cluster] = [ctx.cluster]
 
     def agent_step(cluster: Cluster) -> tuple[dict[str, float], bool]:
@@ -578,7 +581,8 @@ def _event_path(
                   else "no revocation (no conntrack-tools or no IPv4 flow to track)")
     return agent_step, sync.verify, (
         "watch event written to the agent's store (which holds the agent's own hostNetwork pod, required in every "
-        "snapshot as deployed), then its NodeSync to the end of its transaction: store snapshot, "
+        f"snapshot as deployed), then its NodeSync (the agent's defaults: {config.mode} mode, new-pod window "
+        f"{config.new_pod_window}) to the end of its transaction: store snapshot, "
         "incremental compile of the node's ruleset delta, one enforcer transaction against its last commit (an "
         "nfnetlink batch of its own when the encoders of enforcer.batches encode every command, else "
         "libnftables JSON); after "

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import bisect
 import enum
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 
 from policyctl.policy.cluster import Cluster
 from policyctl.policy.model import Direction, Family, IPAddress, IPNetwork, Pod
@@ -65,15 +65,20 @@ def could_select_unknown(cluster: Cluster) -> bool:
     return bool(cluster.policies or cluster.cluster_policies)
 
 
-def known_addresses(pods: Iterable[Pod], cidrs: Collection[IPNetwork]) -> set[IPAddress]:
-    """The addresses inside ``cidrs`` of pods on the pod network."""
-    return {a for p in pods if not p.host_network for a in p.ips if any(a in c for c in cidrs)}
+def known_addresses(pods: Iterable[Pod], cidrs: Collection[IPNetwork]) -> list[IPAddress]:
+    """The addresses inside ``cidrs`` of pods on the pod network, once per pod holding one."""
+    return [a for p in pods if not p.host_network for a in p.ips if any(a in c for c in cidrs)]
 
 
 def unknown_elements(cidrs: Iterable[IPNetwork], known: Iterable[IPAddress], family: Family) -> tuple[Element, ...]:
-    """The node's pod range of ``family`` minus the known addresses, as disjoint intervals
-    (one sweep over the sorted holes: a node's range holds up to its pods' many)."""
-    holes = sorted({int(a) for a in known if Family.of(a) is family})
+    """The node's pod range of ``family`` minus the known addresses, as disjoint intervals."""
+    return range_without(cidrs, sorted({int(a) for a in known if Family.of(a) is family}), family)
+
+
+def range_without(cidrs: Iterable[IPNetwork], holes: Sequence[int], family: Family) -> tuple[Element, ...]:
+    """The ``family`` part of ``cidrs`` minus ``holes`` (sorted, distinct address integers), as
+    disjoint intervals, one cidr after another: one sweep over the holes inside each (a node's
+    range holds up to its pods' many)."""
     found: list[Element] = []
     for cidr in sorted(c for c in cidrs if Family.of(c) is family):
         span = network_interval(cidr)

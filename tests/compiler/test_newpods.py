@@ -172,6 +172,25 @@ def test_a_pod_becoming_known_leaves_the_set_and_meets_its_policy() -> None:
     assert "new-pods-v6" not in dict(delta.added_elements) and not any(c.is_base for c in delta.chains)
 
 
+def test_an_address_two_pods_hold_stays_known_until_the_last_of_them_is_gone() -> None:
+    """A pod replaced at the same address (the old one still listed) holds it twice: the
+    first compile counts both, so the first departure leaves the address a hole."""
+    twin = pod("a/twin", {"app": "open"}, node="n1", ips=["10.244.1.11"])
+    both = with_cidrs(dataclasses.replace(BASE, pods=BASE.pods + (twin,)), *CIDRS)
+    one = dataclasses.replace(both, pods=tuple(p for p in both.pods if p.key != "a/open"))
+    none = dataclasses.replace(one, pods=tuple(p for p in one.pods if p.key != "a/twin"))
+    compiler = NodeCompiler("n1", new_pods=DENY)
+    previous = Ruleset("policyctl", "n1", Mode.ENFORCE, (), (), ())
+    changes: tuple[bool | None, ...] = (None, False, True)
+    for snapshot, changed in zip((both, one, none), changes):
+        delta = compiler.update(snapshot)
+        expected = compile_node(snapshot, "n1", new_pods=DENY)
+        assert compiler.ruleset == expected and patch(previous, delta) == expected
+        if changed is not None:
+            assert ("new-pods-v4" in dict(delta.added_elements)) is changed
+        previous = expected
+
+
 def _with_node_ranges(snapshot: Cluster, cache: dict[int, Node]) -> Cluster:
     """Every node ``node-<n>`` with the ranges its pods' addresses come from (``tests.strategies``);
     an unchanged node keeps one object across snapshots."""
