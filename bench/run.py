@@ -540,11 +540,11 @@ def _event_path(
     write into the agent's store, the store's snapshot, and one ``NodeSync`` (incremental
     compile of the node's ruleset delta, enforcer transaction against its last commit) with
     the agent's defaults (``AgentConfig``: its ruleset mode and new-pod window; the peer
-    layout is the caller's), timed to the end of that transaction; what the sync does after it (revocation of one
-    tracked flow, as on a node with traffic, and freeing what the change replaced) is
-    reported as its own stage. The kernel is read back in full only by the periodic
-    read-back (``max_interval``, 60 s by default), not on every event. Returns the step, the
-    read-back and the description."""
+    layout is the caller's), timed to the end of that transaction; what the sync does after
+    it (revocation of one tracked flow, as on a node with traffic, and freeing what the
+    change replaced) is reported as its own stage. The kernel is read back in full only by
+    the periodic read-back (``max_interval``, 60 s by default), not on every event. Returns
+    the step, the read-back and the description."""
     from policyctl.agent.config import AgentConfig
     from policyctl.agent.runner import Intervals
     from policyctl.agent.sync import NodeSync
