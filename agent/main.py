@@ -107,22 +107,8 @@ class Agent:
             backend = backend if backend is not None else default_backend()
             enforcer = Enforcer(backend, table=config.table)
         self._backend = backend
-        self.sync = NodeSync(
-            self.store,
-            node=config.node,
-            enforcer=enforcer,
-            mode=config.ruleset_mode,
-            new_pods=config.new_pods,
-            identity_mark=config.mark,
-            conntrack=None if config.keep_established else conntrack,
-            metrics=self.metrics,
-            logger=self.log,
-            clock=clock,
-            resync_interval=config.max_interval,
-            freeze_after_first_sync=True,
-            required_pod=config.own_pod,
-            log_group=config.log_group,
-        )
+        self.sync = NodeSync.for_agent(self.store, config, enforcer, conntrack=conntrack, metrics=self.metrics,
+                                       logger=self.log, clock=clock)
         self.programmed = ProgrammedTracker(config.node)
         self.events: EventPublisher | None = None
         if config.publish_events:

@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from policyctl.agent.collector import freeze_survivors, paused
+from policyctl.agent.config import AgentConfig
 from policyctl.agent.isolation import Isolation, Selecting
 from policyctl.agent.metrics import SYNC_STAGES, AgentMetrics
 from policyctl.compiler.delta import RulesetDelta
@@ -223,6 +224,41 @@ class NodeSync:
         """When the syncs started failing (None after a success)."""
         self.last_error: str | None = None
         """The last failure's text, until a sync succeeds."""
+
+    @classmethod
+    def for_agent(
+        cls,
+        snapshots: Snapshots,
+        config: AgentConfig,
+        enforcer: RulesetApplier,
+        *,
+        conntrack: ConntrackTable | None = None,
+        metrics: AgentMetrics | None = None,
+        logger: logging.Logger | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> NodeSync:
+        """The sync ``policyctl agent`` runs for ``config``: its node, ruleset mode, new-pod
+        window, peer layout, read-back interval (``max_interval``), own pod, drop log group and
+        ``keep_established`` (which drops ``conntrack``), with the collector frozen after the
+        first sync. Everything that measures the agent (the bench's event path and memory, the
+        update storm) builds its sync here, so it runs the agent's settings by construction and
+        varies one only by saying so in the config."""
+        return cls(
+            snapshots,
+            node=config.node,
+            enforcer=enforcer,
+            mode=config.ruleset_mode,
+            new_pods=config.new_pods,
+            identity_mark=config.mark,
+            conntrack=None if config.keep_established else conntrack,
+            metrics=metrics,
+            logger=logger,
+            clock=clock,
+            resync_interval=config.max_interval,
+            freeze_after_first_sync=True,
+            required_pod=config.own_pod,
+            log_group=config.log_group,
+        )
 
     def __call__(self) -> SyncReport:
         self.syncs += 1

@@ -198,15 +198,16 @@ def fill(store: ClusterStore, cluster: Cluster) -> None:
         store.replace(resource, [Projection(_store_key(v), f"uid-{_store_key(v)}", "1", v) for v in values])
 
 
-def add_agent_pod(store: ClusterStore, cluster: Cluster, node: str) -> str:
+def add_agent_pod(store: ClusterStore, cluster: Cluster, node: str) -> Pod:
     """Put the pod of ``node``'s agent into ``store``, as ``deploy/base`` runs it (in
-    ``kube-system``, on the host network, so with the node's addresses); its key, which an
-    agent deployed there requires in every snapshot (``NodeSync(required_pod=...)``, from the
-    downward API). The events never touch it."""
+    ``kube-system``, on the host network, so with the node's addresses), and return it: an
+    agent deployed there knows its name and namespace from the downward API
+    (``AgentConfig.pod_name``/``pod_namespace``) and requires it in every snapshot. The events
+    never touch it."""
     own = Pod("kube-system", f"policyctl-agent-{node}", Labels({"app.kubernetes.io/name": "policyctl"}), node=node,
               ips=cluster.node_by_name[node].addresses, host_network=True)
     store.upsert(Resource.PODS, Projection(own.key, f"uid-{own.key}", "1", own))
-    return own.key
+    return own
 
 
 EVENTS: dict[str, Event] = {

@@ -291,12 +291,11 @@ def _events(ctx: Context, enforcer: Any, backend: Any, netns: str, layout: str, 
     """The events of every kind, the same ones for each layout (one seed), through the agent's
     path into a table of that layout (the first sync applies it whole), then the floor of that
     table."""
-    from policyctl.compiler.markedpeers import IdentityMark
     from policyctl.enforcer.givingway import GIVE_WAY_POLL_SECONDS
 
     mask = LAYOUTS[layout]
     rng = random.Random(ctx.shape.seed)
-    step, readback, path = _event_path(ctx, enforcer, netns, IdentityMark(mask) if mask is not None else None)
+    step, readback, path = _event_path(ctx, enforcer, netns, mask)
     cluster = ctx.cluster
     step(cluster)
     samples: dict[str, list[float]] = {k: [] for k in KINDS}
@@ -534,32 +533,31 @@ def _tracked_flow(ctx: Context, netns: str) -> Any:
 
 
 def _event_path(
-    ctx: Context, enforcer: Any, netns: str, identity_mark: Any = None
+    ctx: Context, enforcer: Any, netns: str, identity_mark: int | None
 ) -> tuple[Step, Callable[..., object], str]:
     """What happens between an event and the kernel, as the agent runs it: the watch event's
     write into the agent's store, the store's snapshot, and one ``NodeSync`` (incremental
-    compile of the node's ruleset delta, enforcer transaction against its last commit) with
-    the agent's defaults (``AgentConfig``: its ruleset mode and new-pod window; the peer
-    layout is the caller's), timed to the end of that transaction; what the sync does after
+    compile of the node's ruleset delta, enforcer transaction against its last commit) built
+    as the agent builds it (``NodeSync.for_agent`` of an ``AgentConfig`` with the defaults,
+    the agent pod's name and namespace, and the caller's peer layout), timed to the end of
+    that transaction; what the sync does after
     it (revocation of one tracked flow, as on a node with traffic, and freeing what the
     change replaced) is reported as its own stage. The kernel is read back in full only by
     the periodic read-back (``max_interval``, 60 s by default), not on every event. Returns
     the step, the read-back and the description."""
     from policyctl.agent.config import AgentConfig
-    from policyctl.agent.runner import Intervals
     from policyctl.agent.sync import NodeSync
     from policyctl.bench.events import add_agent_pod, fill, store_writes
     from policyctl.kubeapi.store import ClusterStore
 
     store = ClusterStore()
     fill(store, ctx.cluster)
-    own_pod = add_agent_pod(store, ctx.cluster, ctx.node)
+    own = add_agent_pod(store, ctx.cluster, ctx.node)
     clock = enforcer.backend = _CommitClock(enforcer.backend)
     conntrack = _tracked_flow(ctx, netns)
-    config = AgentConfig(node=ctx.node, table=enforcer.table)
-    sync = NodeSync(store, node=ctx.node, enforcer=enforcer, mode=config.ruleset_mode, new_pods=config.new_pods,
-                    resync_interval=Intervals().max_interval, freeze_after_first_sync=True,
-                    identity_mark=identity_mark, conntrack=conntrack, required_pod=own_pod)
+    config = AgentConfig(node=ctx.node, table=enforcer.table, pod_name=own.name, pod_namespace=own.namespace,
+                         identity_mark=identity_mark)
+    sync = NodeSync.for_agent(store, config, enforcer, conntrack=conntrack)
     last: list[Cluster] = [ctx.cluster]
 
     def agent_step(cluster: Cluster) -> tuple[dict[str, float], bool]:
@@ -832,8 +830,7 @@ if mode == "agent":
     from policyctl.enforcer.backend import LibnftablesBackend
     config = AgentConfig(node=sys.argv[2], table="pcbench")
     enforcer = Enforcer(LibnftablesBackend(netns=sys.argv[4]), table=config.table)
-    sync = NodeSync(store, node=config.node, enforcer=enforcer, mode=config.ruleset_mode, new_pods=config.new_pods,
-                    identity_mark=config.mark, freeze_after_first_sync=True)
+    sync = NodeSync.for_agent(store, config, enforcer)
     sync()
     print(f"identity mark {'none' if config.mark is None else hex(config.mark.mask)}")
 print(rss())

@@ -9,8 +9,9 @@ different one each round), and y/a's labels change (its identity sets change).
 
 Two ways to apply the rounds:
 
-* ``syncs``: the agent's sync step (:class:`~policyctl.agent.sync.NodeSync` with the enforcer
-  inside each node's namespace), driven directly so that each round is one sync; every tenth
+* ``syncs``: the agent's sync step (:meth:`~policyctl.agent.sync.NodeSync.for_agent`, the
+  agent's settings, with the enforcer inside each node's namespace), driven directly so that
+  each round is one sync; every tenth
   round also runs the periodic read-back (``NodeSync.verify``: the table read back from the
   kernel and compared), and halfway the enforcers are replaced by new ones that know
   nothing, as after an agent restart (the first apply of an enforcer reads the kernel and
@@ -50,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from policyctl.agent.config import AgentConfig
 from policyctl.agent.sync import NodeSync
 from policyctl.bench.agentlab import AgentLab, Raw, model_of, namespace, node, pod, policy
 from policyctl.bench.figures import Figure, Target, machine, median, quantile
@@ -230,9 +232,10 @@ class NodeSyncs:
     def _new_syncs(self) -> None:
         self.close()
         self.backends = [LibnftablesBackend(netns=n.netns) for n in self.lab.nodes()]
+        mask = None if self.identity_mark is None else self.identity_mark.mask
         self.syncs = [
-            NodeSync(self.state, node=n.name, enforcer=Enforcer(b, table=TABLE), identity_mark=self.identity_mark,
-                     conntrack=ConntrackTool(netns=n.netns), resync_interval=1e9)  # fmt: skip
+            NodeSync.for_agent(self.state, AgentConfig(node=n.name, table=TABLE, identity_mark=mask),
+                               Enforcer(b, table=TABLE), conntrack=ConntrackTool(netns=n.netns))
             for n, b in zip(self.lab.nodes(), self.backends)
         ]
 

@@ -13,6 +13,7 @@ from unittest import mock
 
 import pytest
 
+from policyctl.agent.config import AgentConfig
 from policyctl.agent.logs import configure
 from policyctl.agent.metrics import AgentMetrics
 from policyctl.agent.sync import IncompleteView, NodeSync
@@ -482,3 +483,26 @@ def test_a_sync_reports_how_long_each_stage_took_in_its_report_log_and_metrics()
         "snapshot": 2.0, "compile": 4.0, "plan": 9.0, "kernel": 11.0, "after": 64.0,
     }
     assert value("policyctl_sync_stage_seconds_count", {"stage": "kernel"}) == 2
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        AgentConfig(node="node-1"),
+        AgentConfig(node="node-2", mode="audit", new_pod_window="allow", identity_mark=None, keep_established=True,
+                    drop_log_group=7, max_interval=30.0, pod_name="agent", pod_namespace="kube-system"),
+    ],
+    ids=["defaults", "every-setting-changed"],
+)
+def test_the_agent_sync_takes_every_setting_from_the_agent_config(config: AgentConfig) -> None:
+    """The agent, the bench and the storm build their syncs with ``NodeSync.for_agent``; a
+    setting it dropped would make them measure something the agent does not run."""
+    conntrack = MemoryConntrack()
+    sync = NodeSync.for_agent(FixedSnapshots(base_cluster()), config, RecordingEnforcer(), conntrack=conntrack)
+
+    assert (sync.node, sync.mode, sync.new_pods, sync.identity_mark) == (
+        config.node, config.ruleset_mode, config.new_pods, config.mark)
+    assert (sync.resync_interval, sync.required_pod, sync.log_group) == (
+        config.max_interval, config.own_pod, config.log_group)
+    assert sync.freeze_after_first_sync
+    assert sync.conntrack is (None if config.keep_established else conntrack)
