@@ -540,11 +540,10 @@ def _event_path(
     compile of the node's ruleset delta, enforcer transaction against its last commit) built
     as the agent builds it (``NodeSync.for_agent`` of an ``AgentConfig`` with the defaults,
     the agent pod's name and namespace, and the caller's peer layout), timed to the end of
-    that transaction; what the sync does after
-    it (revocation of one tracked flow, as on a node with traffic, and freeing what the
-    change replaced) is reported as its own stage. The kernel is read back in full only by
-    the periodic read-back (``max_interval``, 60 s by default), not on every event. Returns
-    the step, the read-back and the description."""
+    that transaction; what the sync does after it (revocation of one tracked flow, as on a
+    node with traffic, and freeing what the change replaced) is reported as its own stage.
+    The kernel is read back in full only by the periodic read-back (``max_interval``, 60 s
+    by default), not on every event. Returns the step, the read-back and the description."""
     from policyctl.agent.config import AgentConfig
     from policyctl.agent.sync import NodeSync
     from policyctl.bench.events import add_agent_pod, fill, store_writes

@@ -11,11 +11,10 @@ Two ways to apply the rounds:
 
 * ``syncs``: the agent's sync step (:meth:`~policyctl.agent.sync.NodeSync.for_agent`, the
   agent's settings, with the enforcer inside each node's namespace), driven directly so that
-  each round is one sync; every tenth
-  round also runs the periodic read-back (``NodeSync.verify``: the table read back from the
-  kernel and compared), and halfway the enforcers are replaced by new ones that know
-  nothing, as after an agent restart (the first apply of an enforcer reads the kernel and
-  continues from it).
+  each round is one sync; every tenth round also runs the periodic read-back
+  (``NodeSync.verify``: the table read back from the kernel and compared), and halfway the
+  enforcers are replaced by new ones that know nothing, as after an agent restart (the first
+  apply of an enforcer reads the kernel and continues from it).
 * ``processes``: the agents as the DaemonSet runs them, ``policyctl agent --netns`` processes
   reading the project's API server, each round written to the server. Seven rounds after
   halfway node-1's agent is stopped with SIGTERM (a rolling update) and node-2's is killed
