@@ -6,11 +6,14 @@ each beside a baseline measured in the same run (:mod:`bench.figures` says why):
 * ``compile.*``: the selector graph, one node's ruleset (cold: graph included, as an agent
   starting up does), all nodes, and nftables elements per node against the rule count of the
   same policies as a linear list (:mod:`bench.linear`);
-* ``apply.full``: the enforcer's first apply into a fresh network namespace, against loading
-  the same document with no read-back and no diff;
+* ``apply.full``: the enforcer's first apply into a fresh network namespace (of the jumping
+  layout's document, the compile section's), against loading the same document with no
+  read-back and no diff;
 * ``event.*``: event -> kernel latency (the watch event's store write, the agent's sync:
   snapshot, incremental compile, one transaction into the namespace) for pod add, delete,
-  relabel and policy add (:mod:`bench.events`), p50 and p99, against the full apply;
+  relabel and policy add and a peer pod's add and delete (:mod:`bench.events`), p50 and p99,
+  against the kernel's floor measured on the same table: ``event.<kind>`` in the agent's
+  default peer layout (marked), ``event.jumping.<kind>`` in the peer maps that jump;
 * ``dataplane.*``: throughput and connection rate between two lab pods with the node rulesets
   loaded, against no ruleset and against the linear list (:mod:`bench.dataplane`);
 * ``command.*``: the headline for analysis: whole ``policyctl`` processes as users run them
@@ -239,10 +242,12 @@ def section_compile(ctx: Context) -> list[Figure]:
 # -- apply and events ---------------------------------------------------------------------
 
 
-#: The peer layouts whose events are measured: maps that jump (``--identity-mark none``) and the
-#: marked one (``compiler.markedpeers``, the default) with its default sixteen bits, enough for
-#: any identity count of the presets.
-LAYOUTS: dict[str, int | None] = {"": None, "marked.": DEFAULT_MASK}
+#: The peer layouts whose events are measured, by figure-name prefix: the marked one
+#: (``compiler.markedpeers``, the agent's default) with its default sixteen bits, enough for any
+#: identity count of the presets, unprefixed as the headline (``event.pod-add.p99``); maps that
+#: jump (``--identity-mark none``) as ``event.jumping.*``. Results up to 2026-12-07 name them
+#: ``event.marked.*`` and ``event.*`` (bench/README.md, "Figure names").
+LAYOUTS: dict[str, int | None] = {"": DEFAULT_MASK, "jumping.": None}
 EVENT_FIGURES = tuple(
     f"event.{layout}{k}.{q}" for layout in LAYOUTS
     for k in (*KINDS, "floor", "floor-jump", "floor-batch", "floor-batch-jump") for q in ("p50", "p99")
@@ -275,14 +280,15 @@ def section_apply_and_events(ctx: Context) -> list[Figure]:
                 baseline=raw_seconds,
                 baseline_name="the same document sent as is (no read-back, no diff)",
                 target=Target(0.5),
-                detail=f"{report.transaction.elements_added} elements, {len(report.transaction.commands)} commands",
+                detail=f"{report.transaction.elements_added} elements, {len(report.transaction.commands)} commands "
+                "(the jumping peer layout's document: the compile section's)",
             )
         )
-        figures += _events(ctx, enforcer, backend, ns, "", full)
+        figures += _events(ctx, enforcer, backend, ns, "jumping.", full)
         backend.close()
     with throwaway_netns() as ns:
         backend = LibnftablesBackend(netns=ns)
-        figures += _events(ctx, Enforcer(backend, table=TABLE), backend, ns, "marked.", full)
+        figures += _events(ctx, Enforcer(backend, table=TABLE), backend, ns, "", full)
         backend.close()
     return figures
 

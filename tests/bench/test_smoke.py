@@ -101,7 +101,7 @@ def test_every_kernel_figure_is_produced_and_is_a_number(report: dict[str, Any])
 @pytest.mark.kernel
 @pytest.mark.skipif(bool(UNAVAILABLE), reason=f"kernel sections need the lab: {UNAVAILABLE}")
 def test_an_event_p99_says_where_the_slowest_event_of_its_kind_spent_its_time(report: dict[str, Any]) -> None:
-    figure = report["figures"]["event.marked.pod-add.p99"]
+    figure = report["figures"]["event.pod-add.p99"]
     total, spent = figure["detail"].split("; the slowest (", 1)[1].split(" ms): ", 1)
     stages = [part.rsplit(" ", 2)[0] for part in spent.split(", ")]
     assert stages == ["store", "sync snapshot", "sync compile", "sync plan", "sync kernel", "sync after"]
