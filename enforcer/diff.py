@@ -506,9 +506,9 @@ def _plan_delta(
         renamed = {
             n: new_chains[n]
             for n in sorted(chains.replaced)
-            if not cur_chains[n].set_references & going_sets
-            and not cur_chains[n].chain_references & going_chains
-            and differs_only_in_comments(cur_chains[n], new_chains[n])
+            if differs_only_in_comments(cur_chains[n], new_chains[n])
+            and not (going_sets and cur_chains[n].set_references & going_sets)
+            and not (going_chains and cur_chains[n].chain_references & going_chains)
         }
         if renamed:
             chains = replace(chains, replaced=chains.replaced - renamed.keys())

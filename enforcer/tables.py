@@ -30,6 +30,7 @@ SET_SIGNATURE = ("type", "map", "flags", "timeout", "gc-interval", "size", "poli
 CHAIN_HOOK = ("type", "hook", "prio", "dev")
 _IGNORED_KINDS = ("metainfo",)
 _SET_REFERENCE = re.compile(r'"@([A-Za-z0-9_.\-/]+)"')
+_CHAIN_REFERENCE = re.compile(r'"(?:jump|goto)": \{"target": ("(?:[^"\\]|\\.)*")\}')
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +57,13 @@ class SetState:
 
 @dataclass(frozen=True, slots=True)
 class RuleState:
-    """A rule: ``key`` compares rules (counter values and handles left out), ``body`` is what
-    ``add rule`` sends (``expr`` and ``comment`` as written)."""
+    """A rule: ``key`` compares rules (counter values and handles left out), ``decision`` the
+    part of it that decides packets (its expressions: the key without the comment), ``body``
+    is what ``add rule`` sends (``expr`` and ``comment`` as written)."""
 
     key: str
     body: Mapping[str, Any]
+    decision: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +88,14 @@ class ChainState:
 
     @property
     def set_references(self) -> frozenset[str]:
-        """Named sets and maps the rules look up (``"@name"``)."""
-        text = json.dumps([r.body for r in self.rules])
-        return frozenset(_SET_REFERENCE.findall(text))
+        """Named sets and maps the rules look up (``"@name"`` in their expressions)."""
+        return frozenset(_SET_REFERENCE.findall("".join(r.decision for r in self.rules)))
 
     @property
     def chain_references(self) -> frozenset[str]:
-        return frozenset(_chain_targets([r.body for r in self.rules]))
+        """Chains the rules jump or go to, read from their decisions' text (keys sorted, so a
+        verdict is spelled ``"jump": {"target": "name"}``)."""
+        return frozenset(json.loads(t) for t in _CHAIN_REFERENCE.findall("".join(r.decision for r in self.rules)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,11 +165,11 @@ def _as_written(statement: Any) -> Any:
 def _without_counter_values(tree: Any) -> Any:
     """Anonymous counters compare equal whatever they have counted."""
     if isinstance(tree, dict):
-        if set(tree) == {"counter"} and (tree["counter"] is None or isinstance(tree["counter"], dict)):
+        if len(tree) == 1 and "counter" in tree and (tree["counter"] is None or isinstance(tree["counter"], dict)):
             return {"counter": None}
-        return {k: _without_counter_values(v) for k, v in tree.items()}
+        return {k: _without_counter_values(v) if isinstance(v, (dict, list)) else v for k, v in tree.items()}
     if isinstance(tree, list):
-        return [_without_counter_values(v) for v in tree]
+        return [_without_counter_values(v) if isinstance(v, (dict, list)) else v for v in tree]
     return tree
 
 
@@ -173,16 +177,17 @@ def differs_only_in_comments(current: ChainState, desired: ChainState) -> bool:
     """The same rules but for their comments, which decide no packet (the compiler names a
     rule's sources there, ``compiler.layout.terse_comment``)."""
     return len(current.rules) == len(desired.rules) and all(
-        _without_counter_values(a.body.get("expr", [])) == _without_counter_values(b.body.get("expr", []))
-        for a, b in zip(current.rules, desired.rules)
+        a.decision == b.decision for a, b in zip(current.rules, desired.rules)
     )
 
 
-def rule_key(body: Mapping[str, Any]) -> str:
-    return json.dumps(
-        {"comment": body.get("comment"), "expr": _without_counter_values(body.get("expr", []))},
-        sort_keys=True,
-    )
+def rule_state(body: Mapping[str, Any]) -> RuleState:
+    """The rule ``body`` with its key and decision. The key is the JSON text of the comment
+    and the expressions without counter values (keys sorted), built around the decision's
+    text so the expressions are walked and dumped once."""
+    decision = json.dumps(_without_counter_values(body.get("expr", [])), sort_keys=True)
+    return RuleState(key=f'{{"comment": {json.dumps(body.get("comment"))}, "expr": {decision}}}', body=body,
+                     decision=decision)
 
 
 class _Reader:
@@ -305,7 +310,7 @@ class _Reader:
                 body: dict[str, Any] = {"expr": [_as_written(e) for e in expr]}
                 if obj.get("comment") is not None:
                     body["comment"] = obj["comment"]
-                rules.setdefault(chain, []).append(RuleState(key=rule_key(body), body=body))
+                rules.setdefault(chain, []).append(rule_state(body))
         for chain in sorted(set(rules) - set(chains)):
             raise self.fail("has rules but is not declared", object=f"chain {chain}")
         chain_states = {

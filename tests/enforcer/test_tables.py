@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from policyctl.enforcer.givingway import GaveWay
-from policyctl.enforcer.tables import read_table
+from policyctl.enforcer.tables import differs_only_in_comments, read_table
 from tests.enforcer.rulesets import ruleset
 
 A, B = "10.77.1.2", "10.77.2.3"
@@ -111,3 +111,50 @@ def test_a_mark_test_of_the_top_bits_reads_as_written_from_the_kernel_s_prefix_l
 def test_a_mark_prefix_of_another_address_reads_as_listed() -> None:
     listed = read_table(_mark_test_listing({"prefix": {"addr": 65536, "len": 16}}), family="inet", table="t")
     assert listed.chains != read_table(_mark_test_listing(0), family="inet", table="t").chains
+
+
+def _chain_listing(*rules: dict[str, Any]) -> dict[str, Any]:
+    return {"nftables": [
+        {"table": {"family": "inet", "name": "t"}},
+        {"chain": {"family": "inet", "table": "t", "name": "c"}},
+        *({"rule": {"family": "inet", "table": "t", "chain": "c", **r}} for r in rules),
+    ]}
+
+
+_LOOKUP = {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@peers-v4"}}
+_VMAP = {"vmap": {"key": {"meta": {"key": "mark"}}, "data": {"set": [[1, {"goto": {"target": 'odd"name'}}]]}}}
+
+
+@pytest.mark.parametrize(("rules", "sets", "chains"), [
+    pytest.param(({"expr": [_LOOKUP, {"jump": {"target": "in-from-a"}}]},), {"peers-v4"}, {"in-from-a"},
+                 id="lookup-and-jump"),
+    pytest.param(({"expr": [_VMAP]},), set(), {'odd"name'}, id="goto-inside-an-anonymous-verdict-map"),
+    pytest.param(({"expr": [{"accept": None}], "comment": 'names "@peers-v4" and "jump": {"target": "x"}'},),
+                 set(), set(), id="a-comment-refers-to-nothing"),
+    pytest.param(({"expr": [{"counter": {"packets": 3, "bytes": 9}}, {"goto": {"target": "b"}}]},
+                  {"expr": [{"return": None}]}), set(), {"b"}, id="over-several-rules"),
+])
+def test_a_chain_refers_to_the_sets_and_chains_its_expressions_name(
+    rules: tuple[dict[str, Any], ...], sets: set[str], chains: set[str]
+) -> None:
+    chain = read_table(_chain_listing(*rules), family="inet", table="t").chains["c"]
+    assert (set(chain.set_references), set(chain.chain_references)) == (sets, chains)
+
+
+@pytest.mark.parametrize(("before", "after", "only_comments"), [
+    pytest.param({"expr": [_LOOKUP, {"accept": None}], "comment": "p1"}, {"expr": [_LOOKUP, {"accept": None}],
+                 "comment": "p1, p2"}, True, id="comment-renamed"),
+    pytest.param({"expr": [{"counter": {"packets": 5, "bytes": 7}}, {"accept": None}]},
+                 {"expr": [{"counter": None}, {"accept": None}], "comment": "x"}, True,
+                 id="counter-values-and-comment"),
+    pytest.param({"expr": [_LOOKUP, {"accept": None}], "comment": "p1"}, {"expr": [_LOOKUP, {"drop": None}],
+                 "comment": "p1"}, False, id="verdict-changed"),
+])
+def test_a_chain_differs_only_in_comments_when_its_rules_decide_alike(
+    before: dict[str, Any], after: dict[str, Any], only_comments: bool
+) -> None:
+    current = read_table(_chain_listing(before), family="inet", table="t").chains["c"]
+    desired = read_table(_chain_listing(after), family="inet", table="t").chains["c"]
+    assert differs_only_in_comments(current, desired) is only_comments
+    same_comment = before.get("comment") == after.get("comment")
+    assert (current.rules[0].key == desired.rules[0].key) is (only_comments and same_comment)
