@@ -5,9 +5,11 @@ each beside a baseline measured in the same run (:mod:`bench.figures` says why):
 
 * ``compile.*``: the selector graph, one node's ruleset (cold: graph included, as an agent
   starting up does), all nodes, and nftables elements per node against the rule count of the
-  same policies as a linear list (:mod:`bench.linear`);
-* ``apply.full``: the enforcer's first apply into a fresh network namespace (of the jumping
-  layout's document, the compile section's), against loading the same document with no
+  same policies as a linear list (:mod:`bench.linear`), of the ruleset ``policyctl compile``
+  writes by default (:func:`default_compile`);
+* ``apply.full``: the enforcer's first apply of that document into a fresh network namespace
+  (the cyclic garbage collector paused, as in the agent's syncs: the bench's own heap would
+  otherwise charge it collections no agent makes), against loading the same document with no
   read-back and no diff;
 * ``event.*``: event -> kernel latency (the watch event's store write, the agent's sync:
   snapshot, incremental compile, one transaction into the namespace) for pod add, delete,
@@ -15,7 +17,7 @@ each beside a baseline measured in the same run (:mod:`bench.figures` says why):
   against the kernel's floor measured on the same table: ``event.<kind>`` in the agent's
   default peer layout (marked), ``event.jumping.<kind>`` in the peer maps that jump;
 * ``dataplane.*``: throughput and connection rate between two lab pods with the node rulesets
-  loaded, against no ruleset and against the linear list (:mod:`bench.dataplane`);
+  (default layout) loaded, against no ruleset and against the linear list (:mod:`bench.dataplane`);
 * ``command.*``: the headline for analysis: whole ``policyctl`` processes as users run them
   (``matrix --all-ports -o json``, ``matrix --port``, ``diff``, ``check -o json``, ``verify
   assert``, ``verify redundant``, ``explain`` of one pair), wall time and peak RSS, against
@@ -63,8 +65,10 @@ from policyctl.bench.linear import linear_document, rule_count
 from policyctl.compiler.compile import compile_node
 from policyctl.compiler.graph import PolicyGraph
 from policyctl.compiler.layout import dispatch_map_name, node_set_name
-from policyctl.compiler.markedpeers import DEFAULT_MASK
+from policyctl.compiler.markedpeers import DEFAULT_MASK, IdentityMark
+from policyctl.compiler.newpods import NewPodWindow
 from policyctl.compiler.render_json import to_document
+from policyctl.compiler.ruleset import Ruleset
 from policyctl.policy.diagnostics import Severity
 from policyctl.policy.cluster import Cluster
 from policyctl.policy.model import Direction, Family
@@ -163,13 +167,29 @@ def busiest_node(cluster: Cluster) -> str:
     return max(sorted(counts), key=lambda n: counts[n])
 
 
+def default_compile(cluster: Cluster, node: str, graph: PolicyGraph) -> Ruleset:
+    """The node's ruleset as ``policyctl compile --node NODE`` writes it by default (the
+    compile, apply and data-plane sections' document): the marked peer layout with its
+    default bits and the new-pod window denying (``--identity-mark``, ``--new-pod-window``)."""
+    return compile_node(cluster, node, table=TABLE, graph=graph, identity_mark=IdentityMark(DEFAULT_MASK),
+                        new_pods=NewPodWindow.DENY)
+
+
+def linear_baseline(cluster: Cluster, node: str, graph: PolicyGraph) -> dict[str, Any]:
+    """The node's policies as a linear rule list (:mod:`bench.linear`), written from the
+    layout whose peer maps jump: the same policies, each peer address and port a rule. The
+    marked layout's bit sets spell a peer's identity over several lookups, which a rule list
+    has no one-rule spelling of."""
+    return linear_document(to_document(compile_node(cluster, node, table=TABLE, graph=graph)))
+
+
 def section_compile(ctx: Context) -> list[Figure]:
     cluster = ctx.cluster
     nodes = sorted(n.name for n in cluster.nodes)
     graph_seconds, _ = timed(lambda: PolicyGraph(cluster))
     warm = []
     for node in [ctx.node, *[n for n in nodes if n != ctx.node]][: ctx.effort.compile_nodes]:
-        seconds, ruleset = timed(functools.partial(compile_node, cluster, node, table=TABLE, graph=ctx.graph))
+        seconds, ruleset = timed(functools.partial(default_compile, cluster, node, ctx.graph))
         warm.append(seconds)
         if node == ctx.node:
             ctx.documents[node] = to_document(ruleset)
@@ -184,7 +204,7 @@ def section_compile(ctx: Context) -> list[Figure]:
         seconds, graph = timed(lambda: PolicyGraph(cluster))
         graph_again.append(seconds)
         for node in sample:
-            ruleset = compile_node(cluster, node, table=TABLE, graph=graph)
+            ruleset = default_compile(cluster, node, graph)
             elements.append(ruleset.element_count)
             seconds, document = timed(lambda: to_document(ruleset))
             render.append(seconds)
@@ -197,7 +217,7 @@ def section_compile(ctx: Context) -> list[Figure]:
     if len(sample) < len(nodes):
         all_seconds = graph_again[0] + (all_seconds - graph_again[0]) * len(nodes) / len(sample)
         all_detail += f"; extrapolated from {len(sample)} nodes"
-    linear_rules = [rule_count(linear_document(d)) for d in ctx.documents.values()]
+    linear_rules = [rule_count(linear_baseline(cluster, n, ctx.graph)) for n in ctx.documents]
     compiled_rules = rule_count(ctx.documents[ctx.node])
     return [
         Figure(
@@ -255,6 +275,7 @@ EVENT_FIGURES = tuple(
 
 
 def section_apply_and_events(ctx: Context) -> list[Figure]:
+    from policyctl.agent.collector import paused
     from policyctl.enforcer.apply import Enforcer
     from policyctl.enforcer.backend import LibnftablesBackend
 
@@ -270,7 +291,8 @@ def section_apply_and_events(ctx: Context) -> list[Figure]:
     with throwaway_netns() as ns:
         backend = LibnftablesBackend(netns=ns)
         enforcer = Enforcer(backend, table=TABLE)
-        full, report = timed(lambda: enforcer.apply(document))
+        with paused():
+            full, report = timed(lambda: enforcer.apply(document))
         ctx.full_apply = full
         figures.append(
             Figure(
@@ -281,16 +303,20 @@ def section_apply_and_events(ctx: Context) -> list[Figure]:
                 baseline_name="the same document sent as is (no read-back, no diff)",
                 target=Target(0.5),
                 detail=f"{report.transaction.elements_added} elements, {len(report.transaction.commands)} commands "
-                "(the jumping peer layout's document: the compile section's)",
+                "(the compile section's document, default peer layout; the cyclic garbage collector paused, as the "
+                "agent's syncs run)",
             )
         )
-        figures += _events(ctx, enforcer, backend, ns, "jumping.", full)
-        backend.close()
-    with throwaway_netns() as ns:
-        backend = LibnftablesBackend(netns=ns)
-        figures += _events(ctx, Enforcer(backend, table=TABLE), backend, ns, "", full)
+        with throwaway_netns() as jumping_ns:
+            jumping = LibnftablesBackend(netns=jumping_ns)
+            figures += _events(ctx, Enforcer(jumping, table=TABLE), jumping, jumping_ns, "jumping.", full)
+            jumping.close()
+        figures += _events(ctx, enforcer, backend, ns, "", full)
         backend.close()
     return figures
+
+
+FULL_APPLY = "the default layout's document applied whole (apply.full)"
 
 
 def _events(ctx: Context, enforcer: Any, backend: Any, netns: str, layout: str, full: float) -> list[Figure]:
@@ -333,7 +359,7 @@ def _events(ctx: Context, enforcer: Any, backend: Any, netns: str, layout: str, 
     figures = []
     for name, q in (("p50", 0.5), ("p99", 0.99)):
         figures.append(Figure(
-            f"event.{layout}floor.{name}", "s", quantile(floor, q), baseline=full, baseline_name="full apply",
+            f"event.{layout}floor.{name}", "s", quantile(floor, q), baseline=full, baseline_name=FULL_APPLY,
             detail=f"{len(floor)} transactions, each adding one address to {FLOOR_SET} (then removed)"))
         figures.append(Figure(
             f"event.{layout}floor-jump.{name}", "s", quantile(floor_jump, q), baseline=quantile(floor, q),
@@ -358,7 +384,7 @@ def _events(ctx: Context, enforcer: Any, backend: Any, netns: str, layout: str, 
                    "the table's chain graph that any added jump, verdict or rule sets off (from every base chain "
                    "through every verdict-map element); every pod add and most policy adds pay it"))
     figures.append(Figure(
-        f"event.{layout}resync", "s", resync, baseline=full, baseline_name="full apply",
+        f"event.{layout}resync", "s", resync, baseline=full, baseline_name=FULL_APPLY,
         detail="the periodic read-back (NodeSync.verify, every max_interval, 60 s by default): the table listed "
                "from the kernel and compared with the state the enforcer committed last (the whole ruleset is "
                "rendered only when no trusted commit exists); run between syncs, it gives way to a waiting event, "
@@ -606,11 +632,9 @@ def section_dataplane(ctx: Context) -> list[Figure]:
 
     client, server = pick_pair(ctx.cluster)
     graph = ctx.graph
-    compiled = {
-        n: to_document(compile_node(ctx.cluster, n, table=TABLE, graph=graph))
-        for n in sorted({n for n in (client.node, server.node) if n})
-    }
-    linear = {n: linear_document(d) for n, d in compiled.items()}
+    pair_nodes = sorted({n for n in (client.node, server.node) if n})
+    compiled = {n: to_document(default_compile(ctx.cluster, n, graph)) for n in pair_nodes}
+    linear = {n: linear_baseline(ctx.cluster, n, graph) for n in pair_nodes}
     configs: dict[str, dict[str, Any]] = {"none": {}, "compiled": compiled, "linear": linear}
     rates: dict[str, list[float]] = {k: [] for k in configs}
     bulk: dict[str, list[float]] = {k: [] for k in configs}

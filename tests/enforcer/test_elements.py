@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policyctl.enforcer.elements import PROTOCOL_NUMBERS, _general_key, element_key, value_key
+from policyctl.enforcer.elements import (
+    PROTOCOL_NUMBERS,
+    _address_range,
+    _general_key,
+    _parsed_range,
+    element_key,
+    value_key,
+)
 
 
 @pytest.mark.parametrize(
@@ -115,3 +122,16 @@ def test_the_shortcut_for_common_spellings_gives_every_value_the_general_key(val
     """``element_key`` tries addresses, protocols, ports and concatenations by their exact
     type first; whatever it is given, the key is the one the general path gives."""
     assert element_key(value) == _general_key(value)
+
+
+_TRICKY_ADDRESSES = ["01.2.3.4", "1.2.3", "1.2.3.4 ", "0x1.2.3.4", "1.2.3.04", "::ffff:1.2.3.4", "fe80::1%eth0",
+                     "1::2::3", "\u0661.\u0662.\u0663.\u0664", "a\x00b", "::", "255.255.255.255", "10.0.0.0/8"]
+
+
+@settings(max_examples=400)
+@given(st.one_of(st.ip_addresses().map(str), st.text(alphabet="0123456789abcdef.:%/x ", max_size=20), st.text(),
+                 st.sampled_from(_TRICKY_ADDRESSES)))
+def test_an_address_read_the_fast_way_has_the_key_ipaddress_gives_it(text: str) -> None:
+    """Plain addresses are read by ``inet_pton`` first; any text keys as ``ipaddress`` reads
+    it, address or not."""
+    assert _address_range(text) == _parsed_range(text)
